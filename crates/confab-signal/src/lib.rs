@@ -1,0 +1,28 @@
+//! The Confab signaling server, as a library, and a client for it (PROTOCOL.md section 1).
+//!
+//! Layout:
+//! - [`server`]: [`run`] serves until a shutdown token fires; [`ServerHandle`] starts it on
+//!   a background task for the desktop app's "host a server" toggle and for tests.
+//! - [`config`]: the limits, each with a sane default ([`ServerConfig`]).
+//! - [`client`]: [`SignalClient`]: connect, join, send, receive, with typed errors.
+//! - `registry`: room membership, passwords, resume tokens and grace periods as plain data
+//!   with no IO and no clock, so its rules are tested in microseconds.
+//! - `session`: one task per WebSocket: limits, keepalive, and the registry's decisions.
+//! - `http`: the one port's plain HTTP side (`/healthz`, `/metrics`) and the upgrade to `/ws`.
+//! - `metrics`, `rate_limit`, `password`, `tls`: one small job each.
+
+pub mod client;
+pub mod config;
+mod http;
+mod metrics;
+mod password;
+mod rate_limit;
+mod registry;
+pub mod server;
+mod session;
+pub mod tls;
+
+pub use client::{ClientError, ClientOptions, SignalClient, Welcome};
+pub use config::ServerConfig;
+pub use server::{ServerError, ServerHandle, ServerState, run};
+pub use tls::{TlsConfig, TlsError};

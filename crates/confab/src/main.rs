@@ -1,1 +1,71 @@
-fn main() {}
+//! `confab`: the command line. Flags and logging only; the work is in the library crates.
+
+mod server_cmd;
+
+use clap::{Parser, Subcommand};
+use tracing_subscriber::EnvFilter;
+
+/// Confab: peer-to-peer text chat, file transfer and voice calls over WebRTC.
+///
+/// Peers meet on a signaling server, then talk directly over a full mesh; chat, files and
+/// voice keep flowing when the server goes away.
+#[derive(Debug, Parser)]
+#[command(name = "confab", version, propagate_version = true)]
+struct Cli {
+    /// More log output on stderr: -v for connections and joins, -vv for everything.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    verbose: u8,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run a signaling server, e.g. on a public host, for peers to meet on.
+    Server(server_cmd::ServerArgs),
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.verbose);
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("confab: cannot start the async runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Server(args) => server_cmd::run(args).await,
+        }
+    });
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("confab: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+/// Logs go to stderr. Quiet by default (warnings and the start-up line); `RUST_LOG`
+/// overrides the level given by `-v`.
+fn init_logging(verbose: u8) {
+    let level = match verbose {
+        0 => "info",
+        1 => "debug",
+        _ => "trace",
+    };
+    let default = if verbose >= 2 {
+        level.to_owned()
+    } else {
+        format!("warn,confab={level},confab_signal={level}")
+    };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}

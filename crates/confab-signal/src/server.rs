@@ -1,0 +1,307 @@
+//! The accept loop, the state every socket shares, and a handle to run a server in the
+//! background.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Notify;
+use tokio::task::JoinHandle;
+use tokio::time::{sleep, timeout};
+use tokio_rustls::TlsAcceptor;
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{debug, info, warn};
+
+use crate::config::ServerConfig;
+use crate::http::{self, HeadError, Route};
+use crate::metrics::Metrics;
+use crate::registry::{Limits, Registry};
+use crate::session::{self, ConnHandle};
+
+/// How long a TLS handshake may take.
+const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long sockets get to finish their close handshakes when the server stops.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+/// tungstenite's buffers default to 128 KiB each, which would make an idle socket cost
+/// ~256 KiB. Signaling frames are small: a few KiB to read into is plenty, and larger
+/// frames (up to the frame limit) still fit because the buffer grows on demand.
+const READ_BUFFER: usize = 4 * 1024;
+const WRITE_BUFFER: usize = 8 * 1024;
+
+/// Why a server could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ServerError {
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: String,
+        source: std::io::Error,
+    },
+}
+
+/// A snapshot of a running server, for the app's settings and for tests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ServerState {
+    /// Open TCP connections (WebSocket or plain HTTP).
+    pub connections: u64,
+    pub rooms: usize,
+    /// Members of rooms, counting those in their resume grace period.
+    pub peers: usize,
+    pub frames_relayed: u64,
+}
+
+/// What every socket of one server shares.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub(crate) config: ServerConfig,
+    registry: Mutex<Registry<ConnHandle>>,
+    /// Wakes the grace-period sweeper when a new grace period starts.
+    pub(crate) sweeper: Notify,
+    pub(crate) metrics: Metrics,
+    pub(crate) shutdown: CancellationToken,
+    next_conn: AtomicU64,
+    ws_config: WebSocketConfig,
+}
+
+impl Shared {
+    fn new(config: ServerConfig, shutdown: CancellationToken) -> Self {
+        let limits = Limits {
+            max_rooms: config.max_rooms,
+            max_room_peers: config.max_room_peers,
+            resume_grace: config.resume_grace,
+        };
+        let ws_config = WebSocketConfig::default()
+            .read_buffer_size(READ_BUFFER)
+            .write_buffer_size(WRITE_BUFFER)
+            .max_write_buffer_size(WRITE_BUFFER + 4 * config.max_frame)
+            .max_message_size(Some(config.max_frame))
+            .max_frame_size(Some(config.max_frame));
+        Self {
+            config,
+            registry: Mutex::new(Registry::new(limits)),
+            sweeper: Notify::new(),
+            metrics: Metrics::default(),
+            shutdown,
+            next_conn: AtomicU64::new(1),
+            ws_config,
+        }
+    }
+
+    /// The registry. A panic elsewhere cannot leave it half-updated (every change is
+    /// made in one call), so a poisoned lock is still safe to use.
+    pub(crate) fn lock(&self) -> MutexGuard<'_, Registry<ConnHandle>> {
+        self.registry
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    pub(crate) fn next_conn_id(&self) -> u64 {
+        self.next_conn.fetch_add(1, Relaxed)
+    }
+
+    fn state(&self) -> ServerState {
+        let (rooms, peers) = self.lock().counts();
+        ServerState {
+            connections: self.metrics.connections_open.load(Relaxed),
+            rooms,
+            peers,
+            frames_relayed: self.metrics.frames_relayed.load(Relaxed),
+        }
+    }
+}
+
+/// Serves signaling on `listener` until `shutdown` fires, then sends every client a
+/// close frame (1001) and returns once they are closed (or after a short grace).
+pub async fn run(listener: TcpListener, config: ServerConfig, shutdown: CancellationToken) {
+    serve(listener, Arc::new(Shared::new(config, shutdown))).await;
+}
+
+async fn serve(listener: TcpListener, shared: Arc<Shared>) {
+    let tracker = TaskTracker::new();
+    tracker.spawn(sweep_grace_periods(shared.clone()));
+    loop {
+        let accepted = tokio::select! {
+            () = shared.shutdown.cancelled() => break,
+            accepted = listener.accept() => accepted,
+        };
+        match accepted {
+            Ok((tcp, peer)) => {
+                // Signaling frames are small and latency matters more than packing.
+                let _ = tcp.set_nodelay(true);
+                tracker.spawn(handle_connection(tcp, peer, shared.clone()));
+            }
+            Err(e) => {
+                // Out of file descriptors, typically: wait for some to free up.
+                warn!("accept failed: {e}");
+                sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+    drop(listener);
+    tracker.close();
+    if timeout(SHUTDOWN_GRACE, tracker.wait()).await.is_err() {
+        warn!("some sockets did not close in time");
+    }
+    info!("signaling server stopped");
+}
+
+/// Counts an open connection for as long as it lives.
+struct OpenConnection<'a>(&'a Metrics);
+
+impl<'a> OpenConnection<'a> {
+    /// Counts the connection; tells whether it is over the limit.
+    fn count(metrics: &'a Metrics, limit: usize) -> (Self, bool) {
+        metrics.connections_total.fetch_add(1, Relaxed);
+        let before = metrics.connections_open.fetch_add(1, Relaxed);
+        (Self(metrics), before >= limit as u64)
+    }
+}
+
+impl Drop for OpenConnection<'_> {
+    fn drop(&mut self) {
+        self.0.connections_open.fetch_sub(1, Relaxed);
+    }
+}
+
+async fn handle_connection(tcp: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
+    let (_open, over_limit) = OpenConnection::count(&shared.metrics, shared.config.max_connections);
+    debug!(%peer, "connection");
+    match shared.config.tls.clone() {
+        None => serve_http(tcp, over_limit, &shared).await,
+        Some(tls) => {
+            let acceptor = TlsAcceptor::from(tls.server);
+            match timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+                Ok(Ok(stream)) => serve_http(stream, over_limit, &shared).await,
+                Ok(Err(e)) => debug!(%peer, "TLS handshake failed: {e}"),
+                Err(_) => debug!(%peer, "TLS handshake timed out"),
+            }
+        }
+    }
+}
+
+async fn serve_http<S>(mut stream: S, over_limit: bool, shared: &Arc<Shared>)
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let head = match timeout(shared.config.join_timeout, http::read_head(&mut stream)).await {
+        Ok(Ok(head)) => head,
+        Ok(Err(HeadError::TooLarge)) => {
+            let _ = http::respond(&mut stream, 431, "text/plain", "request head too large").await;
+            return;
+        }
+        Ok(Err(HeadError::Malformed(e))) => {
+            let _ = http::respond(&mut stream, 400, "text/plain", &format!("{e}")).await;
+            return;
+        }
+        Ok(Err(e)) => {
+            debug!("no request: {e}");
+            return;
+        }
+        Err(_) => return,
+    };
+    let response = match head.route {
+        Route::Health => http::respond(&mut stream, 200, "text/plain", "ok").await,
+        Route::Metrics => {
+            let (rooms, peers) = shared.lock().counts();
+            let body = shared.metrics.render(rooms, peers);
+            http::respond(&mut stream, 200, "text/plain; version=0.0.4", &body).await
+        }
+        Route::Refuse { status, reason } => {
+            http::respond(&mut stream, status, "text/plain", reason).await
+        }
+        Route::Upgrade { .. } if over_limit => {
+            http::respond(&mut stream, 503, "text/plain", "too many connections").await
+        }
+        Route::Upgrade { key } => {
+            if http::switch_protocols(&mut stream, &key).await.is_err() {
+                return;
+            }
+            let ws = WebSocketStream::from_partially_read(
+                stream,
+                head.rest,
+                Role::Server,
+                Some(shared.ws_config),
+            )
+            .await;
+            session::run(ws, shared.clone()).await;
+            return;
+        }
+    };
+    if let Err(e) = response {
+        debug!("response not sent: {e}");
+    }
+}
+
+/// Ends grace periods as they fall due, telling the rooms.
+async fn sweep_grace_periods(shared: Arc<Shared>) {
+    loop {
+        let next = shared.lock().next_expiry();
+        let due = async {
+            match next {
+                Some(at) => tokio::time::sleep_until(at.into()).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            () = shared.shutdown.cancelled() => return,
+            () = shared.sweeper.notified() => {}
+            () = due => {}
+        }
+        let mut registry = shared.lock();
+        for delivery in registry.sweep(Instant::now()) {
+            delivery.to.deliver(&delivery.frame);
+        }
+    }
+}
+
+/// A server running on a background task: what the desktop app's "host a server"
+/// toggle holds, and what tests start on an ephemeral port.
+#[derive(Debug)]
+pub struct ServerHandle {
+    addr: SocketAddr,
+    shared: Arc<Shared>,
+    task: JoinHandle<()>,
+}
+
+impl ServerHandle {
+    /// Binds `addr` (port 0 picks a free port) and starts serving.
+    pub async fn start(addr: SocketAddr, config: ServerConfig) -> Result<Self, ServerError> {
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|source| ServerError::Bind {
+                addr: addr.to_string(),
+                source,
+            })?;
+        let addr = listener.local_addr().map_err(|source| ServerError::Bind {
+            addr: addr.to_string(),
+            source,
+        })?;
+        let shared = Arc::new(Shared::new(config, CancellationToken::new()));
+        let task = tokio::spawn(serve(listener, shared.clone()));
+        info!(%addr, "signaling server listening");
+        Ok(Self { addr, shared, task })
+    }
+
+    /// The address it listens on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Connections, rooms, peers and relayed frames right now.
+    pub fn state(&self) -> ServerState {
+        self.shared.state()
+    }
+
+    /// Closes every socket with a close frame and stops listening.
+    pub async fn stop(self) {
+        self.shared.shutdown.cancel();
+        let _ = self.task.await;
+    }
+}

@@ -1,0 +1,443 @@
+//! One task per WebSocket: reads the client's frames, applies the limits, asks the
+//! registry, and writes what other sockets deliver to it.
+//!
+//! Frames for this socket arrive on a bounded queue. When a reader is too slow to drain
+//! it, the socket is dropped (its id waits for a resume) rather than the queue growing:
+//! memory per socket stays bounded whatever a client does.
+
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+use confab_proto::{ClientFrame, ErrorCode, Join, PROTOCOL_VERSION, ServerFrame};
+use futures_util::{SinkExt, StreamExt};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::mpsc;
+use tokio::time::{MissedTickBehavior, interval_at, sleep, timeout};
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::{Bytes, Error as WsError, Message};
+use tokio_util::sync::CancellationToken;
+use tracing::debug;
+
+use crate::rate_limit::TokenBucket;
+use crate::registry::{Conn, ConnId, MemberKey, Secrets};
+use crate::server::Shared;
+
+/// Frames waiting for one socket. Enough for a burst of negotiation with a full room;
+/// a reader that lets this many pile up is not keeping up.
+const OUTBOX_FRAMES: usize = 256;
+/// Frames written before one flush, so a busy socket makes few syscalls.
+const WRITE_BATCH: usize = 64;
+/// A socket that cannot take a write for this long is treated as dropped.
+const SEND_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a closing socket gets to answer our close frame.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
+/// Error frames a socket may earn before it is closed for abuse (1008), refilled slowly.
+const ABUSE_BURST: f64 = 30.0;
+const ABUSE_RATE: f64 = 3.0;
+
+/// What the registry and other sessions hold of this socket.
+#[derive(Debug, Clone)]
+pub(crate) struct ConnHandle {
+    id: ConnId,
+    outbox: mpsc::Sender<Message>,
+    kick: Arc<Kick>,
+}
+
+#[derive(Debug, Default)]
+struct Kick {
+    reason: OnceLock<KickReason>,
+    fired: CancellationToken,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum KickReason {
+    /// A resume on another socket took this socket's id.
+    Replaced,
+    /// The outbox overflowed: the client does not read fast enough.
+    TooSlow,
+}
+
+impl Conn for ConnHandle {
+    fn conn_id(&self) -> ConnId {
+        self.id
+    }
+}
+
+impl ConnHandle {
+    /// Queues a frame without waiting. Returns false if it could not be queued.
+    pub(crate) fn deliver(&self, frame: &ServerFrame) -> bool {
+        match self.outbox.try_send(Message::text(frame.to_json())) {
+            Ok(()) => true,
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                self.kick(KickReason::TooSlow);
+                false
+            }
+            // The session is ending; the registry hears of it from the session itself.
+            Err(mpsc::error::TrySendError::Closed(_)) => false,
+        }
+    }
+
+    fn kick(&self, reason: KickReason) {
+        let _ = self.kick.reason.set(reason);
+        self.kick.fired.cancel();
+    }
+}
+
+/// How a session ends: what the room hears, then the close frame the client gets.
+struct Exit {
+    end: End,
+    close: Option<(CloseCode, &'static str)>,
+}
+
+impl Exit {
+    const DROPPED: Exit = Exit {
+        end: End::Dropped,
+        close: None,
+    };
+
+    fn closing(end: End, code: CloseCode, reason: &'static str) -> Self {
+        Self {
+            end,
+            close: Some((code, reason)),
+        }
+    }
+}
+
+/// How a session ended, which decides what the room hears.
+enum End {
+    /// Left, closed cleanly, or closed by the server: gone for everyone at once.
+    Left,
+    /// Dropped without a close frame (or went silent): the id waits for a resume.
+    Dropped,
+    /// Another socket resumed this id, or the whole server is stopping: the room hears nothing.
+    Superseded,
+}
+
+struct Session<S> {
+    ws: WebSocketStream<S>,
+    shared: Arc<Shared>,
+    conn: ConnHandle,
+    member: Option<MemberKey>,
+    rate: TokenBucket,
+    abuse: TokenBucket,
+    last_heard: Instant,
+}
+
+/// Serves one upgraded WebSocket until it ends.
+pub(crate) async fn run<S>(ws: WebSocketStream<S>, shared: Arc<Shared>)
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let (outbox, mut inbox) = mpsc::channel(OUTBOX_FRAMES);
+    let now = Instant::now();
+    let conn = ConnHandle {
+        id: shared.next_conn_id(),
+        outbox,
+        kick: Arc::default(),
+    };
+    let rate = TokenBucket::new(shared.config.rate, shared.config.burst(), now);
+    let mut session = Session {
+        ws,
+        shared,
+        conn,
+        member: None,
+        rate,
+        abuse: TokenBucket::new(ABUSE_RATE, ABUSE_BURST, now),
+        last_heard: now,
+    };
+    debug!(conn = session.conn.id, "socket open");
+    let exit = session.serve(&mut inbox).await;
+    // The room hears first, so a leave is announced at once, not after the close handshake.
+    session.finish(&exit.end);
+    if let Some((code, reason)) = exit.close {
+        session.close(code, reason).await;
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
+    async fn serve(&mut self, inbox: &mut mpsc::Receiver<Message>) -> Exit {
+        let every = self.shared.config.ping_interval;
+        let mut ping = interval_at(tokio::time::Instant::now() + every, every);
+        ping.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        let join_deadline = sleep(self.shared.config.join_timeout);
+        tokio::pin!(join_deadline);
+        let shutdown = self.shared.shutdown.clone();
+        let kicked = self.conn.kick.fired.clone();
+        loop {
+            tokio::select! {
+                biased;
+                () = shutdown.cancelled() => {
+                    return Exit::closing(End::Superseded, CloseCode::Away, "server shutting down");
+                }
+                () = kicked.cancelled() => return self.on_kick(),
+                () = &mut join_deadline, if self.member.is_none() => {
+                    self.refuse(ErrorCode::NotJoined, "no join within the join timeout").await;
+                    return Exit::closing(End::Left, CloseCode::Policy, "join timeout");
+                }
+                Some(message) = inbox.recv() => {
+                    if !self.forward(message, inbox).await {
+                        return Exit::DROPPED;
+                    }
+                }
+                _ = ping.tick() => {
+                    if self.last_heard.elapsed() >= every * 2 {
+                        debug!(conn = self.conn.id, "silent for two ping intervals: dropped");
+                        return Exit::DROPPED;
+                    }
+                    if !self.send(Message::Ping(Bytes::new())).await {
+                        return Exit::DROPPED;
+                    }
+                }
+                incoming = self.ws.next() => match incoming {
+                    Some(Ok(message)) => {
+                        self.last_heard = Instant::now();
+                        if let Some(exit) = self.on_message(message).await {
+                            return exit;
+                        }
+                    }
+                    Some(Err(WsError::Capacity(e))) => {
+                        debug!(conn = self.conn.id, "frame over the limit: {e}");
+                        let limit = self.shared.config.max_frame;
+                        self.refuse(ErrorCode::TooLarge, &format!("frames are limited to {limit} bytes")).await;
+                        return Exit::closing(End::Left, CloseCode::Size, "frame too large");
+                    }
+                    Some(Err(e)) => {
+                        debug!(conn = self.conn.id, "socket error: {e}");
+                        return Exit::DROPPED;
+                    }
+                    None => return Exit::DROPPED,
+                },
+            }
+        }
+    }
+
+    fn on_kick(&self) -> Exit {
+        match self.conn.kick.reason.get() {
+            Some(KickReason::Replaced) => Exit::closing(
+                End::Superseded,
+                CloseCode::Normal,
+                "resumed on another socket",
+            ),
+            // Not reading, so a close frame would only queue behind the backlog.
+            Some(KickReason::TooSlow) | None => {
+                debug!(conn = self.conn.id, "outbox full: dropped as too slow");
+                Exit::DROPPED
+            }
+        }
+    }
+
+    /// Writes one queued frame and whatever else is waiting, then flushes once.
+    async fn forward(&mut self, first: Message, inbox: &mut mpsc::Receiver<Message>) -> bool {
+        let ws = &mut self.ws;
+        let batch = async {
+            ws.feed(first).await?;
+            for _ in 1..WRITE_BATCH {
+                match inbox.try_recv() {
+                    Ok(message) => ws.feed(message).await?,
+                    Err(_) => break,
+                }
+            }
+            ws.flush().await
+        };
+        matches!(timeout(SEND_TIMEOUT, batch).await, Ok(Ok(())))
+    }
+
+    async fn send(&mut self, message: Message) -> bool {
+        matches!(
+            timeout(SEND_TIMEOUT, self.ws.send(message)).await,
+            Ok(Ok(()))
+        )
+    }
+
+    async fn on_message(&mut self, message: Message) -> Option<Exit> {
+        match message {
+            Message::Text(text) => {
+                if !self.rate.try_take(Instant::now()) {
+                    return self
+                        .strike(ErrorCode::RateLimited, "too many frames: slow down")
+                        .await;
+                }
+                match ClientFrame::parse(text.as_str()) {
+                    Ok(frame) => self.on_frame(frame).await,
+                    Err(e) => self.strike(ErrorCode::BadMessage, &e.to_string()).await,
+                }
+            }
+            Message::Binary(_) => {
+                self.strike(ErrorCode::BadMessage, "binary frames are not part of the protocol")
+                    .await
+            }
+            // tungstenite answers the close frame itself; flush that answer.
+            Message::Close(_) => {
+                let _ = timeout(CLOSE_TIMEOUT, self.ws.flush()).await;
+                Some(Exit {
+                    end: End::Left,
+                    close: None,
+                })
+            }
+            Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => None,
+        }
+    }
+
+    async fn on_frame(&mut self, frame: ClientFrame) -> Option<Exit> {
+        if let ClientFrame::Join(join) = frame {
+            return self.on_join(join).await;
+        }
+        let Some(key) = self.member.clone() else {
+            return self
+                .strike(ErrorCode::NotJoined, "join a room first")
+                .await;
+        };
+        match frame {
+            ClientFrame::Join(_) => None,
+            ClientFrame::Signal { to, data } => {
+                let relayed = {
+                    let mut registry = self.shared.lock();
+                    registry.relay(&key, &to, data).map(|delivery| {
+                        if let Some(delivery) = delivery {
+                            delivery.to.deliver(&delivery.frame);
+                        }
+                    })
+                };
+                match relayed {
+                    Ok(()) => {
+                        self.shared.metrics.frames_relayed.fetch_add(1, Relaxed);
+                        None
+                    }
+                    Err(refusal) => self.refuse(refusal.code, refusal.message).await,
+                }
+            }
+            ClientFrame::List => {
+                let peers = self.shared.lock().peers(&key);
+                let sent = self
+                    .send(Message::text(ServerFrame::Peers { peers }.to_json()))
+                    .await;
+                (!sent).then_some(Exit::DROPPED)
+            }
+            ClientFrame::Leave => Some(Exit::closing(
+                End::Left,
+                CloseCode::Normal,
+                "left the room",
+            )),
+        }
+    }
+
+    async fn on_join(&mut self, join: Join) -> Option<Exit> {
+        if self.member.is_some() {
+            return self
+                .strike(ErrorCode::AlreadyJoined, "this socket is already in a room")
+                .await;
+        }
+        if join.version != PROTOCOL_VERSION {
+            return self
+                .refuse(
+                    ErrorCode::UnsupportedVersion,
+                    "this server speaks protocol version 1",
+                )
+                .await;
+        }
+        let secrets = Secrets {
+            token: random_token(),
+            salt: rand::random(),
+        };
+        let joined = {
+            let mut registry = self.shared.lock();
+            registry.join(&join, self.conn.clone(), secrets).map(|joined| {
+                // The welcome and any kept signals go through this socket's own queue,
+                // ahead of anything the others can send it from now on.
+                for frame in &joined.replies {
+                    self.conn.deliver(frame);
+                }
+                for delivery in &joined.notify {
+                    delivery.to.deliver(&delivery.frame);
+                }
+                if let Some(old) = &joined.replaced {
+                    old.kick(KickReason::Replaced);
+                }
+                joined.key
+            })
+        };
+        match joined {
+            Ok(key) => {
+                debug!(conn = self.conn.id, room = %key.room, id = %key.id, name = %join.name,
+                    resumed = join.resume.is_some(), "joined");
+                self.member = Some(key);
+                None
+            }
+            Err(refusal) if refusal.code == ErrorCode::BadPassword => {
+                self.strike(refusal.code, refusal.message).await
+            }
+            Err(refusal) => self.refuse(refusal.code, refusal.message).await,
+        }
+    }
+
+    /// Answers with an error frame. Returns an exit if the socket is gone.
+    async fn refuse(&mut self, code: ErrorCode, message: &str) -> Option<Exit> {
+        debug!(conn = self.conn.id, %code, message, "error sent");
+        self.shared.metrics.count_error(code);
+        let sent = self
+            .send(Message::text(ServerFrame::error(code, message).to_json()))
+            .await;
+        (!sent).then_some(Exit::DROPPED)
+    }
+
+    /// Answers with an error frame that counts as abuse; too many close the socket.
+    async fn strike(&mut self, code: ErrorCode, message: &str) -> Option<Exit> {
+        if let Some(exit) = self.refuse(code, message).await {
+            return Some(exit);
+        }
+        if self.abuse.try_take(Instant::now()) {
+            return None;
+        }
+        debug!(conn = self.conn.id, "closed for repeated abuse");
+        Some(Exit::closing(End::Left, CloseCode::Policy, "repeated abuse"))
+    }
+
+    /// Sends a close frame and waits briefly for the client's answer.
+    async fn close(&mut self, code: CloseCode, reason: &str) {
+        let frame = CloseFrame {
+            code,
+            reason: reason.into(),
+        };
+        let ws = &mut self.ws;
+        let _ = timeout(CLOSE_TIMEOUT, async {
+            if ws.close(Some(frame)).await.is_ok() {
+                while let Some(Ok(_)) = ws.next().await {}
+            }
+        })
+        .await;
+    }
+
+    /// Tells the registry how the socket ended.
+    fn finish(&self, end: &End) {
+        let Some(key) = &self.member else {
+            debug!(conn = self.conn.id, "socket closed before joining");
+            return;
+        };
+        match end {
+            End::Left => {
+                let mut registry = self.shared.lock();
+                for delivery in registry.leave(key, self.conn.id) {
+                    delivery.to.deliver(&delivery.frame);
+                }
+                debug!(conn = self.conn.id, room = %key.room, id = %key.id, "left");
+            }
+            End::Dropped => {
+                let detached = self.shared.lock().detach(key, self.conn.id, Instant::now());
+                if detached {
+                    self.shared.sweeper.notify_one();
+                    debug!(conn = self.conn.id, room = %key.room, id = %key.id, "dropped: grace period started");
+                }
+            }
+            End::Superseded => {}
+        }
+    }
+}
+
+/// A secret resume token: 256 random bits, hex.
+fn random_token() -> String {
+    let bytes: [u8; 32] = rand::random();
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}

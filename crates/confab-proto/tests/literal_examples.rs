@@ -49,8 +49,8 @@ fn unknown_fields_are_ignored() {
 
 #[test]
 fn signal_data_is_kept_as_sent() {
-    let frame = ClientFrame::parse(r#"{"type":"signal","to":"p2","data":{"any":["json",1]}}"#)
-        .unwrap();
+    let frame =
+        ClientFrame::parse(r#"{"type":"signal","to":"p2","data":{"any":["json",1]}}"#).unwrap();
     assert_eq!(
         frame,
         ClientFrame::Signal {
@@ -62,10 +62,19 @@ fn signal_data_is_kept_as_sent() {
 
 #[test]
 fn bad_client_frames_say_what_is_wrong() {
-    assert!(matches!(ClientFrame::parse("nope"), Err(FrameError::NotJson(_))));
+    assert!(matches!(
+        ClientFrame::parse("nope"),
+        Err(FrameError::NotJson(_))
+    ));
     assert_eq!(ClientFrame::parse("[1]"), Err(FrameError::NotObject));
-    assert_eq!(ClientFrame::parse(r#"{"room":"x"}"#), Err(FrameError::MissingTag("type")));
-    assert_eq!(ClientFrame::parse(r#"{"type":5}"#), Err(FrameError::MissingTag("type")));
+    assert_eq!(
+        ClientFrame::parse(r#"{"room":"x"}"#),
+        Err(FrameError::MissingTag("type"))
+    );
+    assert_eq!(
+        ClientFrame::parse(r#"{"type":5}"#),
+        Err(FrameError::MissingTag("type"))
+    );
     assert!(matches!(
         ClientFrame::parse(r#"{"type":"welcome"}"#),
         Err(FrameError::UnknownTag { .. })
@@ -84,7 +93,10 @@ fn bad_client_frames_say_what_is_wrong() {
     ));
     let long = "é".repeat(65);
     let text = format!(r#"{{"type":"join","room":"r","name":"{long}","version":1}}"#);
-    assert!(matches!(ClientFrame::parse(&text), Err(FrameError::BadField { .. })));
+    assert!(matches!(
+        ClientFrame::parse(&text),
+        Err(FrameError::BadField { .. })
+    ));
     let exact = "é".repeat(64);
     let text = format!(r#"{{"type":"join","room":"r","name":"{exact}","version":1}}"#);
     assert!(ClientFrame::parse(&text).is_ok());
@@ -133,8 +145,14 @@ fn server_frames_match_the_protocol() {
     );
     for code in ErrorCode::ALL {
         let text = ServerFrame::error(code, "why").to_json();
-        same_json(&text, json!({"type":"error","code":code.as_str(),"message":"why"}));
-        assert_eq!(ServerFrame::parse(&text).unwrap(), ServerFrame::error(code, "why"));
+        same_json(
+            &text,
+            json!({"type":"error","code":code.as_str(),"message":"why"}),
+        );
+        assert_eq!(
+            ServerFrame::parse(&text).unwrap(),
+            ServerFrame::error(code, "why")
+        );
     }
 }
 
@@ -169,7 +187,11 @@ fn signal_data_descriptions_and_candidates() {
     assert_eq!(c.sdp_mid.as_deref(), Some("0"));
     assert_eq!(c.sdp_mline_index, Some(0));
     assert!(!c.is_end_of_candidates());
-    assert_eq!(parsed.to_value(), browser, "extra browser fields survive a round trip");
+    assert_eq!(
+        parsed.to_value(),
+        browser,
+        "extra browser fields survive a round trip"
+    );
 
     let end = SignalData::from_value(json!({"kind":"candidate","candidate":null})).unwrap();
     assert_eq!(end, SignalData::Candidate { candidate: None });
@@ -177,14 +199,19 @@ fn signal_data_descriptions_and_candidates() {
         json!({"kind":"candidate","candidate":{"candidate":"","sdpMid":"0","sdpMLineIndex":0}}),
     )
     .unwrap();
-    assert!(matches!(empty, SignalData::Candidate { candidate: Some(c) } if c.is_end_of_candidates()));
+    assert!(
+        matches!(empty, SignalData::Candidate { candidate: Some(c) } if c.is_end_of_candidates())
+    );
 }
 
 #[test]
 fn peer_messages_match_the_protocol() {
     let cases = [
         (
-            PeerMessage::Hello { name: "Ada".into(), app: "confab/0.1".into() },
+            PeerMessage::Hello {
+                name: "Ada".into(),
+                app: "confab/0.1".into(),
+            },
             json!({"type":"hello","name":"Ada","app":"confab/0.1"}),
         ),
         (
@@ -196,16 +223,34 @@ fn peer_messages_match_the_protocol() {
             },
             json!({"type":"chat","id":"m1","text":"hi","ts":1_700_000_000_000u64,"scope":"room"}),
         ),
-        (PeerMessage::Ack { id: "m1".into() }, json!({"type":"ack","id":"m1"})),
         (
-            PeerMessage::CallInvite { call: "c1".into(), members: vec!["p1".into(), "p2".into()] },
+            PeerMessage::Ack { id: "m1".into() },
+            json!({"type":"ack","id":"m1"}),
+        ),
+        (
+            PeerMessage::CallInvite {
+                call: "c1".into(),
+                members: vec!["p1".into(), "p2".into()],
+            },
             json!({"type":"call-invite","call":"c1","members":["p1","p2"]}),
         ),
-        (PeerMessage::CallAccept { call: "c1".into() }, json!({"type":"call-accept","call":"c1"})),
-        (PeerMessage::CallDecline { call: "c1".into() }, json!({"type":"call-decline","call":"c1"})),
-        (PeerMessage::CallEnd { call: "c1".into() }, json!({"type":"call-end","call":"c1"})),
         (
-            PeerMessage::Mute { call: "c1".into(), muted: true },
+            PeerMessage::CallAccept { call: "c1".into() },
+            json!({"type":"call-accept","call":"c1"}),
+        ),
+        (
+            PeerMessage::CallDecline { call: "c1".into() },
+            json!({"type":"call-decline","call":"c1"}),
+        ),
+        (
+            PeerMessage::CallEnd { call: "c1".into() },
+            json!({"type":"call-end","call":"c1"}),
+        ),
+        (
+            PeerMessage::Mute {
+                call: "c1".into(),
+                muted: true,
+            },
             json!({"type":"mute","call":"c1","muted":true}),
         ),
         (
@@ -218,12 +263,21 @@ fn peer_messages_match_the_protocol() {
             json!({"type":"file-offer","file":"f1","name":"a.txt","size":3,"sha256":"ab"}),
         ),
         (
-            PeerMessage::FileAccept { file: "f1".into(), offset: 0 },
+            PeerMessage::FileAccept {
+                file: "f1".into(),
+                offset: 0,
+            },
             json!({"type":"file-accept","file":"f1","offset":0}),
         ),
-        (PeerMessage::FileReject { file: "f1".into() }, json!({"type":"file-reject","file":"f1"})),
         (
-            PeerMessage::FileReceived { file: "f1".into(), ok: true },
+            PeerMessage::FileReject { file: "f1".into() },
+            json!({"type":"file-reject","file":"f1"}),
+        ),
+        (
+            PeerMessage::FileReceived {
+                file: "f1".into(),
+                ok: true,
+            },
             json!({"type":"file-received","file":"f1","ok":true}),
         ),
     ];

@@ -73,7 +73,7 @@ fn arb_json() -> impl Strategy<Value = serde_json::Value> {
     let leaf = prop_oneof![
         Just(Value::Null),
         any::<bool>().prop_map(Value::Bool),
-        any::<i64>().prop_map(|n| Value::from(n)),
+        any::<i64>().prop_map(Value::from),
         prop_oneof![
             Just("join".to_owned()),
             Just("signal".to_owned()),
@@ -87,9 +87,17 @@ fn arb_json() -> impl Strategy<Value = serde_json::Value> {
         prop_oneof![
             proptest::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
             proptest::collection::btree_map(
-                prop_oneof![Just("type".to_owned()), Just("kind".to_owned()), Just("to".to_owned()),
-                    Just("data".to_owned()), Just("room".to_owned()), Just("name".to_owned()),
-                    Just("version".to_owned()), Just("candidate".to_owned()), "[a-z]{1,6}"],
+                prop_oneof![
+                    Just("type".to_owned()),
+                    Just("kind".to_owned()),
+                    Just("to".to_owned()),
+                    Just("data".to_owned()),
+                    Just("room".to_owned()),
+                    Just("name".to_owned()),
+                    Just("version".to_owned()),
+                    Just("candidate".to_owned()),
+                    "[a-z]{1,6}"
+                ],
                 inner,
                 0..6
             )

@@ -81,12 +81,8 @@ impl SignalClient {
             url: url.to_owned(),
             reason,
         };
-        let connecting = tokio_tungstenite::connect_async_tls_with_config(
-            url,
-            Some(config),
-            true,
-            connector,
-        );
+        let connecting =
+            tokio_tungstenite::connect_async_tls_with_config(url, Some(config), true, connector);
         let (ws, _response) = timeout(CONNECT_TIMEOUT, connecting)
             .await
             .map_err(|_| unreachable("timed out".to_owned()))?

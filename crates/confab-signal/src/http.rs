@@ -18,9 +18,14 @@ pub(crate) enum Route {
     Health,
     Metrics,
     /// A valid WebSocket upgrade for `/ws`, with its `Sec-WebSocket-Key`.
-    Upgrade { key: String },
+    Upgrade {
+        key: String,
+    },
     /// A request to refuse: status and a short plain-text reason.
-    Refuse { status: u16, reason: &'static str },
+    Refuse {
+        status: u16,
+        reason: &'static str,
+    },
 }
 
 /// A request head, and any bytes the client sent after it.
@@ -174,23 +179,49 @@ mod tests {
 
     #[tokio::test]
     async fn routes_by_method_and_path() {
-        assert_eq!(route_of("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n").await, Route::Health);
-        assert_eq!(route_of("GET /metrics?x=1 HTTP/1.1\r\n\r\n").await, Route::Metrics);
-        assert!(matches!(route_of("POST /healthz HTTP/1.1\r\n\r\n").await, Route::Refuse { status: 405, .. }));
-        assert!(matches!(route_of("GET /nope HTTP/1.1\r\n\r\n").await, Route::Refuse { status: 404, .. }));
-        assert!(matches!(route_of("GET /ws HTTP/1.1\r\n\r\n").await, Route::Refuse { status: 426, .. }));
+        assert_eq!(
+            route_of("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n").await,
+            Route::Health
+        );
+        assert_eq!(
+            route_of("GET /metrics?x=1 HTTP/1.1\r\n\r\n").await,
+            Route::Metrics
+        );
+        assert!(matches!(
+            route_of("POST /healthz HTTP/1.1\r\n\r\n").await,
+            Route::Refuse { status: 405, .. }
+        ));
+        assert!(matches!(
+            route_of("GET /nope HTTP/1.1\r\n\r\n").await,
+            Route::Refuse { status: 404, .. }
+        ));
+        assert!(matches!(
+            route_of("GET /ws HTTP/1.1\r\n\r\n").await,
+            Route::Refuse { status: 426, .. }
+        ));
         let upgrade = "GET /ws HTTP/1.1\r\nUpgrade: WebSocket\r\nConnection: keep-alive, Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n";
-        assert_eq!(route_of(upgrade).await, Route::Upgrade { key: "dGhlIHNhbXBsZSBub25jZQ==".into() });
+        assert_eq!(
+            route_of(upgrade).await,
+            Route::Upgrade {
+                key: "dGhlIHNhbXBsZSBub25jZQ==".into()
+            }
+        );
     }
 
     #[tokio::test]
     async fn oversized_and_truncated_heads_are_errors() {
         let huge = format!("GET / HTTP/1.1\r\nX: {}\r\n\r\n", "a".repeat(MAX_HEAD));
         let mut stream = huge.as_bytes();
-        assert!(matches!(read_head(&mut stream).await, Err(HeadError::TooLarge)));
+        assert!(matches!(
+            read_head(&mut stream).await,
+            Err(HeadError::TooLarge)
+        ));
         let mut stream = "GET / HTTP/1.1\r\n".as_bytes();
         assert!(matches!(read_head(&mut stream).await, Err(HeadError::Eof)));
         let mut stream = "\x00\x01garbage\r\n\r\n".as_bytes();
-        assert!(matches!(read_head(&mut stream).await, Err(HeadError::Malformed(_))));
+        assert!(matches!(
+            read_head(&mut stream).await,
+            Err(HeadError::Malformed(_))
+        ));
     }
 }

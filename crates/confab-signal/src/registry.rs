@@ -469,10 +469,14 @@ mod tests {
     #[test]
     fn the_earlier_member_hears_of_the_later_and_the_later_finds_the_earlier() {
         let mut reg = registry(16);
-        let a = reg.join(&join_req("r", "A", None, None), TestConn(1), secrets("ta")).unwrap();
+        let a = reg
+            .join(&join_req("r", "A", None, None), TestConn(1), secrets("ta"))
+            .unwrap();
         assert!(a.notify.is_empty());
         assert!(welcome_peers(&a).is_empty());
-        let b = reg.join(&join_req("r", "B", None, None), TestConn(2), secrets("tb")).unwrap();
+        let b = reg
+            .join(&join_req("r", "B", None, None), TestConn(2), secrets("tb"))
+            .unwrap();
         assert_eq!(welcome_peers(&b), vec![a.key.id.clone()]);
         assert_eq!(b.notify.len(), 1);
         assert_eq!(b.notify[0].to, TestConn(1));
@@ -484,38 +488,90 @@ mod tests {
     #[test]
     fn relay_stamps_the_sender_and_refuses_self_and_strangers() {
         let mut reg = registry(16);
-        let a = reg.join(&join_req("r", "A", None, None), TestConn(1), secrets("ta")).unwrap();
-        let b = reg.join(&join_req("r", "B", None, None), TestConn(2), secrets("tb")).unwrap();
-        let other = reg.join(&join_req("s", "C", None, None), TestConn(3), secrets("tc")).unwrap();
-        let d = reg.relay(&a.key, &b.key.id, json!({"x":1})).unwrap().unwrap();
+        let a = reg
+            .join(&join_req("r", "A", None, None), TestConn(1), secrets("ta"))
+            .unwrap();
+        let b = reg
+            .join(&join_req("r", "B", None, None), TestConn(2), secrets("tb"))
+            .unwrap();
+        let other = reg
+            .join(&join_req("s", "C", None, None), TestConn(3), secrets("tc"))
+            .unwrap();
+        let d = reg
+            .relay(&a.key, &b.key.id, json!({"x":1}))
+            .unwrap()
+            .unwrap();
         assert_eq!(d.to, TestConn(2));
-        assert_eq!(d.frame, ServerFrame::Signal { from: a.key.id.clone(), data: json!({"x":1}) });
-        assert_eq!(reg.relay(&a.key, &a.key.id, json!(1)).unwrap_err().code, ErrorCode::UnknownPeer);
-        assert_eq!(reg.relay(&a.key, &other.key.id, json!(1)).unwrap_err().code, ErrorCode::UnknownPeer);
+        assert_eq!(
+            d.frame,
+            ServerFrame::Signal {
+                from: a.key.id.clone(),
+                data: json!({"x":1})
+            }
+        );
+        assert_eq!(
+            reg.relay(&a.key, &a.key.id, json!(1)).unwrap_err().code,
+            ErrorCode::UnknownPeer
+        );
+        assert_eq!(
+            reg.relay(&a.key, &other.key.id, json!(1)).unwrap_err().code,
+            ErrorCode::UnknownPeer
+        );
     }
 
     #[test]
     fn passwords_are_set_by_the_first_joiner() {
         let mut reg = registry(16);
-        reg.join(&join_req("r", "A", Some("pw"), None), TestConn(1), secrets("ta")).unwrap();
-        let wrong = reg.join(&join_req("r", "B", Some("nope"), None), TestConn(2), secrets("tb"));
+        reg.join(
+            &join_req("r", "A", Some("pw"), None),
+            TestConn(1),
+            secrets("ta"),
+        )
+        .unwrap();
+        let wrong = reg.join(
+            &join_req("r", "B", Some("nope"), None),
+            TestConn(2),
+            secrets("tb"),
+        );
         assert_eq!(wrong.unwrap_err().code, ErrorCode::BadPassword);
         let missing = reg.join(&join_req("r", "B", None, None), TestConn(2), secrets("tb"));
         assert_eq!(missing.unwrap_err().code, ErrorCode::BadPassword);
-        assert!(reg.join(&join_req("r", "B", Some("pw"), None), TestConn(2), secrets("tb")).is_ok());
+        assert!(
+            reg.join(
+                &join_req("r", "B", Some("pw"), None),
+                TestConn(2),
+                secrets("tb")
+            )
+            .is_ok()
+        );
         // A password for a room without one is ignored.
-        reg.join(&join_req("open", "A", None, None), TestConn(3), secrets("tc")).unwrap();
-        assert!(reg.join(&join_req("open", "B", Some("x"), None), TestConn(4), secrets("td")).is_ok());
+        reg.join(
+            &join_req("open", "A", None, None),
+            TestConn(3),
+            secrets("tc"),
+        )
+        .unwrap();
+        assert!(
+            reg.join(
+                &join_req("open", "B", Some("x"), None),
+                TestConn(4),
+                secrets("td")
+            )
+            .is_ok()
+        );
     }
 
     #[test]
     fn full_rooms_and_the_room_limit_refuse() {
         let mut reg = registry(2);
-        reg.join(&join_req("r", "A", None, None), TestConn(1), secrets("t1")).unwrap();
-        reg.join(&join_req("r", "B", None, None), TestConn(2), secrets("t2")).unwrap();
+        reg.join(&join_req("r", "A", None, None), TestConn(1), secrets("t1"))
+            .unwrap();
+        reg.join(&join_req("r", "B", None, None), TestConn(2), secrets("t2"))
+            .unwrap();
         let full = reg.join(&join_req("r", "C", None, None), TestConn(3), secrets("t3"));
         assert_eq!(full.unwrap_err().code, ErrorCode::RoomFull);
-        reg.join(&join_req("s", "C", None, None), TestConn(3), secrets("t3")).unwrap();
+        reg.join(&join_req("s", "C", None, None), TestConn(3), secrets("t3"))
+            .unwrap();
         let third_room = reg.join(&join_req("t", "D", None, None), TestConn(4), secrets("t4"));
         assert_eq!(third_room.unwrap_err().code, ErrorCode::RoomFull);
     }
@@ -524,25 +580,43 @@ mod tests {
     fn resume_in_grace_keeps_the_id_and_delivers_kept_signals() {
         let mut reg = registry(16);
         let now = Instant::now();
-        let a = reg.join(&join_req("r", "A", None, None), TestConn(1), secrets("ta")).unwrap();
-        let b = reg.join(&join_req("r", "B", None, None), TestConn(2), secrets("tb")).unwrap();
+        let a = reg
+            .join(&join_req("r", "A", None, None), TestConn(1), secrets("ta"))
+            .unwrap();
+        let b = reg
+            .join(&join_req("r", "B", None, None), TestConn(2), secrets("tb"))
+            .unwrap();
         assert!(reg.detach(&a.key, 1, now));
         for i in 0..70 {
             assert!(reg.relay(&b.key, &a.key.id, json!(i)).unwrap().is_none());
         }
         assert!(reg.sweep(now + Duration::from_secs(29)).is_empty());
         let again = reg
-            .join(&join_req("r", "A", None, Some("ta")), TestConn(3), secrets("ta2"))
+            .join(
+                &join_req("r", "A", None, Some("ta")),
+                TestConn(3),
+                secrets("ta2"),
+            )
             .unwrap();
         assert_eq!(again.key, a.key);
         assert!(again.notify.is_empty(), "nobody hears of a resume");
         assert_eq!(again.replies.len(), 1 + PENDING_SIGNALS);
-        assert_eq!(again.replies[1], ServerFrame::Signal { from: b.key.id.clone(), data: json!(0) });
+        assert_eq!(
+            again.replies[1],
+            ServerFrame::Signal {
+                from: b.key.id.clone(),
+                data: json!(0)
+            }
+        );
         // The grace timer of the old socket no longer applies.
         assert!(reg.sweep(now + Duration::from_secs(31)).is_empty());
         // A token works once.
         let reused = reg
-            .join(&join_req("r", "A", None, Some("ta")), TestConn(4), secrets("ta3"))
+            .join(
+                &join_req("r", "A", None, Some("ta")),
+                TestConn(4),
+                secrets("ta3"),
+            )
             .unwrap();
         assert_ne!(reused.key.id, a.key.id);
     }
@@ -550,10 +624,18 @@ mod tests {
     #[test]
     fn resume_of_an_open_socket_replaces_it_and_the_old_one_cannot_leave() {
         let mut reg = registry(16);
-        let a = reg.join(&join_req("r", "A", None, None), TestConn(1), secrets("ta")).unwrap();
-        let b = reg.join(&join_req("r", "B", None, None), TestConn(2), secrets("tb")).unwrap();
+        let a = reg
+            .join(&join_req("r", "A", None, None), TestConn(1), secrets("ta"))
+            .unwrap();
+        let b = reg
+            .join(&join_req("r", "B", None, None), TestConn(2), secrets("tb"))
+            .unwrap();
         let again = reg
-            .join(&join_req("r", "A", None, Some("ta")), TestConn(3), secrets("ta2"))
+            .join(
+                &join_req("r", "A", None, Some("ta")),
+                TestConn(3),
+                secrets("ta2"),
+            )
             .unwrap();
         assert_eq!(again.replaced, Some(TestConn(1)));
         assert!(reg.leave(&a.key, 1).is_empty());
@@ -566,15 +648,30 @@ mod tests {
     fn grace_expiry_tells_the_others_and_frees_the_room() {
         let mut reg = registry(16);
         let now = Instant::now();
-        let a = reg.join(&join_req("r", "A", None, None), TestConn(1), secrets("ta")).unwrap();
-        let b = reg.join(&join_req("r", "B", None, None), TestConn(2), secrets("tb")).unwrap();
+        let a = reg
+            .join(&join_req("r", "A", None, None), TestConn(1), secrets("ta"))
+            .unwrap();
+        let b = reg
+            .join(&join_req("r", "B", None, None), TestConn(2), secrets("tb"))
+            .unwrap();
         reg.detach(&a.key, 1, now);
         assert_eq!(reg.next_expiry(), Some(now + Duration::from_secs(30)));
         let gone = reg.sweep(now + Duration::from_secs(30));
         assert_eq!(gone.len(), 1);
         assert_eq!(gone[0].to, TestConn(2));
-        assert_eq!(gone[0].frame, ServerFrame::PeerLeft { id: a.key.id.clone() });
-        let late = reg.join(&join_req("r", "A", None, Some("ta")), TestConn(5), secrets("x")).unwrap();
+        assert_eq!(
+            gone[0].frame,
+            ServerFrame::PeerLeft {
+                id: a.key.id.clone()
+            }
+        );
+        let late = reg
+            .join(
+                &join_req("r", "A", None, Some("ta")),
+                TestConn(5),
+                secrets("x"),
+            )
+            .unwrap();
         assert_ne!(late.key.id, a.key.id, "an expired token gives a fresh id");
         reg.leave(&b.key, 2);
         reg.leave(&late.key, 5);
@@ -586,7 +683,13 @@ mod tests {
         let mut reg = registry(16);
         let mut seen = std::collections::HashSet::new();
         for i in 0..100 {
-            let j = reg.join(&join_req("r", "A", None, None), TestConn(i), secrets(&format!("t{i}"))).unwrap();
+            let j = reg
+                .join(
+                    &join_req("r", "A", None, None),
+                    TestConn(i),
+                    secrets(&format!("t{i}")),
+                )
+                .unwrap();
             assert!(seen.insert(j.key.id.clone()));
             reg.leave(&j.key, i);
         }

@@ -13,7 +13,7 @@ use confab_proto::{ClientFrame, ErrorCode, Join, PROTOCOL_VERSION, ServerFrame};
 use futures_util::{SinkExt, StreamExt};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::mpsc;
-use tokio::time::{MissedTickBehavior, interval_at, sleep, timeout};
+use tokio::time::{MissedTickBehavior, interval_at, sleep, timeout, timeout_at};
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
@@ -266,8 +266,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
                 }
             }
             Message::Binary(_) => {
-                self.strike(ErrorCode::BadMessage, "binary frames are not part of the protocol")
-                    .await
+                self.strike(
+                    ErrorCode::BadMessage,
+                    "binary frames are not part of the protocol",
+                )
+                .await
             }
             // tungstenite answers the close frame itself; flush that answer.
             Message::Close(_) => {
@@ -286,9 +289,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             return self.on_join(join).await;
         }
         let Some(key) = self.member.clone() else {
-            return self
-                .strike(ErrorCode::NotJoined, "join a room first")
-                .await;
+            return self.strike(ErrorCode::NotJoined, "join a room first").await;
         };
         match frame {
             ClientFrame::Join(_) => None,
@@ -316,11 +317,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
                     .await;
                 (!sent).then_some(Exit::DROPPED)
             }
-            ClientFrame::Leave => Some(Exit::closing(
-                End::Left,
-                CloseCode::Normal,
-                "left the room",
-            )),
+            ClientFrame::Leave => {
+                Some(Exit::closing(End::Left, CloseCode::Normal, "left the room"))
+            }
         }
     }
 
@@ -344,20 +343,22 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         };
         let joined = {
             let mut registry = self.shared.lock();
-            registry.join(&join, self.conn.clone(), secrets).map(|joined| {
-                // The welcome and any kept signals go through this socket's own queue,
-                // ahead of anything the others can send it from now on.
-                for frame in &joined.replies {
-                    self.conn.deliver(frame);
-                }
-                for delivery in &joined.notify {
-                    delivery.to.deliver(&delivery.frame);
-                }
-                if let Some(old) = &joined.replaced {
-                    old.kick(KickReason::Replaced);
-                }
-                joined.key
-            })
+            registry
+                .join(&join, self.conn.clone(), secrets)
+                .map(|joined| {
+                    // The welcome and any kept signals go through this socket's own queue,
+                    // ahead of anything the others can send it from now on.
+                    for frame in &joined.replies {
+                        self.conn.deliver(frame);
+                    }
+                    for delivery in &joined.notify {
+                        delivery.to.deliver(&delivery.frame);
+                    }
+                    if let Some(old) = &joined.replaced {
+                        old.kick(KickReason::Replaced);
+                    }
+                    joined.key
+                })
         };
         match joined {
             Ok(key) => {
@@ -392,7 +393,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             return None;
         }
         debug!(conn = self.conn.id, "closed for repeated abuse");
-        Some(Exit::closing(End::Left, CloseCode::Policy, "repeated abuse"))
+        Some(Exit::closing(
+            End::Left,
+            CloseCode::Policy,
+            "repeated abuse",
+        ))
     }
 
     /// Sends a close frame and waits briefly for the client's answer.
@@ -402,12 +407,23 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             reason: reason.into(),
         };
         let ws = &mut self.ws;
-        let _ = timeout(CLOSE_TIMEOUT, async {
-            if ws.close(Some(frame)).await.is_ok() {
-                while let Some(Ok(_)) = ws.next().await {}
+        // Reads until the client's answering close frame, so that unread data does not
+        // turn our close into a reset, but only until the deadline: a client that keeps
+        // sending must not keep its socket open by never answering. The deadline is
+        // checked per frame because a busy socket may never let a timer fire.
+        let deadline = tokio::time::Instant::now() + CLOSE_TIMEOUT;
+        if !matches!(
+            timeout_at(deadline, ws.close(Some(frame))).await,
+            Ok(Ok(()))
+        ) {
+            return;
+        }
+        while tokio::time::Instant::now() < deadline {
+            match timeout_at(deadline, ws.next()).await {
+                Ok(Some(Ok(Message::Close(_))) | Some(Err(_)) | None) | Err(_) => break,
+                Ok(Some(Ok(_))) => {}
             }
-        })
-        .await;
+        }
     }
 
     /// Tells the registry how the socket ended.

@@ -174,19 +174,47 @@ async fn handle_connection(tcp: TcpStream, peer: SocketAddr, shared: Arc<Shared>
     let (_open, over_limit) = OpenConnection::count(&shared.metrics, shared.config.max_connections);
     debug!(%peer, "connection");
     match shared.config.tls.clone() {
-        None => serve_http(tcp, over_limit, &shared).await,
-        Some(tls) => {
-            let acceptor = TlsAcceptor::from(tls.server);
-            match timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
-                Ok(Ok(stream)) => serve_http(stream, over_limit, &shared).await,
-                Ok(Err(e)) => debug!(%peer, "TLS handshake failed: {e}"),
-                Err(_) => debug!(%peer, "TLS handshake timed out"),
-            }
-        }
+        None => serve_connection(tcp, over_limit, &shared).await,
+        // Boxed: a TLS connection's state is large, and plain connections should not
+        // carry room for it.
+        Some(tls) => Box::pin(serve_tls(tcp, peer, tls, over_limit, &shared)).await,
     }
 }
 
-async fn serve_http<S>(mut stream: S, over_limit: bool, shared: &Arc<Shared>)
+async fn serve_tls(
+    tcp: TcpStream,
+    peer: SocketAddr,
+    tls: crate::tls::TlsConfig,
+    over_limit: bool,
+    shared: &Arc<Shared>,
+) {
+    let acceptor = TlsAcceptor::from(tls.server);
+    match timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+        Ok(Ok(stream)) => serve_connection(stream, over_limit, shared).await,
+        Ok(Err(e)) => debug!(%peer, "TLS handshake failed: {e}"),
+        Err(_) => debug!(%peer, "TLS handshake timed out"),
+    }
+}
+
+/// Answers plain HTTP, or upgrades and serves the WebSocket for as long as it lives.
+async fn serve_connection<S>(stream: S, over_limit: bool, shared: &Arc<Shared>)
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    // The HTTP exchange runs boxed and is freed once it is over: an idle WebSocket then
+    // holds only its session's state, a few KiB at most.
+    let Some((stream, rest)) = Box::pin(answer_http(stream, over_limit, shared)).await else {
+        return;
+    };
+    let ws =
+        WebSocketStream::from_partially_read(stream, rest, Role::Server, Some(shared.ws_config))
+            .await;
+    session::run(ws, shared.clone()).await;
+}
+
+/// Reads one request and answers it. Returns the stream, and any bytes the client sent
+/// after its head, when it was a WebSocket upgrade that was accepted.
+async fn answer_http<S>(mut stream: S, over_limit: bool, shared: &Shared) -> Option<(S, Vec<u8>)>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
@@ -194,17 +222,17 @@ where
         Ok(Ok(head)) => head,
         Ok(Err(HeadError::TooLarge)) => {
             let _ = http::respond(&mut stream, 431, "text/plain", "request head too large").await;
-            return;
+            return None;
         }
         Ok(Err(HeadError::Malformed(e))) => {
             let _ = http::respond(&mut stream, 400, "text/plain", &format!("{e}")).await;
-            return;
+            return None;
         }
         Ok(Err(e)) => {
             debug!("no request: {e}");
-            return;
+            return None;
         }
-        Err(_) => return,
+        Err(_) => return None,
     };
     let response = match head.route {
         Route::Health => http::respond(&mut stream, 200, "text/plain", "ok").await,
@@ -220,23 +248,19 @@ where
             http::respond(&mut stream, 503, "text/plain", "too many connections").await
         }
         Route::Upgrade { key } => {
-            if http::switch_protocols(&mut stream, &key).await.is_err() {
-                return;
-            }
-            let ws = WebSocketStream::from_partially_read(
-                stream,
-                head.rest,
-                Role::Server,
-                Some(shared.ws_config),
-            )
-            .await;
-            session::run(ws, shared.clone()).await;
-            return;
+            return match http::switch_protocols(&mut stream, &key).await {
+                Ok(()) => Some((stream, head.rest)),
+                Err(e) => {
+                    debug!("upgrade not sent: {e}");
+                    None
+                }
+            };
         }
     };
     if let Err(e) = response {
         debug!("response not sent: {e}");
     }
+    None
 }
 
 /// Ends grace periods as they fall due, telling the rooms.

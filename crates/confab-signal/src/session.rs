@@ -17,7 +17,7 @@ use tokio::time::{MissedTickBehavior, interval_at, sleep, timeout, timeout_at};
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
-use tokio_tungstenite::tungstenite::{Bytes, Error as WsError, Message};
+use tokio_tungstenite::tungstenite::{Bytes, Error as WsError, Message, Utf8Bytes};
 use tokio_util::sync::CancellationToken;
 use tracing::debug;
 
@@ -42,7 +42,7 @@ const ABUSE_RATE: f64 = 3.0;
 #[derive(Debug, Clone)]
 pub(crate) struct ConnHandle {
     id: ConnId,
-    outbox: mpsc::Sender<Message>,
+    outbox: mpsc::Sender<Utf8Bytes>,
     kick: Arc<Kick>,
 }
 
@@ -69,7 +69,7 @@ impl Conn for ConnHandle {
 impl ConnHandle {
     /// Queues a frame without waiting. Returns false if it could not be queued.
     pub(crate) fn deliver(&self, frame: &ServerFrame) -> bool {
-        match self.outbox.try_send(Message::text(frame.to_json())) {
+        match self.outbox.try_send(Utf8Bytes::from(frame.to_json())) {
             Ok(()) => true,
             Err(mpsc::error::TrySendError::Full(_)) => {
                 self.kick(KickReason::TooSlow);
@@ -158,7 +158,7 @@ where
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
-    async fn serve(&mut self, inbox: &mut mpsc::Receiver<Message>) -> Exit {
+    async fn serve(&mut self, inbox: &mut mpsc::Receiver<Utf8Bytes>) -> Exit {
         let every = self.shared.config.ping_interval;
         let mut ping = interval_at(tokio::time::Instant::now() + every, every);
         ping.set_missed_tick_behavior(MissedTickBehavior::Delay);
@@ -230,13 +230,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
     }
 
     /// Writes one queued frame and whatever else is waiting, then flushes once.
-    async fn forward(&mut self, first: Message, inbox: &mut mpsc::Receiver<Message>) -> bool {
+    async fn forward(&mut self, first: Utf8Bytes, inbox: &mut mpsc::Receiver<Utf8Bytes>) -> bool {
         let ws = &mut self.ws;
         let batch = async {
-            ws.feed(first).await?;
+            ws.feed(Message::Text(first)).await?;
             for _ in 1..WRITE_BATCH {
                 match inbox.try_recv() {
-                    Ok(message) => ws.feed(message).await?,
+                    Ok(text) => ws.feed(Message::Text(text)).await?,
                     Err(_) => break,
                 }
             }

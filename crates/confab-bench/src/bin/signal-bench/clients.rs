@@ -1,0 +1,308 @@
+//! The load: many WebSocket clients in this process, speaking either server's protocol.
+
+use std::sync::Arc;
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use tokio::net::TcpStream;
+use tokio::task::JoinSet;
+use tokio::time::{MissedTickBehavior, timeout_at};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+use crate::target::{Kind, Server};
+
+type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// Sockets opened at once while setting up: more would overflow the listen backlog.
+const CONNECT_CONCURRENCY: usize = 256;
+const WARM_UP: Duration = Duration::from_secs(1);
+
+/// Nanoseconds on one monotonic clock shared by senders and receivers.
+fn now_ns() -> u64 {
+    static EPOCH: OnceLock<Instant> = OnceLock::new();
+    EPOCH.get_or_init(Instant::now).elapsed().as_nanos() as u64
+}
+
+async fn connect(server: &Server, room: &str) -> anyhow::Result<Ws> {
+    // Small buffers: this process holds as many sockets as the server does.
+    let config = WebSocketConfig::default()
+        .read_buffer_size(4096)
+        .write_buffer_size(0);
+    let (ws, _) =
+        tokio_tungstenite::connect_async_with_config(server.url(room), Some(config), true).await?;
+    Ok(ws)
+}
+
+/// The next text frame as JSON.
+async fn next_json(ws: &mut Ws) -> anyhow::Result<Value> {
+    loop {
+        match ws.next().await.context("socket closed")?? {
+            Message::Text(text) => return Ok(serde_json::from_str(text.as_str())?),
+            Message::Close(_) => bail!("closed by the server"),
+            _ => {}
+        }
+    }
+}
+
+/// Connects and joins `room`; returns the socket and the id the server gave it.
+async fn join(server: &Server, room: &str) -> anyhow::Result<(Ws, String)> {
+    let mut ws = connect(server, room).await?;
+    if server.kind == Kind::Confab {
+        let join = json!({"type":"join","room":room,"name":"bench","version":1});
+        ws.send(Message::text(join.to_string())).await?;
+    }
+    loop {
+        let frame = next_json(&mut ws).await?;
+        let id = match server.kind {
+            Kind::Confab if frame["type"] == "welcome" => &frame["id"],
+            Kind::Matchbox => &frame["IdAssigned"],
+            Kind::Confab if frame["type"] == "error" => bail!("join refused: {frame}"),
+            Kind::Confab => continue,
+        };
+        if let Some(id) = id.as_str() {
+            return Ok((ws, id.to_owned()));
+        }
+    }
+}
+
+/// Joined sockets kept open by tasks that read (and so answer keepalive pings).
+pub struct Idle {
+    tasks: JoinSet<()>,
+    alive: Arc<AtomicUsize>,
+}
+
+impl Idle {
+    /// Sockets still open.
+    pub fn len(&self) -> usize {
+        self.alive.load(Relaxed)
+    }
+}
+
+/// Opens `n` joined sockets in rooms of 16.
+pub async fn open_idle(server: &Server, n: usize) -> Idle {
+    let alive = Arc::new(AtomicUsize::new(0));
+    let mut tasks = JoinSet::new();
+    let joins = futures_util::stream::iter(0..n)
+        .map(|i| async move { join(server, &format!("idle{}", i / 16)).await })
+        .buffer_unordered(CONNECT_CONCURRENCY);
+    tokio::pin!(joins);
+    let mut failures = 0;
+    while let Some(joined) = joins.next().await {
+        match joined {
+            Ok((mut ws, _)) => {
+                alive.fetch_add(1, Relaxed);
+                let alive = alive.clone();
+                tasks.spawn(async move {
+                    while let Some(Ok(_)) = ws.next().await {}
+                    alive.fetch_sub(1, Relaxed);
+                });
+            }
+            Err(e) => {
+                failures += 1;
+                if failures <= 3 {
+                    eprintln!("   join failed: {e:#}");
+                }
+            }
+        }
+    }
+    Idle { tasks, alive }
+}
+
+impl Drop for Idle {
+    fn drop(&mut self) {
+        self.tasks.abort_all();
+    }
+}
+
+/// Two clients in a room of their own, each knowing the other's id.
+pub struct Pair {
+    kind: Kind,
+    a: Ws,
+    a_id: String,
+    b: Ws,
+    b_id: String,
+}
+
+async fn open_pair(server: &Server, room: String) -> anyhow::Result<Pair> {
+    let (mut a, a_id) = join(server, &room).await?;
+    let (mut b, b_id) = join(server, &room).await?;
+    // Wait until A has heard of B; matchbox does not tell B about A, so A introduces itself.
+    loop {
+        let frame = next_json(&mut a).await?;
+        if frame["peer"]["id"] == b_id.as_str() || frame["NewPeer"] == b_id.as_str() {
+            break;
+        }
+    }
+    if server.kind == Kind::Matchbox {
+        a.send(Message::text(server.kind.signal(&b_id, 0))).await?;
+        loop {
+            let frame = next_json(&mut b).await?;
+            if frame["Signal"]["sender"] == a_id.as_str() {
+                break;
+            }
+        }
+    }
+    Ok(Pair {
+        kind: server.kind,
+        a,
+        a_id,
+        b,
+        b_id,
+    })
+}
+
+pub async fn open_pairs(server: &Server, n: usize, tag: &str) -> anyhow::Result<Vec<Pair>> {
+    futures_util::stream::iter(0..n)
+        .map(|i| open_pair(server, format!("{tag}{i}")))
+        .buffer_unordered(CONNECT_CONCURRENCY)
+        .collect::<Vec<_>>()
+        .await
+        .into_iter()
+        .collect()
+}
+
+/// Closed loop: A keeps `window` signals in flight to B, which echoes each one back.
+/// Returns relayed messages per second (both directions).
+pub async fn echo_throughput(pairs: Vec<Pair>, window: usize, seconds: u64) -> f64 {
+    let start = tokio::time::Instant::now();
+    let warm = start + WARM_UP;
+    let end = warm + Duration::from_secs(seconds);
+    let mut echoes = JoinSet::new();
+    let mut senders = JoinSet::new();
+    for pair in pairs {
+        let Pair {
+            kind,
+            mut a,
+            a_id,
+            mut b,
+            b_id,
+        } = pair;
+        echoes.spawn(async move {
+            while let Some(Ok(message)) = b.next().await {
+                if let Message::Text(text) = message
+                    && let Some((_, data)) = kind.parse_signal(text.as_str())
+                    && b.send(Message::text(kind.signal(&a_id, data)))
+                        .await
+                        .is_err()
+                {
+                    break;
+                }
+            }
+        });
+        senders.spawn(async move {
+            let mut round_trips = 0u64;
+            for _ in 0..window {
+                if a.send(Message::text(kind.signal(&b_id, 0))).await.is_err() {
+                    return 0;
+                }
+            }
+            while let Ok(Some(Ok(message))) = timeout_at(end, a.next()).await {
+                if let Message::Text(text) = message
+                    && kind.parse_signal(text.as_str()).is_some()
+                {
+                    if tokio::time::Instant::now() >= warm {
+                        round_trips += 1;
+                    }
+                    if a.send(Message::text(kind.signal(&b_id, 0))).await.is_err() {
+                        break;
+                    }
+                }
+            }
+            round_trips
+        });
+    }
+    let mut round_trips = 0;
+    while let Some(done) = senders.join_next().await {
+        round_trips += done.unwrap_or(0);
+    }
+    echoes.abort_all();
+    (2 * round_trips) as f64 / seconds as f64
+}
+
+/// Latencies of signals sent after the warm-up, and how many of them arrived.
+pub struct Latency {
+    nanos: Vec<u64>,
+    sent: usize,
+}
+
+impl Latency {
+    pub fn percentile(&self, p: f64) -> f64 {
+        if self.nanos.is_empty() {
+            return f64::NAN;
+        }
+        let rank = ((p / 100.0) * (self.nanos.len() - 1) as f64).round() as usize;
+        self.nanos[rank.min(self.nanos.len() - 1)] as f64 / 1e6
+    }
+
+    pub fn delivered_ratio(&self) -> f64 {
+        self.nanos.len() as f64 / self.sent.max(1) as f64
+    }
+}
+
+/// Open loop: every client sends to its partner at an even pace, `rate` messages a second
+/// over all of them; receivers time each message from its send timestamp.
+pub async fn paced_latency(pairs: Vec<Pair>, rate: u32, seconds: u64) -> Latency {
+    let clients = pairs.len() * 2;
+    let period = Duration::from_secs_f64(clients as f64 / f64::from(rate.max(1)));
+    let warm_ns = now_ns() + WARM_UP.as_nanos() as u64;
+    let end = tokio::time::Instant::now() + WARM_UP + Duration::from_secs(seconds);
+    let mut senders = JoinSet::new();
+    let mut receivers = JoinSet::new();
+    for (i, pair) in pairs.into_iter().enumerate() {
+        let kind = pair.kind;
+        for (ws, to) in [(pair.a, pair.b_id), (pair.b, pair.a_id)] {
+            let (mut sink, mut stream) = ws.split();
+            // Spread the clients' send times evenly over one period.
+            let offset = period.mul_f64(i as f64 / clients as f64);
+            senders.spawn(async move {
+                let mut ticks =
+                    tokio::time::interval_at(tokio::time::Instant::now() + offset, period);
+                ticks.set_missed_tick_behavior(MissedTickBehavior::Burst);
+                let mut sent = 0usize;
+                while ticks.tick().await < end {
+                    let ts = now_ns();
+                    if sink
+                        .send(Message::text(kind.signal(&to, ts)))
+                        .await
+                        .is_err()
+                    {
+                        break;
+                    }
+                    if ts >= warm_ns {
+                        sent += 1;
+                    }
+                }
+                sent
+            });
+            receivers.spawn(async move {
+                let mut nanos = Vec::new();
+                let drain = end + Duration::from_millis(500);
+                while let Ok(Some(Ok(message))) = timeout_at(drain, stream.next()).await {
+                    if let Message::Text(text) = message
+                        && let Some((_, ts)) = kind.parse_signal(text.as_str())
+                        && ts >= warm_ns
+                    {
+                        nanos.push(now_ns().saturating_sub(ts));
+                    }
+                }
+                nanos
+            });
+        }
+    }
+    let mut sent = 0;
+    while let Some(done) = senders.join_next().await {
+        sent += done.unwrap_or(0);
+    }
+    let mut nanos = Vec::new();
+    while let Some(done) = receivers.join_next().await {
+        nanos.extend(done.unwrap_or_default());
+    }
+    nanos.sort_unstable();
+    Latency { nanos, sent }
+}

@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# Runs every check and test of Confab. On a fresh Debian 12 machine it first installs what
+# the checks need (system packages through apt); Rust itself comes from rustup.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# One target folder outside the clone, shared by every checkout on this machine, so a
+# fresh clone does not rebuild the world. An explicit CARGO_TARGET_DIR wins.
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/confab/target}"
+export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+
+step() { printf '\n==> %s\n' "$*"; }
+
+as_root() {
+    if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
+}
+
+install_system_packages() {
+    # C toolchain for crates that build C (ring), and CA roots for wss:// clients.
+    local wanted=(build-essential pkg-config ca-certificates)
+    local missing=()
+    for package in "${wanted[@]}"; do
+        dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" \
+            || missing+=("$package")
+    done
+    if [ "${#missing[@]}" -gt 0 ]; then
+        step "installing ${missing[*]}"
+        as_root apt-get update -qq
+        as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
+    fi
+}
+
+check_rust() {
+    if ! command -v cargo >/dev/null; then
+        echo "cargo not found: install Rust with rustup (https://rustup.rs), 1.89 or newer" >&2
+        exit 1
+    fi
+    for component in rustfmt clippy; do
+        if ! cargo "${component/rustfmt/fmt}" --version >/dev/null 2>&1; then
+            rustup component add "$component"
+        fi
+    done
+}
+
+install_system_packages
+check_rust
+
+# The tests open hundreds of sockets in one process.
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+
+step "cargo clippy --all-targets -- -D warnings"
+cargo clippy --workspace --all-targets -- -D warnings
+
+step "cargo doc (warnings denied)"
+RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --quiet
+
+step "cargo test"
+cargo test --workspace
+
+step "all checks passed"

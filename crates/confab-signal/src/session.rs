@@ -242,14 +242,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             }
             ws.flush().await
         };
-        matches!(timeout(SEND_TIMEOUT, batch).await, Ok(Ok(())))
+        write_unless_kicked(&self.conn.kick.fired, batch).await
     }
 
     async fn send(&mut self, message: Message) -> bool {
-        matches!(
-            timeout(SEND_TIMEOUT, self.ws.send(message)).await,
-            Ok(Ok(()))
-        )
+        write_unless_kicked(&self.conn.kick.fired, self.ws.send(message)).await
     }
 
     async fn on_message(&mut self, message: Message) -> Option<Exit> {
@@ -449,6 +446,20 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             }
             End::Superseded => {}
         }
+    }
+}
+
+/// Runs a write to the socket. It fails if it takes too long, or if the socket is kicked
+/// meanwhile: a client too slow to read blocks writes, and must not hold its session (and
+/// its place in the room) until the timeout.
+async fn write_unless_kicked(
+    kicked: &CancellationToken,
+    write: impl Future<Output = Result<(), WsError>>,
+) -> bool {
+    tokio::select! {
+        biased;
+        () = kicked.cancelled() => false,
+        written = timeout(SEND_TIMEOUT, write) => matches!(written, Ok(Ok(()))),
     }
 }
 

@@ -170,6 +170,16 @@ impl SignalClient {
         }
     }
 
+    /// Closes the socket cleanly (a close frame) without a `leave` first.
+    pub async fn close(mut self) {
+        let _ = timeout(Duration::from_secs(1), async {
+            if self.ws.close(None).await.is_ok() {
+                while let Some(Ok(_)) = self.ws.next().await {}
+            }
+        })
+        .await;
+    }
+
     /// Leaves the room and closes the socket.
     pub async fn leave(mut self) -> Result<(), ClientError> {
         self.send(&ClientFrame::Leave).await?;

@@ -1,0 +1,263 @@
+//! The peer API of PEER-API.md: commands in, events out, as serde types. The desktop app,
+//! `confab peer` and the tests all speak these.
+
+use serde::{Deserialize, Serialize};
+
+use confab_proto::ChatScope;
+
+/// A command to the peer (`{"cmd": "...", ...}`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "cmd", rename_all = "kebab-case")]
+#[non_exhaustive]
+pub enum Command {
+    /// Join a room over signaling.
+    Connect {
+        server: String,
+        room: String,
+        name: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        password: Option<String>,
+    },
+    /// Close the signaling socket only; peer connections stay up.
+    Disconnect,
+    /// Close every peer connection and leave the room.
+    Leave,
+    /// Answered with a `peers` event.
+    Peers,
+    /// Send a chat message to one peer, or the whole room when `to` is absent.
+    Chat {
+        text: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        to: Option<String>,
+    },
+    /// Answered with one `stats` event per peer.
+    Stats {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        peer: Option<String>,
+    },
+    Call {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        peers: Option<Vec<String>>,
+    },
+    AcceptCall {
+        call: String,
+    },
+    DeclineCall {
+        call: String,
+    },
+    Hangup,
+    Mute {
+        muted: bool,
+    },
+    SendFile {
+        to: String,
+        path: String,
+    },
+    AcceptFile {
+        file: String,
+        dir: String,
+    },
+    RejectFile {
+        file: String,
+    },
+    Devices,
+    SetAudio {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        input: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        output: Option<String>,
+    },
+    SafetyCode {
+        peer: String,
+    },
+    /// Leave cleanly and stop.
+    Quit,
+    /// Offer again to one peer, although nothing changed (a Confab addition: it lets a
+    /// test make both ends of a connection renegotiate at the same moment).
+    Renegotiate {
+        peer: String,
+    },
+}
+
+impl Command {
+    /// Parses one command line. Errors say what was wrong, for an `error` event.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        serde_json::from_str(text).map_err(|e| format!("bad command: {e}"))
+    }
+}
+
+/// Signaling connection states.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SignalingState {
+    Connecting,
+    Connected,
+    Reconnecting,
+    Disconnected,
+}
+
+/// Peer connection states, as the browser names them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PeerState {
+    New,
+    Connecting,
+    Connected,
+    Disconnected,
+    Failed,
+    Closed,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ChannelState {
+    Open,
+    Closed,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum LogLevel {
+    Debug,
+    Info,
+    Warn,
+    Error,
+}
+
+/// A peer as the API shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PeerSummary {
+    pub id: String,
+    pub name: String,
+    pub state: PeerState,
+}
+
+/// `{id, name}`, as in `peer-joined`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PeerRef {
+    pub id: String,
+    pub name: String,
+}
+
+/// An event from the peer (`{"event": "...", ...}`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "kebab-case")]
+#[non_exhaustive]
+pub enum Event {
+    Signaling {
+        state: SignalingState,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        id: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        room: Option<String>,
+    },
+    Peers {
+        peers: Vec<PeerSummary>,
+    },
+    PeerJoined {
+        peer: PeerRef,
+    },
+    PeerLeft {
+        id: String,
+    },
+    PeerState {
+        peer: String,
+        state: PeerState,
+    },
+    Channel {
+        peer: String,
+        label: String,
+        state: ChannelState,
+    },
+    Chat {
+        from: String,
+        id: String,
+        text: String,
+        ts: u64,
+        scope: ChatScope,
+    },
+    ChatSent {
+        id: String,
+        to: Vec<String>,
+    },
+    Ack {
+        peer: String,
+        id: String,
+    },
+    Stats {
+        peer: String,
+        rtt_ms: f64,
+        bytes_sent: u64,
+        bytes_received: u64,
+        candidate_type: String,
+    },
+    Log {
+        level: LogLevel,
+        msg: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        peer: Option<String>,
+        ts: u64,
+    },
+    Error {
+        code: String,
+        message: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        peer: Option<String>,
+    },
+}
+
+impl Event {
+    /// The JSON line for this event.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).unwrap_or_default()
+    }
+
+    pub(crate) fn error(code: &str, message: impl Into<String>, peer: Option<&str>) -> Self {
+        Self::Error {
+            code: code.to_owned(),
+            message: message.into(),
+            peer: peer.map(str::to_owned),
+        }
+    }
+}
+
+/// Unix time in milliseconds.
+pub(crate) fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn commands_parse_from_the_documented_json() {
+        assert_eq!(
+            Command::parse(r#"{"cmd":"chat","text":"hi"}"#).unwrap(),
+            Command::Chat { text: "hi".into(), to: None }
+        );
+        assert_eq!(
+            Command::parse(r#"{"cmd":"connect","server":"ws://h/ws","room":"r","name":"n"}"#).unwrap(),
+            Command::Connect { server: "ws://h/ws".into(), room: "r".into(), name: "n".into(), password: None }
+        );
+        assert_eq!(Command::parse(r#"{"cmd":"accept-call","call":"c"}"#).unwrap(), Command::AcceptCall { call: "c".into() });
+        assert_eq!(Command::parse(r#"{"cmd":"quit"}"#).unwrap(), Command::Quit);
+        assert!(Command::parse(r#"{"cmd":"fly"}"#).is_err());
+        assert!(Command::parse("nope").is_err());
+    }
+
+    #[test]
+    fn events_serialise_as_documented() {
+        let event = Event::ChatSent { id: "m".into(), to: vec!["p1".into()] };
+        assert_eq!(serde_json::to_value(&event).unwrap(), json!({"event":"chat-sent","id":"m","to":["p1"]}));
+        let event = Event::PeerState { peer: "p1".into(), state: PeerState::Connected };
+        assert_eq!(serde_json::to_value(&event).unwrap(), json!({"event":"peer-state","peer":"p1","state":"connected"}));
+        let event = Event::Signaling { state: SignalingState::Connected, id: Some("p2".into()), room: Some("r".into()) };
+        assert_eq!(serde_json::to_value(&event).unwrap(), json!({"event":"signaling","state":"connected","id":"p2","room":"r"}));
+    }
+}

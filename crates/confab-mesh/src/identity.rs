@@ -1,0 +1,134 @@
+//! A peer's identity: its DTLS certificate. A desktop install keeps one from run to run,
+//! so its fingerprint (what other peers and safety codes know it by) stays the same.
+
+use std::path::{Path, PathBuf};
+
+use webrtc::peer_connection::RTCCertificate;
+use webrtc::peer_connection::crypto::{self, SignatureScheme};
+
+use crate::MeshError;
+
+const FILE_NAME: &str = "dtls-identity.pem";
+
+/// A DTLS certificate and its SHA-256 fingerprint.
+#[derive(Clone)]
+pub struct Identity {
+    pub(crate) certificate: RTCCertificate,
+    fingerprint: String,
+}
+
+impl std::fmt::Debug for Identity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Identity")
+            .field("fingerprint", &self.fingerprint)
+            .finish()
+    }
+}
+
+impl Identity {
+    /// A fresh identity that lives as long as this process.
+    pub fn ephemeral() -> Result<Self, MeshError> {
+        let provider = crypto::default_provider().map_err(identity_error)?;
+        let params = rcgen::CertificateParams::new(vec!["confab".to_owned()])
+            .map_err(|e| MeshError::Identity(e.to_string()))?;
+        let certificate = RTCCertificate::generate(
+            provider.crypto(),
+            SignatureScheme::EcdsaP256Sha256,
+            params,
+        )
+        .map_err(identity_error)?;
+        Self::from_certificate(certificate)
+    }
+
+    /// The identity kept in `dir`, created there on first use.
+    pub fn load_or_create(dir: &Path) -> Result<Self, MeshError> {
+        let path = dir.join(FILE_NAME);
+        match std::fs::read_to_string(&path) {
+            Ok(pem) => {
+                let provider = crypto::default_provider().map_err(identity_error)?;
+                let certificate = RTCCertificate::from_pem(&pem, provider.crypto())
+                    .map_err(|e| MeshError::Identity(format!("{}: {e}", path.display())))?;
+                Self::from_certificate(certificate)
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let identity = Self::ephemeral()?;
+                identity.save(dir, &path)?;
+                Ok(identity)
+            }
+            Err(e) => Err(MeshError::Identity(format!("{}: {e}", path.display()))),
+        }
+    }
+
+    /// The `sha-256` fingerprint as SDP writes it: upper-case hex pairs with colons.
+    pub fn fingerprint(&self) -> &str {
+        &self.fingerprint
+    }
+
+    fn from_certificate(certificate: RTCCertificate) -> Result<Self, MeshError> {
+        let provider = crypto::default_provider().map_err(identity_error)?;
+        let fingerprint = certificate
+            .get_fingerprints(provider.crypto())
+            .map_err(identity_error)?
+            .into_iter()
+            .find(|f| f.algorithm.eq_ignore_ascii_case("sha-256"))
+            .map(|f| f.value.to_uppercase())
+            .ok_or_else(|| MeshError::Identity("no sha-256 fingerprint".to_owned()))?;
+        Ok(Self {
+            certificate,
+            fingerprint,
+        })
+    }
+
+    fn save(&self, dir: &Path, path: &PathBuf) -> Result<(), MeshError> {
+        let io = |e: std::io::Error| MeshError::Identity(format!("{}: {e}", path.display()));
+        std::fs::create_dir_all(dir).map_err(io)?;
+        let pem = self.certificate.serialize_pem().map_err(identity_error)?;
+        // Written aside and renamed, so a crash never leaves half a key behind.
+        let partial = path.with_extension("pem.partial");
+        write_private(&partial, pem.as_bytes()).map_err(io)?;
+        std::fs::rename(&partial, path).map_err(io)
+    }
+}
+
+/// Writes a file only its owner can read: it holds a private key.
+fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(path)?;
+    file.write_all(bytes)?;
+    file.sync_all()
+}
+
+fn identity_error(e: impl std::fmt::Display) -> MeshError {
+    MeshError::Identity(e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn a_kept_identity_has_the_same_fingerprint_next_time() {
+        let dir = std::env::temp_dir().join(format!("confab-identity-{}", std::process::id()));
+        let first = Identity::load_or_create(&dir).unwrap();
+        let second = Identity::load_or_create(&dir).unwrap();
+        assert_eq!(first.fingerprint(), second.fingerprint());
+        assert_eq!(first.fingerprint().len(), 32 * 3 - 1);
+        assert!(first.fingerprint().chars().all(|c| c == ':' || c.is_ascii_hexdigit() && !c.is_ascii_lowercase()));
+        assert_ne!(Identity::ephemeral().unwrap().fingerprint(), first.fingerprint());
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn a_corrupt_identity_file_is_a_clear_error() {
+        let dir = std::env::temp_dir().join(format!("confab-identity-bad-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join(FILE_NAME), "not a pem").unwrap();
+        assert!(matches!(Identity::load_or_create(&dir), Err(MeshError::Identity(_))));
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+}

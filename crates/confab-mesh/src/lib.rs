@@ -1,0 +1,34 @@
+//! The Confab peer: a WebRTC full mesh over the signaling server, with chat on data
+//! channels, driven by the commands and events of PEER-API.md.
+//!
+//! Layout:
+//! - [`api`]: [`Command`] and [`Event`], the serde types every face speaks.
+//! - [`mesh`]: [`Mesh::start`] runs one peer: signaling with reconnect and resume, one
+//!   task per remote peer, chat routing and de-duplication.
+//! - `peer`: one remote peer's connection: perfect negotiation, trickle ICE, the `chat`
+//!   channel, stats.
+//! - [`transport`]: how connections are built (ICE servers, interfaces, timers, buffers).
+//! - [`identity`]: the DTLS certificate a peer is known by, kept from run to run.
+
+pub mod api;
+pub mod identity;
+pub mod mesh;
+mod negotiation;
+mod peer;
+pub mod transport;
+
+pub use api::{Command, Event};
+pub use identity::Identity;
+pub use mesh::{Mesh, MeshConfig};
+
+pub use transport::{IceServer, Mdns, TransportConfig};
+
+/// Why the mesh could not do something.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum MeshError {
+    #[error("identity: {0}")]
+    Identity(String),
+    #[error("WebRTC: {0}")]
+    WebRtc(String),
+}

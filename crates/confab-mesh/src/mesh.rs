@@ -1,0 +1,741 @@
+//! One Confab peer: the signaling link (with reconnect and resume), a task per remote
+//! peer, and chat routing. Commands come in through [`Mesh::send`]; events go out through
+//! [`Mesh::next_event`].
+
+use std::collections::{BTreeMap, HashSet, VecDeque};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+use std::time::Duration;
+
+use confab_proto::peer::MAX_CHAT_TEXT_BYTES;
+use confab_proto::{ChatScope, Join, PROTOCOL_VERSION, PeerMessage, ServerFrame};
+use confab_signal::{ClientError, ClientOptions, SignalClient, Welcome};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+use crate::api::{
+    Command, Event, LogLevel, PeerRef, PeerState, PeerSummary, SignalingState, unix_ms,
+};
+use crate::identity::Identity;
+use crate::peer::{PeerHandle, PeerInput, PeerOutput, PeerSetup};
+use crate::transport::TransportConfig;
+
+/// Chat ids remembered to show each message once.
+const SEEN_IDS: usize = 100_000;
+/// Reconnect delays: from a quarter second, doubling, to ten seconds at most.
+const BACKOFF_FIRST: Duration = Duration::from_millis(250);
+const BACKOFF_MAX: Duration = Duration::from_secs(10);
+
+/// What a peer is: its display name, how it connects, and its DTLS identity.
+#[derive(Debug, Clone)]
+pub struct MeshConfig {
+    pub name: String,
+    pub transport: TransportConfig,
+    pub identity: Identity,
+}
+
+/// A running peer.
+#[derive(Debug)]
+pub struct Mesh {
+    commands: mpsc::UnboundedSender<Command>,
+    events: mpsc::UnboundedReceiver<Event>,
+    live_peer_tasks: Arc<AtomicUsize>,
+    task: JoinHandle<()>,
+}
+
+impl Mesh {
+    /// Starts a peer on the current tokio runtime. It does nothing until `connect`.
+    pub fn start(config: MeshConfig) -> Self {
+        let (commands, command_rx) = mpsc::unbounded_channel();
+        let (event_tx, events) = mpsc::unbounded_channel();
+        let live_peer_tasks = Arc::new(AtomicUsize::new(0));
+        let (peer_out, peer_out_rx) = mpsc::unbounded_channel();
+        let task = MeshTask {
+            name: config.name,
+            transport: Arc::new(config.transport),
+            identity: Arc::new(config.identity),
+            events: event_tx,
+            peer_out,
+            live_peer_tasks: live_peer_tasks.clone(),
+            session: None,
+            link: Link::Down,
+            peers: BTreeMap::new(),
+            seen: SeenIds::default(),
+            waiting: Vec::new(),
+        };
+        let task = tokio::spawn(task.run(command_rx, peer_out_rx));
+        Self {
+            commands,
+            events,
+            live_peer_tasks,
+            task,
+        }
+    }
+
+    /// Queues a command. Returns false once the peer has stopped.
+    pub fn send(&self, command: Command) -> bool {
+        self.commands.send(command).is_ok()
+    }
+
+    /// The next event; `None` once the peer has stopped (after `quit`).
+    pub async fn next_event(&mut self) -> Option<Event> {
+        self.events.recv().await
+    }
+
+    /// Peer tasks still running, closing ones included: for leak checks.
+    pub fn live_peer_tasks(&self) -> usize {
+        self.live_peer_tasks.load(Relaxed)
+    }
+
+    /// Waits until the peer has stopped.
+    pub async fn stopped(self) {
+        let _ = self.task.await;
+    }
+}
+
+/// The room this peer is in, or is trying to get back into.
+#[derive(Debug)]
+struct Session {
+    server: String,
+    room: String,
+    password: Option<String>,
+    id: Option<String>,
+    token: Option<String>,
+}
+
+type Joining = JoinHandle<Result<(SignalClient, Welcome), ClientError>>;
+
+/// The signaling connection.
+#[derive(Debug)]
+enum Link {
+    Down,
+    Connecting { joining: Joining, attempt: u32 },
+    Up(Box<SignalClient>),
+    Waiting { until: Instant, attempt: u32 },
+}
+
+enum LinkEvent {
+    Joined(Result<(SignalClient, Welcome), ClientError>),
+    Frame(Result<ServerFrame, ClientError>),
+    RetryDue,
+}
+
+#[derive(Debug)]
+struct RemotePeer {
+    name: String,
+    state: PeerState,
+    handle: Option<PeerHandle>,
+    chat_open: bool,
+}
+
+/// A chat message that found no open channel yet.
+#[derive(Debug)]
+struct WaitingChat {
+    id: String,
+    to: Option<String>,
+    json: String,
+}
+
+#[derive(Debug, Default)]
+struct SeenIds {
+    set: HashSet<String>,
+    order: VecDeque<String>,
+}
+
+impl SeenIds {
+    /// Records `id`; true the first time.
+    fn first_time(&mut self, id: &str) -> bool {
+        if self.set.contains(id) {
+            return false;
+        }
+        if self.order.len() >= SEEN_IDS
+            && let Some(oldest) = self.order.pop_front()
+        {
+            self.set.remove(&oldest);
+        }
+        self.set.insert(id.to_owned());
+        self.order.push_back(id.to_owned());
+        true
+    }
+}
+
+struct MeshTask {
+    name: String,
+    transport: Arc<TransportConfig>,
+    identity: Arc<Identity>,
+    events: mpsc::UnboundedSender<Event>,
+    peer_out: mpsc::UnboundedSender<(String, PeerOutput)>,
+    live_peer_tasks: Arc<AtomicUsize>,
+    session: Option<Session>,
+    link: Link,
+    peers: BTreeMap<String, RemotePeer>,
+    seen: SeenIds,
+    waiting: Vec<WaitingChat>,
+}
+
+impl MeshTask {
+    async fn run(
+        mut self,
+        mut commands: mpsc::UnboundedReceiver<Command>,
+        mut peer_out: mpsc::UnboundedReceiver<(String, PeerOutput)>,
+    ) {
+        loop {
+            tokio::select! {
+                command = commands.recv() => match command {
+                    Some(Command::Quit) | None => break,
+                    Some(command) => self.on_command(command).await,
+                },
+                Some((peer, output)) = peer_out.recv() => self.on_peer_output(peer, output).await,
+                event = next_link_event(&mut self.link) => self.on_link_event(event).await,
+            }
+        }
+        self.leave().await;
+        // Let the peer tasks finish closing their connections.
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while self.live_peer_tasks.load(Relaxed) > 0 && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    fn emit(&self, event: Event) {
+        let _ = self.events.send(event);
+    }
+
+    fn log(&self, level: LogLevel, msg: impl Into<String>, peer: Option<&str>) {
+        self.emit(Event::Log {
+            level,
+            msg: msg.into(),
+            peer: peer.map(str::to_owned),
+            ts: unix_ms(),
+        });
+    }
+
+    fn error(&self, code: &str, message: impl Into<String>, peer: Option<&str>) {
+        let message = message.into();
+        self.log(LogLevel::Error, format!("{code}: {message}"), peer);
+        self.emit(Event::error(code, message, peer));
+    }
+
+    async fn on_command(&mut self, command: Command) {
+        match command {
+            Command::Connect {
+                server,
+                room,
+                name,
+                password,
+            } => {
+                if !matches!(self.link, Link::Down) {
+                    return self.error("already-connected", "leave or disconnect first", None);
+                }
+                if self.session.as_ref().is_some_and(|s| s.room != room || s.server != server) {
+                    self.drop_all_peers();
+                }
+                self.name = name;
+                self.session = Some(Session {
+                    server,
+                    room,
+                    password,
+                    id: None,
+                    token: None,
+                });
+                self.start_joining(0);
+            }
+            Command::Disconnect => {
+                if let Link::Up(client) = std::mem::replace(&mut self.link, Link::Down) {
+                    // A clean close; the peer connections do not depend on it.
+                    client.close().await;
+                }
+                self.emit_signaling(SignalingState::Disconnected);
+            }
+            Command::Leave => self.leave().await,
+            Command::Peers => self.emit(Event::Peers {
+                peers: self
+                    .peers
+                    .iter()
+                    .map(|(id, p)| PeerSummary {
+                        id: id.clone(),
+                        name: p.name.clone(),
+                        state: p.state,
+                    })
+                    .collect(),
+            }),
+            Command::Chat { text, to } => self.chat(text, to),
+            Command::Stats { peer } => {
+                let targets: Vec<&String> = match &peer {
+                    Some(id) if !self.peers.contains_key(id) => {
+                        return self.error("unknown-peer", format!("no peer {id}"), Some(id));
+                    }
+                    Some(id) => vec![id],
+                    None => self.peers.keys().collect(),
+                };
+                for id in targets {
+                    if let Some(handle) = self.peers.get(id).and_then(|p| p.handle.as_ref()) {
+                        let _ = handle.input.send(PeerInput::Stats);
+                    }
+                }
+            }
+            Command::Renegotiate { peer } => {
+                match self.peers.get(&peer).and_then(|p| p.handle.as_ref()) {
+                    Some(handle) => {
+                        let _ = handle.input.send(PeerInput::Renegotiate);
+                    }
+                    None => self.error("unknown-peer", format!("no connection to {peer}"), Some(&peer)),
+                }
+            }
+            Command::Quit => {}
+            other => {
+                let name = serde_json::to_value(&other)
+                    .ok()
+                    .and_then(|v| v.get("cmd").and_then(|c| c.as_str()).map(str::to_owned))
+                    .unwrap_or_default();
+                self.error(
+                    "unsupported",
+                    format!("`{name}` is not supported by this version yet"),
+                    None,
+                );
+            }
+        }
+    }
+
+    fn emit_signaling(&self, state: SignalingState) {
+        let session = self.session.as_ref();
+        self.emit(Event::Signaling {
+            state,
+            id: session.and_then(|s| s.id.clone()),
+            room: session.map(|s| s.room.clone()),
+        });
+    }
+
+    /// Connects (or reconnects, with the resume token) on a task of its own, so that
+    /// chat and peers go on while the server is slow or away.
+    fn start_joining(&mut self, attempt: u32) {
+        let Some(session) = &self.session else {
+            return;
+        };
+        let join = Join {
+            room: session.room.clone(),
+            name: self.name.clone(),
+            version: PROTOCOL_VERSION,
+            password: session.password.clone(),
+            resume: session.token.clone(),
+        };
+        let server = session.server.clone();
+        self.log(LogLevel::Info, format!("joining {} on {server}", join.room), None);
+        let joining = tokio::spawn(async move {
+            SignalClient::join(&server, &ClientOptions::default(), join).await
+        });
+        self.emit_signaling(if session.token.is_some() {
+            SignalingState::Reconnecting
+        } else {
+            SignalingState::Connecting
+        });
+        self.link = Link::Connecting { joining, attempt };
+    }
+
+    async fn on_link_event(&mut self, event: LinkEvent) {
+        match event {
+            LinkEvent::Joined(Ok((client, welcome))) => {
+                self.link = Link::Up(Box::new(client));
+                self.on_welcome(welcome);
+            }
+            LinkEvent::Joined(Err(e)) => {
+                let attempt = match &self.link {
+                    Link::Connecting { attempt, .. } => *attempt,
+                    _ => 0,
+                };
+                self.link = Link::Down;
+                let rejoining = self.session.as_ref().is_some_and(|s| s.token.is_some());
+                match e {
+                    ClientError::Refused { code, message } => {
+                        self.error(code.as_str(), message, None);
+                        self.emit_signaling(SignalingState::Disconnected);
+                    }
+                    e if rejoining => {
+                        let delay = backoff(attempt);
+                        self.log(LogLevel::Warn, format!("{e}; retrying in {delay:?}"), None);
+                        self.link = Link::Waiting {
+                            until: Instant::now() + delay,
+                            attempt: attempt + 1,
+                        };
+                    }
+                    e => {
+                        self.error("server-unreachable", e.to_string(), None);
+                        self.emit_signaling(SignalingState::Disconnected);
+                    }
+                }
+            }
+            LinkEvent::Frame(Ok(frame)) => self.on_server_frame(frame),
+            LinkEvent::Frame(Err(e)) => {
+                self.log(LogLevel::Warn, format!("signaling lost: {e}"), None);
+                self.link = Link::Waiting {
+                    until: Instant::now(),
+                    attempt: 0,
+                };
+                self.emit_signaling(SignalingState::Reconnecting);
+            }
+            LinkEvent::RetryDue => {
+                let attempt = match &self.link {
+                    Link::Waiting { attempt, .. } => *attempt,
+                    _ => 0,
+                };
+                self.start_joining(attempt);
+            }
+        }
+    }
+
+    fn on_welcome(&mut self, welcome: Welcome) {
+        let Some(session) = self.session.as_mut() else {
+            return;
+        };
+        let resumed = session.id.as_deref() == Some(welcome.id.as_str());
+        session.id = Some(welcome.id.clone());
+        session.token = Some(welcome.token);
+        self.log(
+            LogLevel::Info,
+            format!(
+                "{} {} as {} with {} peers",
+                if resumed { "resumed" } else { "joined" },
+                welcome.room,
+                welcome.id,
+                welcome.peers.len()
+            ),
+            None,
+        );
+        self.emit_signaling(SignalingState::Connected);
+        if resumed {
+            // Peers that left while we were away were not announced to us.
+            let present: HashSet<&str> = welcome.peers.iter().map(|p| p.id.as_str()).collect();
+            let gone: Vec<String> = self
+                .peers
+                .keys()
+                .filter(|id| !present.contains(id.as_str()))
+                .cloned()
+                .collect();
+            for id in gone {
+                self.on_peer_left(id);
+            }
+            for peer in welcome.peers {
+                if !self.peers.contains_key(&peer.id) {
+                    self.add_peer(peer.id, peer.name);
+                }
+            }
+            return;
+        }
+        // A fresh id: whatever we had belongs to our old one.
+        self.drop_all_peers();
+        for peer in welcome.peers {
+            self.add_peer(peer.id.clone(), peer.name);
+            self.connect_peer(&peer.id, true);
+        }
+    }
+
+    fn add_peer(&mut self, id: String, name: String) {
+        self.emit(Event::PeerJoined {
+            peer: PeerRef {
+                id: id.clone(),
+                name: name.clone(),
+            },
+        });
+        self.peers.insert(
+            id,
+            RemotePeer {
+                name,
+                state: PeerState::New,
+                handle: None,
+                chat_open: false,
+            },
+        );
+    }
+
+    /// Starts the task for a peer's connection; the newcomer creates the chat channel.
+    fn connect_peer(&mut self, id: &str, newcomer: bool) {
+        let Some(local_id) = self.session.as_ref().and_then(|s| s.id.clone()) else {
+            return;
+        };
+        let setup = PeerSetup {
+            local_id,
+            local_name: self.name.clone(),
+            remote_id: id.to_owned(),
+            create_chat: newcomer,
+            transport: self.transport.clone(),
+            identity: self.identity.clone(),
+            out: self.peer_out.clone(),
+        };
+        let live = self.live_peer_tasks.clone();
+        let handle = PeerHandle::spawn(setup, live);
+        if let Some(peer) = self.peers.get_mut(id) {
+            peer.handle = Some(handle);
+            peer.chat_open = false;
+        }
+    }
+
+    fn on_server_frame(&mut self, frame: ServerFrame) {
+        match frame {
+            ServerFrame::PeerJoined { peer } => {
+                self.log(LogLevel::Info, format!("{} ({}) joined", peer.id, peer.name), Some(&peer.id));
+                // The newcomer offers; we wait for it.
+                self.add_peer(peer.id, peer.name);
+            }
+            ServerFrame::PeerLeft { id } => self.on_peer_left(id),
+            ServerFrame::Signal { from, data } => {
+                self.log(LogLevel::Debug, format!("signal from {from}: {}", signal_kind(&data)), Some(&from));
+                if !self.peers.contains_key(&from) {
+                    self.add_peer(from.clone(), String::new());
+                }
+                if self.peers.get(&from).is_some_and(|p| p.handle.is_none()) {
+                    self.connect_peer(&from, false);
+                }
+                if let Some(handle) = self.peers.get(&from).and_then(|p| p.handle.as_ref()) {
+                    let _ = handle.input.send(PeerInput::Signal(data));
+                }
+            }
+            ServerFrame::Error { code, message } => self.error(code.as_str(), message, None),
+            ServerFrame::Peers { .. } | ServerFrame::Welcome { .. } => {}
+        }
+    }
+
+    /// The server says a peer left. A connection that is up is kept: the server may only
+    /// have lost the peer's signaling socket, and a peer that really left closes it itself.
+    fn on_peer_left(&mut self, id: String) {
+        self.log(LogLevel::Info, format!("{id} left the room"), Some(&id));
+        self.emit(Event::PeerLeft { id: id.clone() });
+        let keep = self
+            .peers
+            .get(&id)
+            .is_some_and(|p| p.state == PeerState::Connected && p.handle.is_some());
+        if !keep {
+            self.peers.remove(&id);
+        }
+    }
+
+    fn drop_all_peers(&mut self) {
+        for (id, _) in std::mem::take(&mut self.peers) {
+            self.emit(Event::PeerLeft { id });
+        }
+    }
+
+    async fn on_peer_output(&mut self, peer: String, output: PeerOutput) {
+        match output {
+            PeerOutput::Signal(data) => {
+                if let Link::Up(client) = &mut self.link {
+                    let kind = signal_kind(&data);
+                    match client.signal(&peer, data).await {
+                        Ok(()) => self.log(LogLevel::Debug, format!("signal to {peer}: {kind}"), Some(&peer)),
+                        Err(e) => self.log(LogLevel::Warn, format!("signal to {peer} lost: {e}"), Some(&peer)),
+                    }
+                } else {
+                    self.log(LogLevel::Warn, format!("signaling is down: signal to {peer} dropped"), Some(&peer));
+                }
+            }
+            PeerOutput::Event(event) => {
+                if let Event::PeerState { state, .. } = &event
+                    && let Some(remote) = self.peers.get_mut(&peer)
+                {
+                    remote.state = *state;
+                }
+                self.emit(event);
+            }
+            PeerOutput::Hello { name } => {
+                if let Some(remote) = self.peers.get_mut(&peer) {
+                    remote.name = name;
+                }
+            }
+            PeerOutput::Chat { id, text, ts, scope } => {
+                if self.seen.first_time(&id) {
+                    self.emit(Event::Chat {
+                        from: peer,
+                        id,
+                        text,
+                        ts,
+                        scope,
+                    });
+                }
+            }
+            PeerOutput::ChannelOpen => {
+                if let Some(remote) = self.peers.get_mut(&peer) {
+                    remote.chat_open = true;
+                }
+                self.flush_waiting(&peer);
+            }
+            PeerOutput::ChannelClosed => {
+                if let Some(remote) = self.peers.get_mut(&peer) {
+                    remote.chat_open = false;
+                }
+            }
+            PeerOutput::Gone(state) => {
+                if let Some(remote) = self.peers.get_mut(&peer) {
+                    remote.handle = None;
+                    remote.chat_open = false;
+                    remote.state = state;
+                }
+            }
+        }
+    }
+
+    fn chat(&mut self, text: String, to: Option<String>) {
+        if text.len() > MAX_CHAT_TEXT_BYTES {
+            return self.error(
+                "too-large",
+                format!("a message holds at most {MAX_CHAT_TEXT_BYTES} bytes"),
+                None,
+            );
+        }
+        if let Some(peer) = &to
+            && !self.peers.contains_key(peer)
+        {
+            return self.error("unknown-peer", format!("no peer {peer}"), Some(peer));
+        }
+        let id = new_message_id();
+        let message = PeerMessage::Chat {
+            id: id.clone(),
+            text,
+            ts: unix_ms(),
+            scope: if to.is_some() { ChatScope::Direct } else { ChatScope::Room },
+        };
+        let json = message.to_json();
+        let sent_to = self.send_chat(&json, to.as_deref());
+        if sent_to.is_empty() {
+            self.waiting.push(WaitingChat {
+                id: id.clone(),
+                to,
+                json,
+            });
+        }
+        self.emit(Event::ChatSent { id, to: sent_to });
+    }
+
+    /// Sends on the open chat channels `to` names (all of them when `None`).
+    fn send_chat(&self, json: &str, to: Option<&str>) -> Vec<String> {
+        self.peers
+            .iter()
+            .filter(|(id, p)| p.chat_open && to.is_none_or(|to| to == id.as_str()))
+            .filter_map(|(id, p)| {
+                let handle = p.handle.as_ref()?;
+                handle.input.send(PeerInput::Send(json.to_owned())).ok()?;
+                Some(id.clone())
+            })
+            .collect()
+    }
+
+    /// A channel opened: what waited for it goes out now.
+    fn flush_waiting(&mut self, peer: &str) {
+        let waiting = std::mem::take(&mut self.waiting);
+        for chat in waiting {
+            if chat.to.as_deref().is_none_or(|to| to == peer) {
+                let sent_to = self.send_chat(&chat.json, Some(peer));
+                self.emit(Event::ChatSent {
+                    id: chat.id,
+                    to: sent_to,
+                });
+            } else {
+                self.waiting.push(chat);
+            }
+        }
+    }
+
+    async fn leave(&mut self) {
+        self.drop_all_peers();
+        match std::mem::replace(&mut self.link, Link::Down) {
+            Link::Up(client) => {
+                let _ = client.leave().await;
+            }
+            Link::Connecting { joining, .. } => joining.abort(),
+            Link::Down | Link::Waiting { .. } => {}
+        }
+        if self.session.take().is_some() {
+            self.emit(Event::Signaling {
+                state: SignalingState::Disconnected,
+                id: None,
+                room: None,
+            });
+        }
+    }
+}
+
+/// Waits for whatever the signaling link does next.
+async fn next_link_event(link: &mut Link) -> LinkEvent {
+    match link {
+        Link::Down => std::future::pending().await,
+        Link::Connecting { joining, .. } => LinkEvent::Joined(match joining.await {
+            Ok(result) => result,
+            Err(e) => Err(ClientError::Disconnected(e.to_string())),
+        }),
+        Link::Up(client) => LinkEvent::Frame(client.recv().await),
+        Link::Waiting { until, .. } => {
+            tokio::time::sleep_until(*until).await;
+            LinkEvent::RetryDue
+        }
+    }
+}
+
+/// The delay before reconnect attempt `attempt`, with ±20 % jitter so that a room full
+/// of peers does not hammer a restarted server in step.
+fn backoff(attempt: u32) -> Duration {
+    let base = BACKOFF_FIRST
+        .saturating_mul(2u32.saturating_pow(attempt.min(16)))
+        .min(BACKOFF_MAX);
+    base.mul_f64(0.8 + 0.4 * rand::random::<f64>())
+}
+
+/// A random UUID (version 4) for a chat message.
+fn new_message_id() -> String {
+    let mut b: [u8; 16] = rand::random();
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    format!(
+        "{}-{}-{}-{}-{}",
+        &hex[0..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..32]
+    )
+}
+
+fn signal_kind(data: &serde_json::Value) -> String {
+    match (data.get("kind").and_then(|k| k.as_str()), data.pointer("/description/type")) {
+        (Some("description"), Some(kind)) => format!("description {}", kind.as_str().unwrap_or("?")),
+        (Some("candidate"), _) if data.get("candidate").is_some_and(|c| c.is_null()) => {
+            "end of candidates".to_owned()
+        }
+        (Some(kind), _) => kind.to_owned(),
+        (None, _) => "unknown".to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_up_to_the_cap() {
+        for _ in 0..100 {
+            let first = backoff(0);
+            assert!(first >= Duration::from_millis(200) && first <= Duration::from_millis(300));
+            let late = backoff(30);
+            assert!(late >= Duration::from_secs(8) && late <= Duration::from_secs(12));
+        }
+    }
+
+    #[test]
+    fn message_ids_look_like_uuids_and_differ() {
+        let a = new_message_id();
+        assert_eq!(a.len(), 36);
+        assert_eq!(&a[14..15], "4");
+        assert_ne!(a, new_message_id());
+    }
+
+    #[test]
+    fn seen_ids_are_bounded() {
+        let mut seen = SeenIds::default();
+        assert!(seen.first_time("a"));
+        assert!(!seen.first_time("a"));
+        for i in 0..SEEN_IDS {
+            seen.first_time(&i.to_string());
+        }
+        assert!(seen.set.len() <= SEEN_IDS);
+        assert!(seen.first_time("a"), "the oldest ids are forgotten");
+    }
+}

@@ -1,0 +1,696 @@
+//! One remote peer: its peer connection, negotiation, trickle ICE and `chat` channel.
+//!
+//! A task per peer owns everything about it. The library's callbacks and each data
+//! channel's event loop only forward into this task's channels and return at once (a
+//! callback that blocks stalls the connection); the task does the work in order.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+use std::time::Duration;
+
+use confab_proto::peer::MAX_CHAT_TEXT_BYTES;
+use confab_proto::{
+    ChatScope, FrameError, IceCandidate, PeerMessage, SdpType, SessionDescription, SignalData,
+};
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+use tokio::time::{Instant, MissedTickBehavior};
+use webrtc::data_channel::{DataChannel, DataChannelEvent};
+use webrtc::peer_connection::{
+    PeerConnection, PeerConnectionEventHandler, RTCIceCandidateInit, RTCIceConnectionState,
+    RTCIceGatheringState, RTCPeerConnectionIceEvent, RTCPeerConnectionState, RTCSdpType,
+    RTCSessionDescription, RTCStatsReportEntry, StatsSelector,
+};
+
+use crate::api::{ChannelState, Event, LogLevel, PeerState, unix_ms};
+use crate::identity::Identity;
+use crate::negotiation::{Negotiation, Step};
+use crate::transport::{TransportConfig, build_peer_connection};
+
+/// The label of the chat channel, created once by the newcomer.
+pub(crate) const CHAT_LABEL: &str = "chat";
+/// The app string sent in `hello`.
+const APP: &str = concat!("confab/", env!("CARGO_PKG_VERSION"));
+/// While a connection is being set up, the library's event loop is woken this often.
+/// Its loop sends what it has queued before it handles internal events, so the first
+/// packets after the DTLS and SCTP handshakes otherwise wait for the next ICE timer tick
+/// (hundreds of milliseconds); a wake-up flushes them at once. Only until the chat
+/// channel opens: a connected peer is left quiet.
+const SETUP_WAKE: Duration = Duration::from_millis(2);
+const SETUP_WAKE_FOR: Duration = Duration::from_secs(5);
+/// How long a dropped peer's task gets to close its connection before it is aborted.
+const CLOSE_GRACE: Duration = Duration::from_secs(5);
+
+/// What the mesh asks of a peer task.
+#[derive(Debug)]
+pub(crate) enum PeerInput {
+    /// `signal.data` relayed from this peer.
+    Signal(serde_json::Value),
+    /// One JSON message for the chat channel.
+    Send(String),
+    Stats,
+    /// Offer again (used to test glare: both sides at once).
+    Renegotiate,
+}
+
+/// What a peer task tells the mesh.
+#[derive(Debug)]
+pub(crate) enum PeerOutput {
+    /// `signal.data` to relay to this peer.
+    Signal(serde_json::Value),
+    Event(Event),
+    Hello {
+        name: String,
+    },
+    Chat {
+        id: String,
+        text: String,
+        ts: u64,
+        scope: ChatScope,
+    },
+    ChannelOpen,
+    ChannelClosed,
+    /// The connection failed or closed: the mesh forgets the peer.
+    Gone(PeerState),
+}
+
+/// How to set up one peer.
+#[derive(Debug, Clone)]
+pub(crate) struct PeerSetup {
+    pub(crate) local_id: String,
+    pub(crate) local_name: String,
+    pub(crate) remote_id: String,
+    /// The newcomer creates the chat channel, which makes it offer.
+    pub(crate) create_chat: bool,
+    pub(crate) transport: Arc<TransportConfig>,
+    pub(crate) identity: Arc<Identity>,
+    pub(crate) out: mpsc::UnboundedSender<(String, PeerOutput)>,
+}
+
+/// The mesh's hold on a peer task. Dropping it ends the task, which closes the connection.
+#[derive(Debug)]
+pub(crate) struct PeerHandle {
+    pub(crate) input: mpsc::UnboundedSender<PeerInput>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl PeerHandle {
+    /// Starts the task; `live` counts running peer tasks, for leak checks.
+    pub(crate) fn spawn(setup: PeerSetup, live: Arc<AtomicUsize>) -> Self {
+        let (input, inputs) = mpsc::unbounded_channel();
+        live.fetch_add(1, Relaxed);
+        let task = tokio::spawn(async move {
+            run(setup, inputs).await;
+            live.fetch_sub(1, Relaxed);
+        });
+        Self { input, task }
+    }
+}
+
+impl Drop for PeerHandle {
+    /// The task sees its input close and shuts the connection down itself; this only
+    /// makes sure a task stuck in the library cannot outlive its handle for long.
+    fn drop(&mut self) {
+        let task = self.task.abort_handle();
+        tokio::spawn(async move {
+            tokio::time::sleep(CLOSE_GRACE).await;
+            task.abort();
+        });
+    }
+}
+
+/// Library callbacks, forwarded as they come.
+enum PcEvent {
+    NegotiationNeeded,
+    Candidate(RTCIceCandidateInit),
+    Gathering(RTCIceGatheringState),
+    Ice(RTCIceConnectionState),
+    State(RTCPeerConnectionState),
+    DataChannel(Arc<dyn DataChannel>),
+}
+
+struct Callbacks(mpsc::UnboundedSender<PcEvent>);
+
+#[async_trait::async_trait]
+impl PeerConnectionEventHandler for Callbacks {
+    async fn on_negotiation_needed(&self) {
+        let _ = self.0.send(PcEvent::NegotiationNeeded);
+    }
+
+    async fn on_ice_candidate(&self, event: RTCPeerConnectionIceEvent) {
+        if let Ok(init) = event.candidate.to_json() {
+            let _ = self.0.send(PcEvent::Candidate(init));
+        }
+    }
+
+    async fn on_ice_gathering_state_change(&self, state: RTCIceGatheringState) {
+        let _ = self.0.send(PcEvent::Gathering(state));
+    }
+
+    async fn on_ice_connection_state_change(&self, state: RTCIceConnectionState) {
+        let _ = self.0.send(PcEvent::Ice(state));
+    }
+
+    async fn on_connection_state_change(&self, state: RTCPeerConnectionState) {
+        let _ = self.0.send(PcEvent::State(state));
+    }
+
+    async fn on_data_channel(&self, channel: Arc<dyn DataChannel>) {
+        let _ = self.0.send(PcEvent::DataChannel(channel));
+    }
+}
+
+/// A data channel's events, tagged with its label.
+enum ChannelEvent {
+    Open(String),
+    Message(String, Vec<u8>),
+    Closed(String),
+}
+
+struct Peer {
+    setup: PeerSetup,
+    pc: Arc<dyn PeerConnection>,
+    negotiation: Negotiation,
+    has_remote_description: bool,
+    early_candidates: Vec<RTCIceCandidateInit>,
+    chat: Option<Arc<dyn DataChannel>>,
+    chat_open: bool,
+    channel_tx: mpsc::UnboundedSender<ChannelEvent>,
+    pollers: JoinSet<()>,
+    state: PeerState,
+}
+
+async fn run(setup: PeerSetup, mut inputs: mpsc::UnboundedReceiver<PeerInput>) {
+    let (pc_tx, mut pc_events) = mpsc::unbounded_channel();
+    let pc = match build_peer_connection(
+        &setup.transport,
+        &setup.identity,
+        Arc::new(Callbacks(pc_tx)),
+    )
+    .await
+    {
+        Ok(pc) => pc,
+        Err(e) => {
+            let remote = setup.remote_id.clone();
+            let _ = setup.out.send((
+                remote.clone(),
+                PeerOutput::Event(Event::error("webrtc", e.to_string(), Some(&remote))),
+            ));
+            let _ = setup.out.send((remote, PeerOutput::Gone(PeerState::Failed)));
+            return;
+        }
+    };
+    let (channel_tx, mut channel_events) = mpsc::unbounded_channel();
+    let mut peer = Peer {
+        negotiation: Negotiation::new(&setup.local_id, &setup.remote_id),
+        setup,
+        pc,
+        has_remote_description: false,
+        early_candidates: Vec::new(),
+        chat: None,
+        chat_open: false,
+        channel_tx,
+        pollers: JoinSet::new(),
+        state: PeerState::New,
+    };
+    peer.emit_state(PeerState::Connecting);
+    if peer.setup.create_chat {
+        match peer.pc.create_data_channel(CHAT_LABEL, None).await {
+            Ok(channel) => peer.adopt_channel(channel),
+            Err(e) => peer.log(LogLevel::Error, format!("cannot create the chat channel: {e}")),
+        }
+    }
+    let setup_until = Instant::now() + SETUP_WAKE_FOR;
+    let mut wake = tokio::time::interval(SETUP_WAKE);
+    wake.set_missed_tick_behavior(MissedTickBehavior::Skip);
+    loop {
+        let setting_up = !peer.chat_open && Instant::now() < setup_until;
+        tokio::select! {
+            input = inputs.recv() => match input {
+                Some(input) => peer.on_input(input).await,
+                None => break,
+            },
+            Some(event) = pc_events.recv() => {
+                if peer.on_pc_event(event).await {
+                    break;
+                }
+            }
+            Some(event) = channel_events.recv() => peer.on_channel_event(event).await,
+            _ = wake.tick(), if setting_up => peer.wake_driver().await,
+        }
+    }
+    peer.close().await;
+}
+
+impl Peer {
+    fn out(&self, output: PeerOutput) {
+        let _ = self.setup.out.send((self.setup.remote_id.clone(), output));
+    }
+
+    fn emit(&self, event: Event) {
+        self.out(PeerOutput::Event(event));
+    }
+
+    fn log(&self, level: LogLevel, msg: impl Into<String>) {
+        self.emit(Event::Log {
+            level,
+            msg: msg.into(),
+            peer: Some(self.setup.remote_id.clone()),
+            ts: unix_ms(),
+        });
+    }
+
+    fn emit_state(&mut self, state: PeerState) {
+        if self.state != state {
+            self.state = state;
+            self.emit(Event::PeerState {
+                peer: self.setup.remote_id.clone(),
+                state,
+            });
+        }
+    }
+
+    async fn on_input(&mut self, input: PeerInput) {
+        match input {
+            PeerInput::Signal(data) => self.on_signal(data).await,
+            PeerInput::Send(text) => {
+                if let Some(chat) = self.chat.as_ref().filter(|_| self.chat_open)
+                    && let Err(e) = chat.send_text(&text).await
+                {
+                    self.log(LogLevel::Warn, format!("chat send failed: {e}"));
+                }
+            }
+            PeerInput::Stats => self.report_stats().await,
+            PeerInput::Renegotiate => self.offer().await,
+        }
+    }
+
+    async fn on_signal(&mut self, data: serde_json::Value) {
+        match SignalData::from_value(data) {
+            Ok(SignalData::Description { description }) => self.on_description(description).await,
+            Ok(SignalData::Candidate { candidate }) => self.on_candidate(candidate).await,
+            Err(e) => {
+                let message = format!("bad signal: {e}");
+                self.log(LogLevel::Warn, message.clone());
+                self.emit(Event::error("bad-signal", message, Some(&self.setup.remote_id)));
+            }
+        }
+    }
+
+    async fn on_description(&mut self, description: SessionDescription) {
+        let kind = description.kind;
+        self.log(
+            LogLevel::Debug,
+            format!("SDP {} received:\n{}", sdp_kind(kind), description.sdp),
+        );
+        let step = self.negotiation.on_remote(kind);
+        let Step::Apply { rollback, answer } = step else {
+            self.log(LogLevel::Info, "glare: ignoring the colliding offer (impolite side)");
+            return;
+        };
+        if rollback {
+            self.log(LogLevel::Info, "glare: rolling back our offer (polite side)");
+            let mut rollback = RTCSessionDescription::default();
+            rollback.sdp_type = RTCSdpType::Rollback;
+            if let Err(e) = self.pc.set_local_description(rollback).await {
+                self.fail_negotiation(format!("rollback failed: {e}"));
+                return;
+            }
+        }
+        let remote = match kind {
+            SdpType::Offer => RTCSessionDescription::offer(description.sdp),
+            SdpType::Answer => RTCSessionDescription::answer(description.sdp),
+        };
+        let applied = match remote {
+            Ok(remote) => self.pc.set_remote_description(remote).await,
+            Err(e) => Err(e),
+        };
+        if let Err(e) = applied {
+            self.fail_negotiation(format!("remote {} refused: {e}", sdp_kind(kind)));
+            return;
+        }
+        self.negotiation.remote_applied(kind);
+        self.has_remote_description = true;
+        for candidate in std::mem::take(&mut self.early_candidates) {
+            self.add_candidate(candidate).await;
+        }
+        if answer {
+            self.answer().await;
+        } else if self.negotiation.stable_with_offer_wanted() {
+            self.offer().await;
+        }
+    }
+
+    async fn answer(&mut self) {
+        let answer = match self.pc.create_answer(None).await {
+            Ok(answer) => answer,
+            Err(e) => return self.fail_negotiation(format!("cannot create an answer: {e}")),
+        };
+        if let Err(e) = self.pc.set_local_description(answer.clone()).await {
+            return self.fail_negotiation(format!("cannot set our answer: {e}"));
+        }
+        self.send_description(SdpType::Answer, answer.sdp);
+        if self.negotiation.local_answer_set() {
+            self.offer().await;
+        }
+    }
+
+    async fn offer(&mut self) {
+        if !self.negotiation.may_offer() {
+            return;
+        }
+        let offer = match self.pc.create_offer(None).await {
+            Ok(offer) => offer,
+            Err(e) => return self.fail_negotiation(format!("cannot create an offer: {e}")),
+        };
+        if let Err(e) = self.pc.set_local_description(offer.clone()).await {
+            return self.fail_negotiation(format!("cannot set our offer: {e}"));
+        }
+        self.negotiation.local_offer_set();
+        self.send_description(SdpType::Offer, offer.sdp);
+    }
+
+    fn send_description(&self, kind: SdpType, sdp: String) {
+        self.log(LogLevel::Debug, format!("SDP {} sent:\n{sdp}", sdp_kind(kind)));
+        let data = SignalData::Description {
+            description: SessionDescription { kind, sdp },
+        };
+        self.out(PeerOutput::Signal(data.to_value()));
+    }
+
+    fn fail_negotiation(&self, message: String) {
+        self.log(LogLevel::Error, message.clone());
+        self.emit(Event::error("negotiation", message, Some(&self.setup.remote_id)));
+    }
+
+    async fn on_candidate(&mut self, candidate: Option<IceCandidate>) {
+        let Some(candidate) = candidate.filter(|c| !c.is_end_of_candidates()) else {
+            self.log(LogLevel::Debug, "remote end of candidates");
+            return;
+        };
+        self.log(
+            LogLevel::Debug,
+            format!("remote candidate {}", candidate.candidate),
+        );
+        let init = RTCIceCandidateInit {
+            candidate: candidate.candidate,
+            sdp_mid: candidate.sdp_mid,
+            sdp_mline_index: candidate.sdp_mline_index,
+            username_fragment: candidate
+                .extra
+                .get("usernameFragment")
+                .and_then(|v| v.as_str())
+                .map(str::to_owned),
+            ..Default::default()
+        };
+        if self.has_remote_description {
+            self.add_candidate(init).await;
+        } else {
+            // Candidates may overtake the description they belong to: keep them for it.
+            self.early_candidates.push(init);
+        }
+    }
+
+    async fn add_candidate(&mut self, init: RTCIceCandidateInit) {
+        if let Err(e) = self.pc.add_ice_candidate(init).await
+            && !self.negotiation.ignoring_offer()
+        {
+            self.log(LogLevel::Warn, format!("remote candidate refused: {e}"));
+        }
+    }
+
+    /// Handles a library callback. Returns true when the connection is over.
+    async fn on_pc_event(&mut self, event: PcEvent) -> bool {
+        match event {
+            PcEvent::NegotiationNeeded => self.offer().await,
+            PcEvent::Candidate(init) => {
+                self.log(LogLevel::Debug, format!("local candidate {}", init.candidate));
+                let candidate = IceCandidate {
+                    candidate: init.candidate,
+                    sdp_mid: init.sdp_mid,
+                    sdp_mline_index: init.sdp_mline_index,
+                    extra: init
+                        .username_fragment
+                        .map(|u| {
+                            serde_json::Map::from_iter([(
+                                "usernameFragment".to_owned(),
+                                serde_json::Value::String(u),
+                            )])
+                        })
+                        .unwrap_or_default(),
+                };
+                let data = SignalData::Candidate {
+                    candidate: Some(candidate),
+                };
+                self.out(PeerOutput::Signal(data.to_value()));
+            }
+            PcEvent::Gathering(state) => {
+                self.log(LogLevel::Debug, format!("ICE gathering {state}"));
+                if state == RTCIceGatheringState::Complete {
+                    let end = SignalData::Candidate { candidate: None };
+                    self.out(PeerOutput::Signal(end.to_value()));
+                }
+            }
+            PcEvent::Ice(state) => self.log(LogLevel::Info, format!("ICE connection {state}")),
+            PcEvent::State(state) => return self.on_state(state).await,
+            PcEvent::DataChannel(channel) => self.adopt_channel(channel),
+        }
+        false
+    }
+
+    async fn on_state(&mut self, state: RTCPeerConnectionState) -> bool {
+        self.log(LogLevel::Info, format!("connection {state}"));
+        let state = match state {
+            RTCPeerConnectionState::New => PeerState::New,
+            RTCPeerConnectionState::Connecting => PeerState::Connecting,
+            RTCPeerConnectionState::Connected => PeerState::Connected,
+            RTCPeerConnectionState::Disconnected => PeerState::Disconnected,
+            RTCPeerConnectionState::Failed => PeerState::Failed,
+            RTCPeerConnectionState::Closed => PeerState::Closed,
+            _ => return false,
+        };
+        self.emit_state(state);
+        if state == PeerState::Connected {
+            self.log_selected_pair().await;
+        }
+        if matches!(state, PeerState::Failed | PeerState::Closed) {
+            self.out(PeerOutput::Gone(state));
+            return true;
+        }
+        false
+    }
+
+    /// Takes a data channel in: its events are polled by a task of their own, so the
+    /// library's callback returns at once.
+    fn adopt_channel(&mut self, channel: Arc<dyn DataChannel>) {
+        let tx = self.channel_tx.clone();
+        let poller = channel.clone();
+        self.pollers.spawn(async move {
+            let label = poller.label().await.unwrap_or_default();
+            while let Some(event) = poller.poll().await {
+                let forwarded = match event {
+                    DataChannelEvent::OnOpen => tx.send(ChannelEvent::Open(label.clone())),
+                    DataChannelEvent::OnMessage(message) => {
+                        tx.send(ChannelEvent::Message(label.clone(), message.data.to_vec()))
+                    }
+                    DataChannelEvent::OnClose => break,
+                    _ => Ok(()),
+                };
+                if forwarded.is_err() {
+                    return;
+                }
+            }
+            let _ = tx.send(ChannelEvent::Closed(label));
+        });
+        // Only one chat channel per peer: a second one offered by a remote is ignored.
+        if self.chat.is_none() {
+            self.chat = Some(channel);
+        }
+    }
+
+    async fn on_channel_event(&mut self, event: ChannelEvent) {
+        match event {
+            ChannelEvent::Open(label) => {
+                self.log(LogLevel::Info, format!("channel {label} open"));
+                self.emit(Event::Channel {
+                    peer: self.setup.remote_id.clone(),
+                    label: label.clone(),
+                    state: ChannelState::Open,
+                });
+                if label == CHAT_LABEL {
+                    self.chat_open = true;
+                    let hello = PeerMessage::Hello {
+                        name: self.setup.local_name.clone(),
+                        app: APP.to_owned(),
+                    };
+                    self.on_input(PeerInput::Send(hello.to_json())).await;
+                    self.out(PeerOutput::ChannelOpen);
+                }
+            }
+            ChannelEvent::Message(label, bytes) if label == CHAT_LABEL => {
+                self.on_chat_message(&bytes).await;
+            }
+            ChannelEvent::Message(label, _) => {
+                self.log(LogLevel::Debug, format!("message on unknown channel {label} ignored"));
+            }
+            ChannelEvent::Closed(label) => {
+                self.log(LogLevel::Info, format!("channel {label} closed"));
+                self.emit(Event::Channel {
+                    peer: self.setup.remote_id.clone(),
+                    label: label.clone(),
+                    state: ChannelState::Closed,
+                });
+                if label == CHAT_LABEL && self.chat_open {
+                    self.chat_open = false;
+                    self.out(PeerOutput::ChannelClosed);
+                }
+            }
+        }
+    }
+
+    async fn on_chat_message(&mut self, bytes: &[u8]) {
+        // Over-long input is refused before it is parsed.
+        if bytes.len() > MAX_CHAT_TEXT_BYTES + 4096 {
+            return self.bad_message(format!("message of {} bytes is too large", bytes.len()));
+        }
+        let text = match std::str::from_utf8(bytes) {
+            Ok(text) => text,
+            Err(_) => return self.bad_message("message is not UTF-8".to_owned()),
+        };
+        match PeerMessage::parse(text) {
+            Ok(PeerMessage::Hello { name, app }) => {
+                self.log(LogLevel::Info, format!("hello from {name} ({app})"));
+                self.out(PeerOutput::Hello { name });
+            }
+            Ok(PeerMessage::Chat {
+                id,
+                text,
+                ts,
+                scope,
+            }) => {
+                // Acknowledge every copy: the sender may be resending one we already have.
+                let ack = PeerMessage::Ack { id: id.clone() };
+                self.on_input(PeerInput::Send(ack.to_json())).await;
+                self.out(PeerOutput::Chat {
+                    id,
+                    text,
+                    ts,
+                    scope,
+                });
+            }
+            Ok(PeerMessage::Ack { id }) => self.emit(Event::Ack {
+                peer: self.setup.remote_id.clone(),
+                id,
+            }),
+            Ok(other) => self.log(
+                LogLevel::Debug,
+                format!("{} ignored: not supported yet", other.to_json()),
+            ),
+            Err(FrameError::UnknownTag { value, .. }) => {
+                self.log(LogLevel::Debug, format!("unknown message type {value} ignored"));
+            }
+            Err(e) => self.bad_message(e.to_string()),
+        }
+    }
+
+    fn bad_message(&self, message: String) {
+        self.log(LogLevel::Warn, format!("bad message on chat: {message}"));
+        self.emit(Event::error("bad-message", message, Some(&self.setup.remote_id)));
+    }
+
+    /// Wakes the library's event loop so what it queued goes out now (see [`SETUP_WAKE`]).
+    async fn wake_driver(&self) {
+        let configuration = self.pc.get_configuration().await;
+        let _ = self.pc.set_configuration(configuration).await;
+    }
+
+    async fn report_stats(&self) {
+        let stats = self.selected_pair().await;
+        let (rtt_ms, bytes_sent, bytes_received, candidate_type) = match stats {
+            Some(pair) => (pair.rtt_ms, pair.bytes_sent, pair.bytes_received, pair.local_type),
+            None => (0.0, 0, 0, "host".to_owned()),
+        };
+        self.emit(Event::Stats {
+            peer: self.setup.remote_id.clone(),
+            rtt_ms,
+            bytes_sent,
+            bytes_received,
+            candidate_type,
+        });
+    }
+
+    async fn log_selected_pair(&self) {
+        if let Some(pair) = self.selected_pair().await {
+            self.log(
+                LogLevel::Info,
+                format!(
+                    "selected pair: {} {} -> {} {}",
+                    pair.local_type, pair.local_addr, pair.remote_type, pair.remote_addr
+                ),
+            );
+        }
+    }
+
+    async fn selected_pair(&self) -> Option<SelectedPair> {
+        let report = self
+            .pc
+            .get_stats(std::time::Instant::now(), StatsSelector::None)
+            .await;
+        let pair = report.iter().find_map(|entry| match entry {
+            RTCStatsReportEntry::IceCandidatePair(pair) if pair.nominated => Some(pair),
+            _ => None,
+        })?;
+        // The pair names its candidates by their own ids, which the report's entry ids
+        // end with (the report prefixes them with the entry type).
+        let candidate = |id: &str| {
+            report.iter().find_map(|entry| match entry {
+                RTCStatsReportEntry::LocalCandidate(c) | RTCStatsReportEntry::RemoteCandidate(c)
+                    if entry.id().ends_with(id) =>
+                {
+                    Some((
+                        c.candidate_type.to_string(),
+                        format!("{}:{}", c.address.clone().unwrap_or_default(), c.port),
+                    ))
+                }
+                _ => None,
+            })
+        };
+        let (local_type, local_addr) = candidate(&pair.local_candidate_id)?;
+        let (remote_type, remote_addr) = candidate(&pair.remote_candidate_id)?;
+        Some(SelectedPair {
+            rtt_ms: pair.current_round_trip_time * 1000.0,
+            bytes_sent: pair.bytes_sent,
+            bytes_received: pair.bytes_received,
+            local_type,
+            local_addr,
+            remote_type,
+            remote_addr,
+        })
+    }
+
+    async fn close(mut self) {
+        if let Err(e) = self.pc.close().await {
+            self.log(LogLevel::Debug, format!("close: {e}"));
+        }
+        self.pollers.abort_all();
+        while self.pollers.join_next().await.is_some() {}
+        self.emit_state(PeerState::Closed);
+    }
+}
+
+struct SelectedPair {
+    rtt_ms: f64,
+    bytes_sent: u64,
+    bytes_received: u64,
+    local_type: String,
+    local_addr: String,
+    remote_type: String,
+    remote_addr: String,
+}
+
+fn sdp_kind(kind: SdpType) -> &'static str {
+    match kind {
+        SdpType::Offer => "offer",
+        SdpType::Answer => "answer",
+    }
+}

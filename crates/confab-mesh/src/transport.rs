@@ -1,0 +1,260 @@
+//! How peer connections are built: ICE servers, the addresses candidates are gathered on,
+//! timers tuned to connect fast and stay quiet once connected, and UDP socket buffers large
+//! enough for SCTP's window.
+
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use webrtc::peer_connection::{
+    MediaEngine, PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler,
+    RTCConfiguration, RTCConfigurationBuilder, RTCIceServer, SettingEngineBuilder,
+};
+use webrtc::runtime::{
+    AsyncInterval, AsyncTcpListener, AsyncTcpStream, AsyncUdpSocket, JoinHandle, Runtime,
+    TokioRuntime,
+};
+
+use crate::MeshError;
+use crate::identity::Identity;
+
+/// Binding checks while connecting: one every 10 ms instead of 200 ms, for up to a second
+/// per candidate pair. Only while checking; a connected pair falls back to keepalives.
+const CHECK_INTERVAL: Duration = Duration::from_millis(10);
+const MAX_CHECKS: u16 = 100;
+/// Once connected: one consent check every 2 s, no more (quiet on a real network).
+const KEEPALIVE: Duration = Duration::from_secs(2);
+/// A silent peer is "disconnected" after 3 s and "failed" 5 s later: reported gone well
+/// within the 15 s the API promises, and cleaned up right after.
+const DISCONNECTED_AFTER: Duration = Duration::from_secs(3);
+const FAILED_AFTER: Duration = Duration::from_secs(5);
+/// The kernel's default UDP receive buffer (~208 KiB) is smaller than SCTP's window, so
+/// bursts are dropped and throughput collapses; 4 MiB holds a full window.
+const SOCKET_BUFFER: usize = 4 * 1024 * 1024;
+/// Per data channel, as Chromium: senders wait for room beyond this (back-pressure).
+const SEND_BUFFER_LIMIT: usize = 16 * 1024 * 1024;
+
+/// A STUN or TURN server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IceServer {
+    pub url: String,
+    pub username: Option<String>,
+    pub credential: Option<String>,
+}
+
+impl IceServer {
+    /// Parses `stun:HOST:PORT` or `turn:USER:PASS@HOST:PORT` (also `turns:`).
+    pub fn parse(spec: &str) -> Result<Self, String> {
+        let (scheme, rest) = spec
+            .split_once(':')
+            .ok_or_else(|| format!("`{spec}`: expected stun:HOST:PORT or turn:USER:PASS@HOST:PORT"))?;
+        match scheme {
+            "stun" | "stuns" => Ok(Self {
+                url: spec.to_owned(),
+                username: None,
+                credential: None,
+            }),
+            "turn" | "turns" => {
+                let (credentials, host) = rest
+                    .rsplit_once('@')
+                    .ok_or_else(|| format!("`{spec}`: a TURN server needs USER:PASS@"))?;
+                let (user, pass) = credentials
+                    .split_once(':')
+                    .ok_or_else(|| format!("`{spec}`: a TURN server needs USER:PASS@"))?;
+                Ok(Self {
+                    url: format!("{scheme}:{host}"),
+                    username: Some(user.to_owned()),
+                    credential: Some(pass.to_owned()),
+                })
+            }
+            _ => Err(format!("`{spec}`: unknown scheme `{scheme}`")),
+        }
+    }
+}
+
+/// Whether to resolve other peers' `.local` host candidates with multicast DNS.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mdns {
+    /// Never send multicast DNS.
+    Off,
+    /// Resolve browsers' `.local` names; never publish our own.
+    QueryOnly,
+}
+
+/// Network settings for every peer connection of a mesh.
+#[derive(Debug, Clone)]
+pub struct TransportConfig {
+    pub ice_servers: Vec<IceServer>,
+    /// UDP addresses to bind; `0.0.0.0:0` means every usable interface.
+    pub udp_addrs: Vec<SocketAddr>,
+    pub mdns: Mdns,
+}
+
+impl TransportConfig {
+    /// Every usable interface, as a browser gathers: a real user needs the LAN address.
+    pub fn all_interfaces() -> Self {
+        Self {
+            ice_servers: Vec::new(),
+            udp_addrs: vec![SocketAddr::from(([0, 0, 0, 0], 0))],
+            mdns: Mdns::QueryOnly,
+        }
+    }
+
+    /// Loopback only and no multicast: traffic that never leaves this machine.
+    pub fn loopback() -> Self {
+        Self {
+            ice_servers: Vec::new(),
+            udp_addrs: vec![SocketAddr::from(([127, 0, 0, 1], 0))],
+            mdns: Mdns::Off,
+        }
+    }
+
+    pub(crate) fn rtc_configuration(&self, identity: &Identity) -> RTCConfiguration {
+        let ice_servers = self
+            .ice_servers
+            .iter()
+            .map(|server| RTCIceServer {
+                urls: vec![server.url.clone()],
+                username: server.username.clone().unwrap_or_default(),
+                credential: server.credential.clone().unwrap_or_default(),
+                ..Default::default()
+            })
+            .collect();
+        RTCConfigurationBuilder::new()
+            .with_ice_servers(ice_servers)
+            .with_certificates(vec![identity.certificate.clone()])
+            .build()
+    }
+}
+
+/// Builds one peer connection.
+pub(crate) async fn build_peer_connection(
+    config: &TransportConfig,
+    identity: &Identity,
+    handler: Arc<dyn PeerConnectionEventHandler>,
+) -> Result<Arc<dyn PeerConnection>, MeshError> {
+    let mut media = MediaEngine::default();
+    media
+        .register_default_codecs()
+        .map_err(|e| MeshError::WebRtc(e.to_string()))?;
+    let mdns = match config.mdns {
+        Mdns::Off => rtc::ice::mdns::MulticastDnsMode::Disabled,
+        Mdns::QueryOnly => rtc::ice::mdns::MulticastDnsMode::QueryOnly,
+    };
+    let settings = SettingEngineBuilder::new()
+        .with_ice_timeouts(Some(DISCONNECTED_AFTER), Some(FAILED_AFTER), Some(KEEPALIVE))
+        .with_ice_connection_attempts(Some(CHECK_INTERVAL), Some(MAX_CHECKS))
+        .with_multicast_dns_mode(mdns)
+        .build();
+    let pc = PeerConnectionBuilder::new()
+        .with_configuration(config.rtc_configuration(identity))
+        .with_media_engine(media)
+        .with_setting_engine(settings)
+        .with_runtime(Arc::new(BufferedRuntime(TokioRuntime)))
+        .with_handler(handler)
+        .with_udp_addrs(config.udp_addrs.clone())
+        .with_data_channel_send_buffer_limit(SEND_BUFFER_LIMIT)
+        .build()
+        .await
+        .map_err(|e| MeshError::WebRtc(e.to_string()))?;
+    Ok(Arc::new(pc))
+}
+
+/// The tokio runtime, but every UDP socket handed to the library gets large buffers.
+#[derive(Debug)]
+struct BufferedRuntime(TokioRuntime);
+
+type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+impl Runtime for BufferedRuntime {
+    fn spawn(&self, future: BoxFuture<'static, ()>) -> Box<dyn JoinHandle> {
+        self.0.spawn(future)
+    }
+
+    fn spawn_reactor(
+        &self,
+        reactor_pool_size: usize,
+        future: BoxFuture<'static, ()>,
+    ) -> Box<dyn JoinHandle> {
+        self.0.spawn_reactor(reactor_pool_size, future)
+    }
+
+    fn wrap_udp_socket(
+        &self,
+        socket: std::net::UdpSocket,
+    ) -> std::io::Result<Arc<dyn AsyncUdpSocket>> {
+        // Best effort: the kernel caps these at net.core.{r,w}mem_max.
+        let sock = socket2::SockRef::from(&socket);
+        let _ = sock.set_recv_buffer_size(SOCKET_BUFFER);
+        let _ = sock.set_send_buffer_size(SOCKET_BUFFER);
+        self.0.wrap_udp_socket(socket)
+    }
+
+    fn wrap_tcp_listener(
+        &self,
+        listener: std::net::TcpListener,
+    ) -> std::io::Result<Arc<dyn AsyncTcpListener>> {
+        self.0.wrap_tcp_listener(listener)
+    }
+
+    fn connect_tcp<'a>(
+        &'a self,
+        remote_addr: SocketAddr,
+    ) -> BoxFuture<'a, std::io::Result<Arc<dyn AsyncTcpStream>>> {
+        self.0.connect_tcp(remote_addr)
+    }
+
+    fn resolve_host<'a>(&'a self, host: &'a str) -> BoxFuture<'a, std::io::Result<Vec<SocketAddr>>> {
+        self.0.resolve_host(host)
+    }
+
+    fn now(&self) -> std::time::Instant {
+        self.0.now()
+    }
+
+    fn sleep(&self, duration: Duration) -> BoxFuture<'static, ()> {
+        self.0.sleep(duration)
+    }
+
+    fn interval(&self, period: Duration) -> Box<dyn AsyncInterval> {
+        self.0.interval(period)
+    }
+
+    fn block_on(&self, future: Pin<Box<dyn Future<Output = ()> + '_>>) {
+        self.0.block_on(future)
+    }
+
+    fn yield_now(&self) -> BoxFuture<'static, ()> {
+        self.0.yield_now()
+    }
+
+    fn name(&self) -> &'static str {
+        "tokio (large UDP buffers)"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn ice_server_specs() {
+        assert_eq!(
+            IceServer::parse("stun:stun.example.org:3478").unwrap(),
+            IceServer { url: "stun:stun.example.org:3478".into(), username: None, credential: None }
+        );
+        assert_eq!(
+            IceServer::parse("turn:ann:s3cr:et@turn.example.org:3478").unwrap(),
+            IceServer {
+                url: "turn:turn.example.org:3478".into(),
+                username: Some("ann".into()),
+                credential: Some("s3cr:et".into())
+            }
+        );
+        assert!(IceServer::parse("turn:turn.example.org:3478").is_err());
+        assert!(IceServer::parse("http://x").is_err());
+        assert!(IceServer::parse("nonsense").is_err());
+    }
+}

@@ -1,0 +1,82 @@
+//! Helpers: a real signaling server and real peers on loopback.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use confab_mesh::api::{ChannelState, PeerState};
+use confab_mesh::{Command, Event, Identity, Mesh, MeshConfig, TransportConfig};
+use confab_signal::{ServerConfig, ServerHandle};
+
+pub const WAIT: Duration = Duration::from_secs(10);
+
+pub async fn server() -> ServerHandle {
+    ServerHandle::start(SocketAddr::from(([127, 0, 0, 1], 0)), ServerConfig::default())
+        .await
+        .unwrap()
+}
+
+pub fn url(server: &ServerHandle) -> String {
+    format!("ws://{}/ws", server.local_addr())
+}
+
+/// A peer on loopback only, with mDNS off (the network rule).
+pub fn peer(name: &str) -> Mesh {
+    Mesh::start(MeshConfig {
+        name: name.to_owned(),
+        transport: TransportConfig::loopback(),
+        identity: Identity::ephemeral().unwrap(),
+    })
+}
+
+pub fn connect(mesh: &Mesh, url: &str, room: &str, name: &str) {
+    assert!(mesh.send(Command::Connect {
+        server: url.to_owned(),
+        room: room.to_owned(),
+        name: name.to_owned(),
+        password: None,
+    }));
+}
+
+/// Reads events until one matches; panics after [`WAIT`].
+pub async fn wait_for(mesh: &mut Mesh, what: &str, mut matches: impl FnMut(&Event) -> bool) -> Event {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        match tokio::time::timeout_at(deadline, mesh.next_event()).await {
+            Ok(Some(event)) if matches(&event) => return event,
+            Ok(Some(_)) => {}
+            Ok(None) => panic!("the peer stopped while waiting for {what}"),
+            Err(_) => panic!("timed out waiting for {what}"),
+        }
+    }
+}
+
+/// Waits for the own id once signaling is connected.
+pub async fn own_id(mesh: &mut Mesh) -> String {
+    match wait_for(mesh, "signaling connected", |e| {
+        matches!(e, Event::Signaling { state: confab_mesh::api::SignalingState::Connected, .. })
+    })
+    .await
+    {
+        Event::Signaling { id: Some(id), .. } => id,
+        other => panic!("{other:?}"),
+    }
+}
+
+/// Waits until the chat channel to each of `peers` is open.
+pub async fn chat_open_with(mesh: &mut Mesh, peers: &[String]) {
+    let mut waiting: std::collections::HashSet<String> = peers.iter().cloned().collect();
+    while !waiting.is_empty() {
+        if let Event::Channel { peer, .. } = wait_for(mesh, "chat channels", |e| {
+            matches!(e, Event::Channel { label, state: ChannelState::Open, .. } if label == "chat")
+        })
+        .await
+        {
+            waiting.remove(&peer);
+        }
+    }
+}
+
+pub fn is_state(event: &Event, who: &str, wanted: PeerState) -> bool {
+    matches!(event, Event::PeerState { peer, state } if peer == who && *state == wanted)
+}

@@ -239,13 +239,25 @@ mod tests {
     fn commands_parse_from_the_documented_json() {
         assert_eq!(
             Command::parse(r#"{"cmd":"chat","text":"hi"}"#).unwrap(),
-            Command::Chat { text: "hi".into(), to: None }
+            Command::Chat {
+                text: "hi".into(),
+                to: None
+            }
         );
         assert_eq!(
-            Command::parse(r#"{"cmd":"connect","server":"ws://h/ws","room":"r","name":"n"}"#).unwrap(),
-            Command::Connect { server: "ws://h/ws".into(), room: "r".into(), name: "n".into(), password: None }
+            Command::parse(r#"{"cmd":"connect","server":"ws://h/ws","room":"r","name":"n"}"#)
+                .unwrap(),
+            Command::Connect {
+                server: "ws://h/ws".into(),
+                room: "r".into(),
+                name: "n".into(),
+                password: None
+            }
         );
-        assert_eq!(Command::parse(r#"{"cmd":"accept-call","call":"c"}"#).unwrap(), Command::AcceptCall { call: "c".into() });
+        assert_eq!(
+            Command::parse(r#"{"cmd":"accept-call","call":"c"}"#).unwrap(),
+            Command::AcceptCall { call: "c".into() }
+        );
         assert_eq!(Command::parse(r#"{"cmd":"quit"}"#).unwrap(), Command::Quit);
         assert!(Command::parse(r#"{"cmd":"fly"}"#).is_err());
         assert!(Command::parse("nope").is_err());
@@ -253,11 +265,30 @@ mod tests {
 
     #[test]
     fn events_serialise_as_documented() {
-        let event = Event::ChatSent { id: "m".into(), to: vec!["p1".into()] };
-        assert_eq!(serde_json::to_value(&event).unwrap(), json!({"event":"chat-sent","id":"m","to":["p1"]}));
-        let event = Event::PeerState { peer: "p1".into(), state: PeerState::Connected };
-        assert_eq!(serde_json::to_value(&event).unwrap(), json!({"event":"peer-state","peer":"p1","state":"connected"}));
-        let event = Event::Signaling { state: SignalingState::Connected, id: Some("p2".into()), room: Some("r".into()) };
-        assert_eq!(serde_json::to_value(&event).unwrap(), json!({"event":"signaling","state":"connected","id":"p2","room":"r"}));
+        let event = Event::ChatSent {
+            id: "m".into(),
+            to: vec!["p1".into()],
+        };
+        assert_eq!(
+            serde_json::to_value(&event).unwrap(),
+            json!({"event":"chat-sent","id":"m","to":["p1"]})
+        );
+        let event = Event::PeerState {
+            peer: "p1".into(),
+            state: PeerState::Connected,
+        };
+        assert_eq!(
+            serde_json::to_value(&event).unwrap(),
+            json!({"event":"peer-state","peer":"p1","state":"connected"})
+        );
+        let event = Event::Signaling {
+            state: SignalingState::Connected,
+            id: Some("p2".into()),
+            room: Some("r".into()),
+        };
+        assert_eq!(
+            serde_json::to_value(&event).unwrap(),
+            json!({"event":"signaling","state":"connected","id":"p2","room":"r"})
+        );
     }
 }

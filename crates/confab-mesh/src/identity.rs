@@ -31,12 +31,9 @@ impl Identity {
         let provider = crypto::default_provider().map_err(identity_error)?;
         let params = rcgen::CertificateParams::new(vec!["confab".to_owned()])
             .map_err(|e| MeshError::Identity(e.to_string()))?;
-        let certificate = RTCCertificate::generate(
-            provider.crypto(),
-            SignatureScheme::EcdsaP256Sha256,
-            params,
-        )
-        .map_err(identity_error)?;
+        let certificate =
+            RTCCertificate::generate(provider.crypto(), SignatureScheme::EcdsaP256Sha256, params)
+                .map_err(identity_error)?;
         Self::from_certificate(certificate)
     }
 
@@ -118,8 +115,16 @@ mod tests {
         let second = Identity::load_or_create(&dir).unwrap();
         assert_eq!(first.fingerprint(), second.fingerprint());
         assert_eq!(first.fingerprint().len(), 32 * 3 - 1);
-        assert!(first.fingerprint().chars().all(|c| c == ':' || c.is_ascii_hexdigit() && !c.is_ascii_lowercase()));
-        assert_ne!(Identity::ephemeral().unwrap().fingerprint(), first.fingerprint());
+        assert!(
+            first
+                .fingerprint()
+                .chars()
+                .all(|c| c == ':' || c.is_ascii_hexdigit() && !c.is_ascii_lowercase())
+        );
+        assert_ne!(
+            Identity::ephemeral().unwrap().fingerprint(),
+            first.fingerprint()
+        );
         std::fs::remove_dir_all(dir).unwrap();
     }
 
@@ -128,7 +133,10 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("confab-identity-bad-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::write(dir.join(FILE_NAME), "not a pem").unwrap();
-        assert!(matches!(Identity::load_or_create(&dir), Err(MeshError::Identity(_))));
+        assert!(matches!(
+            Identity::load_or_create(&dir),
+            Err(MeshError::Identity(_))
+        ));
         std::fs::remove_dir_all(dir).unwrap();
     }
 }

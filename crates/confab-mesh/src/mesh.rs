@@ -104,7 +104,8 @@ struct Session {
     token: Option<String>,
 }
 
-type Joining = JoinHandle<Result<(SignalClient, Welcome), ClientError>>;
+type Joined = Result<(Box<SignalClient>, Welcome), ClientError>;
+type Joining = JoinHandle<Joined>;
 
 /// The signaling connection.
 #[derive(Debug)]
@@ -116,7 +117,7 @@ enum Link {
 }
 
 enum LinkEvent {
-    Joined(Result<(SignalClient, Welcome), ClientError>),
+    Joined(Joined),
     Frame(Result<ServerFrame, ClientError>),
     RetryDue,
 }
@@ -124,6 +125,8 @@ enum LinkEvent {
 #[derive(Debug)]
 struct RemotePeer {
     name: String,
+    /// The server announced it gone (its connection may still be up).
+    left_room: bool,
     state: PeerState,
     handle: Option<PeerHandle>,
     chat_open: bool,
@@ -228,7 +231,11 @@ impl MeshTask {
                 if !matches!(self.link, Link::Down) {
                     return self.error("already-connected", "leave or disconnect first", None);
                 }
-                if self.session.as_ref().is_some_and(|s| s.room != room || s.server != server) {
+                if self
+                    .session
+                    .as_ref()
+                    .is_some_and(|s| s.room != room || s.server != server)
+                {
                     self.drop_all_peers();
                 }
                 self.name = name;
@@ -280,7 +287,11 @@ impl MeshTask {
                     Some(handle) => {
                         let _ = handle.input.send(PeerInput::Renegotiate);
                     }
-                    None => self.error("unknown-peer", format!("no connection to {peer}"), Some(&peer)),
+                    None => self.error(
+                        "unknown-peer",
+                        format!("no connection to {peer}"),
+                        Some(&peer),
+                    ),
                 }
             }
             Command::Quit => {}
@@ -321,9 +332,15 @@ impl MeshTask {
             resume: session.token.clone(),
         };
         let server = session.server.clone();
-        self.log(LogLevel::Info, format!("joining {} on {server}", join.room), None);
+        self.log(
+            LogLevel::Info,
+            format!("joining {} on {server}", join.room),
+            None,
+        );
         let joining = tokio::spawn(async move {
-            SignalClient::join(&server, &ClientOptions::default(), join).await
+            SignalClient::join(&server, &ClientOptions::default(), join)
+                .await
+                .map(|(client, welcome)| (Box::new(client), welcome))
         });
         self.emit_signaling(if session.token.is_some() {
             SignalingState::Reconnecting
@@ -336,7 +353,7 @@ impl MeshTask {
     async fn on_link_event(&mut self, event: LinkEvent) {
         match event {
             LinkEvent::Joined(Ok((client, welcome))) => {
-                self.link = Link::Up(Box::new(client));
+                self.link = Link::Up(client);
                 self.on_welcome(welcome);
             }
             LinkEvent::Joined(Err(e)) => {
@@ -441,6 +458,7 @@ impl MeshTask {
             id,
             RemotePeer {
                 name,
+                left_room: false,
                 state: PeerState::New,
                 handle: None,
                 chat_open: false,
@@ -473,13 +491,21 @@ impl MeshTask {
     fn on_server_frame(&mut self, frame: ServerFrame) {
         match frame {
             ServerFrame::PeerJoined { peer } => {
-                self.log(LogLevel::Info, format!("{} ({}) joined", peer.id, peer.name), Some(&peer.id));
+                self.log(
+                    LogLevel::Info,
+                    format!("{} ({}) joined", peer.id, peer.name),
+                    Some(&peer.id),
+                );
                 // The newcomer offers; we wait for it.
                 self.add_peer(peer.id, peer.name);
             }
             ServerFrame::PeerLeft { id } => self.on_peer_left(id),
             ServerFrame::Signal { from, data } => {
-                self.log(LogLevel::Debug, format!("signal from {from}: {}", signal_kind(&data)), Some(&from));
+                self.log(
+                    LogLevel::Debug,
+                    format!("signal from {from}: {}", signal_kind(&data)),
+                    Some(&from),
+                );
                 if !self.peers.contains_key(&from) {
                     self.add_peer(from.clone(), String::new());
                 }
@@ -500,18 +526,21 @@ impl MeshTask {
     fn on_peer_left(&mut self, id: String) {
         self.log(LogLevel::Info, format!("{id} left the room"), Some(&id));
         self.emit(Event::PeerLeft { id: id.clone() });
-        let keep = self
-            .peers
-            .get(&id)
-            .is_some_and(|p| p.state == PeerState::Connected && p.handle.is_some());
-        if !keep {
-            self.peers.remove(&id);
+        match self.peers.get_mut(&id) {
+            Some(peer) if peer.state == PeerState::Connected && peer.handle.is_some() => {
+                peer.left_room = true;
+            }
+            _ => {
+                self.peers.remove(&id);
+            }
         }
     }
 
     fn drop_all_peers(&mut self) {
-        for (id, _) in std::mem::take(&mut self.peers) {
-            self.emit(Event::PeerLeft { id });
+        for (id, peer) in std::mem::take(&mut self.peers) {
+            if !peer.left_room {
+                self.emit(Event::PeerLeft { id });
+            }
         }
     }
 
@@ -521,11 +550,23 @@ impl MeshTask {
                 if let Link::Up(client) = &mut self.link {
                     let kind = signal_kind(&data);
                     match client.signal(&peer, data).await {
-                        Ok(()) => self.log(LogLevel::Debug, format!("signal to {peer}: {kind}"), Some(&peer)),
-                        Err(e) => self.log(LogLevel::Warn, format!("signal to {peer} lost: {e}"), Some(&peer)),
+                        Ok(()) => self.log(
+                            LogLevel::Debug,
+                            format!("signal to {peer}: {kind}"),
+                            Some(&peer),
+                        ),
+                        Err(e) => self.log(
+                            LogLevel::Warn,
+                            format!("signal to {peer} lost: {e}"),
+                            Some(&peer),
+                        ),
                     }
                 } else {
-                    self.log(LogLevel::Warn, format!("signaling is down: signal to {peer} dropped"), Some(&peer));
+                    self.log(
+                        LogLevel::Warn,
+                        format!("signaling is down: signal to {peer} dropped"),
+                        Some(&peer),
+                    );
                 }
             }
             PeerOutput::Event(event) => {
@@ -541,7 +582,12 @@ impl MeshTask {
                     remote.name = name;
                 }
             }
-            PeerOutput::Chat { id, text, ts, scope } => {
+            PeerOutput::Chat {
+                id,
+                text,
+                ts,
+                scope,
+            } => {
                 if self.seen.first_time(&id) {
                     self.emit(Event::Chat {
                         from: peer,
@@ -564,7 +610,9 @@ impl MeshTask {
                 }
             }
             PeerOutput::Gone(state) => {
-                if let Some(remote) = self.peers.get_mut(&peer) {
+                if self.peers.get(&peer).is_some_and(|p| p.left_room) {
+                    self.peers.remove(&peer);
+                } else if let Some(remote) = self.peers.get_mut(&peer) {
                     remote.handle = None;
                     remote.chat_open = false;
                     remote.state = state;
@@ -591,7 +639,11 @@ impl MeshTask {
             id: id.clone(),
             text,
             ts: unix_ms(),
-            scope: if to.is_some() { ChatScope::Direct } else { ChatScope::Room },
+            scope: if to.is_some() {
+                ChatScope::Direct
+            } else {
+                ChatScope::Room
+            },
         };
         let json = message.to_json();
         let sent_to = self.send_chat(&json, to.as_deref());
@@ -695,8 +747,13 @@ fn new_message_id() -> String {
 }
 
 fn signal_kind(data: &serde_json::Value) -> String {
-    match (data.get("kind").and_then(|k| k.as_str()), data.pointer("/description/type")) {
-        (Some("description"), Some(kind)) => format!("description {}", kind.as_str().unwrap_or("?")),
+    match (
+        data.get("kind").and_then(|k| k.as_str()),
+        data.pointer("/description/type"),
+    ) {
+        (Some("description"), Some(kind)) => {
+            format!("description {}", kind.as_str().unwrap_or("?"))
+        }
         (Some("candidate"), _) if data.get("candidate").is_some_and(|c| c.is_null()) => {
             "end of candidates".to_owned()
         }

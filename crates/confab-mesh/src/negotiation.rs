@@ -115,11 +115,23 @@ mod tests {
         // Both offers cross.
         assert_eq!(impolite.on_remote(SdpType::Offer), Step::Ignore);
         assert!(impolite.ignoring_offer());
-        assert_eq!(polite.on_remote(SdpType::Offer), Step::Apply { rollback: true, answer: true });
+        assert_eq!(
+            polite.on_remote(SdpType::Offer),
+            Step::Apply {
+                rollback: true,
+                answer: true
+            }
+        );
         polite.remote_applied(SdpType::Offer);
         // The polite side answers, then makes the offer it gave up.
         assert!(polite.local_answer_set());
-        assert_eq!(impolite.on_remote(SdpType::Answer), Step::Apply { rollback: false, answer: false });
+        assert_eq!(
+            impolite.on_remote(SdpType::Answer),
+            Step::Apply {
+                rollback: false,
+                answer: false
+            }
+        );
         impolite.remote_applied(SdpType::Answer);
         assert!(!impolite.stable_with_offer_wanted());
     }
@@ -130,7 +142,13 @@ mod tests {
         assert!(n.may_offer());
         n.local_offer_set();
         assert!(!n.may_offer(), "not while our offer is outstanding");
-        assert_eq!(n.on_remote(SdpType::Answer), Step::Apply { rollback: false, answer: false });
+        assert_eq!(
+            n.on_remote(SdpType::Answer),
+            Step::Apply {
+                rollback: false,
+                answer: false
+            }
+        );
         n.remote_applied(SdpType::Answer);
         assert!(n.stable_with_offer_wanted());
         assert!(!n.stable_with_offer_wanted());
@@ -139,7 +157,13 @@ mod tests {
     #[test]
     fn a_plain_offer_is_answered() {
         let mut n = Negotiation::new("p2", "p1");
-        assert_eq!(n.on_remote(SdpType::Offer), Step::Apply { rollback: false, answer: true });
+        assert_eq!(
+            n.on_remote(SdpType::Offer),
+            Step::Apply {
+                rollback: false,
+                answer: true
+            }
+        );
         n.remote_applied(SdpType::Offer);
         assert!(!n.local_answer_set());
     }

@@ -196,7 +196,9 @@ async fn run(setup: PeerSetup, mut inputs: mpsc::UnboundedReceiver<PeerInput>) {
                 remote.clone(),
                 PeerOutput::Event(Event::error("webrtc", e.to_string(), Some(&remote))),
             ));
-            let _ = setup.out.send((remote, PeerOutput::Gone(PeerState::Failed)));
+            let _ = setup
+                .out
+                .send((remote, PeerOutput::Gone(PeerState::Failed)));
             return;
         }
     };
@@ -217,7 +219,10 @@ async fn run(setup: PeerSetup, mut inputs: mpsc::UnboundedReceiver<PeerInput>) {
     if peer.setup.create_chat {
         match peer.pc.create_data_channel(CHAT_LABEL, None).await {
             Ok(channel) => peer.adopt_channel(channel),
-            Err(e) => peer.log(LogLevel::Error, format!("cannot create the chat channel: {e}")),
+            Err(e) => peer.log(
+                LogLevel::Error,
+                format!("cannot create the chat channel: {e}"),
+            ),
         }
     }
     let setup_until = Instant::now() + SETUP_WAKE_FOR;
@@ -292,7 +297,11 @@ impl Peer {
             Err(e) => {
                 let message = format!("bad signal: {e}");
                 self.log(LogLevel::Warn, message.clone());
-                self.emit(Event::error("bad-signal", message, Some(&self.setup.remote_id)));
+                self.emit(Event::error(
+                    "bad-signal",
+                    message,
+                    Some(&self.setup.remote_id),
+                ));
             }
         }
     }
@@ -305,11 +314,17 @@ impl Peer {
         );
         let step = self.negotiation.on_remote(kind);
         let Step::Apply { rollback, answer } = step else {
-            self.log(LogLevel::Info, "glare: ignoring the colliding offer (impolite side)");
+            self.log(
+                LogLevel::Info,
+                "glare: ignoring the colliding offer (impolite side)",
+            );
             return;
         };
         if rollback {
-            self.log(LogLevel::Info, "glare: rolling back our offer (polite side)");
+            self.log(
+                LogLevel::Info,
+                "glare: rolling back our offer (polite side)",
+            );
             let mut rollback = RTCSessionDescription::default();
             rollback.sdp_type = RTCSdpType::Rollback;
             if let Err(e) = self.pc.set_local_description(rollback).await {
@@ -371,7 +386,10 @@ impl Peer {
     }
 
     fn send_description(&self, kind: SdpType, sdp: String) {
-        self.log(LogLevel::Debug, format!("SDP {} sent:\n{sdp}", sdp_kind(kind)));
+        self.log(
+            LogLevel::Debug,
+            format!("SDP {} sent:\n{sdp}", sdp_kind(kind)),
+        );
         let data = SignalData::Description {
             description: SessionDescription { kind, sdp },
         };
@@ -380,7 +398,11 @@ impl Peer {
 
     fn fail_negotiation(&self, message: String) {
         self.log(LogLevel::Error, message.clone());
-        self.emit(Event::error("negotiation", message, Some(&self.setup.remote_id)));
+        self.emit(Event::error(
+            "negotiation",
+            message,
+            Some(&self.setup.remote_id),
+        ));
     }
 
     async fn on_candidate(&mut self, candidate: Option<IceCandidate>) {
@@ -424,7 +446,10 @@ impl Peer {
         match event {
             PcEvent::NegotiationNeeded => self.offer().await,
             PcEvent::Candidate(init) => {
-                self.log(LogLevel::Debug, format!("local candidate {}", init.candidate));
+                self.log(
+                    LogLevel::Debug,
+                    format!("local candidate {}", init.candidate),
+                );
                 let candidate = IceCandidate {
                     candidate: init.candidate,
                     sdp_mid: init.sdp_mid,
@@ -531,7 +556,10 @@ impl Peer {
                 self.on_chat_message(&bytes).await;
             }
             ChannelEvent::Message(label, _) => {
-                self.log(LogLevel::Debug, format!("message on unknown channel {label} ignored"));
+                self.log(
+                    LogLevel::Debug,
+                    format!("message on unknown channel {label} ignored"),
+                );
             }
             ChannelEvent::Closed(label) => {
                 self.log(LogLevel::Info, format!("channel {label} closed"));
@@ -587,7 +615,10 @@ impl Peer {
                 format!("{} ignored: not supported yet", other.to_json()),
             ),
             Err(FrameError::UnknownTag { value, .. }) => {
-                self.log(LogLevel::Debug, format!("unknown message type {value} ignored"));
+                self.log(
+                    LogLevel::Debug,
+                    format!("unknown message type {value} ignored"),
+                );
             }
             Err(e) => self.bad_message(e.to_string()),
         }
@@ -595,7 +626,11 @@ impl Peer {
 
     fn bad_message(&self, message: String) {
         self.log(LogLevel::Warn, format!("bad message on chat: {message}"));
-        self.emit(Event::error("bad-message", message, Some(&self.setup.remote_id)));
+        self.emit(Event::error(
+            "bad-message",
+            message,
+            Some(&self.setup.remote_id),
+        ));
     }
 
     /// Wakes the library's event loop so what it queued goes out now (see [`SETUP_WAKE`]).
@@ -607,7 +642,12 @@ impl Peer {
     async fn report_stats(&self) {
         let stats = self.selected_pair().await;
         let (rtt_ms, bytes_sent, bytes_received, candidate_type) = match stats {
-            Some(pair) => (pair.rtt_ms, pair.bytes_sent, pair.bytes_received, pair.local_type),
+            Some(pair) => (
+                pair.rtt_ms,
+                pair.bytes_sent,
+                pair.bytes_received,
+                pair.local_type,
+            ),
             None => (0.0, 0, 0, "host".to_owned()),
         };
         self.emit(Event::Stats {
@@ -644,7 +684,8 @@ impl Peer {
         // end with (the report prefixes them with the entry type).
         let candidate = |id: &str| {
             report.iter().find_map(|entry| match entry {
-                RTCStatsReportEntry::LocalCandidate(c) | RTCStatsReportEntry::RemoteCandidate(c)
+                RTCStatsReportEntry::LocalCandidate(c)
+                | RTCStatsReportEntry::RemoteCandidate(c)
                     if entry.id().ends_with(id) =>
                 {
                     Some((

@@ -46,9 +46,9 @@ pub struct IceServer {
 impl IceServer {
     /// Parses `stun:HOST:PORT` or `turn:USER:PASS@HOST:PORT` (also `turns:`).
     pub fn parse(spec: &str) -> Result<Self, String> {
-        let (scheme, rest) = spec
-            .split_once(':')
-            .ok_or_else(|| format!("`{spec}`: expected stun:HOST:PORT or turn:USER:PASS@HOST:PORT"))?;
+        let (scheme, rest) = spec.split_once(':').ok_or_else(|| {
+            format!("`{spec}`: expected stun:HOST:PORT or turn:USER:PASS@HOST:PORT")
+        })?;
         match scheme {
             "stun" | "stuns" => Ok(Self {
                 url: spec.to_owned(),
@@ -118,7 +118,6 @@ impl TransportConfig {
                 urls: vec![server.url.clone()],
                 username: server.username.clone().unwrap_or_default(),
                 credential: server.credential.clone().unwrap_or_default(),
-                ..Default::default()
             })
             .collect();
         RTCConfigurationBuilder::new()
@@ -143,7 +142,11 @@ pub(crate) async fn build_peer_connection(
         Mdns::QueryOnly => rtc::ice::mdns::MulticastDnsMode::QueryOnly,
     };
     let settings = SettingEngineBuilder::new()
-        .with_ice_timeouts(Some(DISCONNECTED_AFTER), Some(FAILED_AFTER), Some(KEEPALIVE))
+        .with_ice_timeouts(
+            Some(DISCONNECTED_AFTER),
+            Some(FAILED_AFTER),
+            Some(KEEPALIVE),
+        )
         .with_ice_connection_attempts(Some(CHECK_INTERVAL), Some(MAX_CHECKS))
         .with_multicast_dns_mode(mdns)
         .build();
@@ -205,7 +208,10 @@ impl Runtime for BufferedRuntime {
         self.0.connect_tcp(remote_addr)
     }
 
-    fn resolve_host<'a>(&'a self, host: &'a str) -> BoxFuture<'a, std::io::Result<Vec<SocketAddr>>> {
+    fn resolve_host<'a>(
+        &'a self,
+        host: &'a str,
+    ) -> BoxFuture<'a, std::io::Result<Vec<SocketAddr>>> {
         self.0.resolve_host(host)
     }
 
@@ -243,7 +249,11 @@ mod tests {
     fn ice_server_specs() {
         assert_eq!(
             IceServer::parse("stun:stun.example.org:3478").unwrap(),
-            IceServer { url: "stun:stun.example.org:3478".into(), username: None, credential: None }
+            IceServer {
+                url: "stun:stun.example.org:3478".into(),
+                username: None,
+                credential: None
+            }
         );
         assert_eq!(
             IceServer::parse("turn:ann:s3cr:et@turn.example.org:3478").unwrap(),

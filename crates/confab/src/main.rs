@@ -1,5 +1,6 @@
 //! `confab`: the command line. Flags and logging only; the work is in the library crates.
 
+mod peer_cmd;
 mod server_cmd;
 
 use clap::{Parser, Subcommand};
@@ -24,6 +25,8 @@ struct Cli {
 enum Command {
     /// Run a signaling server, e.g. on a public host, for peers to meet on.
     Server(server_cmd::ServerArgs),
+    /// Run a headless peer: JSON commands on stdin, JSON events on stdout.
+    Peer(peer_cmd::PeerArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -38,11 +41,17 @@ fn main() -> std::process::ExitCode {
     };
     let result = runtime.block_on(async {
         match cli.command {
-            Command::Server(args) => server_cmd::run(args).await,
+            Command::Server(args) => server_cmd::run(args)
+                .await
+                .map(|()| std::process::ExitCode::SUCCESS),
+            Command::Peer(args) => peer_cmd::run(args, cli.verbose > 0).await,
         }
     });
+    // The peer's libraries may leave background tasks (socket readers) behind: do not
+    // wait for them once the work is done.
+    runtime.shutdown_timeout(std::time::Duration::from_millis(500));
     match result {
-        Ok(()) => std::process::ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(e) => {
             eprintln!("confab: {e:#}");
             std::process::ExitCode::FAILURE
@@ -58,10 +67,11 @@ fn init_logging(verbose: u8) {
         1 => "debug",
         _ => "trace",
     };
+    // Our crates at the chosen level; the libraries below only when they fail, unless -vv.
     let default = if verbose >= 2 {
         level.to_owned()
     } else {
-        format!("warn,confab={level},confab_signal={level}")
+        format!("error,confab={level},confab_signal={level},confab_mesh={level}")
     };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
     tracing_subscriber::fmt()

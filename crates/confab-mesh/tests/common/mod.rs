@@ -11,9 +11,12 @@ use confab_signal::{ServerConfig, ServerHandle};
 pub const WAIT: Duration = Duration::from_secs(10);
 
 pub async fn server() -> ServerHandle {
-    ServerHandle::start(SocketAddr::from(([127, 0, 0, 1], 0)), ServerConfig::default())
-        .await
-        .unwrap()
+    ServerHandle::start(
+        SocketAddr::from(([127, 0, 0, 1], 0)),
+        ServerConfig::default(),
+    )
+    .await
+    .unwrap()
 }
 
 pub fn url(server: &ServerHandle) -> String {
@@ -39,7 +42,11 @@ pub fn connect(mesh: &Mesh, url: &str, room: &str, name: &str) {
 }
 
 /// Reads events until one matches; panics after [`WAIT`].
-pub async fn wait_for(mesh: &mut Mesh, what: &str, mut matches: impl FnMut(&Event) -> bool) -> Event {
+pub async fn wait_for(
+    mesh: &mut Mesh,
+    what: &str,
+    mut matches: impl FnMut(&Event) -> bool,
+) -> Event {
     let deadline = tokio::time::Instant::now() + WAIT;
     loop {
         match tokio::time::timeout_at(deadline, mesh.next_event()).await {
@@ -54,7 +61,13 @@ pub async fn wait_for(mesh: &mut Mesh, what: &str, mut matches: impl FnMut(&Even
 /// Waits for the own id once signaling is connected.
 pub async fn own_id(mesh: &mut Mesh) -> String {
     match wait_for(mesh, "signaling connected", |e| {
-        matches!(e, Event::Signaling { state: confab_mesh::api::SignalingState::Connected, .. })
+        matches!(
+            e,
+            Event::Signaling {
+                state: confab_mesh::api::SignalingState::Connected,
+                ..
+            }
+        )
     })
     .await
     {
@@ -79,4 +92,17 @@ pub async fn chat_open_with(mesh: &mut Mesh, peers: &[String]) {
 
 pub fn is_state(event: &Event, who: &str, wanted: PeerState) -> bool {
     matches!(event, Event::PeerState { peer, state } if peer == who && *state == wanted)
+}
+
+/// Two peers in `room`, their chat channel open both ways: (a, a's id, b, b's id).
+pub async fn connected_pair(server: &ServerHandle, room: &str) -> (Mesh, String, Mesh, String) {
+    let mut a = peer("A");
+    connect(&a, &url(server), room, "A");
+    let a_id = own_id(&mut a).await;
+    let mut b = peer("B");
+    connect(&b, &url(server), room, "B");
+    let b_id = own_id(&mut b).await;
+    chat_open_with(&mut a, std::slice::from_ref(&b_id)).await;
+    chat_open_with(&mut b, std::slice::from_ref(&a_id)).await;
+    (a, a_id, b, b_id)
 }

@@ -1,0 +1,248 @@
+//! `confab peer`: a headless peer. One JSON command a line on stdin, one JSON event a line
+//! on stdout (PEER-API.md).
+
+use std::io::Write;
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Args;
+use confab_mesh::api::{LogLevel, SignalingState};
+use confab_mesh::{Command, Event, IceServer, Identity, Mdns, Mesh, MeshConfig, TransportConfig};
+use tokio::io::AsyncBufReadExt;
+
+#[derive(Debug, Args)]
+pub(crate) struct PeerArgs {
+    /// Signaling server, e.g. ws://HOST:8787/ws.
+    #[arg(long, value_name = "URL")]
+    server: String,
+
+    /// Room to join.
+    #[arg(long)]
+    room: String,
+
+    /// Display name.
+    #[arg(long)]
+    name: String,
+
+    /// Room password.
+    #[arg(long)]
+    password: Option<String>,
+
+    /// ICE server: stun:HOST:PORT or turn:USER:PASS@HOST:PORT (repeatable).
+    #[arg(long = "ice", value_name = "SPEC", value_parser = IceServer::parse)]
+    ice: Vec<IceServer>,
+
+    /// Local address to gather candidates on (repeatable). Default: every interface, or
+    /// loopback only when the server is on loopback (its peers are then on this machine).
+    #[arg(long = "udp", value_name = "IP")]
+    udp: Vec<IpAddr>,
+
+    /// Audio input: default, none, device:NAME, sine:HZ or wav:PATH.
+    #[arg(long, value_name = "SOURCE")]
+    audio_in: Option<String>,
+
+    /// Audio output: default, none, device:NAME or wav:PATH.
+    #[arg(long, value_name = "SINK")]
+    audio_out: Option<String>,
+
+    /// Accept every incoming call (after emitting call-incoming).
+    #[arg(long)]
+    auto_accept_calls: bool,
+
+    /// Accept every offered file into DIR.
+    #[arg(long, value_name = "DIR")]
+    auto_accept_files: Option<PathBuf>,
+
+    /// Keep the DTLS certificate in DIR, so the fingerprint is stable across runs.
+    #[arg(long, value_name = "DIR")]
+    identity: Option<PathBuf>,
+}
+
+impl PeerArgs {
+    fn transport(&self) -> TransportConfig {
+        let mut transport = if !self.udp.is_empty() {
+            TransportConfig {
+                udp_addrs: self.udp.iter().map(|ip| SocketAddr::new(*ip, 0)).collect(),
+                mdns: Mdns::QueryOnly,
+                ..TransportConfig::all_interfaces()
+            }
+        } else if server_is_loopback(&self.server) {
+            TransportConfig::loopback()
+        } else {
+            TransportConfig::all_interfaces()
+        };
+        if self.udp.iter().all(IpAddr::is_loopback) && !self.udp.is_empty() {
+            transport.mdns = Mdns::Off;
+        }
+        transport.ice_servers = self.ice.clone();
+        transport
+    }
+
+    /// Flags whose features are not built yet: each gets an `unsupported` error.
+    fn unsupported_flags(&self) -> Vec<&'static str> {
+        let mut flags = Vec::new();
+        if self.audio_in.as_deref().is_some_and(|s| s != "none") {
+            flags.push("--audio-in");
+        }
+        if self.audio_out.as_deref().is_some_and(|s| s != "none") {
+            flags.push("--audio-out");
+        }
+        if self.auto_accept_calls {
+            flags.push("--auto-accept-calls");
+        }
+        if self.auto_accept_files.is_some() {
+            flags.push("--auto-accept-files");
+        }
+        flags
+    }
+}
+
+fn server_is_loopback(url: &str) -> bool {
+    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
+    let authority = rest.split('/').next().unwrap_or(rest);
+    let host = match authority.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or(v6),
+        None => authority
+            .rsplit_once(':')
+            .map_or(authority, |(host, _)| host),
+    };
+    host == "localhost" || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
+/// Writes events as JSON lines; logs go to stderr unless `verbose` asks for them here.
+struct Output {
+    verbose: bool,
+}
+
+impl Output {
+    fn event(&self, event: &Event) {
+        if let Event::Log {
+            level, msg, peer, ..
+        } = event
+            && !self.verbose
+        {
+            if *level >= LogLevel::Info {
+                let peer = peer
+                    .as_deref()
+                    .map(|p| format!(" [{p}]"))
+                    .unwrap_or_default();
+                eprintln!("{level:?}{peer}: {msg}");
+            }
+            return;
+        }
+        let mut stdout = std::io::stdout().lock();
+        // A closed stdout is the reader's business; the peer goes on until told to quit.
+        let _ = writeln!(stdout, "{}", event.to_json());
+        let _ = stdout.flush();
+    }
+}
+
+pub(crate) async fn run(args: PeerArgs, verbose: bool) -> anyhow::Result<ExitCode> {
+    let output = Output { verbose };
+    let identity = match &args.identity {
+        Some(dir) => Identity::load_or_create(dir)?,
+        None => Identity::ephemeral()?,
+    };
+    let mut mesh = Mesh::start(MeshConfig {
+        name: args.name.clone(),
+        transport: args.transport(),
+        identity,
+    });
+    for flag in args.unsupported_flags() {
+        output.event(&Event::Error {
+            code: "unsupported".to_owned(),
+            message: format!("{flag} is not supported by this version yet"),
+            peer: None,
+        });
+    }
+    mesh.send(Command::Connect {
+        server: args.server.clone(),
+        room: args.room.clone(),
+        name: args.name.clone(),
+        password: args.password.clone(),
+    });
+
+    let mut lines = tokio::io::BufReader::new(tokio::io::stdin()).lines();
+    let mut stdin_open = true;
+    let mut ever_connected = false;
+    let mut code = ExitCode::SUCCESS;
+    let mut quitting = false;
+    let terminate = terminate_signal();
+    tokio::pin!(terminate);
+    loop {
+        tokio::select! {
+            line = lines.next_line(), if stdin_open => match line {
+                Ok(Some(line)) if line.trim().is_empty() => {}
+                Ok(Some(line)) => match Command::parse(&line) {
+                    Ok(command) => {
+                        quitting |= command == Command::Quit;
+                        mesh.send(command);
+                    }
+                    Err(message) => output.event(&Event::Error {
+                        code: "bad-command".to_owned(),
+                        message,
+                        peer: None,
+                    }),
+                },
+                // End of input (or unreadable input): leave cleanly and exit.
+                Ok(None) | Err(_) => {
+                    stdin_open = false;
+                    quitting = true;
+                    mesh.send(Command::Quit);
+                }
+            },
+            () = &mut terminate, if !quitting => {
+                quitting = true;
+                mesh.send(Command::Quit);
+            }
+            event = mesh.next_event() => match event {
+                Some(event) => {
+                    if matches!(event, Event::Signaling { state: SignalingState::Connected, .. }) {
+                        ever_connected = true;
+                    }
+                    let gave_up = matches!(event, Event::Signaling { state: SignalingState::Disconnected, .. });
+                    output.event(&event);
+                    if gave_up && !ever_connected && !quitting {
+                        // Never got into the room (unreachable, refused): nothing to do.
+                        code = ExitCode::FAILURE;
+                        quitting = true;
+                        mesh.send(Command::Quit);
+                    }
+                }
+                None => break,
+            },
+        }
+    }
+    Ok(code)
+}
+
+/// Ctrl-C or SIGTERM.
+async fn terminate_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loopback_servers_are_recognised() {
+        assert!(server_is_loopback("ws://127.0.0.1:8787/ws"));
+        assert!(server_is_loopback("ws://localhost:8787/ws"));
+        assert!(server_is_loopback("wss://[::1]:8787/ws"));
+        assert!(!server_is_loopback("ws://10.0.0.1:8787/ws"));
+        assert!(!server_is_loopback("wss://example.org/ws"));
+    }
+}

@@ -88,9 +88,11 @@ impl Mesh {
         self.live_peer_tasks.load(Relaxed)
     }
 
-    /// Waits until the peer has stopped.
-    pub async fn stopped(self) {
+    /// Waits until the peer has stopped; returns how many peer tasks were still running
+    /// then (zero unless something leaked).
+    pub async fn stopped(self) -> usize {
         let _ = self.task.await;
+        self.live_peer_tasks.load(Relaxed)
     }
 }
 

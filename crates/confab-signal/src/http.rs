@@ -1,9 +1,10 @@
 //! The plain HTTP side of the server's one port: read a request head, route it, answer.
 //!
-//! Only GET is served: `/healthz`, `/metrics`, and the WebSocket upgrade at `/ws`. The
-//! head is parsed by `httparse` from a small buffer rather than through a full HTTP
-//! stack, because an idle WebSocket must cost a few KiB at most: nothing of the HTTP
-//! exchange outlives the upgrade.
+//! Only GET is served: `/healthz`, `/metrics`, the WebSocket upgrade at `/ws`, and the
+//! browser page (`/`, `/app.js`, `/style.css`), embedded in the binary so that a server
+//! started anywhere serves it with no files on disk. The head is parsed by `httparse`
+//! from a small buffer rather than through a full HTTP stack, because an idle WebSocket
+//! must cost a few KiB at most: nothing of the HTTP exchange outlives the upgrade.
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
@@ -17,6 +18,11 @@ const MAX_HEADERS: usize = 32;
 pub(crate) enum Route {
     Health,
     Metrics,
+    /// One of the browser page's embedded files.
+    Static {
+        content_type: &'static str,
+        body: &'static str,
+    },
     /// A valid WebSocket upgrade for `/ws`, with its `Sec-WebSocket-Key`.
     Upgrade {
         key: String,
@@ -83,11 +89,28 @@ fn route(request: &httparse::Request<'_, '_>) -> Route {
         "/healthz" => Route::Health,
         "/metrics" => Route::Metrics,
         "/ws" => upgrade(request),
-        _ => Route::Refuse {
+        _ => static_file(path).unwrap_or(Route::Refuse {
             status: 404,
             reason: "not found",
-        },
+        }),
     }
+}
+
+/// The browser page (web/), compiled in: `/` and `/index.html`, its script and its style.
+fn static_file(path: &str) -> Option<Route> {
+    let (content_type, body) = match path {
+        "/" | "/index.html" => (
+            "text/html; charset=utf-8",
+            include_str!("../web/index.html"),
+        ),
+        "/app.js" => (
+            "text/javascript; charset=utf-8",
+            include_str!("../web/app.js"),
+        ),
+        "/style.css" => ("text/css; charset=utf-8", include_str!("../web/style.css")),
+        _ => return None,
+    };
+    Some(Route::Static { content_type, body })
 }
 
 fn upgrade(request: &httparse::Request<'_, '_>) -> Route {
@@ -206,6 +229,34 @@ mod tests {
                 key: "dGhlIHNhbXBsZSBub25jZQ==".into()
             }
         );
+    }
+
+    #[tokio::test]
+    async fn serves_the_embedded_browser_page() {
+        for (path, wanted_type, marker) in [
+            ("/", "text/html", "<script type=\"module\" src=\"app.js\">"),
+            ("/index.html?room=x", "text/html", "<form"),
+            ("/app.js", "text/javascript", "RTCPeerConnection"),
+            ("/style.css", "text/css", "body"),
+        ] {
+            let raw = format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n");
+            let Route::Static { content_type, body } = route_of(&raw).await else {
+                panic!("{path} is not served as a static file");
+            };
+            assert!(
+                content_type.starts_with(wanted_type),
+                "{path}: {content_type}"
+            );
+            assert!(body.contains(marker), "{path} lacks {marker:?}");
+        }
+        assert!(matches!(
+            route_of("GET /app.js/x HTTP/1.1\r\n\r\n").await,
+            Route::Refuse { status: 404, .. }
+        ));
+        assert!(matches!(
+            route_of("POST / HTTP/1.1\r\n\r\n").await,
+            Route::Refuse { status: 405, .. }
+        ));
     }
 
     #[tokio::test]

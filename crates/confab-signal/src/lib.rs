@@ -8,7 +8,8 @@
 //! - `registry`: room membership, passwords, resume tokens and grace periods as plain data
 //!   with no IO and no clock, so its rules are tested in microseconds.
 //! - `session`: one task per WebSocket: limits, keepalive, and the registry's decisions.
-//! - `http`: the one port's plain HTTP side (`/healthz`, `/metrics`) and the upgrade to `/ws`.
+//! - `http`: the one port's plain HTTP side (`/healthz`, `/metrics`, the browser page from
+//!   `web/`) and the upgrade to `/ws`.
 //! - `metrics`, `rate_limit`, `password`, `tls`: one small job each.
 
 pub mod client;

@@ -241,6 +241,9 @@ where
             let body = shared.metrics.render(rooms, peers);
             http::respond(&mut stream, 200, "text/plain; version=0.0.4", &body).await
         }
+        Route::Static { content_type, body } => {
+            http::respond(&mut stream, 200, content_type, body).await
+        }
         Route::Refuse { status, reason } => {
             http::respond(&mut stream, status, "text/plain", reason).await
         }

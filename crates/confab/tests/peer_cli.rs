@@ -1,0 +1,234 @@
+//! `confab peer` as scripts drive it: JSON lines in and out, exit codes, and a peer
+//! process killed outright.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+fn confab() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_confab"))
+}
+
+/// A `confab` process whose stdout lines arrive on a channel.
+struct Process {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    lines: mpsc::Receiver<String>,
+}
+
+impl Process {
+    fn spawn(args: &[&str]) -> Process {
+        let mut child = confab()
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stdin = child.stdin.take();
+        let (tx, lines) = mpsc::channel();
+        let stdout = child.stdout.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let stderr = child.stderr.take().unwrap();
+        let (tx, errs) = mpsc::channel::<String>();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        // Server processes announce their URL on stderr; keep it reachable for them.
+        std::mem::forget(errs);
+        Process {
+            child,
+            stdin,
+            lines,
+        }
+    }
+
+    fn send(&mut self, json: &str) {
+        let stdin = self.stdin.as_mut().unwrap();
+        writeln!(stdin, "{json}").unwrap();
+        stdin.flush().unwrap();
+    }
+
+    /// The next event matching `matches`, within `wait`.
+    fn event(&self, wait: Duration, what: &str, matches: impl Fn(&Value) -> bool) -> Value {
+        let deadline = Instant::now() + wait;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let line = self
+                .lines
+                .recv_timeout(left)
+                .unwrap_or_else(|_| panic!("no {what} within {wait:?}"));
+            let event: Value = serde_json::from_str(&line)
+                .unwrap_or_else(|e| panic!("stdout line is not JSON ({e}): {line}"));
+            if matches(&event) {
+                return event;
+            }
+        }
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A signaling server process on a free loopback port.
+fn server() -> (Process, String) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let listen = format!("127.0.0.1:{port}");
+    let process = Process::spawn(&["server", "--listen", &listen]);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(&listen).is_err() {
+        assert!(Instant::now() < deadline, "server did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    (process, format!("ws://{listen}/ws"))
+}
+
+fn peer(url: &str, name: &str) -> Process {
+    Process::spawn(&["peer", "--server", url, "--room", "cli", "--name", name])
+}
+
+const WAIT: Duration = Duration::from_secs(10);
+
+fn connected_id(process: &Process) -> String {
+    let event = process.event(WAIT, "connected", |e| {
+        e["event"] == "signaling" && e["state"] == "connected"
+    });
+    event["id"].as_str().unwrap().to_owned()
+}
+
+fn chat_open(process: &Process, peer: &str) {
+    process.event(WAIT, "chat open", |e| {
+        e["event"] == "channel" && e["label"] == "chat" && e["state"] == "open" && e["peer"] == peer
+    });
+}
+
+#[test]
+fn chat_between_two_peer_processes_then_quit_and_end_of_input_exit_0() {
+    let (_server, url) = server();
+    let mut a = peer(&url, "A");
+    let a_id = connected_id(&a);
+    let mut b = peer(&url, "B");
+    let b_id = connected_id(&b);
+    chat_open(&a, &b_id);
+    chat_open(&b, &a_id);
+
+    a.send(r#"{"cmd":"chat","text":"hello from A"}"#);
+    let sent = a.event(WAIT, "chat-sent", |e| e["event"] == "chat-sent");
+    assert_eq!(sent["to"], serde_json::json!([b_id]));
+    let chat = b.event(WAIT, "chat", |e| e["event"] == "chat");
+    assert_eq!(chat["text"], "hello from A");
+    assert_eq!(chat["from"], a_id.as_str());
+    assert_eq!(chat["scope"], "room");
+    a.event(WAIT, "ack", |e| {
+        e["event"] == "ack" && e["id"] == sent["id"]
+    });
+
+    b.send(r#"{"cmd":"peers"}"#);
+    let peers = b.event(WAIT, "peers", |e| e["event"] == "peers");
+    assert_eq!(peers["peers"][0]["id"], a_id.as_str());
+    assert_eq!(peers["peers"][0]["name"], "A");
+    assert_eq!(peers["peers"][0]["state"], "connected");
+
+    b.send(r#"{"cmd":"teleport"}"#);
+    b.event(WAIT, "bad-command", |e| {
+        e["event"] == "error" && e["code"] == "bad-command"
+    });
+
+    a.send(r#"{"cmd":"quit"}"#);
+    assert!(a.child.wait().unwrap().success());
+    b.event(WAIT, "A gone", |e| {
+        e["event"] == "peer-left" && e["id"] == a_id.as_str()
+    });
+    drop(b.stdin.take()); // end of input
+    assert!(b.child.wait().unwrap().success());
+}
+
+#[test]
+fn a_killed_peer_is_reported_gone_within_15_seconds() {
+    let (_server, url) = server();
+    let a = peer(&url, "A");
+    let a_id = connected_id(&a);
+    let mut b = peer(&url, "B");
+    let b_id = connected_id(&b);
+    chat_open(&a, &b_id);
+    chat_open(&b, &a_id);
+    b.child.kill().unwrap();
+    let killed = Instant::now();
+    let gone = a.event(Duration::from_secs(15), "B reported gone", |e| {
+        (e["event"] == "peer-left" && e["id"] == b_id.as_str())
+            || (e["event"] == "peer-state"
+                && e["peer"] == b_id.as_str()
+                && ["disconnected", "failed", "closed"]
+                    .contains(&e["state"].as_str().unwrap_or("")))
+    });
+    eprintln!("reported {gone} after {:?}", killed.elapsed());
+    // Cleaned up: the connection ends (failed or closed) well within the bound.
+    a.event(Duration::from_secs(15), "B cleaned up", |e| {
+        e["event"] == "peer-state"
+            && e["peer"] == b_id.as_str()
+            && ["failed", "closed"].contains(&e["state"].as_str().unwrap_or(""))
+    });
+    assert!(
+        killed.elapsed() < Duration::from_secs(15),
+        "took {:?}",
+        killed.elapsed()
+    );
+}
+
+#[test]
+fn an_unreachable_server_is_an_error_and_exit_1() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("ws://127.0.0.1:{port}/ws");
+    let mut process = peer(&url, "A");
+    process.event(WAIT, "server-unreachable", |e| {
+        e["event"] == "error" && e["code"] == "server-unreachable"
+    });
+    assert_eq!(process.child.wait().unwrap().code(), Some(1));
+}
+
+#[test]
+fn a_wrong_flag_exits_2_and_features_not_built_yet_say_so() {
+    let out = confab().args(["peer", "--room", "r"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let (_server, url) = server();
+    let process = Process::spawn(&[
+        "peer",
+        "--server",
+        &url,
+        "--room",
+        "r",
+        "--name",
+        "A",
+        "--audio-in",
+        "sine:440",
+    ]);
+    let error = process.event(WAIT, "unsupported", |e| e["event"] == "error");
+    assert_eq!(error["code"], "unsupported");
+    assert!(error["message"].as_str().unwrap().contains("--audio-in"));
+    connected_id(&process);
+}

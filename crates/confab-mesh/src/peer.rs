@@ -537,11 +537,6 @@ impl Peer {
         match event {
             ChannelEvent::Open(label) => {
                 self.log(LogLevel::Info, format!("channel {label} open"));
-                self.emit(Event::Channel {
-                    peer: self.setup.remote_id.clone(),
-                    label: label.clone(),
-                    state: ChannelState::Open,
-                });
                 if label == CHAT_LABEL {
                     self.chat_open = true;
                     let hello = PeerMessage::Hello {
@@ -549,8 +544,14 @@ impl Peer {
                         app: APP.to_owned(),
                     };
                     self.on_input(PeerInput::Send(hello.to_json())).await;
+                    // Before the event: whoever sees the channel open may chat at once.
                     self.out(PeerOutput::ChannelOpen);
                 }
+                self.emit(Event::Channel {
+                    peer: self.setup.remote_id.clone(),
+                    label,
+                    state: ChannelState::Open,
+                });
             }
             ChannelEvent::Message(label, bytes) if label == CHAT_LABEL => {
                 self.on_chat_message(&bytes).await;
@@ -563,15 +564,15 @@ impl Peer {
             }
             ChannelEvent::Closed(label) => {
                 self.log(LogLevel::Info, format!("channel {label} closed"));
-                self.emit(Event::Channel {
-                    peer: self.setup.remote_id.clone(),
-                    label: label.clone(),
-                    state: ChannelState::Closed,
-                });
                 if label == CHAT_LABEL && self.chat_open {
                     self.chat_open = false;
                     self.out(PeerOutput::ChannelClosed);
                 }
+                self.emit(Event::Channel {
+                    peer: self.setup.remote_id.clone(),
+                    label,
+                    state: ChannelState::Closed,
+                });
             }
         }
     }

@@ -1,0 +1,338 @@
+//! `mesh-bench`: how fast Confab peers connect and how much a data channel carries, on
+//! loopback, next to Chromium measured on the same machine in the same run. Run by hand;
+//! it asserts nothing.
+//!
+//! ```text
+//! cargo build --release -p confab -p confab-bench
+//! target/release/mesh-bench --chromium tests/browser/bench.sh     # as root, for the namespace
+//! ```
+
+mod raw;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use clap::Parser;
+use confab_mesh::api::{ChannelState, SignalingState};
+use confab_mesh::{Command, Event, Identity, Mesh, MeshConfig, TransportConfig};
+use confab_signal::{ServerConfig, ServerHandle};
+
+#[derive(Debug, Parser)]
+#[command(about = "Measure Confab's mesh set-up, throughput and chat round trips on loopback")]
+struct Args {
+    /// Runs of the 2-peer set-up.
+    #[arg(long, default_value_t = 20)]
+    setups: usize,
+    /// Peers in the mesh set-up.
+    #[arg(long, default_value_t = 8)]
+    mesh: usize,
+    /// Seconds the throughput is measured (after a one-second warm-up).
+    #[arg(long, default_value_t = 5)]
+    seconds: u64,
+    /// Chat round trips measured.
+    #[arg(long, default_value_t = 500)]
+    round_trips: usize,
+    /// Script that measures Chromium and prints its figures as JSON (tests/browser/bench.sh).
+    #[arg(long)]
+    chromium: Option<PathBuf>,
+}
+
+const WAIT: Duration = Duration::from_secs(20);
+
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let ours = runtime.block_on(measure(&args))?;
+    let chromium = match &args.chromium {
+        Some(script) => Some(run_chromium(script)?),
+        None => None,
+    };
+    report(&args, &ours, chromium.as_ref());
+    // The library may leave socket tasks behind; do not wait for them.
+    runtime.shutdown_timeout(Duration::from_millis(200));
+    Ok(())
+}
+
+struct Figures {
+    setup2_median_ms: f64,
+    setup2_p90_ms: f64,
+    mesh_ms: f64,
+    throughput_mbps: f64,
+    chat_rtt_p50_ms: f64,
+    chat_rtt_p99_ms: f64,
+    stun_per_s: f64,
+}
+
+async fn measure(args: &Args) -> anyhow::Result<Figures> {
+    let server = ServerHandle::start(
+        SocketAddr::from(([127, 0, 0, 1], 0)),
+        ServerConfig::default(),
+    )
+    .await?;
+    let url = format!("ws://{}/ws", server.local_addr());
+
+    let mut setups = Vec::new();
+    for run in 0..args.setups {
+        setups.push(two_peer_setup(&url, &format!("setup{run}")).await?);
+    }
+    setups.sort_by(f64::total_cmp);
+    eprintln!("2-peer set-up: {setups:.1?} ms");
+
+    let mut meshes = Vec::new();
+    for run in 0..3 {
+        meshes.push(mesh_setup(&url, &format!("mesh{run}"), args.mesh).await?);
+    }
+    meshes.sort_by(f64::total_cmp);
+    eprintln!("{}-peer mesh: {meshes:.1?} ms", args.mesh);
+
+    let (chat_rtt_p50_ms, chat_rtt_p99_ms) = chat_round_trips(&url, args.round_trips).await?;
+    eprintln!("chat round trip: p50 {chat_rtt_p50_ms:.3} ms, p99 {chat_rtt_p99_ms:.3} ms");
+
+    let channel = raw::measure_channel(args.seconds).await?;
+    eprintln!(
+        "data channel: {:.1} MB/s; {:.2} STUN requests/s per pair once connected",
+        channel.throughput_mbps, channel.stun_per_s
+    );
+    server.stop().await;
+    Ok(Figures {
+        setup2_median_ms: percentile(&setups, 50.0),
+        setup2_p90_ms: percentile(&setups, 90.0),
+        mesh_ms: percentile(&meshes, 50.0),
+        throughput_mbps: channel.throughput_mbps,
+        chat_rtt_p50_ms,
+        chat_rtt_p99_ms,
+        stun_per_s: channel.stun_per_s,
+    })
+}
+
+fn peer(name: &str) -> anyhow::Result<Mesh> {
+    Ok(Mesh::start(MeshConfig {
+        name: name.to_owned(),
+        transport: TransportConfig::loopback(),
+        identity: Identity::ephemeral()?,
+    }))
+}
+
+fn connect(mesh: &Mesh, url: &str, room: &str) {
+    mesh.send(Command::Connect {
+        server: url.to_owned(),
+        room: room.to_owned(),
+        name: "bench".to_owned(),
+        password: None,
+    });
+}
+
+async fn until(mesh: &mut Mesh, mut matches: impl FnMut(&Event) -> bool) -> anyhow::Result<Event> {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        match tokio::time::timeout_at(deadline, mesh.next_event()).await {
+            Ok(Some(event)) if matches(&event) => return Ok(event),
+            Ok(Some(_)) => {}
+            Ok(None) => bail!("peer stopped"),
+            Err(_) => bail!("timed out"),
+        }
+    }
+}
+
+async fn connected(mesh: &mut Mesh) -> anyhow::Result<()> {
+    until(mesh, |e| {
+        matches!(
+            e,
+            Event::Signaling {
+                state: SignalingState::Connected,
+                ..
+            }
+        )
+    })
+    .await?;
+    Ok(())
+}
+
+fn chat_opened(event: &Event) -> bool {
+    matches!(event, Event::Channel { label, state: ChannelState::Open, .. } if label == "chat")
+}
+
+async fn quit(peers: Vec<Mesh>) {
+    for mesh in &peers {
+        mesh.send(Command::Quit);
+    }
+    for mesh in peers {
+        mesh.stopped().await;
+    }
+}
+
+/// A is in the room; B joins: time from B's `connect` to its chat channel being open.
+async fn two_peer_setup(url: &str, room: &str) -> anyhow::Result<f64> {
+    let mut a = peer("a")?;
+    connect(&a, url, room);
+    connected(&mut a).await?;
+    let mut b = peer("b")?;
+    let started = Instant::now();
+    connect(&b, url, room);
+    until(&mut b, chat_opened).await?;
+    let elapsed = started.elapsed().as_secs_f64() * 1000.0;
+    quit(vec![a, b]).await;
+    Ok(elapsed)
+}
+
+/// `n` peers join at once: time until every one has all its chat channels open.
+async fn mesh_setup(url: &str, room: &str, n: usize) -> anyhow::Result<f64> {
+    let mut peers = (0..n)
+        .map(|i| peer(&format!("m{i}")))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let started = Instant::now();
+    for mesh in &peers {
+        connect(mesh, url, room);
+    }
+    let waits = peers.iter_mut().map(|mesh| async move {
+        for _ in 1..n {
+            until(mesh, chat_opened).await?;
+        }
+        anyhow::Ok(())
+    });
+    for done in futures_util::future::join_all(waits).await {
+        done?;
+    }
+    let elapsed = started.elapsed().as_secs_f64() * 1000.0;
+    quit(peers).await;
+    Ok(elapsed)
+}
+
+/// Chat to the other peer and time until its `ack` comes back, one at a time.
+async fn chat_round_trips(url: &str, count: usize) -> anyhow::Result<(f64, f64)> {
+    let mut a = peer("a")?;
+    connect(&a, url, "rtt");
+    connected(&mut a).await?;
+    let mut b = peer("b")?;
+    connect(&b, url, "rtt");
+    let joined = until(&mut b, |e| {
+        matches!(
+            e,
+            Event::Signaling {
+                state: SignalingState::Connected,
+                ..
+            }
+        )
+    })
+    .await?;
+    let Event::Signaling { id: Some(b_id), .. } = joined else {
+        bail!("no id for b");
+    };
+    until(&mut b, chat_opened).await?;
+    until(&mut a, chat_opened).await?;
+    let mut samples = Vec::with_capacity(count);
+    for i in 0..count {
+        let started = Instant::now();
+        a.send(Command::Chat {
+            text: format!("ping {i}"),
+            to: Some(b_id.clone()),
+        });
+        until(&mut a, |e| matches!(e, Event::Ack { .. })).await?;
+        samples.push(started.elapsed().as_secs_f64() * 1000.0);
+    }
+    samples.sort_by(f64::total_cmp);
+    quit(vec![a, b]).await;
+    Ok((percentile(&samples, 50.0), percentile(&samples, 99.0)))
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let rank = ((p / 100.0) * (sorted.len() - 1) as f64).round() as usize;
+    sorted[rank.min(sorted.len() - 1)]
+}
+
+/// Chromium's figures, from the browser harness's benchmark script.
+#[derive(Debug, serde::Deserialize)]
+struct Chromium {
+    setup2_ms: f64,
+    mesh8_ms: f64,
+    throughput_mbps: f64,
+    #[serde(default)]
+    chromium_version: String,
+}
+
+fn run_chromium(script: &PathBuf) -> anyhow::Result<Chromium> {
+    eprintln!("measuring Chromium with {} ...", script.display());
+    let out = std::process::Command::new(script)
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .with_context(|| format!("cannot run {}", script.display()))?;
+    if !out.status.success() {
+        bail!("{} failed: {}", script.display(), out.status);
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    let json = text
+        .lines()
+        .rev()
+        .find(|l| l.trim_start().starts_with('{'))
+        .context("no JSON from the Chromium benchmark")?;
+    Ok(serde_json::from_str(json)?)
+}
+
+fn report(args: &Args, ours: &Figures, chromium: Option<&Chromium>) {
+    let ratio = |a: f64, b: Option<f64>| match b {
+        Some(b) if b > 0.0 => format!("{:.2}x", a / b),
+        _ => "-".to_owned(),
+    };
+    let theirs = |f: fn(&Chromium) -> f64| chromium.map(f);
+    let cell = |v: Option<f64>| v.map_or("-".to_owned(), |v| format!("{v:.1}"));
+    println!(
+        "\nmesh-bench on loopback ({} set-ups, {}-peer mesh, {} s of throughput){}",
+        args.setups,
+        args.mesh,
+        args.seconds,
+        chromium
+            .map(|c| format!("; Chromium {}", c.chromium_version))
+            .unwrap_or_default()
+    );
+    println!(
+        "{:<38} {:>12} {:>12} {:>12}",
+        "", "confab", "chromium", "ratio"
+    );
+    let c2 = theirs(|c| c.setup2_ms);
+    println!(
+        "{:<38} {:>12.1} {:>12} {:>12}",
+        "2-peer set-up, median ms",
+        ours.setup2_median_ms,
+        cell(c2),
+        ratio(ours.setup2_median_ms, c2)
+    );
+    println!(
+        "{:<38} {:>12.1}",
+        "2-peer set-up, p90 ms", ours.setup2_p90_ms
+    );
+    let c8 = theirs(|c| c.mesh8_ms);
+    println!(
+        "{:<38} {:>12.1} {:>12} {:>12}",
+        format!("{}-peer mesh connected, ms", args.mesh),
+        ours.mesh_ms,
+        cell(c8),
+        ratio(ours.mesh_ms, c8)
+    );
+    let ct = theirs(|c| c.throughput_mbps);
+    println!(
+        "{:<38} {:>12.1} {:>12} {:>12}",
+        "data channel, MB/s (16 KiB messages)",
+        ours.throughput_mbps,
+        cell(ct),
+        ratio(ours.throughput_mbps, ct)
+    );
+    println!(
+        "{:<38} {:>12.3}",
+        "chat round trip p50, ms", ours.chat_rtt_p50_ms
+    );
+    println!(
+        "{:<38} {:>12.3}",
+        "chat round trip p99, ms", ours.chat_rtt_p99_ms
+    );
+    println!(
+        "{:<38} {:>12.2}",
+        "STUN requests/s per connected pair", ours.stun_per_s
+    );
+}

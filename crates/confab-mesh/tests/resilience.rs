@@ -227,3 +227,34 @@ async fn hundreds_of_joins_and_leaves_leak_nothing() {
         "file descriptors grew from {fds_before} to {fds_after}"
     );
 }
+
+/// A STUN server that never answers must not hold up the connection: host candidates
+/// trickle at once and the chat channel opens while the STUN request is still out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_stun_server_does_not_stall_set_up() {
+    let server = server().await;
+    // A bound UDP socket that never answers: a STUN server that is down.
+    let silent = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let stun = format!("stun:{}", silent.local_addr().unwrap());
+    let with_stun = |name: &str| {
+        let mut transport = confab_mesh::TransportConfig::loopback();
+        transport.ice_servers = vec![confab_mesh::IceServer::parse(&stun).unwrap()];
+        confab_mesh::Mesh::start(confab_mesh::MeshConfig {
+            name: name.to_owned(),
+            transport,
+            identity: confab_mesh::Identity::ephemeral().unwrap(),
+        })
+    };
+    let mut a = with_stun("A");
+    connect(&a, &url(&server), "stun", "A");
+    let a_id = own_id(&mut a).await;
+    let mut b = with_stun("B");
+    let started = std::time::Instant::now();
+    connect(&b, &url(&server), "stun", "B");
+    chat_open_with(&mut b, std::slice::from_ref(&a_id)).await;
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "set-up took {:?}",
+        started.elapsed()
+    );
+}

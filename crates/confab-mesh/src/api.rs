@@ -191,6 +191,10 @@ pub enum Event {
         bytes_received: u64,
         candidate_type: String,
     },
+    SafetyCode {
+        peer: String,
+        code: String,
+    },
     Log {
         level: LogLevel,
         msg: String,

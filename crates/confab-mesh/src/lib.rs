@@ -9,12 +9,14 @@
 //!   channel, stats.
 //! - [`transport`]: how connections are built (ICE servers, interfaces, timers, buffers).
 //! - [`identity`]: the DTLS certificate a peer is known by, kept from run to run.
+//! - [`safety`]: safety codes, which users compare to know their connection is direct.
 
 pub mod api;
 pub mod identity;
 pub mod mesh;
 mod negotiation;
 mod peer;
+pub mod safety;
 pub mod transport;
 
 pub use api::{Command, Event};

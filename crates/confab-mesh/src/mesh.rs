@@ -284,6 +284,18 @@ impl MeshTask {
                     }
                 }
             }
+            Command::SafetyCode { peer } => {
+                match self.peers.get(&peer).and_then(|p| p.handle.as_ref()) {
+                    Some(handle) => {
+                        let _ = handle.input.send(PeerInput::SafetyCode);
+                    }
+                    None => self.error(
+                        "unknown-peer",
+                        format!("no connection to {peer}"),
+                        Some(&peer),
+                    ),
+                }
+            }
             Command::Renegotiate { peer } => {
                 match self.peers.get(&peer).and_then(|p| p.handle.as_ref()) {
                     Some(handle) => {

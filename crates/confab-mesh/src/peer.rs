@@ -25,6 +25,7 @@ use webrtc::peer_connection::{
 use crate::api::{ChannelState, Event, LogLevel, PeerState, unix_ms};
 use crate::identity::Identity;
 use crate::negotiation::{Negotiation, Step};
+use crate::safety::{safety_code, sdp_fingerprint};
 use crate::transport::{TransportConfig, build_peer_connection};
 
 /// The label of the chat channel, created once by the newcomer.
@@ -49,6 +50,7 @@ pub(crate) enum PeerInput {
     /// One JSON message for the chat channel.
     Send(String),
     Stats,
+    SafetyCode,
     /// Offer again (used to test glare: both sides at once).
     Renegotiate,
 }
@@ -178,6 +180,8 @@ struct Peer {
     channel_tx: mpsc::UnboundedSender<ChannelEvent>,
     pollers: JoinSet<()>,
     state: PeerState,
+    /// The remote's DTLS fingerprint, from its SDP.
+    remote_fingerprint: Option<String>,
 }
 
 async fn run(setup: PeerSetup, mut inputs: mpsc::UnboundedReceiver<PeerInput>) {
@@ -214,6 +218,7 @@ async fn run(setup: PeerSetup, mut inputs: mpsc::UnboundedReceiver<PeerInput>) {
         channel_tx,
         pollers: JoinSet::new(),
         state: PeerState::New,
+        remote_fingerprint: None,
     };
     peer.emit_state(PeerState::Connecting);
     if peer.setup.create_chat {
@@ -286,6 +291,17 @@ impl Peer {
                 }
             }
             PeerInput::Stats => self.report_stats().await,
+            PeerInput::SafetyCode => match &self.remote_fingerprint {
+                Some(theirs) => self.emit(Event::SafetyCode {
+                    peer: self.setup.remote_id.clone(),
+                    code: safety_code(self.setup.identity.fingerprint(), theirs),
+                }),
+                None => self.emit(Event::error(
+                    "not-connected",
+                    "no description from this peer yet",
+                    Some(&self.setup.remote_id),
+                )),
+            },
             PeerInput::Renegotiate => self.offer().await,
         }
     }
@@ -313,6 +329,7 @@ impl Peer {
             format!("SDP {} received:\n{}", sdp_kind(kind), description.sdp),
         );
         let step = self.negotiation.on_remote(kind);
+        let fingerprint = sdp_fingerprint(&description.sdp);
         let Step::Apply { rollback, answer } = step else {
             self.log(
                 LogLevel::Info,
@@ -346,6 +363,9 @@ impl Peer {
         }
         self.negotiation.remote_applied(kind);
         self.has_remote_description = true;
+        if fingerprint.is_some() {
+            self.remote_fingerprint = fingerprint;
+        }
         for candidate in std::mem::take(&mut self.early_candidates) {
             self.add_candidate(candidate).await;
         }

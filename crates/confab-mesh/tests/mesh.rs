@@ -285,3 +285,32 @@ async fn glare_converges() {
         "{got:?}"
     );
 }
+
+/// Both ends of a connection show the same safety code, made of both fingerprints.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn both_ends_show_the_same_safety_code() {
+    let server = server().await;
+    let (mut a, a_id, mut b, b_id) = connected_pair(&server, "r").await;
+    a.send(Command::SafetyCode { peer: b_id.clone() });
+    b.send(Command::SafetyCode { peer: a_id.clone() });
+    let code = |e: Event| match e {
+        Event::SafetyCode { code, .. } => code,
+        other => panic!("{other:?}"),
+    };
+    let at_a = code(wait_for(&mut a, "code", |e| matches!(e, Event::SafetyCode { .. })).await);
+    let at_b = code(wait_for(&mut b, "code", |e| matches!(e, Event::SafetyCode { .. })).await);
+    assert_eq!(at_a, at_b);
+    assert!(
+        at_a.len() == 11 && at_a.chars().filter(|c| c.is_ascii_digit()).count() == 9,
+        "{at_a}"
+    );
+    a.send(Command::SafetyCode {
+        peer: "p999".into(),
+    });
+    wait_for(
+        &mut a,
+        "unknown peer",
+        |e| matches!(e, Event::Error { code, .. } if code == "unknown-peer"),
+    )
+    .await;
+}

@@ -195,6 +195,32 @@ pub enum Event {
         peer: String,
         code: String,
     },
+    FileOffered {
+        file: String,
+        to: String,
+        name: String,
+        size: u64,
+    },
+    FileIncoming {
+        file: String,
+        from: String,
+        name: String,
+        size: u64,
+        sha256: String,
+    },
+    FileProgress {
+        file: String,
+        peer: String,
+        bytes: u64,
+        size: u64,
+    },
+    FileDone {
+        file: String,
+        peer: String,
+        ok: bool,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        path: Option<String>,
+    },
     Log {
         level: LogLevel,
         msg: String,

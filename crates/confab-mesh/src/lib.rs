@@ -9,9 +9,11 @@
 //!   channel, stats.
 //! - [`transport`]: how connections are built (ICE servers, interfaces, timers, buffers).
 //! - [`identity`]: the DTLS certificate a peer is known by, kept from run to run.
+//! - [`files`]: file transfer on `file:<id>` channels, and what lands on disk.
 //! - [`safety`]: safety codes, which users compare to know their connection is direct.
 
 pub mod api;
+pub mod files;
 pub mod identity;
 pub mod mesh;
 mod negotiation;

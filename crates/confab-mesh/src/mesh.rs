@@ -21,6 +21,9 @@ use crate::identity::Identity;
 use crate::peer::{PeerHandle, PeerInput, PeerOutput, PeerSetup};
 use crate::transport::TransportConfig;
 
+mod transfers;
+use transfers::{Described, Transfers};
+
 /// Chat ids remembered to show each message once.
 const SEEN_IDS: usize = 100_000;
 /// Reconnect delays: from a quarter second, doubling, to ten seconds at most.
@@ -33,6 +36,8 @@ pub struct MeshConfig {
     pub name: String,
     pub transport: TransportConfig,
     pub identity: Identity,
+    /// Accept every offered file into this folder.
+    pub auto_accept_files: Option<std::path::PathBuf>,
 }
 
 /// A running peer.
@@ -51,7 +56,11 @@ impl Mesh {
         let (event_tx, events) = mpsc::unbounded_channel();
         let live_peer_tasks = Arc::new(AtomicUsize::new(0));
         let (peer_out, peer_out_rx) = mpsc::unbounded_channel();
+        let (internal, internal_rx) = mpsc::unbounded_channel();
         let task = MeshTask {
+            auto_accept_files: config.auto_accept_files,
+            internal,
+            transfers: Transfers::default(),
             name: config.name,
             transport: Arc::new(config.transport),
             identity: Arc::new(config.identity),
@@ -64,7 +73,7 @@ impl Mesh {
             seen: SeenIds::default(),
             waiting: Vec::new(),
         };
-        let task = tokio::spawn(task.run(command_rx, peer_out_rx));
+        let task = tokio::spawn(task.run(command_rx, peer_out_rx, internal_rx));
         Self {
             commands,
             events,
@@ -167,6 +176,10 @@ impl SeenIds {
 
 struct MeshTask {
     name: String,
+    auto_accept_files: Option<std::path::PathBuf>,
+    /// Work the mesh hands off (hashing a file) reports back here.
+    internal: mpsc::UnboundedSender<Described>,
+    transfers: Transfers,
     transport: Arc<TransportConfig>,
     identity: Arc<Identity>,
     events: mpsc::UnboundedSender<Event>,
@@ -184,6 +197,7 @@ impl MeshTask {
         mut self,
         mut commands: mpsc::UnboundedReceiver<Command>,
         mut peer_out: mpsc::UnboundedReceiver<(String, PeerOutput)>,
+        mut internal: mpsc::UnboundedReceiver<Described>,
     ) {
         loop {
             tokio::select! {
@@ -192,6 +206,7 @@ impl MeshTask {
                     Some(command) => self.on_command(command).await,
                 },
                 Some((peer, output)) = peer_out.recv() => self.on_peer_output(peer, output).await,
+                Some(described) = internal.recv() => self.offer_described(described),
                 event = next_link_event(&mut self.link) => self.on_link_event(event).await,
             }
         }
@@ -308,6 +323,9 @@ impl MeshTask {
                     ),
                 }
             }
+            Command::SendFile { to, path } => self.send_file(to, path),
+            Command::AcceptFile { file, dir } => self.accept_file(file, dir.into()),
+            Command::RejectFile { file } => self.reject_file(file),
             Command::Quit => {}
             other => {
                 let name = serde_json::to_value(&other)
@@ -584,6 +602,9 @@ impl MeshTask {
                 }
             }
             PeerOutput::Event(event) => {
+                if let Event::FileDone { file, .. } = &event {
+                    self.forget_transfer(file);
+                }
                 if let Event::PeerState { state, .. } = &event
                     && let Some(remote) = self.peers.get_mut(&peer)
                 {
@@ -623,6 +644,17 @@ impl MeshTask {
                     remote.chat_open = false;
                 }
             }
+            PeerOutput::FileOffer {
+                file,
+                name,
+                size,
+                sha256,
+            } => {
+                self.on_file_offer(peer, file, name, size, sha256);
+            }
+            PeerOutput::FileAccepted { file, offset } => self.on_file_accepted(peer, file, offset),
+            PeerOutput::FileRejected { file } => self.on_file_rejected(peer, file),
+            PeerOutput::FileReceived { file, ok } => self.on_file_received(peer, file, ok),
             PeerOutput::Gone(state) => {
                 if self.peers.get(&peer).is_some_and(|p| p.left_room) {
                     self.peers.remove(&peer);

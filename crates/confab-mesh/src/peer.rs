@@ -4,6 +4,8 @@
 //! channel's event loop only forward into this task's channels and return at once (a
 //! callback that blocks stalls the connection); the task does the work in order.
 
+use std::collections::HashMap;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::time::Duration;
@@ -13,7 +15,7 @@ use confab_proto::{
     ChatScope, FrameError, IceCandidate, PeerMessage, SdpType, SessionDescription, SignalData,
 };
 use tokio::sync::mpsc;
-use tokio::task::JoinSet;
+use tokio::task::{AbortHandle, JoinSet};
 use tokio::time::{Instant, MissedTickBehavior};
 use webrtc::data_channel::{DataChannel, DataChannelEvent};
 use webrtc::peer_connection::{
@@ -23,6 +25,7 @@ use webrtc::peer_connection::{
 };
 
 use crate::api::{ChannelState, Event, LogLevel, PeerState, unix_ms};
+use crate::files::{self, Incoming, Received};
 use crate::identity::Identity;
 use crate::negotiation::{Negotiation, Step};
 use crate::safety::{safety_code, sdp_fingerprint};
@@ -30,6 +33,8 @@ use crate::transport::{TransportConfig, build_peer_connection};
 
 /// The label of the chat channel, created once by the newcomer.
 pub(crate) const CHAT_LABEL: &str = "chat";
+/// File channels are labelled `file:<id>`.
+const FILE_PREFIX: &str = "file:";
 /// The app string sent in `hello`.
 const APP: &str = concat!("confab/", env!("CARGO_PKG_VERSION"));
 /// While a connection is being set up, the library's event loop is woken this often.
@@ -51,6 +56,22 @@ pub(crate) enum PeerInput {
     Send(String),
     Stats,
     SafetyCode,
+    /// A `file:<id>` channel from this peer is expected, to be received as described.
+    ExpectFile {
+        file: String,
+        incoming: Incoming,
+    },
+    /// Open `file:<id>` and send `path` from `offset`.
+    SendFile {
+        file: String,
+        path: PathBuf,
+        offset: u64,
+        size: u64,
+    },
+    /// Stop a transfer under way, either direction.
+    CancelFile {
+        file: String,
+    },
     /// Offer again (used to test glare: both sides at once).
     Renegotiate,
 }
@@ -72,6 +93,24 @@ pub(crate) enum PeerOutput {
     },
     ChannelOpen,
     ChannelClosed,
+    FileOffer {
+        file: String,
+        name: String,
+        size: u64,
+        sha256: String,
+    },
+    FileAccepted {
+        file: String,
+        offset: u64,
+    },
+    FileRejected {
+        file: String,
+    },
+    /// The receiver's verdict on a file we sent.
+    FileReceived {
+        file: String,
+        ok: bool,
+    },
     /// The connection failed or closed: the mesh forgets the peer.
     Gone(PeerState),
 }
@@ -182,6 +221,13 @@ struct Peer {
     state: PeerState,
     /// The remote's DTLS fingerprint, from its SDP.
     remote_fingerprint: Option<String>,
+    /// Incoming files accepted, waiting for their channel.
+    expected_files: HashMap<String, Incoming>,
+    /// Transfers under way, both directions.
+    transfers: JoinSet<()>,
+    transfer_handles: HashMap<String, AbortHandle>,
+    /// Receivers report their outcome here, to be answered on the chat channel.
+    received_tx: mpsc::UnboundedSender<(String, Received)>,
 }
 
 async fn run(setup: PeerSetup, mut inputs: mpsc::UnboundedReceiver<PeerInput>) {
@@ -207,6 +253,7 @@ async fn run(setup: PeerSetup, mut inputs: mpsc::UnboundedReceiver<PeerInput>) {
         }
     };
     let (channel_tx, mut channel_events) = mpsc::unbounded_channel();
+    let (received_tx, mut received) = mpsc::unbounded_channel();
     let mut peer = Peer {
         negotiation: Negotiation::new(&setup.local_id, &setup.remote_id),
         setup,
@@ -219,11 +266,15 @@ async fn run(setup: PeerSetup, mut inputs: mpsc::UnboundedReceiver<PeerInput>) {
         pollers: JoinSet::new(),
         state: PeerState::New,
         remote_fingerprint: None,
+        expected_files: HashMap::new(),
+        transfers: JoinSet::new(),
+        transfer_handles: HashMap::new(),
+        received_tx,
     };
     peer.emit_state(PeerState::Connecting);
     if peer.setup.create_chat {
         match peer.pc.create_data_channel(CHAT_LABEL, None).await {
-            Ok(channel) => peer.adopt_channel(channel),
+            Ok(channel) => peer.adopt_channel(channel).await,
             Err(e) => peer.log(
                 LogLevel::Error,
                 format!("cannot create the chat channel: {e}"),
@@ -246,6 +297,8 @@ async fn run(setup: PeerSetup, mut inputs: mpsc::UnboundedReceiver<PeerInput>) {
                 }
             }
             Some(event) = channel_events.recv() => peer.on_channel_event(event).await,
+            Some((file, outcome)) = received.recv() => peer.on_received(file, outcome).await,
+            Some(_) = peer.transfers.join_next(), if !peer.transfers.is_empty() => {}
             _ = wake.tick(), if setting_up => peer.wake_driver().await,
         }
     }
@@ -303,6 +356,23 @@ impl Peer {
                 )),
             },
             PeerInput::Renegotiate => self.offer().await,
+            PeerInput::ExpectFile { file, incoming } => {
+                self.expected_files.insert(file, incoming);
+            }
+            PeerInput::SendFile {
+                file,
+                path,
+                offset,
+                size,
+            } => {
+                self.send_file(file, path, offset, size).await;
+            }
+            PeerInput::CancelFile { file } => {
+                self.expected_files.remove(&file);
+                if let Some(handle) = self.transfer_handles.remove(&file) {
+                    handle.abort();
+                }
+            }
         }
     }
 
@@ -498,7 +568,7 @@ impl Peer {
             }
             PcEvent::Ice(state) => self.log(LogLevel::Info, format!("ICE connection {state}")),
             PcEvent::State(state) => return self.on_state(state).await,
-            PcEvent::DataChannel(channel) => self.adopt_channel(channel),
+            PcEvent::DataChannel(channel) => self.adopt_channel(channel).await,
         }
         false
     }
@@ -527,7 +597,11 @@ impl Peer {
 
     /// Takes a data channel in: its events are polled by a task of their own, so the
     /// library's callback returns at once.
-    fn adopt_channel(&mut self, channel: Arc<dyn DataChannel>) {
+    async fn adopt_channel(&mut self, channel: Arc<dyn DataChannel>) {
+        let label = channel.label().await.unwrap_or_default();
+        if let Some(file) = label.strip_prefix(FILE_PREFIX) {
+            return self.receive_file(file.to_owned(), channel);
+        }
         let tx = self.channel_tx.clone();
         let poller = channel.clone();
         self.pollers.spawn(async move {
@@ -631,6 +705,32 @@ impl Peer {
                 peer: self.setup.remote_id.clone(),
                 id,
             }),
+            Ok(PeerMessage::FileOffer {
+                file,
+                name,
+                size,
+                sha256,
+            }) => {
+                self.out(PeerOutput::FileOffer {
+                    file,
+                    name,
+                    size,
+                    sha256,
+                });
+            }
+            Ok(PeerMessage::FileAccept { file, offset }) => {
+                self.out(PeerOutput::FileAccepted { file, offset });
+            }
+            Ok(PeerMessage::FileReject { file }) => {
+                self.expected_files.remove(&file);
+                if let Some(handle) = self.transfer_handles.remove(&file) {
+                    handle.abort();
+                }
+                self.out(PeerOutput::FileRejected { file });
+            }
+            Ok(PeerMessage::FileReceived { file, ok }) => {
+                self.out(PeerOutput::FileReceived { file, ok });
+            }
             Ok(other) => self.log(
                 LogLevel::Debug,
                 format!("{} ignored: not supported yet", other.to_json()),
@@ -643,6 +743,133 @@ impl Peer {
             }
             Err(e) => self.bad_message(e.to_string()),
         }
+    }
+
+    async fn send_file(&mut self, file: String, path: PathBuf, offset: u64, size: u64) {
+        let label = format!("{FILE_PREFIX}{file}");
+        let channel = match self.pc.create_data_channel(&label, None).await {
+            Ok(channel) => channel,
+            Err(e) => return self.file_failed(&file, format!("cannot open {label}: {e}")),
+        };
+        let out = self.setup.out.clone();
+        let peer = self.setup.remote_id.clone();
+        let id = file.clone();
+        let handle = self.transfers.spawn(async move {
+            let report = |bytes| {
+                let event = Event::FileProgress {
+                    file: id.clone(),
+                    peer: peer.clone(),
+                    bytes,
+                    size,
+                };
+                let _ = out.send((peer.clone(), PeerOutput::Event(event)));
+            };
+            if let Err(e) = files::send(channel, path, offset, size, report).await {
+                let event = Event::error("file-transfer", e, Some(&peer));
+                let _ = out.send((peer.clone(), PeerOutput::Event(event)));
+                let done = Event::FileDone {
+                    file: id.clone(),
+                    peer: peer.clone(),
+                    ok: false,
+                    path: None,
+                };
+                let _ = out.send((peer.clone(), PeerOutput::Event(done)));
+            }
+        });
+        self.transfer_handles.insert(file, handle);
+    }
+
+    fn receive_file(&mut self, file: String, channel: Arc<dyn DataChannel>) {
+        let Some(incoming) = self.expected_files.remove(&file) else {
+            self.log(
+                LogLevel::Warn,
+                format!("file channel for {file}, which we did not accept: closed"),
+            );
+            self.transfers.spawn(async move {
+                let _ = channel.close().await;
+            });
+            return;
+        };
+        let out = self.setup.out.clone();
+        let peer = self.setup.remote_id.clone();
+        let done = self.received_tx.clone();
+        let id = file.clone();
+        let size = incoming.size;
+        let handle = self.transfers.spawn(async move {
+            let report = |bytes| {
+                let event = Event::FileProgress {
+                    file: id.clone(),
+                    peer: peer.clone(),
+                    bytes,
+                    size,
+                };
+                let _ = out.send((peer.clone(), PeerOutput::Event(event)));
+            };
+            let outcome = match files::receive(channel, incoming, report).await {
+                Ok(outcome) => outcome,
+                Err(e) => {
+                    let event = Event::error("file-transfer", e, Some(&peer));
+                    let _ = out.send((peer.clone(), PeerOutput::Event(event)));
+                    Received::Complete {
+                        ok: false,
+                        path: None,
+                    }
+                }
+            };
+            let _ = done.send((id, outcome));
+        });
+        self.transfer_handles.insert(file, handle);
+    }
+
+    async fn on_received(&mut self, file: String, outcome: Received) {
+        self.transfer_handles.remove(&file);
+        match outcome {
+            Received::Complete { ok, path } => {
+                let verdict = PeerMessage::FileReceived {
+                    file: file.clone(),
+                    ok,
+                };
+                self.on_input(PeerInput::Send(verdict.to_json())).await;
+                if !ok {
+                    self.log(
+                        LogLevel::Warn,
+                        format!("file {file} failed its size or SHA-256 check: discarded"),
+                    );
+                }
+                self.emit(Event::FileDone {
+                    file,
+                    peer: self.setup.remote_id.clone(),
+                    ok,
+                    path: path.map(|p| p.display().to_string()),
+                });
+            }
+            Received::Interrupted { held } => {
+                self.log(
+                    LogLevel::Warn,
+                    format!("file {file} interrupted after {held} bytes; kept for a resume"),
+                );
+                self.emit(Event::FileDone {
+                    file,
+                    peer: self.setup.remote_id.clone(),
+                    ok: false,
+                    path: None,
+                });
+            }
+        }
+    }
+
+    fn file_failed(&self, file: &str, message: String) {
+        self.emit(Event::error(
+            "file-transfer",
+            message,
+            Some(&self.setup.remote_id),
+        ));
+        self.emit(Event::FileDone {
+            file: file.to_owned(),
+            peer: self.setup.remote_id.clone(),
+            ok: false,
+            path: None,
+        });
     }
 
     fn bad_message(&self, message: String) {

@@ -243,6 +243,7 @@ async fn an_unreachable_stun_server_does_not_stall_set_up() {
             name: name.to_owned(),
             transport,
             identity: confab_mesh::Identity::ephemeral().unwrap(),
+            auto_accept_files: None,
         })
     };
     let mut a = with_stun("A");

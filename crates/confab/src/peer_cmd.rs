@@ -91,9 +91,6 @@ impl PeerArgs {
         if self.auto_accept_calls {
             flags.push("--auto-accept-calls");
         }
-        if self.auto_accept_files.is_some() {
-            flags.push("--auto-accept-files");
-        }
         flags
     }
 }
@@ -148,6 +145,7 @@ pub(crate) async fn run(args: PeerArgs, verbose: bool) -> anyhow::Result<ExitCod
         name: args.name.clone(),
         transport: args.transport(),
         identity,
+        auto_accept_files: args.auto_accept_files.clone(),
     });
     for flag in args.unsupported_flags() {
         output.event(&Event::Error {

@@ -29,6 +29,7 @@ pub fn peer(name: &str) -> Mesh {
         name: name.to_owned(),
         transport: TransportConfig::loopback(),
         identity: Identity::ephemeral().unwrap(),
+        auto_accept_files: None,
     })
 }
 

@@ -114,6 +114,7 @@ fn peer(name: &str) -> anyhow::Result<Mesh> {
         name: name.to_owned(),
         transport: TransportConfig::loopback(),
         identity: Identity::ephemeral()?,
+        auto_accept_files: None,
     }))
 }
 

@@ -168,3 +168,53 @@ async fn rejecting_an_offer_tells_the_sender() {
     let at_a = wait_for(&mut a, "done", |e| matches!(e, Event::FileDone { .. })).await;
     assert!(matches!(at_a, Event::FileDone { ok: false, file: f, .. } if f == file));
 }
+
+/// The bytes sent do not match the offered hash (the file changed after it was offered):
+/// the receiver says so, and nothing appears under the file's name.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tampered_stream_is_detected_and_never_saved() {
+    let server = server().await;
+    let (mut a, _, mut b, b_id) = connected_pair(&server, "files").await;
+    let src = scratch("srct");
+    let dst = scratch("dstt");
+    let path = write_file(&src, "contract.pdf", 100_000);
+    a.send(Command::SendFile {
+        to: b_id.clone(),
+        path: path.display().to_string(),
+    });
+    let Event::FileIncoming { file, .. } =
+        wait_for(&mut b, "offer", |e| matches!(e, Event::FileIncoming { .. })).await
+    else {
+        unreachable!()
+    };
+    // Same size, different bytes.
+    let mut bytes = std::fs::read(&path).unwrap();
+    bytes[50_000] ^= 0xff;
+    std::fs::write(&path, bytes).unwrap();
+    b.send(Command::AcceptFile {
+        file: file.clone(),
+        dir: dst.display().to_string(),
+    });
+    let at_b = wait_for(&mut b, "done", |e| matches!(e, Event::FileDone { .. })).await;
+    assert!(
+        matches!(
+            at_b,
+            Event::FileDone {
+                ok: false,
+                path: None,
+                ..
+            }
+        ),
+        "{at_b:?}"
+    );
+    let at_a = wait_for(&mut a, "verdict", |e| matches!(e, Event::FileDone { .. })).await;
+    assert!(
+        matches!(at_a, Event::FileDone { ok: false, .. }),
+        "{at_a:?}"
+    );
+    assert_eq!(
+        std::fs::read_dir(&dst).unwrap().count(),
+        0,
+        "no file, not even a partial one"
+    );
+}

@@ -34,6 +34,9 @@ struct Args {
     /// Chat round trips measured.
     #[arg(long, default_value_t = 500)]
     round_trips: usize,
+    /// Size of the file sent between two peers, in MiB.
+    #[arg(long, default_value_t = 1024)]
+    file_mib: u64,
     /// Script that measures Chromium and prints its figures as JSON (tests/browser/bench.sh).
     #[arg(long)]
     chromium: Option<PathBuf>,
@@ -65,6 +68,8 @@ struct Figures {
     chat_rtt_p50_ms: f64,
     chat_rtt_p99_ms: f64,
     stun_per_s: f64,
+    file_mbps: f64,
+    peak_rss_mib: f64,
 }
 
 async fn measure(args: &Args) -> anyhow::Result<Figures> {
@@ -97,8 +102,12 @@ async fn measure(args: &Args) -> anyhow::Result<Figures> {
         "data channel: {:.1} MB/s; {:.2} STUN requests/s per pair once connected",
         channel.throughput_mbps, channel.stun_per_s
     );
+    let file_mbps = file_throughput(&url, args.file_mib).await?;
+    eprintln!("file transfer: {file_mbps:.1} MB/s");
     server.stop().await;
     Ok(Figures {
+        file_mbps,
+        peak_rss_mib: peak_rss_kib() as f64 / 1024.0,
         setup2_median_ms: percentile(&setups, 50.0),
         setup2_p90_ms: percentile(&setups, 90.0),
         mesh_ms: percentile(&meshes, 50.0),
@@ -240,6 +249,89 @@ async fn chat_round_trips(url: &str, count: usize) -> anyhow::Result<(f64, f64)>
     Ok((percentile(&samples, 50.0), percentile(&samples, 99.0)))
 }
 
+/// A file of `mib` MiB from one peer to another: accept to the receiver's verdict.
+async fn file_throughput(url: &str, mib: u64) -> anyhow::Result<f64> {
+    let dir = std::env::temp_dir().join(format!("confab-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let source = dir.join("payload.bin");
+    {
+        use std::io::Write;
+        let mut file = std::io::BufWriter::new(std::fs::File::create(&source)?);
+        let block: Vec<u8> = (0..1 << 20)
+            .map(|i: u32| (i.wrapping_mul(2_654_435_761) >> 24) as u8)
+            .collect();
+        for _ in 0..mib {
+            file.write_all(&block)?;
+        }
+    }
+    let mut a = peer("a")?;
+    connect(&a, url, "file");
+    connected(&mut a).await?;
+    let mut b = peer("b")?;
+    connect(&b, url, "file");
+    let joined = until(&mut b, |e| {
+        matches!(
+            e,
+            Event::Signaling {
+                state: SignalingState::Connected,
+                ..
+            }
+        )
+    })
+    .await?;
+    let Event::Signaling { id: Some(b_id), .. } = joined else {
+        bail!("no id for b");
+    };
+    until(&mut b, chat_opened).await?;
+    until(&mut a, chat_opened).await?;
+    a.send(Command::SendFile {
+        to: b_id,
+        path: source.display().to_string(),
+    });
+    let Event::FileIncoming { file, .. } =
+        until(&mut b, |e| matches!(e, Event::FileIncoming { .. })).await?
+    else {
+        bail!("no offer");
+    };
+    let started = Instant::now();
+    b.send(Command::AcceptFile {
+        file,
+        dir: dir.join("in").display().to_string(),
+    });
+    let done = until_long(&mut b, |e| matches!(e, Event::FileDone { .. })).await?;
+    let seconds = started.elapsed().as_secs_f64();
+    if !matches!(done, Event::FileDone { ok: true, .. }) {
+        bail!("transfer failed: {done:?}");
+    }
+    quit(vec![a, b]).await;
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok((mib << 20) as f64 / 1e6 / seconds)
+}
+
+/// Like [`until`], for something that takes minutes.
+async fn until_long(mesh: &mut Mesh, matches: impl Fn(&Event) -> bool) -> anyhow::Result<Event> {
+    loop {
+        match tokio::time::timeout(Duration::from_secs(600), mesh.next_event()).await {
+            Ok(Some(event)) if matches(&event) => return Ok(event),
+            Ok(Some(_)) => {}
+            Ok(None) => bail!("peer stopped"),
+            Err(_) => bail!("timed out"),
+        }
+    }
+}
+
+/// This process's peak resident memory (both peers of the file transfer live here).
+fn peak_rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        })
+        .unwrap_or(0)
+}
+
 fn percentile(sorted: &[f64], p: f64) -> f64 {
     if sorted.is_empty() {
         return f64::NAN;
@@ -335,5 +427,19 @@ fn report(args: &Args, ours: &Figures, chromium: Option<&Chromium>) {
     println!(
         "{:<38} {:>12.2}",
         "STUN requests/s per connected pair", ours.stun_per_s
+    );
+    println!(
+        "{:<38} {:>12.1} {:>12} {:>12}",
+        format!("file transfer {} MiB, MB/s", args.file_mib),
+        ours.file_mbps,
+        "",
+        format!(
+            "{:.0}% of raw",
+            100.0 * ours.file_mbps / ours.throughput_mbps
+        )
+    );
+    println!(
+        "{:<38} {:>12.1}",
+        "peak RSS of both peers, MiB", ours.peak_rss_mib
     );
 }

@@ -60,4 +60,9 @@ RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --quiet
 step "cargo test"
 cargo test --workspace
 
+# Real Chromium against the server's page and `confab peer`, inside a network namespace
+# of the harness's own (it installs Debian's chromium and the npm packages it needs).
+step "browser tests (headless Chromium)"
+as_root ./tests/browser/run.sh
+
 step "all checks passed"

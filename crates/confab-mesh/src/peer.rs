@@ -749,31 +749,16 @@ impl Peer {
         let label = format!("{FILE_PREFIX}{file}");
         let channel = match self.pc.create_data_channel(&label, None).await {
             Ok(channel) => channel,
-            Err(e) => return self.file_failed(&file, format!("cannot open {label}: {e}")),
+            Err(e) => {
+                return self
+                    .file_events(&file, size)
+                    .failed(format!("cannot open {label}: {e}"));
+            }
         };
-        let out = self.setup.out.clone();
-        let peer = self.setup.remote_id.clone();
-        let id = file.clone();
+        let events = self.file_events(&file, size);
         let handle = self.transfers.spawn(async move {
-            let report = |bytes| {
-                let event = Event::FileProgress {
-                    file: id.clone(),
-                    peer: peer.clone(),
-                    bytes,
-                    size,
-                };
-                let _ = out.send((peer.clone(), PeerOutput::Event(event)));
-            };
-            if let Err(e) = files::send(channel, path, offset, size, report).await {
-                let event = Event::error("file-transfer", e, Some(&peer));
-                let _ = out.send((peer.clone(), PeerOutput::Event(event)));
-                let done = Event::FileDone {
-                    file: id.clone(),
-                    peer: peer.clone(),
-                    ok: false,
-                    path: None,
-                };
-                let _ = out.send((peer.clone(), PeerOutput::Event(done)));
+            if let Err(e) = files::send(channel, path, offset, size, |b| events.progress(b)).await {
+                events.failed(e);
             }
         });
         self.transfer_handles.insert(file, handle);
@@ -790,35 +775,31 @@ impl Peer {
             });
             return;
         };
-        let out = self.setup.out.clone();
-        let peer = self.setup.remote_id.clone();
+        let events = self.file_events(&file, incoming.size);
         let done = self.received_tx.clone();
-        let id = file.clone();
-        let size = incoming.size;
         let handle = self.transfers.spawn(async move {
-            let report = |bytes| {
-                let event = Event::FileProgress {
-                    file: id.clone(),
-                    peer: peer.clone(),
-                    bytes,
-                    size,
-                };
-                let _ = out.send((peer.clone(), PeerOutput::Event(event)));
-            };
-            let outcome = match files::receive(channel, incoming, report).await {
+            let outcome = match files::receive(channel, incoming, |b| events.progress(b)).await {
                 Ok(outcome) => outcome,
                 Err(e) => {
-                    let event = Event::error("file-transfer", e, Some(&peer));
-                    let _ = out.send((peer.clone(), PeerOutput::Event(event)));
+                    events.error(e);
                     Received::Complete {
                         ok: false,
                         path: None,
                     }
                 }
             };
-            let _ = done.send((id, outcome));
+            let _ = done.send((events.file, outcome));
         });
         self.transfer_handles.insert(file, handle);
+    }
+
+    fn file_events(&self, file: &str, size: u64) -> FileEvents {
+        FileEvents {
+            out: self.setup.out.clone(),
+            peer: self.setup.remote_id.clone(),
+            file: file.to_owned(),
+            size,
+        }
     }
 
     async fn on_received(&mut self, file: String, outcome: Received) {
@@ -856,20 +837,6 @@ impl Peer {
                 });
             }
         }
-    }
-
-    fn file_failed(&self, file: &str, message: String) {
-        self.emit(Event::error(
-            "file-transfer",
-            message,
-            Some(&self.setup.remote_id),
-        ));
-        self.emit(Event::FileDone {
-            file: file.to_owned(),
-            peer: self.setup.remote_id.clone(),
-            ok: false,
-            path: None,
-        });
     }
 
     fn bad_message(&self, message: String) {
@@ -964,6 +931,44 @@ impl Peer {
         self.pollers.abort_all();
         while self.pollers.join_next().await.is_some() {}
         self.emit_state(PeerState::Closed);
+    }
+}
+
+/// What a transfer task reports about its file.
+struct FileEvents {
+    out: mpsc::UnboundedSender<(String, PeerOutput)>,
+    peer: String,
+    file: String,
+    size: u64,
+}
+
+impl FileEvents {
+    fn emit(&self, event: Event) {
+        let _ = self.out.send((self.peer.clone(), PeerOutput::Event(event)));
+    }
+
+    fn progress(&self, bytes: u64) {
+        self.emit(Event::FileProgress {
+            file: self.file.clone(),
+            peer: self.peer.clone(),
+            bytes,
+            size: self.size,
+        });
+    }
+
+    fn error(&self, message: String) {
+        self.emit(Event::error("file-transfer", message, Some(&self.peer)));
+    }
+
+    /// The transfer could not finish: an error, and a failed `file-done`.
+    fn failed(&self, message: String) {
+        self.error(message);
+        self.emit(Event::FileDone {
+            file: self.file.clone(),
+            peer: self.peer.clone(),
+            ok: false,
+            path: None,
+        });
     }
 }
 

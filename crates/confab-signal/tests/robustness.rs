@@ -11,18 +11,7 @@ use confab_proto::ServerFrame;
 use confab_signal::{ClientOptions, ServerConfig, SignalClient, TlsConfig};
 use futures_util::SinkExt;
 use serde_json::json;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_tungstenite::tungstenite::Message;
-
-async fn http_get(addr: std::net::SocketAddr, path: &str) -> String {
-    let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
-    tcp.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes())
-        .await
-        .unwrap();
-    let mut out = String::new();
-    tcp.read_to_string(&mut out).await.unwrap();
-    out
-}
 
 #[tokio::test]
 async fn healthz_and_metrics() {

@@ -212,13 +212,13 @@ async fn mesh_setup(url: &str, room: &str, n: usize) -> anyhow::Result<f64> {
     Ok(elapsed)
 }
 
-/// Chat to the other peer and time until its `ack` comes back, one at a time.
-async fn chat_round_trips(url: &str, count: usize) -> anyhow::Result<(f64, f64)> {
+/// Two peers in `room` with their chat channel open both ways: (a, b, b's id).
+async fn chatting_pair(url: &str, room: &str) -> anyhow::Result<(Mesh, Mesh, String)> {
     let mut a = peer("a")?;
-    connect(&a, url, "rtt");
+    connect(&a, url, room);
     connected(&mut a).await?;
     let mut b = peer("b")?;
-    connect(&b, url, "rtt");
+    connect(&b, url, room);
     let joined = until(&mut b, |e| {
         matches!(
             e,
@@ -234,6 +234,12 @@ async fn chat_round_trips(url: &str, count: usize) -> anyhow::Result<(f64, f64)>
     };
     until(&mut b, chat_opened).await?;
     until(&mut a, chat_opened).await?;
+    Ok((a, b, b_id))
+}
+
+/// Chat to the other peer and time until its `ack` comes back, one at a time.
+async fn chat_round_trips(url: &str, count: usize) -> anyhow::Result<(f64, f64)> {
+    let (mut a, b, b_id) = chatting_pair(url, "rtt").await?;
     let mut samples = Vec::with_capacity(count);
     for i in 0..count {
         let started = Instant::now();
@@ -264,26 +270,7 @@ async fn file_throughput(url: &str, mib: u64) -> anyhow::Result<f64> {
             file.write_all(&block)?;
         }
     }
-    let mut a = peer("a")?;
-    connect(&a, url, "file");
-    connected(&mut a).await?;
-    let mut b = peer("b")?;
-    connect(&b, url, "file");
-    let joined = until(&mut b, |e| {
-        matches!(
-            e,
-            Event::Signaling {
-                state: SignalingState::Connected,
-                ..
-            }
-        )
-    })
-    .await?;
-    let Event::Signaling { id: Some(b_id), .. } = joined else {
-        bail!("no id for b");
-    };
-    until(&mut b, chat_opened).await?;
-    until(&mut a, chat_opened).await?;
+    let (a, mut b, b_id) = chatting_pair(url, "file").await?;
     a.send(Command::SendFile {
         to: b_id,
         path: source.display().to_string(),

@@ -62,7 +62,8 @@ cargo test --workspace
 
 # Real Chromium against the server's page and `confab peer`, inside a network namespace
 # of the harness's own (it installs Debian's chromium and the npm packages it needs).
-step "browser tests (headless Chromium)"
-as_root ./tests/browser/run.sh
+step "browser tests (headless Chromium and confab peer)"
+cargo build -p confab
+as_root env CONFAB_BIN="$CARGO_TARGET_DIR/debug/confab" ./tests/browser/run.sh
 
 step "all checks passed"

@@ -3,21 +3,7 @@
 import assert from 'node:assert/strict';
 import { after, afterEach, before, test } from 'node:test';
 
-import {
-  WebPeer,
-  env,
-  launchBrowser,
-  sleep,
-  step,
-  uniqueRoom,
-  waitForAcks,
-  waitForChat,
-  waitForMesh,
-  waitUntil,
-} from './lib.mjs';
-
-// Long enough for a stray duplicate to show up after the first copy.
-const SETTLE_MS = 300;
+import { WebPeer, chatOnce, env, launchBrowser, step, uniqueRoom, waitForMesh, waitUntil } from './lib.mjs';
 
 let browser;
 const opened = [];
@@ -41,32 +27,6 @@ async function open(label) {
   const peer = await WebPeer.open(browser, label);
   opened.push(peer);
   return peer;
-}
-
-/** Sends `text` from `from` and checks each of `to` shows it exactly once, acked. */
-async function chatOnce(from, to, text, { direct = false } = {}) {
-  const target = direct ? to[0] : undefined;
-  const id = await from.sendChat(text, { to: target?.id });
-  for (const receiver of to) {
-    const got = await waitForChat(receiver, id);
-    assert.equal(got.text, text);
-    assert.equal(got.from, from.id);
-    assert.equal(got.scope, direct ? 'direct' : 'room');
-    assert.equal(got.mine, false);
-  }
-  const sent = await waitForAcks(from, id, to);
-  assert.deepEqual([...sent.sentTo].sort(), to.map((p) => p.id).sort(), 'sent on exactly the intended channels');
-  await sleep(SETTLE_MS);
-  for (const receiver of to) {
-    const got = (await receiver.state()).messages.find((m) => m.id === id);
-    assert.equal(got.copies, 1, `${receiver.label} received ${id} once`);
-    assert.equal(await receiver.countShown(id), 1, `${receiver.label} shows ${id} once`);
-  }
-  await waitUntil(() => from.page.locator(`.msg[data-id="${id}"] .ticks[data-acked="true"]`).count(), {
-    what: `${from.label} to show the delivered tick`,
-  });
-  step(`${from.label} → ${direct ? target.label : 'room'}: "${text}" delivered once and acked`);
-  return id;
 }
 
 function assertNoPageErrors(...peers) {

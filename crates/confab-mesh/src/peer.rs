@@ -340,7 +340,9 @@ impl Peer {
                 if let Some(chat) = self.chat.as_ref().filter(|_| self.chat_open)
                     && let Err(e) = chat.send_text(&text).await
                 {
-                    self.log(LogLevel::Warn, format!("chat send failed: {e}"));
+                    let message = format!("chat channel send failed: {e}");
+                    self.log(LogLevel::Warn, message.clone());
+                    self.emit(Event::error("send-failed", message, Some(&self.setup.remote_id)));
                 }
             }
             PeerInput::Stats => self.report_stats().await,

@@ -16,6 +16,8 @@ use webrtc::runtime::{
     TokioRuntime,
 };
 
+use rtc::peer_connection::configuration::setting_engine::SctpMaxMessageSize;
+
 use crate::MeshError;
 use crate::identity::Identity;
 
@@ -38,6 +40,9 @@ const PRFLX_WAIT: Duration = Duration::ZERO;
 /// The kernel's default UDP receive buffer (~208 KiB) is smaller than SCTP's window, so
 /// bursts are dropped and throughput collapses; 4 MiB holds a full window.
 const SOCKET_BUFFER: usize = 4 * 1024 * 1024;
+/// The largest data channel message, as Chromium advertises it: a chat may carry 64 KiB
+/// of text plus its JSON envelope, over the 64 KiB default.
+const MAX_MESSAGE: u32 = 256 * 1024;
 /// Per data channel, as Chromium: senders wait for room beyond this (back-pressure).
 const SEND_BUFFER_LIMIT: usize = 16 * 1024 * 1024;
 
@@ -156,6 +161,7 @@ pub async fn build_peer_connection(
         )
         .with_ice_connection_attempts(Some(CHECK_INTERVAL), Some(MAX_CHECKS))
         .with_prflx_acceptance_min_wait(Some(PRFLX_WAIT))
+        .with_sctp_max_message_size(SctpMaxMessageSize::Bounded(MAX_MESSAGE))
         .with_multicast_dns_mode(mdns)
         .build();
     let pc = PeerConnectionBuilder::new()

@@ -341,8 +341,14 @@ class Peer {
 
   send(message) {
     if (!this.channelOpen) return false;
-    this.channel.send(JSON.stringify(message));
-    return true;
+    try {
+      this.channel.send(JSON.stringify(message));
+      return true;
+    } catch (error) {
+      // E.g. larger than the peer's max-message-size: say so rather than lose it quietly.
+      log('error', `${short(this.id)} send failed: ${error.message}`);
+      return false;
+    }
   }
 
   onMessage(data) {

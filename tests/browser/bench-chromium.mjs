@@ -1,0 +1,266 @@
+// Chromium numbers for Confab: connection set-up (2 pages, and an 8-page mesh) through the
+// real page and the real signaling server, and data-channel throughput between two pages.
+// Run through bench.sh (it provides the namespace, the server and the environment).
+// Progress goes to stderr; stdout gets one JSON object at the end.
+
+import { readFileSync } from 'node:fs';
+
+import { WebPeer, env, launchBrowser, sleep } from './lib.mjs';
+
+// lib.mjs reports progress (and page warnings) with console.log: keep stdout for the result.
+console.log = (...args) => console.error(...args);
+
+const SETUP_RUNS = Number(process.env.BENCH_SETUP_RUNS || 20);
+const SETUP_WARMUP = 2;
+const MESH_PAGES = 8;
+const MESH_RUNS = Number(process.env.BENCH_MESH_RUNS || 3);
+const THROUGHPUT_MESSAGE = 16 * 1024;
+const THROUGHPUT_WARMUP_MS = 1000;
+const THROUGHPUT_WINDOW_MS = 5000;
+const BUFFER_LOW = 1 << 20; // refill below 1 MiB...
+const BUFFER_HIGH = 4 << 20; // ...up to 4 MiB
+
+const started = Date.now();
+const progress = (message) => console.error(`[bench ${((Date.now() - started) / 1000).toFixed(1)}s] ${message}`);
+
+const median = (values) => {
+  const s = [...values].sort((a, b) => a - b);
+  const mid = s.length >> 1;
+  return s.length % 2 ? s[mid] : (s[mid - 1] + s[mid]) / 2;
+};
+/** Nearest-rank percentile. */
+const percentile = (values, p) => {
+  const s = [...values].sort((a, b) => a - b);
+  return s[Math.max(0, Math.ceil((p / 100) * s.length) - 1)];
+};
+const round = (x, digits = 1) => Number(x.toFixed(digits));
+
+/** UDP datagrams the kernel dropped for want of receive buffer, in this network namespace. */
+function udpRcvbufErrors() {
+  try {
+    const lines = readFileSync('/proc/net/snmp', 'utf8').split('\n').filter((l) => l.startsWith('Udp:'));
+    const [names, values] = lines.map((l) => l.trim().split(/\s+/));
+    return Number(values[names.indexOf('RcvbufErrors')]);
+  } catch {
+    return null;
+  }
+}
+
+let roomCount = 0;
+const newRoom = (kind) => `bench-${kind}-${process.pid}-${++roomCount}`;
+
+/**
+ * Joins through the page's own `window.confab.join` (what the form calls), after clearing
+ * the tap's records. Does not wait.
+ */
+function startJoin(peer, room, name) {
+  return peer.page.evaluate(
+    ({ server, room, name }) => {
+      window.__tap.joinSentAt = null;
+      window.__tap.opens = [];
+      window.confab.join({ server, room, name, password: '', ice: '' });
+    },
+    { server: env.wsUrl, room, name },
+  );
+}
+
+const waitInPage = (peer, fn, arg, what, timeout = 15_000) =>
+  peer.page.waitForFunction(fn, arg, { polling: 5, timeout }).catch((err) => {
+    throw new Error(`${peer.label}: timed out waiting for ${what}: ${err.message.split('\n')[0]}`);
+  });
+
+const welcomed = (peer) => waitInPage(peer, () => Boolean(window.confab.state().id), null, 'the welcome');
+
+const tap = (peer) => peer.page.evaluate(() => ({ joinSentAt: window.__tap.joinSentAt, opens: [...window.__tap.opens] }));
+
+async function leave(peers) {
+  await Promise.all(peers.map((p) => p.page.evaluate(() => window.confab.leave())));
+}
+
+/** Join sent (the newcomer's `join` frame) to the chat channel open on both pages. */
+async function setupOnce(a, b) {
+  const room = newRoom('setup');
+  await startJoin(a, room, 'A');
+  await welcomed(a);
+  await startJoin(b, room, 'B');
+  const open = () => window.__tap.opens.length >= 1;
+  await Promise.all([waitInPage(a, open, null, 'the channel to open'), waitInPage(b, open, null, 'the channel to open')]);
+  const [ta, tb] = await Promise.all([tap(a), tap(b)]);
+  const ms = Math.max(ta.opens[0], tb.opens[0]) - tb.joinSentAt;
+  if (!(ms > 0)) throw new Error(`bad set-up timing: ${JSON.stringify({ ta, tb })}`);
+  return ms;
+}
+
+/** Every page joins at once; from the first join sent to the last page having 7 channels open. */
+async function meshOnce(pages) {
+  const room = newRoom('mesh');
+  await Promise.all(pages.map((p, i) => startJoin(p, room, `M${i}`)));
+  const want = pages.length - 1;
+  await Promise.all(pages.map((p) => waitInPage(p, (n) => window.__tap.opens.length >= n, want, `${want} channels to open`, 30_000)));
+  const taps = await Promise.all(pages.map(tap));
+  // The tap counts channel opens; check the page agrees that every peer is there and open.
+  const states = await Promise.all(pages.map((p) => p.state()));
+  for (const [i, s] of states.entries()) {
+    const open = s.peers.filter((p) => p.channelOpen).length;
+    if (open !== want) throw new Error(`${pages[i].label} has ${open} open channels, not ${want}`);
+  }
+  const t0 = Math.min(...taps.map((t) => t.joinSentAt));
+  const t1 = Math.max(...taps.map((t) => [...t.opens].sort((x, y) => x - y)[want - 1]));
+  return t1 - t0;
+}
+
+/**
+ * Two joined pages: an extra ordered, reliable channel `bench` on their connection (the
+ * page ignores channels it does not know), 16 KiB binary messages sent with bufferedAmount
+ * back-pressure, bytes counted at the receiver for 5 s after a 1 s warm-up.
+ */
+async function throughput(sender, receiver) {
+  await receiver.page.evaluate(
+    ({ warmup, window: span }) => {
+      const rx = { ready: false, done: false, bytes: 0, total: 0, messages: 0 };
+      window.__rx = rx;
+      window.__tap.onChannel = (channel) => {
+        if (channel.label !== 'bench') return;
+        channel.binaryType = 'arraybuffer';
+        rx.ready = true;
+        let first = 0;
+        channel.onmessage = ({ data }) => {
+          const now = performance.now();
+          const size = data.byteLength ?? data.length;
+          rx.total += size;
+          rx.messages += 1;
+          if (!first) first = now;
+          if (rx.done) return;
+          if (now >= first + warmup + span) {
+            rx.done = true;
+            rx.seconds = span / 1000;
+          } else if (now >= first + warmup) rx.bytes += size;
+        };
+      };
+    },
+    { warmup: THROUGHPUT_WARMUP_MS, window: THROUGHPUT_WINDOW_MS },
+  );
+  await sender.page.evaluate(
+    ({ to, size, low, high }) =>
+      new Promise((resolve, reject) => {
+        const pc = window.confab.peerConnection(to);
+        const channel = pc.createDataChannel('bench', { ordered: true });
+        channel.binaryType = 'arraybuffer';
+        const chunk = new Uint8Array(size);
+        crypto.getRandomValues(chunk.subarray(0, 65536 > size ? size : 65536));
+        const tx = { stop: false, sent: 0, maxBuffered: 0, errors: 0 };
+        window.__tx = tx;
+        channel.bufferedAmountLowThreshold = low;
+        const pump = () => {
+          while (!tx.stop && channel.readyState === 'open' && channel.bufferedAmount < high) {
+            channel.send(chunk);
+            tx.sent += size;
+          }
+          tx.maxBuffered = Math.max(tx.maxBuffered, channel.bufferedAmount);
+        };
+        channel.onbufferedamountlow = pump;
+        channel.onerror = () => (tx.errors += 1);
+        tx.start = pump;
+        tx.finish = () => {
+          tx.stop = true;
+          channel.close();
+        };
+        channel.onopen = () => resolve();
+        setTimeout(() => reject(new Error('the bench channel did not open')), 10_000);
+      }),
+    { to: receiver.id, size: THROUGHPUT_MESSAGE, low: BUFFER_LOW, high: BUFFER_HIGH },
+  );
+  await waitInPage(receiver, () => window.__rx.ready, null, 'the bench channel');
+  await sender.page.evaluate(() => window.__tx.start());
+  await waitInPage(receiver, () => window.__rx.done, null, 'the throughput window', 30_000);
+  const tx = await sender.page.evaluate(() => {
+    window.__tx.finish();
+    return { sent: window.__tx.sent, maxBuffered: window.__tx.maxBuffered, errors: window.__tx.errors };
+  });
+  const rx = await receiver.page.evaluate(() => ({ ...window.__rx }));
+  if (tx.errors) throw new Error(`the bench channel had ${tx.errors} errors`);
+  return { mbps: rx.bytes / rx.seconds / 1e6, rx, tx };
+}
+
+async function main() {
+  const browser = await launchBrowser();
+  const version = browser.version();
+  progress(`Chromium ${version}, page ${env.pageUrl}`);
+  const pages = [];
+  try {
+    for (let i = 0; i < MESH_PAGES; i += 1) pages.push(await WebPeer.open(browser, `bench${i}`, { tap: true, quiet: true }));
+    const [a, b] = pages;
+
+    // --- set-up, two pages ----------------------------------------------------------
+    const setup = [];
+    for (let i = 0; i < SETUP_WARMUP + SETUP_RUNS; i += 1) {
+      const ms = await setupOnce(a, b);
+      if (i >= SETUP_WARMUP) setup.push(ms);
+      await leave([a, b]);
+      await sleep(30);
+    }
+    progress(`setup2: ${setup.map((x) => x.toFixed(0)).join(' ')} ms`);
+
+    // --- 8-page mesh ----------------------------------------------------------------
+    const mesh = [];
+    for (let i = 0; i < MESH_RUNS; i += 1) {
+      const ms = await meshOnce(pages);
+      mesh.push(ms);
+      progress(`mesh8 run ${i + 1}: ${ms.toFixed(0)} ms`);
+      await leave(pages);
+      await sleep(300);
+    }
+
+    // --- throughput -----------------------------------------------------------------
+    // Only the two pages measured stay open.
+    await Promise.all(pages.splice(2).map((p) => p.close()));
+    const room = newRoom('throughput');
+    await startJoin(a, room, 'Sender');
+    await welcomed(a);
+    await startJoin(b, room, 'Receiver');
+    const open = () => window.__tap.opens.length >= 1;
+    await Promise.all([waitInPage(a, open, null, 'the channel'), waitInPage(b, open, null, 'the channel')]);
+    a.id = (await a.state()).id;
+    b.id = (await b.state()).id;
+    const dropsBefore = udpRcvbufErrors();
+    const t = await throughput(a, b);
+    const drops = dropsBefore === null ? null : udpRcvbufErrors() - dropsBefore;
+    progress(
+      `throughput: ${t.mbps.toFixed(1)} MB/s (${t.rx.bytes} bytes in ${t.rx.seconds} s after the warm-up; ` +
+        `${t.rx.messages} messages received in all; largest bufferedAmount ${t.tx.maxBuffered}; ` +
+        `${drops} UDP datagrams dropped by the kernel for want of receive buffer)`,
+    );
+    await leave([a, b]);
+
+    const result = {
+      chromium_version: version,
+      setup_method:
+        'two pages of the served page over the real signaling server: from the newcomer page sending its join frame ' +
+        '(window.confab.join, what the form calls) to the chat channel open on both pages; a fresh room each run, ' +
+        `${SETUP_WARMUP} warm-up runs not counted`,
+      setup2_ms: round(median(setup)),
+      setup2_p90_ms: round(percentile(setup, 90)),
+      setup2_runs: setup.map((x) => round(x)),
+      mesh8_ms: round(median(mesh)),
+      mesh8_runs: mesh.map((x) => round(x)),
+      mesh8_method: `${MESH_PAGES} pages join one room at once: from the first join frame sent to the last page having all ${MESH_PAGES - 1} chat channels open`,
+      throughput_mbps: round(t.mbps, 2),
+      throughput_udp_rcvbuf_drops: drops,
+      throughput_method:
+        'two pages (separate renderer processes) connected through the served page; an extra ordered reliable channel on that ' +
+        `connection, ${THROUGHPUT_MESSAGE}-byte binary messages, bufferedAmount kept between ${BUFFER_LOW} and ${BUFFER_HIGH} bytes ` +
+        `(bufferedAmountLowThreshold + onbufferedamountlow), bytes counted at the receiver for ${THROUGHPUT_WINDOW_MS / 1000} s ` +
+        `after a ${THROUGHPUT_WARMUP_MS / 1000} s warm-up; 1 MB = 1e6 bytes`,
+      duration_s: round((Date.now() - started) / 1000),
+    };
+    process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
+  } finally {
+    await Promise.all(pages.map((p) => p.close().catch(() => {})));
+    await browser.close();
+  }
+}
+
+main().catch((err) => {
+  console.error(`bench failed: ${err.stack || err}`);
+  process.exit(1);
+});

@@ -342,7 +342,11 @@ impl Peer {
                 {
                     let message = format!("chat channel send failed: {e}");
                     self.log(LogLevel::Warn, message.clone());
-                    self.emit(Event::error("send-failed", message, Some(&self.setup.remote_id)));
+                    self.emit(Event::error(
+                        "send-failed",
+                        message,
+                        Some(&self.setup.remote_id),
+                    ));
                 }
             }
             PeerInput::Stats => self.report_stats().await,

@@ -322,12 +322,38 @@ async fn a_chat_of_64_kib_goes_both_ways() {
     let (mut a, a_id, mut b, b_id) = connected_pair(&server, "r").await;
     let text = "é".repeat(32 * 1024);
     assert_eq!(text.len(), 64 * 1024);
-    a.send(Command::Chat { text: text.clone(), to: Some(b_id) });
-    let got = wait_for(&mut b, "big chat", |e| matches!(e, Event::Chat { .. } | Event::Error { .. })).await;
-    assert!(matches!(&got, Event::Chat { text: t, .. } if *t == text), "{got:?}");
-    b.send(Command::Chat { text: text.clone(), to: Some(a_id) });
-    let got = wait_for(&mut a, "big chat", |e| matches!(e, Event::Chat { .. } | Event::Error { .. })).await;
-    assert!(matches!(&got, Event::Chat { text: t, .. } if *t == text), "{got:?}");
-    a.send(Command::Chat { text: format!("{text}x"), to: None });
-    wait_for(&mut a, "too large", |e| matches!(e, Event::Error { code, .. } if code == "too-large")).await;
+    a.send(Command::Chat {
+        text: text.clone(),
+        to: Some(b_id),
+    });
+    let got = wait_for(&mut b, "big chat", |e| {
+        matches!(e, Event::Chat { .. } | Event::Error { .. })
+    })
+    .await;
+    assert!(
+        matches!(&got, Event::Chat { text: t, .. } if *t == text),
+        "{got:?}"
+    );
+    b.send(Command::Chat {
+        text: text.clone(),
+        to: Some(a_id),
+    });
+    let got = wait_for(&mut a, "big chat", |e| {
+        matches!(e, Event::Chat { .. } | Event::Error { .. })
+    })
+    .await;
+    assert!(
+        matches!(&got, Event::Chat { text: t, .. } if *t == text),
+        "{got:?}"
+    );
+    a.send(Command::Chat {
+        text: format!("{text}x"),
+        to: None,
+    });
+    wait_for(
+        &mut a,
+        "too large",
+        |e| matches!(e, Event::Error { code, .. } if code == "too-large"),
+    )
+    .await;
 }

@@ -347,10 +347,11 @@ fn run_chromium(script: &PathBuf) -> anyhow::Result<Chromium> {
         bail!("{} failed: {}", script.display(), out.status);
     }
     let text = String::from_utf8_lossy(&out.stdout);
+    // The figures are the JSON object the script prints last (possibly over several lines).
     let json = text
-        .lines()
-        .rev()
-        .find(|l| l.trim_start().starts_with('{'))
+        .rfind("\n{")
+        .map(|at| &text[at + 1..])
+        .or_else(|| text.starts_with('{').then_some(&text[..]))
         .context("no JSON from the Chromium benchmark")?;
     Ok(serde_json::from_str(json)?)
 }

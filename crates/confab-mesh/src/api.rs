@@ -72,6 +72,17 @@ pub enum Command {
     },
     /// Leave cleanly and stop.
     Quit,
+    /// Mark a connected peer as verified: its name and fingerprint are remembered, and the
+    /// name showing up later with another fingerprint is flagged (a Confab addition).
+    Verify {
+        peer: String,
+    },
+    /// Answered with a `history` event: the room's conversation, or the one with `peer`
+    /// (a Confab addition).
+    History {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        peer: Option<String>,
+    },
     /// Offer again to one peer, although nothing changed (a Confab addition: it lets a
     /// test make both ends of a connection renegotiate at the same moment).
     Renegotiate {
@@ -122,6 +133,14 @@ pub enum LogLevel {
     Info,
     Warn,
     Error,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TrustStatus {
+    Verified,
+    Changed,
+    Unverified,
 }
 
 /// A peer as the API shows it.
@@ -194,6 +213,20 @@ pub enum Event {
     SafetyCode {
         peer: String,
         code: String,
+    },
+    /// What is known of a peer's identity: `verified` (the fingerprint the user verified
+    /// for this name), `changed` (this name was verified with another fingerprint: someone
+    /// may be impersonating it), or `unverified`.
+    Trust {
+        peer: String,
+        name: String,
+        fingerprint: String,
+        status: TrustStatus,
+    },
+    History {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        peer: Option<String>,
+        messages: Vec<crate::store::HistoryEntry>,
     },
     FileOffered {
         file: String,

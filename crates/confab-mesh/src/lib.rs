@@ -10,6 +10,7 @@
 //! - [`transport`]: how connections are built (ICE servers, interfaces, timers, buffers).
 //! - [`identity`]: the DTLS certificate a peer is known by, kept from run to run.
 //! - [`files`]: file transfer on `file:<id>` channels, and what lands on disk.
+//! - [`store`]: chat history and delivery states, verified peers, unfinished files.
 //! - [`safety`]: safety codes, which users compare to know their connection is direct.
 
 pub mod api;
@@ -19,6 +20,7 @@ pub mod mesh;
 mod negotiation;
 mod peer;
 pub mod safety;
+pub mod store;
 pub mod transport;
 
 pub use api::{Command, Event};
@@ -35,4 +37,6 @@ pub enum MeshError {
     Identity(String),
     #[error("WebRTC: {0}")]
     WebRtc(String),
+    #[error("store: {0}")]
+    Store(String),
 }

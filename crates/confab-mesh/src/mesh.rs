@@ -2,7 +2,7 @@
 //! peer, and chat routing. Commands come in through [`Mesh::send`]; events go out through
 //! [`Mesh::next_event`].
 
-use std::collections::{BTreeMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::time::Duration;
@@ -15,17 +15,16 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use crate::api::{
-    Command, Event, LogLevel, PeerRef, PeerState, PeerSummary, SignalingState, unix_ms,
+    Command, Event, LogLevel, PeerRef, PeerState, PeerSummary, SignalingState, TrustStatus, unix_ms,
 };
 use crate::identity::Identity;
 use crate::peer::{PeerHandle, PeerInput, PeerOutput, PeerSetup};
+use crate::store::{self, Store};
 use crate::transport::TransportConfig;
 
 mod transfers;
 use transfers::{Described, Transfers};
 
-/// Chat ids remembered to show each message once.
-const SEEN_IDS: usize = 100_000;
 /// Reconnect delays: from a quarter second, doubling, to ten seconds at most.
 const BACKOFF_FIRST: Duration = Duration::from_millis(250);
 const BACKOFF_MAX: Duration = Duration::from_secs(10);
@@ -38,6 +37,9 @@ pub struct MeshConfig {
     pub identity: Identity,
     /// Accept every offered file into this folder.
     pub auto_accept_files: Option<std::path::PathBuf>,
+    /// Where this install keeps its chat history and unfinished transfers; `None` keeps
+    /// them in memory only.
+    pub data_dir: Option<std::path::PathBuf>,
 }
 
 /// A running peer.
@@ -57,7 +59,9 @@ impl Mesh {
         let live_peer_tasks = Arc::new(AtomicUsize::new(0));
         let (peer_out, peer_out_rx) = mpsc::unbounded_channel();
         let (internal, internal_rx) = mpsc::unbounded_channel();
+        let store = open_store(config.data_dir.as_deref(), &event_tx);
         let task = MeshTask {
+            store,
             auto_accept_files: config.auto_accept_files,
             internal,
             transfers: Transfers::default(),
@@ -70,7 +74,6 @@ impl Mesh {
             session: None,
             link: Link::Down,
             peers: BTreeMap::new(),
-            seen: SeenIds::default(),
             waiting: Vec::new(),
         };
         let task = tokio::spawn(task.run(command_rx, peer_out_rx, internal_rx));
@@ -141,6 +144,8 @@ struct RemotePeer {
     state: PeerState,
     handle: Option<PeerHandle>,
     chat_open: bool,
+    /// Its DTLS fingerprint, once its description arrived: who it is across ids and runs.
+    fingerprint: Option<String>,
 }
 
 /// A chat message that found no open channel yet.
@@ -149,29 +154,6 @@ struct WaitingChat {
     id: String,
     to: Option<String>,
     json: String,
-}
-
-#[derive(Debug, Default)]
-struct SeenIds {
-    set: HashSet<String>,
-    order: VecDeque<String>,
-}
-
-impl SeenIds {
-    /// Records `id`; true the first time.
-    fn first_time(&mut self, id: &str) -> bool {
-        if self.set.contains(id) {
-            return false;
-        }
-        if self.order.len() >= SEEN_IDS
-            && let Some(oldest) = self.order.pop_front()
-        {
-            self.set.remove(&oldest);
-        }
-        self.set.insert(id.to_owned());
-        self.order.push_back(id.to_owned());
-        true
-    }
 }
 
 struct MeshTask {
@@ -188,7 +170,7 @@ struct MeshTask {
     session: Option<Session>,
     link: Link,
     peers: BTreeMap<String, RemotePeer>,
-    seen: SeenIds,
+    store: Store,
     waiting: Vec<WaitingChat>,
 }
 
@@ -324,6 +306,8 @@ impl MeshTask {
                 }
             }
             Command::SendFile { to, path } => self.send_file(to, path),
+            Command::Verify { peer } => self.verify(&peer),
+            Command::History { peer } => self.history(peer),
             Command::AcceptFile { file, dir } => self.accept_file(file, dir.into()),
             Command::RejectFile { file } => self.reject_file(file),
             Command::Quit => {}
@@ -494,6 +478,7 @@ impl MeshTask {
                 state: PeerState::New,
                 handle: None,
                 chat_open: false,
+                fingerprint: None,
             },
         );
     }
@@ -559,7 +544,7 @@ impl MeshTask {
         self.log(LogLevel::Info, format!("{id} left the room"), Some(&id));
         self.emit(Event::PeerLeft { id: id.clone() });
         match self.peers.get_mut(&id) {
-            Some(peer) if peer.state == PeerState::Connected && peer.handle.is_some() => {
+            Some(peer) if peer.state == PeerState::Connected && peer.chat_open => {
                 peer.left_room = true;
             }
             _ => {
@@ -602,8 +587,14 @@ impl MeshTask {
                 }
             }
             PeerOutput::Event(event) => {
-                if let Event::FileDone { file, .. } = &event {
-                    self.forget_transfer(file);
+                if let Event::FileDone { file, ok, .. } = &event {
+                    self.forget_transfer(file, *ok);
+                }
+                if let Event::Ack { id, .. } = &event
+                    && let Some(fingerprint) = self.fingerprint(&peer)
+                {
+                    let acked = self.store.mark_acked(id, &fingerprint);
+                    self.report_store(acked);
                 }
                 if let Event::PeerState { state, .. } = &event
                     && let Some(remote) = self.peers.get_mut(&peer)
@@ -614,7 +605,13 @@ impl MeshTask {
             }
             PeerOutput::Hello { name } => {
                 if let Some(remote) = self.peers.get_mut(&peer) {
-                    remote.name = name;
+                    remote.name = name.clone();
+                }
+                self.check_trust(&peer, &name);
+            }
+            PeerOutput::Identity { fingerprint } => {
+                if let Some(remote) = self.peers.get_mut(&peer) {
+                    remote.fingerprint = Some(fingerprint);
                 }
             }
             PeerOutput::Chat {
@@ -623,7 +620,25 @@ impl MeshTask {
                 ts,
                 scope,
             } => {
-                if self.seen.first_time(&id) {
+                let (from, name) = match self.peers.get(&peer) {
+                    Some(p) => (
+                        p.fingerprint.clone().unwrap_or_else(|| peer.clone()),
+                        p.name.clone(),
+                    ),
+                    None => (peer.clone(), String::new()),
+                };
+                let room = self.room();
+                let first = self.store.record_received(&store::Incoming {
+                    id: &id,
+                    room: &room,
+                    from: &from,
+                    name: &name,
+                    text: &text,
+                    ts,
+                    scope,
+                });
+                // A store that fails still lets the message through (shown, maybe twice).
+                if self.report_store(first).unwrap_or(true) {
                     self.emit(Event::Chat {
                         from: peer,
                         id,
@@ -638,9 +653,14 @@ impl MeshTask {
                     remote.chat_open = true;
                 }
                 self.flush_waiting(&peer);
+                self.resend_unacked(&peer);
+                self.reoffer_unfinished_files(&peer);
             }
             PeerOutput::ChannelClosed => {
-                if let Some(remote) = self.peers.get_mut(&peer) {
+                // Gone from the room and now from the mesh: forget it.
+                if self.peers.get(&peer).is_some_and(|p| p.left_room) {
+                    self.peers.remove(&peer);
+                } else if let Some(remote) = self.peers.get_mut(&peer) {
                     remote.chat_open = false;
                 }
             }
@@ -692,8 +712,34 @@ impl MeshTask {
             },
         };
         let json = message.to_json();
+        // Whom it is for, by fingerprint: they get it when their channel next opens, until
+        // they acknowledge it.
+        let recipients: Vec<String> = self
+            .peers
+            .iter()
+            .filter(|(id, _)| to.as_deref().is_none_or(|to| to == id.as_str()))
+            .filter_map(|(_, p)| p.fingerprint.clone())
+            .collect();
+        let room = self.room();
+        let PeerMessage::Chat { text, ts, .. } = &message else {
+            return;
+        };
+        let direct_to = to.as_deref().and_then(|peer| self.fingerprint(peer));
+        let recorded = self.store.record_sent(
+            &store::Outgoing {
+                id: &id,
+                room: &room,
+                direct_to: direct_to.as_deref(),
+                name: &self.name,
+                text,
+                ts: *ts,
+                json: &json,
+            },
+            &recipients,
+        );
+        self.report_store(recorded);
         let sent_to = self.send_chat(&json, to.as_deref());
-        if sent_to.is_empty() {
+        if sent_to.is_empty() && recipients.is_empty() {
             self.waiting.push(WaitingChat {
                 id: id.clone(),
                 to,
@@ -732,6 +778,113 @@ impl MeshTask {
         }
     }
 
+    /// Own messages this peer has not acknowledged go out again (same ids: it shows each
+    /// once).
+    fn resend_unacked(&mut self, peer: &str) {
+        let Some(fingerprint) = self.fingerprint(peer) else {
+            return;
+        };
+        let pending = self.store.unacked_for(&fingerprint);
+        for (id, json) in self.report_store(pending).unwrap_or_default() {
+            let sent_to = self.send_chat(&json, Some(peer));
+            self.log(LogLevel::Info, format!("resent {id} to {peer}"), Some(peer));
+            self.emit(Event::ChatSent { id, to: sent_to });
+        }
+    }
+
+    fn fingerprint(&self, peer: &str) -> Option<String> {
+        self.peers.get(peer).and_then(|p| p.fingerprint.clone())
+    }
+
+    fn room(&self) -> String {
+        self.session
+            .as_ref()
+            .map(|s| s.room.clone())
+            .unwrap_or_default()
+    }
+
+    /// A store error is reported, never fatal: chat goes on without it.
+    fn report_store<T>(&self, result: Result<T, crate::MeshError>) -> Option<T> {
+        match result {
+            Ok(value) => Some(value),
+            Err(e) => {
+                self.error("store", e.to_string(), None);
+                None
+            }
+        }
+    }
+
+    /// A name the user verified must come with the fingerprint it had then.
+    fn check_trust(&self, peer: &str, name: &str) {
+        let Some(fingerprint) = self.fingerprint(peer) else {
+            return;
+        };
+        let known = self
+            .report_store(self.store.verified_fingerprint(name))
+            .flatten();
+        let status = match known {
+            Some(verified) if verified == fingerprint => TrustStatus::Verified,
+            Some(_) => {
+                self.error(
+                    "identity-changed",
+                    format!("{name} was verified with another key: this may not be {name}"),
+                    Some(peer),
+                );
+                TrustStatus::Changed
+            }
+            None => TrustStatus::Unverified,
+        };
+        self.emit(Event::Trust {
+            peer: peer.to_owned(),
+            name: name.to_owned(),
+            fingerprint,
+            status,
+        });
+    }
+
+    fn verify(&mut self, peer: &str) {
+        let Some(remote) = self.peers.get(peer) else {
+            return self.error("unknown-peer", format!("no peer {peer}"), Some(peer));
+        };
+        let Some(fingerprint) = remote.fingerprint.clone() else {
+            return self.error(
+                "not-connected",
+                format!("{peer} has no known key yet"),
+                Some(peer),
+            );
+        };
+        let name = remote.name.clone();
+        if self
+            .report_store(self.store.verify(&name, &fingerprint))
+            .is_some()
+        {
+            self.emit(Event::Trust {
+                peer: peer.to_owned(),
+                name,
+                fingerprint,
+                status: TrustStatus::Verified,
+            });
+        }
+    }
+
+    fn history(&self, peer: Option<String>) {
+        let conversation = match &peer {
+            Some(id) => match self.fingerprint(id) {
+                Some(fingerprint) => Some(fingerprint),
+                None => {
+                    return self.error("unknown-peer", format!("no known key for {id}"), Some(id));
+                }
+            },
+            None => None,
+        };
+        let room = self.room();
+        if let Some(messages) =
+            self.report_store(self.store.history(&room, conversation.as_deref()))
+        {
+            self.emit(Event::History { peer, messages });
+        }
+    }
+
     async fn leave(&mut self) {
         self.drop_all_peers();
         match std::mem::replace(&mut self.link, Link::Down) {
@@ -763,6 +916,26 @@ async fn next_link_event(link: &mut Link) -> LinkEvent {
         Link::Waiting { until, .. } => {
             tokio::time::sleep_until(*until).await;
             LinkEvent::RetryDue
+        }
+    }
+}
+
+/// The install's store, or one in memory (with an error event) when it cannot be opened.
+fn open_store(dir: Option<&std::path::Path>, events: &mpsc::UnboundedSender<Event>) -> Store {
+    let opened = match dir {
+        Some(dir) => Store::open_in(dir),
+        None => Store::in_memory(),
+    };
+    match opened {
+        Ok(store) => store,
+        Err(e) => {
+            let _ = events.send(Event::error(
+                "store",
+                format!("{e}; history is kept in memory only"),
+                None,
+            ));
+            // An in-memory SQLite database only fails to open without memory.
+            Store::in_memory().unwrap_or_else(|_| std::process::abort())
         }
     }
 }
@@ -828,17 +1001,5 @@ mod tests {
         assert_eq!(a.len(), 36);
         assert_eq!(&a[14..15], "4");
         assert_ne!(a, new_message_id());
-    }
-
-    #[test]
-    fn seen_ids_are_bounded() {
-        let mut seen = SeenIds::default();
-        assert!(seen.first_time("a"));
-        assert!(!seen.first_time("a"));
-        for i in 0..SEEN_IDS {
-            seen.first_time(&i.to_string());
-        }
-        assert!(seen.set.len() <= SEEN_IDS);
-        assert!(seen.first_time("a"), "the oldest ids are forgotten");
     }
 }

@@ -44,6 +44,8 @@ const APP: &str = concat!("confab/", env!("CARGO_PKG_VERSION"));
 /// channel opens: a connected peer is left quiet.
 const SETUP_WAKE: Duration = Duration::from_millis(2);
 const SETUP_WAKE_FOR: Duration = Duration::from_secs(5);
+/// How long closing waits for the remote to see the chat channel close.
+const CHANNEL_CLOSE_WAIT: Duration = Duration::from_millis(200);
 /// How long a dropped peer's task gets to close its connection before it is aborted.
 const CLOSE_GRACE: Duration = Duration::from_secs(5);
 
@@ -93,6 +95,10 @@ pub(crate) enum PeerOutput {
     },
     ChannelOpen,
     ChannelClosed,
+    /// The peer's DTLS fingerprint, from its first description: who it is.
+    Identity {
+        fingerprint: String,
+    },
     FileOffer {
         file: String,
         name: String,
@@ -302,7 +308,7 @@ async fn run(setup: PeerSetup, mut inputs: mpsc::UnboundedReceiver<PeerInput>) {
             _ = wake.tick(), if setting_up => peer.wake_driver().await,
         }
     }
-    peer.close().await;
+    peer.close(&mut channel_events).await;
 }
 
 impl Peer {
@@ -439,8 +445,13 @@ impl Peer {
         }
         self.negotiation.remote_applied(kind);
         self.has_remote_description = true;
-        if fingerprint.is_some() {
-            self.remote_fingerprint = fingerprint;
+        if let Some(fingerprint) = fingerprint
+            && self.remote_fingerprint.as_ref() != Some(&fingerprint)
+        {
+            self.out(PeerOutput::Identity {
+                fingerprint: fingerprint.clone(),
+            });
+            self.remote_fingerprint = Some(fingerprint);
         }
         for candidate in std::mem::take(&mut self.early_candidates) {
             self.add_candidate(candidate).await;
@@ -930,7 +941,23 @@ impl Peer {
         })
     }
 
-    async fn close(mut self) {
+    async fn close(mut self, channel_events: &mut mpsc::UnboundedReceiver<ChannelEvent>) {
+        // Close the chat channel first and give the remote a moment to see it: a closed
+        // channel tells it at once that we are gone, where a closed connection is only
+        // noticed when its consent checks fail, seconds later.
+        if self.chat_open
+            && let Some(chat) = &self.chat
+            && chat.close().await.is_ok()
+        {
+            let _ = tokio::time::timeout(CHANNEL_CLOSE_WAIT, async {
+                while let Some(event) = channel_events.recv().await {
+                    if matches!(&event, ChannelEvent::Closed(label) if label == CHAT_LABEL) {
+                        break;
+                    }
+                }
+            })
+            .await;
+        }
         if let Err(e) = self.pc.close().await {
             self.log(LogLevel::Debug, format!("close: {e}"));
         }

@@ -54,7 +54,8 @@ pub(crate) struct PeerArgs {
     #[arg(long, value_name = "DIR")]
     auto_accept_files: Option<PathBuf>,
 
-    /// Keep the DTLS certificate in DIR, so the fingerprint is stable across runs.
+    /// Keep the DTLS certificate in DIR, so the fingerprint is stable across runs; the chat
+    /// history, verified peers and unfinished transfers are kept there too.
     #[arg(long, value_name = "DIR")]
     identity: Option<PathBuf>,
 }
@@ -146,6 +147,8 @@ pub(crate) async fn run(args: PeerArgs, verbose: bool) -> anyhow::Result<ExitCod
         transport: args.transport(),
         identity,
         auto_accept_files: args.auto_accept_files.clone(),
+        // An install keeps its history beside its identity.
+        data_dir: args.identity.clone(),
     });
     for flag in args.unsupported_flags() {
         output.event(&Event::Error {

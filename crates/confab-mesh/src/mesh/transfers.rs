@@ -37,6 +37,8 @@ pub(super) struct Transfers {
 /// A file read and hashed, ready to be offered.
 #[derive(Debug)]
 pub(super) struct Described {
+    /// The id of an earlier offer of the same file, offered again to resume.
+    pub(super) file: Option<String>,
     pub(super) to: String,
     pub(super) path: PathBuf,
     pub(super) result: std::io::Result<(u64, String)>,
@@ -52,16 +54,44 @@ impl MeshTask {
                 Some(&to),
             );
         }
-        let path = PathBuf::from(path);
+        self.describe(None, to, PathBuf::from(path));
+    }
+
+    /// Reads and hashes a file on a task of its own; the offer follows when it is done.
+    fn describe(&self, file: Option<String>, to: String, path: PathBuf) {
         let done = self.internal.clone();
         tokio::spawn(async move {
             let result = files::describe(&path).await;
-            let _ = done.send(Described { to, path, result });
+            let _ = done.send(Described {
+                file,
+                to,
+                path,
+                result,
+            });
         });
     }
 
+    /// A peer's channel opened again: files it never confirmed are offered again under
+    /// their first ids, so the receiver resumes from what it holds.
+    pub(super) fn reoffer_unfinished_files(&mut self, peer: &str) {
+        let Some(fingerprint) = self.fingerprint(peer) else {
+            return;
+        };
+        let unfinished = self.store.files_unfinished_for(&fingerprint);
+        for (file, path) in self.report_store(unfinished).unwrap_or_default() {
+            if !self.transfers.outgoing.contains_key(&file) {
+                self.describe(Some(file), peer.to_owned(), path);
+            }
+        }
+    }
+
     pub(super) fn offer_described(&mut self, described: Described) {
-        let Described { to, path, result } = described;
+        let Described {
+            file,
+            to,
+            path,
+            result,
+        } = described;
         let (size, sha256) = match result {
             Ok(description) => description,
             Err(e) => {
@@ -72,7 +102,7 @@ impl MeshTask {
                 );
             }
         };
-        let file = super::new_message_id();
+        let file = file.unwrap_or_else(super::new_message_id);
         let name = path
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
@@ -85,6 +115,10 @@ impl MeshTask {
         };
         if !self.send_to(&to, PeerInput::Send(offer.to_json())) {
             return self.error("not-connected", format!("no connection to {to}"), Some(&to));
+        }
+        if let Some(fingerprint) = self.fingerprint(&to) {
+            let kept = self.store.file_offered(&file, &fingerprint, &path);
+            self.report_store(kept);
         }
         self.transfers.outgoing.insert(
             file.clone(),
@@ -117,6 +151,7 @@ impl MeshTask {
             size,
             sha256: sha256.clone(),
         });
+        let sender = self.fingerprint(&from);
         self.transfers.incoming.insert(
             file.clone(),
             Offered {
@@ -126,7 +161,11 @@ impl MeshTask {
                 sha256,
             },
         );
-        if let Some(dir) = self.auto_accept_files.clone() {
+        // An offer we accepted before, cut off: take it up again where it stopped.
+        let resumed = sender
+            .and_then(|sender| self.report_store(self.store.accepted_dir(&file, &sender)))
+            .flatten();
+        if let Some(dir) = resumed.or_else(|| self.auto_accept_files.clone()) {
             self.accept_file(file, dir);
         }
     }
@@ -153,6 +192,10 @@ impl MeshTask {
             partial,
         };
         let from = offered.from.clone();
+        if let Some(sender) = self.fingerprint(&from) {
+            let kept = self.store.file_accepted(&file, &sender, &incoming.dir);
+            self.report_store(kept);
+        }
         // The channel is expected before the peer hears the accept, so it cannot overtake.
         self.send_to(
             &from,
@@ -175,6 +218,8 @@ impl MeshTask {
             (None, Some(outgoing)) => outgoing.to,
             (None, None) => return self.error("unknown-file", format!("no transfer {file}"), None),
         };
+        let finished = self.store.file_finished(&file);
+        self.report_store(finished);
         self.send_to(&peer, PeerInput::CancelFile { file: file.clone() });
         let reject = PeerMessage::FileReject { file: file.clone() };
         self.send_to(&peer, PeerInput::Send(reject.to_json()));
@@ -209,6 +254,8 @@ impl MeshTask {
     pub(super) fn on_file_rejected(&mut self, peer: String, file: String) {
         let known = self.transfers.incoming.remove(&file).is_some()
             | self.transfers.outgoing.remove(&file).is_some();
+        let finished = self.store.file_finished(&file);
+        self.report_store(finished);
         if known {
             self.emit(Event::FileDone {
                 file,
@@ -222,6 +269,8 @@ impl MeshTask {
     /// The receiver's verdict on a file we sent: the sender's `file-done`.
     pub(super) fn on_file_received(&mut self, peer: String, file: String, ok: bool) {
         if self.transfers.outgoing.remove(&file).is_some() {
+            let finished = self.store.file_finished(&file);
+            self.report_store(finished);
             self.emit(Event::FileDone {
                 file,
                 peer,
@@ -231,9 +280,14 @@ impl MeshTask {
         }
     }
 
-    /// A transfer ended on the peer task's side.
-    pub(super) fn forget_transfer(&mut self, file: &str) {
+    /// A transfer ended on the peer task's side. An interrupted one (not ok) stays in the
+    /// store, so the next offer of it resumes.
+    pub(super) fn forget_transfer(&mut self, file: &str, ok: bool) {
         self.transfers.incoming.remove(file);
+        if ok {
+            let finished = self.store.file_finished(file);
+            self.report_store(finished);
+        }
     }
 
     fn send_to(&self, peer: &str, input: PeerInput) -> bool {

@@ -30,6 +30,7 @@ pub fn peer(name: &str) -> Mesh {
         transport: TransportConfig::loopback(),
         identity: Identity::ephemeral().unwrap(),
         auto_accept_files: None,
+        data_dir: None,
     })
 }
 

@@ -124,6 +124,7 @@ fn peer(name: &str) -> anyhow::Result<Mesh> {
         transport: TransportConfig::loopback(),
         identity: Identity::ephemeral()?,
         auto_accept_files: None,
+        data_dir: None,
     }))
 }
 

@@ -1,0 +1,226 @@
+//! What peers remember across restarts: history, delivery of what was missed, drafts
+//! that survive a crash, and the keys of verified peers.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use common::*;
+use confab_mesh::api::TrustStatus;
+use confab_mesh::{Command, Event, Identity, Mesh, MeshConfig, TransportConfig};
+use confab_signal::ServerHandle;
+
+fn install(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("confab-install-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+/// A peer with an install folder (identity and store).
+fn peer_in(dir: &Path, name: &str) -> Mesh {
+    Mesh::start(MeshConfig {
+        name: name.to_owned(),
+        transport: TransportConfig::loopback(),
+        identity: Identity::load_or_create(dir).unwrap(),
+        auto_accept_files: None,
+        data_dir: Some(dir.to_owned()),
+    })
+}
+
+async fn join(mesh: &mut Mesh, server: &ServerHandle, name: &str) -> String {
+    connect(mesh, &url(server), "memory", name);
+    own_id(mesh).await
+}
+
+async fn stop(mesh: Mesh) {
+    mesh.send(Command::Quit);
+    mesh.stopped().await;
+}
+
+async fn history(mesh: &mut Mesh) -> Vec<confab_mesh::store::HistoryEntry> {
+    mesh.send(Command::History { peer: None });
+    match wait_for(mesh, "history", |e| matches!(e, Event::History { .. })).await {
+        Event::History { messages, .. } => messages,
+        _ => unreachable!(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn history_survives_a_restart_of_both_peers() {
+    let server = server().await;
+    let (dir_a, dir_b) = (install("ha"), install("hb"));
+    let mut a = peer_in(&dir_a, "A");
+    let a_id = join(&mut a, &server, "A").await;
+    let mut b = peer_in(&dir_b, "B");
+    let b_id = join(&mut b, &server, "B").await;
+    chat_open_with(&mut a, std::slice::from_ref(&b_id)).await;
+    chat_open_with(&mut b, std::slice::from_ref(&a_id)).await;
+    a.send(Command::Chat {
+        text: "first".into(),
+        to: None,
+    });
+    wait_for(&mut b, "chat", |e| matches!(e, Event::Chat { .. })).await;
+    wait_for(&mut a, "ack", |e| matches!(e, Event::Ack { .. })).await;
+    b.send(Command::Chat {
+        text: "second".into(),
+        to: None,
+    });
+    wait_for(&mut a, "chat", |e| matches!(e, Event::Chat { .. })).await;
+    wait_for(&mut b, "ack", |e| matches!(e, Event::Ack { .. })).await;
+    stop(a).await;
+    stop(b).await;
+
+    let mut a = peer_in(&dir_a, "A");
+    join(&mut a, &server, "A").await;
+    let kept = history(&mut a).await;
+    let texts: Vec<(&str, &str)> = kept
+        .iter()
+        .map(|m| (m.text.as_str(), m.state.as_str()))
+        .collect();
+    assert_eq!(texts, vec![("first", "delivered"), ("second", "received")]);
+    let mut b = peer_in(&dir_b, "B");
+    join(&mut b, &server, "B").await;
+    let kept = history(&mut b).await;
+    let texts: Vec<(&str, &str)> = kept
+        .iter()
+        .map(|m| (m.text.as_str(), m.state.as_str()))
+        .collect();
+    assert_eq!(texts, vec![("first", "received"), ("second", "delivered")]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn messages_to_a_peer_that_was_away_arrive_once_it_is_back() {
+    let server = server().await;
+    let (dir_a, dir_b) = (install("oa"), install("ob"));
+    let mut a = peer_in(&dir_a, "A");
+    let a_id = join(&mut a, &server, "A").await;
+    let mut b = peer_in(&dir_b, "B");
+    let b_id = join(&mut b, &server, "B").await;
+    chat_open_with(&mut a, std::slice::from_ref(&b_id)).await;
+    chat_open_with(&mut b, std::slice::from_ref(&a_id)).await;
+    stop(b).await;
+    wait_for(&mut a, "B gone", |e| matches!(e, Event::PeerLeft { .. })).await;
+    a.send(Command::Chat {
+        text: "while you were away".into(),
+        to: None,
+    });
+    let sent = wait_for(&mut a, "chat-sent", |e| matches!(e, Event::ChatSent { .. })).await;
+    assert!(
+        matches!(&sent, Event::ChatSent { to, .. } if to.is_empty()),
+        "{sent:?}"
+    );
+
+    let mut b = peer_in(&dir_b, "B");
+    join(&mut b, &server, "B").await;
+    let got = wait_for(&mut b, "missed chat", |e| matches!(e, Event::Chat { .. })).await;
+    assert!(matches!(&got, Event::Chat { text, .. } if text == "while you were away"));
+    wait_for(&mut a, "ack", |e| matches!(e, Event::Ack { .. })).await;
+    // Exactly once: no second copy now, nor after another reconnect.
+    stop(b).await;
+    let mut b = peer_in(&dir_b, "B");
+    join(&mut b, &server, "B").await;
+    chat_open_with(&mut b, std::slice::from_ref(&a_id)).await;
+    let again = tokio::time::timeout(std::time::Duration::from_millis(500), async {
+        loop {
+            if let Some(Event::Chat { .. }) = b.next_event().await {
+                return;
+            }
+        }
+    })
+    .await;
+    assert!(again.is_err(), "the message arrived twice");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_typed_before_a_crash_is_still_there_unsent() {
+    let server = server().await;
+    let dir = install("crash");
+    let mut a = peer_in(&dir, "A");
+    join(&mut a, &server, "A").await;
+    a.send(Command::Chat {
+        text: "draft".into(),
+        to: None,
+    });
+    wait_for(&mut a, "chat-sent", |e| matches!(e, Event::ChatSent { .. })).await;
+    // A crash: the task is gone without leaving or closing anything.
+    drop(a);
+    let mut a = peer_in(&dir, "A");
+    join(&mut a, &server, "A").await;
+    let kept = history(&mut a).await;
+    assert_eq!(kept.len(), 1);
+    assert_eq!(
+        (kept[0].text.as_str(), kept[0].state.as_str()),
+        ("draft", "sent")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_verified_name_with_another_key_is_flagged() {
+    let server = server().await;
+    let (dir_a, dir_b) = (install("ta"), install("tb"));
+    let mut a = peer_in(&dir_a, "A");
+    let a_id = join(&mut a, &server, "A").await;
+    let mut b = peer_in(&dir_b, "Bob");
+    let b_id = join(&mut b, &server, "Bob").await;
+    chat_open_with(&mut b, std::slice::from_ref(&a_id)).await;
+    wait_for(&mut a, "unverified", |e| {
+        matches!(
+            e,
+            Event::Trust {
+                status: TrustStatus::Unverified,
+                ..
+            }
+        )
+    })
+    .await;
+    a.send(Command::Verify { peer: b_id });
+    wait_for(&mut a, "verified", |e| {
+        matches!(
+            e,
+            Event::Trust {
+                status: TrustStatus::Verified,
+                ..
+            }
+        )
+    })
+    .await;
+    stop(b).await;
+
+    // The real Bob again: still verified.
+    let mut b = peer_in(&dir_b, "Bob");
+    join(&mut b, &server, "Bob").await;
+    wait_for(&mut a, "verified again", |e| {
+        matches!(
+            e,
+            Event::Trust {
+                status: TrustStatus::Verified,
+                ..
+            }
+        )
+    })
+    .await;
+    stop(b).await;
+
+    // Someone else calling itself Bob, with another key.
+    let mut impostor = peer_in(&install("impostor"), "Bob");
+    join(&mut impostor, &server, "Bob").await;
+    let flagged = wait_for(&mut a, "flag", |e| {
+        matches!(e, Event::Trust { .. } | Event::Error { .. })
+    })
+    .await;
+    assert!(
+        matches!(&flagged, Event::Error { code, .. } if code == "identity-changed"),
+        "{flagged:?}"
+    );
+    wait_for(&mut a, "changed", |e| {
+        matches!(
+            e,
+            Event::Trust {
+                status: TrustStatus::Changed,
+                ..
+            }
+        )
+    })
+    .await;
+}

@@ -958,6 +958,19 @@ impl Peer {
             })
             .await;
         }
+        // Transfers under way end with the connection; a receiver keeps what it holds.
+        for file in std::mem::take(&mut self.transfer_handles).into_keys() {
+            self.log(
+                LogLevel::Warn,
+                format!("file {file} interrupted: the connection closed"),
+            );
+            self.emit(Event::FileDone {
+                file,
+                peer: self.setup.remote_id.clone(),
+                ok: false,
+                path: None,
+            });
+        }
         if let Err(e) = self.pc.close().await {
             self.log(LogLevel::Debug, format!("close: {e}"));
         }

@@ -232,3 +232,95 @@ fn a_wrong_flag_exits_2_and_features_not_built_yet_say_so() {
     assert!(error["message"].as_str().unwrap().contains("--audio-in"));
     connected_id(&process);
 }
+
+/// A sender killed halfway through a file: started again with the same install, it
+/// offers the file again and the receiver resumes from the bytes it holds.
+#[test]
+fn a_transfer_cut_by_killing_the_sender_resumes_and_completes() {
+    let (_server, url) = server();
+    let root = std::env::temp_dir().join(format!("confab-resume-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    let (sender_dir, receiver_dir, inbox) = (root.join("a"), root.join("b"), root.join("inbox"));
+    std::fs::create_dir_all(&sender_dir).unwrap();
+    let source = root.join("big.bin");
+    {
+        let block: Vec<u8> = (0..1u32 << 20)
+            .map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8)
+            .collect();
+        let mut file = std::fs::File::create(&source).unwrap();
+        for _ in 0..300 {
+            file.write_all(&block).unwrap();
+        }
+    }
+    let identity = |dir: &std::path::Path| dir.display().to_string();
+    // -v: its logs come as events, and say from which offset the receiver accepted.
+    let start_sender = || {
+        Process::spawn(&[
+            "-v",
+            "peer",
+            "--server",
+            &url,
+            "--room",
+            "cli",
+            "--name",
+            "A",
+            "--identity",
+            &identity(&sender_dir),
+        ])
+    };
+    let receiver = Process::spawn(&[
+        "peer",
+        "--server",
+        &url,
+        "--room",
+        "cli",
+        "--name",
+        "B",
+        "--identity",
+        &identity(&receiver_dir),
+        "--auto-accept-files",
+        &identity(&inbox),
+    ]);
+    let b_id = connected_id(&receiver);
+    let mut sender = start_sender();
+    let a_id = connected_id(&sender);
+    chat_open(&sender, &b_id);
+    chat_open(&receiver, &a_id);
+    sender.send(&format!(
+        r#"{{"cmd":"send-file","to":"{b_id}","path":"{}"}}"#,
+        source.display()
+    ));
+    let progress = receiver.event(WAIT, "progress", |e| {
+        e["event"] == "file-progress" && e["bytes"].as_u64().unwrap_or(0) > 0
+    });
+    sender.child.kill().unwrap();
+    let _ = sender.child.wait();
+    let held_at_kill = progress["bytes"].as_u64().unwrap();
+    assert!(held_at_kill < 300 << 20, "killed before the end");
+
+    let sender = start_sender();
+    let accepted = sender.event(WAIT, "accept with an offset", |e| {
+        e["event"] == "log" && e["msg"].as_str().is_some_and(|m| m.contains("from offset"))
+    });
+    let offset: u64 = accepted["msg"]
+        .as_str()
+        .unwrap()
+        .rsplit(' ')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(offset > 0, "resumed, not restarted: {accepted}");
+    let done = receiver.event(Duration::from_secs(60), "resumed and done", |e| {
+        e["event"] == "file-done" && e["ok"] == true
+    });
+    let path = done["path"].as_str().unwrap();
+    assert_eq!(
+        std::fs::read(path).unwrap(),
+        std::fs::read(&source).unwrap()
+    );
+    sender.event(WAIT, "sender's verdict", |e| {
+        e["event"] == "file-done" && e["ok"] == true
+    });
+    let _ = std::fs::remove_dir_all(&root);
+}

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use confab_proto::PeerMessage;
 
 use super::MeshTask;
-use crate::api::Event;
+use crate::api::{Event, LogLevel};
 use crate::files::{self, Incoming};
 use crate::peer::PeerInput;
 
@@ -242,6 +242,11 @@ impl MeshTask {
         if offset > outgoing.size {
             return self.reject_file(file);
         }
+        self.log(
+            LogLevel::Info,
+            format!("file {file} accepted by {peer} from offset {offset}"),
+            Some(&peer),
+        );
         let input = PeerInput::SendFile {
             file,
             path: outgoing.path.clone(),

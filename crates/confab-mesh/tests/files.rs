@@ -218,3 +218,50 @@ async fn a_tampered_stream_is_detected_and_never_saved() {
         "no file, not even a partial one"
     );
 }
+
+/// A transfer under way is cancelled from either side: both ends report it failed and
+/// nothing appears under the file's name.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transfer_under_way_is_cancelled_from_either_side() {
+    let server = server().await;
+    let (mut a, _, mut b, b_id) = connected_pair(&server, "files").await;
+    let src = scratch("srcc");
+    let dst = scratch("dstc");
+    let path = write_file(&src, "big.bin", 200 << 20);
+    for cancel_at_receiver in [true, false] {
+        a.send(Command::SendFile {
+            to: b_id.clone(),
+            path: path.display().to_string(),
+        });
+        let Event::FileIncoming { file, .. } =
+            wait_for(&mut b, "offer", |e| matches!(e, Event::FileIncoming { .. })).await
+        else {
+            unreachable!()
+        };
+        b.send(Command::AcceptFile {
+            file: file.clone(),
+            dir: dst.display().to_string(),
+        });
+        wait_for(
+            &mut b,
+            "progress",
+            |e| matches!(e, Event::FileProgress { bytes, .. } if *bytes > 0),
+        )
+        .await;
+        let canceller = if cancel_at_receiver { &b } else { &a };
+        canceller.send(Command::RejectFile { file: file.clone() });
+        for mesh in [&mut a, &mut b] {
+            let done = wait_for(
+                mesh,
+                "cancelled",
+                |e| matches!(e, Event::FileDone { file: f, .. } if *f == file),
+            )
+            .await;
+            assert!(
+                matches!(done, Event::FileDone { ok: false, .. }),
+                "{done:?}"
+            );
+        }
+    }
+    assert!(!dst.join("big.bin").exists());
+}

@@ -1,5 +1,6 @@
 // Confab in a browser: signaling over WebSocket, a full mesh of RTCPeerConnections, and
-// chat on each pair's `chat` data channel (docs/protocol.md, sections 1 and 2).
+// chat on each pair's `chat` data channel (docs/protocol.md, sections 1 and 2), with a
+// safety code per peer to compare out of band (PROTOCOL.md section 4).
 //
 // Everything the page knows lives in `session`; the DOM is drawn from it. Tests read it
 // through `window.confab.state()` rather than scraping the DOM.
@@ -72,6 +73,107 @@ function uuid() {
 }
 
 const short = (id) => (id && id.length > 8 ? `${id.slice(0, 8)}…` : id);
+
+// ---------------------------------------------------------------------------------------
+// Safety codes (PROTOCOL.md section 4): what two users compare to know nobody sits in the
+// middle of their connection.
+
+// SHA-256 (FIPS 180-4) in plain JavaScript, the fallback for crypto.subtle: like
+// randomUUID, crypto.subtle exists only in secure contexts, and a LAN server is usually
+// plain http. Small, not fast: it hashes two fingerprints per peer connection.
+// SHA-256 round constants (FIPS 180-4, 4.2.2): the first 32 bits of the fractional parts
+// of the cube roots of the first 64 primes.
+const SHA256_K = new Uint32Array([
+  0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5,
+  0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe, 0x9bdc06a7, 0xc19bf174,
+  0xe49b69c1, 0xefbe4786, 0x0fc19dc6, 0x240ca1cc, 0x2de92c6f, 0x4a7484aa, 0x5cb0a9dc, 0x76f988da,
+  0x983e5152, 0xa831c66d, 0xb00327c8, 0xbf597fc7, 0xc6e00bf3, 0xd5a79147, 0x06ca6351, 0x14292967,
+  0x27b70a85, 0x2e1b2138, 0x4d2c6dfc, 0x53380d13, 0x650a7354, 0x766a0abb, 0x81c2c92e, 0x92722c85,
+  0xa2bfe8a1, 0xa81a664b, 0xc24b8b70, 0xc76c51a3, 0xd192e819, 0xd6990624, 0xf40e3585, 0x106aa070,
+  0x19a4c116, 0x1e376c08, 0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a, 0x5b9cca4f, 0x682e6ff3,
+  0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7, 0xc67178f2,
+]);
+
+function sha256js(bytes) {
+  // The initial hash value (5.3.3): the first 32 bits of the fractional parts of the
+  // square roots of the first 8 primes.
+  const h = new Uint32Array([
+    0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19,
+  ]);
+  // Padding (5.1.1): the message, one 1 bit, zeros, and the length in bits as a 64-bit
+  // big-endian number, filling a whole number of 64-byte blocks.
+  const padded = new Uint8Array(Math.ceil((bytes.length + 9) / 64) * 64);
+  padded.set(bytes);
+  padded[bytes.length] = 0x80;
+  const view = new DataView(padded.buffer);
+  const bits = bytes.length * 8;
+  view.setUint32(padded.length - 8, Math.floor(bits / 2 ** 32));
+  view.setUint32(padded.length - 4, bits >>> 0);
+
+  const rotr = (x, n) => (x >>> n) | (x << (32 - n));
+  const w = new Uint32Array(64); // the message schedule; a Uint32Array wraps sums mod 2^32
+  for (let block = 0; block < padded.length; block += 64) {
+    for (let t = 0; t < 16; t += 1) w[t] = view.getUint32(block + 4 * t);
+    for (let t = 16; t < 64; t += 1) {
+      const s0 = rotr(w[t - 15], 7) ^ rotr(w[t - 15], 18) ^ (w[t - 15] >>> 3);
+      const s1 = rotr(w[t - 2], 17) ^ rotr(w[t - 2], 19) ^ (w[t - 2] >>> 10);
+      w[t] = w[t - 16] + s0 + w[t - 7] + s1;
+    }
+    let [a, b, c, d, e, f, g, k] = h; // k is the spec's h
+    for (let t = 0; t < 64; t += 1) {
+      const t1 = (k + (rotr(e, 6) ^ rotr(e, 11) ^ rotr(e, 25)) + ((e & f) ^ (~e & g)) + SHA256_K[t] + w[t]) | 0;
+      const t2 = ((rotr(a, 2) ^ rotr(a, 13) ^ rotr(a, 22)) + ((a & b) ^ (a & c) ^ (b & c))) | 0;
+      k = g;
+      g = f;
+      f = e;
+      e = (d + t1) | 0;
+      d = c;
+      c = b;
+      b = a;
+      a = (t1 + t2) | 0;
+    }
+    h[0] += a;
+    h[1] += b;
+    h[2] += c;
+    h[3] += d;
+    h[4] += e;
+    h[5] += f;
+    h[6] += g;
+    h[7] += k;
+  }
+  const digest = new Uint8Array(32);
+  const out = new DataView(digest.buffer);
+  h.forEach((word, i) => out.setUint32(4 * i, word));
+  return digest;
+}
+
+async function sha256(bytes) {
+  if (globalThis.crypto?.subtle) return new Uint8Array(await crypto.subtle.digest('SHA-256', bytes));
+  return sha256js(bytes);
+}
+
+const toHex = (bytes) => [...bytes].map((x) => x.toString(16).padStart(2, '0')).join('');
+
+/** The `sha-256` fingerprint an SDP announces (session or media level), upper case. */
+function sdpFingerprint(sdp) {
+  for (const line of (sdp || '').split(/\r?\n/)) {
+    const match = /^a=fingerprint:(\S+)\s+(\S+)/.exec(line.trim());
+    if (match && match[1].toLowerCase() === 'sha-256') return match[2].toUpperCase();
+  }
+  return null;
+}
+
+/**
+ * The code for a connection between two DTLS fingerprints: sorted, joined with a newline,
+ * SHA-256 of that UTF-8 text, its first 4 bytes big-endian modulo 10^9, as "123 456 789".
+ */
+async function safetyCode(ours, theirs) {
+  const text = [ours.toUpperCase(), theirs.toUpperCase()].sort().join('\n');
+  const digest = await sha256(new TextEncoder().encode(text));
+  const number = new DataView(digest.buffer, digest.byteOffset, 4).getUint32(0) % 1_000_000_000;
+  const digits = String(number).padStart(9, '0');
+  return `${digits.slice(0, 3)} ${digits.slice(3, 6)} ${digits.slice(6)}`;
+}
 
 // ---------------------------------------------------------------------------------------
 // Signaling (section 1).
@@ -225,6 +327,8 @@ class Peer {
     this.pendingCandidates = []; // remote candidates that came before a remote description
     this.inbox = Promise.resolve(); // remote signals are applied one at a time, in order
     this.channel = null;
+    this.fingerprints = null; // {local, remote}: the DTLS fingerprints of the two SDPs
+    this.safetyCode = null; // "123 456 789" once both descriptions are in
 
     const pc = new RTCPeerConnection({ iceServers: session.iceServers });
     this.pc = pc;
@@ -241,7 +345,11 @@ class Peer {
     };
     pc.oniceconnectionstatechange = () => log('state', `${short(id)} ICE ${pc.iceConnectionState}`);
     pc.onicegatheringstatechange = () => log('state', `${short(id)} ICE gathering ${pc.iceGatheringState}`);
-    pc.onsignalingstatechange = () => log('state', `${short(id)} signaling ${pc.signalingState}`);
+    pc.onsignalingstatechange = () => {
+      log('state', `${short(id)} signaling ${pc.signalingState}`);
+      // Both descriptions are in once an offer/answer exchange completes.
+      this.updateSafetyCode();
+    };
     pc.ondatachannel = ({ channel }) => {
       if (channel.label === 'chat' && !this.channel) this.adopt(channel);
       else log('info', `${short(id)} opened channel "${channel.label}", which this page does not use`);
@@ -256,6 +364,26 @@ class Peer {
 
   get channelOpen() {
     return this.channel?.readyState === 'open';
+  }
+
+  // The certificates cannot change during a connection, but this runs on every signaling
+  // state change and only recomputes when the pair of fingerprints is new.
+  updateSafetyCode() {
+    const local = sdpFingerprint(this.pc.localDescription?.sdp);
+    const remote = sdpFingerprint(this.pc.remoteDescription?.sdp);
+    if (!local || !remote) return;
+    if (this.fingerprints?.local === local && this.fingerprints?.remote === remote) return;
+    const fingerprints = { local, remote };
+    this.fingerprints = fingerprints;
+    safetyCode(local, remote).then(
+      (code) => {
+        if (this.fingerprints !== fingerprints) return; // a newer pair won
+        this.safetyCode = code;
+        log('info', `${short(this.id)} safety code ${code} (local ${local}, remote ${remote})`);
+        render();
+      },
+      (err) => log('error', `${short(this.id)} safety code failed: ${err.message}`),
+    );
   }
 
   signal(data) {
@@ -498,6 +626,18 @@ function renderPeers() {
     state.className = 'state';
     state.textContent = peer.channelOpen ? 'connected' : peer.pc.connectionState;
     item.append(name, id, state);
+    if (peer.safetyCode) {
+      // Read aloud and compared with the peer's own: equal codes, no one in the middle.
+      const line = document.createElement('div');
+      line.className = 'safety-code';
+      line.dataset.peer = peer.id;
+      line.dataset.code = peer.safetyCode;
+      line.title = `Compare with the code ${peer.name} sees for you: if they are equal, nobody is in the middle`;
+      const code = document.createElement('code');
+      code.textContent = peer.safetyCode;
+      line.append('Safety code ', code);
+      item.append(line);
+    }
     item.onclick = () => {
       target.value = target.value === peer.id ? '' : peer.id;
       renderPeers();
@@ -613,6 +753,8 @@ window.confab = {
       iceState: p.pc.iceConnectionState,
       channelOpen: p.channelOpen,
       polite: p.polite,
+      safetyCode: p.safetyCode,
+      fingerprints: p.fingerprints && { ...p.fingerprints },
     })),
     messages: [...session.messages.values()].map((m) => ({
       id: m.id,
@@ -633,6 +775,10 @@ window.confab = {
   send: sendChat,
   // The RTCPeerConnection of one peer, for tests that renegotiate (e.g. to force glare).
   peerConnection: (id) => session.peers.get(id)?.pc ?? null,
+  // Safety codes, for tests: the recipe, and the pure-JS SHA-256 (hex of UTF-8 text) that
+  // stands in for crypto.subtle outside secure contexts.
+  safetyCode,
+  sha256js: (text) => toHex(sha256js(new TextEncoder().encode(text))),
 };
 
 init();

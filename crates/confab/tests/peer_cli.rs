@@ -324,3 +324,77 @@ fn a_transfer_cut_by_killing_the_sender_resumes_and_completes() {
     });
     let _ = std::fs::remove_dir_all(&root);
 }
+
+/// Peak resident memory of a process, in KiB.
+fn peak_rss_kib(process: &Process) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{}/status", process.child.id())).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap()
+}
+
+/// A 1 GiB file between two processes: intact, and neither side's memory grows with it.
+#[test]
+fn a_gibibyte_file_arrives_intact_with_flat_memory() {
+    let (_server, url) = server();
+    let root = std::env::temp_dir().join(format!("confab-gib-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    std::fs::create_dir_all(&root).unwrap();
+    let source = root.join("one.gib");
+    {
+        let block: Vec<u8> = (0..1u32 << 20)
+            .map(|i| (i.wrapping_mul(40_503) >> 7) as u8)
+            .collect();
+        let mut file = std::io::BufWriter::new(std::fs::File::create(&source).unwrap());
+        for _ in 0..1024 {
+            file.write_all(&block).unwrap();
+        }
+    }
+    let inbox = root.join("inbox");
+    let receiver = Process::spawn(&[
+        "peer",
+        "--server",
+        &url,
+        "--room",
+        "cli",
+        "--name",
+        "B",
+        "--auto-accept-files",
+        &inbox.display().to_string(),
+    ]);
+    let b_id = connected_id(&receiver);
+    let mut sender = peer(&url, "A");
+    let a_id = connected_id(&sender);
+    chat_open(&sender, &b_id);
+    chat_open(&receiver, &a_id);
+    sender.send(&format!(
+        r#"{{"cmd":"send-file","to":"{b_id}","path":"{}"}}"#,
+        source.display()
+    ));
+    let done = receiver.event(Duration::from_secs(300), "file-done", |e| {
+        e["event"] == "file-done"
+    });
+    assert_eq!(done["ok"], true, "{done}");
+    sender.event(WAIT, "verdict", |e| {
+        e["event"] == "file-done" && e["ok"] == true
+    });
+    let (sender_kib, receiver_kib) = (peak_rss_kib(&sender), peak_rss_kib(&receiver));
+    eprintln!("peak RSS: sender {sender_kib} KiB, receiver {receiver_kib} KiB");
+    for kib in [sender_kib, receiver_kib] {
+        assert!(kib < 200 * 1024, "peak RSS {kib} KiB for a 1 GiB file");
+    }
+    let received = std::path::PathBuf::from(done["path"].as_str().unwrap());
+    assert_eq!(std::fs::metadata(&received).unwrap().len(), 1 << 30);
+    let digest = |p: &std::path::Path| {
+        let out = Command::new("sha256sum").arg(p).output().unwrap();
+        String::from_utf8_lossy(&out.stdout)
+            .split(' ')
+            .next()
+            .unwrap()
+            .to_owned()
+    };
+    assert_eq!(digest(&source), digest(&received));
+    let _ = std::fs::remove_dir_all(&root);
+}

@@ -124,8 +124,7 @@ test('two pages and a native peer: a 3-way mesh, room messages reach both others
   assertClean(w1, w2, nat);
 
   // A page that closes is a clean leave: the native peer reports it at once and goes on
-  // with the other. (A room message right now would still list the page that left: see
-  // the todo test below.)
+  // with the other.
   const w1id = w1.id;
   await w1.close();
   await nat.waitForEvent((e) => e.event === 'peer-left' && e.id === w1id, { what: `${nat.label} to see ${w1.label} leave`, timeout: 5_000 });
@@ -230,14 +229,10 @@ test('a chat with the largest text allowed (64 KiB) goes both ways', { timeout: 
   assert.deepEqual(failures, []);
 });
 
-// Known bug in `confab peer` (November 2026): when a page leaves (its Leave button, or the
-// page closes), Chromium closes the peer connection (SCTP abort, DTLS close), but the native
-// peer does not notice: after `peer-left` it keeps the peer as `connected` with its chat
-// channel open, emits no `channel` `closed`, and for about 4 s (until ICE calls it
-// `disconnected`) sends room messages to it and lists it in `chat-sent.to`.
-const LEFT_PEER_BUG = 'confab peer keeps sending room chats to a page that left, for ~4 s, and lists it in chat-sent';
+// A page that leaves closes its chat channel before its connection: the native peer sees
+// the channel close at once and stops sending room messages to it.
 
-test('after a page leaves, room messages from the native peer go only to those still there', { timeout: 60_000, todo: LEFT_PEER_BUG }, async () => {
+test('after a page leaves, room messages from the native peer go only to those still there', { timeout: 60_000 }, async () => {
   const room = uniqueRoom('native-left');
   const [w1, w2] = await Promise.all([openPage('e-web1'), openPage('e-web2')]);
   const nat = native('e-native');
@@ -252,7 +247,7 @@ test('after a page leaves, room messages from the native peer go only to those s
   await nat.waitForEvent((e) => e.event === 'channel' && e.peer === w1id && e.state === 'closed', {
     what: `${nat.label} to see its channel to ${w1.label} closed`,
     timeout: 1_000,
-  }).catch((err) => step(`${LEFT_PEER_BUG}: ${err.message}`));
+  });
   const id = await nat.sendChat('native to the room after web one left');
   const sent = nat.messages.get(id);
   step(`chat-sent to ${JSON.stringify(sent.sentTo)}; still there: ${w2.id}`);

@@ -298,6 +298,11 @@ function setSignaling(state) {
     state === 'connected' ? `in room ${session.room}` : state === 'connecting' ? 'connecting…' : 'not connected';
 }
 
+// A closing tab leaves the room the same way, so the others know at once.
+window.addEventListener('pagehide', () => {
+  if (session.ws) leave();
+});
+
 function leave() {
   if (session.ws) {
     sendFrame({ type: 'leave' });
@@ -507,8 +512,14 @@ class Peer {
   }
 
   close() {
-    this.channel?.close();
-    this.pc.close();
+    // Closing the channel first tells the peer at once that we are gone; closing the
+    // connection right away could cut that message off, so it waits a moment.
+    if (this.channel && this.channel.readyState === 'open') {
+      this.channel.close();
+      setTimeout(() => this.pc.close(), 100);
+    } else {
+      this.pc.close();
+    }
   }
 }
 

@@ -265,3 +265,41 @@ async fn a_transfer_under_way_is_cancelled_from_either_side() {
     }
     assert!(!dst.join("big.bin").exists());
 }
+
+/// Files cross in both directions at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn files_cross_in_both_directions_at_once() {
+    let server = server().await;
+    let (mut a, a_id, mut b, b_id) = connected_pair(&server, "files").await;
+    let src = scratch("srcx");
+    let (into_a, into_b) = (scratch("intoa"), scratch("intob"));
+    let from_a = write_file(&src, "from-a.bin", 3 << 20);
+    let from_b = write_file(&src, "from-b.bin", 2 << 20);
+    a.send(Command::SendFile {
+        to: b_id,
+        path: from_a.display().to_string(),
+    });
+    b.send(Command::SendFile {
+        to: a_id,
+        path: from_b.display().to_string(),
+    });
+    for (mesh, into) in [(&mut a, &into_a), (&mut b, &into_b)] {
+        let Event::FileIncoming { file, .. } =
+            wait_for(mesh, "offer", |e| matches!(e, Event::FileIncoming { .. })).await
+        else {
+            unreachable!()
+        };
+        mesh.send(Command::AcceptFile {
+            file,
+            dir: into.display().to_string(),
+        });
+    }
+    for (mesh, source, into) in [(&mut a, &from_b, &into_a), (&mut b, &from_a, &into_b)] {
+        let done = wait_for(mesh, "received", |e| {
+            matches!(e, Event::FileDone { path: Some(_), .. })
+        })
+        .await;
+        assert!(matches!(done, Event::FileDone { ok: true, .. }), "{done:?}");
+        assert_eq!(sha(source), sha(&into.join(source.file_name().unwrap())));
+    }
+}

@@ -398,3 +398,39 @@ fn a_gibibyte_file_arrives_intact_with_flat_memory() {
     assert_eq!(digest(&source), digest(&received));
     let _ = std::fs::remove_dir_all(&root);
 }
+
+/// A message typed just before the process is killed is still there, unsent, after a
+/// restart with the same install.
+#[test]
+fn a_message_typed_before_a_kill_survives_it() {
+    let (_server, url) = server();
+    let dir = std::env::temp_dir().join(format!("confab-kill-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let args = [
+        "peer",
+        "--server",
+        &url,
+        "--room",
+        "kill",
+        "--name",
+        "A",
+        "--identity",
+        dir.to_str().unwrap(),
+    ];
+    let mut a = Process::spawn(&args);
+    connected_id(&a);
+    a.send(r#"{"cmd":"chat","text":"typed, then the power went"}"#);
+    a.event(WAIT, "chat-sent", |e| e["event"] == "chat-sent");
+    a.child.kill().unwrap();
+    let _ = a.child.wait();
+
+    let mut a = Process::spawn(&args);
+    connected_id(&a);
+    a.send(r#"{"cmd":"history"}"#);
+    let history = a.event(WAIT, "history", |e| e["event"] == "history");
+    let messages = history["messages"].as_array().unwrap();
+    assert_eq!(messages.len(), 1, "{history}");
+    assert_eq!(messages[0]["text"], "typed, then the power went");
+    assert_eq!(messages[0]["state"], "sent");
+    let _ = std::fs::remove_dir_all(&dir);
+}

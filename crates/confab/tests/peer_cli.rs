@@ -87,6 +87,17 @@ impl Drop for Process {
     }
 }
 
+/// A file of `mib` MiB of varied bytes.
+fn write_file_of_mib(path: &std::path::Path, mib: usize) {
+    let block: Vec<u8> = (0..1u32 << 20)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8)
+        .collect();
+    let mut file = std::fs::File::create(path).unwrap();
+    for _ in 0..mib {
+        file.write_all(&block).unwrap();
+    }
+}
+
 /// A signaling server process on a free loopback port.
 fn server() -> (Process, String) {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
@@ -243,15 +254,7 @@ fn a_transfer_cut_by_killing_the_sender_resumes_and_completes() {
     let (sender_dir, receiver_dir, inbox) = (root.join("a"), root.join("b"), root.join("inbox"));
     std::fs::create_dir_all(&sender_dir).unwrap();
     let source = root.join("big.bin");
-    {
-        let block: Vec<u8> = (0..1u32 << 20)
-            .map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8)
-            .collect();
-        let mut file = std::fs::File::create(&source).unwrap();
-        for _ in 0..300 {
-            file.write_all(&block).unwrap();
-        }
-    }
+    write_file_of_mib(&source, 300);
     let identity = |dir: &std::path::Path| dir.display().to_string();
     // -v: its logs come as events, and say from which offset the receiver accepted.
     let start_sender = || {
@@ -343,15 +346,7 @@ fn a_gibibyte_file_arrives_intact_with_flat_memory() {
     let _ = std::fs::remove_dir_all(&root);
     std::fs::create_dir_all(&root).unwrap();
     let source = root.join("one.gib");
-    {
-        let block: Vec<u8> = (0..1u32 << 20)
-            .map(|i| (i.wrapping_mul(40_503) >> 7) as u8)
-            .collect();
-        let mut file = std::io::BufWriter::new(std::fs::File::create(&source).unwrap());
-        for _ in 0..1024 {
-            file.write_all(&block).unwrap();
-        }
-    }
+    write_file_of_mib(&source, 1024);
     let inbox = root.join("inbox");
     let receiver = Process::spawn(&[
         "peer",

@@ -16,8 +16,9 @@ as_root() {
 }
 
 install_system_packages() {
-    # C toolchain for crates that build C (ring), and CA roots for wss:// clients.
-    local wanted=(build-essential pkg-config ca-certificates)
+    # C toolchain for crates that build C (ring, SQLite; cmake for libopus), and CA roots
+    # for wss:// clients.
+    local wanted=(build-essential pkg-config ca-certificates cmake)
     local missing=()
     for package in "${wanted[@]}"; do
         dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" \

@@ -1,0 +1,173 @@
+//! Opus for voice: 48 kHz mono, 20 ms frames, the VOIP application, in-band FEC.
+
+use crate::{AudioError, FRAME_SAMPLES, SAMPLE_RATE};
+
+/// The largest packet we produce (Opus allows more; voice at our bitrate is far below).
+const MAX_PACKET: usize = 1500;
+const BITRATE: i32 = 32_000;
+
+/// Encodes 20 ms frames of 48 kHz mono samples.
+pub struct VoiceEncoder {
+    inner: opus::Encoder,
+}
+
+impl std::fmt::Debug for VoiceEncoder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("VoiceEncoder")
+    }
+}
+
+impl VoiceEncoder {
+    /// `expected_loss_percent` above zero makes Opus carry FEC for the previous frame in
+    /// each packet (it produces none at zero).
+    pub fn new(expected_loss_percent: u8) -> Result<Self, AudioError> {
+        let mut inner =
+            opus::Encoder::new(SAMPLE_RATE, opus::Channels::Mono, opus::Application::Voip)?;
+        inner.set_bitrate(opus::Bitrate::Bits(BITRATE))?;
+        inner.set_inband_fec(true)?;
+        inner.set_packet_loss_perc(i32::from(expected_loss_percent.min(100)))?;
+        Ok(Self { inner })
+    }
+
+    /// Follows the loss the far end reports, so FEC costs bits only when it helps.
+    pub fn set_expected_loss(&mut self, percent: u8) -> Result<(), AudioError> {
+        Ok(self
+            .inner
+            .set_packet_loss_perc(i32::from(percent.min(100)))?)
+    }
+
+    /// One frame of [`FRAME_SAMPLES`] samples in [-1, 1] to one packet.
+    pub fn encode(&mut self, frame: &[f32]) -> Result<Vec<u8>, AudioError> {
+        if frame.len() != FRAME_SAMPLES {
+            return Err(AudioError::Format(format!(
+                "a frame has {FRAME_SAMPLES} samples, not {}",
+                frame.len()
+            )));
+        }
+        Ok(self.inner.encode_vec_float(frame, MAX_PACKET)?)
+    }
+}
+
+/// Decodes one peer's packets, recovering or concealing the lost ones.
+pub struct VoiceDecoder {
+    inner: opus::Decoder,
+}
+
+impl std::fmt::Debug for VoiceDecoder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("VoiceDecoder")
+    }
+}
+
+impl VoiceDecoder {
+    pub fn new() -> Result<Self, AudioError> {
+        Ok(Self {
+            inner: opus::Decoder::new(SAMPLE_RATE, opus::Channels::Mono)?,
+        })
+    }
+
+    /// A received packet into `out` (one frame).
+    pub fn decode(
+        &mut self,
+        packet: &[u8],
+        out: &mut [f32; FRAME_SAMPLES],
+    ) -> Result<(), AudioError> {
+        self.run(packet, out, false)
+    }
+
+    /// The frame before `next_packet`, which was lost, from the FEC data `next_packet`
+    /// carries (concealment when it carries none).
+    pub fn recover(
+        &mut self,
+        next_packet: &[u8],
+        out: &mut [f32; FRAME_SAMPLES],
+    ) -> Result<(), AudioError> {
+        self.run(next_packet, out, true)
+    }
+
+    /// A lost frame with nothing to recover it from: Opus's concealment.
+    pub fn conceal(&mut self, out: &mut [f32; FRAME_SAMPLES]) -> Result<(), AudioError> {
+        self.run(&[], out, false)
+    }
+
+    fn run(
+        &mut self,
+        packet: &[u8],
+        out: &mut [f32; FRAME_SAMPLES],
+        fec: bool,
+    ) -> Result<(), AudioError> {
+        let decoded = self.inner.decode_float(packet, out, fec)?;
+        // A packet of a shorter duration leaves the rest of the frame silent.
+        out[decoded.min(FRAME_SAMPLES)..].fill(0.0);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::dsp::{Tone, goertzel_dbfs, level_dbfs};
+
+    fn encode_tone(encoder: &mut VoiceEncoder, tone: &mut Tone, frames: usize) -> Vec<Vec<u8>> {
+        (0..frames)
+            .map(|_| {
+                let mut frame = [0.0; FRAME_SAMPLES];
+                tone.fill(&mut frame);
+                encoder.encode(&frame).unwrap()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_tone_survives_encoding_at_its_frequency_and_level() {
+        let mut encoder = VoiceEncoder::new(0).unwrap();
+        let mut decoder = VoiceDecoder::new().unwrap();
+        let packets = encode_tone(&mut encoder, &mut Tone::new(440.0), 50);
+        let mut out = Vec::new();
+        for packet in &packets {
+            let mut frame = [0.0; FRAME_SAMPLES];
+            decoder.decode(packet, &mut frame).unwrap();
+            out.extend_from_slice(&frame);
+        }
+        let settled = &out[10 * FRAME_SAMPLES..];
+        assert!(
+            (level_dbfs(settled) - (-12.0)).abs() < 3.0,
+            "level {}",
+            level_dbfs(settled)
+        );
+        assert!(goertzel_dbfs(settled, 440.0) > -20.0);
+        assert!(goertzel_dbfs(settled, 880.0) < -40.0);
+    }
+
+    #[test]
+    fn a_lost_packet_is_recovered_from_the_next_ones_fec() {
+        let mut encoder = VoiceEncoder::new(20).unwrap();
+        let packets = encode_tone(&mut encoder, &mut Tone::new(440.0), 30);
+        let mut decoder = VoiceDecoder::new().unwrap();
+        let mut frame = [0.0; FRAME_SAMPLES];
+        for packet in &packets[..20] {
+            decoder.decode(packet, &mut frame).unwrap();
+        }
+        // Packet 20 is lost: recover it from packet 21.
+        decoder.recover(&packets[21], &mut frame).unwrap();
+        assert!(
+            goertzel_dbfs(&frame, 440.0) > -25.0,
+            "recovered {}",
+            goertzel_dbfs(&frame, 440.0)
+        );
+        decoder.decode(&packets[21], &mut frame).unwrap();
+        // And with nothing to recover from, concealment still sounds like the tone.
+        decoder.conceal(&mut frame).unwrap();
+        assert!(goertzel_dbfs(&frame, 440.0) > -35.0);
+    }
+
+    #[test]
+    fn a_frame_of_the_wrong_size_is_an_error() {
+        let mut encoder = VoiceEncoder::new(0).unwrap();
+        assert!(matches!(
+            encoder.encode(&[0.0; 100]),
+            Err(AudioError::Format(_))
+        ));
+    }
+}

@@ -1,0 +1,115 @@
+//! Small signal processing: levels, mixing, test tones, and a single-frequency detector.
+
+use crate::SAMPLE_RATE;
+
+/// The quietest level reported: digital silence reads as this rather than minus infinity.
+pub const FLOOR_DBFS: f32 = -120.0;
+
+/// RMS level in dBFS, referenced to a full-scale sine (AES17), so a sine of peak 0.25
+/// reads -12 dBFS.
+pub fn level_dbfs(samples: &[f32]) -> f32 {
+    if samples.is_empty() {
+        return FLOOR_DBFS;
+    }
+    let mean_square = samples.iter().map(|s| s * s).sum::<f32>() / samples.len() as f32;
+    let rms = mean_square.sqrt() * std::f32::consts::SQRT_2;
+    if rms <= 0.0 {
+        FLOOR_DBFS
+    } else {
+        (20.0 * rms.log10()).max(FLOOR_DBFS)
+    }
+}
+
+/// Adds `source` into `mix` at `gain`, clamping to [-1, 1].
+pub fn mix_into(mix: &mut [f32], source: &[f32], gain: f32) {
+    for (out, sample) in mix.iter_mut().zip(source) {
+        *out = (*out + sample * gain).clamp(-1.0, 1.0);
+    }
+}
+
+/// A sine tone at -12 dBFS, frame after frame without a phase jump.
+#[derive(Debug, Clone)]
+pub struct Tone {
+    step: f64,
+    phase: f64,
+    amplitude: f32,
+}
+
+impl Tone {
+    pub fn new(hz: f64) -> Self {
+        Self {
+            step: std::f64::consts::TAU * hz / f64::from(SAMPLE_RATE),
+            phase: 0.0,
+            amplitude: 10f32.powf(-12.0 / 20.0),
+        }
+    }
+
+    pub fn fill(&mut self, frame: &mut [f32]) {
+        for sample in frame {
+            *sample = self.amplitude * self.phase.sin() as f32;
+            self.phase = (self.phase + self.step) % std::f64::consts::TAU;
+        }
+    }
+}
+
+/// The level, in dBFS like [`level_dbfs`], of the component of `samples` at `hz` (the
+/// Goertzel algorithm): how loud one tone is in a mix.
+pub fn goertzel_dbfs(samples: &[f32], hz: f64) -> f32 {
+    if samples.is_empty() {
+        return FLOOR_DBFS;
+    }
+    let coefficient = 2.0 * (std::f64::consts::TAU * hz / f64::from(SAMPLE_RATE)).cos();
+    let (mut s1, mut s2) = (0.0f64, 0.0f64);
+    for &x in samples {
+        let s0 = f64::from(x) + coefficient * s1 - s2;
+        s2 = s1;
+        s1 = s0;
+    }
+    let power = s1 * s1 + s2 * s2 - coefficient * s1 * s2;
+    // A sine of peak A gives power (A·N/2)²: scale back to its peak, then to dBFS.
+    let peak = 2.0 * power.max(0.0).sqrt() / samples.len() as f64;
+    if peak <= 0.0 {
+        FLOOR_DBFS
+    } else {
+        ((20.0 * peak.log10()) as f32).max(FLOOR_DBFS)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn levels_of_tones_and_silence() {
+        let mut frame = vec![0.0; 4800];
+        Tone::new(1000.0).fill(&mut frame);
+        assert!(
+            (level_dbfs(&frame) + 12.0).abs() < 0.1,
+            "{}",
+            level_dbfs(&frame)
+        );
+        assert!(
+            (goertzel_dbfs(&frame, 1000.0) + 12.0).abs() < 0.5,
+            "{}",
+            goertzel_dbfs(&frame, 1000.0)
+        );
+        assert!(goertzel_dbfs(&frame, 3000.0) < -50.0);
+        assert_eq!(level_dbfs(&[0.0; 480]), FLOOR_DBFS);
+        assert_eq!(level_dbfs(&[]), FLOOR_DBFS);
+    }
+
+    #[test]
+    fn mixing_two_tones_keeps_both_and_clips_at_full_scale() {
+        let (mut a, mut b) = (vec![0.0; 4800], vec![0.0; 4800]);
+        Tone::new(440.0).fill(&mut a);
+        Tone::new(880.0).fill(&mut b);
+        let mut mix = vec![0.0; 4800];
+        mix_into(&mut mix, &a, 1.0);
+        mix_into(&mut mix, &b, 0.5);
+        assert!((goertzel_dbfs(&mix, 440.0) + 12.0).abs() < 0.5);
+        assert!((goertzel_dbfs(&mix, 880.0) + 18.0).abs() < 0.5);
+        let mut loud = vec![0.9; 10];
+        mix_into(&mut loud, &[0.9; 10], 1.0);
+        assert!(loud.iter().all(|s| *s == 1.0));
+    }
+}

@@ -1,0 +1,36 @@
+//! Confab's voice path, without devices: what turns samples into Opus packets and packets
+//! back into samples, and the small signal-processing pieces around it. The device side
+//! (cpal) and the tracks on the peer connections build on this.
+//!
+//! Layout:
+//! - [`codec`]: Opus at 48 kHz mono, 20 ms frames, VOIP, in-band FEC; decoding with FEC
+//!   recovery and loss concealment.
+//! - [`jitter`]: the adaptive jitter buffer: reorders, drops late packets, chooses between a
+//!   packet, FEC from the next one, or concealment, and sizes itself from measured jitter.
+//!   Plain data with time passed in.
+//! - [`dsp`]: levels (RMS dBFS), mixing, test tones, and a Goertzel detector.
+//! - [`wav`]: WAV files as a source (looped) and a sink.
+
+pub mod codec;
+pub mod dsp;
+pub mod jitter;
+pub mod wav;
+
+/// Every stream inside Confab is 48 kHz mono.
+pub const SAMPLE_RATE: u32 = 48_000;
+/// One frame: 20 ms.
+pub const FRAME_SAMPLES: usize = 960;
+/// The frame duration in milliseconds.
+pub const FRAME_MS: f64 = 20.0;
+
+/// Why an audio operation failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AudioError {
+    #[error("Opus: {0}")]
+    Opus(#[from] opus::Error),
+    #[error("WAV: {0}")]
+    Wav(#[from] hound::Error),
+    #[error("unsupported audio format: {0}")]
+    Format(String),
+}

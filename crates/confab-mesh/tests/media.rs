@@ -1,0 +1,197 @@
+//! Opus over a real peer connection: a 440 Hz tone encoded by confab-audio, sent as
+//! samples on an audio track built the way the mesh builds connections, received as RTP,
+//! put through the jitter buffer and decoded, arrives as a 440 Hz tone. The ground the
+//! voice calls stand on.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use confab_audio::FRAME_SAMPLES;
+use confab_audio::codec::{VoiceDecoder, VoiceEncoder};
+use confab_audio::dsp::{Tone, goertzel_dbfs};
+use confab_audio::jitter::{JitterBuffer, Playout};
+use confab_mesh::{Identity, TransportConfig};
+use rtc::media::Sample;
+use rtc::media_stream::MediaStreamTrack;
+use rtc::peer_connection::configuration::media_engine::MIME_TYPE_OPUS;
+use rtc::rtp_transceiver::rtp_sender::{
+    RTCRtpCodec, RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind,
+};
+use tokio::sync::mpsc;
+use webrtc::media_stream::track_local::TrackLocal;
+use webrtc::media_stream::track_local::static_sample::TrackLocalStaticSample;
+use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
+use webrtc::peer_connection::{
+    PeerConnection, PeerConnectionEventHandler, RTCIceCandidateInit, RTCPeerConnectionIceEvent,
+};
+
+enum Signal {
+    Candidate(RTCIceCandidateInit),
+    Track(Arc<dyn TrackRemote>),
+}
+
+struct Forward(mpsc::UnboundedSender<Signal>);
+
+#[async_trait::async_trait]
+impl PeerConnectionEventHandler for Forward {
+    async fn on_ice_candidate(&self, event: RTCPeerConnectionIceEvent) {
+        if let Ok(init) = event.candidate.to_json() {
+            let _ = self.0.send(Signal::Candidate(init));
+        }
+    }
+
+    async fn on_track(&self, track: Arc<dyn TrackRemote>) {
+        let _ = self.0.send(Signal::Track(track));
+    }
+}
+
+async fn build() -> (Arc<dyn PeerConnection>, mpsc::UnboundedReceiver<Signal>) {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let pc = confab_mesh::transport::build_peer_connection(
+        &TransportConfig::loopback(),
+        &Identity::ephemeral().unwrap(),
+        Arc::new(Forward(tx)),
+    )
+    .await
+    .unwrap();
+    (pc, rx)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_opus_tone_crosses_a_peer_connection() {
+    let (a, mut a_signals) = build().await;
+    let (b, mut b_signals) = build().await;
+    let ssrc = rand::random::<u32>();
+    let track = Arc::new(
+        TrackLocalStaticSample::new(
+            Instant::now(),
+            MediaStreamTrack::new(
+                "confab".to_owned(),
+                "voice".to_owned(),
+                "voice".to_owned(),
+                RtpCodecKind::Audio,
+                vec![RTCRtpEncodingParameters {
+                    rtp_coding_parameters: RTCRtpCodingParameters {
+                        ssrc: Some(ssrc),
+                        ..Default::default()
+                    },
+                    codec: RTCRtpCodec {
+                        mime_type: MIME_TYPE_OPUS.to_owned(),
+                        clock_rate: 48_000,
+                        channels: 2,
+                        sdp_fmtp_line: "minptime=10;useinbandfec=1".to_owned(),
+                        rtcp_feedback: vec![],
+                    },
+                    ..Default::default()
+                }],
+            ),
+        )
+        .unwrap(),
+    );
+    let sender = a
+        .add_track(track.clone() as Arc<dyn TrackLocal>)
+        .await
+        .unwrap();
+    let offer = a.create_offer(None).await.unwrap();
+    a.set_local_description(offer.clone()).await.unwrap();
+    b.set_remote_description(offer).await.unwrap();
+    let answer = b.create_answer(None).await.unwrap();
+    b.set_local_description(answer.clone()).await.unwrap();
+    a.set_remote_description(answer).await.unwrap();
+
+    // Candidates both ways; B's side hands over the remote track.
+    let (track_tx, mut track_rx) = mpsc::unbounded_channel();
+    let to_b = b.clone();
+    tokio::spawn(async move {
+        while let Some(Signal::Candidate(init)) = a_signals.recv().await {
+            let _ = to_b.add_ice_candidate(init).await;
+        }
+    });
+    let to_a = a.clone();
+    tokio::spawn(async move {
+        while let Some(signal) = b_signals.recv().await {
+            match signal {
+                Signal::Candidate(init) => {
+                    let _ = to_a.add_ice_candidate(init).await;
+                }
+                Signal::Track(track) => {
+                    let _ = track_tx.send(track);
+                }
+            }
+        }
+    });
+
+    // Send 2 s of a 440 Hz tone in real time, as the capture side will.
+    let payload_type = sender.get_parameters().await.unwrap().rtp_parameters.codecs[0].payload_type;
+    let sending = tokio::spawn(async move {
+        let mut encoder = VoiceEncoder::new(5).unwrap();
+        let mut tone = Tone::new(440.0);
+        let mut ticks = tokio::time::interval(Duration::from_millis(20));
+        for _ in 0..100 {
+            ticks.tick().await;
+            let mut frame = [0.0; FRAME_SAMPLES];
+            tone.fill(&mut frame);
+            let packet = encoder.encode(&frame).unwrap();
+            let sample = Sample {
+                data: packet.into(),
+                duration: Duration::from_millis(20),
+                ..Sample::new(Instant::now())
+            };
+            // Before the connection is up, writes fail: those frames are simply not sent.
+            let _ = track
+                .sample_writer(ssrc, payload_type)
+                .write_sample(&sample)
+                .await;
+        }
+    });
+
+    let remote = tokio::time::timeout(Duration::from_secs(10), track_rx.recv())
+        .await
+        .expect("a remote track")
+        .expect("a remote track");
+    let mut jitter = JitterBuffer::new();
+    let mut decoder = VoiceDecoder::new().unwrap();
+    let mut played = Vec::new();
+    let started = Instant::now();
+    let mut packets = 0;
+    while packets < 50 {
+        let event = tokio::time::timeout(Duration::from_secs(5), remote.poll())
+            .await
+            .expect("RTP within the wait")
+            .expect("track open");
+        if let TrackRemoteEvent::OnRtpPacket(packet) = event {
+            packets += 1;
+            jitter.push(
+                packet.header.sequence_number,
+                packet.header.timestamp,
+                packet.payload.to_vec(),
+                started.elapsed().as_secs_f64() * 1000.0,
+            );
+            let mut frame = [0.0; FRAME_SAMPLES];
+            match jitter.pop() {
+                Playout::Packet(data) => decoder.decode(&data, &mut frame).unwrap(),
+                Playout::Recover(next) => decoder.recover(&next, &mut frame).unwrap(),
+                Playout::Conceal => decoder.conceal(&mut frame).unwrap(),
+                Playout::Silence => {}
+            }
+            played.extend_from_slice(&frame);
+        }
+    }
+    sending.abort();
+    // Skip the decoder's start-up; 30 frames of 20 ms hold exactly 264 cycles of 440 Hz.
+    let settled = &played[played.len() - 30 * FRAME_SAMPLES..];
+    assert!(
+        goertzel_dbfs(settled, 440.0) > -18.0,
+        "440 Hz at {}",
+        goertzel_dbfs(settled, 440.0)
+    );
+    assert!(
+        goertzel_dbfs(settled, 880.0) < -40.0,
+        "880 Hz at {}",
+        goertzel_dbfs(settled, 880.0)
+    );
+    assert_eq!(jitter.stats().concealed, 0, "no loss on loopback");
+    let _ = a.close().await;
+    let _ = b.close().await;
+}

@@ -10,9 +10,15 @@
 //!   Plain data with time passed in.
 //! - [`dsp`]: levels (RMS dBFS), mixing, test tones, and a Goertzel detector.
 //! - [`wav`]: WAV files as a source (looped) and a sink.
+//! - [`io`]: the [`io::Source`] and [`io::Sink`] traits and the headless forms
+//!   (`none`, `sine:HZ`, `wav:PATH`).
+//! - [`call_audio`]: one side of a call: capture (source, mute, Opus, level) and a mixer
+//!   of every peer's stream (jitter buffer, decoder, volume, level).
 
+pub mod call_audio;
 pub mod codec;
 pub mod dsp;
+pub mod io;
 pub mod jitter;
 pub mod wav;
 

@@ -1,0 +1,290 @@
+//! One side of a call's audio, without devices or network: capture turns source frames into
+//! Opus packets (none while muted); playout takes each peer's packets through a jitter
+//! buffer and a decoder, and mixes them, at each peer's volume, into one frame per tick.
+//! Both report levels over 100 ms windows, for the meters.
+
+use std::collections::BTreeMap;
+
+use crate::codec::{VoiceDecoder, VoiceEncoder};
+use crate::dsp::{level_dbfs, mix_into};
+use crate::io::Source;
+use crate::jitter::{JitterBuffer, JitterStats, Playout};
+use crate::{AudioError, FRAME_SAMPLES};
+
+/// Frames in one level window: 5 × 20 ms = 100 ms.
+const LEVEL_FRAMES: usize = 5;
+
+/// RMS over 100 ms windows; a reading each time a window fills.
+#[derive(Debug, Default)]
+pub struct LevelMeter {
+    sum_squares: f64,
+    samples: usize,
+    frames: usize,
+}
+
+impl LevelMeter {
+    /// Adds a frame; returns the window's level (dBFS) when the window is full.
+    pub fn add(&mut self, frame: &[f32]) -> Option<f32> {
+        self.sum_squares += frame
+            .iter()
+            .map(|s| f64::from(*s) * f64::from(*s))
+            .sum::<f64>();
+        self.samples += frame.len();
+        self.frames += 1;
+        if self.frames < LEVEL_FRAMES {
+            return None;
+        }
+        let rms = (self.sum_squares / self.samples.max(1) as f64).sqrt() as f32;
+        *self = Self::default();
+        Some(level_dbfs(&[rms]))
+    }
+}
+
+/// The sending side: source → (mute) → Opus.
+pub struct Capture {
+    source: Box<dyn Source>,
+    encoder: VoiceEncoder,
+    meter: LevelMeter,
+    muted: bool,
+}
+
+impl std::fmt::Debug for Capture {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Capture")
+            .field("muted", &self.muted)
+            .finish()
+    }
+}
+
+/// What one capture tick produced.
+#[derive(Debug, Default)]
+pub struct Captured {
+    /// The packet to send; `None` while muted.
+    pub packet: Option<Vec<u8>>,
+    /// The microphone's level, every 100 ms.
+    pub level: Option<f32>,
+}
+
+impl Capture {
+    pub fn new(source: Box<dyn Source>) -> Result<Self, AudioError> {
+        Ok(Self {
+            source,
+            encoder: VoiceEncoder::new(5)?,
+            meter: LevelMeter::default(),
+            muted: false,
+        })
+    }
+
+    pub fn set_source(&mut self, source: Box<dyn Source>) {
+        self.source = source;
+    }
+
+    pub fn set_muted(&mut self, muted: bool) {
+        self.muted = muted;
+    }
+
+    /// One 20 ms frame.
+    pub fn tick(&mut self) -> Result<Captured, AudioError> {
+        let mut frame = [0.0; FRAME_SAMPLES];
+        self.source.fill(&mut frame);
+        let level = self.meter.add(&frame);
+        let packet = if self.muted {
+            None
+        } else {
+            Some(self.encoder.encode(&frame)?)
+        };
+        Ok(Captured { packet, level })
+    }
+}
+
+struct Stream {
+    jitter: JitterBuffer,
+    decoder: VoiceDecoder,
+    gain: f32,
+    meter: LevelMeter,
+}
+
+/// The receiving side: a stream per peer, mixed.
+#[derive(Default)]
+pub struct Mixer {
+    streams: BTreeMap<String, Stream>,
+}
+
+impl std::fmt::Debug for Mixer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Mixer")
+            .field("peers", &self.streams.keys().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+/// What one playout tick produced.
+#[derive(Debug)]
+pub struct Mixed {
+    pub frame: [f32; FRAME_SAMPLES],
+    /// Each peer's level, every 100 ms.
+    pub levels: Vec<(String, f32)>,
+}
+
+impl Mixer {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// A peer's packet arrived (its RTP sequence number and timestamp).
+    pub fn push(
+        &mut self,
+        peer: &str,
+        seq: u16,
+        timestamp: u32,
+        payload: Vec<u8>,
+        arrival_ms: f64,
+    ) -> Result<(), AudioError> {
+        if !self.streams.contains_key(peer) {
+            let stream = Stream {
+                jitter: JitterBuffer::new(),
+                decoder: VoiceDecoder::new()?,
+                gain: 1.0,
+                meter: LevelMeter::default(),
+            };
+            self.streams.insert(peer.to_owned(), stream);
+        }
+        if let Some(stream) = self.streams.get_mut(peer) {
+            stream.jitter.push(seq, timestamp, payload, arrival_ms);
+        }
+        Ok(())
+    }
+
+    /// A peer's volume, 0 to 2 (1 as sent).
+    pub fn set_gain(&mut self, peer: &str, gain: f32) {
+        if let Some(stream) = self.streams.get_mut(peer) {
+            stream.gain = gain.clamp(0.0, 2.0);
+        }
+    }
+
+    /// A peer left the call: its stream and decoder go.
+    pub fn remove(&mut self, peer: &str) {
+        self.streams.remove(peer);
+    }
+
+    pub fn stats(&self, peer: &str) -> Option<JitterStats> {
+        self.streams.get(peer).map(|s| s.jitter.stats())
+    }
+
+    /// One 20 ms frame of every peer, mixed.
+    pub fn tick(&mut self) -> Result<Mixed, AudioError> {
+        let mut mix = [0.0; FRAME_SAMPLES];
+        let mut levels = Vec::new();
+        for (peer, stream) in &mut self.streams {
+            let mut frame = [0.0; FRAME_SAMPLES];
+            match stream.jitter.pop() {
+                Playout::Packet(packet) => stream.decoder.decode(&packet, &mut frame)?,
+                Playout::Recover(next) => stream.decoder.recover(&next, &mut frame)?,
+                Playout::Conceal => stream.decoder.conceal(&mut frame)?,
+                Playout::Silence => {}
+            }
+            if let Some(level) = stream.meter.add(&frame) {
+                levels.push((peer.clone(), level));
+            }
+            mix_into(&mut mix, &frame, stream.gain);
+        }
+        Ok(Mixed { frame: mix, levels })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::dsp::{FLOOR_DBFS, Tone, goertzel_dbfs};
+    use crate::io::Silence;
+
+    /// Runs `frames` ticks of two peers sending tones into one mixer.
+    fn call(frames: usize, mute_b_after: Option<usize>) -> (Vec<f32>, Vec<(String, f32)>) {
+        let mut a = Capture::new(Box::new(Tone::new(440.0))).unwrap();
+        let mut b = Capture::new(Box::new(Tone::new(880.0))).unwrap();
+        let mut mixer = Mixer::new();
+        let mut out = Vec::new();
+        let mut levels = Vec::new();
+        for i in 0..frames {
+            if mute_b_after == Some(i) {
+                b.set_muted(true);
+            }
+            let now = i as f64 * 20.0;
+            for (peer, capture) in [("a", &mut a), ("b", &mut b)] {
+                if let Some(packet) = capture.tick().unwrap().packet {
+                    mixer
+                        .push(peer, i as u16, (i * 960) as u32, packet, now + 1.0)
+                        .unwrap();
+                }
+            }
+            let mixed = mixer.tick().unwrap();
+            out.extend_from_slice(&mixed.frame);
+            levels.extend(mixed.levels);
+        }
+        (out, levels)
+    }
+
+    #[test]
+    fn two_peers_are_heard_mixed_with_levels_ten_times_a_second() {
+        let (out, levels) = call(100, None);
+        let settled = &out[50 * FRAME_SAMPLES..];
+        assert!(goertzel_dbfs(settled, 440.0) > -18.0);
+        assert!(goertzel_dbfs(settled, 880.0) > -18.0);
+        let of_a: Vec<f32> = levels
+            .iter()
+            .filter(|(p, _)| p == "a")
+            .map(|(_, l)| *l)
+            .collect();
+        assert_eq!(of_a.len(), 20, "one reading per 100 ms");
+        assert!((of_a[10] + 12.0).abs() < 3.0, "{}", of_a[10]);
+    }
+
+    #[test]
+    fn a_muted_peer_sends_nothing_and_falls_silent() {
+        let (out, _) = call(100, Some(50));
+        let after = &out[60 * FRAME_SAMPLES..];
+        assert!(
+            goertzel_dbfs(after, 440.0) > -18.0,
+            "the other is still heard"
+        );
+        assert!(
+            goertzel_dbfs(after, 880.0) < -50.0,
+            "{}",
+            goertzel_dbfs(after, 880.0)
+        );
+        let mut muted = Capture::new(Box::new(Tone::new(440.0))).unwrap();
+        muted.set_muted(true);
+        assert!(muted.tick().unwrap().packet.is_none());
+    }
+
+    #[test]
+    fn volume_and_silence_read_as_they_should() {
+        let mut meter = LevelMeter::default();
+        let silence = [0.0; FRAME_SAMPLES];
+        let readings: Vec<f32> = (0..5).filter_map(|_| meter.add(&silence)).collect();
+        assert_eq!(readings, vec![FLOOR_DBFS]);
+        let mut capture = Capture::new(Box::new(Silence)).unwrap();
+        assert!(
+            capture.tick().unwrap().packet.is_some(),
+            "silence is still sent (no DTX)"
+        );
+        let mut mixer = Mixer::new();
+        let mut tone = Capture::new(Box::new(Tone::new(440.0))).unwrap();
+        let mut out = Vec::new();
+        for i in 0..60u16 {
+            let packet = tone.tick().unwrap().packet.unwrap();
+            mixer
+                .push("a", i, u32::from(i) * 960, packet, f64::from(i) * 20.0)
+                .unwrap();
+            if i == 0 {
+                mixer.set_gain("a", 0.5);
+            }
+            out.extend_from_slice(&mixer.tick().unwrap().frame);
+        }
+        let level = goertzel_dbfs(&out[30 * FRAME_SAMPLES..], 440.0);
+        assert!((level + 18.0).abs() < 3.0, "half volume is -6 dB: {level}");
+        mixer.remove("a");
+        assert!(mixer.stats("a").is_none());
+    }
+}

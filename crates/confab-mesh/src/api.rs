@@ -137,6 +137,16 @@ pub enum LogLevel {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
+pub enum CallState {
+    Ringing,
+    Active,
+    Declined,
+    Busy,
+    Ended,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum TrustStatus {
     Verified,
     Changed,
@@ -213,6 +223,25 @@ pub enum Event {
     SafetyCode {
         peer: String,
         code: String,
+    },
+    CallIncoming {
+        call: String,
+        from: String,
+    },
+    CallState {
+        call: String,
+        peer: String,
+        state: CallState,
+    },
+    Muted {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        peer: Option<String>,
+        muted: bool,
+    },
+    Level {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        peer: Option<String>,
+        dbfs: f32,
     },
     /// What is known of a peer's identity: `verified` (the fingerprint the user verified
     /// for this name), `changed` (this name was verified with another fingerprint: someone

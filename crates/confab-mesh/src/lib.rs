@@ -14,6 +14,7 @@
 //! - [`safety`]: safety codes, which users compare to know their connection is direct.
 
 pub mod api;
+mod engine;
 pub mod files;
 pub mod identity;
 pub mod mesh;
@@ -22,6 +23,7 @@ mod peer;
 pub mod safety;
 pub mod store;
 pub mod transport;
+mod voice;
 
 pub use api::{Command, Event};
 pub use identity::Identity;

@@ -17,12 +17,15 @@ use tokio::time::Instant;
 use crate::api::{
     Command, Event, LogLevel, PeerRef, PeerState, PeerSummary, SignalingState, TrustStatus, unix_ms,
 };
+use crate::engine::Engine;
 use crate::identity::Identity;
-use crate::peer::{PeerHandle, PeerInput, PeerOutput, PeerSetup};
+use crate::peer::{PeerHandle, PeerInput, PeerOutput, PeerSetup, VoicePacket};
 use crate::store::{self, Store};
 use crate::transport::TransportConfig;
 
+mod call;
 mod transfers;
+use call::Call;
 use transfers::{Described, Transfers};
 
 /// Reconnect delays: from a quarter second, doubling, to ten seconds at most.
@@ -40,6 +43,12 @@ pub struct MeshConfig {
     /// Where this install keeps its chat history and unfinished transfers; `None` keeps
     /// them in memory only.
     pub data_dir: Option<std::path::PathBuf>,
+    /// Voice input: `none`, `sine:HZ` or `wav:PATH` (`None`: none).
+    pub audio_in: Option<String>,
+    /// Voice output: `none` or `wav:PATH` (`None`: none).
+    pub audio_out: Option<String>,
+    /// Accept every incoming call (after `call-incoming`).
+    pub auto_accept_calls: bool,
 }
 
 /// A running peer.
@@ -60,7 +69,13 @@ impl Mesh {
         let (peer_out, peer_out_rx) = mpsc::unbounded_channel();
         let (internal, internal_rx) = mpsc::unbounded_channel();
         let store = open_store(config.data_dir.as_deref(), &event_tx);
+        let (voice_in, voice_in_rx) = mpsc::unbounded_channel();
+        let engine = start_engine(&config, voice_in_rx, &event_tx);
         let task = MeshTask {
+            engine,
+            voice_in,
+            call: None,
+            auto_accept_calls: config.auto_accept_calls,
             store,
             auto_accept_files: config.auto_accept_files,
             internal,
@@ -158,6 +173,11 @@ struct WaitingChat {
 
 struct MeshTask {
     name: String,
+    engine: Engine,
+    /// Where peer tasks send the voice they receive (the engine's mixer).
+    voice_in: mpsc::UnboundedSender<VoicePacket>,
+    call: Option<Call>,
+    auto_accept_calls: bool,
     auto_accept_files: Option<std::path::PathBuf>,
     /// Work the mesh hands off (hashing a file) reports back here.
     internal: mpsc::UnboundedSender<Described>,
@@ -193,6 +213,8 @@ impl MeshTask {
             }
         }
         self.leave().await;
+        // A recording is complete on exit.
+        self.engine.stop().await;
         // Let the peer tasks finish closing their connections.
         let deadline = Instant::now() + Duration::from_secs(2);
         while self.live_peer_tasks.load(Relaxed) > 0 && Instant::now() < deadline {
@@ -307,6 +329,11 @@ impl MeshTask {
             }
             Command::SendFile { to, path } => self.send_file(to, path),
             Command::Verify { peer } => self.verify(&peer),
+            Command::Call { peers } => self.start_call(peers),
+            Command::AcceptCall { call } => self.accept_call(call),
+            Command::DeclineCall { call } => self.decline_call(call),
+            Command::Hangup => self.hang_up(),
+            Command::Mute { muted } => self.mute(muted),
             Command::History { peer } => self.history(peer),
             Command::AcceptFile { file, dir } => self.accept_file(file, dir.into()),
             Command::RejectFile { file } => self.reject_file(file),
@@ -496,6 +523,7 @@ impl MeshTask {
             transport: self.transport.clone(),
             identity: self.identity.clone(),
             out: self.peer_out.clone(),
+            voice_in: self.voice_in.clone(),
         };
         let live = self.live_peer_tasks.clone();
         let handle = PeerHandle::spawn(setup, live);
@@ -541,6 +569,7 @@ impl MeshTask {
     /// The server says a peer left. A connection that is up is kept: the server may only
     /// have lost the peer's signaling socket, and a peer that really left closes it itself.
     fn on_peer_left(&mut self, id: String) {
+        self.leave_call_of(&id);
         self.log(LogLevel::Info, format!("{id} left the room"), Some(&id));
         self.emit(Event::PeerLeft { id: id.clone() });
         match self.peers.get_mut(&id) {
@@ -675,7 +704,9 @@ impl MeshTask {
             PeerOutput::FileAccepted { file, offset } => self.on_file_accepted(peer, file, offset),
             PeerOutput::FileRejected { file } => self.on_file_rejected(peer, file),
             PeerOutput::FileReceived { file, ok } => self.on_file_received(peer, file, ok),
+            PeerOutput::Call(message) => self.on_call_message(peer, message),
             PeerOutput::Gone(state) => {
+                self.leave_call_of(&peer);
                 if self.peers.get(&peer).is_some_and(|p| p.left_room) {
                     self.peers.remove(&peer);
                 } else if let Some(remote) = self.peers.get_mut(&peer) {
@@ -918,6 +949,33 @@ async fn next_link_event(link: &mut Link) -> LinkEvent {
             LinkEvent::RetryDue
         }
     }
+}
+
+/// The audio engine with the configured input and output; an input or output that cannot
+/// be opened is an error event, and none is used instead.
+fn start_engine(
+    config: &MeshConfig,
+    voice_in: mpsc::UnboundedReceiver<VoicePacket>,
+    events: &mpsc::UnboundedSender<Event>,
+) -> Engine {
+    let report = |code: &str, message: String| {
+        let _ = events.send(Event::error(code, message, None));
+    };
+    let input = match confab_audio::io::open_source(config.audio_in.as_deref().unwrap_or("none")) {
+        Ok(input) => input,
+        Err(e) => {
+            report("audio-in", format!("{e}; sending silence"));
+            Box::new(confab_audio::io::Silence)
+        }
+    };
+    let output = match confab_audio::io::open_sink(config.audio_out.as_deref().unwrap_or("none")) {
+        Ok(output) => output,
+        Err(e) => {
+            report("audio-out", format!("{e}; playing nowhere"));
+            Box::new(confab_audio::io::Discard)
+        }
+    };
+    Engine::start(input, output, voice_in, events.clone())
 }
 
 /// The install's store, or one in memory (with an error event) when it cannot be opened.

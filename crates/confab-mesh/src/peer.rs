@@ -14,6 +14,7 @@ use confab_proto::peer::MAX_CHAT_TEXT_BYTES;
 use confab_proto::{
     ChatScope, FrameError, IceCandidate, PeerMessage, SdpType, SessionDescription, SignalData,
 };
+use tokio::sync::broadcast;
 use tokio::sync::mpsc;
 use tokio::task::{AbortHandle, JoinSet};
 use tokio::time::{Instant, MissedTickBehavior};
@@ -30,6 +31,10 @@ use crate::identity::Identity;
 use crate::negotiation::{Negotiation, Step};
 use crate::safety::{safety_code, sdp_fingerprint};
 use crate::transport::{TransportConfig, build_peer_connection};
+use crate::voice;
+use webrtc::media_stream::track_local::TrackLocal;
+use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
+use webrtc::rtp_transceiver::RtpSender;
 
 /// The label of the chat channel, created once by the newcomer.
 pub(crate) const CHAT_LABEL: &str = "chat";
@@ -76,6 +81,13 @@ pub(crate) enum PeerInput {
     },
     /// Offer again (used to test glare: both sides at once).
     Renegotiate,
+    /// Send our voice to this peer: the impolite side adds its track at once (and offers);
+    /// the polite one adds it before answering the offer that comes.
+    StartAudio {
+        packets: broadcast::Receiver<Arc<Vec<u8>>>,
+    },
+    /// Stop sending our voice to this peer.
+    StopAudio,
 }
 
 /// What a peer task tells the mesh.
@@ -117,6 +129,8 @@ pub(crate) enum PeerOutput {
         file: String,
         ok: bool,
     },
+    /// A call-control message (invite, accept, decline, end, mute).
+    Call(PeerMessage),
     /// The connection failed or closed: the mesh forgets the peer.
     Gone(PeerState),
 }
@@ -132,6 +146,17 @@ pub(crate) struct PeerSetup {
     pub(crate) transport: Arc<TransportConfig>,
     pub(crate) identity: Arc<Identity>,
     pub(crate) out: mpsc::UnboundedSender<(String, PeerOutput)>,
+    /// Voice packets received from this peer go here, tagged with its id.
+    pub(crate) voice_in: mpsc::UnboundedSender<VoicePacket>,
+}
+
+/// An RTP packet of a peer's voice.
+#[derive(Debug)]
+pub(crate) struct VoicePacket {
+    pub(crate) peer: String,
+    pub(crate) seq: u16,
+    pub(crate) timestamp: u32,
+    pub(crate) payload: Vec<u8>,
 }
 
 /// The mesh's hold on a peer task. Dropping it ends the task, which closes the connection.
@@ -174,6 +199,7 @@ enum PcEvent {
     Ice(RTCIceConnectionState),
     State(RTCPeerConnectionState),
     DataChannel(Arc<dyn DataChannel>),
+    Track(Arc<dyn TrackRemote>),
 }
 
 struct Callbacks(mpsc::UnboundedSender<PcEvent>);
@@ -200,6 +226,10 @@ impl PeerConnectionEventHandler for Callbacks {
 
     async fn on_connection_state_change(&self, state: RTCPeerConnectionState) {
         let _ = self.0.send(PcEvent::State(state));
+    }
+
+    async fn on_track(&self, track: Arc<dyn TrackRemote>) {
+        let _ = self.0.send(PcEvent::Track(track));
     }
 
     async fn on_data_channel(&self, channel: Arc<dyn DataChannel>) {
@@ -232,6 +262,10 @@ struct Peer {
     /// Transfers under way, both directions.
     transfers: JoinSet<()>,
     transfer_handles: HashMap<String, AbortHandle>,
+    /// Our voice packets, while this peer is in our call.
+    voice_packets: Option<broadcast::Receiver<Arc<Vec<u8>>>>,
+    /// Our audio track on this connection and the task feeding it.
+    voice_sender: Option<(Arc<dyn RtpSender>, AbortHandle)>,
     /// Receivers report their outcome here, to be answered on the chat channel.
     received_tx: mpsc::UnboundedSender<(String, Received)>,
 }
@@ -273,6 +307,8 @@ async fn run(setup: PeerSetup, mut inputs: mpsc::UnboundedReceiver<PeerInput>) {
         state: PeerState::New,
         remote_fingerprint: None,
         expected_files: HashMap::new(),
+        voice_packets: None,
+        voice_sender: None,
         transfers: JoinSet::new(),
         transfer_handles: HashMap::new(),
         received_tx,
@@ -379,6 +415,22 @@ impl Peer {
             } => {
                 self.send_file(file, path, offset, size).await;
             }
+            PeerInput::StartAudio { packets } => {
+                self.voice_packets = Some(packets);
+                // Of a pair, the impolite side (higher id) adds its track and offers.
+                if self.setup.local_id > self.setup.remote_id {
+                    self.add_voice_track().await;
+                }
+            }
+            PeerInput::StopAudio => {
+                self.voice_packets = None;
+                if let Some((sender, feeder)) = self.voice_sender.take() {
+                    feeder.abort();
+                    if let Err(e) = self.pc.remove_track(&sender).await {
+                        self.log(LogLevel::Warn, format!("removing our audio track: {e}"));
+                    }
+                }
+            }
             PeerInput::CancelFile { file } => {
                 self.expected_files.remove(&file);
                 if let Some(handle) = self.transfer_handles.remove(&file) {
@@ -457,6 +509,11 @@ impl Peer {
             self.add_candidate(candidate).await;
         }
         if answer {
+            // The polite side adds its own track before answering, so one exchange sets up
+            // audio both ways.
+            if self.voice_packets.is_some() && self.voice_sender.is_none() {
+                self.add_voice_track().await;
+            }
             self.answer().await;
         } else if self.negotiation.stable_with_offer_wanted() {
             self.offer().await;
@@ -586,6 +643,7 @@ impl Peer {
             PcEvent::Ice(state) => self.log(LogLevel::Info, format!("ICE connection {state}")),
             PcEvent::State(state) => return self.on_state(state).await,
             PcEvent::DataChannel(channel) => self.adopt_channel(channel).await,
+            PcEvent::Track(track) => self.receive_voice(track),
         }
         false
     }
@@ -748,6 +806,13 @@ impl Peer {
             Ok(PeerMessage::FileReceived { file, ok }) => {
                 self.out(PeerOutput::FileReceived { file, ok });
             }
+            Ok(
+                message @ (PeerMessage::CallInvite { .. }
+                | PeerMessage::CallAccept { .. }
+                | PeerMessage::CallDecline { .. }
+                | PeerMessage::CallEnd { .. }
+                | PeerMessage::Mute { .. }),
+            ) => self.out(PeerOutput::Call(message)),
             Ok(other) => self.log(
                 LogLevel::Debug,
                 format!("{} ignored: not supported yet", other.to_json()),
@@ -808,6 +873,57 @@ impl Peer {
             let _ = done.send((events.file, outcome));
         });
         self.transfer_handles.insert(file, handle);
+    }
+
+    /// Adds our audio track, fed from the call's packets.
+    async fn add_voice_track(&mut self) {
+        let Some(packets) = self.voice_packets.as_ref().map(|p| p.resubscribe()) else {
+            return;
+        };
+        let ssrc = rand::random::<u32>();
+        let track = match voice::local_track(ssrc) {
+            Ok(track) => Arc::new(track),
+            Err(e) => return self.log(LogLevel::Error, format!("cannot make an audio track: {e}")),
+        };
+        let sender = match self
+            .pc
+            .add_track(track.clone() as Arc<dyn TrackLocal>)
+            .await
+        {
+            Ok(sender) => sender,
+            Err(e) => return self.log(LogLevel::Error, format!("cannot add our audio track: {e}")),
+        };
+        self.log(LogLevel::Info, "audio track added");
+        let feeder = self
+            .transfers
+            .spawn(voice::feed_track(track, sender.clone(), ssrc, packets));
+        self.voice_sender = Some((sender, feeder));
+    }
+
+    /// The peer's audio track: its RTP packets go to the mixer.
+    fn receive_voice(&mut self, track: Arc<dyn TrackRemote>) {
+        self.log(LogLevel::Info, "remote audio track");
+        let out = self.setup.voice_in.clone();
+        let peer = self.setup.remote_id.clone();
+        self.transfers.spawn(async move {
+            while let Some(event) = track.poll().await {
+                match event {
+                    TrackRemoteEvent::OnRtpPacket(packet) => {
+                        let voice = VoicePacket {
+                            peer: peer.clone(),
+                            seq: packet.header.sequence_number,
+                            timestamp: packet.header.timestamp,
+                            payload: packet.payload.to_vec(),
+                        };
+                        if out.send(voice).is_err() {
+                            return;
+                        }
+                    }
+                    TrackRemoteEvent::OnEnded => return,
+                    _ => {}
+                }
+            }
+        });
     }
 
     fn file_events(&self, file: &str, size: u64) -> FileEvents {

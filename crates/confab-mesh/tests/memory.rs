@@ -25,6 +25,9 @@ fn peer_in(dir: &Path, name: &str) -> Mesh {
         identity: Identity::load_or_create(dir).unwrap(),
         auto_accept_files: None,
         data_dir: Some(dir.to_owned()),
+        audio_in: None,
+        audio_out: None,
+        auto_accept_calls: false,
     })
 }
 

@@ -245,6 +245,9 @@ async fn an_unreachable_stun_server_does_not_stall_set_up() {
             identity: confab_mesh::Identity::ephemeral().unwrap(),
             auto_accept_files: None,
             data_dir: None,
+            audio_in: None,
+            audio_out: None,
+            auto_accept_calls: false,
         })
     };
     let mut a = with_stun("A");

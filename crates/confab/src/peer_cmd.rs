@@ -80,20 +80,24 @@ impl PeerArgs {
         transport
     }
 
-    /// Flags whose features are not built yet: each gets an `unsupported` error.
+    /// Flags whose features are not built yet: each gets an `unsupported` error. Audio
+    /// devices are not: tones, WAV files and `none` are.
     fn unsupported_flags(&self) -> Vec<&'static str> {
+        let device = |spec: &Option<String>| spec.as_deref().is_some_and(is_device);
         let mut flags = Vec::new();
-        if self.audio_in.as_deref().is_some_and(|s| s != "none") {
-            flags.push("--audio-in");
+        if device(&self.audio_in) {
+            flags.push("--audio-in (devices)");
         }
-        if self.audio_out.as_deref().is_some_and(|s| s != "none") {
-            flags.push("--audio-out");
-        }
-        if self.auto_accept_calls {
-            flags.push("--auto-accept-calls");
+        if device(&self.audio_out) {
+            flags.push("--audio-out (devices)");
         }
         flags
     }
+}
+
+/// Sound devices (`default`, `device:NAME`), which this version cannot open yet.
+fn is_device(spec: &str) -> bool {
+    spec == "default" || spec.starts_with("device:")
 }
 
 fn server_is_loopback(url: &str) -> bool {
@@ -149,6 +153,9 @@ pub(crate) async fn run(args: PeerArgs, verbose: bool) -> anyhow::Result<ExitCod
         auto_accept_files: args.auto_accept_files.clone(),
         // An install keeps its history beside its identity.
         data_dir: args.identity.clone(),
+        audio_in: args.audio_in.clone().filter(|spec| !is_device(spec)),
+        audio_out: args.audio_out.clone().filter(|spec| !is_device(spec)),
+        auto_accept_calls: args.auto_accept_calls,
     });
     for flag in args.unsupported_flags() {
         output.event(&Event::Error {

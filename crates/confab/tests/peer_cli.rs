@@ -236,7 +236,7 @@ fn a_wrong_flag_exits_2_and_features_not_built_yet_say_so() {
         "--name",
         "A",
         "--audio-in",
-        "sine:440",
+        "default",
     ]);
     let error = process.event(WAIT, "unsupported", |e| e["event"] == "error");
     assert_eq!(error["code"], "unsupported");
@@ -428,4 +428,86 @@ fn a_message_typed_before_a_kill_survives_it() {
     assert_eq!(messages[0]["text"], "typed, then the power went");
     assert_eq!(messages[0]["state"], "sent");
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The level of one tone in a WAV recording (48 kHz mono), over its second half.
+fn tone_in_recording(path: &std::path::Path, hz: f64) -> f32 {
+    let reader = hound::WavReader::open(path).unwrap();
+    assert_eq!(reader.spec().sample_rate, 48_000);
+    let samples: Vec<f32> = reader
+        .into_samples::<i16>()
+        .map(|s| f32::from(s.unwrap()) / f32::from(i16::MAX))
+        .collect();
+    // A whole number of 20 ms frames from the second half: the call is up by then.
+    let frames = samples.len() / 960;
+    let tail = &samples[(frames / 2) * 960..frames * 960];
+    confab_audio::dsp::goertzel_dbfs(tail, hz)
+}
+
+/// Two headless peers in a call: each recording holds the other's tone, not its own.
+#[test]
+fn two_peers_in_a_call_hear_each_other() {
+    let (_server, url) = server();
+    let root = std::env::temp_dir().join(format!("confab-call-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    std::fs::create_dir_all(&root).unwrap();
+    let (rec_a, rec_b) = (root.join("a.wav"), root.join("b.wav"));
+    let mut a = Process::spawn(&[
+        "peer",
+        "--server",
+        &url,
+        "--room",
+        "call",
+        "--name",
+        "A",
+        "--audio-in",
+        "sine:440",
+        "--audio-out",
+        &format!("wav:{}", rec_a.display()),
+    ]);
+    let a_id = connected_id(&a);
+    let mut b = Process::spawn(&[
+        "peer",
+        "--server",
+        &url,
+        "--room",
+        "call",
+        "--name",
+        "B",
+        "--audio-in",
+        "sine:880",
+        "--audio-out",
+        &format!("wav:{}", rec_b.display()),
+        "--auto-accept-calls",
+    ]);
+    let b_id = connected_id(&b);
+    chat_open(&a, &b_id);
+    chat_open(&b, &a_id);
+    a.send(r#"{"cmd":"call"}"#);
+    b.event(WAIT, "call-incoming", |e| e["event"] == "call-incoming");
+    a.event(WAIT, "active", |e| {
+        e["event"] == "call-state" && e["state"] == "active"
+    });
+    a.event(WAIT, "B's level", |e| {
+        e["event"] == "level" && e["peer"] == b_id.as_str()
+    });
+    std::thread::sleep(Duration::from_secs(2));
+    a.send(r#"{"cmd":"quit"}"#);
+    b.send(r#"{"cmd":"quit"}"#);
+    assert!(a.child.wait().unwrap().success());
+    assert!(b.child.wait().unwrap().success());
+    let (a_hears_b, a_hears_a) = (
+        tone_in_recording(&rec_a, 880.0),
+        tone_in_recording(&rec_a, 440.0),
+    );
+    let (b_hears_a, b_hears_b) = (
+        tone_in_recording(&rec_b, 440.0),
+        tone_in_recording(&rec_b, 880.0),
+    );
+    eprintln!(
+        "A hears 880 at {a_hears_b:.1} dBFS, 440 at {a_hears_a:.1}; B hears 440 at {b_hears_a:.1}, 880 at {b_hears_b:.1}"
+    );
+    assert!(a_hears_b > -20.0 && a_hears_a < -40.0);
+    assert!(b_hears_a > -20.0 && b_hears_b < -40.0);
+    let _ = std::fs::remove_dir_all(&root);
 }

@@ -295,7 +295,7 @@ impl MeshTask {
         }
     }
 
-    fn send_to(&self, peer: &str, input: PeerInput) -> bool {
+    pub(super) fn send_to(&self, peer: &str, input: PeerInput) -> bool {
         self.peers
             .get(peer)
             .and_then(|p| p.handle.as_ref())

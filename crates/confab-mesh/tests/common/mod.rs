@@ -31,6 +31,9 @@ pub fn peer(name: &str) -> Mesh {
         identity: Identity::ephemeral().unwrap(),
         auto_accept_files: None,
         data_dir: None,
+        audio_in: None,
+        audio_out: None,
+        auto_accept_calls: false,
     })
 }
 

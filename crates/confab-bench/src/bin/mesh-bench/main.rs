@@ -125,6 +125,9 @@ fn peer(name: &str) -> anyhow::Result<Mesh> {
         identity: Identity::ephemeral()?,
         auto_accept_files: None,
         data_dir: None,
+        audio_in: None,
+        audio_out: None,
+        auto_accept_calls: false,
     }))
 }
 

@@ -1,0 +1,294 @@
+//! Call control (PROTOCOL.md sections 2 and 3): invitations, who has joined, and which
+//! peers our voice goes to. One call at a time.
+
+use std::collections::BTreeSet;
+
+use confab_proto::PeerMessage;
+
+use super::MeshTask;
+use crate::api::{CallState, Event};
+use crate::peer::PeerInput;
+
+/// The call this peer is in, or is invited to.
+#[derive(Debug)]
+pub(super) struct Call {
+    id: String,
+    /// Everyone in or invited to the call, ourselves included.
+    members: BTreeSet<String>,
+    /// Who has joined (the inviter counts as joined).
+    joined: BTreeSet<String>,
+    /// Whether we have joined (an invitation not yet answered: false).
+    in_call: bool,
+}
+
+impl MeshTask {
+    fn own_id(&self) -> String {
+        self.session
+            .as_ref()
+            .and_then(|s| s.id.clone())
+            .unwrap_or_default()
+    }
+
+    /// `call`: invite `peers`, or everyone whose channel is open.
+    pub(super) fn start_call(&mut self, peers: Option<Vec<String>>) {
+        if self.call.as_ref().is_some_and(|c| c.in_call) {
+            return self.error("busy", "already in a call: hang up first", None);
+        }
+        let invited: Vec<String> = match peers {
+            Some(peers) => peers,
+            None => self
+                .peers
+                .iter()
+                .filter(|(_, p)| p.chat_open)
+                .map(|(id, _)| id.clone())
+                .collect(),
+        };
+        if let Some(missing) = invited
+            .iter()
+            .find(|id| !self.peers.get(*id).is_some_and(|p| p.chat_open))
+        {
+            return self.error(
+                "not-connected",
+                format!("no open channel to {missing}"),
+                Some(missing),
+            );
+        }
+        if invited.is_empty() {
+            return self.error("not-connected", "nobody to call", None);
+        }
+        let me = self.own_id();
+        let id = super::new_message_id();
+        let members: BTreeSet<String> = invited.iter().cloned().chain([me.clone()]).collect();
+        let invite = PeerMessage::CallInvite {
+            call: id.clone(),
+            members: members.iter().cloned().collect(),
+        };
+        for peer in &invited {
+            self.send_message(peer, &invite);
+            self.emit(Event::CallState {
+                call: id.clone(),
+                peer: peer.clone(),
+                state: CallState::Ringing,
+            });
+        }
+        self.call = Some(Call {
+            id,
+            members,
+            joined: BTreeSet::from([me]),
+            in_call: true,
+        });
+    }
+
+    pub(super) fn on_call_message(&mut self, from: String, message: PeerMessage) {
+        match message {
+            PeerMessage::CallInvite { call, members } => self.on_invite(from, call, members),
+            PeerMessage::CallAccept { call } if self.is_current(&call) => self.on_joined(from),
+            PeerMessage::CallDecline { call } if self.is_current(&call) => {
+                self.emit(Event::CallState {
+                    call,
+                    peer: from.clone(),
+                    state: CallState::Declined,
+                });
+                self.leave_call_of(&from);
+            }
+            PeerMessage::CallEnd { call } if self.is_current(&call) => {
+                self.emit(Event::CallState {
+                    call,
+                    peer: from.clone(),
+                    state: CallState::Ended,
+                });
+                self.leave_call_of(&from);
+            }
+            PeerMessage::Mute { call, muted } if self.is_current(&call) => {
+                self.emit(Event::Muted {
+                    peer: Some(from),
+                    muted,
+                });
+            }
+            // About a call we are not in: ignored, as the protocol says for mute.
+            _ => {}
+        }
+    }
+
+    fn is_current(&self, call: &str) -> bool {
+        self.call.as_ref().is_some_and(|c| c.id == call)
+    }
+
+    fn on_invite(&mut self, from: String, call: String, members: Vec<String>) {
+        if self
+            .call
+            .as_ref()
+            .is_some_and(|c| c.in_call && c.id != call)
+        {
+            // Already in another call: decline, and say why here.
+            self.send_message(&from, &PeerMessage::CallDecline { call: call.clone() });
+            return self.emit(Event::CallState {
+                call,
+                peer: from,
+                state: CallState::Busy,
+            });
+        }
+        let me = self.own_id();
+        let mut members: BTreeSet<String> = members.into_iter().collect();
+        members.insert(me);
+        members.insert(from.clone());
+        self.call = Some(Call {
+            id: call.clone(),
+            members,
+            joined: BTreeSet::from([from.clone()]),
+            in_call: false,
+        });
+        self.emit(Event::CallIncoming {
+            call: call.clone(),
+            from,
+        });
+        if self.auto_accept_calls {
+            self.accept_call(call);
+        }
+    }
+
+    /// `accept-call`: join, tell every member, and start voice with those already in.
+    pub(super) fn accept_call(&mut self, call: String) {
+        let me = self.own_id();
+        let Some(current) = self.call.as_mut().filter(|c| c.id == call) else {
+            return self.error("unknown-call", format!("no invitation to {call}"), None);
+        };
+        current.in_call = true;
+        current.joined.insert(me.clone());
+        let members: Vec<String> = current
+            .members
+            .iter()
+            .filter(|m| **m != me)
+            .cloned()
+            .collect();
+        let joined: Vec<String> = current
+            .joined
+            .iter()
+            .filter(|m| **m != me)
+            .cloned()
+            .collect();
+        let accept = PeerMessage::CallAccept { call: call.clone() };
+        for member in &members {
+            self.send_message(member, &accept);
+        }
+        for peer in joined {
+            self.emit(Event::CallState {
+                call: call.clone(),
+                peer: peer.clone(),
+                state: CallState::Active,
+            });
+            self.start_voice_with(&peer);
+        }
+    }
+
+    /// `decline-call`.
+    pub(super) fn decline_call(&mut self, call: String) {
+        let Some(current) = self.call.take().filter(|c| c.id == call && !c.in_call) else {
+            return self.error("unknown-call", format!("no invitation to {call}"), None);
+        };
+        if let Some(inviter) = current.joined.iter().next() {
+            self.send_message(inviter, &PeerMessage::CallDecline { call });
+        }
+    }
+
+    fn on_joined(&mut self, peer: String) {
+        let Some(current) = self.call.as_mut() else {
+            return;
+        };
+        current.joined.insert(peer.clone());
+        current.members.insert(peer.clone());
+        let (call, in_call) = (current.id.clone(), current.in_call);
+        if in_call {
+            self.emit(Event::CallState {
+                call,
+                peer: peer.clone(),
+                state: CallState::Active,
+            });
+            self.start_voice_with(&peer);
+        }
+    }
+
+    fn start_voice_with(&mut self, peer: &str) {
+        self.engine.set_sending(true);
+        let packets = self.engine.packets();
+        self.send_to(peer, PeerInput::StartAudio { packets });
+    }
+
+    /// A member left the call (ended, declined, or gone from the mesh).
+    pub(super) fn leave_call_of(&mut self, peer: &str) {
+        let Some(current) = self.call.as_mut() else {
+            return;
+        };
+        let was_member = current.members.remove(peer);
+        current.joined.remove(peer);
+        let nobody_left = current.members.len() <= 1;
+        if was_member {
+            self.send_to(peer, PeerInput::StopAudio);
+            self.engine.forget(peer);
+        }
+        if nobody_left {
+            self.end_call();
+        }
+    }
+
+    /// `hangup`: tell every member, stop all voice.
+    pub(super) fn hang_up(&mut self) {
+        let Some(current) = self.call.as_ref() else {
+            return self.error("not-in-call", "no call to hang up", None);
+        };
+        let me = self.own_id();
+        let end = PeerMessage::CallEnd {
+            call: current.id.clone(),
+        };
+        let members: Vec<String> = current
+            .members
+            .iter()
+            .filter(|m| **m != me)
+            .cloned()
+            .collect();
+        let call = current.id.clone();
+        for member in &members {
+            self.send_message(member, &end);
+            self.send_to(member, PeerInput::StopAudio);
+            self.engine.forget(member);
+            self.emit(Event::CallState {
+                call: call.clone(),
+                peer: member.clone(),
+                state: CallState::Ended,
+            });
+        }
+        self.end_call();
+    }
+
+    fn end_call(&mut self) {
+        self.call = None;
+        self.engine.set_sending(false);
+        self.engine.set_muted(false);
+    }
+
+    /// `mute`: stop or resume sending; the members are told.
+    pub(super) fn mute(&mut self, muted: bool) {
+        self.engine.set_muted(muted);
+        if let Some(current) = &self.call {
+            let message = PeerMessage::Mute {
+                call: current.id.clone(),
+                muted,
+            };
+            let me = self.own_id();
+            let members: Vec<String> = current
+                .members
+                .iter()
+                .filter(|m| **m != me)
+                .cloned()
+                .collect();
+            for member in &members {
+                self.send_message(member, &message);
+            }
+        }
+        self.emit(Event::Muted { peer: None, muted });
+    }
+
+    fn send_message(&self, peer: &str, message: &PeerMessage) {
+        self.send_to(peer, PeerInput::Send(message.to_json()));
+    }
+}

@@ -162,6 +162,13 @@ impl Mixer {
         }
     }
 
+    /// A peer stopped sending (it muted): silence from it at once, not concealment.
+    pub fn hush(&mut self, peer: &str) {
+        if let Some(stream) = self.streams.get_mut(peer) {
+            stream.jitter.flush();
+        }
+    }
+
     /// A peer left the call: its stream and decoder go.
     pub fn remove(&mut self, peer: &str) {
         self.streams.remove(peer);

@@ -118,6 +118,13 @@ impl JitterBuffer {
         }
     }
 
+    /// Forgets what is held and stops playing until packets come again: for a sender that
+    /// said it stopped (muted), silence at once rather than concealment of what it said last.
+    pub fn flush(&mut self) {
+        self.packets.clear();
+        self.playing = false;
+    }
+
     /// Frames held now.
     pub fn depth(&self) -> usize {
         self.packets.len()
@@ -279,6 +286,20 @@ mod tests {
         buffer.pop();
         assert!(buffer.stats().dropped_for_latency > 0);
         assert!(buffer.depth() <= 2 * buffer.target_frames() + 2);
+    }
+
+    #[test]
+    fn a_flushed_buffer_is_silent_until_packets_come_again() {
+        let mut buffer = JitterBuffer::new();
+        for seq in 0..3 {
+            arrive(&mut buffer, seq, 1.0);
+        }
+        assert_eq!(buffer.pop(), Playout::Packet(packet(0)));
+        buffer.flush();
+        assert_eq!(buffer.pop(), Playout::Silence);
+        assert_eq!(buffer.stats().concealed, 0);
+        arrive(&mut buffer, 9, 1.0);
+        assert_eq!(buffer.pop(), Playout::Packet(packet(9)));
     }
 
     #[test]

@@ -23,6 +23,8 @@ enum Control {
     Muted(bool),
     /// A peer left the call: drop its stream.
     Forget(String),
+    /// A peer muted: silence it at once.
+    Hush(String),
     /// Finish the output (a WAV's header) and stop.
     Stop(oneshot::Sender<()>),
 }
@@ -71,6 +73,10 @@ impl Engine {
         let _ = self.control.send(Control::Forget(peer.to_owned()));
     }
 
+    pub(crate) fn hush(&self, peer: &str) {
+        let _ = self.control.send(Control::Hush(peer.to_owned()));
+    }
+
     /// Completes the output and stops.
     pub(crate) async fn stop(&self) {
         let (done, finished) = oneshot::channel();
@@ -107,6 +113,7 @@ async fn run(
                 Some(Control::Sending(on)) => sending = on,
                 Some(Control::Muted(muted)) => capture.set_muted(muted),
                 Some(Control::Forget(peer)) => mixer.remove(&peer),
+                Some(Control::Hush(peer)) => mixer.hush(&peer),
                 Some(Control::Stop(done)) => {
                     if let Err(e) = output.finish() {
                         error("audio-out", format!("finishing the output: {e}"));

@@ -2,7 +2,7 @@
 //! peer, and chat routing. Commands come in through [`Mesh::send`]; events go out through
 //! [`Mesh::next_event`].
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::time::Duration;
@@ -75,6 +75,7 @@ impl Mesh {
             engine,
             voice_in,
             call: None,
+            early_accepts: HashMap::new(),
             auto_accept_calls: config.auto_accept_calls,
             store,
             auto_accept_files: config.auto_accept_files,
@@ -177,6 +178,8 @@ struct MeshTask {
     /// Where peer tasks send the voice they receive (the engine's mixer).
     voice_in: mpsc::UnboundedSender<VoicePacket>,
     call: Option<Call>,
+    /// Accepts of calls whose invitation has not arrived yet.
+    early_accepts: HashMap<String, std::collections::BTreeSet<String>>,
     auto_accept_calls: bool,
     auto_accept_files: Option<std::path::PathBuf>,
     /// Work the mesh hands off (hashing a file) reports back here.

@@ -264,6 +264,8 @@ struct Peer {
     transfer_handles: HashMap<String, AbortHandle>,
     /// Our voice packets, while this peer is in our call.
     voice_packets: Option<broadcast::Receiver<Arc<Vec<u8>>>>,
+    /// The peer's last offer sent us audio.
+    remote_offered_audio: bool,
     /// Our audio track on this connection and the task feeding it.
     voice_sender: Option<(Arc<dyn RtpSender>, AbortHandle)>,
     /// Receivers report their outcome here, to be answered on the chat channel.
@@ -309,6 +311,7 @@ async fn run(setup: PeerSetup, mut inputs: mpsc::UnboundedReceiver<PeerInput>) {
         expected_files: HashMap::new(),
         voice_packets: None,
         voice_sender: None,
+        remote_offered_audio: false,
         transfers: JoinSet::new(),
         transfer_handles: HashMap::new(),
         received_tx,
@@ -417,13 +420,17 @@ impl Peer {
             }
             PeerInput::StartAudio { packets } => {
                 self.voice_packets = Some(packets);
-                // Of a pair, the impolite side (higher id) adds its track and offers.
-                if self.setup.local_id > self.setup.remote_id {
+                // Of a pair, the impolite side (higher id) adds its track and offers; the
+                // polite one adds its own before answering that offer. The call messages (on
+                // the chat channel) and the offer (through the server) can race: if the polite
+                // side already answered an offer with audio, it adds its track now and offers.
+                if self.setup.local_id > self.setup.remote_id || self.remote_offered_audio {
                     self.add_voice_track().await;
                 }
             }
             PeerInput::StopAudio => {
                 self.voice_packets = None;
+                self.remote_offered_audio = false;
                 if let Some((sender, feeder)) = self.voice_sender.take() {
                     feeder.abort();
                     if let Err(e) = self.pc.remove_track(&sender).await {
@@ -464,6 +471,7 @@ impl Peer {
         );
         let step = self.negotiation.on_remote(kind);
         let fingerprint = sdp_fingerprint(&description.sdp);
+        let sdp_has_audio = voice::sdp_sends_audio(&description.sdp);
         let Step::Apply { rollback, answer } = step else {
             self.log(
                 LogLevel::Info,
@@ -509,6 +517,7 @@ impl Peer {
             self.add_candidate(candidate).await;
         }
         if answer {
+            self.remote_offered_audio = sdp_has_audio;
             // The polite side adds its own track before answering, so one exchange sets up
             // audio both ways.
             if self.voice_packets.is_some() && self.voice_sender.is_none() {

@@ -78,3 +78,27 @@ pub(crate) async fn feed_track(
             .await;
     }
 }
+
+/// Whether an SDP has an audio section its writer sends on (sendrecv or sendonly).
+pub(crate) fn sdp_sends_audio(sdp: &str) -> bool {
+    sdp.split("\nm=").skip(1).any(|section| {
+        section.starts_with("audio")
+            && (section.contains("a=sendrecv") || section.contains("a=sendonly"))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn audio_that_is_sent_is_told_from_audio_that_is_not() {
+        let sending = "v=0\r\nm=application 9 UDP/DTLS/SCTP webrtc-datachannel\r\na=sendrecv\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=sendrecv\r\n";
+        assert!(sdp_sends_audio(sending));
+        let stopped = "v=0\r\nm=application 9 UDP/DTLS/SCTP webrtc-datachannel\r\na=sendrecv\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=recvonly\r\n";
+        assert!(!sdp_sends_audio(stopped));
+        assert!(!sdp_sends_audio(
+            "v=0\r\nm=application 9 x\r\na=sendrecv\r\n"
+        ));
+    }
+}

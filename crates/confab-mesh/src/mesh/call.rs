@@ -100,10 +100,17 @@ impl MeshTask {
                 self.leave_call_of(&from);
             }
             PeerMessage::Mute { call, muted } if self.is_current(&call) => {
+                if muted {
+                    self.engine.hush(&from);
+                }
                 self.emit(Event::Muted {
                     peer: Some(from),
                     muted,
                 });
+            }
+            // A member's accept can overtake the invitation it answers: keep it for then.
+            PeerMessage::CallAccept { call } => {
+                self.early_accepts.entry(call).or_default().insert(from);
             }
             // About a call we are not in: ignored, as the protocol says for mute.
             _ => {}
@@ -132,10 +139,13 @@ impl MeshTask {
         let mut members: BTreeSet<String> = members.into_iter().collect();
         members.insert(me);
         members.insert(from.clone());
+        let mut joined = self.early_accepts.remove(&call).unwrap_or_default();
+        self.early_accepts.clear();
+        joined.insert(from.clone());
         self.call = Some(Call {
             id: call.clone(),
             members,
-            joined: BTreeSet::from([from.clone()]),
+            joined,
             in_call: false,
         });
         self.emit(Event::CallIncoming {

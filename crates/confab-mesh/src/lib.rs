@@ -11,6 +11,7 @@
 //! - [`identity`]: the DTLS certificate a peer is known by, kept from run to run.
 //! - [`files`]: file transfer on `file:<id>` channels, and what lands on disk.
 //! - [`store`]: chat history and delivery states, verified peers, unfinished files.
+//! - [`voice`]: our Opus track on a connection, fed from the call.
 //! - [`safety`]: safety codes, which users compare to know their connection is direct.
 
 pub mod api;
@@ -23,7 +24,7 @@ mod peer;
 pub mod safety;
 pub mod store;
 pub mod transport;
-mod voice;
+pub mod voice;
 
 pub use api::{Command, Event};
 pub use identity::Identity;

@@ -14,7 +14,7 @@ use webrtc::media_stream::track_local::static_sample::TrackLocalStaticSample;
 use webrtc::rtp_transceiver::RtpSender;
 
 /// An Opus track with one stream, `ssrc`.
-pub(crate) fn local_track(ssrc: u32) -> Result<TrackLocalStaticSample, String> {
+pub fn local_track(ssrc: u32) -> Result<TrackLocalStaticSample, String> {
     TrackLocalStaticSample::new(
         Instant::now(),
         MediaStreamTrack::new(

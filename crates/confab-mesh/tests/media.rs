@@ -13,14 +13,8 @@ use confab_audio::dsp::{Tone, goertzel_dbfs};
 use confab_audio::jitter::{JitterBuffer, Playout};
 use confab_mesh::{Identity, TransportConfig};
 use rtc::media::Sample;
-use rtc::media_stream::MediaStreamTrack;
-use rtc::peer_connection::configuration::media_engine::MIME_TYPE_OPUS;
-use rtc::rtp_transceiver::rtp_sender::{
-    RTCRtpCodec, RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind,
-};
 use tokio::sync::mpsc;
 use webrtc::media_stream::track_local::TrackLocal;
-use webrtc::media_stream::track_local::static_sample::TrackLocalStaticSample;
 use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
 use webrtc::peer_connection::{
     PeerConnection, PeerConnectionEventHandler, RTCIceCandidateInit, RTCPeerConnectionIceEvent,
@@ -63,32 +57,8 @@ async fn an_opus_tone_crosses_a_peer_connection() {
     let (a, mut a_signals) = build().await;
     let (b, mut b_signals) = build().await;
     let ssrc = rand::random::<u32>();
-    let track = Arc::new(
-        TrackLocalStaticSample::new(
-            Instant::now(),
-            MediaStreamTrack::new(
-                "confab".to_owned(),
-                "voice".to_owned(),
-                "voice".to_owned(),
-                RtpCodecKind::Audio,
-                vec![RTCRtpEncodingParameters {
-                    rtp_coding_parameters: RTCRtpCodingParameters {
-                        ssrc: Some(ssrc),
-                        ..Default::default()
-                    },
-                    codec: RTCRtpCodec {
-                        mime_type: MIME_TYPE_OPUS.to_owned(),
-                        clock_rate: 48_000,
-                        channels: 2,
-                        sdp_fmtp_line: "minptime=10;useinbandfec=1".to_owned(),
-                        rtcp_feedback: vec![],
-                    },
-                    ..Default::default()
-                }],
-            ),
-        )
-        .unwrap(),
-    );
+    // The track exactly as a call builds it.
+    let track = Arc::new(confab_mesh::voice::local_track(ssrc).unwrap());
     let sender = a
         .add_track(track.clone() as Arc<dyn TrackLocal>)
         .await

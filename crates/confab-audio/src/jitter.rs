@@ -13,6 +13,10 @@ use crate::FRAME_MS;
 
 /// Frames held at most before the oldest are dropped to cut latency.
 const MAX_TARGET: usize = 10;
+/// How much of the loss estimate each frame keeps: it reflects about the last 100 frames.
+const LOSS_MEMORY: f64 = 0.99;
+/// A loss share above which the buffer holds an extra frame for FEC (about one in 200).
+const LOSSY: f64 = 0.005;
 /// RTP timestamp units (48 kHz) per millisecond.
 const TICKS_PER_MS: f64 = 48.0;
 
@@ -38,6 +42,8 @@ pub struct JitterStats {
     pub late: u64,
     pub duplicates: u64,
     pub dropped_for_latency: u64,
+    /// Frames of concealment played to grow the buffer (no packet was lost).
+    pub stretched: u64,
 }
 
 #[derive(Debug, Default)]
@@ -50,6 +56,8 @@ pub struct JitterBuffer {
     /// Interarrival jitter in milliseconds.
     jitter_ms: f64,
     last_transit_ms: Option<f64>,
+    /// A running share of recent frames that were lost (recovered or concealed).
+    recent_loss: f64,
     stats: JitterStats,
 }
 
@@ -88,6 +96,12 @@ impl JitterBuffer {
         let Some(next) = self.next else {
             return Playout::Silence;
         };
+        // Below target (jitter rose, or loss began): play one concealed frame without
+        // consuming, so the buffer grows by a frame.
+        if self.packets.len() + 1 < self.target_frames() {
+            self.stats.stretched += 1;
+            return Playout::Conceal;
+        }
         // Too far behind: skip a frame to bring latency back down.
         if self.packets.len() > 2 * self.target_frames() + 2 && self.packets.contains_key(&next) {
             self.packets.remove(&next);
@@ -98,8 +112,10 @@ impl JitterBuffer {
         self.next = Some(next + 1);
         if let Some(packet) = self.packets.remove(&next) {
             self.stats.played += 1;
+            self.recent_loss *= LOSS_MEMORY;
             return Playout::Packet(packet);
         }
+        self.recent_loss = self.recent_loss * LOSS_MEMORY + (1.0 - LOSS_MEMORY);
         if self.packets.is_empty() {
             // Ran dry: conceal this frame, then wait to refill before playing again.
             self.playing = false;
@@ -130,9 +146,13 @@ impl JitterBuffer {
         self.packets.len()
     }
 
-    /// Frames the buffer aims to hold: enough to ride out about three times the jitter.
+    /// Frames the buffer aims to hold: enough to ride out about three times the jitter,
+    /// and one more while packets are being lost, so the packet after a lost one is here
+    /// in time for its FEC to rebuild the lost frame.
     pub fn target_frames(&self) -> usize {
-        (1 + (3.0 * self.jitter_ms / FRAME_MS).ceil() as usize).min(MAX_TARGET)
+        let for_jitter = 1 + (3.0 * self.jitter_ms / FRAME_MS).ceil() as usize;
+        let for_loss = usize::from(self.recent_loss > LOSSY);
+        (for_jitter + for_loss).min(MAX_TARGET)
     }
 
     pub fn jitter_ms(&self) -> f64 {
@@ -289,6 +309,24 @@ mod tests {
     }
 
     #[test]
+    fn loss_adds_a_frame_so_fec_can_rebuild_the_next_loss() {
+        let mut buffer = JitterBuffer::new();
+        let mut playouts = Vec::new();
+        // Steady traffic with packet 10 and packet 40 lost, one pop per arrival.
+        for seq in 0..60u16 {
+            if seq != 10 && seq != 40 {
+                arrive(&mut buffer, seq, 1.0);
+            }
+            playouts.push(buffer.pop());
+        }
+        assert!(buffer.target_frames() >= 2, "loss raised the target");
+        // The first loss could only be concealed (its successor was not here yet); by the
+        // second, the buffer had grown and FEC rebuilt it.
+        assert_eq!(buffer.stats().concealed, 1, "{:?}", buffer.stats());
+        assert_eq!(buffer.stats().recovered, 1, "{:?}", buffer.stats());
+    }
+
+    #[test]
     fn a_flushed_buffer_is_silent_until_packets_come_again() {
         let mut buffer = JitterBuffer::new();
         for seq in 0..3 {
@@ -325,7 +363,10 @@ mod tests {
         assert_eq!(buffer.pop(), Playout::Packet(packet(0)));
         assert_eq!(buffer.pop(), Playout::Conceal);
         assert_eq!(buffer.pop(), Playout::Silence);
+        // The loss raised the target to two frames: it refills to that before playing.
         arrive(&mut buffer, 3, 1.0);
+        assert_eq!(buffer.pop(), Playout::Silence);
+        arrive(&mut buffer, 4, 1.0);
         assert_eq!(buffer.pop(), Playout::Packet(packet(3)));
     }
 }

@@ -1,0 +1,388 @@
+//! `voice-bench`: what a call costs and how it sounds, on loopback. Run by hand; it prints
+//! figures and asserts nothing.
+//!
+//! - capture-to-playout latency: a click injected at the source every 400 ms is found in the
+//!   far side's playout, over a real peer connection built as calls build them (Opus, RTP,
+//!   jitter buffer, decoder); device buffers are not involved and are reported apart;
+//! - jitter buffer depth during that run;
+//! - CPU time per second of call, per peer, for 2- and 5-peer group calls of real peers;
+//! - the fraction of 20 ms frames concealed (and recovered by FEC) under 0 % and 5 % random
+//!   packet loss.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use confab_audio::FRAME_SAMPLES;
+use confab_audio::codec::{VoiceDecoder, VoiceEncoder};
+use confab_audio::jitter::{JitterBuffer, Playout};
+use confab_mesh::api::{CallState, ChannelState, SignalingState};
+use confab_mesh::{Command, Event, Identity, Mesh, MeshConfig, TransportConfig};
+use confab_signal::{ServerConfig, ServerHandle};
+use tokio::sync::mpsc;
+use webrtc::media_stream::track_local::TrackLocal;
+use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
+use webrtc::peer_connection::{
+    PeerConnection, PeerConnectionEventHandler, RTCIceCandidateInit, RTCPeerConnectionIceEvent,
+};
+
+const CLICKS: usize = 50;
+const CLICK_EVERY_FRAMES: usize = 20;
+
+fn main() -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let (latency, depth) = runtime.block_on(click_latency())?;
+    let cpu2 = runtime.block_on(call_cpu(2))?;
+    let cpu5 = runtime.block_on(call_cpu(5))?;
+    let (concealed0, recovered0) = concealment(0.0);
+    let (concealed5, recovered5) = concealment(0.05);
+    println!("\nvoice-bench on loopback (Opus 48 kHz mono, 20 ms frames)");
+    println!(
+        "{:<52} {:>10.1} ms",
+        "capture to playout, median", latency.0
+    );
+    println!("{:<52} {:>10.1} ms", "capture to playout, p95", latency.1);
+    println!(
+        "{:<52} {:>10}",
+        "device buffers (not included)", "none here"
+    );
+    println!("{:<52} {:>10.2} frames", "jitter buffer depth, mean", depth);
+    println!(
+        "{:<52} {:>10.2} %",
+        "CPU per peer, 2-peer call (of one core)", cpu2
+    );
+    println!(
+        "{:<52} {:>10.2} %",
+        "CPU per peer, 5-peer call (of one core)", cpu5
+    );
+    println!(
+        "{:<52} {:>10.2} % ({:.2} % recovered by FEC)",
+        "frames concealed at 0 % loss", concealed0, recovered0
+    );
+    println!(
+        "{:<52} {:>10.2} % ({:.2} % recovered by FEC)",
+        "frames concealed at 5 % loss", concealed5, recovered5
+    );
+    runtime.shutdown_timeout(Duration::from_millis(200));
+    Ok(())
+}
+
+enum Signal {
+    Candidate(RTCIceCandidateInit),
+    Track(Arc<dyn TrackRemote>),
+}
+
+struct Forward(mpsc::UnboundedSender<Signal>);
+
+#[async_trait::async_trait]
+impl PeerConnectionEventHandler for Forward {
+    async fn on_ice_candidate(&self, event: RTCPeerConnectionIceEvent) {
+        if let Ok(init) = event.candidate.to_json() {
+            let _ = self.0.send(Signal::Candidate(init));
+        }
+    }
+
+    async fn on_track(&self, track: Arc<dyn TrackRemote>) {
+        let _ = self.0.send(Signal::Track(track));
+    }
+}
+
+async fn build() -> anyhow::Result<(Arc<dyn PeerConnection>, mpsc::UnboundedReceiver<Signal>)> {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let pc = confab_mesh::transport::build_peer_connection(
+        &TransportConfig::loopback(),
+        &Identity::ephemeral()?,
+        Arc::new(Forward(tx)),
+    )
+    .await?;
+    Ok((pc, rx))
+}
+
+/// A click every 400 ms from A's source; B plays out on its own 20 ms clock and timestamps
+/// the frame where each click comes out. Latency: from the start of the click's capture
+/// frame to the click's place in the playout frame, both on one monotonic clock.
+async fn click_latency() -> anyhow::Result<((f64, f64), f64)> {
+    let (a, mut a_signals) = build().await?;
+    let (b, mut b_signals) = build().await?;
+    let ssrc = rand::random::<u32>();
+    let track = Arc::new(confab_mesh::voice::local_track(ssrc).map_err(anyhow::Error::msg)?);
+    let sender = a.add_track(track.clone() as Arc<dyn TrackLocal>).await?;
+    let offer = a.create_offer(None).await?;
+    a.set_local_description(offer.clone()).await?;
+    b.set_remote_description(offer).await?;
+    let answer = b.create_answer(None).await?;
+    b.set_local_description(answer.clone()).await?;
+    a.set_remote_description(answer).await?;
+    let to_b = b.clone();
+    tokio::spawn(async move {
+        while let Some(Signal::Candidate(init)) = a_signals.recv().await {
+            let _ = to_b.add_ice_candidate(init).await;
+        }
+    });
+    let (track_tx, mut track_rx) = mpsc::unbounded_channel();
+    let to_a = a.clone();
+    tokio::spawn(async move {
+        while let Some(signal) = b_signals.recv().await {
+            match signal {
+                Signal::Candidate(init) => {
+                    let _ = to_a.add_ice_candidate(init).await;
+                }
+                Signal::Track(track) => {
+                    let _ = track_tx.send(track);
+                }
+            }
+        }
+    });
+
+    let epoch = Instant::now();
+    let frames = (CLICKS + 5) * CLICK_EVERY_FRAMES;
+    let sending = tokio::spawn(async move {
+        let mut encoder = VoiceEncoder::new(0)?;
+        let mut ticks = tokio::time::interval(Duration::from_millis(20));
+        let mut clicks_at = Vec::new();
+        let mut payload_type = None;
+        for i in 0..frames {
+            ticks.tick().await;
+            let captured_at = epoch.elapsed().as_secs_f64() * 1000.0;
+            let mut frame = [0.0f32; FRAME_SAMPLES];
+            if i % CLICK_EVERY_FRAMES == 0 && i >= 2 * CLICK_EVERY_FRAMES {
+                // A short burst at the frame's start: easy to find, hard to mistake.
+                for (k, s) in frame.iter_mut().take(48).enumerate() {
+                    *s = if k % 2 == 0 { 0.9 } else { -0.9 };
+                }
+                clicks_at.push(captured_at);
+            }
+            let packet = encoder.encode(&frame)?;
+            if payload_type.is_none() {
+                payload_type = sender
+                    .get_parameters()
+                    .await
+                    .ok()
+                    .and_then(|p| p.rtp_parameters.codecs.first().map(|c| c.payload_type));
+            }
+            if let Some(pt) = payload_type {
+                let sample = rtc::media::Sample {
+                    data: packet.into(),
+                    duration: Duration::from_millis(20),
+                    ..rtc::media::Sample::new(Instant::now())
+                };
+                let _ = track.sample_writer(ssrc, pt).write_sample(&sample).await;
+            }
+        }
+        anyhow::Ok(clicks_at)
+    });
+
+    let remote = tokio::time::timeout(Duration::from_secs(10), track_rx.recv())
+        .await
+        .context("no remote track")?
+        .context("no remote track")?;
+    let (rtp_tx, mut rtp_rx) = mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while let Some(event) = remote.poll().await {
+            if let TrackRemoteEvent::OnRtpPacket(p) = event {
+                let arrival = epoch.elapsed().as_secs_f64() * 1000.0;
+                if rtp_tx
+                    .send((
+                        p.header.sequence_number,
+                        p.header.timestamp,
+                        p.payload.to_vec(),
+                        arrival,
+                    ))
+                    .is_err()
+                {
+                    return;
+                }
+            }
+        }
+    });
+    let mut jitter = JitterBuffer::new();
+    let mut decoder = VoiceDecoder::new()?;
+    let mut ticks = tokio::time::interval(Duration::from_millis(20));
+    let mut heard_at = Vec::new();
+    let mut depth_sum = 0usize;
+    let mut quiet_frames = CLICK_EVERY_FRAMES;
+    for _ in 0..frames + 10 {
+        ticks.tick().await;
+        while let Ok((seq, ts, payload, arrival)) = rtp_rx.try_recv() {
+            jitter.push(seq, ts, payload, arrival);
+        }
+        depth_sum += jitter.depth();
+        let played_at = epoch.elapsed().as_secs_f64() * 1000.0;
+        let mut frame = [0.0f32; FRAME_SAMPLES];
+        match jitter.pop() {
+            Playout::Packet(p) => decoder.decode(&p, &mut frame)?,
+            Playout::Recover(p) => decoder.recover(&p, &mut frame)?,
+            Playout::Conceal => decoder.conceal(&mut frame)?,
+            Playout::Silence => {}
+        }
+        quiet_frames += 1;
+        if let Some(at) = frame.iter().position(|s| s.abs() > 0.3)
+            && quiet_frames > CLICK_EVERY_FRAMES / 2
+        {
+            heard_at.push(played_at + at as f64 / 48.0);
+            quiet_frames = 0;
+        }
+    }
+    let clicks_at = sending.await??;
+    if heard_at.len() < clicks_at.len() {
+        bail!("heard {} of {} clicks", heard_at.len(), clicks_at.len());
+    }
+    // Pair each click with the first detection after it.
+    let mut latencies: Vec<f64> = clicks_at
+        .iter()
+        .filter_map(|c| heard_at.iter().find(|h| *h > c).map(|h| h - c))
+        .collect();
+    latencies.sort_by(f64::total_cmp);
+    let pick = |p: f64| latencies[((p / 100.0) * (latencies.len() - 1) as f64).round() as usize];
+    let _ = a.close().await;
+    let _ = b.close().await;
+    Ok((
+        (pick(50.0), pick(95.0)),
+        depth_sum as f64 / (frames + 10) as f64,
+    ))
+}
+
+/// This process's user and system CPU time, in seconds.
+fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let fields: Vec<&str> = stat
+        .rsplit(')')
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name.
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+/// `n` peers in one group call, tones in, audio out to nowhere: CPU time per second of call
+/// per peer, as a percentage of one core. All peers share this process.
+async fn call_cpu(n: usize) -> anyhow::Result<f64> {
+    let server = ServerHandle::start(([127, 0, 0, 1], 0).into(), ServerConfig::default()).await?;
+    let url = format!("ws://{}/ws", server.local_addr());
+    let mut peers = Vec::new();
+    for i in 0..n {
+        let mut mesh = Mesh::start(MeshConfig {
+            name: format!("v{i}"),
+            transport: TransportConfig::loopback(),
+            identity: Identity::ephemeral()?,
+            auto_accept_files: None,
+            data_dir: None,
+            audio_in: Some(format!("sine:{}", 300 + 100 * i)),
+            audio_out: Some("none".to_owned()),
+            auto_accept_calls: true,
+        });
+        mesh.send(Command::Connect {
+            server: url.clone(),
+            room: format!("cpu{n}"),
+            name: format!("v{i}"),
+            password: None,
+        });
+        wait(&mut mesh, |e| {
+            matches!(
+                e,
+                Event::Signaling {
+                    state: SignalingState::Connected,
+                    ..
+                }
+            )
+        })
+        .await?;
+        peers.push(mesh);
+    }
+    for mesh in &mut peers {
+        for _ in 1..n {
+            wait(mesh, |e| matches!(e, Event::Channel { label, state: ChannelState::Open, .. } if label == "chat")).await?;
+        }
+    }
+    peers[0].send(Command::Call { peers: None });
+    for _ in 1..n {
+        wait(&mut peers[0], |e| {
+            matches!(
+                e,
+                Event::CallState {
+                    state: CallState::Active,
+                    ..
+                }
+            )
+        })
+        .await?;
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let (cpu_before, wall_before) = (cpu_seconds(), Instant::now());
+    let drain = tokio::time::Instant::now() + Duration::from_secs(5);
+    while tokio::time::Instant::now() < drain {
+        for mesh in &mut peers {
+            while let Ok(Some(_)) =
+                tokio::time::timeout(Duration::from_millis(1), mesh.next_event()).await
+            {
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let share =
+        (cpu_seconds() - cpu_before) / wall_before.elapsed().as_secs_f64() / n as f64 * 100.0;
+    for mesh in &peers {
+        mesh.send(Command::Quit);
+    }
+    for mesh in peers {
+        mesh.stopped().await;
+    }
+    server.stop().await;
+    Ok(share)
+}
+
+async fn wait(mesh: &mut Mesh, matches: impl Fn(&Event) -> bool) -> anyhow::Result<()> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        match tokio::time::timeout_at(deadline, mesh.next_event()).await {
+            Ok(Some(event)) if matches(&event) => return Ok(()),
+            Ok(Some(_)) => {}
+            _ => bail!("timed out"),
+        }
+    }
+}
+
+/// 3000 frames of speech-like tone through Opus (FEC on, expecting `loss`), with `loss` of
+/// the packets dropped at random, into the jitter buffer: percentages of frames concealed,
+/// and recovered from FEC.
+fn concealment(loss: f64) -> (f64, f64) {
+    let Ok(mut encoder) = VoiceEncoder::new((loss * 100.0).round() as u8) else {
+        return (f64::NAN, f64::NAN);
+    };
+    let mut tone = confab_audio::dsp::Tone::new(440.0);
+    let mut jitter = JitterBuffer::new();
+    const FRAMES: u16 = 3000;
+    for seq in 0..FRAMES {
+        let mut frame = [0.0f32; FRAME_SAMPLES];
+        tone.fill(&mut frame);
+        let Ok(packet) = encoder.encode(&frame) else {
+            continue;
+        };
+        if rand::random::<f64>() >= loss {
+            jitter.push(
+                seq,
+                u32::from(seq) * 960,
+                packet,
+                f64::from(seq) * 20.0 + 1.0,
+            );
+        }
+        if seq > 0 {
+            jitter.pop();
+        }
+    }
+    let stats = jitter.stats();
+    let total = f64::from(FRAMES);
+    (
+        stats.concealed as f64 / total * 100.0,
+        stats.recovered as f64 / total * 100.0,
+    )
+}

@@ -1,20 +1,15 @@
-//! A raw data channel between two peer connections built exactly as the mesh builds
-//! them, with the offer and answer passed by hand: what the transport carries, without
-//! the chat protocol on top.
+//! A raw data channel on a [`LoopbackPair`]: what the transport carries, without the chat
+//! protocol on top.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
-use anyhow::{Context, bail};
+use anyhow::bail;
 use bytes::BytesMut;
-use confab_mesh::{Identity, TransportConfig};
-use tokio::sync::mpsc;
-use webrtc::data_channel::{DataChannel, DataChannelEvent};
-use webrtc::peer_connection::{
-    PeerConnection, PeerConnectionEventHandler, RTCIceCandidateInit, RTCPeerConnectionIceEvent,
-    RTCStatsReportEntry, StatsSelector,
-};
+use confab_bench::loopback_pair::{Arrival, LoopbackPair};
+use webrtc::data_channel::DataChannelEvent;
+use webrtc::peer_connection::{PeerConnection, RTCStatsReportEntry, StatsSelector};
 
 const MESSAGE: usize = 16 * 1024;
 const WARM_UP: Duration = Duration::from_secs(1);
@@ -26,71 +21,11 @@ pub struct ChannelFigures {
     pub stun_per_s: f64,
 }
 
-enum Signal {
-    Candidate(RTCIceCandidateInit),
-    Channel(Arc<dyn DataChannel>),
-}
-
-struct Forward(mpsc::UnboundedSender<Signal>);
-
-#[async_trait::async_trait]
-impl PeerConnectionEventHandler for Forward {
-    async fn on_ice_candidate(&self, event: RTCPeerConnectionIceEvent) {
-        if let Ok(init) = event.candidate.to_json() {
-            let _ = self.0.send(Signal::Candidate(init));
-        }
-    }
-
-    async fn on_data_channel(&self, channel: Arc<dyn DataChannel>) {
-        let _ = self.0.send(Signal::Channel(channel));
-    }
-}
-
-async fn build() -> anyhow::Result<(Arc<dyn PeerConnection>, mpsc::UnboundedReceiver<Signal>)> {
-    let (tx, rx) = mpsc::unbounded_channel();
-    let pc = confab_mesh::transport::build_peer_connection(
-        &TransportConfig::loopback(),
-        &Identity::ephemeral()?,
-        Arc::new(Forward(tx)),
-    )
-    .await?;
-    Ok((pc, rx))
-}
-
-/// Passes `from`'s candidates to `to` until it hands over a data channel.
-async fn relay_candidates(
-    mut from: mpsc::UnboundedReceiver<Signal>,
-    to: Arc<dyn PeerConnection>,
-    channel: Option<tokio::sync::oneshot::Sender<Arc<dyn DataChannel>>>,
-) {
-    let mut channel = channel;
-    while let Some(signal) = from.recv().await {
-        match signal {
-            Signal::Candidate(init) => {
-                let _ = to.add_ice_candidate(init).await;
-            }
-            Signal::Channel(dc) => {
-                if let Some(tx) = channel.take() {
-                    let _ = tx.send(dc);
-                }
-            }
-        }
-    }
-}
-
 pub async fn measure_channel(seconds: u64) -> anyhow::Result<ChannelFigures> {
-    let (a, a_signals) = build().await?;
-    let (b, b_signals) = build().await?;
+    let pair = LoopbackPair::build().await?;
+    let (a, b) = (pair.a.clone(), pair.b.clone());
     let sender = a.create_data_channel("bench", None).await?;
-    let offer = a.create_offer(None).await?;
-    a.set_local_description(offer.clone()).await?;
-    b.set_remote_description(offer).await?;
-    let answer = b.create_answer(None).await?;
-    b.set_local_description(answer.clone()).await?;
-    a.set_remote_description(answer).await?;
-    let (channel_tx, channel_rx) = tokio::sync::oneshot::channel();
-    tokio::spawn(relay_candidates(a_signals, b.clone(), None));
-    tokio::spawn(relay_candidates(b_signals, a.clone(), Some(channel_tx)));
+    let mut arrivals = pair.connect().await?;
 
     // Wait for the sender's channel to open.
     loop {
@@ -101,9 +36,13 @@ pub async fn measure_channel(seconds: u64) -> anyhow::Result<ChannelFigures> {
             Err(_) => bail!("channel did not open"),
         }
     }
-    let receiver = tokio::time::timeout(Duration::from_secs(10), channel_rx)
-        .await
-        .context("no channel on the receiving side")??;
+    let receiver = loop {
+        match tokio::time::timeout(Duration::from_secs(10), arrivals.recv()).await {
+            Ok(Some(Arrival::Channel(channel))) => break channel,
+            Ok(Some(Arrival::Track(_))) => {}
+            Ok(None) | Err(_) => bail!("no channel on the receiving side"),
+        }
+    };
 
     // Count what arrives, after the warm-up, until the end.
     let received = Arc::new(AtomicU64::new(0));

@@ -12,19 +12,17 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, bail};
+use anyhow::bail;
 use confab_audio::FRAME_SAMPLES;
 use confab_audio::codec::{VoiceDecoder, VoiceEncoder};
 use confab_audio::jitter::{JitterBuffer, Playout};
+use confab_bench::loopback_pair::{Arrival, LoopbackPair};
 use confab_mesh::api::{CallState, ChannelState, SignalingState};
 use confab_mesh::{Command, Event, Identity, Mesh, MeshConfig, TransportConfig};
 use confab_signal::{ServerConfig, ServerHandle};
 use tokio::sync::mpsc;
 use webrtc::media_stream::track_local::TrackLocal;
-use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
-use webrtc::peer_connection::{
-    PeerConnection, PeerConnectionEventHandler, RTCIceCandidateInit, RTCPeerConnectionIceEvent,
-};
+use webrtc::media_stream::track_remote::TrackRemoteEvent;
 
 const CLICKS: usize = 50;
 const CLICK_EVERY_FRAMES: usize = 20;
@@ -69,72 +67,16 @@ fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
-enum Signal {
-    Candidate(RTCIceCandidateInit),
-    Track(Arc<dyn TrackRemote>),
-}
-
-struct Forward(mpsc::UnboundedSender<Signal>);
-
-#[async_trait::async_trait]
-impl PeerConnectionEventHandler for Forward {
-    async fn on_ice_candidate(&self, event: RTCPeerConnectionIceEvent) {
-        if let Ok(init) = event.candidate.to_json() {
-            let _ = self.0.send(Signal::Candidate(init));
-        }
-    }
-
-    async fn on_track(&self, track: Arc<dyn TrackRemote>) {
-        let _ = self.0.send(Signal::Track(track));
-    }
-}
-
-async fn build() -> anyhow::Result<(Arc<dyn PeerConnection>, mpsc::UnboundedReceiver<Signal>)> {
-    let (tx, rx) = mpsc::unbounded_channel();
-    let pc = confab_mesh::transport::build_peer_connection(
-        &TransportConfig::loopback(),
-        &Identity::ephemeral()?,
-        Arc::new(Forward(tx)),
-    )
-    .await?;
-    Ok((pc, rx))
-}
-
 /// A click every 400 ms from A's source; B plays out on its own 20 ms clock and timestamps
 /// the frame where each click comes out. Latency: from the start of the click's capture
 /// frame to the click's place in the playout frame, both on one monotonic clock.
 async fn click_latency() -> anyhow::Result<((f64, f64), f64)> {
-    let (a, mut a_signals) = build().await?;
-    let (b, mut b_signals) = build().await?;
+    let pair = LoopbackPair::build().await?;
+    let (a, b) = (pair.a.clone(), pair.b.clone());
     let ssrc = rand::random::<u32>();
     let track = Arc::new(confab_mesh::voice::local_track(ssrc).map_err(anyhow::Error::msg)?);
     let sender = a.add_track(track.clone() as Arc<dyn TrackLocal>).await?;
-    let offer = a.create_offer(None).await?;
-    a.set_local_description(offer.clone()).await?;
-    b.set_remote_description(offer).await?;
-    let answer = b.create_answer(None).await?;
-    b.set_local_description(answer.clone()).await?;
-    a.set_remote_description(answer).await?;
-    let to_b = b.clone();
-    tokio::spawn(async move {
-        while let Some(Signal::Candidate(init)) = a_signals.recv().await {
-            let _ = to_b.add_ice_candidate(init).await;
-        }
-    });
-    let (track_tx, mut track_rx) = mpsc::unbounded_channel();
-    let to_a = a.clone();
-    tokio::spawn(async move {
-        while let Some(signal) = b_signals.recv().await {
-            match signal {
-                Signal::Candidate(init) => {
-                    let _ = to_a.add_ice_candidate(init).await;
-                }
-                Signal::Track(track) => {
-                    let _ = track_tx.send(track);
-                }
-            }
-        }
-    });
+    let mut arrivals = pair.connect().await?;
 
     let epoch = Instant::now();
     let frames = (CLICKS + 5) * CLICK_EVERY_FRAMES;
@@ -174,10 +116,13 @@ async fn click_latency() -> anyhow::Result<((f64, f64), f64)> {
         anyhow::Ok(clicks_at)
     });
 
-    let remote = tokio::time::timeout(Duration::from_secs(10), track_rx.recv())
-        .await
-        .context("no remote track")?
-        .context("no remote track")?;
+    let remote = loop {
+        match tokio::time::timeout(Duration::from_secs(10), arrivals.recv()).await {
+            Ok(Some(Arrival::Track(track))) => break track,
+            Ok(Some(Arrival::Channel(_))) => {}
+            Ok(None) | Err(_) => bail!("no remote track"),
+        }
+    };
     let (rtp_tx, mut rtp_rx) = mpsc::unbounded_channel();
     tokio::spawn(async move {
         while let Some(event) = remote.poll().await {

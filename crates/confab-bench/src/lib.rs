@@ -1,0 +1,6 @@
+//! What the benchmarks share.
+//!
+//! - [`loopback_pair`]: two peer connections built as the mesh builds them, negotiated by
+//!   hand on loopback, for measuring what a raw channel or track carries.
+
+pub mod loopback_pair;

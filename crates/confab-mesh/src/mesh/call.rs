@@ -65,11 +65,7 @@ impl MeshTask {
         };
         for peer in &invited {
             self.send_message(peer, &invite);
-            self.emit(Event::CallState {
-                call: id.clone(),
-                peer: peer.clone(),
-                state: CallState::Ringing,
-            });
+            self.call_state(id.clone(), peer.clone(), CallState::Ringing);
         }
         self.call = Some(Call {
             id,
@@ -84,19 +80,11 @@ impl MeshTask {
             PeerMessage::CallInvite { call, members } => self.on_invite(from, call, members),
             PeerMessage::CallAccept { call } if self.is_current(&call) => self.on_joined(from),
             PeerMessage::CallDecline { call } if self.is_current(&call) => {
-                self.emit(Event::CallState {
-                    call,
-                    peer: from.clone(),
-                    state: CallState::Declined,
-                });
+                self.call_state(call, from.clone(), CallState::Declined);
                 self.leave_call_of(&from);
             }
             PeerMessage::CallEnd { call } if self.is_current(&call) => {
-                self.emit(Event::CallState {
-                    call,
-                    peer: from.clone(),
-                    state: CallState::Ended,
-                });
+                self.call_state(call, from.clone(), CallState::Ended);
                 self.leave_call_of(&from);
             }
             PeerMessage::Mute { call, muted } if self.is_current(&call) => {
@@ -129,11 +117,7 @@ impl MeshTask {
         {
             // Already in another call: decline, and say why here.
             self.send_message(&from, &PeerMessage::CallDecline { call: call.clone() });
-            return self.emit(Event::CallState {
-                call,
-                peer: from,
-                state: CallState::Busy,
-            });
+            return self.call_state(call, from, CallState::Busy);
         }
         let me = self.own_id();
         let mut members: BTreeSet<String> = members.into_iter().collect();
@@ -182,11 +166,7 @@ impl MeshTask {
             self.send_message(member, &accept);
         }
         for peer in joined {
-            self.emit(Event::CallState {
-                call: call.clone(),
-                peer: peer.clone(),
-                state: CallState::Active,
-            });
+            self.call_state(call.clone(), peer.clone(), CallState::Active);
             self.start_voice_with(&peer);
         }
     }
@@ -209,11 +189,7 @@ impl MeshTask {
         current.members.insert(peer.clone());
         let (call, in_call) = (current.id.clone(), current.in_call);
         if in_call {
-            self.emit(Event::CallState {
-                call,
-                peer: peer.clone(),
-                state: CallState::Active,
-            });
+            self.call_state(call, peer.clone(), CallState::Active);
             self.start_voice_with(&peer);
         }
     }
@@ -261,11 +237,7 @@ impl MeshTask {
             self.send_message(member, &end);
             self.send_to(member, PeerInput::StopAudio);
             self.engine.forget(member);
-            self.emit(Event::CallState {
-                call: call.clone(),
-                peer: member.clone(),
-                state: CallState::Ended,
-            });
+            self.call_state(call.clone(), member.clone(), CallState::Ended);
         }
         self.end_call();
     }
@@ -296,6 +268,10 @@ impl MeshTask {
             }
         }
         self.emit(Event::Muted { peer: None, muted });
+    }
+
+    fn call_state(&self, call: String, peer: String, state: CallState) {
+        self.emit(Event::CallState { call, peer, state });
     }
 
     fn send_message(&self, peer: &str, message: &PeerMessage) {

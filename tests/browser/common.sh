@@ -104,6 +104,10 @@ resolve_bin() {
 netns_up() {
     ip netns add "$ns"
     ns_created=1
+    # No IPv6 in here: a link-local address appearing a second or two after the link comes up
+    # (duplicate address detection) is a "network change" to Chromium, which then fails the
+    # page loads in flight with ERR_NETWORK_CHANGED.
+    in_ns sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1
     ip -n "$ns" link set lo up
     # A dummy is simplest; kernels without the dummy driver (this machine's, for one) get a
     # veth pair whose two ends both stay inside the namespace.

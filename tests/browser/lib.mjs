@@ -143,9 +143,17 @@ export class WebPeer {
     if (tap) await context.addInitScript(tapScript);
     const page = await context.newPage();
     const peer = new WebPeer(label, context, page, { quiet });
-    await page.goto(env.pageUrl);
-    await page.waitForFunction(() => Boolean(window.confab));
-    return peer;
+    // A load that a network change in the fresh namespace cut short is tried again, twice.
+    for (let attempt = 1; ; attempt++) {
+      await page.goto(env.pageUrl);
+      try {
+        await page.waitForFunction(() => Boolean(window.confab), null, { timeout: 5000 });
+        return peer;
+      } catch (err) {
+        if (attempt === 3) throw err;
+        step(`${label}: the page did not start (${err.message.split('\n')[0]}), loading it again`);
+      }
+    }
   }
 
   constructor(label, context, page, { quiet = false } = {}) {

@@ -1,0 +1,118 @@
+//! The commands the page invokes. `peer_command` carries the core API (docs/peer-api.md);
+//! the others are the shell's own: settings, the hosted server, notifications.
+
+use confab_mesh::{Command, Event};
+use serde::Serialize;
+use tauri::ipc::Channel;
+use tauri::{AppHandle, Manager, State};
+use tauri_plugin_notification::NotificationExt;
+
+use crate::AppState;
+use crate::error::ShellError;
+use crate::host::HostState;
+use crate::settings::Settings;
+use crate::window::MAIN_WINDOW;
+
+/// What the page needs to draw its first frame.
+#[derive(Debug, Serialize)]
+pub struct Boot {
+    settings: Settings,
+    host: HostState,
+    /// Why the hosted server did not start, when Settings asks for one and it failed.
+    host_error: Option<String>,
+}
+
+/// The page is ready for events: `streams` carries the high-rate ones. Starts the core
+/// peer and, when Settings asks for it, the hosted server.
+#[tauri::command]
+pub async fn attach(
+    streams: Channel<Event>,
+    state: State<'_, AppState>,
+) -> Result<Boot, ShellError> {
+    state.forwarder.attach(streams);
+    let settings = state.settings().await;
+    state.peer.ensure_started(&settings).await?;
+    let mut host_error = None;
+    if settings.host.enabled && !state.host.state().await.running {
+        if let Err(e) = state.host.start(&settings.host).await {
+            host_error = Some(e.to_string());
+        }
+    }
+    Ok(Boot {
+        settings,
+        host: state.host.state().await,
+        host_error,
+    })
+}
+
+/// One command of the core API, as its JSON (`{"cmd": "chat", "text": "hi"}`).
+#[tauri::command]
+pub async fn peer_command(
+    command: serde_json::Value,
+    state: State<'_, AppState>,
+) -> Result<(), ShellError> {
+    let command: Command =
+        serde_json::from_value(command).map_err(|e| ShellError::BadCommand(e.to_string()))?;
+    let settings = state.settings().await;
+    state.peer.send(command, &settings).await
+}
+
+#[tauri::command]
+pub async fn settings_get(state: State<'_, AppState>) -> Result<Settings, ShellError> {
+    Ok(state.settings().await)
+}
+
+/// Saves the settings. Those the core is built with (name, ICE servers, devices) apply
+/// from the next `connect`; the hosted server's are applied by `host_start`.
+#[tauri::command]
+pub async fn settings_set(
+    settings: Settings,
+    state: State<'_, AppState>,
+) -> Result<Settings, ShellError> {
+    state.save_settings(settings).await
+}
+
+/// Starts (or restarts, on a new port) the hosted server, and remembers it is wanted.
+#[tauri::command]
+pub async fn host_start(state: State<'_, AppState>) -> Result<HostState, ShellError> {
+    let mut settings = state.settings().await;
+    let host = state.host.start(&settings.host).await?;
+    settings.host.enabled = true;
+    state.save_settings(settings).await?;
+    Ok(host)
+}
+
+#[tauri::command]
+pub async fn host_stop(state: State<'_, AppState>) -> Result<HostState, ShellError> {
+    let host = state.host.stop().await;
+    let mut settings = state.settings().await;
+    settings.host.enabled = false;
+    state.save_settings(settings).await?;
+    Ok(host)
+}
+
+#[tauri::command]
+pub async fn host_state(state: State<'_, AppState>) -> Result<HostState, ShellError> {
+    Ok(state.host.state().await)
+}
+
+/// A desktop notification, shown only when the window is not focused (the user is
+/// elsewhere). Returns whether one was shown.
+#[tauri::command]
+pub fn notify(title: String, body: String, app: AppHandle) -> bool {
+    let focused = app
+        .get_webview_window(MAIN_WINDOW)
+        .and_then(|window| window.is_focused().ok())
+        .unwrap_or(false);
+    if focused {
+        return false;
+    }
+    match app.notification().builder().title(title).body(body).show() {
+        Ok(()) => true,
+        Err(e) => {
+            // No notification daemon (a bare X server): the in-app badges still show it.
+            log::debug!("notification not shown: {e}");
+            false
+        }
+    }
+}

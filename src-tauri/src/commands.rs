@@ -20,6 +20,8 @@ pub struct Boot {
     host: HostState,
     /// Why the hosted server did not start, when Settings asks for one and it failed.
     host_error: Option<String>,
+    /// Where accepted files go.
+    downloads: Option<String>,
 }
 
 /// The page is ready for events: `streams` carries the high-rate ones. Starts the core
@@ -27,6 +29,7 @@ pub struct Boot {
 #[tauri::command]
 pub async fn attach(
     streams: Channel<Event>,
+    app: AppHandle,
     state: State<'_, AppState>,
 ) -> Result<Boot, ShellError> {
     state.forwarder.attach(streams);
@@ -38,10 +41,17 @@ pub async fn attach(
             host_error = Some(e.to_string());
         }
     }
+    let downloads = app
+        .path()
+        .download_dir()
+        .or_else(|_| app.path().home_dir())
+        .ok()
+        .map(|dir| dir.display().to_string());
     Ok(Boot {
         settings,
         host: state.host.state().await,
         host_error,
+        downloads,
     })
 }
 
@@ -115,4 +125,22 @@ pub fn notify(title: String, body: String, app: AppHandle) -> bool {
             false
         }
     }
+}
+
+/// Opens a link from a chat in the desktop's browser. Only web and mail links: a message
+/// must not be able to start arbitrary programs.
+#[tauri::command]
+pub fn open_url(url: String) -> Result<(), ShellError> {
+    let lower = url.to_ascii_lowercase();
+    if !(lower.starts_with("https://") || lower.starts_with("http://") || lower.starts_with("mailto:")) {
+        return Err(ShellError::BadCommand(format!("not a web link: {url}")));
+    }
+    std::process::Command::new("xdg-open")
+        .arg(&url)
+        .spawn()
+        .map(|mut child| {
+            // Reap it when it exits, so no zombie stays behind.
+            std::thread::spawn(move || child.wait());
+        })
+        .map_err(|e| ShellError::BadCommand(format!("cannot open a browser: {e}")))
 }

@@ -109,6 +109,7 @@ pub fn run() {
             commands::host_stop,
             commands::host_state,
             commands::notify,
+            commands::open_url,
         ])
         .build(tauri::generate_context!());
     let app = match app {

@@ -19,11 +19,19 @@ pub const MAIN_WINDOW: &str = "main";
 pub const PEER_EVENT: &str = "peer-event";
 
 /// Where events go.
-#[derive(Debug)]
 pub struct Forwarder {
     app: AppHandle,
     /// The page's stream channel; replaced when the page reloads and attaches again.
     streams: Mutex<Option<Channel<Event>>>,
+}
+
+impl std::fmt::Debug for Forwarder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Channels have no Debug of their own; whether one is attached is what matters.
+        f.debug_struct("Forwarder")
+            .field("attached", &self.lock().is_some())
+            .finish()
+    }
 }
 
 impl Forwarder {

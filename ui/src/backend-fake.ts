@@ -8,6 +8,7 @@ import { defaultSettings, stoppedHost } from "./types";
 
 export class FakeBackend implements Backend {
   readonly sent: PeerCommand[] = [];
+  readonly opened: string[] = [];
   readonly notifications: { title: string; body: string }[] = [];
   settings: Settings;
   host: HostState = stoppedHost();
@@ -20,7 +21,7 @@ export class FakeBackend implements Backend {
 
   async attach(onEvent: (event: PeerEvent) => void): Promise<Boot> {
     this.listener = onEvent;
-    return { settings: this.settings, host: this.host, host_error: null };
+    return { settings: this.settings, host: this.host, host_error: null, downloads: "/tmp" };
   }
 
   /** Delivers an event as the core would. */
@@ -68,5 +69,9 @@ export class FakeBackend implements Backend {
 
   async notify(title: string, body: string): Promise<void> {
     this.notifications.push({ title, body });
+  }
+
+  async openUrl(url: string): Promise<void> {
+    this.opened.push(url);
   }
 }

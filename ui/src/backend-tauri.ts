@@ -42,4 +42,8 @@ export class TauriBackend implements Backend {
   async notify(title: string, body: string): Promise<void> {
     await invoke<boolean>("notify", { title, body });
   }
+
+  openUrl(url: string): Promise<void> {
+    return invoke("open_url", { url });
+  }
 }

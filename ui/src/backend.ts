@@ -14,6 +14,8 @@ export interface Backend {
   hostState(): Promise<HostState>;
   /** A desktop notification, shown only while the window is not focused. */
   notify(title: string, body: string): Promise<void>;
+  /** Opens a web link from a message in the desktop's browser. */
+  openUrl(url: string): Promise<void>;
 }
 
 /** A plain-words message from whatever a backend call rejected with. */

@@ -105,6 +105,8 @@ export interface Boot {
   settings: Settings;
   host: HostState;
   host_error: string | null;
+  /** Where accepted files go. */
+  downloads: string | null;
 }
 
 /** An error from the shell itself: `{code, message}`. */

@@ -1,0 +1,151 @@
+import { beforeEach, describe, expect, it } from "vitest";
+
+import { Actions } from "../src/actions";
+import { FakeBackend } from "../src/backend-fake";
+import { Store } from "../src/store";
+import { AppView } from "../src/views/app";
+
+let backend: FakeBackend;
+let store: Store;
+let app: AppView;
+
+function settle(): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, 0)).then(() => store.flush());
+}
+
+function $(selector: string): HTMLElement {
+  const el = app.el.querySelector<HTMLElement>(selector);
+  if (!el) throw new Error(`nothing matches ${selector}`);
+  return el;
+}
+
+beforeEach(async () => {
+  backend = new FakeBackend({ onboarded: true, name: "Me" });
+  store = new Store();
+  const actions = new Actions(store, backend);
+  app = new AppView(store, actions);
+  document.body.replaceChildren(app.el);
+  const boot = await backend.attach((event) => store.apply(event));
+  store.setSettings(boot.settings);
+  store.open("room");
+  store.apply({ event: "signaling", state: "connected", id: "me", room: "lobby" });
+  store.apply({ event: "peers", peers: [{ id: "p1", name: "Ada", state: "connected" }] });
+  store.flush();
+});
+
+describe("views", () => {
+  it("lists peers with their state, badges and RTT on hover", () => {
+    store.apply({ event: "stats", peer: "p1", rtt_ms: 2.25, bytes_sent: 0, bytes_received: 0, candidate_type: "host" });
+    store.apply({ event: "trust", peer: "p1", name: "Ada", fingerprint: "f", status: "verified" });
+    store.flush();
+    const row = $('[data-peer="p1"] button');
+    expect(row.textContent).toContain("Ada");
+    expect(row.textContent).toContain("connected via local network");
+    expect(row.textContent).toContain("verified");
+    expect(row.title).toContain("round trip 2.3 ms");
+  });
+
+  it("sends on Enter, keeps Shift+Enter as a new line, and ticks the message", async () => {
+    const input = $(".composer-input") as HTMLTextAreaElement;
+    input.value = "line one";
+    input.dispatchEvent(new KeyboardEvent("keydown", { key: "Enter", shiftKey: true, bubbles: true }));
+    expect(backend.sent.filter((c) => c.cmd === "chat")).toHaveLength(0);
+    input.value = "hello\nthere https://example.org";
+    input.dispatchEvent(new KeyboardEvent("keydown", { key: "Enter", bubbles: true }));
+    expect(backend.sent).toContainEqual({ cmd: "chat", text: "hello\nthere https://example.org" });
+    expect(input.value).toBe("");
+    await settle();
+    const message = $(".msg.own");
+    expect(message.dataset.id).toBe("m1");
+    expect(message.querySelector("a")?.getAttribute("href")).toBe("https://example.org");
+    store.apply({ event: "chat-sent", id: "m1", to: ["p1"] });
+    store.apply({ event: "ack", peer: "p1", id: "m1" });
+    store.flush();
+    expect($(".msg.own").dataset.delivery).toBe("delivered");
+    expect($(".msg.own .ticks").textContent).toBe("✓✓");
+  });
+
+  it("shows others' text as text, never as markup", () => {
+    store.apply({ event: "chat", from: "p1", id: "x", text: "<img src=x onerror=alert(1)>", ts: Date.now(), scope: "room" });
+    store.flush();
+    expect($(".msg.theirs .text").textContent).toBe("<img src=x onerror=alert(1)>");
+    expect(app.el.querySelector(".msg.theirs img")).toBeNull();
+  });
+
+  it("opens a peer's conversation with an unread count until read", () => {
+    store.apply({ event: "chat", from: "p1", id: "d1", text: "psst", ts: Date.now(), scope: "direct" });
+    store.flush();
+    expect($('[data-peer="p1"] .unread').textContent).toBe("1");
+    $('[data-peer="p1"] button').click();
+    store.flush();
+    expect(app.el.querySelector('[data-peer="p1"] .unread')).toBeNull();
+    expect($(".chat-header h1").textContent).toBe("Ada");
+    expect(backend.sent).toContainEqual({ cmd: "history", peer: "p1" });
+  });
+
+  it("prompts for an incoming call, then shows the call bar with meters and hangs up", async () => {
+    store.apply({ event: "call-incoming", call: "c1", from: "p1" });
+    store.flush();
+    expect($(".incoming").hidden).toBe(false);
+    expect($(".incoming h2").textContent).toBe("Ada is calling");
+    $('[data-action="accept-call"]').click();
+    await settle();
+    expect(backend.sent).toContainEqual({ cmd: "accept-call", call: "c1" });
+    store.apply({ event: "call-state", call: "c1", peer: "p1", state: "active" });
+    store.apply({ event: "level", peer: "p1", dbfs: -30 });
+    store.flush();
+    expect($(".callbar").hidden).toBe(false);
+    expect($(".call-title").textContent).toBe("In a call with Ada");
+    expect($('.callbar [data-level="p1"]').getAttribute("aria-valuenow")).toBe("50");
+    $('[data-action="mute"]').click();
+    await settle();
+    expect(backend.sent).toContainEqual({ cmd: "mute", muted: true });
+    expect($('[data-action="mute"]').textContent).toContain("Unmute");
+    $('[data-action="hangup"]').click();
+    await settle();
+    expect(backend.sent).toContainEqual({ cmd: "hangup" });
+    expect($(".callbar").hidden).toBe(true);
+  });
+
+  it("says so when signaling drops while peers stay connected", () => {
+    store.apply({ event: "signaling", state: "disconnected" });
+    store.flush();
+    expect($(".banner").textContent).toContain("Chats and calls with connected peers carry on");
+    expect($('[data-action="reconnect"]')).toBeTruthy();
+  });
+
+  it("shows server errors in the banner, in plain words", () => {
+    store.apply({ event: "error", code: "bad-password", message: "bad-password" });
+    store.flush();
+    expect($(".banner").textContent).toContain("Wrong password for this room.");
+  });
+
+  it("hosts a server from Settings and lists the addresses to share", async () => {
+    $('[data-nav="settings"]').click();
+    store.flush();
+    const toggle = $('[data-field="host"]') as HTMLInputElement;
+    toggle.checked = true;
+    toggle.dispatchEvent(new Event("change"));
+    await settle();
+    await settle();
+    expect(backend.host.running).toBe(true);
+    expect($('[data-host="running"]').textContent).toContain("Running on port 8787");
+    expect($(".addresses").textContent).toContain("ws://192.0.2.10:8787/ws");
+  });
+
+  it("filters logs by level and peer and clears them", () => {
+    store.apply({ event: "log", level: "debug", msg: "ice candidate", peer: "p1", ts: 1 });
+    store.apply({ event: "log", level: "warn", msg: "signaling lost", ts: 2 });
+    $('[data-nav="logs"]').click();
+    store.flush();
+    expect(app.el.querySelectorAll(".log-lines li")).toHaveLength(2);
+    const level = app.el.querySelector<HTMLSelectElement>('select[aria-label="Lowest level shown"]');
+    if (!level) throw new Error("no level filter");
+    level.value = "warn";
+    level.dispatchEvent(new Event("change"));
+    expect(app.el.querySelectorAll(".log-lines li")).toHaveLength(1);
+    $('[data-action="clear-logs"]').click();
+    store.flush();
+    expect(app.el.querySelectorAll(".log-lines li")).toHaveLength(0);
+  });
+});

@@ -14,6 +14,8 @@ export class Actions {
   /** Where accepted files go. */
   downloads = "";
   private historyAsked = new Set<string>();
+  /** Server, room and name of the last connect. */
+  private joinedAs: string | null = null;
   private statsTimer: ReturnType<typeof setInterval> | null = null;
 
   constructor(
@@ -36,17 +38,24 @@ export class Actions {
 
   async connect(): Promise<void> {
     const { server, room, name, password } = this.store.state.settings;
+    const target = JSON.stringify([server, room, name]);
+    if (this.joinedAs !== null && this.joinedAs !== target) {
+      // Another room, server or name: the core starts afresh, and so does the list.
+      this.store.state.peers.clear();
+      this.store.touch("peers");
+    }
+    this.joinedAs = target;
     this.store.dismissErrors("connection");
     this.historyAsked.clear();
     await this.send({ cmd: "connect", server, room, name, ...(password ? { password } : {}) }, "connection");
     this.startStats();
   }
 
-  /** Leaves the room (closing peer connections) and joins as Settings now say. */
+  /** Joins again as Settings now say. Only the signaling link is closed first: peer
+   * connections stay up when the room and server are the same. */
   async reconnect(): Promise<void> {
-    if (this.store.state.signaling !== "idle") await this.send({ cmd: "leave" }, "connection");
-    this.store.state.peers.clear();
-    this.store.touch("peers");
+    const signaling = this.store.state.signaling;
+    if (signaling !== "idle" && signaling !== "disconnected") await this.send({ cmd: "disconnect" }, "connection");
     await this.connect();
   }
 

@@ -36,7 +36,8 @@ pub async fn attach(
     let settings = state.settings().await;
     state.peer.ensure_started(&settings).await?;
     let mut host_error = None;
-    if settings.host.enabled && !state.host.state().await.running {
+    // Before the first run is through, the user has not chosen to host yet.
+    if settings.onboarded && settings.host.enabled && !state.host.state().await.running {
         if let Err(e) = state.host.start(&settings.host).await {
             host_error = Some(e.to_string());
         }

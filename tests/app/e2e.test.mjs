@@ -106,7 +106,23 @@ after(async () => {
   }
 });
 
-test("first run, hosting from Settings, chat both ways, a call, logs, settings kept", async (t) => {
+test("first run, hosting from Settings, chat both ways, a call, logs, settings kept", async (t0) => {
+  // Each step builds on the one before: after a failure the rest are skipped, not failed.
+  let failed = false;
+  const t = {
+    test: (name, fn) =>
+      failed
+        ? t0.test(name, { skip: "an earlier step failed" }, () => {})
+        : t0.test(name, async () => {
+            try {
+              await fn();
+            } catch (error) {
+              failed = true;
+              await screenshot(`failed-${name.split(" ").slice(0, 3).join("-")}`).catch(() => undefined);
+              throw error;
+            }
+          }),
+  };
   await t.test("first run asks for a name, a room and a server", async () => {
     await driver.waitFor("the welcome screen", visible(".onboarding"));
     assert.equal(await driver.title(), "Confab");

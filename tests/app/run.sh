@@ -16,17 +16,18 @@
 # on loopback, gathers on loopback too.
 #
 # Environment: CARGO_TARGET_DIR (default ~/.cache/confab/target), CONFAB_TEST_DISPLAY
-# (default :87), CONFAB_DRIVER_PORT (default 4444; the next port is WebKitWebDriver's),
-# CONFAB_TEST_PORT (default 18787, the hosted server's).
+# (default: the first free from :87), CONFAB_DRIVER_PORT (default: a free port; the one
+# after it is WebKitWebDriver's), CONFAB_TEST_PORT (default: a free port, the hosted
+# server's). Free ones are picked so that runs beside other tests do not collide.
 set -euo pipefail
 
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
 out="$here/out"
 target="${CARGO_TARGET_DIR:-$HOME/.cache/confab/target}"
-display="${CONFAB_TEST_DISPLAY:-:87}"
-driver_port="${CONFAB_DRIVER_PORT:-4444}"
-server_port="${CONFAB_TEST_PORT:-18787}"
+display="${CONFAB_TEST_DISPLAY:-}"
+driver_port="${CONFAB_DRIVER_PORT:-}"
+server_port="${CONFAB_TEST_PORT:-}"
 deb=""
 if [ "${1:-}" = "--deb" ]; then
     deb="$(realpath "${2:?--deb needs the .deb file}")"
@@ -84,6 +85,7 @@ cleanup() {
     wait 2>/dev/null || true
     # The app's own log file (tauri-plugin-log).
     cp "$state/data/app.confab.desktop/logs/"*.log "$out/" 2>/dev/null || true
+    rm -rf "$state"
     say "$([ "$rc" -eq 0 ] && echo passed || echo "FAILED (exit $rc)"); screenshots and logs in $out"
     exit "$rc"
 }
@@ -101,6 +103,34 @@ else
     [ -x "$app" ] || die "the package did not install $app"
     test_file="$here/deb.test.mjs"
 fi
+
+# A free TCP port on 127.0.0.1 whose successor is free too (tauri-driver takes two).
+free_port() {
+    node -e '
+        const net = require("node:net");
+        const listen = (port) => new Promise((ok, fail) => {
+            const s = net.createServer().once("error", fail).listen(port, "127.0.0.1", () => ok(s));
+        });
+        (async () => {
+            for (;;) {
+                const a = await listen(0);
+                const port = a.address().port;
+                try {
+                    const b = await listen(port + 1);
+                    b.close(); a.close();
+                    console.log(port);
+                    return;
+                } catch { a.close(); }
+            }
+        })();'
+}
+if [ -z "$display" ]; then
+    n=87
+    while [ -e "/tmp/.X$n-lock" ] || [ -e "/tmp/.X11-unix/X$n" ]; do n=$((n + 1)); done
+    display=":$n"
+fi
+[ -n "$driver_port" ] || driver_port="$(free_port)"
+[ -n "$server_port" ] || server_port="$(free_port)"
 
 rm -rf "$out"
 mkdir -p "$out/screenshots"

@@ -1,7 +1,7 @@
 // A small W3C WebDriver client over HTTP (Node's fetch): enough to drive the app through
 // tauri-driver. No dependencies.
 
-const ELEMENT = "element-6066-11e4-a52e-4f926f4a8b48";
+const ELEMENT = "element-6066-11e4-a52e-4f735466cecf";
 
 export class WebDriver {
   constructor(base) {
@@ -51,7 +51,10 @@ export class WebDriver {
 
   async find(css) {
     const value = await this.request("POST", this.path("/element"), { using: "css selector", value: css });
-    return value[ELEMENT];
+    // W3C names the key; older JSON-wire drivers answer with `ELEMENT`.
+    const id = value[ELEMENT] ?? value.ELEMENT;
+    if (!id) throw new Error(`find ${css}: unexpected answer ${JSON.stringify(value)}`);
+    return id;
   }
 
   async click(css) {

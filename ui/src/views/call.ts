@@ -2,6 +2,7 @@
 
 import type { Actions } from "../actions";
 import { fill, h } from "../dom";
+import { icon } from "../icons";
 import type { Store } from "../store";
 import { avatar, errorList, meter } from "./common";
 
@@ -74,13 +75,13 @@ export class CallBar {
       h(
         "div",
         { class: "call-main" },
-        h("span", { class: `call-icon ${call.phase}`, "aria-hidden": "true" }, "📞"),
+        h("span", { class: `call-icon ${call.phase}` }, icon("phone")),
         h("strong", { class: "call-title", "data-phase": call.phase }, title),
         h("span", { class: "me-level" }, h("span", { class: "sub" }, call.muted ? "Mic muted" : "Your mic"), meter("", "Your microphone level", s.state.levels.get(""))),
         h(
           "button",
           { type: "button", class: call.muted ? "toggled" : "", "aria-pressed": String(call.muted), "data-action": "mute", onclick: () => void this.actions.toggleMute() },
-          call.muted ? "🔇 Unmute" : "🎙 Mute",
+          call.muted ? [icon("micOff"), "Unmute"] : [icon("mic"), "Mute"],
         ),
         h("button", { class: "danger", type: "button", "data-action": "hangup", onclick: () => void this.actions.hangup() }, "Hang up"),
       ),

@@ -3,6 +3,7 @@
 
 import type { Actions } from "../actions";
 import { fill, h } from "../dom";
+import { icon } from "../icons";
 import { formatBytes, formatTime, linkHref, splitLinks } from "../format";
 import type { Message, Store, Transfer } from "../store";
 import { ROOM } from "../store";
@@ -115,7 +116,7 @@ export class ChatView {
         h(
           "button",
           { type: "button", "data-action": "call-room", disabled: inCall || s.peers.size === 0, onclick: () => void this.actions.call(null) },
-          "📞 Call everyone",
+          icon("phone"), "Call everyone",
         ),
       );
       return;
@@ -129,10 +130,10 @@ export class ChatView {
       h(
         "button",
         { type: "button", "data-action": "call-peer", disabled: inCall || !peer, onclick: () => void this.actions.call(s.active) },
-        "📞 Call",
+        icon("phone"), "Call",
       ),
-      h("button", { type: "button", disabled: !peer, onclick: () => ((this.fileForm.hidden = false), this.fileForm.querySelector("input")?.focus()) }, "📎 File"),
-      h("button", { type: "button", disabled: !peer, onclick: () => void this.actions.showSafetyCode(s.active) }, peer?.trust === "verified" ? "✓ Verified" : "🔒 Verify"),
+      h("button", { type: "button", disabled: !peer, onclick: () => ((this.fileForm.hidden = false), this.fileForm.querySelector("input")?.focus()) }, icon("clip"), "File"),
+      h("button", { type: "button", disabled: !peer, onclick: () => void this.actions.showSafetyCode(s.active) }, icon("shield"), peer?.trust === "verified" ? "Verified" : "Verify"),
     );
   }
 
@@ -182,7 +183,7 @@ export class ChatView {
     return h(
       "div",
       { class: `transfer ${t.status}`, "data-file": t.file },
-      h("span", { class: "file-icon", "aria-hidden": "true" }, "📄"),
+      h("span", { class: "file-icon" }, icon("file")),
       h(
         "div",
         { class: "file-info" },
@@ -206,7 +207,7 @@ export class ChatView {
 /** ⏱ waiting for a channel, ✓ sent, ✓✓ delivered (acknowledged by everyone it went to). */
 function ticks(m: Message): HTMLElement {
   const words: Record<string, [string, string]> = {
-    pending: ["🕓", "Waiting to be sent"],
+    pending: ["…", "Waiting for a connection to send it"],
     sent: ["✓", "Sent"],
     delivered: ["✓✓", "Delivered"],
     received: ["", ""],

@@ -3,6 +3,7 @@
 
 import type { Actions } from "../actions";
 import { fill, h } from "../dom";
+import { icon } from "../icons";
 import type { Peer, Store } from "../store";
 import { ROOM } from "../store";
 import { avatar, peerStateText, rttText } from "./common";
@@ -29,7 +30,7 @@ export class Sidebar {
       h(
         "header",
         { class: "brand" },
-        h("span", { class: "logo", "aria-hidden": "true" }, "💬"),
+        h("span", { class: "logo" }, icon("chat")),
         h("span", { class: "title" }, "Confab"),
         h("span", { class: `dot ${dotClass(state.signaling)}`, title: `Signaling: ${state.signaling}` }),
       ),
@@ -66,12 +67,12 @@ export class Sidebar {
         h(
           "button",
           { class: `icon ${state.view === "logs" ? "active" : ""}`, type: "button", title: "Logs", "aria-label": "Logs", "data-nav": "logs", onclick: () => s.setView("logs") },
-          "≣",
+          icon("list"),
         ),
         h(
           "button",
           { class: `icon ${state.view === "settings" ? "active" : ""}`, type: "button", title: "Settings", "aria-label": "Settings", "data-nav": "settings", onclick: () => s.setView("settings") },
-          "⚙",
+          icon("gear"),
         ),
       ),
     );

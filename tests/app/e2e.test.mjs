@@ -156,6 +156,7 @@ test("first run, hosting from Settings, chat both ways, a call, logs, settings k
     await driver.waitFor("the hosted server", visible('[data-host="running"]'));
     assert.match(await text('[data-host="running"]'), new RegExp(`Running on port ${port}`));
     assert.match(await text(".addresses"), new RegExp(`ws://127\\.0\\.0\\.1:${port}/ws`));
+    await driver.exec("document.querySelector('.settings .host').scrollIntoView();");
     await screenshot("hosting");
     await driver.click('[data-action="save-settings"]');
     await driver.waitFor("signaling connected", visible(".dot.ok"));

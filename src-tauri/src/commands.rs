@@ -37,10 +37,12 @@ pub async fn attach(
     state.peer.ensure_started(&settings).await?;
     let mut host_error = None;
     // Before the first run is through, the user has not chosen to host yet.
-    if settings.onboarded && settings.host.enabled && !state.host.state().await.running {
-        if let Err(e) = state.host.start(&settings.host).await {
-            host_error = Some(e.to_string());
-        }
+    if settings.onboarded
+        && settings.host.enabled
+        && !state.host.state().await.running
+        && let Err(e) = state.host.start(&settings.host).await
+    {
+        host_error = Some(e.to_string());
     }
     let downloads = app
         .path()
@@ -133,7 +135,10 @@ pub fn notify(title: String, body: String, app: AppHandle) -> bool {
 #[tauri::command]
 pub fn open_url(url: String) -> Result<(), ShellError> {
     let lower = url.to_ascii_lowercase();
-    if !(lower.starts_with("https://") || lower.starts_with("http://") || lower.starts_with("mailto:")) {
+    if !(lower.starts_with("https://")
+        || lower.starts_with("http://")
+        || lower.starts_with("mailto:"))
+    {
         return Err(ShellError::BadCommand(format!("not a web link: {url}")));
     }
     std::process::Command::new("xdg-open")

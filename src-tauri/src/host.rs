@@ -45,9 +45,10 @@ impl Host {
         } else {
             IpAddr::V4(Ipv4Addr::LOCALHOST)
         };
-        let handle = ServerHandle::start(SocketAddr::new(ip, settings.port), ServerConfig::default())
-            .await
-            .map_err(|e| ShellError::Host(plain_bind_error(&e, settings.port)))?;
+        let handle =
+            ServerHandle::start(SocketAddr::new(ip, settings.port), ServerConfig::default())
+                .await
+                .map_err(|e| ShellError::Host(plain_bind_error(&e, settings.port)))?;
         log::info!("hosting a signaling server on {}", handle.local_addr());
         *server = Some(handle);
         Ok(describe(server.as_ref()))
@@ -94,7 +95,10 @@ fn describe(server: Option<&ServerHandle>) -> HostState {
     let state = server.state();
     let port = addr.port();
     let urls = if addr.ip().is_unspecified() {
-        lan_addresses().into_iter().map(|ip| ws_url(ip, port)).collect()
+        lan_addresses()
+            .into_iter()
+            .map(|ip| ws_url(ip, port))
+            .collect()
     } else {
         vec![ws_url(addr.ip(), port)]
     };
@@ -162,7 +166,9 @@ mod tests {
         assert!(state.running);
         let port = state.port.unwrap();
         assert_eq!(state.urls, vec![format!("ws://127.0.0.1:{port}/ws")]);
-        tokio::net::TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+        tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .unwrap();
 
         // A second server on the same port is refused in plain words.
         let other = Host::default();
@@ -171,13 +177,20 @@ mod tests {
         assert!(error.to_string().contains("already in use"), "{error}");
 
         assert!(!host.stop().await.running);
-        assert!(tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_err());
+        assert!(
+            tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .is_err()
+        );
     }
 
     #[test]
     fn urls_bracket_ipv6() {
         assert_eq!(ws_url("::1".parse().unwrap(), 1), "ws://[::1]:1/ws");
-        assert_eq!(ws_url("10.0.0.2".parse().unwrap(), 8787), "ws://10.0.0.2:8787/ws");
+        assert_eq!(
+            ws_url("10.0.0.2".parse().unwrap(), 8787),
+            "ws://10.0.0.2:8787/ws"
+        );
         assert!(lan_addresses().iter().all(|ip| !ip.is_loopback()));
     }
 }

@@ -113,7 +113,8 @@ impl SettingsFile {
     /// Writes to a temporary file and renames it over, so a crash mid-write never leaves
     /// half a file.
     pub fn save(&self, settings: &Settings) -> Result<(), ShellError> {
-        let fail = |e: std::io::Error| ShellError::Settings(format!("{}: {e}", self.path.display()));
+        let fail =
+            |e: std::io::Error| ShellError::Settings(format!("{}: {e}", self.path.display()));
         if let Some(dir) = self.path.parent() {
             std::fs::create_dir_all(dir).map_err(fail)?;
         }
@@ -131,7 +132,8 @@ mod tests {
     use super::*;
 
     fn temp_dir(name: &str) -> PathBuf {
-        let dir = std::env::temp_dir().join(format!("confab-settings-{name}-{}", std::process::id()));
+        let dir =
+            std::env::temp_dir().join(format!("confab-settings-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         dir
     }
@@ -141,10 +143,15 @@ mod tests {
         let dir = temp_dir("roundtrip");
         let file = SettingsFile::new(&dir);
         assert_eq!(file.load(), Settings::default());
-        let mut settings = Settings::default();
-        settings.name = "Ada".into();
-        settings.host.port = 9000;
-        settings.ice_servers = vec!["stun:example.org:3478".into()];
+        let settings = Settings {
+            name: "Ada".into(),
+            host: HostSettings {
+                port: 9000,
+                ..HostSettings::default()
+            },
+            ice_servers: vec!["stun:example.org:3478".into()],
+            ..Settings::default()
+        };
         file.save(&settings).unwrap();
         assert_eq!(file.load(), settings);
         let _ = std::fs::remove_dir_all(&dir);
@@ -155,7 +162,11 @@ mod tests {
         let dir = temp_dir("partial");
         std::fs::create_dir_all(&dir).unwrap();
         let file = SettingsFile::new(&dir);
-        std::fs::write(dir.join("settings.json"), r#"{"name":"Bo","host":{"port":1234}}"#).unwrap();
+        std::fs::write(
+            dir.join("settings.json"),
+            r#"{"name":"Bo","host":{"port":1234}}"#,
+        )
+        .unwrap();
         let loaded = file.load();
         assert_eq!(loaded.name, "Bo");
         assert_eq!(loaded.host.port, 1234);

@@ -9,7 +9,7 @@
 # On a fresh Debian 12 machine (as root) it installs what is missing: the WebKitGTK,
 # Xvfb and WebKitWebDriver packages (apt), Node 20 (as tests/browser does) and
 # tauri-driver (cargo install). Screenshots, the app's log and the headless peer's output
-# go to tests/app/out/.
+# go to tests/app/out/e2e/ (the package test's to tests/app/out/deb/).
 #
 # Test traffic stays on this machine: the app runs with CONFAB_LOOPBACK_ONLY=1 (ICE on
 # 127.0.0.1 only), hosts its server on 127.0.0.1, and the headless peer, whose server is
@@ -23,7 +23,7 @@ set -euo pipefail
 
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
-out="$here/out"
+out="$here/out/e2e"
 target="${CARGO_TARGET_DIR:-$HOME/.cache/confab/target}"
 display="${CONFAB_TEST_DISPLAY:-}"
 driver_port="${CONFAB_DRIVER_PORT:-}"
@@ -102,6 +102,7 @@ else
     app="/usr/bin/confab-desktop"
     [ -x "$app" ] || die "the package did not install $app"
     test_file="$here/deb.test.mjs"
+    out="$here/out/deb"
 fi
 
 # A free TCP port on 127.0.0.1 whose successor is free too (tauri-driver takes two).

@@ -6,6 +6,7 @@
 use std::collections::BTreeMap;
 
 use crate::codec::{VoiceDecoder, VoiceEncoder};
+use crate::denoise::NoiseSuppressor;
 use crate::dsp::{level_dbfs, mix_into};
 use crate::io::Source;
 use crate::jitter::{JitterBuffer, JitterStats, Playout};
@@ -40,9 +41,12 @@ impl LevelMeter {
     }
 }
 
-/// The sending side: source → (mute) → Opus.
+/// The sending side: source → noise suppression (microphones) → mute → Opus.
 pub struct Capture {
-    source: Box<dyn Source>,
+    /// `None`: receive-only (the microphone is gone), nothing is sent.
+    source: Option<Box<dyn Source>>,
+    denoise: Option<NoiseSuppressor>,
+    suppress_noise: bool,
     encoder: VoiceEncoder,
     meter: LevelMeter,
     muted: bool,
@@ -51,6 +55,8 @@ pub struct Capture {
 impl std::fmt::Debug for Capture {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Capture")
+            .field("sending", &self.source.is_some())
+            .field("denoise", &self.denoise.is_some())
             .field("muted", &self.muted)
             .finish()
     }
@@ -59,7 +65,7 @@ impl std::fmt::Debug for Capture {
 /// What one capture tick produced.
 #[derive(Debug, Default)]
 pub struct Captured {
-    /// The packet to send; `None` while muted.
+    /// The packet to send; `None` while muted or receive-only.
     pub packet: Option<Vec<u8>>,
     /// The microphone's level, every 100 ms.
     pub level: Option<f32>,
@@ -67,26 +73,55 @@ pub struct Captured {
 
 impl Capture {
     pub fn new(source: Box<dyn Source>) -> Result<Self, AudioError> {
-        Ok(Self {
-            source,
+        let mut capture = Self {
+            source: None,
+            denoise: None,
+            suppress_noise: true,
             encoder: VoiceEncoder::new(5)?,
             meter: LevelMeter::default(),
             muted: false,
-        })
+        };
+        capture.set_source(Some(source));
+        Ok(capture)
     }
 
-    pub fn set_source(&mut self, source: Box<dyn Source>) {
+    /// A new source, or none at all (receive-only).
+    pub fn set_source(&mut self, source: Option<Box<dyn Source>>) {
         self.source = source;
+        self.update_denoise();
+    }
+
+    /// Noise suppression for microphones, on unless switched off.
+    pub fn set_noise_suppression(&mut self, on: bool) {
+        self.suppress_noise = on;
+        self.update_denoise();
+    }
+
+    fn update_denoise(&mut self) {
+        let wanted = self.suppress_noise && self.source.as_ref().is_some_and(|s| s.is_microphone());
+        if wanted != self.denoise.is_some() {
+            self.denoise = wanted.then(NoiseSuppressor::default);
+        }
     }
 
     pub fn set_muted(&mut self, muted: bool) {
         self.muted = muted;
     }
 
-    /// One 20 ms frame.
+    /// One 20 ms frame. An error means the source is gone: the capture is receive-only
+    /// from then on, and the caller says so.
     pub fn tick(&mut self) -> Result<Captured, AudioError> {
+        let Some(source) = self.source.as_mut() else {
+            return Ok(Captured::default());
+        };
         let mut frame = [0.0; FRAME_SAMPLES];
-        self.source.fill(&mut frame);
+        if let Err(e) = source.fill(&mut frame) {
+            self.set_source(None);
+            return Err(e);
+        }
+        if let Some(denoise) = self.denoise.as_mut() {
+            denoise.process(&mut frame);
+        }
         let level = self.meter.add(&frame);
         let packet = if self.muted {
             None

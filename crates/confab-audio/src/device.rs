@@ -8,7 +8,7 @@
 //! move samples through lock-free rings (no locks, no allocation); resampling to and from
 //! 48 kHz and the framing into 20 ms happen on the engine's side.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::Duration;
 
@@ -21,8 +21,9 @@ use crate::io::{Sink, Source};
 use crate::resample::RateConverter;
 use crate::{AudioError, FRAME_SAMPLES, SAMPLE_RATE};
 
-/// Device buffers of 10 ms: Pulse's default is two seconds.
-const DEVICE_BUFFER_MS: u32 = 10;
+/// Device buffers of 20 ms (Pulse's default is two seconds): with 10 ms, a busy machine
+/// misses the sound server's deadlines audibly more often.
+const DEVICE_BUFFER_MS: u32 = 20;
 /// The rings hold half a second; the engine keeps them far emptier than that.
 const RING_MS: u32 = 500;
 /// Capture starts handing out frames once this much is buffered, so that the irregular
@@ -30,7 +31,10 @@ const RING_MS: u32 = 500;
 const CAPTURE_CUSHION: usize = FRAME_SAMPLES + FRAME_SAMPLES / 2;
 /// More than this waiting (a device clock faster than ours) is cut back to the cushion.
 const CAPTURE_MOST: usize = FRAME_SAMPLES * 4;
-/// Playback queued beyond this (a device clock slower than ours) drops the newest frame.
+/// Playback starts (and starts again after running dry) with this much queued.
+const PLAYBACK_CUSHION_MS: u32 = 30;
+/// Playback queued beyond this (a device that started late, or a clock slower than ours)
+/// is skipped back to the cushion.
 const PLAYBACK_MOST_MS: u32 = 80;
 /// How long a device may take to open.
 const OPEN_TIMEOUT: Duration = Duration::from_secs(5);
@@ -98,44 +102,49 @@ pub struct DeviceList {
 /// Lists the devices. Blocks while it asks the sound system: call it off the async threads.
 pub fn list() -> Result<DeviceList, DeviceError> {
     let host = host()?;
-    let describe = |device: &cpal::Device, default_id: &Option<String>| {
-        let id = device_id(device);
-        DeviceInfo {
-            name: display_name(device),
-            default: default_id.as_deref() == Some(id.as_str()),
-            id,
-        }
-    };
+    let no_system = |e: cpal::Error| DeviceError::NoSoundSystem(plain(&e));
     let default_in = host.default_input_device().map(|d| device_id(&d));
     let default_out = host.default_output_device().map(|d| device_id(&d));
-    let no_system = |e: cpal::Error| DeviceError::NoSoundSystem(e.to_string());
     Ok(DeviceList {
-        inputs: host
-            .input_devices()
-            .map_err(no_system)?
-            .map(|d| describe(&d, &default_in))
-            .collect(),
-        outputs: host
-            .output_devices()
-            .map_err(no_system)?
-            .map(|d| describe(&d, &default_out))
-            .collect(),
+        inputs: describe_all(host.input_devices().map_err(no_system)?, default_in),
+        outputs: describe_all(host.output_devices().map_err(no_system)?, default_out),
     })
+}
+
+/// Names people can tell apart: a display name that several devices share gets the
+/// device's id after it, the form [`find`] takes too.
+fn describe_all(
+    devices: impl Iterator<Item = cpal::Device>,
+    default_id: Option<String>,
+) -> Vec<DeviceInfo> {
+    let devices: Vec<(String, String)> =
+        devices.map(|d| (display_name(&d), device_id(&d))).collect();
+    devices
+        .iter()
+        .map(|(name, id)| {
+            let shared = devices.iter().filter(|(other, _)| other == name).count() > 1;
+            DeviceInfo {
+                name: if shared {
+                    format!("{name} ({id})")
+                } else {
+                    name.clone()
+                },
+                default: default_id.as_deref() == Some(id.as_str()),
+                id: id.clone(),
+            }
+        })
+        .collect()
 }
 
 fn host() -> Result<cpal::Host, DeviceError> {
     if let Ok(host) = cpal::host_from_id(cpal::HostId::PulseAudio) {
         return Ok(host);
     }
-    cpal::host_from_id(cpal::HostId::Alsa)
-        .map_err(|e| DeviceError::NoSoundSystem(e.to_string()))
+    cpal::host_from_id(cpal::HostId::Alsa).map_err(|e| DeviceError::NoSoundSystem(plain(&e)))
 }
 
 fn device_id(device: &cpal::Device) -> String {
-    device
-        .id()
-        .map(|id| id.id().to_owned())
-        .unwrap_or_default()
+    device.id().map(|id| id.id().to_owned()).unwrap_or_default()
 }
 
 fn display_name(device: &cpal::Device) -> String {
@@ -162,10 +171,15 @@ fn find(
         Direction::Input => host.input_devices().map(Iterator::collect),
         Direction::Output => host.output_devices().map(Iterator::collect),
     }
-    .map_err(|e| DeviceError::NoSoundSystem(e.to_string()))?;
+    .map_err(|e| DeviceError::NoSoundSystem(plain(&e)))?;
     let by_id = devices.iter().find(|d| device_id(d) == name);
     by_id
         .or_else(|| devices.iter().find(|d| display_name(d) == name))
+        .or_else(|| {
+            devices
+                .iter()
+                .find(|d| format!("{} ({})", display_name(d), device_id(d)) == name)
+        })
         .cloned()
         .ok_or_else(|| DeviceError::NotFound {
             direction,
@@ -179,8 +193,6 @@ fn find(
 struct Health {
     failed: AtomicBool,
     reason: Mutex<String>,
-    /// Samples the callback could not move (ring full or empty): for diagnostics.
-    slips: AtomicU64,
 }
 
 impl Health {
@@ -191,7 +203,7 @@ impl Health {
             return;
         }
         if let Ok(mut reason) = self.reason.lock() {
-            *reason = error.to_string();
+            *reason = plain(error);
         }
         self.failed.store(true, Relaxed);
     }
@@ -211,6 +223,11 @@ impl Health {
             reason,
         })
     }
+}
+
+/// cpal's message without its closing full stop, to go inside a sentence of ours.
+fn plain(error: &cpal::Error) -> String {
+    error.to_string().trim_end_matches('.').to_owned()
 }
 
 /// The thread that owns a cpal stream; dropping this stops the stream there.
@@ -302,7 +319,7 @@ fn start_stream<Ring>(
         _ => DeviceError::Open {
             direction,
             name: name.clone(),
-            reason: e.to_string(),
+            reason: plain(&e),
         },
     };
     let native = match direction {
@@ -353,16 +370,14 @@ where
 {
     let channels = usize::from(config.channels).max(1);
     let scale = 1.0 / channels as f32;
-    let slips = health.clone();
     device.build_input_stream::<T, _, _>(
         config,
         move |data: &[T], _| {
             // Down to mono, straight into the ring: no lock, no allocation.
             for frame in data.chunks_exact(channels) {
                 let sum: f32 = frame.iter().map(|s| f32::from_sample(*s)).sum();
-                if ring.try_push(sum * scale).is_err() {
-                    slips.slips.fetch_add(1, Relaxed);
-                }
+                // A full ring (the engine stalled) drops the newest samples.
+                let _ = ring.try_push(sum * scale);
             }
         },
         move |e| health.on_error(&e),
@@ -396,16 +411,36 @@ where
     T: SizedSample + FromSample<f32>,
 {
     let channels = usize::from(config.channels).max(1);
-    let slips = health.clone();
+    let cushion = (config.sample_rate * PLAYBACK_CUSHION_MS / 1000) as usize;
+    let most_queued = (config.sample_rate * PLAYBACK_MOST_MS / 1000) as usize;
+    let mut primed = false;
     device.build_output_stream::<T, _, _>(
         config,
         move |data: &mut [T], _| {
-            // The same mono sample on every channel; silence when the ring runs dry.
+            // Frames arrive 20 ms at a time while the device asks for 10 ms: playing starts
+            // once a cushion is queued, so its requests never find the ring just empty.
+            if !primed && ring.occupied_len() < cushion {
+                data.fill(T::EQUILIBRIUM);
+                return;
+            }
+            primed = true;
+            // More queued than we allow (the device started late, or its clock is slower
+            // than ours): jump back to the cushion at once, one small skip rather than a
+            // dropped frame every so often.
+            let queued = ring.occupied_len();
+            if queued > most_queued {
+                ring.skip(queued - cushion);
+            }
+            // The same mono sample on every channel.
             for frame in data.chunks_exact_mut(channels) {
-                let sample = ring.try_pop().unwrap_or_else(|| {
-                    slips.slips.fetch_add(1, Relaxed);
-                    0.0
-                });
+                let sample = match ring.try_pop() {
+                    Some(sample) => sample,
+                    None => {
+                        // Ran dry: silence, and build the cushion again.
+                        primed = false;
+                        0.0
+                    }
+                };
                 frame.fill(T::from_sample(sample));
             }
         },
@@ -427,7 +462,9 @@ pub struct DeviceSource {
 
 impl std::fmt::Debug for DeviceSource {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("DeviceSource").field("name", &self.name).finish()
+        f.debug_struct("DeviceSource")
+            .field("name", &self.name)
+            .finish()
     }
 }
 
@@ -493,7 +530,6 @@ pub struct DeviceSink {
     ring: HeapProd<f32>,
     converter: RateConverter,
     scratch: Vec<f32>,
-    most_queued: usize,
     health: Arc<Health>,
     name: String,
     _thread: StreamThread,
@@ -501,7 +537,9 @@ pub struct DeviceSink {
 
 impl std::fmt::Debug for DeviceSink {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("DeviceSink").field("name", &self.name).finish()
+        f.debug_struct("DeviceSink")
+            .field("name", &self.name)
+            .finish()
     }
 }
 
@@ -521,7 +559,6 @@ impl DeviceSink {
             ring,
             converter: RateConverter::new(SAMPLE_RATE, opened.rate)?,
             scratch: vec![0.0; 4096],
-            most_queued: (opened.rate * PLAYBACK_MOST_MS / 1000) as usize,
             health,
             name: opened.name,
             _thread: opened.thread,
@@ -533,18 +570,12 @@ impl Sink for DeviceSink {
     fn write(&mut self, frame: &[f32]) -> Result<(), AudioError> {
         self.health.check(Direction::Output, &self.name)?;
         self.converter.push(frame)?;
-        if self.ring.occupied_len() > self.most_queued {
-            // The device plays slower than we tick: drop a frame rather than add delay.
-            let excess = self.converter.available();
-            self.converter.trim_to(0);
-            self.health.slips.fetch_add(excess as u64, Relaxed);
-            return Ok(());
-        }
         loop {
             let n = self.converter.pull(&mut self.scratch);
             if n == 0 {
                 return Ok(());
             }
+            // A full ring (a stalled device) drops what does not fit.
             self.ring.push_slice(&self.scratch[..n]);
         }
     }

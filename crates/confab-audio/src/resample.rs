@@ -37,19 +37,17 @@ impl RateConverter {
         let (resampler, out_len) = if from_hz == to_hz {
             (None, 0)
         } else {
-            let fft = Fft::<f32>::new(
-                from_hz as usize,
-                to_hz as usize,
-                chunk,
-                1,
-                FixedSync::Input,
-            )
-            .map_err(|e| AudioError::Format(format!("resampling {from_hz} to {to_hz} Hz: {e}")))?;
+            let fft = Fft::<f32>::new(from_hz as usize, to_hz as usize, chunk, 1, FixedSync::Input)
+                .map_err(|e| {
+                    AudioError::Format(format!("resampling {from_hz} to {to_hz} Hz: {e}"))
+                })?;
             let out_len = fft.output_frames_max();
             (Some(fft), out_len)
         };
         Ok(Self {
-            chunk: resampler.as_ref().map_or(chunk, Resampler::input_frames_next),
+            chunk: resampler
+                .as_ref()
+                .map_or(chunk, Resampler::input_frames_next),
             resampler,
             pending: Vec::with_capacity(chunk * 2),
             out_buf: vec![0.0; out_len],
@@ -112,7 +110,9 @@ mod tests {
 
     fn tone_at(hz: f64, rate: u32, samples: usize) -> Vec<f32> {
         (0..samples)
-            .map(|i| (0.25 * (std::f64::consts::TAU * hz * i as f64 / f64::from(rate)).sin()) as f32)
+            .map(|i| {
+                (0.25 * (std::f64::consts::TAU * hz * i as f64 / f64::from(rate)).sin()) as f32
+            })
             .collect()
     }
 
@@ -134,13 +134,19 @@ mod tests {
             conv.push(piece).expect("push");
         }
         let got = conv.available();
-        assert!((47_000..=48_000).contains(&got), "{got} samples out of 44100 in");
+        assert!(
+            (47_000..=48_000).contains(&got),
+            "{got} samples out of 44100 in"
+        );
         let mut out = vec![0.0; got];
         conv.pull(&mut out);
         let tail = &out[got - 9600..];
         let at_1k = goertzel_dbfs(tail, 1000.0);
         let level = level_dbfs(tail);
-        assert!((at_1k - level).abs() < 1.0, "1 kHz at {at_1k} dBFS of {level}");
+        assert!(
+            (at_1k - level).abs() < 1.0,
+            "1 kHz at {at_1k} dBFS of {level}"
+        );
         assert!((level - level_dbfs(&input)).abs() < 0.5, "level {level}");
     }
 

@@ -363,7 +363,11 @@ impl MeshTask {
                 if volume.is_finite() {
                     self.engine.set_volume(&peer, volume);
                 } else {
-                    self.error("bad-command", "a volume is a number from 0 to 2", Some(&peer));
+                    self.error(
+                        "bad-command",
+                        "a volume is a number from 0 to 2",
+                        Some(&peer),
+                    );
                 }
             }
             Command::Quit => {}
@@ -998,7 +1002,10 @@ fn start_engine(
 ) -> Engine {
     Engine::start(
         config.audio_in.clone().unwrap_or_else(|| "none".to_owned()),
-        config.audio_out.clone().unwrap_or_else(|| "none".to_owned()),
+        config
+            .audio_out
+            .clone()
+            .unwrap_or_else(|| "none".to_owned()),
         voice_in,
         events.clone(),
     )

@@ -87,7 +87,9 @@ impl PeerArgs {
 /// Checks an audio flag's form at start (a wrong one exits 2); the device itself is opened
 /// when a call needs it.
 fn audio_spec<Spec: FromStr<Err = AudioError>>(spec: &str) -> Result<String, String> {
-    spec.parse::<Spec>().map(|_| spec.to_owned()).map_err(|e| e.to_string())
+    spec.parse::<Spec>()
+        .map(|_| spec.to_owned())
+        .map_err(|e| e.to_string())
 }
 
 fn server_is_loopback(url: &str) -> bool {

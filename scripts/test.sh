@@ -18,7 +18,10 @@ as_root() {
 install_system_packages() {
     # C toolchain for crates that build C (ring, SQLite; cmake for libopus), and CA roots
     # for wss:// clients.
-    local wanted=(build-essential pkg-config ca-certificates cmake)
+    # ALSA headers for cpal; PulseAudio (daemon and pactl/paplay/pacat) for the device
+    # tests, which start a daemon of their own with null sinks for devices.
+    local wanted=(build-essential pkg-config ca-certificates cmake libasound2-dev
+        pulseaudio pulseaudio-utils libasound2-plugins)
     local missing=()
     for package in "${wanted[@]}"; do
         dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" \

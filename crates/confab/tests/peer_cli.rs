@@ -504,3 +504,60 @@ fn mute_and_ten_calls_in_a_row() {
     assert!(a.child.wait().unwrap().success());
     let _ = std::fs::remove_dir_all(&root);
 }
+
+/// A peer that joins the room during a call is invited into it: everyone then hears
+/// everyone.
+#[test]
+fn a_newcomer_is_added_to_a_running_call() {
+    let (_server, url) = server();
+    let root = std::env::temp_dir().join(format!("confab-newcomer-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    std::fs::create_dir_all(&root).unwrap();
+    let tones = [("A", 440), ("B", 660), ("C", 880)];
+    let spawn = |(name, hz): (&str, u32)| {
+        voice_peer(&url, "newcomer", name, hz, &root.join(format!("{name}.wav")))
+    };
+    let mut a = spawn(tones[0]);
+    let a_id = connected_id(&a);
+    let mut b = spawn(tones[1]);
+    let b_id = connected_id(&b);
+    chat_open(&a, &b_id);
+    a.send(r#"{"cmd":"call"}"#);
+    b.event(WAIT, "A heard at B", |e| {
+        e["event"] == "level" && e["peer"] == a_id.as_str()
+    });
+
+    let mut c = spawn(tones[2]);
+    let c_id = connected_id(&c);
+    chat_open(&a, &c_id);
+    chat_open(&b, &c_id);
+    a.send(&format!(r#"{{"cmd":"call","peers":["{c_id}"]}}"#));
+    let incoming = c.event(WAIT, "the invitation", |e| e["event"] == "call-incoming");
+    assert_eq!(incoming["from"], a_id.as_str());
+    for (who, id) in [(&c, &a_id), (&c, &b_id), (&b, &c_id), (&a, &c_id)] {
+        who.event(WAIT, &format!("{id} heard"), |e| {
+            e["event"] == "level"
+                && e["peer"] == id.as_str()
+                && e["dbfs"].as_f64().unwrap_or(-200.0) > -30.0
+        });
+    }
+    std::thread::sleep(Duration::from_secs(2));
+    for peer in [&mut a, &mut b, &mut c] {
+        peer.send(r#"{"cmd":"quit"}"#);
+    }
+    for peer in [&mut a, &mut b, &mut c] {
+        assert!(peer.child.wait().unwrap().success());
+    }
+    for (name, _) in tones {
+        let recording = root.join(format!("{name}.wav"));
+        for (other, hz) in tones {
+            let level = tone_in_recording(&recording, f64::from(hz));
+            if other == name {
+                assert!(level < -40.0, "{name} hears itself at {level}");
+            } else {
+                assert!(level > -20.0, "{name} hears {other} at {level}");
+            }
+        }
+    }
+    let _ = std::fs::remove_dir_all(&root);
+}

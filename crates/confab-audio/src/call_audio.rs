@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use crate::codec::{VoiceDecoder, VoiceEncoder};
 use crate::denoise::NoiseSuppressor;
 use crate::dsp::{level_dbfs, mix_into};
+use crate::echo::EchoCanceller;
 use crate::io::Source;
 use crate::jitter::{JitterBuffer, JitterStats, Playout};
 use crate::{AudioError, FRAME_SAMPLES};
@@ -41,10 +42,13 @@ impl LevelMeter {
     }
 }
 
-/// The sending side: source → noise suppression (microphones) → mute → Opus.
+/// The sending side: source → echo cancellation and noise suppression (microphones) →
+/// mute → Opus.
 pub struct Capture {
     /// `None`: receive-only (the microphone is gone), nothing is sent.
     source: Option<Box<dyn Source>>,
+    echo: Option<EchoCanceller>,
+    cancel_echo: bool,
     denoise: Option<NoiseSuppressor>,
     suppress_noise: bool,
     encoder: VoiceEncoder,
@@ -56,6 +60,7 @@ impl std::fmt::Debug for Capture {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Capture")
             .field("sending", &self.source.is_some())
+            .field("echo", &self.echo.is_some())
             .field("denoise", &self.denoise.is_some())
             .field("muted", &self.muted)
             .finish()
@@ -75,6 +80,8 @@ impl Capture {
     pub fn new(source: Box<dyn Source>) -> Result<Self, AudioError> {
         let mut capture = Self {
             source: None,
+            echo: None,
+            cancel_echo: true,
             denoise: None,
             suppress_noise: true,
             encoder: VoiceEncoder::new(5)?,
@@ -88,19 +95,41 @@ impl Capture {
     /// A new source, or none at all (receive-only).
     pub fn set_source(&mut self, source: Option<Box<dyn Source>>) {
         self.source = source;
-        self.update_denoise();
+        self.update_processing();
     }
 
     /// Noise suppression for microphones, on unless switched off.
     pub fn set_noise_suppression(&mut self, on: bool) {
         self.suppress_noise = on;
-        self.update_denoise();
+        self.update_processing();
     }
 
-    fn update_denoise(&mut self) {
-        let wanted = self.suppress_noise && self.source.as_ref().is_some_and(|s| s.is_microphone());
+    /// Echo cancellation for microphones, on unless switched off.
+    pub fn set_echo_cancellation(&mut self, on: bool) {
+        self.cancel_echo = on;
+        self.update_processing();
+    }
+
+    /// What a microphone gets: a generated source has neither noise nor echo.
+    fn update_processing(&mut self) {
+        let microphone = self.source.as_ref().is_some_and(|s| s.is_microphone());
+        let wanted = self.suppress_noise && microphone;
         if wanted != self.denoise.is_some() {
             self.denoise = wanted.then(NoiseSuppressor::default);
+        }
+        let wanted = self.cancel_echo && microphone;
+        if wanted != self.echo.is_some() {
+            // Without it (it cannot fail to build, short of memory) the call goes on.
+            self.echo = wanted.then(EchoCanceller::new).and_then(Result::ok);
+        }
+    }
+
+    /// What is about to be played, for the echo canceller: call before each tick.
+    pub fn render(&mut self, played: &[f32; FRAME_SAMPLES]) {
+        if let Some(echo) = self.echo.as_mut()
+            && echo.render(played).is_err()
+        {
+            self.echo = None;
         }
     }
 
@@ -118,6 +147,12 @@ impl Capture {
         if let Err(e) = source.fill(&mut frame) {
             self.set_source(None);
             return Err(e);
+        }
+        if let Some(echo) = self.echo.as_mut()
+            && echo.process(&mut frame).is_err()
+        {
+            // A canceller that fails is dropped; the voice goes on without it.
+            self.echo = None;
         }
         if let Some(denoise) = self.denoise.as_mut() {
             denoise.process(&mut frame);

@@ -14,6 +14,7 @@
 //!   source and a speaker sink, fed through lock-free rings.
 //! - [`resample`]: a device's native rate to and from 48 kHz (rubato).
 //! - [`denoise`]: noise suppression of the microphone (RNNoise, in pure Rust).
+//! - [`echo`]: echo cancellation of the microphone (WebRTC's AEC3, in pure Rust).
 //! - [`io`]: the [`io::Source`] and [`io::Sink`] traits and the headless forms
 //!   (`none`, `sine:HZ`, `wav:PATH`).
 //! - [`call_audio`]: one side of a call: capture (source, mute, Opus, level) and a mixer
@@ -24,6 +25,7 @@ pub mod codec;
 pub mod denoise;
 pub mod device;
 pub mod dsp;
+pub mod echo;
 pub mod io;
 pub mod jitter;
 pub mod resample;

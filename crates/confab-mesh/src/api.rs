@@ -63,8 +63,8 @@ pub enum Command {
     /// Answered with a `devices` event.
     Devices,
     /// Switch devices (mid-call too), in the forms of `--audio-in` and `--audio-out`;
-    /// answered with an `audio` event. `noise_suppression` switches the microphone's
-    /// noise suppression (a Confab addition; on by default).
+    /// answered with an `audio` event. `noise_suppression` and `echo_cancellation` switch
+    /// the microphone's processing (Confab additions; both on by default).
     SetAudio {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         input: Option<String>,
@@ -72,6 +72,8 @@ pub enum Command {
         output: Option<String>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         noise_suppression: Option<bool>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        echo_cancellation: Option<bool>,
     },
     /// Open the microphone outside a call and report its `level` (a settings screen's
     /// meter), or stop (a Confab addition).
@@ -323,6 +325,7 @@ pub enum Event {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         output_name: Option<String>,
         noise_suppression: bool,
+        echo_cancellation: bool,
     },
     Log {
         level: LogLevel,

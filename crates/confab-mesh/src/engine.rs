@@ -33,6 +33,7 @@ enum Control {
     Input(String),
     Output(String),
     NoiseSuppression(bool),
+    EchoCancellation(bool),
     Volume(String, f32),
     /// A peer left the call: drop its stream.
     Forget(String),
@@ -66,26 +67,50 @@ impl Engine {
         let (packets, _) = broadcast::channel(PACKET_QUEUE);
         let (control, control_rx) = mpsc::unbounded_channel();
         let (opened_tx, opened) = mpsc::unbounded_channel();
-        let state = EngineTask {
-            input_spec: input,
-            output_spec: String::new(),
-            input_name: None,
-            output_name: None,
-            input_generation: 0,
-            output_generation: 0,
-            input_open: false,
-            capture: None,
-            mixer: Mixer::new(),
-            output: Box::new(Discard),
-            sending: false,
-            mic_test: false,
-            muted: false,
-            noise_suppression: true,
-            packets: packets.clone(),
-            events,
-            opened_tx,
-        };
-        tokio::spawn(state.run(output, voice_in, control_rx, opened));
+        let shared = packets.clone();
+        let report = events.clone();
+        // A thread and a small runtime of its own: the 20 ms ticks keep time however busy
+        // the mesh is, and the echo canceller, which must stay on one thread, can live here.
+        let spawned = std::thread::Builder::new()
+            .name("confab-audio".to_owned())
+            .spawn(move || {
+                let runtime = match tokio::runtime::Builder::new_current_thread()
+                    .enable_time()
+                    .build()
+                {
+                    Ok(runtime) => runtime,
+                    Err(e) => {
+                        let message = format!("no audio engine: {e}");
+                        let _ = events.send(Event::error("audio", message, None));
+                        return;
+                    }
+                };
+                let state = EngineTask {
+                    input_spec: input,
+                    output_spec: String::new(),
+                    input_name: None,
+                    output_name: None,
+                    input_generation: 0,
+                    output_generation: 0,
+                    input_open: false,
+                    capture: None,
+                    mixer: Mixer::new(),
+                    output: Box::new(Discard),
+                    sending: false,
+                    mic_test: false,
+                    muted: false,
+                    noise_suppression: true,
+                    echo_cancellation: true,
+                    packets: shared,
+                    events,
+                    opened_tx,
+                };
+                runtime.block_on(state.run(output, voice_in, control_rx, opened));
+            });
+        if let Err(e) = spawned {
+            let message = format!("no audio engine: {e}");
+            let _ = report.send(Event::error("audio", message, None));
+        }
         Self { packets, control }
     }
 
@@ -120,6 +145,10 @@ impl Engine {
 
     pub(crate) fn set_noise_suppression(&self, on: bool) {
         self.send(Control::NoiseSuppression(on));
+    }
+
+    pub(crate) fn set_echo_cancellation(&self, on: bool) {
+        self.send(Control::EchoCancellation(on));
     }
 
     pub(crate) fn set_volume(&self, peer: &str, volume: f32) {
@@ -160,6 +189,7 @@ struct EngineTask {
     mic_test: bool,
     muted: bool,
     noise_suppression: bool,
+    echo_cancellation: bool,
     packets: broadcast::Sender<Arc<Vec<u8>>>,
     events: mpsc::UnboundedSender<Event>,
     opened_tx: mpsc::UnboundedSender<Opened>,
@@ -237,6 +267,13 @@ impl EngineTask {
                 }
                 self.report_audio();
             }
+            Control::EchoCancellation(on) => {
+                self.echo_cancellation = on;
+                if let Some(capture) = self.capture.as_mut() {
+                    capture.set_echo_cancellation(on);
+                }
+                self.report_audio();
+            }
             Control::Volume(peer, volume) => self.mixer.set_gain(&peer, volume),
             Control::Forget(peer) => self.mixer.remove(&peer),
             Control::Hush(peer) => self.mixer.hush(&peer),
@@ -310,6 +347,7 @@ impl EngineTask {
             Ok(mut capture) => {
                 capture.set_muted(self.muted);
                 capture.set_noise_suppression(self.noise_suppression);
+                capture.set_echo_cancellation(self.echo_cancellation);
                 self.capture = Some(capture);
                 self.report_audio();
             }
@@ -318,6 +356,25 @@ impl EngineTask {
     }
 
     fn tick(&mut self) {
+        // Playout first: what is played now is the echo the microphone is about to hear.
+        match self.mixer.tick() {
+            Ok(mixed) => {
+                if let Some(capture) = self.capture.as_mut() {
+                    capture.render(&mixed.frame);
+                }
+                if let Err(e) = self.output.write(&mixed.frame) {
+                    self.error("audio-out", format!("{e}; the call goes on, unheard here"));
+                    self.output = Box::new(Discard);
+                }
+                for (peer, dbfs) in mixed.levels {
+                    self.emit(Event::Level {
+                        peer: Some(peer),
+                        dbfs,
+                    });
+                }
+            }
+            Err(e) => self.error("audio", e.to_string()),
+        }
         if let Some(capture) = self.capture.as_mut() {
             match capture.tick() {
                 Ok(captured) => {
@@ -339,21 +396,6 @@ impl EngineTask {
                 }
             }
         }
-        match self.mixer.tick() {
-            Ok(mixed) => {
-                if let Err(e) = self.output.write(&mixed.frame) {
-                    self.error("audio-out", format!("{e}; the call goes on, unheard here"));
-                    self.output = Box::new(Discard);
-                }
-                for (peer, dbfs) in mixed.levels {
-                    self.emit(Event::Level {
-                        peer: Some(peer),
-                        dbfs,
-                    });
-                }
-            }
-            Err(e) => self.error("audio", e.to_string()),
-        }
     }
 
     fn finish_output(&mut self) {
@@ -370,6 +412,7 @@ impl EngineTask {
             input_name: self.input_name.clone(),
             output_name: self.output_name.clone(),
             noise_suppression: self.noise_suppression,
+            echo_cancellation: self.echo_cancellation,
         });
     }
 

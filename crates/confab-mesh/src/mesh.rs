@@ -347,6 +347,7 @@ impl MeshTask {
                 input,
                 output,
                 noise_suppression,
+                echo_cancellation,
             } => {
                 if let Some(input) = input {
                     self.engine.set_input(input);
@@ -356,6 +357,9 @@ impl MeshTask {
                 }
                 if let Some(on) = noise_suppression {
                     self.engine.set_noise_suppression(on);
+                }
+                if let Some(on) = echo_cancellation {
+                    self.engine.set_echo_cancellation(on);
                 }
             }
             Command::MicTest { on } => self.engine.set_mic_test(on),

@@ -64,7 +64,7 @@ fn level_of(e: &Value, peer: &str, above: f64) -> bool {
 
 /// A uses the system's default microphone and speaker, B names its devices. A tone played
 /// into A's microphone comes out of B's speaker, and B's out of A's; A switches to another
-/// microphone mid-call and B hears the new one.
+/// microphone mid-call and B hears the new one; B turns A down.
 #[test]
 fn real_devices_carry_tones_both_ways_and_switch_mid_call() {
     let pulse = Pulse::start(&["mic_a", "mic_a2", "spk_a", "mic_b", "spk_b"]);
@@ -143,6 +143,18 @@ fn real_devices_carry_tones_both_ways_and_switch_mid_call() {
     let (b660, b440) = (tone_level(&at_b, 660.0), tone_level(&at_b, 440.0));
     eprintln!("after the switch, B's speaker: 660 Hz {b660:.1} dBFS, 440 Hz {b440:.1}");
     assert!(b660 > -25.0 && b440 < -40.0);
+
+    // B turns A down to a quarter: 12 dB less at B's speaker.
+    b.send(&format!(
+        r#"{{"cmd":"volume","peer":"{a_id}","volume":0.25}}"#
+    ));
+    std::thread::sleep(Duration::from_millis(300));
+    let quieter = tone_level(&pulse.record("spk_b.monitor", 1.0), 660.0);
+    eprintln!("at a quarter of the volume: 660 Hz {quieter:.1} dBFS");
+    assert!(
+        (quieter - (b660 - 12.0)).abs() < 3.0,
+        "{quieter} after {b660}"
+    );
 
     for peer in [&mut a, &mut b] {
         peer.send(r#"{"cmd":"quit"}"#);

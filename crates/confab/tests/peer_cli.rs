@@ -515,7 +515,13 @@ fn a_newcomer_is_added_to_a_running_call() {
     std::fs::create_dir_all(&root).unwrap();
     let tones = [("A", 440), ("B", 660), ("C", 880)];
     let spawn = |(name, hz): (&str, u32)| {
-        voice_peer(&url, "newcomer", name, hz, &root.join(format!("{name}.wav")))
+        voice_peer(
+            &url,
+            "newcomer",
+            name,
+            hz,
+            &root.join(format!("{name}.wav")),
+        )
     };
     let mut a = spawn(tones[0]);
     let a_id = connected_id(&a);

@@ -16,10 +16,14 @@ as_root() {
 }
 
 install_system_packages() {
-    # C toolchain for crates that build C (ring, SQLite; cmake for libopus), CA roots for
-    # wss:// clients, and what the desktop app builds against (WebKitGTK and friends).
-    local wanted=(build-essential pkg-config ca-certificates cmake libwebkit2gtk-4.1-dev
-        libssl-dev libayatana-appindicator3-dev librsvg2-dev libxdo-dev file)
+    # C toolchain for crates that build C (ring, SQLite; cmake for libopus), and CA roots
+    # for wss:// clients.
+    # ALSA headers for cpal; PulseAudio (daemon and pactl/paplay/pacat) for the device
+    # tests, which start a daemon of their own with null sinks for devices.
+    # What the desktop app builds against: WebKitGTK and friends.
+    local wanted=(build-essential pkg-config ca-certificates cmake libasound2-dev
+        pulseaudio pulseaudio-utils libasound2-plugins libwebkit2gtk-4.1-dev libssl-dev
+        libayatana-appindicator3-dev librsvg2-dev libxdo-dev file)
     local missing=()
     for package in "${wanted[@]}"; do
         dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" \

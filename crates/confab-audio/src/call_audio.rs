@@ -6,7 +6,9 @@
 use std::collections::BTreeMap;
 
 use crate::codec::{VoiceDecoder, VoiceEncoder};
+use crate::denoise::NoiseSuppressor;
 use crate::dsp::{level_dbfs, mix_into};
+use crate::echo::EchoCanceller;
 use crate::io::Source;
 use crate::jitter::{JitterBuffer, JitterStats, Playout};
 use crate::{AudioError, FRAME_SAMPLES};
@@ -40,9 +42,15 @@ impl LevelMeter {
     }
 }
 
-/// The sending side: source → (mute) → Opus.
+/// The sending side: source → echo cancellation and noise suppression (microphones) →
+/// mute → Opus.
 pub struct Capture {
-    source: Box<dyn Source>,
+    /// `None`: receive-only (the microphone is gone), nothing is sent.
+    source: Option<Box<dyn Source>>,
+    echo: Option<EchoCanceller>,
+    cancel_echo: bool,
+    denoise: Option<NoiseSuppressor>,
+    suppress_noise: bool,
     encoder: VoiceEncoder,
     meter: LevelMeter,
     muted: bool,
@@ -51,6 +59,9 @@ pub struct Capture {
 impl std::fmt::Debug for Capture {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Capture")
+            .field("sending", &self.source.is_some())
+            .field("echo", &self.echo.is_some())
+            .field("denoise", &self.denoise.is_some())
             .field("muted", &self.muted)
             .finish()
     }
@@ -59,7 +70,7 @@ impl std::fmt::Debug for Capture {
 /// What one capture tick produced.
 #[derive(Debug, Default)]
 pub struct Captured {
-    /// The packet to send; `None` while muted.
+    /// The packet to send; `None` while muted or receive-only.
     pub packet: Option<Vec<u8>>,
     /// The microphone's level, every 100 ms.
     pub level: Option<f32>,
@@ -67,26 +78,85 @@ pub struct Captured {
 
 impl Capture {
     pub fn new(source: Box<dyn Source>) -> Result<Self, AudioError> {
-        Ok(Self {
-            source,
+        let mut capture = Self {
+            source: None,
+            echo: None,
+            cancel_echo: true,
+            denoise: None,
+            suppress_noise: true,
             encoder: VoiceEncoder::new(5)?,
             meter: LevelMeter::default(),
             muted: false,
-        })
+        };
+        capture.set_source(Some(source));
+        Ok(capture)
     }
 
-    pub fn set_source(&mut self, source: Box<dyn Source>) {
+    /// A new source, or none at all (receive-only).
+    pub fn set_source(&mut self, source: Option<Box<dyn Source>>) {
         self.source = source;
+        self.update_processing();
+    }
+
+    /// Noise suppression for microphones, on unless switched off.
+    pub fn set_noise_suppression(&mut self, on: bool) {
+        self.suppress_noise = on;
+        self.update_processing();
+    }
+
+    /// Echo cancellation for microphones, on unless switched off.
+    pub fn set_echo_cancellation(&mut self, on: bool) {
+        self.cancel_echo = on;
+        self.update_processing();
+    }
+
+    /// What a microphone gets: a generated source has neither noise nor echo.
+    fn update_processing(&mut self) {
+        let microphone = self.source.as_ref().is_some_and(|s| s.is_microphone());
+        let wanted = self.suppress_noise && microphone;
+        if wanted != self.denoise.is_some() {
+            self.denoise = wanted.then(NoiseSuppressor::default);
+        }
+        let wanted = self.cancel_echo && microphone;
+        if wanted != self.echo.is_some() {
+            // Without it (it cannot fail to build, short of memory) the call goes on.
+            self.echo = wanted.then(EchoCanceller::new).and_then(Result::ok);
+        }
+    }
+
+    /// What is about to be played, for the echo canceller: call before each tick.
+    pub fn render(&mut self, played: &[f32; FRAME_SAMPLES]) {
+        if let Some(echo) = self.echo.as_mut()
+            && echo.render(played).is_err()
+        {
+            self.echo = None;
+        }
     }
 
     pub fn set_muted(&mut self, muted: bool) {
         self.muted = muted;
     }
 
-    /// One 20 ms frame.
+    /// One 20 ms frame. An error means the source is gone: the capture is receive-only
+    /// from then on, and the caller says so.
     pub fn tick(&mut self) -> Result<Captured, AudioError> {
+        let Some(source) = self.source.as_mut() else {
+            return Ok(Captured::default());
+        };
         let mut frame = [0.0; FRAME_SAMPLES];
-        self.source.fill(&mut frame);
+        if let Err(e) = source.fill(&mut frame) {
+            self.set_source(None);
+            return Err(e);
+        }
+        if let Some(echo) = self.echo.as_mut()
+            && echo.process(&mut frame).is_err()
+        {
+            // A canceller that fails is dropped; the voice goes on without it.
+            self.echo = None;
+        }
+        if let Some(denoise) = self.denoise.as_mut() {
+            denoise.process(&mut frame);
+        }
         let level = self.meter.add(&frame);
         let packet = if self.muted {
             None

@@ -1,16 +1,28 @@
 //! Where samples come from and go to, behind two small traits, as the headless peer's
-//! `--audio-in` and `--audio-out` name them: a tone, a WAV file, nothing. (Devices come
-//! with the device layer.)
+//! `--audio-in` and `--audio-out` name them: a sound device (the default or one by name), a
+//! tone, a WAV file, nothing.
 
-use std::path::Path;
+use std::path::PathBuf;
 
 use crate::AudioError;
+use crate::device::{DeviceSink, DeviceSource};
 use crate::dsp::Tone;
 use crate::wav::{WavSink, WavSource};
 
 /// Produces 48 kHz mono frames.
 pub trait Source: Send {
-    fn fill(&mut self, frame: &mut [f32]);
+    /// The next frame. An error means the source is gone for good (a device unplugged).
+    fn fill(&mut self, frame: &mut [f32]) -> Result<(), AudioError>;
+
+    /// A real microphone, whose noise is worth suppressing (a generated tone is not).
+    fn is_microphone(&self) -> bool {
+        false
+    }
+
+    /// The sound device's name, for a device.
+    fn device_name(&self) -> Option<&str> {
+        None
+    }
 }
 
 /// Takes 48 kHz mono frames.
@@ -18,17 +30,24 @@ pub trait Sink: Send {
     fn write(&mut self, frame: &[f32]) -> Result<(), AudioError>;
     /// Completes what was written (a WAV header's sizes).
     fn finish(self: Box<Self>) -> Result<(), AudioError>;
+
+    /// The sound device's name, for a device.
+    fn device_name(&self) -> Option<&str> {
+        None
+    }
 }
 
 impl Source for Tone {
-    fn fill(&mut self, frame: &mut [f32]) {
+    fn fill(&mut self, frame: &mut [f32]) -> Result<(), AudioError> {
         Tone::fill(self, frame);
+        Ok(())
     }
 }
 
 impl Source for WavSource {
-    fn fill(&mut self, frame: &mut [f32]) {
+    fn fill(&mut self, frame: &mut [f32]) -> Result<(), AudioError> {
         WavSource::fill(self, frame);
+        Ok(())
     }
 }
 
@@ -37,8 +56,9 @@ impl Source for WavSource {
 pub struct Silence;
 
 impl Source for Silence {
-    fn fill(&mut self, frame: &mut [f32]) {
+    fn fill(&mut self, frame: &mut [f32]) -> Result<(), AudioError> {
         frame.fill(0.0);
+        Ok(())
     }
 }
 
@@ -66,28 +86,86 @@ impl Sink for Discard {
     }
 }
 
-/// `none`, `sine:HZ` or `wav:PATH`.
-pub fn open_source(spec: &str) -> Result<Box<dyn Source>, AudioError> {
-    match spec.split_once(':') {
-        _ if spec == "none" => Ok(Box::new(Silence)),
-        Some(("sine", hz)) => match hz.parse::<f64>() {
-            Ok(hz) if hz > 0.0 && hz < 24_000.0 => Ok(Box::new(Tone::new(hz))),
+/// Where voice comes from, as `--audio-in` names it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SourceSpec {
+    /// The system's default microphone.
+    Default,
+    Device(String),
+    None,
+    Sine(f64),
+    Wav(PathBuf),
+}
+
+impl std::str::FromStr for SourceSpec {
+    type Err = AudioError;
+
+    /// `default`, `device:NAME`, `none`, `sine:HZ` or `wav:PATH`.
+    fn from_str(spec: &str) -> Result<Self, AudioError> {
+        match spec.split_once(':') {
+            _ if spec == "default" => Ok(Self::Default),
+            _ if spec == "none" => Ok(Self::None),
+            Some(("device", name)) if !name.is_empty() => Ok(Self::Device(name.to_owned())),
+            Some(("sine", hz)) => match hz.parse::<f64>() {
+                Ok(hz) if hz > 0.0 && hz < 24_000.0 => Ok(Self::Sine(hz)),
+                _ => Err(AudioError::Format(format!(
+                    "`{hz}` is not a frequency below 24000 Hz"
+                ))),
+            },
+            Some(("wav", path)) if !path.is_empty() => Ok(Self::Wav(path.into())),
             _ => Err(AudioError::Format(format!(
-                "`{hz}` is not a frequency below 24000 Hz"
+                "unknown audio input `{spec}` (default, none, device:NAME, sine:HZ or wav:PATH)"
             ))),
-        },
-        Some(("wav", path)) => Ok(Box::new(WavSource::open(Path::new(path))?)),
-        _ => Err(AudioError::Format(format!("unknown audio input `{spec}`"))),
+        }
     }
 }
 
-/// `none` or `wav:PATH`.
-pub fn open_sink(spec: &str) -> Result<Box<dyn Sink>, AudioError> {
-    match spec.split_once(':') {
-        _ if spec == "none" => Ok(Box::new(Discard)),
-        Some(("wav", path)) => Ok(Box::new(WavSink::create(Path::new(path))?)),
-        _ => Err(AudioError::Format(format!("unknown audio output `{spec}`"))),
+/// Where voice goes, as `--audio-out` names it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SinkSpec {
+    /// The system's default speaker.
+    Default,
+    Device(String),
+    None,
+    Wav(PathBuf),
+}
+
+impl std::str::FromStr for SinkSpec {
+    type Err = AudioError;
+
+    /// `default`, `device:NAME`, `none` or `wav:PATH`.
+    fn from_str(spec: &str) -> Result<Self, AudioError> {
+        match spec.split_once(':') {
+            _ if spec == "default" => Ok(Self::Default),
+            _ if spec == "none" => Ok(Self::None),
+            Some(("device", name)) if !name.is_empty() => Ok(Self::Device(name.to_owned())),
+            Some(("wav", path)) if !path.is_empty() => Ok(Self::Wav(path.into())),
+            _ => Err(AudioError::Format(format!(
+                "unknown audio output `{spec}` (default, none, device:NAME or wav:PATH)"
+            ))),
+        }
     }
+}
+
+/// Opens a source. A device blocks for up to a few seconds: call it off the async threads.
+pub fn open_source(spec: &str) -> Result<Box<dyn Source>, AudioError> {
+    Ok(match spec.parse()? {
+        SourceSpec::Default => Box::new(DeviceSource::open(None)?),
+        SourceSpec::Device(name) => Box::new(DeviceSource::open(Some(&name))?),
+        SourceSpec::None => Box::new(Silence),
+        SourceSpec::Sine(hz) => Box::new(Tone::new(hz)),
+        SourceSpec::Wav(path) => Box::new(WavSource::open(&path)?),
+    })
+}
+
+/// Opens a sink. A device blocks for up to a few seconds: call it off the async threads.
+pub fn open_sink(spec: &str) -> Result<Box<dyn Sink>, AudioError> {
+    Ok(match spec.parse()? {
+        SinkSpec::Default => Box::new(DeviceSink::open(None)?),
+        SinkSpec::Device(name) => Box::new(DeviceSink::open(Some(&name))?),
+        SinkSpec::None => Box::new(Discard),
+        SinkSpec::Wav(path) => Box::new(WavSink::create(&path)?),
+    })
 }
 
 #[cfg(test)]
@@ -104,5 +182,11 @@ mod tests {
         assert!(open_source("radio:1").is_err());
         assert!(open_sink("none").is_ok());
         assert!(open_sink("tape:1").is_err());
+        assert!("device:".parse::<SourceSpec>().is_err());
+        assert_eq!(
+            "device:Mic One".parse::<SourceSpec>().ok(),
+            Some(SourceSpec::Device("Mic One".into()))
+        );
+        assert_eq!("default".parse::<SinkSpec>().ok(), Some(SinkSpec::Default));
     }
 }

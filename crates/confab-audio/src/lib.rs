@@ -1,6 +1,6 @@
-//! Confab's voice path, without devices: what turns samples into Opus packets and packets
-//! back into samples, and the small signal-processing pieces around it. The device side
-//! (cpal) and the tracks on the peer connections build on this.
+//! Confab's voice path: sound devices, and what turns samples into Opus packets and packets
+//! back into samples, with the signal processing around it. The tracks on the peer
+//! connections build on this.
 //!
 //! Layout:
 //! - [`codec`]: Opus at 48 kHz mono, 20 ms frames, VOIP, in-band FEC; decoding with FEC
@@ -10,6 +10,11 @@
 //!   Plain data with time passed in.
 //! - [`dsp`]: levels (RMS dBFS), mixing, test tones, and a Goertzel detector.
 //! - [`wav`]: WAV files as a source (looped) and a sink.
+//! - [`device`]: sound devices through cpal (PulseAudio, else ALSA): listing, a microphone
+//!   source and a speaker sink, fed through lock-free rings.
+//! - [`resample`]: a device's native rate to and from 48 kHz (rubato).
+//! - [`denoise`]: noise suppression of the microphone (RNNoise, in pure Rust).
+//! - [`echo`]: echo cancellation of the microphone (WebRTC's AEC3, in pure Rust).
 //! - [`io`]: the [`io::Source`] and [`io::Sink`] traits and the headless forms
 //!   (`none`, `sine:HZ`, `wav:PATH`).
 //! - [`call_audio`]: one side of a call: capture (source, mute, Opus, level) and a mixer
@@ -17,9 +22,13 @@
 
 pub mod call_audio;
 pub mod codec;
+pub mod denoise;
+pub mod device;
 pub mod dsp;
+pub mod echo;
 pub mod io;
 pub mod jitter;
+pub mod resample;
 pub mod wav;
 
 /// Every stream inside Confab is 48 kHz mono.
@@ -39,4 +48,6 @@ pub enum AudioError {
     Wav(#[from] hound::Error),
     #[error("unsupported audio format: {0}")]
     Format(String),
+    #[error(transparent)]
+    Device(#[from] device::DeviceError),
 }

@@ -60,12 +60,31 @@ pub enum Command {
     RejectFile {
         file: String,
     },
+    /// Answered with a `devices` event.
     Devices,
+    /// Switch devices (mid-call too), in the forms of `--audio-in` and `--audio-out`;
+    /// answered with an `audio` event. `noise_suppression` and `echo_cancellation` switch
+    /// the microphone's processing (Confab additions; both on by default).
     SetAudio {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         input: Option<String>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         output: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        noise_suppression: Option<bool>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        echo_cancellation: Option<bool>,
+    },
+    /// Open the microphone outside a call and report its `level` (a settings screen's
+    /// meter), or stop (a Confab addition).
+    MicTest {
+        on: bool,
+    },
+    /// How loud a peer of the call plays here: 0 (silent) to 2, 1 as sent (a Confab
+    /// addition).
+    Volume {
+        peer: String,
+        volume: f32,
     },
     SafetyCode {
         peer: String,
@@ -159,6 +178,15 @@ pub struct PeerSummary {
     pub id: String,
     pub name: String,
     pub state: PeerState,
+}
+
+/// A sound device in a `devices` event: `name` is what `device:NAME` takes; `id` is the
+/// sound system's own name for it, which `device:ID` takes too (a Confab addition).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeviceEntry {
+    pub name: String,
+    pub default: bool,
+    pub id: String,
 }
 
 /// `{id, name}`, as in `peer-joined`.
@@ -282,6 +310,22 @@ pub enum Event {
         ok: bool,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         path: Option<String>,
+    },
+    Devices {
+        inputs: Vec<DeviceEntry>,
+        outputs: Vec<DeviceEntry>,
+    },
+    /// The devices in use after `set-audio` or at start (a Confab addition): the forms of
+    /// `--audio-in`/`--audio-out`, and the device's own name where one was opened.
+    Audio {
+        input: String,
+        output: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        input_name: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        output_name: Option<String>,
+        noise_suppression: bool,
+        echo_cancellation: bool,
     },
     Log {
         level: LogLevel,

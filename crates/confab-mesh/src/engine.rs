@@ -1,12 +1,19 @@
 //! The audio engine of one peer: every 20 ms it takes a frame from the input (encoding it
 //! for the call while sending), and plays one mixed frame of every peer to the output. It
-//! runs on a task of its own, fed by the peers' RTP and steered by the call.
+//! runs on a task of its own, fed by the peers' RTP and steered by the mesh.
+//!
+//! The input is opened only while it is needed (in a call, or testing the microphone), so a
+//! microphone is not held open between calls; the output stays open, so that a recording
+//! holds the whole run. Devices open on blocking threads: the engine keeps ticking while
+//! they do. A device that fails is an `error` event, and the call goes on without it
+//! (receive-only without a microphone, silent without a speaker).
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use confab_audio::AudioError;
 use confab_audio::call_audio::{Capture, Mixer};
-use confab_audio::io::{Discard, Sink, Source};
+use confab_audio::io::{Discard, Sink, Source, open_sink, open_source};
 use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio::time::{Instant, MissedTickBehavior};
 
@@ -18,15 +25,28 @@ const PACKET_QUEUE: usize = 50;
 
 #[derive(Debug)]
 enum Control {
-    /// In a call with someone: encode and send.
+    /// In a call with someone: capture, encode and send.
     Sending(bool),
     Muted(bool),
+    /// Report the microphone's level outside calls (a settings screen's meter).
+    MicTest(bool),
+    Input(String),
+    Output(String),
+    NoiseSuppression(bool),
+    EchoCancellation(bool),
+    Volume(String, f32),
     /// A peer left the call: drop its stream.
     Forget(String),
     /// A peer muted: silence it at once.
     Hush(String),
     /// Finish the output (a WAV's header) and stop.
     Stop(oneshot::Sender<()>),
+}
+
+/// A device opened on a blocking thread, back to the engine.
+enum Opened {
+    Input(u64, Result<Box<dyn Source>, AudioError>),
+    Output(u64, Result<Box<dyn Sink>, AudioError>),
 }
 
 /// The mesh's handle on its engine.
@@ -37,22 +57,60 @@ pub(crate) struct Engine {
 }
 
 impl Engine {
+    /// `input` and `output` in the forms of `--audio-in` and `--audio-out`.
     pub(crate) fn start(
-        input: Box<dyn Source>,
-        output: Box<dyn Sink>,
+        input: String,
+        output: String,
         voice_in: mpsc::UnboundedReceiver<VoicePacket>,
         events: mpsc::UnboundedSender<Event>,
     ) -> Self {
         let (packets, _) = broadcast::channel(PACKET_QUEUE);
         let (control, control_rx) = mpsc::unbounded_channel();
-        tokio::spawn(run(
-            input,
-            output,
-            voice_in,
-            control_rx,
-            packets.clone(),
-            events,
-        ));
+        let (opened_tx, opened) = mpsc::unbounded_channel();
+        let shared = packets.clone();
+        let report = events.clone();
+        // A thread and a small runtime of its own: the 20 ms ticks keep time however busy
+        // the mesh is, and the echo canceller, which must stay on one thread, can live here.
+        let spawned = std::thread::Builder::new()
+            .name("confab-audio".to_owned())
+            .spawn(move || {
+                let runtime = match tokio::runtime::Builder::new_current_thread()
+                    .enable_time()
+                    .build()
+                {
+                    Ok(runtime) => runtime,
+                    Err(e) => {
+                        let message = format!("no audio engine: {e}");
+                        let _ = events.send(Event::error("audio", message, None));
+                        return;
+                    }
+                };
+                let state = EngineTask {
+                    input_spec: input,
+                    output_spec: String::new(),
+                    input_name: None,
+                    output_name: None,
+                    input_generation: 0,
+                    output_generation: 0,
+                    input_open: false,
+                    capture: None,
+                    mixer: Mixer::new(),
+                    output: Box::new(Discard),
+                    sending: false,
+                    mic_test: false,
+                    muted: false,
+                    noise_suppression: true,
+                    echo_cancellation: true,
+                    packets: shared,
+                    events,
+                    opened_tx,
+                };
+                runtime.block_on(state.run(output, voice_in, control_rx, opened));
+            });
+        if let Err(e) = spawned {
+            let message = format!("no audio engine: {e}");
+            let _ = report.send(Event::error("audio", message, None));
+        }
         Self { packets, control }
     }
 
@@ -61,20 +119,48 @@ impl Engine {
         self.packets.subscribe()
     }
 
+    fn send(&self, control: Control) {
+        let _ = self.control.send(control);
+    }
+
     pub(crate) fn set_sending(&self, sending: bool) {
-        let _ = self.control.send(Control::Sending(sending));
+        self.send(Control::Sending(sending));
     }
 
     pub(crate) fn set_muted(&self, muted: bool) {
-        let _ = self.control.send(Control::Muted(muted));
+        self.send(Control::Muted(muted));
+    }
+
+    pub(crate) fn set_mic_test(&self, on: bool) {
+        self.send(Control::MicTest(on));
+    }
+
+    pub(crate) fn set_input(&self, spec: String) {
+        self.send(Control::Input(spec));
+    }
+
+    pub(crate) fn set_output(&self, spec: String) {
+        self.send(Control::Output(spec));
+    }
+
+    pub(crate) fn set_noise_suppression(&self, on: bool) {
+        self.send(Control::NoiseSuppression(on));
+    }
+
+    pub(crate) fn set_echo_cancellation(&self, on: bool) {
+        self.send(Control::EchoCancellation(on));
+    }
+
+    pub(crate) fn set_volume(&self, peer: &str, volume: f32) {
+        self.send(Control::Volume(peer.to_owned(), volume));
     }
 
     pub(crate) fn forget(&self, peer: &str) {
-        let _ = self.control.send(Control::Forget(peer.to_owned()));
+        self.send(Control::Forget(peer.to_owned()));
     }
 
     pub(crate) fn hush(&self, peer: &str) {
-        let _ = self.control.send(Control::Hush(peer.to_owned()));
+        self.send(Control::Hush(peer.to_owned()));
     }
 
     /// Completes the output and stops.
@@ -86,79 +172,255 @@ impl Engine {
     }
 }
 
-async fn run(
-    input: Box<dyn Source>,
-    mut output: Box<dyn Sink>,
-    mut voice_in: mpsc::UnboundedReceiver<VoicePacket>,
-    mut control: mpsc::UnboundedReceiver<Control>,
+struct EngineTask {
+    input_spec: String,
+    output_spec: String,
+    input_name: Option<String>,
+    output_name: Option<String>,
+    /// Which open is the latest: an older one finishing late is dropped.
+    input_generation: u64,
+    output_generation: u64,
+    /// The input is open, or being opened.
+    input_open: bool,
+    capture: Option<Capture>,
+    mixer: Mixer,
+    output: Box<dyn Sink>,
+    sending: bool,
+    mic_test: bool,
+    muted: bool,
+    noise_suppression: bool,
+    echo_cancellation: bool,
     packets: broadcast::Sender<Arc<Vec<u8>>>,
     events: mpsc::UnboundedSender<Event>,
-) {
-    let error = |code: &str, message: String| {
-        let _ = events.send(Event::error(code, message, None));
-    };
-    let mut capture = match Capture::new(input) {
-        Ok(capture) => capture,
-        Err(e) => return error("audio", format!("no voice: {e}")),
-    };
-    let mut mixer = Mixer::new();
-    let started = Instant::now();
-    let mut ticks = tokio::time::interval(Duration::from_millis(20));
-    // Keep real time: a late tick is made up, so recordings hold the call's full length.
-    ticks.set_missed_tick_behavior(MissedTickBehavior::Burst);
-    let mut sending = false;
-    loop {
-        tokio::select! {
-            command = control.recv() => match command {
-                Some(Control::Sending(on)) => sending = on,
-                Some(Control::Muted(muted)) => capture.set_muted(muted),
-                Some(Control::Forget(peer)) => mixer.remove(&peer),
-                Some(Control::Hush(peer)) => mixer.hush(&peer),
-                Some(Control::Stop(done)) => {
-                    if let Err(e) = output.finish() {
-                        error("audio-out", format!("finishing the output: {e}"));
+    opened_tx: mpsc::UnboundedSender<Opened>,
+}
+
+impl EngineTask {
+    async fn run(
+        mut self,
+        output: String,
+        mut voice_in: mpsc::UnboundedReceiver<VoicePacket>,
+        mut control: mpsc::UnboundedReceiver<Control>,
+        mut opened: mpsc::UnboundedReceiver<Opened>,
+    ) {
+        self.open_output(output);
+        let started = Instant::now();
+        let mut ticks = tokio::time::interval(Duration::from_millis(20));
+        // Keep real time: a late tick is made up, so recordings hold the call's full length.
+        ticks.set_missed_tick_behavior(MissedTickBehavior::Burst);
+        loop {
+            tokio::select! {
+                command = control.recv() => match command {
+                    Some(Control::Stop(done)) => {
+                        self.finish_output();
+                        let _ = done.send(());
+                        return;
                     }
-                    let _ = done.send(());
-                    return;
+                    Some(command) => self.on_control(command),
+                    None => {
+                        self.finish_output();
+                        return;
+                    }
+                },
+                Some(done) = opened.recv() => self.on_opened(done),
+                Some(packet) = voice_in.recv() => {
+                    let arrival_ms = started.elapsed().as_secs_f64() * 1000.0;
+                    if let Err(e) = self.mixer.push(&packet.peer, packet.seq, packet.timestamp, packet.payload, arrival_ms) {
+                        self.error("audio", format!("voice from {}: {e}", packet.peer));
+                    }
                 }
-                None => {
-                    let _ = output.finish();
-                    return;
-                }
-            },
-            Some(packet) = voice_in.recv() => {
-                let arrival_ms = started.elapsed().as_secs_f64() * 1000.0;
-                if let Err(e) = mixer.push(&packet.peer, packet.seq, packet.timestamp, packet.payload, arrival_ms) {
-                    error("audio", format!("voice from {}: {e}", packet.peer));
+                _ = ticks.tick() => self.tick(),
+            }
+        }
+    }
+
+    fn on_control(&mut self, command: Control) {
+        match command {
+            Control::Sending(on) => {
+                self.sending = on;
+                self.update_input();
+            }
+            Control::MicTest(on) => {
+                self.mic_test = on;
+                self.update_input();
+            }
+            Control::Muted(muted) => {
+                self.muted = muted;
+                if let Some(capture) = self.capture.as_mut() {
+                    capture.set_muted(muted);
                 }
             }
-            _ = ticks.tick() => {
-                match capture.tick() {
-                    Ok(captured) => {
-                        if sending {
-                            if let Some(packet) = captured.packet {
-                                let _ = packets.send(Arc::new(packet));
-                            }
-                            if let Some(dbfs) = captured.level {
-                                let _ = events.send(Event::Level { peer: None, dbfs });
-                            }
-                        }
-                    }
-                    Err(e) => error("audio-in", e.to_string()),
+            Control::Input(spec) => {
+                self.input_spec = spec;
+                self.input_name = None;
+                if self.input_open {
+                    self.close_input();
                 }
-                match mixer.tick() {
-                    Ok(mixed) => {
-                        if let Err(e) = output.write(&mixed.frame) {
-                            error("audio-out", format!("{e}; playing nowhere from now on"));
-                            output = Box::new(Discard);
-                        }
-                        for (peer, dbfs) in mixed.levels {
-                            let _ = events.send(Event::Level { peer: Some(peer), dbfs });
-                        }
+                self.update_input();
+                self.report_audio();
+            }
+            Control::Output(spec) => self.open_output(spec),
+            Control::NoiseSuppression(on) => {
+                self.noise_suppression = on;
+                if let Some(capture) = self.capture.as_mut() {
+                    capture.set_noise_suppression(on);
+                }
+                self.report_audio();
+            }
+            Control::EchoCancellation(on) => {
+                self.echo_cancellation = on;
+                if let Some(capture) = self.capture.as_mut() {
+                    capture.set_echo_cancellation(on);
+                }
+                self.report_audio();
+            }
+            Control::Volume(peer, volume) => self.mixer.set_gain(&peer, volume),
+            Control::Forget(peer) => self.mixer.remove(&peer),
+            Control::Hush(peer) => self.mixer.hush(&peer),
+            Control::Stop(_) => {}
+        }
+    }
+
+    /// Opens the input when something needs it, and lets it go when nothing does.
+    fn update_input(&mut self) {
+        let needed = self.sending || self.mic_test;
+        if needed && !self.input_open {
+            self.input_open = true;
+            self.input_generation += 1;
+            let (generation, spec, done) = (
+                self.input_generation,
+                self.input_spec.clone(),
+                self.opened_tx.clone(),
+            );
+            tokio::task::spawn_blocking(move || {
+                let _ = done.send(Opened::Input(generation, open_source(&spec)));
+            });
+        } else if !needed && self.input_open {
+            self.close_input();
+        }
+    }
+
+    fn close_input(&mut self) {
+        self.input_open = false;
+        self.input_generation += 1;
+        self.capture = None;
+    }
+
+    fn open_output(&mut self, spec: String) {
+        self.output_spec = spec.clone();
+        self.output_name = None;
+        self.output_generation += 1;
+        let (generation, done) = (self.output_generation, self.opened_tx.clone());
+        tokio::task::spawn_blocking(move || {
+            let _ = done.send(Opened::Output(generation, open_sink(&spec)));
+        });
+    }
+
+    fn on_opened(&mut self, opened: Opened) {
+        match opened {
+            Opened::Input(generation, _) if generation != self.input_generation => {}
+            Opened::Input(_, Ok(source)) => {
+                self.input_name = source.device_name().map(str::to_owned);
+                self.start_capture(source);
+            }
+            Opened::Input(_, Err(e)) => self.error(
+                "audio-in",
+                format!("{e}; the call goes on receive-only (others do not hear you)"),
+            ),
+            Opened::Output(generation, _) if generation != self.output_generation => {}
+            Opened::Output(_, Ok(sink)) => {
+                self.output_name = sink.device_name().map(str::to_owned);
+                let previous = std::mem::replace(&mut self.output, sink);
+                if let Err(e) = previous.finish() {
+                    self.error("audio-out", format!("finishing the output: {e}"));
+                }
+                self.report_audio();
+            }
+            Opened::Output(_, Err(e)) => {
+                self.error("audio-out", format!("{e}; the call goes on, unheard here"));
+            }
+        }
+    }
+
+    fn start_capture(&mut self, source: Box<dyn Source>) {
+        match Capture::new(source) {
+            Ok(mut capture) => {
+                capture.set_muted(self.muted);
+                capture.set_noise_suppression(self.noise_suppression);
+                capture.set_echo_cancellation(self.echo_cancellation);
+                self.capture = Some(capture);
+                self.report_audio();
+            }
+            Err(e) => self.error("audio-in", format!("no voice: {e}")),
+        }
+    }
+
+    fn tick(&mut self) {
+        // Playout first: what is played now is the echo the microphone is about to hear.
+        match self.mixer.tick() {
+            Ok(mixed) => {
+                if let Some(capture) = self.capture.as_mut() {
+                    capture.render(&mixed.frame);
+                }
+                if let Err(e) = self.output.write(&mixed.frame) {
+                    self.error("audio-out", format!("{e}; the call goes on, unheard here"));
+                    self.output = Box::new(Discard);
+                }
+                for (peer, dbfs) in mixed.levels {
+                    self.emit(Event::Level {
+                        peer: Some(peer),
+                        dbfs,
+                    });
+                }
+            }
+            Err(e) => self.error("audio", e.to_string()),
+        }
+        if let Some(capture) = self.capture.as_mut() {
+            match capture.tick() {
+                Ok(captured) => {
+                    if self.sending
+                        && let Some(packet) = captured.packet
+                    {
+                        let _ = self.packets.send(Arc::new(packet));
                     }
-                    Err(e) => error("audio", e.to_string()),
+                    if let Some(dbfs) = captured.level {
+                        self.emit(Event::Level { peer: None, dbfs });
+                    }
+                }
+                Err(e) => {
+                    // The capture is receive-only from here on.
+                    self.error(
+                        "audio-in",
+                        format!("{e}; the call goes on receive-only (others do not hear you)"),
+                    );
                 }
             }
         }
+    }
+
+    fn finish_output(&mut self) {
+        let output = std::mem::replace(&mut self.output, Box::new(Discard));
+        if let Err(e) = output.finish() {
+            self.error("audio-out", format!("finishing the output: {e}"));
+        }
+    }
+
+    fn report_audio(&self) {
+        self.emit(Event::Audio {
+            input: self.input_spec.clone(),
+            output: self.output_spec.clone(),
+            input_name: self.input_name.clone(),
+            output_name: self.output_name.clone(),
+            noise_suppression: self.noise_suppression,
+            echo_cancellation: self.echo_cancellation,
+        });
+    }
+
+    fn emit(&self, event: Event) {
+        let _ = self.events.send(event);
+    }
+
+    fn error(&self, code: &str, message: String) {
+        self.emit(Event::error(code, message, None));
     }
 }

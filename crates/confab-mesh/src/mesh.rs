@@ -15,7 +15,8 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use crate::api::{
-    Command, Event, LogLevel, PeerRef, PeerState, PeerSummary, SignalingState, TrustStatus, unix_ms,
+    Command, DeviceEntry, Event, LogLevel, PeerRef, PeerState, PeerSummary, SignalingState,
+    TrustStatus, unix_ms,
 };
 use crate::engine::Engine;
 use crate::identity::Identity;
@@ -43,9 +44,10 @@ pub struct MeshConfig {
     /// Where this install keeps its chat history and unfinished transfers; `None` keeps
     /// them in memory only.
     pub data_dir: Option<std::path::PathBuf>,
-    /// Voice input: `none`, `sine:HZ` or `wav:PATH` (`None`: none).
+    /// Voice input: `default`, `device:NAME`, `none`, `sine:HZ` or `wav:PATH` (`None`:
+    /// none).
     pub audio_in: Option<String>,
-    /// Voice output: `none` or `wav:PATH` (`None`: none).
+    /// Voice output: `default`, `device:NAME`, `none` or `wav:PATH` (`None`: none).
     pub audio_out: Option<String>,
     /// Accept every incoming call (after `call-incoming`).
     pub auto_accept_calls: bool,
@@ -340,19 +342,60 @@ impl MeshTask {
             Command::History { peer } => self.history(peer),
             Command::AcceptFile { file, dir } => self.accept_file(file, dir.into()),
             Command::RejectFile { file } => self.reject_file(file),
-            Command::Quit => {}
-            other => {
-                let name = serde_json::to_value(&other)
-                    .ok()
-                    .and_then(|v| v.get("cmd").and_then(|c| c.as_str()).map(str::to_owned))
-                    .unwrap_or_default();
-                self.error(
-                    "unsupported",
-                    format!("`{name}` is not supported by this version yet"),
-                    None,
-                );
+            Command::Devices => self.list_devices(),
+            Command::SetAudio {
+                input,
+                output,
+                noise_suppression,
+                echo_cancellation,
+            } => {
+                if let Some(input) = input {
+                    self.engine.set_input(input);
+                }
+                if let Some(output) = output {
+                    self.engine.set_output(output);
+                }
+                if let Some(on) = noise_suppression {
+                    self.engine.set_noise_suppression(on);
+                }
+                if let Some(on) = echo_cancellation {
+                    self.engine.set_echo_cancellation(on);
+                }
             }
+            Command::MicTest { on } => self.engine.set_mic_test(on),
+            Command::Volume { peer, volume } => {
+                if volume.is_finite() {
+                    self.engine.set_volume(&peer, volume);
+                } else {
+                    self.error(
+                        "bad-command",
+                        "a volume is a number from 0 to 2",
+                        Some(&peer),
+                    );
+                }
+            }
+            Command::Quit => {}
         }
+    }
+
+    /// Answers with a `devices` event, asking the sound system on a blocking thread.
+    fn list_devices(&self) {
+        let events = self.events.clone();
+        tokio::task::spawn_blocking(move || {
+            let entry = |d: confab_audio::device::DeviceInfo| DeviceEntry {
+                name: d.name,
+                default: d.default,
+                id: d.id,
+            };
+            let event = match confab_audio::device::list() {
+                Ok(list) => Event::Devices {
+                    inputs: list.inputs.into_iter().map(entry).collect(),
+                    outputs: list.outputs.into_iter().map(entry).collect(),
+                },
+                Err(e) => Event::error("audio-devices", e.to_string(), None),
+            };
+            let _ = events.send(event);
+        });
     }
 
     fn emit_signaling(&self, state: SignalingState) {
@@ -961,24 +1004,15 @@ fn start_engine(
     voice_in: mpsc::UnboundedReceiver<VoicePacket>,
     events: &mpsc::UnboundedSender<Event>,
 ) -> Engine {
-    let report = |code: &str, message: String| {
-        let _ = events.send(Event::error(code, message, None));
-    };
-    let input = match confab_audio::io::open_source(config.audio_in.as_deref().unwrap_or("none")) {
-        Ok(input) => input,
-        Err(e) => {
-            report("audio-in", format!("{e}; sending silence"));
-            Box::new(confab_audio::io::Silence)
-        }
-    };
-    let output = match confab_audio::io::open_sink(config.audio_out.as_deref().unwrap_or("none")) {
-        Ok(output) => output,
-        Err(e) => {
-            report("audio-out", format!("{e}; playing nowhere"));
-            Box::new(confab_audio::io::Discard)
-        }
-    };
-    Engine::start(input, output, voice_in, events.clone())
+    Engine::start(
+        config.audio_in.clone().unwrap_or_else(|| "none".to_owned()),
+        config
+            .audio_out
+            .clone()
+            .unwrap_or_else(|| "none".to_owned()),
+        voice_in,
+        events.clone(),
+    )
 }
 
 /// The install's store, or one in memory (with an error event) when it cannot be opened.

@@ -71,7 +71,9 @@ fn init_logging(verbose: u8) {
     let default = if verbose >= 2 {
         level.to_owned()
     } else {
-        format!("error,confab={level},confab_signal={level},confab_mesh={level}")
+        // The Pulse client logs every connection it closes (each device listing) as an
+        // error; its real failures reach us as cpal errors, which we report.
+        format!("error,pulseaudio=off,confab={level},confab_signal={level},confab_mesh={level}")
     };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
     tracing_subscriber::fmt()

@@ -5,8 +5,11 @@ use std::io::Write;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::str::FromStr;
 
 use clap::Args;
+use confab_audio::AudioError;
+use confab_audio::io::{SinkSpec, SourceSpec};
 use confab_mesh::api::{LogLevel, SignalingState};
 use confab_mesh::{Command, Event, IceServer, Identity, Mdns, Mesh, MeshConfig, TransportConfig};
 use tokio::io::AsyncBufReadExt;
@@ -38,12 +41,12 @@ pub(crate) struct PeerArgs {
     #[arg(long = "udp", value_name = "IP")]
     udp: Vec<IpAddr>,
 
-    /// Audio input: default, none, device:NAME, sine:HZ or wav:PATH.
-    #[arg(long, value_name = "SOURCE")]
+    /// Audio input: default, none, device:NAME, sine:HZ or wav:PATH (default: none).
+    #[arg(long, value_name = "SOURCE", value_parser = audio_spec::<SourceSpec>)]
     audio_in: Option<String>,
 
-    /// Audio output: default, none, device:NAME or wav:PATH.
-    #[arg(long, value_name = "SINK")]
+    /// Audio output: default, none, device:NAME or wav:PATH (default: none).
+    #[arg(long, value_name = "SINK", value_parser = audio_spec::<SinkSpec>)]
     audio_out: Option<String>,
 
     /// Accept every incoming call (after emitting call-incoming).
@@ -79,25 +82,14 @@ impl PeerArgs {
         transport.ice_servers = self.ice.clone();
         transport
     }
-
-    /// Flags whose features are not built yet: each gets an `unsupported` error. Audio
-    /// devices are not: tones, WAV files and `none` are.
-    fn unsupported_flags(&self) -> Vec<&'static str> {
-        let device = |spec: &Option<String>| spec.as_deref().is_some_and(is_device);
-        let mut flags = Vec::new();
-        if device(&self.audio_in) {
-            flags.push("--audio-in (devices)");
-        }
-        if device(&self.audio_out) {
-            flags.push("--audio-out (devices)");
-        }
-        flags
-    }
 }
 
-/// Sound devices (`default`, `device:NAME`), which this version cannot open yet.
-fn is_device(spec: &str) -> bool {
-    spec == "default" || spec.starts_with("device:")
+/// Checks an audio flag's form at start (a wrong one exits 2); the device itself is opened
+/// when a call needs it.
+fn audio_spec<Spec: FromStr<Err = AudioError>>(spec: &str) -> Result<String, String> {
+    spec.parse::<Spec>()
+        .map(|_| spec.to_owned())
+        .map_err(|e| e.to_string())
 }
 
 fn server_is_loopback(url: &str) -> bool {
@@ -153,17 +145,10 @@ pub(crate) async fn run(args: PeerArgs, verbose: bool) -> anyhow::Result<ExitCod
         auto_accept_files: args.auto_accept_files.clone(),
         // An install keeps its history beside its identity.
         data_dir: args.identity.clone(),
-        audio_in: args.audio_in.clone().filter(|spec| !is_device(spec)),
-        audio_out: args.audio_out.clone().filter(|spec| !is_device(spec)),
+        audio_in: args.audio_in.clone(),
+        audio_out: args.audio_out.clone(),
         auto_accept_calls: args.auto_accept_calls,
     });
-    for flag in args.unsupported_flags() {
-        output.event(&Event::Error {
-            code: "unsupported".to_owned(),
-            message: format!("{flag} is not supported by this version yet"),
-            peer: None,
-        });
-    }
     mesh.send(Command::Connect {
         server: args.server.clone(),
         room: args.room.clone(),

@@ -2,90 +2,16 @@
 //! process killed outright.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::io::{BufRead, BufReader, Write};
-use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::mpsc;
+mod common;
+
+use std::io::Write;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
+use common::{
+    Process, WAIT, chat_open, confab, connected_id, peer, server, tone_in_recording, voice_peer,
+};
 use serde_json::Value;
-
-fn confab() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_confab"))
-}
-
-/// A `confab` process whose stdout lines arrive on a channel.
-struct Process {
-    child: Child,
-    stdin: Option<ChildStdin>,
-    lines: mpsc::Receiver<String>,
-}
-
-impl Process {
-    fn spawn(args: &[&str]) -> Process {
-        let mut child = confab()
-            .args(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let stdin = child.stdin.take();
-        let (tx, lines) = mpsc::channel();
-        let stdout = child.stdout.take().unwrap();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let stderr = child.stderr.take().unwrap();
-        let (tx, errs) = mpsc::channel::<String>();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                let _ = tx.send(line);
-            }
-        });
-        // Server processes announce their URL on stderr; keep it reachable for them.
-        std::mem::forget(errs);
-        Process {
-            child,
-            stdin,
-            lines,
-        }
-    }
-
-    fn send(&mut self, json: &str) {
-        let stdin = self.stdin.as_mut().unwrap();
-        writeln!(stdin, "{json}").unwrap();
-        stdin.flush().unwrap();
-    }
-
-    /// The next event matching `matches`, within `wait`.
-    fn event(&self, wait: Duration, what: &str, matches: impl Fn(&Value) -> bool) -> Value {
-        let deadline = Instant::now() + wait;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            let line = self
-                .lines
-                .recv_timeout(left)
-                .unwrap_or_else(|_| panic!("no {what} within {wait:?}"));
-            let event: Value = serde_json::from_str(&line)
-                .unwrap_or_else(|e| panic!("stdout line is not JSON ({e}): {line}"));
-            if matches(&event) {
-                return event;
-            }
-        }
-    }
-}
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// A file of `mib` MiB of varied bytes.
 fn write_file_of_mib(path: &std::path::Path, mib: usize) {
@@ -96,42 +22,6 @@ fn write_file_of_mib(path: &std::path::Path, mib: usize) {
     for _ in 0..mib {
         file.write_all(&block).unwrap();
     }
-}
-
-/// A signaling server process on a free loopback port.
-fn server() -> (Process, String) {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let listen = format!("127.0.0.1:{port}");
-    let process = Process::spawn(&["server", "--listen", &listen]);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while std::net::TcpStream::connect(&listen).is_err() {
-        assert!(Instant::now() < deadline, "server did not start");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    (process, format!("ws://{listen}/ws"))
-}
-
-fn peer(url: &str, name: &str) -> Process {
-    Process::spawn(&["peer", "--server", url, "--room", "cli", "--name", name])
-}
-
-const WAIT: Duration = Duration::from_secs(10);
-
-fn connected_id(process: &Process) -> String {
-    let event = process.event(WAIT, "connected", |e| {
-        e["event"] == "signaling" && e["state"] == "connected"
-    });
-    event["id"].as_str().unwrap().to_owned()
-}
-
-fn chat_open(process: &Process, peer: &str) {
-    process.event(WAIT, "chat open", |e| {
-        e["event"] == "channel" && e["label"] == "chat" && e["state"] == "open" && e["peer"] == peer
-    });
 }
 
 #[test]
@@ -223,25 +113,25 @@ fn an_unreachable_server_is_an_error_and_exit_1() {
 }
 
 #[test]
-fn a_wrong_flag_exits_2_and_features_not_built_yet_say_so() {
+fn a_wrong_flag_exits_2() {
     let out = confab().args(["peer", "--room", "r"]).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
-    let (_server, url) = server();
-    let process = Process::spawn(&[
-        "peer",
-        "--server",
-        &url,
-        "--room",
-        "r",
-        "--name",
-        "A",
-        "--audio-in",
-        "default",
-    ]);
-    let error = process.event(WAIT, "unsupported", |e| e["event"] == "error");
-    assert_eq!(error["code"], "unsupported");
-    assert!(error["message"].as_str().unwrap().contains("--audio-in"));
-    connected_id(&process);
+    let out = confab()
+        .args([
+            "peer",
+            "--server",
+            "ws://127.0.0.1:9/ws",
+            "--room",
+            "r",
+            "--name",
+            "A",
+        ])
+        .args(["--audio-in", "radio:1"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let usage = String::from_utf8_lossy(&out.stderr);
+    assert!(usage.contains("unknown audio input `radio:1`"), "{usage}");
 }
 
 /// A sender killed halfway through a file: started again with the same install, it
@@ -430,22 +320,6 @@ fn a_message_typed_before_a_kill_survives_it() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// The level of one tone in a WAV recording (48 kHz mono), over its second half.
-fn tone_in_recording(path: &std::path::Path, hz: f64) -> f32 {
-    let reader = hound::WavReader::open(path).unwrap();
-    assert_eq!(reader.spec().sample_rate, 48_000);
-    let samples: Vec<f32> = reader
-        .into_samples::<i16>()
-        .map(|s| f32::from(s.unwrap()) / f32::from(i16::MAX))
-        .collect();
-    // One second of whole 20 ms frames, ending 0.7 s before the recording does: the call
-    // is up by then, and nobody has quit yet.
-    let frames = samples.len() / 960;
-    assert!(frames > 100, "a recording of {frames} frames");
-    let tail = &samples[(frames - 85) * 960..(frames - 35) * 960];
-    confab_audio::dsp::goertzel_dbfs(tail, hz)
-}
-
 /// Two headless peers in a call: each recording holds the other's tone, not its own.
 #[test]
 fn two_peers_in_a_call_hear_each_other() {
@@ -512,24 +386,6 @@ fn two_peers_in_a_call_hear_each_other() {
     assert!(a_hears_b > -20.0 && a_hears_a < -40.0);
     assert!(b_hears_a > -20.0 && b_hears_b < -40.0);
     let _ = std::fs::remove_dir_all(&root);
-}
-
-/// A peer with a tone and a recording, in room `room`.
-fn voice_peer(url: &str, room: &str, name: &str, hz: u32, recording: &std::path::Path) -> Process {
-    Process::spawn(&[
-        "peer",
-        "--server",
-        url,
-        "--room",
-        room,
-        "--name",
-        name,
-        "--audio-in",
-        &format!("sine:{hz}"),
-        "--audio-out",
-        &format!("wav:{}", recording.display()),
-        "--auto-accept-calls",
-    ])
 }
 
 /// Three peers in one call: each hears both others, mixed, and not itself.
@@ -646,5 +502,68 @@ fn mute_and_ten_calls_in_a_row() {
     }
     a.send(r#"{"cmd":"quit"}"#);
     assert!(a.child.wait().unwrap().success());
+    let _ = std::fs::remove_dir_all(&root);
+}
+
+/// A peer that joins the room during a call is invited into it: everyone then hears
+/// everyone.
+#[test]
+fn a_newcomer_is_added_to_a_running_call() {
+    let (_server, url) = server();
+    let root = std::env::temp_dir().join(format!("confab-newcomer-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    std::fs::create_dir_all(&root).unwrap();
+    let tones = [("A", 440), ("B", 660), ("C", 880)];
+    let spawn = |(name, hz): (&str, u32)| {
+        voice_peer(
+            &url,
+            "newcomer",
+            name,
+            hz,
+            &root.join(format!("{name}.wav")),
+        )
+    };
+    let mut a = spawn(tones[0]);
+    let a_id = connected_id(&a);
+    let mut b = spawn(tones[1]);
+    let b_id = connected_id(&b);
+    chat_open(&a, &b_id);
+    a.send(r#"{"cmd":"call"}"#);
+    b.event(WAIT, "A heard at B", |e| {
+        e["event"] == "level" && e["peer"] == a_id.as_str()
+    });
+
+    let mut c = spawn(tones[2]);
+    let c_id = connected_id(&c);
+    chat_open(&a, &c_id);
+    chat_open(&b, &c_id);
+    a.send(&format!(r#"{{"cmd":"call","peers":["{c_id}"]}}"#));
+    let incoming = c.event(WAIT, "the invitation", |e| e["event"] == "call-incoming");
+    assert_eq!(incoming["from"], a_id.as_str());
+    for (who, id) in [(&c, &a_id), (&c, &b_id), (&b, &c_id), (&a, &c_id)] {
+        who.event(WAIT, &format!("{id} heard"), |e| {
+            e["event"] == "level"
+                && e["peer"] == id.as_str()
+                && e["dbfs"].as_f64().unwrap_or(-200.0) > -30.0
+        });
+    }
+    std::thread::sleep(Duration::from_secs(2));
+    for peer in [&mut a, &mut b, &mut c] {
+        peer.send(r#"{"cmd":"quit"}"#);
+    }
+    for peer in [&mut a, &mut b, &mut c] {
+        assert!(peer.child.wait().unwrap().success());
+    }
+    for (name, _) in tones {
+        let recording = root.join(format!("{name}.wav"));
+        for (other, hz) in tones {
+            let level = tone_in_recording(&recording, f64::from(hz));
+            if other == name {
+                assert!(level < -40.0, "{name} hears itself at {level}");
+            } else {
+                assert!(level > -20.0, "{name} hears {other} at {level}");
+            }
+        }
+    }
     let _ = std::fs::remove_dir_all(&root);
 }

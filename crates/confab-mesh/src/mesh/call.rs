@@ -29,11 +29,10 @@ impl MeshTask {
             .unwrap_or_default()
     }
 
-    /// `call`: invite `peers`, or everyone whose channel is open.
+    /// `call`: invite `peers`, or everyone whose channel is open. In a call already, those
+    /// not in it yet are invited into it (a newcomer to the room, say).
     pub(super) fn start_call(&mut self, peers: Option<Vec<String>>) {
-        if self.call.as_ref().is_some_and(|c| c.in_call) {
-            return self.error("busy", "already in a call: hang up first", None);
-        }
+        let current = self.call.as_ref().filter(|c| c.in_call);
         let invited: Vec<String> = match peers {
             Some(peers) => peers,
             None => self
@@ -43,6 +42,13 @@ impl MeshTask {
                 .map(|(id, _)| id.clone())
                 .collect(),
         };
+        let invited: Vec<String> = invited
+            .into_iter()
+            .filter(|id| !current.is_some_and(|c| c.members.contains(id)))
+            .collect();
+        if current.is_some() && invited.is_empty() {
+            return self.error("busy", "everyone named is in the call already", None);
+        }
         if let Some(missing) = invited
             .iter()
             .find(|id| !self.peers.get(*id).is_some_and(|p| p.chat_open))
@@ -57,22 +63,29 @@ impl MeshTask {
             return self.error("not-connected", "nobody to call", None);
         }
         let me = self.own_id();
-        let id = super::new_message_id();
-        let members: BTreeSet<String> = invited.iter().cloned().chain([me.clone()]).collect();
+        let call = match self.call.take().filter(|c| c.in_call) {
+            Some(mut call) => {
+                call.members.extend(invited.iter().cloned());
+                call
+            }
+            None => Call {
+                id: super::new_message_id(),
+                members: invited.iter().cloned().chain([me.clone()]).collect(),
+                joined: BTreeSet::from([me]),
+                in_call: true,
+            },
+        };
+        // The current members: the invited learn whom to expect, and tell each their
+        // accept, which is how those already in learn of them.
         let invite = PeerMessage::CallInvite {
-            call: id.clone(),
-            members: members.iter().cloned().collect(),
+            call: call.id.clone(),
+            members: call.members.iter().cloned().collect(),
         };
         for peer in &invited {
             self.send_message(peer, &invite);
-            self.call_state(id.clone(), peer.clone(), CallState::Ringing);
+            self.call_state(call.id.clone(), peer.clone(), CallState::Ringing);
         }
-        self.call = Some(Call {
-            id,
-            members,
-            joined: BTreeSet::from([me]),
-            in_call: true,
-        });
+        self.call = Some(call);
     }
 
     pub(super) fn on_call_message(&mut self, from: String, message: PeerMessage) {
@@ -185,10 +198,16 @@ impl MeshTask {
         let Some(current) = self.call.as_mut() else {
             return;
         };
-        current.joined.insert(peer.clone());
         current.members.insert(peer.clone());
+        if !current.joined.insert(peer.clone()) {
+            return;
+        }
         let (call, in_call) = (current.id.clone(), current.in_call);
         if in_call {
+            // A newcomer invited into a running call counts only its inviter as joined:
+            // answer its accept with ours, so that it sets up voice with us too. An accept
+            // from someone already counted is ignored, so this never goes back and forth.
+            self.send_message(&peer, &PeerMessage::CallAccept { call: call.clone() });
             self.call_state(call, peer.clone(), CallState::Active);
             self.start_voice_with(&peer);
         }

@@ -1,0 +1,590 @@
+//! Sound devices through cpal: listing them, and a microphone and a speaker behind the
+//! [`Source`] and [`Sink`] traits.
+//!
+//! The PulseAudio host is preferred where a sound server runs (it reports a vanished server
+//! as a clean error; the ALSA host, through its pulse plugin, floods its error callback and
+//! hangs on drop), and ALSA is the fallback. Each stream lives on a thread of its own, so
+//! opening or dropping a device never blocks the audio engine. The device callbacks only
+//! move samples through lock-free rings (no locks, no allocation); resampling to and from
+//! 48 kHz and the framing into 20 ms happen on the engine's side.
+
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::{Arc, Mutex, mpsc};
+use std::time::Duration;
+
+use cpal::traits::{DeviceTrait, HostTrait, StreamTrait};
+use cpal::{FromSample, Sample, SampleFormat, SizedSample, StreamConfig};
+use ringbuf::traits::{Consumer, Observer, Producer, Split};
+use ringbuf::{HeapCons, HeapProd, HeapRb};
+
+use crate::io::{Sink, Source};
+use crate::resample::RateConverter;
+use crate::{AudioError, FRAME_SAMPLES, SAMPLE_RATE};
+
+/// Device buffers of 20 ms (Pulse's default is two seconds): with 10 ms, a busy machine
+/// misses the sound server's deadlines audibly more often.
+const DEVICE_BUFFER_MS: u32 = 20;
+/// The rings hold half a second; the engine keeps them far emptier than that.
+const RING_MS: u32 = 500;
+/// Capture starts handing out frames once this much is buffered, so that the irregular
+/// pieces Pulse delivers do not leave gaps at each 20 ms tick.
+const CAPTURE_CUSHION: usize = FRAME_SAMPLES + FRAME_SAMPLES / 2;
+/// More than this waiting (a device clock faster than ours) is cut back to the cushion.
+const CAPTURE_MOST: usize = FRAME_SAMPLES * 4;
+/// Playback starts (and starts again after running dry) with this much queued.
+const PLAYBACK_CUSHION_MS: u32 = 30;
+/// Playback queued beyond this (a device that started late, or a clock slower than ours)
+/// is skipped back to the cushion.
+const PLAYBACK_MOST_MS: u32 = 80;
+/// How long a device may take to open.
+const OPEN_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// What went wrong with a sound device, in words a user can act on.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DeviceError {
+    #[error("no sound system is available ({0})")]
+    NoSoundSystem(String),
+    #[error("there is no {0} device")]
+    NoDefault(Direction),
+    #[error("there is no {direction} device named `{name}`")]
+    NotFound { direction: Direction, name: String },
+    #[error("the {direction} device `{name}` is busy")]
+    Busy { direction: Direction, name: String },
+    #[error("the {direction} device `{name}` could not be opened: {reason}")]
+    Open {
+        direction: Direction,
+        name: String,
+        reason: String,
+    },
+    #[error("the {direction} device `{name}` stopped working: {reason}")]
+    Lost {
+        direction: Direction,
+        name: String,
+        reason: String,
+    },
+}
+
+/// A microphone or a speaker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    Input,
+    Output,
+}
+
+impl std::fmt::Display for Direction {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Input => "input",
+            Self::Output => "output",
+        })
+    }
+}
+
+/// One device as a user picks it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceInfo {
+    /// What the system calls it for people ("Built-in Audio Analog Stereo").
+    pub name: String,
+    /// The host's own name for it ("alsa_output.pci-0000_00_1f.3.analog-stereo"): stable,
+    /// and unique where display names are not.
+    pub id: String,
+    pub default: bool,
+}
+
+/// Every input and output device.
+#[derive(Debug, Clone, Default)]
+pub struct DeviceList {
+    pub inputs: Vec<DeviceInfo>,
+    pub outputs: Vec<DeviceInfo>,
+}
+
+/// Lists the devices. Blocks while it asks the sound system: call it off the async threads.
+pub fn list() -> Result<DeviceList, DeviceError> {
+    let host = host()?;
+    let no_system = |e: cpal::Error| DeviceError::NoSoundSystem(plain(&e));
+    let default_in = host.default_input_device().map(|d| device_id(&d));
+    let default_out = host.default_output_device().map(|d| device_id(&d));
+    Ok(DeviceList {
+        inputs: describe_all(host.input_devices().map_err(no_system)?, default_in),
+        outputs: describe_all(host.output_devices().map_err(no_system)?, default_out),
+    })
+}
+
+/// Names people can tell apart: a display name that several devices share gets the
+/// device's id after it, the form [`find`] takes too.
+fn describe_all(
+    devices: impl Iterator<Item = cpal::Device>,
+    default_id: Option<String>,
+) -> Vec<DeviceInfo> {
+    let devices: Vec<(String, String)> =
+        devices.map(|d| (display_name(&d), device_id(&d))).collect();
+    devices
+        .iter()
+        .map(|(name, id)| {
+            let shared = devices.iter().filter(|(other, _)| other == name).count() > 1;
+            DeviceInfo {
+                name: if shared {
+                    format!("{name} ({id})")
+                } else {
+                    name.clone()
+                },
+                default: default_id.as_deref() == Some(id.as_str()),
+                id: id.clone(),
+            }
+        })
+        .collect()
+}
+
+fn host() -> Result<cpal::Host, DeviceError> {
+    if let Ok(host) = cpal::host_from_id(cpal::HostId::PulseAudio) {
+        return Ok(host);
+    }
+    cpal::host_from_id(cpal::HostId::Alsa).map_err(|e| DeviceError::NoSoundSystem(plain(&e)))
+}
+
+fn device_id(device: &cpal::Device) -> String {
+    device.id().map(|id| id.id().to_owned()).unwrap_or_default()
+}
+
+fn display_name(device: &cpal::Device) -> String {
+    device
+        .description()
+        .map(|d| d.name().to_owned())
+        .unwrap_or_else(|_| device_id(device))
+}
+
+/// The default device (`None`) or one named by its id or its display name.
+fn find(
+    host: &cpal::Host,
+    direction: Direction,
+    name: Option<&str>,
+) -> Result<cpal::Device, DeviceError> {
+    let Some(name) = name else {
+        let default = match direction {
+            Direction::Input => host.default_input_device(),
+            Direction::Output => host.default_output_device(),
+        };
+        return default.ok_or(DeviceError::NoDefault(direction));
+    };
+    let devices: Vec<cpal::Device> = match direction {
+        Direction::Input => host.input_devices().map(Iterator::collect),
+        Direction::Output => host.output_devices().map(Iterator::collect),
+    }
+    .map_err(|e| DeviceError::NoSoundSystem(plain(&e)))?;
+    let by_id = devices.iter().find(|d| device_id(d) == name);
+    by_id
+        .or_else(|| devices.iter().find(|d| display_name(d) == name))
+        .or_else(|| {
+            devices
+                .iter()
+                .find(|d| format!("{} ({})", display_name(d), device_id(d)) == name)
+        })
+        .cloned()
+        .ok_or_else(|| DeviceError::NotFound {
+            direction,
+            name: name.to_owned(),
+        })
+}
+
+/// Why a stream failed, set from cpal's error callback (not the audio callback: a lock is
+/// fine there) and read by the engine.
+#[derive(Debug, Default)]
+struct Health {
+    failed: AtomicBool,
+    reason: Mutex<String>,
+}
+
+impl Health {
+    fn on_error(&self, error: &cpal::Error) {
+        use cpal::ErrorKind::{DeviceChanged, RealtimeDenied, Xrun};
+        // Glitches and route changes go on playing; anything else ends the stream.
+        if matches!(error.kind(), Xrun | DeviceChanged | RealtimeDenied) {
+            return;
+        }
+        if let Ok(mut reason) = self.reason.lock() {
+            *reason = plain(error);
+        }
+        self.failed.store(true, Relaxed);
+    }
+
+    fn check(&self, direction: Direction, name: &str) -> Result<(), DeviceError> {
+        if !self.failed.load(Relaxed) {
+            return Ok(());
+        }
+        let reason = self
+            .reason
+            .lock()
+            .map(|r| r.clone())
+            .unwrap_or_else(|_| "unknown error".to_owned());
+        Err(DeviceError::Lost {
+            direction,
+            name: name.to_owned(),
+            reason,
+        })
+    }
+}
+
+/// cpal's message without its closing full stop, to go inside a sentence of ours.
+fn plain(error: &cpal::Error) -> String {
+    error.to_string().trim_end_matches('.').to_owned()
+}
+
+/// The thread that owns a cpal stream; dropping this stops the stream there.
+#[derive(Debug)]
+struct StreamThread {
+    _stop: mpsc::Sender<()>,
+}
+
+/// A device opened on its thread: its native rate, its name and the thread holding it.
+struct Opened {
+    rate: u32,
+    name: String,
+    thread: StreamThread,
+}
+
+/// Builds a stream for a device in its native format; the ring end moves into the callback.
+type Build<Ring> = fn(
+    &cpal::Device,
+    StreamConfig,
+    SampleFormat,
+    Ring,
+    Arc<Health>,
+) -> Result<cpal::Stream, cpal::Error>;
+
+/// Opens a device on a thread of its own and waits (a bounded time) for it to play.
+fn open<Ring: Send + 'static>(
+    direction: Direction,
+    name: Option<&str>,
+    ring: Ring,
+    health: Arc<Health>,
+    build: Build<Ring>,
+) -> Result<Opened, DeviceError> {
+    let (ready_tx, ready_rx) = mpsc::sync_channel(1);
+    let (stop, stopped) = mpsc::channel::<()>();
+    let wanted = name.map(str::to_owned);
+    let label = name.unwrap_or("default").to_owned();
+    std::thread::Builder::new()
+        .name(format!("confab-audio-{direction}"))
+        .spawn(move || {
+            let opened = start_stream(direction, wanted.as_deref(), ring, health, build);
+            match opened {
+                Ok((stream, rate, name)) => {
+                    let _ = ready_tx.send(Ok((rate, name)));
+                    // Until the handle is dropped.
+                    let _ = stopped.recv();
+                    drop(stream);
+                }
+                Err(e) => {
+                    let _ = ready_tx.send(Err(e));
+                }
+            }
+        })
+        .map_err(|e| DeviceError::Open {
+            direction,
+            name: label.clone(),
+            reason: e.to_string(),
+        })?;
+    match ready_rx.recv_timeout(OPEN_TIMEOUT) {
+        Ok(Ok((rate, name))) => Ok(Opened {
+            rate,
+            name,
+            thread: StreamThread { _stop: stop },
+        }),
+        Ok(Err(e)) => Err(e),
+        Err(_) => Err(DeviceError::Open {
+            direction,
+            name: label,
+            reason: "the sound system did not answer".to_owned(),
+        }),
+    }
+}
+
+/// On the stream's thread: finds the device, builds the stream and starts it.
+fn start_stream<Ring>(
+    direction: Direction,
+    name: Option<&str>,
+    ring: Ring,
+    health: Arc<Health>,
+    build: Build<Ring>,
+) -> Result<(cpal::Stream, u32, String), DeviceError> {
+    let host = host()?;
+    let device = find(&host, direction, name)?;
+    let name = display_name(&device);
+    let open_error = |e: cpal::Error| match e.kind() {
+        cpal::ErrorKind::DeviceBusy => DeviceError::Busy {
+            direction,
+            name: name.clone(),
+        },
+        _ => DeviceError::Open {
+            direction,
+            name: name.clone(),
+            reason: plain(&e),
+        },
+    };
+    let native = match direction {
+        Direction::Input => device.default_input_config(),
+        Direction::Output => device.default_output_config(),
+    }
+    .map_err(open_error)?;
+    let rate = native.sample_rate();
+    let format = native.sample_format();
+    let mut config: StreamConfig = native.config();
+    config.buffer_size = cpal::BufferSize::Fixed((rate * DEVICE_BUFFER_MS / 1000).max(1));
+    let stream = build(&device, config, format, ring, health).map_err(open_error)?;
+    stream.play().map_err(open_error)?;
+    Ok((stream, rate, name))
+}
+
+/// A ring long enough for half a second at any rate a device may run at.
+fn ring() -> (HeapProd<f32>, HeapCons<f32>) {
+    HeapRb::<f32>::new(192_000 * RING_MS as usize / 1000).split()
+}
+
+fn build_input(
+    device: &cpal::Device,
+    config: StreamConfig,
+    format: SampleFormat,
+    ring: HeapProd<f32>,
+    health: Arc<Health>,
+) -> Result<cpal::Stream, cpal::Error> {
+    match format {
+        SampleFormat::I16 => input_stream::<i16>(device, config, ring, health),
+        SampleFormat::I32 => input_stream::<i32>(device, config, ring, health),
+        SampleFormat::U8 => input_stream::<u8>(device, config, ring, health),
+        SampleFormat::U16 => input_stream::<u16>(device, config, ring, health),
+        // Float, and whatever else: the sound server converts.
+        _ => input_stream::<f32>(device, config, ring, health),
+    }
+}
+
+fn input_stream<T>(
+    device: &cpal::Device,
+    config: StreamConfig,
+    mut ring: HeapProd<f32>,
+    health: Arc<Health>,
+) -> Result<cpal::Stream, cpal::Error>
+where
+    T: SizedSample,
+    f32: FromSample<T>,
+{
+    let channels = usize::from(config.channels).max(1);
+    let scale = 1.0 / channels as f32;
+    device.build_input_stream::<T, _, _>(
+        config,
+        move |data: &[T], _| {
+            // Down to mono, straight into the ring: no lock, no allocation.
+            for frame in data.chunks_exact(channels) {
+                let sum: f32 = frame.iter().map(|s| f32::from_sample(*s)).sum();
+                // A full ring (the engine stalled) drops the newest samples.
+                let _ = ring.try_push(sum * scale);
+            }
+        },
+        move |e| health.on_error(&e),
+        Some(OPEN_TIMEOUT),
+    )
+}
+
+fn build_output(
+    device: &cpal::Device,
+    config: StreamConfig,
+    format: SampleFormat,
+    ring: HeapCons<f32>,
+    health: Arc<Health>,
+) -> Result<cpal::Stream, cpal::Error> {
+    match format {
+        SampleFormat::I16 => output_stream::<i16>(device, config, ring, health),
+        SampleFormat::I32 => output_stream::<i32>(device, config, ring, health),
+        SampleFormat::U8 => output_stream::<u8>(device, config, ring, health),
+        SampleFormat::U16 => output_stream::<u16>(device, config, ring, health),
+        _ => output_stream::<f32>(device, config, ring, health),
+    }
+}
+
+fn output_stream<T>(
+    device: &cpal::Device,
+    config: StreamConfig,
+    mut ring: HeapCons<f32>,
+    health: Arc<Health>,
+) -> Result<cpal::Stream, cpal::Error>
+where
+    T: SizedSample + FromSample<f32>,
+{
+    let channels = usize::from(config.channels).max(1);
+    let cushion = (config.sample_rate * PLAYBACK_CUSHION_MS / 1000) as usize;
+    let most_queued = (config.sample_rate * PLAYBACK_MOST_MS / 1000) as usize;
+    let mut primed = false;
+    device.build_output_stream::<T, _, _>(
+        config,
+        move |data: &mut [T], _| {
+            // Frames arrive 20 ms at a time while the device asks for 10 ms: playing starts
+            // once a cushion is queued, so its requests never find the ring just empty.
+            if !primed && ring.occupied_len() < cushion {
+                data.fill(T::EQUILIBRIUM);
+                return;
+            }
+            primed = true;
+            // More queued than we allow (the device started late, or its clock is slower
+            // than ours): jump back to the cushion at once, one small skip rather than a
+            // dropped frame every so often.
+            let queued = ring.occupied_len();
+            if queued > most_queued {
+                ring.skip(queued - cushion);
+            }
+            // The same mono sample on every channel.
+            for frame in data.chunks_exact_mut(channels) {
+                let sample = match ring.try_pop() {
+                    Some(sample) => sample,
+                    None => {
+                        // Ran dry: silence, and build the cushion again.
+                        primed = false;
+                        0.0
+                    }
+                };
+                frame.fill(T::from_sample(sample));
+            }
+        },
+        move |e| health.on_error(&e),
+        Some(OPEN_TIMEOUT),
+    )
+}
+
+/// A microphone: 48 kHz mono frames from a capture device.
+pub struct DeviceSource {
+    ring: HeapCons<f32>,
+    converter: RateConverter,
+    scratch: Vec<f32>,
+    primed: bool,
+    health: Arc<Health>,
+    name: String,
+    _thread: StreamThread,
+}
+
+impl std::fmt::Debug for DeviceSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DeviceSource")
+            .field("name", &self.name)
+            .finish()
+    }
+}
+
+impl DeviceSource {
+    /// Opens the default input (`None`) or the one named. Blocks for up to a few seconds.
+    pub fn open(name: Option<&str>) -> Result<Self, AudioError> {
+        let (producer, ring) = ring();
+        let health = Arc::new(Health::default());
+        let opened = open(
+            Direction::Input,
+            name,
+            producer,
+            health.clone(),
+            build_input,
+        )?;
+        Ok(Self {
+            ring,
+            converter: RateConverter::new(opened.rate, SAMPLE_RATE)?,
+            scratch: vec![0.0; 4096],
+            primed: false,
+            health,
+            name: opened.name,
+            _thread: opened.thread,
+        })
+    }
+}
+
+impl Source for DeviceSource {
+    fn fill(&mut self, frame: &mut [f32]) -> Result<(), AudioError> {
+        self.health.check(Direction::Input, &self.name)?;
+        loop {
+            let n = self.ring.pop_slice(&mut self.scratch);
+            if n == 0 {
+                break;
+            }
+            self.converter.push(&self.scratch[..n])?;
+        }
+        if self.converter.available() > CAPTURE_MOST {
+            self.converter.trim_to(CAPTURE_CUSHION);
+        }
+        if !self.primed && self.converter.available() < CAPTURE_CUSHION {
+            frame.fill(0.0);
+            return Ok(());
+        }
+        let got = self.converter.pull(frame);
+        frame[got..].fill(0.0);
+        // Ran dry: wait for a cushion again rather than stutter frame by frame.
+        self.primed = got == frame.len();
+        Ok(())
+    }
+
+    fn is_microphone(&self) -> bool {
+        true
+    }
+
+    fn device_name(&self) -> Option<&str> {
+        Some(&self.name)
+    }
+}
+
+/// A speaker: 48 kHz mono frames to a playback device.
+pub struct DeviceSink {
+    ring: HeapProd<f32>,
+    converter: RateConverter,
+    scratch: Vec<f32>,
+    health: Arc<Health>,
+    name: String,
+    _thread: StreamThread,
+}
+
+impl std::fmt::Debug for DeviceSink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DeviceSink")
+            .field("name", &self.name)
+            .finish()
+    }
+}
+
+impl DeviceSink {
+    /// Opens the default output (`None`) or the one named. Blocks for up to a few seconds.
+    pub fn open(name: Option<&str>) -> Result<Self, AudioError> {
+        let (ring, consumer) = ring();
+        let health = Arc::new(Health::default());
+        let opened = open(
+            Direction::Output,
+            name,
+            consumer,
+            health.clone(),
+            build_output,
+        )?;
+        Ok(Self {
+            ring,
+            converter: RateConverter::new(SAMPLE_RATE, opened.rate)?,
+            scratch: vec![0.0; 4096],
+            health,
+            name: opened.name,
+            _thread: opened.thread,
+        })
+    }
+}
+
+impl Sink for DeviceSink {
+    fn write(&mut self, frame: &[f32]) -> Result<(), AudioError> {
+        self.health.check(Direction::Output, &self.name)?;
+        self.converter.push(frame)?;
+        loop {
+            let n = self.converter.pull(&mut self.scratch);
+            if n == 0 {
+                return Ok(());
+            }
+            // A full ring (a stalled device) drops what does not fit.
+            self.ring.push_slice(&self.scratch[..n]);
+        }
+    }
+
+    fn finish(self: Box<Self>) -> Result<(), AudioError> {
+        Ok(())
+    }
+
+    fn device_name(&self) -> Option<&str> {
+        Some(&self.name)
+    }
+}

@@ -1,0 +1,177 @@
+//! What the tests of the `confab` binary share: processes whose JSON lines arrive on a
+//! channel, a server on a free loopback port, and reading tones out of recordings.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+pub mod pulse;
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+pub fn confab() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_confab"))
+}
+
+/// A `confab` process whose stdout lines arrive on a channel.
+pub struct Process {
+    pub child: Child,
+    pub stdin: Option<ChildStdin>,
+    lines: mpsc::Receiver<String>,
+}
+
+impl Process {
+    pub fn spawn(args: &[&str]) -> Process {
+        Self::spawn_with_env(args, &[])
+    }
+
+    /// With extra environment variables (a sound server of the test's own).
+    pub fn spawn_with_env(args: &[&str], env: &[(&str, &str)]) -> Process {
+        let mut child = confab()
+            .args(args)
+            .envs(env.iter().copied())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stdin = child.stdin.take();
+        let (tx, lines) = mpsc::channel();
+        let stdout = child.stdout.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let stderr = child.stderr.take().unwrap();
+        let (tx, errs) = mpsc::channel::<String>();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        // Server processes announce their URL on stderr; keep it reachable for them.
+        std::mem::forget(errs);
+        Process {
+            child,
+            stdin,
+            lines,
+        }
+    }
+
+    pub fn send(&mut self, json: &str) {
+        let stdin = self.stdin.as_mut().unwrap();
+        writeln!(stdin, "{json}").unwrap();
+        stdin.flush().unwrap();
+    }
+
+    /// The next line, if one comes within `wait`.
+    pub fn try_line(&self, wait: Duration) -> Option<String> {
+        self.lines.recv_timeout(wait).ok()
+    }
+
+    /// The next event matching `matches`, within `wait`.
+    pub fn event(&self, wait: Duration, what: &str, matches: impl Fn(&Value) -> bool) -> Value {
+        let deadline = Instant::now() + wait;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let line = self
+                .lines
+                .recv_timeout(left)
+                .unwrap_or_else(|_| panic!("no {what} within {wait:?}"));
+            let event: Value = serde_json::from_str(&line)
+                .unwrap_or_else(|e| panic!("stdout line is not JSON ({e}): {line}"));
+            if matches(&event) {
+                return event;
+            }
+        }
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A signaling server process on a free loopback port.
+pub fn server() -> (Process, String) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let listen = format!("127.0.0.1:{port}");
+    let process = Process::spawn(&["server", "--listen", &listen]);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(&listen).is_err() {
+        assert!(Instant::now() < deadline, "server did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    (process, format!("ws://{listen}/ws"))
+}
+
+pub fn peer(url: &str, name: &str) -> Process {
+    Process::spawn(&["peer", "--server", url, "--room", "cli", "--name", name])
+}
+
+pub const WAIT: Duration = Duration::from_secs(10);
+
+pub fn connected_id(process: &Process) -> String {
+    let event = process.event(WAIT, "connected", |e| {
+        e["event"] == "signaling" && e["state"] == "connected"
+    });
+    event["id"].as_str().unwrap().to_owned()
+}
+
+pub fn chat_open(process: &Process, peer: &str) {
+    process.event(WAIT, "chat open", |e| {
+        e["event"] == "channel" && e["label"] == "chat" && e["state"] == "open" && e["peer"] == peer
+    });
+}
+
+/// The level of one tone in a WAV recording (48 kHz mono), over its second half.
+pub fn tone_in_recording(path: &std::path::Path, hz: f64) -> f32 {
+    let reader = hound::WavReader::open(path).unwrap();
+    assert_eq!(reader.spec().sample_rate, 48_000);
+    let samples: Vec<f32> = reader
+        .into_samples::<i16>()
+        .map(|s| f32::from(s.unwrap()) / f32::from(i16::MAX))
+        .collect();
+    // One second of whole 20 ms frames, ending 0.7 s before the recording does: the call
+    // is up by then, and nobody has quit yet.
+    let frames = samples.len() / 960;
+    assert!(frames > 100, "a recording of {frames} frames");
+    let tail = &samples[(frames - 85) * 960..(frames - 35) * 960];
+    confab_audio::dsp::goertzel_dbfs(tail, hz)
+}
+
+/// A peer with a tone and a recording, in room `room`.
+pub fn voice_peer(
+    url: &str,
+    room: &str,
+    name: &str,
+    hz: u32,
+    recording: &std::path::Path,
+) -> Process {
+    Process::spawn(&[
+        "peer",
+        "--server",
+        url,
+        "--room",
+        room,
+        "--name",
+        name,
+        "--audio-in",
+        &format!("sine:{hz}"),
+        "--audio-out",
+        &format!("wav:{}", recording.display()),
+        "--auto-accept-calls",
+    ])
+}

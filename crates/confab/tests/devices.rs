@@ -1,0 +1,215 @@
+//! Real sound devices: `confab peer` with cpal on a PulseAudio daemon of the test's own,
+//! whose null sinks stand in for microphones and speakers; and a peer with no sound
+//! server at all.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::path::Path;
+use std::time::Duration;
+
+use common::pulse::Pulse;
+use common::{Process, WAIT, chat_open, connected_id, server, tone_in_recording};
+use confab_audio::dsp::goertzel_dbfs;
+use serde_json::Value;
+
+/// A 48 kHz mono WAV of a tone at -12 dBFS.
+fn write_tone(path: &Path, hz: f64, seconds: f64) {
+    let spec = hound::WavSpec {
+        channels: 1,
+        sample_rate: 48_000,
+        bits_per_sample: 16,
+        sample_format: hound::SampleFormat::Int,
+    };
+    let mut writer = hound::WavWriter::create(path, spec).unwrap();
+    for i in 0..(48_000.0 * seconds) as usize {
+        let t = i as f64 / 48_000.0;
+        let sample = 0.25 * (std::f64::consts::TAU * hz * t).sin();
+        writer.write_sample((sample * 32_767.0) as i16).unwrap();
+    }
+    writer.finalize().unwrap();
+}
+
+fn peer_args<'a>(url: &'a str, name: &'a str, input: &'a str, output: &'a str) -> Vec<&'a str> {
+    vec![
+        "peer",
+        "--server",
+        url,
+        "--room",
+        "devices",
+        "--name",
+        name,
+        "--audio-in",
+        input,
+        "--audio-out",
+        output,
+    ]
+}
+
+/// A tone's level in a recording: the median over 100 ms windows, so that a device glitch
+/// here and there (a null sink on a busy machine drops a few samples now and then) does
+/// not decide the result.
+fn tone_level(samples: &[f32], hz: f64) -> f32 {
+    let mut levels: Vec<f32> = samples
+        .chunks_exact(4800)
+        .map(|window| goertzel_dbfs(window, hz))
+        .collect();
+    levels.sort_by(f32::total_cmp);
+    levels.get(levels.len() / 2).copied().unwrap_or(f32::MIN)
+}
+
+fn level_of(e: &Value, peer: &str, above: f64) -> bool {
+    e["event"] == "level" && e["peer"] == peer && e["dbfs"].as_f64().unwrap_or(-200.0) > above
+}
+
+/// A uses the system's default microphone and speaker, B names its devices. A tone played
+/// into A's microphone comes out of B's speaker, and B's out of A's; A switches to another
+/// microphone mid-call and B hears the new one; B turns A down.
+#[test]
+fn real_devices_carry_tones_both_ways_and_switch_mid_call() {
+    let pulse = Pulse::start(&["mic_a", "mic_a2", "spk_a", "mic_b", "spk_b"]);
+    assert!(pulse.pactl(&["set-default-source", "mic_a.monitor"]));
+    assert!(pulse.pactl(&["set-default-sink", "spk_a"]));
+    let env = [("PULSE_SERVER", pulse.server.as_str())];
+    let root = std::env::temp_dir().join(format!("confab-devices-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    std::fs::create_dir_all(&root).unwrap();
+    for hz in [440, 660, 880] {
+        write_tone(&root.join(format!("{hz}.wav")), f64::from(hz), 30.0);
+    }
+    let (_server, url) = server();
+    let mut a = Process::spawn_with_env(&peer_args(&url, "A", "default", "default"), &env);
+    let a_id = connected_id(&a);
+    let mut b_args = peer_args(&url, "B", "device:mic_b.monitor", "device:spk_b");
+    b_args.push("--auto-accept-calls");
+    let mut b = Process::spawn_with_env(&b_args, &env);
+    let b_id = connected_id(&b);
+    chat_open(&a, &b_id);
+    chat_open(&b, &a_id);
+
+    a.send(r#"{"cmd":"devices"}"#);
+    let devices = a.event(WAIT, "devices", |e| e["event"] == "devices");
+    let ids = |list: &str| -> Vec<(String, bool)> {
+        devices[list]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| (d["id"].as_str().unwrap().to_owned(), d["default"] == true))
+            .collect()
+    };
+    let (inputs, outputs) = (ids("inputs"), ids("outputs"));
+    assert!(
+        inputs.contains(&("mic_a.monitor".into(), true)),
+        "{inputs:?}"
+    );
+    assert!(
+        inputs.contains(&("spk_b.monitor".into(), false)),
+        "{inputs:?}"
+    );
+    assert!(outputs.contains(&("spk_a".into(), true)), "{outputs:?}");
+    assert_eq!(outputs.len(), 5, "{outputs:?}");
+
+    // RNNoise takes a steady tone for noise: off, so that levels can be checked.
+    for peer in [&mut a, &mut b] {
+        peer.send(r#"{"cmd":"set-audio","noise_suppression":false}"#);
+    }
+    let mut players = vec![
+        pulse.play("mic_a", &root.join("440.wav")),
+        pulse.play("mic_a2", &root.join("660.wav")),
+        pulse.play("mic_b", &root.join("880.wav")),
+    ];
+    a.send(r#"{"cmd":"call"}"#);
+    b.event(WAIT, "A's tone at B", |e| level_of(e, &a_id, -30.0));
+    a.event(WAIT, "B's tone at A", |e| level_of(e, &b_id, -30.0));
+
+    let at_b = pulse.record("spk_b.monitor", 2.0);
+    let at_a = pulse.record("spk_a.monitor", 2.0);
+    let (b440, b880) = (tone_level(&at_b, 440.0), tone_level(&at_b, 880.0));
+    let (a880, a440) = (tone_level(&at_a, 880.0), tone_level(&at_a, 440.0));
+    eprintln!(
+        "B's speaker: 440 Hz {b440:.1} dBFS, 880 Hz {b880:.1}; A's: 880 {a880:.1}, 440 {a440:.1}"
+    );
+    assert!(b440 > -25.0 && b880 < -40.0);
+    assert!(a880 > -25.0 && a440 < -40.0);
+
+    a.send(r#"{"cmd":"set-audio","input":"device:mic_a2.monitor"}"#);
+    a.event(WAIT, "the new microphone", |e| {
+        e["event"] == "audio"
+            && e["input"] == "device:mic_a2.monitor"
+            && e["input_name"].is_string()
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    let at_b = pulse.record("spk_b.monitor", 1.0);
+    let (b660, b440) = (tone_level(&at_b, 660.0), tone_level(&at_b, 440.0));
+    eprintln!("after the switch, B's speaker: 660 Hz {b660:.1} dBFS, 440 Hz {b440:.1}");
+    assert!(b660 > -25.0 && b440 < -40.0);
+
+    // B turns A down to a quarter: 12 dB less at B's speaker.
+    b.send(&format!(
+        r#"{{"cmd":"volume","peer":"{a_id}","volume":0.25}}"#
+    ));
+    std::thread::sleep(Duration::from_millis(300));
+    let quieter = tone_level(&pulse.record("spk_b.monitor", 1.0), 660.0);
+    eprintln!("at a quarter of the volume: 660 Hz {quieter:.1} dBFS");
+    assert!(
+        (quieter - (b660 - 12.0)).abs() < 3.0,
+        "{quieter} after {b660}"
+    );
+
+    for peer in [&mut a, &mut b] {
+        peer.send(r#"{"cmd":"quit"}"#);
+        assert!(peer.child.wait().unwrap().success());
+    }
+    for player in &mut players {
+        let _ = player.kill();
+        let _ = player.wait();
+    }
+    let _ = std::fs::remove_dir_all(&root);
+}
+
+/// No sound server and no sound card: asking for the default microphone is a clear error
+/// when the call needs it, and the call goes on receive-only.
+#[test]
+fn with_no_sound_system_a_call_goes_on_receive_only() {
+    let env = [("PULSE_SERVER", "unix:/nonexistent/confab-test/native")];
+    let root = std::env::temp_dir().join(format!("confab-nodev-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    std::fs::create_dir_all(&root).unwrap();
+    let rec_a = root.join("a.wav");
+    let (_server, url) = server();
+    let out_a = format!("wav:{}", rec_a.display());
+    let mut a = Process::spawn_with_env(&peer_args(&url, "A", "default", &out_a), &env);
+    let a_id = connected_id(&a);
+    let out_b = format!("wav:{}", root.join("b.wav").display());
+    let mut b_args = peer_args(&url, "B", "sine:880", &out_b);
+    b_args.push("--auto-accept-calls");
+    let mut b = Process::spawn(&b_args);
+    let b_id = connected_id(&b);
+    chat_open(&a, &b_id);
+    chat_open(&b, &a_id);
+
+    a.send(r#"{"cmd":"call"}"#);
+    let error = a.event(WAIT, "the microphone error", |e| {
+        e["event"] == "error" && e["code"] == "audio-in"
+    });
+    let message = error["message"].as_str().unwrap();
+    eprintln!("A was told: {message}");
+    assert!(message.contains("receive-only"), "{message}");
+    a.event(WAIT, "B heard at A", |e| level_of(e, &b_id, -20.0));
+    // B never hears A: nothing is sent.
+    let quiet = std::time::Instant::now();
+    while quiet.elapsed() < Duration::from_secs(1) {
+        if let Some(line) = b.try_line(Duration::from_millis(100)) {
+            let e: Value = serde_json::from_str(&line).unwrap();
+            assert!(!level_of(&e, &a_id, -60.0), "B hears A: {line}");
+        }
+    }
+    // Long enough a recording for A to be checked.
+    std::thread::sleep(Duration::from_secs(2));
+    for peer in [&mut a, &mut b] {
+        peer.send(r#"{"cmd":"quit"}"#);
+        assert!(peer.child.wait().unwrap().success());
+    }
+    assert!(tone_in_recording(&rec_a, 880.0) > -20.0);
+    let _ = std::fs::remove_dir_all(&root);
+}

@@ -37,30 +37,35 @@ impl Overrides {
     }
 }
 
-/// What a mesh is built from; a change needs a new mesh.
+/// What a mesh is built from; a change needs a new mesh. Devices are not part of it:
+/// `set-audio` switches them on the running mesh, calls included.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct MeshKey {
     name: String,
     ice_servers: Vec<String>,
-    audio_in: String,
-    audio_out: String,
 }
 
 impl MeshKey {
-    fn new(settings: &Settings, overrides: &Overrides) -> Self {
+    fn new(settings: &Settings) -> Self {
         Self {
             name: settings.name.clone(),
             ice_servers: settings.ice_servers.clone(),
-            audio_in: overrides
-                .audio_in
-                .clone()
-                .unwrap_or_else(|| settings.audio_in.clone()),
-            audio_out: overrides
-                .audio_out
-                .clone()
-                .unwrap_or_else(|| settings.audio_out.clone()),
         }
     }
+}
+
+/// The devices a new mesh opens: Settings' choice unless a test overrides it.
+fn audio_forms(settings: &Settings, overrides: &Overrides) -> (String, String) {
+    (
+        overrides
+            .audio_in
+            .clone()
+            .unwrap_or_else(|| settings.audio_in.clone()),
+        overrides
+            .audio_out
+            .clone()
+            .unwrap_or_else(|| settings.audio_out.clone()),
+    )
 }
 
 /// A running mesh: commands go to its pump task, which owns it.
@@ -95,7 +100,7 @@ impl Peer {
     pub async fn ensure_started(&self, settings: &Settings) -> Result<(), ShellError> {
         let mut running = self.running.lock().await;
         if running.is_none() {
-            *running = Some(self.start(MeshKey::new(settings, &self.overrides))?);
+            *running = Some(self.start(settings)?);
         }
         Ok(())
     }
@@ -104,14 +109,14 @@ impl Peer {
     /// the current settings.
     pub async fn send(&self, command: Command, settings: &Settings) -> Result<(), ShellError> {
         let mut running = self.running.lock().await;
-        let key = MeshKey::new(settings, &self.overrides);
+        let key = MeshKey::new(settings);
         let stale = running.as_ref().is_none_or(|r| r.key != key);
         if stale && (running.is_none() || matches!(command, Command::Connect { .. })) {
             if let Some(old) = running.take() {
                 log::info!("settings changed: starting the connection engine again");
                 stop(old).await;
             }
-            *running = Some(self.start(key)?);
+            *running = Some(self.start(settings)?);
         }
         let Some(current) = running.as_ref() else {
             return Err(ShellError::PeerStopped);
@@ -131,7 +136,9 @@ impl Peer {
         }
     }
 
-    fn start(&self, key: MeshKey) -> Result<Running, ShellError> {
+    fn start(&self, settings: &Settings) -> Result<Running, ShellError> {
+        let key = MeshKey::new(settings);
+        let (audio_in, audio_out) = audio_forms(settings, &self.overrides);
         let identity_dir = self.data_dir.join("identity");
         let identity = Identity::load_or_create(&identity_dir)
             .map_err(|e| ShellError::Identity(e.to_string()))?;
@@ -153,8 +160,8 @@ impl Peer {
             identity,
             auto_accept_files: None,
             data_dir: Some(identity_dir),
-            audio_in: Some(key.audio_in.clone()),
-            audio_out: Some(key.audio_out.clone()),
+            audio_in: Some(audio_in),
+            audio_out: Some(audio_out),
             auto_accept_calls: false,
         });
         let (commands, command_rx) = mpsc::unbounded_channel();
@@ -211,11 +218,29 @@ mod tests {
             audio_in: Some("sine:440".into()),
             ..Overrides::default()
         };
-        let key = MeshKey::new(&settings, &overrides);
-        assert_eq!(key.audio_in, "sine:440");
-        assert_eq!(key.audio_out, "default");
-        let mut renamed = settings.clone();
-        renamed.name = "Someone else".into();
-        assert_ne!(MeshKey::new(&renamed, &overrides), key);
+        let (input, output) = audio_forms(&settings, &overrides);
+        assert_eq!(input, "sine:440");
+        assert_eq!(output, "default");
+    }
+
+    #[test]
+    fn a_new_name_or_ice_servers_need_a_new_mesh_and_devices_do_not() {
+        let settings = Settings::default();
+        let key = MeshKey::new(&settings);
+        let other_mic = Settings {
+            audio_in: "device:USB".into(),
+            ..settings.clone()
+        };
+        assert_eq!(MeshKey::new(&other_mic), key);
+        let renamed = Settings {
+            name: "Someone else".into(),
+            ..settings.clone()
+        };
+        assert_ne!(MeshKey::new(&renamed), key);
+        let with_stun = Settings {
+            ice_servers: vec!["stun:example.org:3478".into()],
+            ..settings
+        };
+        assert_ne!(MeshKey::new(&with_stun), key);
     }
 }

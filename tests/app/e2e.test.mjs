@@ -156,6 +156,10 @@ test("first run, hosting from Settings, chat both ways, a call, logs, settings k
     await driver.waitFor("the hosted server", visible('[data-host="running"]'));
     assert.match(await text('[data-host="running"]'), new RegExp(`Running on port ${port}`));
     assert.match(await text(".addresses"), new RegExp(`ws://127\\.0\\.0\\.1:${port}/ws`));
+    await driver.waitFor(
+      "the microphone test meter to move",
+      "const m = document.querySelector('.mic-test [data-level=\"\"]'); return m && Number(m.getAttribute('aria-valuenow')) > 0;",
+    );
     await driver.exec("document.querySelector('.settings .host').scrollIntoView();");
     await screenshot("hosting");
     await driver.click('[data-action="save-settings"]');
@@ -205,6 +209,12 @@ test("first run, hosting from Settings, chat both ways, a call, logs, settings k
     await bot.waitFor("levels from the app", (e) => e.event === "level" && e.peer && e.dbfs > -60);
     await driver.waitFor("the in-call badge", visible('[data-name="Bot"] .badge.call'));
     await screenshot("in-call");
+    await driver.exec(
+      "const v = document.querySelector(`[data-call-peer=\"${arguments[0]}\"] input[type=range]`); v.value = '50'; v.dispatchEvent(new Event('change'));",
+      [botId],
+    );
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    assert.equal(await text('.callbar [data-code="volume"]'), null, "the volume command is taken");
     await driver.click('[data-action="mute"]');
     await driver.waitFor("muted", "return document.querySelector('[data-action=\"mute\"]')?.getAttribute('aria-pressed') === 'true'");
     await driver.click('[data-action="hangup"]');

@@ -153,7 +153,18 @@ export class Actions {
   }
 
   async setAudio(input: string, output: string): Promise<void> {
+    this.store.dismissErrors("audio");
     await this.send({ cmd: "set-audio", input, output }, "audio");
+  }
+
+  async setProcessing(noiseSuppression: boolean, echoCancellation: boolean): Promise<void> {
+    await this.send({ cmd: "set-audio", noise_suppression: noiseSuppression, echo_cancellation: echoCancellation }, "audio");
+  }
+
+  /** The microphone meter of Settings: opens the microphone outside a call, or stops. */
+  async micTest(on: boolean): Promise<void> {
+    if (!on) this.store.state.levels.delete("");
+    await this.send({ cmd: "mic-test", on }, "audio");
   }
 
   // ----- files and trust -----

@@ -2,6 +2,7 @@
 // actions), with one revision counter per part so each view redraws only what changed.
 
 import type {
+  AudioInUse,
   CallState,
   Device,
   HistoryEntry,
@@ -116,6 +117,8 @@ export interface State {
   levels: Map<string, number>;
   transfers: Map<string, Transfer>;
   devices: { inputs: Device[]; outputs: Device[] } | null;
+  /** What the core has open, once it said. */
+  audio: AudioInUse | null;
   logs: LogLine[];
   errors: ShownError[];
   /** Peer whose safety code the verify screen shows. */
@@ -139,6 +142,7 @@ export function initialState(): State {
     levels: new Map(),
     transfers: new Map(),
     devices: null,
+    audio: null,
     logs: [],
     errors: [],
     verifying: null,
@@ -483,6 +487,13 @@ export class Store {
         s.devices = { inputs: event.inputs, outputs: event.outputs };
         this.touch("settings");
         break;
+      case "audio": {
+        const { event: _, ...audio } = event;
+        s.audio = audio;
+        this.dismissErrors("audio");
+        this.touch("settings");
+        break;
+      }
       case "file-offered":
         s.transfers.set(event.file, {
           file: event.file,

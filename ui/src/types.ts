@@ -20,6 +20,18 @@ export interface HistoryEntry {
 export interface Device {
   name: string;
   default: boolean;
+  /** The sound system's own name; `device:ID` takes it too. */
+  id?: string;
+}
+
+/** The devices in use (the `audio` event). */
+export interface AudioInUse {
+  input: string;
+  output: string;
+  input_name?: string;
+  output_name?: string;
+  noise_suppression: boolean;
+  echo_cancellation: boolean;
 }
 
 export type PeerEvent =
@@ -49,6 +61,7 @@ export type PeerEvent =
   | { event: "file-progress"; file: string; peer: string; bytes: number; size: number }
   | { event: "file-done"; file: string; peer: string; ok: boolean; path?: string }
   | { event: "devices"; inputs: Device[]; outputs: Device[] }
+  | ({ event: "audio" } & AudioInUse)
   | { event: "safety-code"; peer: string; code: string }
   | { event: "trust"; peer: string; name: string; fingerprint: string; status: TrustStatus }
   | { event: "history"; peer?: string; messages: HistoryEntry[] }
@@ -72,7 +85,8 @@ export type PeerCommand =
   | { cmd: "accept-file"; file: string; dir: string }
   | { cmd: "reject-file"; file: string }
   | { cmd: "devices" }
-  | { cmd: "set-audio"; input?: string; output?: string }
+  | { cmd: "set-audio"; input?: string; output?: string; noise_suppression?: boolean; echo_cancellation?: boolean }
+  | { cmd: "mic-test"; on: boolean }
   | { cmd: "safety-code"; peer: string }
   | { cmd: "verify"; peer: string }
   | { cmd: "history"; peer?: string };

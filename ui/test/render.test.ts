@@ -133,6 +133,34 @@ describe("views", () => {
     expect($(".addresses").textContent).toContain("ws://192.0.2.10:8787/ws");
   });
 
+  it("runs the microphone test while Settings is open and shows the devices in use", async () => {
+    $('[data-nav="settings"]').click();
+    store.flush();
+    await settle();
+    expect(backend.sent).toContainEqual({ cmd: "mic-test", on: true });
+    expect(backend.sent).toContainEqual({ cmd: "devices" });
+    store.apply({ event: "devices", inputs: [{ name: "USB Mic", default: true, id: "usb" }], outputs: [] });
+    store.apply({
+      event: "audio",
+      input: "default",
+      output: "default",
+      input_name: "USB Mic",
+      noise_suppression: true,
+      echo_cancellation: false,
+    });
+    store.apply({ event: "level", dbfs: -30 });
+    store.flush();
+    expect($('[data-audio="in-use"]').textContent).toBe("In use: USB Mic → default");
+    expect(($('[data-field="noise-suppression"]') as HTMLInputElement).checked).toBe(true);
+    expect(($('[data-field="echo-cancellation"]') as HTMLInputElement).checked).toBe(false);
+    expect(app.el.querySelector('[data-field="audio-in"] option[value="device:USB Mic"]')?.textContent).toBe("USB Mic (default)");
+    expect($('.mic-test [data-level=""]').getAttribute("aria-valuenow")).toBe("50");
+    $('[data-conv="room"]').click();
+    store.flush();
+    await settle();
+    expect(backend.sent).toContainEqual({ cmd: "mic-test", on: false });
+  });
+
   it("filters logs by level and peer and clears them", () => {
     store.apply({ event: "log", level: "debug", msg: "ice candidate", peer: "p1", ts: 1 });
     store.apply({ event: "log", level: "warn", msg: "signaling lost", ts: 2 });

@@ -61,6 +61,7 @@ export class AppView {
     const onboarding = s.view === "onboarding";
     this.el.classList.toggle("first-run", onboarding);
     if (this.shownView !== s.view) {
+      if (this.shownView === "settings") this.settings.hidden();
       for (const [name, view] of Object.entries(this.views)) view.el.hidden = name !== s.view;
       this.shownView = s.view;
       if (s.view === "settings") this.settings.shown();

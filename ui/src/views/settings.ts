@@ -25,7 +25,9 @@ export class SettingsView {
   private readonly hostInfo = h("div", { class: "host-info", "aria-live": "polite" });
   private readonly input = h("select", { "data-field": "audio-in", "aria-label": "Microphone" });
   private readonly output = h("select", { "data-field": "audio-out", "aria-label": "Speakers" });
-  private readonly audioInfo = h("div", { class: "audio-info" });
+  private readonly audioInfo = h("div", { class: "audio-info", "aria-live": "polite" });
+  private readonly noise = h("input", { type: "checkbox", "data-field": "noise-suppression" });
+  private readonly echo = h("input", { type: "checkbox", "data-field": "echo-cancellation" });
   private readonly formErrors = h("div", { class: "form-errors", role: "alert" });
   private readonly saved = h("span", { class: "saved", "aria-live": "polite" });
   private drawnSettings = -1;
@@ -83,18 +85,33 @@ export class SettingsView {
         h("span", {}, "Microphone test"),
         meter("", "Microphone test level", undefined),
       ),
-      h("button", { type: "button", "data-action": "refresh-devices", onclick: () => void this.actions.refreshDevices() }, "Find devices"),
+      h(
+        "div",
+        { class: "row checks" },
+        h("label", { class: "switch" }, this.noise, h("span", {}, "Noise suppression")),
+        h("label", { class: "switch" }, this.echo, h("span", {}, "Echo cancellation")),
+      ),
+      h("button", { type: "button", "data-action": "refresh-devices", onclick: () => void this.actions.refreshDevices() }, "Find devices again"),
       this.audioInfo,
     );
+    const processing = () => void this.actions.setProcessing(this.noise.checked, this.echo.checked);
+    this.noise.addEventListener("change", processing);
+    this.echo.addEventListener("change", processing);
     this.input.addEventListener("change", () => void this.audioChanged());
     this.output.addEventListener("change", () => void this.audioChanged());
     fill(this.el, form, host, audio);
   }
 
-  /** Shown: asks the core for devices and the host for fresh counts. */
+  /** Shown: asks the core for devices, the host for fresh counts, and starts the meter. */
   shown(): void {
     void this.actions.refreshDevices();
     void this.actions.refreshHost();
+    void this.actions.micTest(true);
+  }
+
+  /** Left: the microphone closes again unless a call needs it. */
+  hidden(): void {
+    void this.actions.micTest(false);
   }
 
   update(): void {
@@ -168,9 +185,22 @@ export class SettingsView {
     const devices = s.devices;
     fillDevices(this.input, devices?.inputs ?? [], s.settings.audio_in);
     fillDevices(this.output, devices?.outputs ?? [], s.settings.audio_out);
+    const audio = s.audio;
+    this.noise.disabled = this.echo.disabled = !audio;
+    if (audio) {
+      this.noise.checked = audio.noise_suppression;
+      this.echo.checked = audio.echo_cancellation;
+    }
     fill(
       this.audioInfo,
-      devices ? null : h("p", { class: "sub" }, "Device list not available yet."),
+      devices ? null : h("p", { class: "sub" }, "Looking for devices…"),
+      audio
+        ? h(
+            "p",
+            { class: "sub", "data-audio": "in-use" },
+            `In use: ${audio.input_name ?? audio.input} → ${audio.output_name ?? audio.output}`,
+          )
+        : null,
       errorList(this.store, "audio"),
     );
   }

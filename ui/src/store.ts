@@ -22,7 +22,18 @@ export const ROOM = "room";
 /** Most log lines kept; older ones are dropped first. */
 export const LOG_LIMIT = 5000;
 
-export type Part = "connection" | "peers" | "chat" | "call" | "levels" | "files" | "logs" | "settings" | "errors" | "view";
+export type Part =
+  | "connection"
+  | "peers"
+  | "chat"
+  | "call"
+  | "levels"
+  | "files"
+  | "logs"
+  | "settings"
+  | "audio"
+  | "errors"
+  | "view";
 
 export interface Peer {
   id: string;
@@ -485,13 +496,13 @@ export class Store {
         break;
       case "devices":
         s.devices = { inputs: event.inputs, outputs: event.outputs };
-        this.touch("settings");
+        this.touch("audio");
         break;
       case "audio": {
         const { event: _, ...audio } = event;
         s.audio = audio;
         this.dismissErrors("audio");
-        this.touch("settings");
+        this.touch("audio");
         break;
       }
       case "file-offered":

@@ -161,6 +161,19 @@ describe("views", () => {
     expect(backend.sent).toContainEqual({ cmd: "mic-test", on: false });
   });
 
+  it("keeps what the user types in Settings while events refresh the screen", async () => {
+    $('[data-nav="settings"]').click();
+    store.flush();
+    const port = $('.settings [data-field="port"]') as HTMLInputElement;
+    port.value = "9999";
+    port.dispatchEvent(new Event("input", { bubbles: true }));
+    store.apply({ event: "devices", inputs: [], outputs: [] });
+    store.setHost(await backend.hostState());
+    store.setSettings({ ...store.state.settings });
+    store.flush();
+    expect(port.value).toBe("9999");
+  });
+
   it("filters logs by level and peer and clears them", () => {
     store.apply({ event: "log", level: "debug", msg: "ice candidate", peer: "p1", ts: 1 });
     store.apply({ event: "log", level: "warn", msg: "signaling lost", ts: 2 });

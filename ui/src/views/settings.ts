@@ -30,8 +30,11 @@ export class SettingsView {
   private readonly echo = h("input", { type: "checkbox", "data-field": "echo-cancellation" });
   private readonly formErrors = h("div", { class: "form-errors", role: "alert" });
   private readonly saved = h("span", { class: "saved", "aria-live": "polite" });
-  private drawnSettings = -1;
+  /** The settings the form shows, and whether the user has edited it since. */
+  private formOf: Settings | null = null;
+  private dirty = false;
   private drawnHost = "";
+  private drawnAudio = "";
 
   constructor(
     private readonly store: Store,
@@ -39,7 +42,11 @@ export class SettingsView {
   ) {
     const form = h(
       "form",
-      { class: "settings-form", onsubmit: (e: Event) => (e.preventDefault(), void this.save()) },
+      {
+        class: "settings-form",
+        onsubmit: (e: Event) => (e.preventDefault(), void this.save()),
+        oninput: () => (this.dirty = true),
+      },
       h("header", { class: "view-header" }, h("h1", {}, "Settings")),
       h(
         "fieldset",
@@ -67,7 +74,7 @@ export class SettingsView {
     this.hostToggle.addEventListener("change", () => void this.toggleHost());
     const host = h(
       "fieldset",
-      { class: "host" },
+      { class: "host", oninput: () => (this.dirty = true) },
       h("legend", {}, "Host a server"),
       h("label", { class: "switch" }, this.hostToggle, h("span", {}, "Host a signaling server on this computer")),
       h("div", { class: "row" }, field("Port", this.port), field("Reachable by", this.reach)),
@@ -116,32 +123,32 @@ export class SettingsView {
 
   update(): void {
     const s = this.store;
-    if (s.rev("settings") !== this.drawnSettings) {
-      this.drawnSettings = s.rev("settings");
+    // What the user is typing is never overwritten by a refresh.
+    if (s.state.settings !== this.formOf && !this.dirty) {
+      this.formOf = s.state.settings;
       this.fillForm(s.state.settings);
     }
     const hostKey = `${s.rev("settings")}:${s.rev("errors")}`;
     if (hostKey !== this.drawnHost) {
       this.drawnHost = hostKey;
       this.drawHost();
-      this.drawAudio();
       fill(this.formErrors, errorList(s, "settings"));
+    }
+    const audioKey = `${s.rev("audio")}:${s.rev("settings")}:${s.rev("errors")}`;
+    if (audioKey !== this.drawnAudio) {
+      this.drawnAudio = audioKey;
+      this.drawAudio();
     }
   }
 
   private fillForm(settings: Settings): void {
-    // Never overwrite what the user is typing.
-    const editing = this.el.contains(document.activeElement) && document.activeElement instanceof HTMLInputElement;
-    if (!editing) {
-      this.name.value = settings.name;
-      this.server.value = settings.server;
-      this.room.value = settings.room;
-      this.password.value = settings.password;
-      this.ice.value = settings.ice_servers.join("\n");
-      this.port.value = String(settings.host.port);
-      this.reach.value = settings.host.lan ? "lan" : "local";
-    }
-    this.hostToggle.checked = this.store.state.host.running;
+    this.name.value = settings.name;
+    this.server.value = settings.server;
+    this.room.value = settings.room;
+    this.password.value = settings.password;
+    this.ice.value = settings.ice_servers.join("\n");
+    this.port.value = String(settings.host.port);
+    this.reach.value = settings.host.lan ? "lan" : "local";
   }
 
   private drawHost(): void {
@@ -218,6 +225,7 @@ export class SettingsView {
         this.hostToggle.checked = false;
         return;
       }
+      this.dirty = false;
       await this.actions.saveSettings(settings);
       await this.actions.hostStart();
     } else {
@@ -269,6 +277,7 @@ export class SettingsView {
   private async save(): Promise<void> {
     const settings = this.read();
     if (!settings) return;
+    this.dirty = false;
     if (await this.actions.saveSettings(settings)) {
       this.saved.textContent = "Saved.";
       setTimeout(() => (this.saved.textContent = ""), 2000);

@@ -223,6 +223,19 @@ test("first run, hosting from Settings, chat both ways, a call, logs, settings k
     await screenshot("hung-up");
   });
 
+  await t.test("leaving the signaling server keeps the chat going, and the app says so", async () => {
+    await driver.click('[data-nav="settings"]');
+    await driver.click('[data-action="disconnect"]');
+    await driver.waitFor("the banner", visible('.banner [data-signaling="disconnected"]'));
+    assert.match(await text(".banner"), /Chats and calls with connected peers carry on/);
+    await driver.click('[data-conv="room"]');
+    await driver.type(".composer-input", "Still here without the server\uE007");
+    await bot.waitFor("the message sent without signaling", (e) => e.event === "chat" && e.text === "Still here without the server");
+    await screenshot("signaling-disconnected");
+    await driver.click('[data-action="reconnect"]');
+    await driver.waitFor("signaling connected again", visible(".dot.ok"));
+  });
+
   await t.test("the logs panel has the connection's lines, filtered and cleared", async () => {
     await driver.click('[data-nav="logs"]');
     await driver.waitFor("log lines", "return document.querySelectorAll('.log-lines li').length > 0;");

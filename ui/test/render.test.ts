@@ -114,6 +114,17 @@ describe("views", () => {
     expect($('[data-action="reconnect"]')).toBeTruthy();
   });
 
+  it("disconnects from the server from Settings", async () => {
+    $('[data-nav="settings"]').click();
+    store.flush();
+    $('[data-action="disconnect"]').click();
+    await settle();
+    expect(backend.sent).toContainEqual({ cmd: "disconnect" });
+    store.apply({ event: "signaling", state: "disconnected" });
+    store.flush();
+    expect(($('[data-action="disconnect"]') as HTMLButtonElement).disabled).toBe(true);
+  });
+
   it("shows server errors in the banner, in plain words", () => {
     store.apply({ event: "error", code: "bad-password", message: "bad-password" });
     store.flush();

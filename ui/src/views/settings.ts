@@ -30,6 +30,12 @@ export class SettingsView {
   private readonly echo = h("input", { type: "checkbox", "data-field": "echo-cancellation" });
   private readonly formErrors = h("div", { class: "form-errors", role: "alert" });
   private readonly saved = h("span", { class: "saved", "aria-live": "polite" });
+  /** Closes the signaling link only: connected peers stay. */
+  private readonly disconnect = h(
+    "button",
+    { type: "button", "data-action": "disconnect", title: "Leave the signaling server; chats and calls with connected peers go on" },
+    "Disconnect from the server",
+  );
   /** The settings the form shows, and whether the user has edited it since. */
   private formOf: Settings | null = null;
   private dirty = false;
@@ -67,11 +73,13 @@ export class SettingsView {
         "div",
         { class: "actions" },
         h("button", { class: "primary", type: "submit", "data-action": "save-settings" }, "Save and reconnect"),
+        this.disconnect,
         this.saved,
       ),
       this.formErrors,
     );
     this.hostToggle.addEventListener("change", () => void this.toggleHost());
+    this.disconnect.addEventListener("click", () => void this.actions.disconnect());
     const host = h(
       "fieldset",
       { class: "host", oninput: () => (this.dirty = true) },
@@ -128,6 +136,7 @@ export class SettingsView {
       this.formOf = s.state.settings;
       this.fillForm(s.state.settings);
     }
+    this.disconnect.disabled = s.state.signaling !== "connected" && s.state.signaling !== "reconnecting";
     const hostKey = `${s.rev("settings")}:${s.rev("errors")}`;
     if (hostKey !== this.drawnHost) {
       this.drawnHost = hostKey;

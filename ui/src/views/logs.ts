@@ -14,6 +14,18 @@ export function filterLogs(lines: LogLine[], minLevel: LogLevel, peer: string): 
   return lines.filter((l) => LEVELS.indexOf(l.level) >= min && (peer === "" || l.peer === peer));
 }
 
+/** One line as is; a multi-line one (an SDP) folded under its first line. */
+function logText(msg: string): HTMLElement {
+  const newline = msg.indexOf("\n");
+  if (newline < 0) return h("span", { class: "line" }, msg);
+  return h(
+    "details",
+    { class: "line" },
+    h("summary", {}, msg.slice(0, newline)),
+    h("pre", {}, msg.slice(newline + 1)),
+  );
+}
+
 export class LogsView {
   readonly el = h("section", { class: "logs", "aria-label": "Logs" });
   private readonly level = h(
@@ -75,7 +87,7 @@ export class LogsView {
           h("time", {}, formatClock(l.ts)),
           h("span", { class: "level" }, l.level),
           h("span", { class: "peer" }, l.peer ? this.store.peerName(l.peer) : ""),
-          h("span", { class: "msg" }, l.msg),
+          logText(l.msg),
         ),
       ),
     );

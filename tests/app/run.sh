@@ -72,7 +72,10 @@ build() {
     (cd "$root/ui" && npm run --silent build >&2)
     say "building the app and confab"
     # custom-protocol serves the built frontend from the binary, as `cargo tauri build` does.
-    cargo build -p confab-desktop --features custom-protocol -p confab >&2
+    # Two builds, not one: built alone, confab gets the same dependency features as in the
+    # browser tests, so the cache serves both.
+    cargo build -p confab-desktop --features custom-protocol >&2
+    cargo build -p confab >&2
 }
 
 xvfb_pid=""

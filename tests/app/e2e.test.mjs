@@ -176,6 +176,7 @@ test("first run, hosting from Settings, chat both ways, a call, logs, settings k
 
   await t.test("chat both ways, with delivery ticks", async () => {
     await driver.click('[data-conv="room"]');
+    await driver.waitFor("the conversation", visible(".composer-input"));
     await driver.type(".composer-input", "Hello Bot, see https://example.org\uE007");
     const received = await bot.waitFor("the app's message", (e) => e.event === "chat" && e.text.startsWith("Hello Bot"));
     assert.equal(received.scope, "room");
@@ -229,6 +230,7 @@ test("first run, hosting from Settings, chat both ways, a call, logs, settings k
     await driver.waitFor("the banner", visible('.banner [data-signaling="disconnected"]'));
     assert.match(await text(".banner"), /Chats and calls with connected peers carry on/);
     await driver.click('[data-conv="room"]');
+    await driver.waitFor("the conversation", visible(".composer-input"));
     await driver.type(".composer-input", "Still here without the server\uE007");
     await bot.waitFor("the message sent without signaling", (e) => e.event === "chat" && e.text === "Still here without the server");
     await screenshot("signaling-disconnected");

@@ -58,18 +58,33 @@ export class WebDriver {
   }
 
   async click(css) {
-    const id = await this.find(css);
-    await this.request("POST", this.path(`/element/${id}/click`), {});
+    await this.onElement(css, (id) => this.request("POST", this.path(`/element/${id}/click`), {}));
   }
 
   async clear(css) {
-    const id = await this.find(css);
-    await this.request("POST", this.path(`/element/${id}/clear`), {});
+    await this.onElement(css, (id) => this.request("POST", this.path(`/element/${id}/clear`), {}));
   }
 
   async type(css, text) {
-    const id = await this.find(css);
-    await this.request("POST", this.path(`/element/${id}/value`), { text });
+    await this.onElement(css, (id) => this.request("POST", this.path(`/element/${id}/value`), { text }));
+  }
+
+  /**
+   * Finds `css` and acts on it. The app redraws parts of the page as events arrive, so an
+   * element found a moment ago may have been replaced, or be hidden until the next frame:
+   * then it is found again, for a few seconds.
+   */
+  async onElement(css, act, timeoutMs = 5000) {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      try {
+        return await act(await this.find(css));
+      } catch (error) {
+        const retry = /stale element|not interactable|no such element/.test(error.message);
+        if (!retry || Date.now() > deadline) throw error;
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+    }
   }
 
   /** Runs a function body in the page; `args` arrive as `arguments`. */

@@ -39,3 +39,28 @@ export function fill(el: HTMLElement, ...children: (Child | Child[])[]): void {
   el.replaceChildren();
   append(el, children);
 }
+
+/** Attributes that name a control across redraws. */
+const KEYS = ["data-action", "data-conv", "data-nav", "data-field", "aria-label"];
+
+/**
+ * Replaces an element's children like `fill`, and gives the focus back to the control
+ * that had it, when the new children have one of the same name: a redraw must not throw a
+ * keyboard user out of the list they are in.
+ */
+export function refill(el: HTMLElement, ...children: (Child | Child[])[]): void {
+  const active = document.activeElement;
+  const selector = active instanceof HTMLElement && el.contains(active) ? focusSelector(active) : null;
+  fill(el, ...children);
+  if (!selector) return;
+  const again = el.querySelector<HTMLElement>(selector);
+  again?.focus();
+}
+
+function focusSelector(el: HTMLElement): string | null {
+  for (const key of KEYS) {
+    const value = el.getAttribute(key);
+    if (value !== null) return `${el.tagName.toLowerCase()}[${key}="${CSS.escape(value)}"]`;
+  }
+  return null;
+}

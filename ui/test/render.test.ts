@@ -45,6 +45,14 @@ describe("views", () => {
     expect(row.title).toContain("round trip 2.3 ms");
   });
 
+  it("keeps the keyboard focus on a peer while the list redraws", () => {
+    $('[data-peer="p1"] button').focus();
+    store.apply({ event: "stats", peer: "p1", rtt_ms: 3, bytes_sent: 0, bytes_received: 0, candidate_type: "host" });
+    store.flush();
+    expect(document.activeElement).toBe($('[data-peer="p1"] button'));
+    expect(($('[data-peer="p1"] button') as HTMLButtonElement).title).toContain("round trip 3.0 ms");
+  });
+
   it("sends on Enter, keeps Shift+Enter as a new line, and ticks the message", async () => {
     const input = $(".composer-input") as HTMLTextAreaElement;
     input.value = "line one";

@@ -1,7 +1,7 @@
 // Voice: the incoming-call prompt, and the in-call bar (mute, hang up, meters, volumes).
 
 import type { Actions } from "../actions";
-import { fill, h } from "../dom";
+import { fill, h, refill } from "../dom";
 import { icon } from "../icons";
 import type { Store } from "../store";
 import { avatar, errorList, meter } from "./common";
@@ -70,7 +70,7 @@ export class CallBar {
       call.phase === "active"
         ? `In a call with ${members.filter((p) => p.callState === "active").map((p) => p.name).join(", ") || "…"}`
         : "Calling…";
-    fill(
+    refill(
       this.el,
       h(
         "div",

@@ -2,7 +2,7 @@
 // ticks; file transfers with that peer; the composer (Enter sends, Shift+Enter breaks).
 
 import type { Actions } from "../actions";
-import { fill, h } from "../dom";
+import { fill, h, refill } from "../dom";
 import { icon } from "../icons";
 import { formatBytes, formatTime, linkHref, splitLinks } from "../format";
 import type { Message, Store, Transfer } from "../store";
@@ -109,7 +109,7 @@ export class ChatView {
     const s = this.store.state;
     const inCall = s.call.phase !== "idle";
     if (s.active === ROOM) {
-      fill(
+      refill(
         this.header,
         h("span", { class: "hash big", "aria-hidden": "true" }, "#"),
         h("div", { class: "who" }, h("h1", {}, s.room ?? s.settings.room), h("span", { class: "sub" }, `${s.peers.size + 1} in the room`)),
@@ -123,7 +123,7 @@ export class ChatView {
     }
     const peer = s.peers.get(s.active);
     const name = peer?.name ?? this.store.peerName(s.active);
-    fill(
+    refill(
       this.header,
       avatar(name),
       h("div", { class: "who" }, h("h1", {}, name), h("span", { class: "sub" }, peer ? peerStateText(peer) : "left the room")),

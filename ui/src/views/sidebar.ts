@@ -2,7 +2,7 @@
 // settings and logs.
 
 import type { Actions } from "../actions";
-import { fill, h } from "../dom";
+import { h, refill } from "../dom";
 import { icon } from "../icons";
 import type { Peer, Store } from "../store";
 import { ROOM } from "../store";
@@ -25,7 +25,7 @@ export class Sidebar {
     const state = s.state;
     const room = s.conversation(ROOM);
     const peers = [...state.peers.values()].sort((a, b) => a.name.localeCompare(b.name));
-    fill(
+    refill(
       this.el,
       h(
         "header",
@@ -97,6 +97,7 @@ export class Sidebar {
         {
           class: `conv peer ${active ? "active" : ""}`,
           type: "button",
+          "data-conv": peer.id,
           title: rttText(peer),
           "aria-label": `${peer.name}, ${peerStateText(peer)}`,
           onclick: () => this.actions.openConversation(peer.id),

@@ -70,11 +70,6 @@ pub async fn peer_command(
     state.peer.send(command, &settings).await
 }
 
-#[tauri::command]
-pub async fn settings_get(state: State<'_, AppState>) -> Result<Settings, ShellError> {
-    Ok(state.settings().await)
-}
-
 /// Saves the settings. Those the core is built with (name, ICE servers, devices) apply
 /// from the next `connect`; the hosted server's are applied by `host_start`.
 #[tauri::command]

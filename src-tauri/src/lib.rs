@@ -89,8 +89,12 @@ pub fn run() {
             Target::new(TargetKind::Stderr),
         ])
         .level(log::LevelFilter::Info)
-        // The WebRTC stack logs every packet at debug level.
-        .level_for("webrtc", log::LevelFilter::Warn)
+        // The WebRTC stack (webrtc, rtc_ice, rtc_dtls…) narrates every state change; the
+        // core's own `log` events already say what matters, so only its warnings go in.
+        .filter(|metadata| {
+            !(metadata.target().starts_with("webrtc") || metadata.target().starts_with("rtc"))
+                || metadata.level() <= log::Level::Warn
+        })
         .build();
     let app = tauri::Builder::default()
         .plugin(log)
@@ -103,7 +107,6 @@ pub fn run() {
         .invoke_handler(tauri::generate_handler![
             commands::attach,
             commands::peer_command,
-            commands::settings_get,
             commands::settings_set,
             commands::host_start,
             commands::host_stop,

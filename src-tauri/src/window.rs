@@ -4,7 +4,7 @@
 //! docs/peer-api.md. The high-rate ones (`level` every 100 ms per peer in a call,
 //! `file-progress` every 250 ms per transfer) go over the `tauri::ipc::Channel` the page
 //! handed to `attach`, since global events are not made for that rate. `log` events also go
-//! to the log file.
+//! to the log file (errors too: the core logs each one it reports).
 
 use std::sync::Mutex;
 
@@ -61,9 +61,6 @@ impl Forwarder {
                 } = &event
                 {
                     write_log(*level, msg, peer.as_deref());
-                }
-                if let Event::Error { code, message, .. } = &event {
-                    log::warn!(target: "confab::core", "{code}: {message}");
                 }
                 if let Err(e) = self.app.emit_to(MAIN_WINDOW, PEER_EVENT, &event) {
                     log::warn!("cannot reach the window: {e}");

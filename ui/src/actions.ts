@@ -175,6 +175,10 @@ export class Actions {
   }
 
   async acceptFile(file: string): Promise<void> {
+    if (!this.downloads) {
+      this.store.showError({ area: "files", code: "no-folder", message: "There is no Downloads folder to save the file in." });
+      return;
+    }
     await this.send({ cmd: "accept-file", file, dir: this.downloads }, "files");
   }
 

@@ -26,6 +26,7 @@ beforeEach(async () => {
   app = new AppView(store, actions);
   document.body.replaceChildren(app.el);
   const boot = await backend.attach((event) => store.apply(event));
+  actions.downloads = boot.downloads ?? "";
   store.setSettings(boot.settings);
   store.open("room");
   store.apply({ event: "signaling", state: "connected", id: "me", room: "lobby" });
@@ -120,6 +121,37 @@ describe("views", () => {
     store.flush();
     expect($(".banner").textContent).toContain("Chats and calls with connected peers carry on");
     expect($('[data-action="reconnect"]')).toBeTruthy();
+  });
+
+  it("offers an incoming file with Accept, into the downloads folder, then shows progress", async () => {
+    store.apply({ event: "file-incoming", file: "f1", from: "p1", name: "notes.txt", size: 2048, sha256: "x" });
+    $('[data-peer="p1"] button').click();
+    store.flush();
+    expect($('[data-file="f1"]').textContent).toContain("wants to send you this file");
+    ($('[data-file="f1"] button.primary') as HTMLButtonElement).click();
+    await settle();
+    expect(backend.sent).toContainEqual({ cmd: "accept-file", file: "f1", dir: "/tmp" });
+    store.apply({ event: "file-progress", file: "f1", peer: "p1", bytes: 1024, size: 2048 });
+    store.flush();
+    expect($('[data-file="f1"] progress').getAttribute("value")).toBe("50");
+  });
+
+  it("shows a peer's safety code and marks it verified", async () => {
+    $('[data-peer="p1"] button').click();
+    store.flush();
+    const verify = [...app.el.querySelectorAll<HTMLButtonElement>(".chat-header button")].find((b) => b.textContent === "Verify");
+    verify?.click();
+    await settle();
+    expect(backend.sent).toContainEqual({ cmd: "safety-code", peer: "p1" });
+    store.apply({ event: "safety-code", peer: "p1", code: "12345 67890" });
+    store.flush();
+    expect($(".safety-code").textContent).toBe("12345 67890");
+    ($(".verify button.primary") as HTMLButtonElement).click();
+    await settle();
+    expect(backend.sent).toContainEqual({ cmd: "verify", peer: "p1" });
+    store.apply({ event: "trust", peer: "p1", name: "Ada", fingerprint: "f", status: "verified" });
+    store.flush();
+    expect($(".verify").textContent).toContain("You have verified Ada.");
   });
 
   it("disconnects from the server from Settings", async () => {

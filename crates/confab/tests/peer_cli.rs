@@ -576,3 +576,52 @@ fn a_newcomer_is_added_to_a_running_call() {
     }
     let _ = std::fs::remove_dir_all(&root);
 }
+
+/// Two peers who call each other at the same moment end up in one call, without either
+/// having to answer.
+#[test]
+fn calls_that_cross_become_one_call() {
+    let (_server, url) = server();
+    let args = |name: &str, hz: u32| -> Vec<String> {
+        [
+            "peer", "--server", &url, "--room", "crossed", "--name", name,
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .chain(["--audio-in".into(), format!("sine:{hz}")])
+        .collect()
+    };
+    let spawn =
+        |args: Vec<String>| Process::spawn(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    let mut a = spawn(args("A", 440));
+    let a_id = connected_id(&a);
+    let mut b = spawn(args("B", 880));
+    let b_id = connected_id(&b);
+    chat_open(&a, &b_id);
+    chat_open(&b, &a_id);
+    for round in 0..3 {
+        a.send(r#"{"cmd":"call"}"#);
+        b.send(r#"{"cmd":"call"}"#);
+        let mut calls = Vec::new();
+        for (who, other) in [(&a, &b_id), (&b, &a_id)] {
+            let active = who.event(WAIT, &format!("active in round {round}"), |e| {
+                e["event"] == "call-state" && e["state"] == "active" && e["peer"] == other.as_str()
+            });
+            calls.push(active["call"].as_str().unwrap().to_owned());
+            who.event(WAIT, &format!("{other} heard in round {round}"), |e| {
+                e["event"] == "level"
+                    && e["peer"] == other.as_str()
+                    && e["dbfs"].as_f64().unwrap_or(-200.0) > -30.0
+            });
+        }
+        assert_eq!(calls[0], calls[1], "one call, not two");
+        a.send(r#"{"cmd":"hangup"}"#);
+        b.event(WAIT, "ended", |e| {
+            e["event"] == "call-state" && e["state"] == "ended" && e["call"] == calls[0].as_str()
+        });
+    }
+    for peer in [&mut a, &mut b] {
+        peer.send(r#"{"cmd":"quit"}"#);
+        assert!(peer.child.wait().unwrap().success());
+    }
+}

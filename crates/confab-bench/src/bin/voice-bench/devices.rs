@@ -19,7 +19,10 @@ pub fn round_trip() -> anyhow::Result<Option<(f64, f64)>> {
         return Ok(None);
     }
     let sink_name = std::env::var("CONFAB_BENCH_SINK").ok();
-    let monitor = format!("{}.monitor", sink_name.as_deref().unwrap_or("@DEFAULT_SINK@"));
+    let monitor = format!(
+        "{}.monitor",
+        sink_name.as_deref().unwrap_or("@DEFAULT_SINK@")
+    );
     let mut sink = DeviceSink::open(sink_name.as_deref())?;
     let mut source = DeviceSource::open(Some(&monitor))?;
     // Both on one 20 ms clock, one frame out and one in per tick: a click written at
@@ -40,7 +43,10 @@ pub fn round_trip() -> anyhow::Result<Option<(f64, f64)>> {
         source.fill(&mut captured)?;
         if let Some(at) = captured.iter().position(|s| s.abs() > 0.4) {
             // One detection per click: the click is 1 ms long.
-            if found.last().is_none_or(|last| read + at > last + FRAME_SAMPLES) {
+            if found
+                .last()
+                .is_none_or(|last| read + at > last + FRAME_SAMPLES)
+            {
                 found.push(read + at);
             }
         }

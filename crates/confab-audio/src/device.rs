@@ -24,7 +24,8 @@ use crate::{AudioError, FRAME_SAMPLES, SAMPLE_RATE};
 /// Device buffers of 20 ms (Pulse's default is two seconds): with 10 ms, a busy machine
 /// misses the sound server's deadlines audibly more often.
 const DEVICE_BUFFER_MS: u32 = 20;
-/// The rings hold half a second; the engine keeps them far emptier than that.
+/// The rings hold half a second at the highest rate a device may run at (two seconds at
+/// 48 kHz); the engine keeps them far emptier than that.
 const RING_MS: u32 = 500;
 /// Capture starts handing out frames once this much is buffered, so that the irregular
 /// pieces Pulse delivers do not leave gaps at each 20 ms tick.

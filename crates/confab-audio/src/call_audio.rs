@@ -167,7 +167,17 @@ impl Capture {
     }
 }
 
+/// The numbers of an RTP header that playout needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RtpNumbers {
+    pub ssrc: u32,
+    pub seq: u16,
+    pub timestamp: u32,
+}
+
 struct Stream {
+    /// The source these packets come from.
+    ssrc: u32,
     jitter: JitterBuffer,
     decoder: VoiceDecoder,
     gain: f32,
@@ -201,26 +211,33 @@ impl Mixer {
         Self::default()
     }
 
-    /// A peer's packet arrived (its RTP sequence number and timestamp).
+    /// A peer's packet arrived, with its RTP header's numbers.
     pub fn push(
         &mut self,
         peer: &str,
-        seq: u16,
-        timestamp: u32,
+        rtp: RtpNumbers,
         payload: Vec<u8>,
         arrival_ms: f64,
     ) -> Result<(), AudioError> {
-        if !self.streams.contains_key(peer) {
+        // A new source (a track added again after a hang-up) starts its numbering afresh:
+        // its packets would look years late to the old stream's buffer, so it gets a new
+        // one. The volume set for the peer stays.
+        let fresh = self.streams.get(peer).is_none_or(|s| s.ssrc != rtp.ssrc);
+        if fresh {
+            let gain = self.streams.get(peer).map_or(1.0, |s| s.gain);
             let stream = Stream {
+                ssrc: rtp.ssrc,
                 jitter: JitterBuffer::new(),
                 decoder: VoiceDecoder::new()?,
-                gain: 1.0,
+                gain,
                 meter: LevelMeter::default(),
             };
             self.streams.insert(peer.to_owned(), stream);
         }
         if let Some(stream) = self.streams.get_mut(peer) {
-            stream.jitter.push(seq, timestamp, payload, arrival_ms);
+            stream
+                .jitter
+                .push(rtp.seq, rtp.timestamp, payload, arrival_ms);
         }
         Ok(())
     }
@@ -276,6 +293,42 @@ mod tests {
     use crate::dsp::{FLOOR_DBFS, Tone, goertzel_dbfs};
     use crate::io::Silence;
 
+    /// The numbers of packet `seq` of source `ssrc`, 20 ms apart.
+    fn rtp(ssrc: u32, seq: u16) -> RtpNumbers {
+        RtpNumbers {
+            ssrc,
+            seq,
+            timestamp: u32::from(seq).wrapping_mul(960),
+        }
+    }
+
+    /// A peer's track added again after a hang-up numbers its packets afresh: they are
+    /// played, at the volume set for the peer, not dropped as hopelessly late.
+    #[test]
+    fn a_new_source_from_a_peer_starts_a_new_stream() {
+        let mut mixer = Mixer::new();
+        let mut tone = Capture::new(Box::new(Tone::new(440.0))).unwrap();
+        let mut play = |mixer: &mut Mixer, ssrc: u32, first: u16, at: usize| {
+            let mut out = Vec::new();
+            for i in 0..40u16 {
+                let packet = tone.tick().unwrap().packet.unwrap();
+                let seq = first.wrapping_add(i);
+                let now = (at + usize::from(i)) as f64 * 20.0;
+                mixer.push("a", rtp(ssrc, seq), packet, now).unwrap();
+                out.extend_from_slice(&mixer.tick().unwrap().frame);
+            }
+            goertzel_dbfs(&out[20 * FRAME_SAMPLES..], 440.0)
+        };
+        let first = play(&mut mixer, 7, 100, 0);
+        mixer.set_gain("a", 0.5);
+        let second = play(&mut mixer, 8, 51_000, 40);
+        assert!(first > -15.0, "first source at {first} dBFS");
+        assert!(
+            (second - (first - 6.0)).abs() < 2.0,
+            "second source at {second} dBFS"
+        );
+    }
+
     /// Runs `frames` ticks of two peers sending tones into one mixer.
     fn call(frames: usize, mute_b_after: Option<usize>) -> (Vec<f32>, Vec<(String, f32)>) {
         let mut a = Capture::new(Box::new(Tone::new(440.0))).unwrap();
@@ -291,7 +344,7 @@ mod tests {
             for (peer, capture) in [("a", &mut a), ("b", &mut b)] {
                 if let Some(packet) = capture.tick().unwrap().packet {
                     mixer
-                        .push(peer, i as u16, (i * 960) as u32, packet, now + 1.0)
+                        .push(peer, rtp(1, i as u16), packet, now + 1.0)
                         .unwrap();
                 }
             }
@@ -352,7 +405,7 @@ mod tests {
         for i in 0..60u16 {
             let packet = tone.tick().unwrap().packet.unwrap();
             mixer
-                .push("a", i, u32::from(i) * 960, packet, f64::from(i) * 20.0)
+                .push("a", rtp(1, i), packet, f64::from(i) * 20.0)
                 .unwrap();
             if i == 0 {
                 mixer.set_gain("a", 0.5);

@@ -8,9 +8,9 @@
 //! move samples through lock-free rings (no locks, no allocation); resampling to and from
 //! 48 kHz and the framing into 20 ms happen on the engine's side.
 
-use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, mpsc};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use cpal::traits::{DeviceTrait, HostTrait, StreamTrait};
 use cpal::{FromSample, Sample, SampleFormat, SizedSample, StreamConfig};
@@ -24,7 +24,8 @@ use crate::{AudioError, FRAME_SAMPLES, SAMPLE_RATE};
 /// Device buffers of 20 ms (Pulse's default is two seconds): with 10 ms, a busy machine
 /// misses the sound server's deadlines audibly more often.
 const DEVICE_BUFFER_MS: u32 = 20;
-/// The rings hold half a second; the engine keeps them far emptier than that.
+/// The rings hold half a second at the highest rate a device may run at (two seconds at
+/// 48 kHz); the engine keeps them far emptier than that.
 const RING_MS: u32 = 500;
 /// Capture starts handing out frames once this much is buffered, so that the irregular
 /// pieces Pulse delivers do not leave gaps at each 20 ms tick.
@@ -36,6 +37,9 @@ const PLAYBACK_CUSHION_MS: u32 = 30;
 /// Playback queued beyond this (a device that started late, or a clock slower than ours)
 /// is skipped back to the cushion.
 const PLAYBACK_MOST_MS: u32 = 80;
+/// A stream without a callback for this long is gone. (An idle PulseAudio null sink can
+/// take two seconds to start a stream.)
+const STALLED_AFTER: Duration = Duration::from_secs(3);
 /// How long a device may take to open.
 const OPEN_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -188,11 +192,41 @@ fn find(
 }
 
 /// Why a stream failed, set from cpal's error callback (not the audio callback: a lock is
-/// fine there) and read by the engine.
+/// fine there) and read by the engine; and a count of the audio callbacks, by which the
+/// engine notices a stream that stopped without a word (a sound server drops a stream
+/// whose device was unplugged, and cpal's Pulse host does not say so).
 #[derive(Debug, Default)]
 struct Health {
     failed: AtomicBool,
     reason: Mutex<String>,
+    callbacks: AtomicU64,
+}
+
+/// The engine's watch on a stream's callbacks. Time is passed in.
+#[derive(Debug)]
+struct Watchdog {
+    seen: u64,
+    since: Instant,
+}
+
+impl Watchdog {
+    fn new(now: Instant) -> Self {
+        Self {
+            seen: 0,
+            since: now,
+        }
+    }
+
+    /// Whether the stream has gone without a callback for too long, given the callbacks
+    /// counted so far.
+    fn stalled(&mut self, callbacks: u64, now: Instant) -> bool {
+        if callbacks != self.seen {
+            self.seen = callbacks;
+            self.since = now;
+            return false;
+        }
+        now.duration_since(self.since) > STALLED_AFTER
+    }
 }
 
 impl Health {
@@ -208,7 +242,19 @@ impl Health {
         self.failed.store(true, Relaxed);
     }
 
-    fn check(&self, direction: Direction, name: &str) -> Result<(), DeviceError> {
+    fn check(
+        &self,
+        direction: Direction,
+        name: &str,
+        watchdog: &mut Watchdog,
+    ) -> Result<(), DeviceError> {
+        if watchdog.stalled(self.callbacks.load(Relaxed), Instant::now()) {
+            return Err(DeviceError::Lost {
+                direction,
+                name: name.to_owned(),
+                reason: "the sound system stopped serving it".to_owned(),
+            });
+        }
         if !self.failed.load(Relaxed) {
             return Ok(());
         }
@@ -370,9 +416,11 @@ where
 {
     let channels = usize::from(config.channels).max(1);
     let scale = 1.0 / channels as f32;
+    let alive = health.clone();
     device.build_input_stream::<T, _, _>(
         config,
         move |data: &[T], _| {
+            alive.callbacks.fetch_add(1, Relaxed);
             // Down to mono, straight into the ring: no lock, no allocation.
             for frame in data.chunks_exact(channels) {
                 let sum: f32 = frame.iter().map(|s| f32::from_sample(*s)).sum();
@@ -414,9 +462,11 @@ where
     let cushion = (config.sample_rate * PLAYBACK_CUSHION_MS / 1000) as usize;
     let most_queued = (config.sample_rate * PLAYBACK_MOST_MS / 1000) as usize;
     let mut primed = false;
+    let alive = health.clone();
     device.build_output_stream::<T, _, _>(
         config,
         move |data: &mut [T], _| {
+            alive.callbacks.fetch_add(1, Relaxed);
             // Frames arrive 20 ms at a time while the device asks for 10 ms: playing starts
             // once a cushion is queued, so its requests never find the ring just empty.
             if !primed && ring.occupied_len() < cushion {
@@ -456,6 +506,7 @@ pub struct DeviceSource {
     scratch: Vec<f32>,
     primed: bool,
     health: Arc<Health>,
+    watchdog: Watchdog,
     name: String,
     _thread: StreamThread,
 }
@@ -486,6 +537,7 @@ impl DeviceSource {
             scratch: vec![0.0; 4096],
             primed: false,
             health,
+            watchdog: Watchdog::new(Instant::now()),
             name: opened.name,
             _thread: opened.thread,
         })
@@ -494,7 +546,8 @@ impl DeviceSource {
 
 impl Source for DeviceSource {
     fn fill(&mut self, frame: &mut [f32]) -> Result<(), AudioError> {
-        self.health.check(Direction::Input, &self.name)?;
+        self.health
+            .check(Direction::Input, &self.name, &mut self.watchdog)?;
         loop {
             let n = self.ring.pop_slice(&mut self.scratch);
             if n == 0 {
@@ -531,6 +584,7 @@ pub struct DeviceSink {
     converter: RateConverter,
     scratch: Vec<f32>,
     health: Arc<Health>,
+    watchdog: Watchdog,
     name: String,
     _thread: StreamThread,
 }
@@ -560,6 +614,7 @@ impl DeviceSink {
             converter: RateConverter::new(SAMPLE_RATE, opened.rate)?,
             scratch: vec![0.0; 4096],
             health,
+            watchdog: Watchdog::new(Instant::now()),
             name: opened.name,
             _thread: opened.thread,
         })
@@ -568,7 +623,8 @@ impl DeviceSink {
 
 impl Sink for DeviceSink {
     fn write(&mut self, frame: &[f32]) -> Result<(), AudioError> {
-        self.health.check(Direction::Output, &self.name)?;
+        self.health
+            .check(Direction::Output, &self.name, &mut self.watchdog)?;
         self.converter.push(frame)?;
         loop {
             let n = self.converter.pull(&mut self.scratch);
@@ -586,5 +642,23 @@ impl Sink for DeviceSink {
 
     fn device_name(&self) -> Option<&str> {
         Some(&self.name)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_stream_is_stalled_after_three_seconds_without_a_callback() {
+        let start = Instant::now();
+        let at = |ms: u64| start + Duration::from_millis(ms);
+        let mut watchdog = Watchdog::new(start);
+        // An idle null sink may start two seconds late.
+        assert!(!watchdog.stalled(0, at(2_000)));
+        assert!(!watchdog.stalled(1, at(2_500)));
+        assert!(!watchdog.stalled(1, at(5_400)));
+        assert!(watchdog.stalled(1, at(5_600)));
+        assert!(!watchdog.stalled(2, at(5_700)));
     }
 }

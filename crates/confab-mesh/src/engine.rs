@@ -223,9 +223,14 @@ impl EngineTask {
                     }
                 },
                 Some(done) = opened.recv() => self.on_opened(done),
+                // Out of a call, packets still in flight from the last one are dropped: they
+                // would bring back a stream that was just let go.
                 Some(packet) = voice_in.recv() => {
+                    if !self.sending {
+                        continue;
+                    }
                     let arrival_ms = started.elapsed().as_secs_f64() * 1000.0;
-                    if let Err(e) = self.mixer.push(&packet.peer, packet.seq, packet.timestamp, packet.payload, arrival_ms) {
+                    if let Err(e) = self.mixer.push(&packet.peer, packet.rtp, packet.payload, arrival_ms) {
                         self.error("audio", format!("voice from {}: {e}", packet.peer));
                     }
                 }

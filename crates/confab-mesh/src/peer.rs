@@ -4,6 +4,7 @@
 //! channel's event loop only forward into this task's channels and return at once (a
 //! callback that blocks stalls the connection); the task does the work in order.
 
+use confab_audio::call_audio::RtpNumbers;
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -154,8 +155,7 @@ pub(crate) struct PeerSetup {
 #[derive(Debug)]
 pub(crate) struct VoicePacket {
     pub(crate) peer: String,
-    pub(crate) seq: u16,
-    pub(crate) timestamp: u32,
+    pub(crate) rtp: RtpNumbers,
     pub(crate) payload: Vec<u8>,
 }
 
@@ -426,6 +426,12 @@ impl Peer {
                 // side already answered an offer with audio, it adds its track now and offers.
                 if self.setup.local_id > self.setup.remote_id || self.remote_offered_audio {
                     self.add_voice_track().await;
+                    // Offered here, not only on the library's negotiation-needed event:
+                    // a change made while an exchange is under way (a call ended and placed
+                    // again at once) gets no event once that exchange is over. Made while
+                    // one is under way, the offer waits for it; a second offer for the same
+                    // change finds nothing new and costs one exchange.
+                    self.offer().await;
                 }
             }
             PeerInput::StopAudio => {
@@ -436,6 +442,7 @@ impl Peer {
                     if let Err(e) = self.pc.remove_track(&sender).await {
                         self.log(LogLevel::Warn, format!("removing our audio track: {e}"));
                     }
+                    self.offer().await;
                 }
             }
             PeerInput::CancelFile { file } => {
@@ -920,8 +927,11 @@ impl Peer {
                     TrackRemoteEvent::OnRtpPacket(packet) => {
                         let voice = VoicePacket {
                             peer: peer.clone(),
-                            seq: packet.header.sequence_number,
-                            timestamp: packet.header.timestamp,
+                            rtp: RtpNumbers {
+                                ssrc: packet.header.ssrc,
+                                seq: packet.header.sequence_number,
+                                timestamp: packet.header.timestamp,
+                            },
                             payload: packet.payload.to_vec(),
                         };
                         if out.send(voice).is_err() {

@@ -64,10 +64,11 @@ fn level_of(e: &Value, peer: &str, above: f64) -> bool {
 
 /// A uses the system's default microphone and speaker, B names its devices. A tone played
 /// into A's microphone comes out of B's speaker, and B's out of A's; A switches to another
-/// microphone mid-call and B hears the new one; B turns A down.
+/// microphone mid-call and B hears the new one; B turns A down; the sound server dies and
+/// the call goes on.
 #[test]
 fn real_devices_carry_tones_both_ways_and_switch_mid_call() {
-    let pulse = Pulse::start(&["mic_a", "mic_a2", "spk_a", "mic_b", "spk_b"]);
+    let mut pulse = Pulse::start(&["mic_a", "mic_a2", "spk_a", "mic_b", "spk_b"]);
     assert!(pulse.pactl(&["set-default-source", "mic_a.monitor"]));
     assert!(pulse.pactl(&["set-default-sink", "spk_a"]));
     let env = [("PULSE_SERVER", pulse.server.as_str())];
@@ -152,10 +153,33 @@ fn real_devices_carry_tones_both_ways_and_switch_mid_call() {
     let quieter = tone_level(&pulse.record("spk_b.monitor", 1.0), 660.0);
     eprintln!("at a quarter of the volume: 660 Hz {quieter:.1} dBFS");
     assert!(
-        (quieter - (b660 - 12.0)).abs() < 3.0,
+        (quieter - (b660 - 12.0)).abs() < 4.0,
         "{quieter} after {b660}"
     );
 
+    // The sound server dies. (A device merely unplugged is not an error: PulseAudio moves
+    // its streams to another device.) Both are told; the call and the peers go on, and
+    // hanging up and quitting work.
+    for player in &mut players {
+        let _ = player.kill();
+        let _ = player.wait();
+    }
+    pulse.kill();
+    for peer in [&a, &b] {
+        // In whichever order they come.
+        let mut told = std::collections::BTreeSet::new();
+        while told.len() < 2 {
+            let error = peer.event(WAIT, "device errors", |e| {
+                e["event"] == "error" && (e["code"] == "audio-in" || e["code"] == "audio-out")
+            });
+            eprintln!("told: {}", error["message"]);
+            told.insert(error["code"].as_str().unwrap().to_owned());
+        }
+    }
+    a.send(r#"{"cmd":"hangup"}"#);
+    b.event(WAIT, "the call ended", |e| {
+        e["event"] == "call-state" && e["state"] == "ended"
+    });
     for peer in [&mut a, &mut b] {
         peer.send(r#"{"cmd":"quit"}"#);
         assert!(peer.child.wait().unwrap().success());

@@ -453,7 +453,7 @@ fn three_peers_in_a_group_call_hear_both_others() {
 }
 
 /// Mute silences the muted side at the other end within 200 ms; unmute brings it back;
-/// hanging up and calling again works, ten times over.
+/// hanging up and calling straight back works, ten times over, whichever side calls.
 #[test]
 fn mute_and_ten_calls_in_a_row() {
     let (_server, url) = server();
@@ -462,46 +462,55 @@ fn mute_and_ten_calls_in_a_row() {
     std::fs::create_dir_all(&root).unwrap();
     let mut a = voice_peer(&url, "mute", "A", 440, &root.join("a.wav"));
     let a_id = connected_id(&a);
-    let b = voice_peer(&url, "mute", "B", 880, &root.join("b.wav"));
+    let mut b = voice_peer(&url, "mute", "B", 880, &root.join("b.wav"));
     let b_id = connected_id(&b);
     chat_open(&a, &b_id);
     chat_open(&b, &a_id);
-    let heard = |e: &Value, loud: bool| {
+    let heard = |e: &Value, who: &str, loud: bool| {
         e["event"] == "level"
-            && e["peer"] == a_id.as_str()
+            && e["peer"] == who
             && (e["dbfs"].as_f64().unwrap_or(-200.0) > -30.0) == loud
     };
     for round in 0..10 {
-        a.send(r#"{"cmd":"call"}"#);
-        b.event(WAIT, &format!("A heard in call {round}"), |e| {
-            heard(e, true)
+        // Odd rounds, B calls back the moment the last call ended.
+        let (caller, callee, caller_id) = if round % 2 == 0 {
+            (&mut a, &mut b, a_id.as_str())
+        } else {
+            (&mut b, &mut a, b_id.as_str())
+        };
+        caller.send(r#"{"cmd":"call"}"#);
+        // Levels of the last call may still be queued: from the invitation on, they are
+        // this call's.
+        callee.event(WAIT, "the invitation", |e| e["event"] == "call-incoming");
+        callee.event(WAIT, &format!("caller heard in call {round}"), |e| {
+            heard(e, caller_id, true)
         });
         if round == 0 {
-            a.send(r#"{"cmd":"mute","muted":true}"#);
+            caller.send(r#"{"cmd":"mute","muted":true}"#);
             let muted_at = Instant::now();
-            b.event(WAIT, "muted", |e| {
+            callee.event(WAIT, "muted", |e| {
                 e["event"] == "muted" && e["muted"] == true
             });
-            b.event(WAIT, "A silent", |e| heard(e, false));
+            callee.event(WAIT, "caller silent", |e| heard(e, caller_id, false));
             let silent_after = muted_at.elapsed();
-            eprintln!("A silent at B {silent_after:?} after mute");
+            eprintln!("silent at the other end {silent_after:?} after mute");
             assert!(
                 silent_after < Duration::from_millis(200),
                 "{silent_after:?}"
             );
-            a.send(r#"{"cmd":"mute","muted":false}"#);
-            b.event(WAIT, "A back", |e| heard(e, true));
+            caller.send(r#"{"cmd":"mute","muted":false}"#);
+            callee.event(WAIT, "caller back", |e| heard(e, caller_id, true));
         }
-        a.send(r#"{"cmd":"hangup"}"#);
-        b.event(WAIT, "ended", |e| {
+        // The one who did not call hangs up.
+        callee.send(r#"{"cmd":"hangup"}"#);
+        caller.event(WAIT, "ended", |e| {
             e["event"] == "call-state" && e["state"] == "ended"
         });
-        // Let the renegotiation that removes the tracks settle, as a person calling back
-        // would. (Calling back within milliseconds can still race: a known limit.)
-        std::thread::sleep(Duration::from_millis(500));
     }
-    a.send(r#"{"cmd":"quit"}"#);
-    assert!(a.child.wait().unwrap().success());
+    for peer in [&mut a, &mut b] {
+        peer.send(r#"{"cmd":"quit"}"#);
+        assert!(peer.child.wait().unwrap().success());
+    }
     let _ = std::fs::remove_dir_all(&root);
 }
 
@@ -566,4 +575,53 @@ fn a_newcomer_is_added_to_a_running_call() {
         }
     }
     let _ = std::fs::remove_dir_all(&root);
+}
+
+/// Two peers who call each other at the same moment end up in one call, without either
+/// having to answer.
+#[test]
+fn calls_that_cross_become_one_call() {
+    let (_server, url) = server();
+    let args = |name: &str, hz: u32| -> Vec<String> {
+        [
+            "peer", "--server", &url, "--room", "crossed", "--name", name,
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .chain(["--audio-in".into(), format!("sine:{hz}")])
+        .collect()
+    };
+    let spawn =
+        |args: Vec<String>| Process::spawn(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    let mut a = spawn(args("A", 440));
+    let a_id = connected_id(&a);
+    let mut b = spawn(args("B", 880));
+    let b_id = connected_id(&b);
+    chat_open(&a, &b_id);
+    chat_open(&b, &a_id);
+    for round in 0..3 {
+        a.send(r#"{"cmd":"call"}"#);
+        b.send(r#"{"cmd":"call"}"#);
+        let mut calls = Vec::new();
+        for (who, other) in [(&a, &b_id), (&b, &a_id)] {
+            let active = who.event(WAIT, &format!("active in round {round}"), |e| {
+                e["event"] == "call-state" && e["state"] == "active" && e["peer"] == other.as_str()
+            });
+            calls.push(active["call"].as_str().unwrap().to_owned());
+            who.event(WAIT, &format!("{other} heard in round {round}"), |e| {
+                e["event"] == "level"
+                    && e["peer"] == other.as_str()
+                    && e["dbfs"].as_f64().unwrap_or(-200.0) > -30.0
+            });
+        }
+        assert_eq!(calls[0], calls[1], "one call, not two");
+        a.send(r#"{"cmd":"hangup"}"#);
+        b.event(WAIT, "ended", |e| {
+            e["event"] == "call-state" && e["state"] == "ended" && e["call"] == calls[0].as_str()
+        });
+    }
+    for peer in [&mut a, &mut b] {
+        peer.send(r#"{"cmd":"quit"}"#);
+        assert!(peer.child.wait().unwrap().success());
+    }
 }

@@ -123,6 +123,30 @@ impl MeshTask {
     }
 
     fn on_invite(&mut self, from: String, call: String, members: Vec<String>) {
+        let me = self.own_id();
+        let crossed = self.call.as_ref().filter(|c| {
+            c.in_call && c.id != call && c.members.contains(&from) && c.joined.len() == 1
+        });
+        if let Some(ours) = crossed {
+            // We called each other at the same moment. Both sides keep the call whose id
+            // sorts first: the one holding the other call drops it and joins, which is
+            // what its user wanted; the one holding the kept call waits for the accept.
+            if ours.id < call {
+                return;
+            }
+            self.withdraw_invitation();
+            self.call = Some(Call {
+                id: call.clone(),
+                members: members.into_iter().chain([me, from.clone()]).collect(),
+                joined: BTreeSet::from([from.clone()]),
+                in_call: false,
+            });
+            self.emit(Event::CallIncoming {
+                call: call.clone(),
+                from,
+            });
+            return self.accept_call(call);
+        }
         if self
             .call
             .as_ref()
@@ -132,7 +156,6 @@ impl MeshTask {
             self.send_message(&from, &PeerMessage::CallDecline { call: call.clone() });
             return self.call_state(call, from, CallState::Busy);
         }
-        let me = self.own_id();
         let mut members: BTreeSet<String> = members.into_iter().collect();
         members.insert(me);
         members.insert(from.clone());
@@ -233,6 +256,21 @@ impl MeshTask {
         }
         if nobody_left {
             self.end_call();
+        }
+    }
+
+    /// Ends our own call that nobody has joined yet: those still ringing are told.
+    fn withdraw_invitation(&mut self) {
+        let Some(current) = self.call.take() else {
+            return;
+        };
+        let me = self.own_id();
+        let end = PeerMessage::CallEnd {
+            call: current.id.clone(),
+        };
+        for member in current.members.iter().filter(|m| **m != me) {
+            self.send_message(member, &end);
+            self.call_state(current.id.clone(), member.clone(), CallState::Ended);
         }
     }
 

@@ -81,6 +81,12 @@ impl Pulse {
             .is_ok_and(|s| s.success())
     }
 
+    /// Kills the daemon, as a crashing sound server would go.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
     /// Plays a WAV file into a sink, in the background.
     pub fn play(&self, sink: &str, wav: &std::path::Path) -> Child {
         Command::new("paplay")

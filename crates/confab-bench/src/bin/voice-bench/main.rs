@@ -3,11 +3,14 @@
 //!
 //! - capture-to-playout latency: a click injected at the source every 400 ms is found in the
 //!   far side's playout, over a real peer connection built as calls build them (Opus, RTP,
-//!   jitter buffer, decoder); device buffers are not involved and are reported apart;
+//!   jitter buffer, decoder); device buffers are not involved and are reported apart,
+//!   measured through a sound server's speaker and its monitor when one runs (`devices`);
 //! - jitter buffer depth during that run;
 //! - CPU time per second of call, per peer, for 2- and 5-peer group calls of real peers;
 //! - the fraction of 20 ms frames concealed (and recovered by FEC) under 0 % and 5 % random
 //!   packet loss.
+
+mod devices;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -36,16 +39,23 @@ fn main() -> anyhow::Result<()> {
     let cpu5 = runtime.block_on(call_cpu(5))?;
     let (concealed0, recovered0) = concealment(0.0);
     let (concealed5, recovered5) = concealment(0.05);
+    let device = devices::round_trip()?;
     println!("\nvoice-bench on loopback (Opus 48 kHz mono, 20 ms frames)");
     println!(
         "{:<52} {:>10.1} ms",
         "capture to playout, median", latency.0
     );
     println!("{:<52} {:>10.1} ms", "capture to playout, p95", latency.1);
-    println!(
-        "{:<52} {:>10}",
-        "device buffers (not included)", "none here"
-    );
+    match device {
+        Some((median, p95)) => println!(
+            "{:<52} {:>10.1} ms (p95 {p95:.1} ms)",
+            "device side, speaker to its monitor, median", median
+        ),
+        None => println!(
+            "{:<52} {:>10}",
+            "device side (not included)", "no sound server"
+        ),
+    }
     println!("{:<52} {:>10.2} frames", "jitter buffer depth, mean", depth);
     println!(
         "{:<52} {:>10.2} %",

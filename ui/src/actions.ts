@@ -2,7 +2,7 @@
 // screen should show meanwhile. Failures become errors shown where the action was taken.
 
 import type { Backend } from "./backend";
-import { errorCode, errorText } from "./backend";
+import { errorText } from "./backend";
 import type { ErrorArea, Store } from "./store";
 import { ROOM } from "./store";
 import type { PeerCommand, Settings } from "./types";
@@ -135,14 +135,7 @@ export class Actions {
 
   async setVolume(peer: string, volume: number): Promise<void> {
     this.store.setVolume(peer, volume);
-    try {
-      await this.backend.send({ cmd: "volume", peer, volume });
-    } catch (error) {
-      // A core without per-peer volume refuses the command as unknown.
-      const message =
-        errorCode(error) === "bad-command" ? "Per-peer volume is not available in this version yet." : errorText(error);
-      this.store.showError({ area: "call", code: "volume", message });
-    }
+    await this.send({ cmd: "volume", peer, volume }, "call");
   }
 
   // ----- audio devices -----

@@ -26,9 +26,3 @@ export function errorText(error: unknown): string {
   }
   return String(error);
 }
-
-/** The stable code of a ShellError (`{code, message}`), if that is what was thrown. */
-export function errorCode(error: unknown): string | null {
-  if (error && typeof error === "object" && "code" in error) return String((error as { code: unknown }).code);
-  return null;
-}

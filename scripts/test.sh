@@ -20,8 +20,10 @@ install_system_packages() {
     # for wss:// clients.
     # ALSA headers for cpal; PulseAudio (daemon and pactl/paplay/pacat) for the device
     # tests, which start a daemon of their own with null sinks for devices.
+    # What the desktop app builds against: WebKitGTK and friends.
     local wanted=(build-essential pkg-config ca-certificates cmake libasound2-dev
-        pulseaudio pulseaudio-utils libasound2-plugins)
+        pulseaudio pulseaudio-utils libasound2-plugins libwebkit2gtk-4.1-dev libssl-dev
+        libayatana-appindicator3-dev librsvg2-dev libxdo-dev file)
     local missing=()
     for package in "${wanted[@]}"; do
         dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" \
@@ -52,6 +54,23 @@ check_rust
 # The tests open hundreds of sockets in one process.
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
+# The frontend first: the app's build embeds ui/dist. Node 20 as the browser tests get it.
+step "frontend: type check, unit tests (vitest), build"
+(
+    here="$PWD/tests/browser"
+    # shellcheck source=../tests/browser/common.sh
+    . tests/browser/common.sh
+    ensure_node
+    cd ui
+    # npm ci only when the lockfile changed since the last install.
+    if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+        npm ci --no-audit --no-fund --loglevel=error
+    fi
+    npm run --silent check
+    npm test --silent
+    npm run --silent build
+)
+
 step "cargo fmt --check"
 cargo fmt --all -- --check
 
@@ -69,5 +88,14 @@ cargo test --workspace
 step "browser tests (headless Chromium and confab peer)"
 cargo build -p confab
 as_root env CONFAB_BIN="$CARGO_TARGET_DIR/debug/confab" ./tests/browser/run.sh
+
+# The built desktop app under Xvfb through tauri-driver, with a headless peer; then the
+# .deb built by tauri-cli, installed with apt-get and started.
+step "desktop app end to end (Xvfb, tauri-driver, confab peer)"
+as_root env CARGO_TARGET_DIR="$CARGO_TARGET_DIR" PATH="$PATH" ./tests/app/run.sh
+
+step "desktop app package (cargo tauri build --bundles deb, apt-get install)"
+deb="$(./scripts/build-deb.sh)"
+as_root env CARGO_TARGET_DIR="$CARGO_TARGET_DIR" PATH="$PATH" ./tests/app/run.sh --deb "$deb"
 
 step "all checks passed"

@@ -1,0 +1,147 @@
+//! The commands the page invokes. `peer_command` carries the core API (docs/peer-api.md);
+//! the others are the shell's own: settings, the hosted server, notifications.
+
+use confab_mesh::{Command, Event};
+use serde::Serialize;
+use tauri::ipc::Channel;
+use tauri::{AppHandle, Manager, State};
+use tauri_plugin_notification::NotificationExt;
+
+use crate::AppState;
+use crate::error::ShellError;
+use crate::host::HostState;
+use crate::settings::Settings;
+use crate::window::MAIN_WINDOW;
+
+/// What the page needs to draw its first frame.
+#[derive(Debug, Serialize)]
+pub struct Boot {
+    settings: Settings,
+    host: HostState,
+    /// Why the hosted server did not start, when Settings asks for one and it failed.
+    host_error: Option<String>,
+    /// Where accepted files go.
+    downloads: Option<String>,
+}
+
+/// The page is ready for events: `streams` carries the high-rate ones. Starts the core
+/// peer and, when Settings asks for it, the hosted server.
+#[tauri::command]
+pub async fn attach(
+    streams: Channel<Event>,
+    app: AppHandle,
+    state: State<'_, AppState>,
+) -> Result<Boot, ShellError> {
+    state.forwarder.attach(streams);
+    let settings = state.settings().await;
+    state.peer.ensure_started(&settings).await?;
+    let mut host_error = None;
+    // Before the first run is through, the user has not chosen to host yet.
+    if settings.onboarded
+        && settings.host.enabled
+        && !state.host.state().await.running
+        && let Err(e) = state.host.start(&settings.host).await
+    {
+        host_error = Some(e.to_string());
+    }
+    let downloads = app
+        .path()
+        .download_dir()
+        .or_else(|_| app.path().home_dir())
+        .ok()
+        .map(|dir| dir.display().to_string());
+    Ok(Boot {
+        settings,
+        host: state.host.state().await,
+        host_error,
+        downloads,
+    })
+}
+
+/// One command of the core API, as its JSON (`{"cmd": "chat", "text": "hi"}`).
+#[tauri::command]
+pub async fn peer_command(
+    command: serde_json::Value,
+    state: State<'_, AppState>,
+) -> Result<(), ShellError> {
+    let command: Command =
+        serde_json::from_value(command).map_err(|e| ShellError::BadCommand(e.to_string()))?;
+    let settings = state.settings().await;
+    state.peer.send(command, &settings).await
+}
+
+/// Saves the settings. Those the core is built with (name, ICE servers, devices) apply
+/// from the next `connect`; the hosted server's are applied by `host_start`.
+#[tauri::command]
+pub async fn settings_set(
+    settings: Settings,
+    state: State<'_, AppState>,
+) -> Result<Settings, ShellError> {
+    state.save_settings(settings).await
+}
+
+/// Starts (or restarts, on a new port) the hosted server, and remembers it is wanted.
+#[tauri::command]
+pub async fn host_start(state: State<'_, AppState>) -> Result<HostState, ShellError> {
+    let mut settings = state.settings().await;
+    let host = state.host.start(&settings.host).await?;
+    settings.host.enabled = true;
+    state.save_settings(settings).await?;
+    Ok(host)
+}
+
+#[tauri::command]
+pub async fn host_stop(state: State<'_, AppState>) -> Result<HostState, ShellError> {
+    let host = state.host.stop().await;
+    let mut settings = state.settings().await;
+    settings.host.enabled = false;
+    state.save_settings(settings).await?;
+    Ok(host)
+}
+
+#[tauri::command]
+pub async fn host_state(state: State<'_, AppState>) -> Result<HostState, ShellError> {
+    Ok(state.host.state().await)
+}
+
+/// A desktop notification, shown only when the window is not focused (the user is
+/// elsewhere). Returns whether one was shown.
+#[tauri::command]
+pub fn notify(title: String, body: String, app: AppHandle) -> bool {
+    let focused = app
+        .get_webview_window(MAIN_WINDOW)
+        .and_then(|window| window.is_focused().ok())
+        .unwrap_or(false);
+    if focused {
+        return false;
+    }
+    match app.notification().builder().title(title).body(body).show() {
+        Ok(()) => true,
+        Err(e) => {
+            // No notification daemon (a bare X server): the in-app badges still show it.
+            log::debug!("notification not shown: {e}");
+            false
+        }
+    }
+}
+
+/// Opens a link from a chat in the desktop's browser. Only web and mail links: a message
+/// must not be able to start arbitrary programs.
+#[tauri::command]
+pub fn open_url(url: String) -> Result<(), ShellError> {
+    let lower = url.to_ascii_lowercase();
+    if !(lower.starts_with("https://")
+        || lower.starts_with("http://")
+        || lower.starts_with("mailto:"))
+    {
+        return Err(ShellError::BadCommand(format!("not a web link: {url}")));
+    }
+    std::process::Command::new("xdg-open")
+        .arg(&url)
+        .spawn()
+        .map(|mut child| {
+            // Reap it when it exits, so no zombie stays behind.
+            std::thread::spawn(move || child.wait());
+        })
+        .map_err(|e| ShellError::BadCommand(format!("cannot open a browser: {e}")))
+}

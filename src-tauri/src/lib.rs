@@ -1,0 +1,136 @@
+//! Confab's desktop app: a thin Tauri shell over the core crates.
+//!
+//! Layout:
+//! - [`commands`]: what the page invokes: the core API in one command, and the shell's own
+//!   (settings, the hosted server, notifications).
+//! - [`window`]: the one place where core events become frontend events.
+//! - [`peer`]: the core peer (`confab_mesh::Mesh`) and the task that pumps its events.
+//! - [`host`]: a signaling server hosted in-process for others to join.
+//! - [`settings`]: what the user chose, kept as JSON in the config folder.
+//! - [`error`]: errors as the page sees them, `{code, message}`.
+
+pub mod commands;
+pub mod error;
+pub mod host;
+pub mod peer;
+pub mod settings;
+pub mod window;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tauri::{Manager, RunEvent};
+use tauri_plugin_log::{Target, TargetKind};
+use tokio::sync::Mutex;
+
+use crate::error::ShellError;
+use crate::host::Host;
+use crate::peer::{Overrides, Peer};
+use crate::settings::{Settings, SettingsFile};
+use crate::window::Forwarder;
+
+/// How long leaving the room may take when the app closes.
+const LEAVE_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// Everything the commands share.
+#[derive(Debug)]
+pub struct AppState {
+    settings_file: SettingsFile,
+    settings: Mutex<Settings>,
+    peer: Peer,
+    host: Host,
+    forwarder: Arc<Forwarder>,
+}
+
+impl AppState {
+    async fn settings(&self) -> Settings {
+        self.settings.lock().await.clone()
+    }
+
+    async fn save_settings(&self, settings: Settings) -> Result<Settings, ShellError> {
+        let mut current = self.settings.lock().await;
+        self.settings_file.save(&settings)?;
+        *current = settings.clone();
+        Ok(settings)
+    }
+}
+
+fn build_state(app: &tauri::AppHandle) -> Result<AppState, ShellError> {
+    let paths = app.path();
+    let config_dir = paths
+        .app_config_dir()
+        .map_err(|_| ShellError::Folder("settings"))?;
+    let data_dir = paths
+        .app_data_dir()
+        .map_err(|_| ShellError::Folder("history"))?;
+    let settings_file = SettingsFile::new(&config_dir);
+    let settings = settings_file.load();
+    let forwarder = Arc::new(Forwarder::new(app.clone()));
+    let overrides = Overrides::from_env();
+    if overrides.loopback_only {
+        log::info!("CONFAB_LOOPBACK_ONLY: ICE candidates on 127.0.0.1 only");
+    }
+    Ok(AppState {
+        settings_file,
+        settings: Mutex::new(settings),
+        peer: Peer::new(forwarder.clone(), overrides, data_dir),
+        host: Host::default(),
+        forwarder,
+    })
+}
+
+/// Builds and runs the app until its window closes.
+pub fn run() {
+    let log = tauri_plugin_log::Builder::new()
+        .targets([
+            Target::new(TargetKind::LogDir {
+                file_name: Some("confab".to_owned()),
+            }),
+            Target::new(TargetKind::Stderr),
+        ])
+        .level(log::LevelFilter::Info)
+        // The WebRTC stack (webrtc, rtc_ice, rtc_dtls…) narrates every state change; the
+        // core's own `log` events already say what matters, so only its warnings go in.
+        .filter(|metadata| {
+            !(metadata.target().starts_with("webrtc") || metadata.target().starts_with("rtc"))
+                || metadata.level() <= log::Level::Warn
+        })
+        .build();
+    let app = tauri::Builder::default()
+        .plugin(log)
+        .plugin(tauri_plugin_notification::init())
+        .setup(|app| {
+            let state = build_state(app.handle())?;
+            app.manage(state);
+            Ok(())
+        })
+        .invoke_handler(tauri::generate_handler![
+            commands::attach,
+            commands::peer_command,
+            commands::settings_set,
+            commands::host_start,
+            commands::host_stop,
+            commands::host_state,
+            commands::notify,
+            commands::open_url,
+        ])
+        .build(tauri::generate_context!());
+    let app = match app {
+        Ok(app) => app,
+        Err(e) => {
+            eprintln!("confab: cannot start the desktop app: {e}");
+            std::process::exit(1);
+        }
+    };
+    app.run(|app, event| {
+        if let RunEvent::Exit = event
+            && let Some(state) = app.try_state::<AppState>()
+        {
+            // Leave the room cleanly so others see us go at once, not after a timeout.
+            tauri::async_runtime::block_on(async {
+                let _ = tokio::time::timeout(LEAVE_TIMEOUT, state.peer.shutdown()).await;
+                state.host.stop().await;
+            });
+        }
+    });
+}

@@ -1,0 +1,92 @@
+//! The one place where core events become frontend events.
+//!
+//! Most go to the main window as the global event `peer-event`, in the JSON of
+//! docs/peer-api.md. The high-rate ones (`level` every 100 ms per peer in a call,
+//! `file-progress` every 250 ms per transfer) go over the `tauri::ipc::Channel` the page
+//! handed to `attach`, since global events are not made for that rate. `log` events also go
+//! to the log file (errors too: the core logs each one it reports).
+
+use std::sync::Mutex;
+
+use confab_mesh::Event;
+use confab_mesh::api::LogLevel;
+use tauri::ipc::Channel;
+use tauri::{AppHandle, Emitter};
+
+/// The window the app shows (tauri.conf.json's only window).
+pub const MAIN_WINDOW: &str = "main";
+/// The frontend event carrying one core event.
+pub const PEER_EVENT: &str = "peer-event";
+
+/// Where events go.
+pub struct Forwarder {
+    app: AppHandle,
+    /// The page's stream channel; replaced when the page reloads and attaches again.
+    streams: Mutex<Option<Channel<Event>>>,
+}
+
+impl std::fmt::Debug for Forwarder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Channels have no Debug of their own; whether one is attached is what matters.
+        f.debug_struct("Forwarder")
+            .field("attached", &self.lock().is_some())
+            .finish()
+    }
+}
+
+impl Forwarder {
+    pub fn new(app: AppHandle) -> Self {
+        Self {
+            app,
+            streams: Mutex::new(None),
+        }
+    }
+
+    pub fn attach(&self, channel: Channel<Event>) {
+        *self.lock() = Some(channel);
+    }
+
+    pub fn forward(&self, event: Event) {
+        match event {
+            Event::Level { .. } | Event::FileProgress { .. } => {
+                if let Some(channel) = self.lock().as_ref()
+                    && let Err(e) = channel.send(event)
+                {
+                    log::debug!("stream channel: {e}");
+                }
+            }
+            event => {
+                if let Event::Log {
+                    level, msg, peer, ..
+                } = &event
+                {
+                    write_log(*level, msg, peer.as_deref());
+                }
+                if let Err(e) = self.app.emit_to(MAIN_WINDOW, PEER_EVENT, &event) {
+                    log::warn!("cannot reach the window: {e}");
+                }
+            }
+        }
+    }
+
+    /// A poisoned lock only means a send panicked; the channel itself is still usable.
+    fn lock(&self) -> std::sync::MutexGuard<'_, Option<Channel<Event>>> {
+        self.streams
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+/// The core's log lines go to the log file (tauri-plugin-log) at their own level.
+fn write_log(level: LogLevel, msg: &str, peer: Option<&str>) {
+    let level = match level {
+        LogLevel::Debug => log::Level::Debug,
+        LogLevel::Info => log::Level::Info,
+        LogLevel::Warn => log::Level::Warn,
+        LogLevel::Error => log::Level::Error,
+    };
+    match peer {
+        Some(peer) => log::log!(target: "confab::core", level, "[{peer}] {msg}"),
+        None => log::log!(target: "confab::core", level, "{msg}"),
+    }
+}

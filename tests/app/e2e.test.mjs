@@ -1,0 +1,280 @@
+// The desktop app end to end: the built app under Xvfb, driven through tauri-driver, with a
+// headless `confab peer` in the same room. Screenshots of each step go to $CONFAB_OUT.
+//
+// Environment (run.sh sets it): CONFAB_APP (the app binary), CONFAB_BIN (confab),
+// CONFAB_DRIVER (tauri-driver's URL), CONFAB_PORT (the port the app hosts on), CONFAB_OUT.
+// The app runs with CONFAB_LOOPBACK_ONLY=1 and hosts on 127.0.0.1, and the headless peer
+// uses loopback since its server is there: no test traffic leaves the machine.
+
+import { spawn } from "node:child_process";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { createInterface } from "node:readline";
+import { after, before, test } from "node:test";
+import assert from "node:assert/strict";
+
+import { WebDriver, waitForDriver } from "./webdriver.mjs";
+
+const app = process.env.CONFAB_APP;
+const confab = process.env.CONFAB_BIN;
+const driverUrl = process.env.CONFAB_DRIVER ?? "http://127.0.0.1:4444";
+const port = Number(process.env.CONFAB_PORT ?? "18787");
+const out = process.env.CONFAB_OUT ?? "out";
+const configHome = process.env.XDG_CONFIG_HOME;
+const server = `ws://127.0.0.1:${port}/ws`;
+const shots = join(out, "screenshots");
+mkdirSync(shots, { recursive: true });
+
+const driver = new WebDriver(driverUrl);
+let shot = 0;
+let bot = null;
+
+async function screenshot(name) {
+  shot += 1;
+  const file = join(shots, `${String(shot).padStart(2, "0")}-${name}.png`);
+  writeFileSync(file, await driver.screenshot());
+}
+
+/** A headless peer; its events are JSON lines on stdout. */
+class HeadlessPeer {
+  constructor(args) {
+    this.events = [];
+    this.waiters = [];
+    this.process = spawn(confab, ["peer", ...args], { stdio: ["pipe", "pipe", "pipe"] });
+    const log = [];
+    this.log = log;
+    createInterface({ input: this.process.stderr }).on("line", (line) => log.push(line));
+    createInterface({ input: this.process.stdout }).on("line", (line) => {
+      let event;
+      try {
+        event = JSON.parse(line);
+      } catch {
+        return;
+      }
+      this.events.push(event);
+      for (const waiter of [...this.waiters]) waiter(event);
+    });
+  }
+
+  send(command) {
+    this.process.stdin.write(`${JSON.stringify(command)}\n`);
+  }
+
+  waitFor(what, predicate, timeoutMs = 20000) {
+    const seen = this.events.find(predicate);
+    if (seen) return Promise.resolve(seen);
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.waiters = this.waiters.filter((w) => w !== check);
+        reject(new Error(`headless peer: timed out waiting for ${what}; stderr: ${this.log.slice(-5).join(" | ")}`));
+      }, timeoutMs);
+      const check = (event) => {
+        if (!predicate(event)) return;
+        clearTimeout(timer);
+        this.waiters = this.waiters.filter((w) => w !== check);
+        resolve(event);
+      };
+      this.waiters.push(check);
+    });
+  }
+
+  async quit() {
+    if (this.process.exitCode !== null) return;
+    const exited = new Promise((resolve) => this.process.once("exit", resolve));
+    this.process.stdin.end();
+    const timer = setTimeout(() => this.process.kill("SIGKILL"), 5000);
+    await exited;
+    clearTimeout(timer);
+    writeFileSync(join(out, "headless-peer.log"), this.log.join("\n"));
+    writeFileSync(join(out, "headless-peer-events.jsonl"), this.events.map((e) => JSON.stringify(e)).join("\n"));
+  }
+}
+
+const text = (css) => driver.exec("const el = document.querySelector(arguments[0]); return el ? el.textContent : null;", [css]);
+const visible = (css) => `const el = document.querySelector(${JSON.stringify(css)}); return !!el && !el.closest('[hidden]');`;
+
+before(async () => {
+  await waitForDriver(driverUrl);
+  await driver.start(app);
+});
+
+after(async () => {
+  try {
+    await bot?.quit();
+  } finally {
+    await driver.stop().catch(() => undefined);
+  }
+});
+
+test("first run, hosting from Settings, chat both ways, a call, logs, settings kept", async (t0) => {
+  // Each step builds on the one before: after a failure the rest are skipped, not failed.
+  let failed = false;
+  const t = {
+    test: (name, fn) =>
+      failed
+        ? t0.test(name, { skip: "an earlier step failed" }, () => {})
+        : t0.test(name, async () => {
+            try {
+              await fn();
+            } catch (error) {
+              failed = true;
+              await screenshot(`failed-${name.split(" ").slice(0, 3).join("-")}`).catch(() => undefined);
+              throw error;
+            }
+          }),
+  };
+  await t.test("first run asks for a name, a room and a server", async () => {
+    await driver.waitFor("the welcome screen", visible(".onboarding"));
+    assert.equal(await driver.title(), "Confab");
+    await screenshot("first-run");
+    await driver.clear('.onboarding [data-field="name"]');
+    await driver.type('.onboarding [data-field="name"]', "Tester");
+    await driver.clear('.onboarding [data-field="room"]');
+    await driver.type('.onboarding [data-field="room"]', "e2e");
+    await driver.click('.onboarding [data-field="mode-join"]');
+    await driver.clear('.onboarding [data-field="server"]');
+    await driver.type('.onboarding [data-field="server"]', server);
+    await driver.click('[data-action="start"]');
+  });
+
+  await t.test("a server nobody hosts yet is reported in plain words", async () => {
+    await driver.waitFor("the unreachable error", visible('.banner [data-code="server-unreachable"]'));
+    const message = await text('.banner [data-code="server-unreachable"]');
+    assert.match(message, /Can't reach the signaling server/);
+    await screenshot("server-unreachable");
+  });
+
+  await t.test("hosting a server from Settings", async () => {
+    await driver.click('[data-nav="settings"]');
+    await driver.waitFor("the settings", visible(".settings"));
+    await driver.clear('.settings [data-field="port"]');
+    await driver.type('.settings [data-field="port"]', String(port));
+    await driver.exec(
+      "const s = document.querySelector('.settings [data-field=\"reach\"]'); s.value = 'local'; s.dispatchEvent(new Event('change'));",
+    );
+    await driver.click('.settings [data-field="host"]');
+    await driver.waitFor("the hosted server", visible('[data-host="running"]'));
+    assert.match(await text('[data-host="running"]'), new RegExp(`Running on port ${port}`));
+    assert.match(await text(".addresses"), new RegExp(`ws://127\\.0\\.0\\.1:${port}/ws`));
+    await driver.waitFor(
+      "the microphone test meter to move",
+      "const m = document.querySelector('.mic-test [data-level=\"\"]'); return m && Number(m.getAttribute('aria-valuenow')) > 0;",
+    );
+    await driver.exec("document.querySelector('.settings .host').scrollIntoView();");
+    await screenshot("hosting");
+    await driver.click('[data-action="save-settings"]');
+    await driver.waitFor("signaling connected", visible(".dot.ok"));
+  });
+
+  await t.test("the headless peer joins and appears", async () => {
+    bot = new HeadlessPeer(["--server", server, "--room", "e2e", "--name", "Bot", "--audio-in", "sine:880", "--audio-out", "none", "--auto-accept-calls"]);
+    await bot.waitFor("its signaling", (e) => e.event === "signaling" && e.state === "connected");
+    await driver.waitFor("Bot connected in the peer list", visible('[data-name="Bot"][data-state="connected"]'), [], 30000);
+    await driver.waitFor("the hosted server counting two", "return /2 in rooms/.test(document.querySelector('[data-host=\"running\"]')?.textContent ?? '')", [], 10000);
+    await screenshot("peer-joined");
+  });
+
+  await t.test("chat both ways, with delivery ticks", async () => {
+    await driver.click('[data-conv="room"]');
+    await driver.waitFor("the conversation", visible(".composer-input"));
+    await driver.type(".composer-input", "Hello Bot, see https://example.org\uE007");
+    const received = await bot.waitFor("the app's message", (e) => e.event === "chat" && e.text.startsWith("Hello Bot"));
+    assert.equal(received.scope, "room");
+    await driver.waitFor("the delivered ticks", visible('.msg.own[data-delivery="delivered"] .ticks'));
+    assert.equal(await text('.msg.own[data-delivery="delivered"] .ticks'), "✓✓");
+    assert.equal(await text(".msg.own a"), "https://example.org");
+    bot.send({ cmd: "chat", text: "Hi Tester, a long line that wraps ".repeat(6).trim() });
+    await driver.waitFor("Bot's message", visible(".msg.theirs"));
+    assert.match(await text(".msg.theirs .text"), /^Hi Tester/);
+    await bot.waitFor("the app's ack", (e) => e.event === "ack");
+    await screenshot("chat");
+  });
+
+  await t.test("a call the headless peer accepts, with level meters moving", async () => {
+    await driver.click('[data-action="call-room"]');
+    await bot.waitFor("the incoming call", (e) => e.event === "call-incoming");
+    await driver.waitFor("the call to be active", visible('.call-title[data-phase="active"]'), [], 20000);
+    const botId = await driver.exec("return document.querySelector('[data-name=\"Bot\"]').dataset.peer;");
+    await driver.waitFor(
+      "Bot's level meter to move",
+      "const m = document.querySelector(`.callbar [data-level=\"${arguments[0]}\"]`); return m && Number(m.getAttribute('aria-valuenow')) > 0;",
+      [botId],
+      20000,
+    );
+    await driver.waitFor(
+      "the own microphone meter to move",
+      "const m = document.querySelector('.callbar [data-level=\"\"]'); return m && Number(m.getAttribute('aria-valuenow')) > 0;",
+      [],
+      20000,
+    );
+    await bot.waitFor("levels from the app", (e) => e.event === "level" && e.peer && e.dbfs > -60);
+    await driver.waitFor("the in-call badge", visible('[data-name="Bot"] .badge.call'));
+    await screenshot("in-call");
+    await driver.exec(
+      "const v = document.querySelector(`[data-call-peer=\"${arguments[0]}\"] input[type=range]`); v.value = '50'; v.dispatchEvent(new Event('change'));",
+      [botId],
+    );
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    assert.equal(await text(".callbar .errors"), null, "the volume command is taken");
+    await driver.click('[data-action="mute"]');
+    await driver.waitFor("muted", "return document.querySelector('[data-action=\"mute\"]')?.getAttribute('aria-pressed') === 'true'");
+    await driver.click('[data-action="hangup"]');
+    await bot.waitFor("the call's end", (e) => e.event === "call-state" && e.state === "ended");
+    await driver.waitFor("the call bar gone", "const bar = document.querySelector('.callbar'); return bar && bar.hidden;");
+    await screenshot("hung-up");
+  });
+
+  await t.test("leaving the signaling server keeps the chat going, and the app says so", async () => {
+    await driver.click('[data-nav="settings"]');
+    await driver.click('[data-action="disconnect"]');
+    await driver.waitFor("the banner", visible('.banner [data-signaling="disconnected"]'));
+    assert.match(await text(".banner"), /Chats and calls with connected peers carry on/);
+    await driver.click('[data-conv="room"]');
+    await driver.waitFor("the conversation", visible(".composer-input"));
+    await driver.type(".composer-input", "Still here without the server\uE007");
+    await bot.waitFor("the message sent without signaling", (e) => e.event === "chat" && e.text === "Still here without the server");
+    await screenshot("signaling-disconnected");
+    await driver.click('[data-action="reconnect"]');
+    await driver.waitFor("signaling connected again", visible(".dot.ok"));
+  });
+
+  await t.test("the logs panel has the connection's lines, filtered and cleared", async () => {
+    await driver.click('[data-nav="logs"]');
+    await driver.waitFor("log lines", "return document.querySelectorAll('.log-lines li').length > 0;");
+    const all = await text(".log-lines");
+    for (const needle of ["SDP", "candidate", "ICE connection", "channel chat open"]) {
+      assert.ok(all.includes(needle), `logs mention ${needle}`);
+    }
+    const count = await driver.exec("return document.querySelectorAll('.log-lines li').length;");
+    await driver.exec(
+      "const s = document.querySelector('.logs select'); s.value = 'warn'; s.dispatchEvent(new Event('change'));",
+    );
+    const fewer = await driver.exec("return document.querySelectorAll('.log-lines li').length;");
+    assert.ok(fewer < count, `warn filter shows fewer lines (${fewer} < ${count})`);
+    await driver.exec(
+      "const s = document.querySelector('.logs select'); s.value = 'debug'; s.dispatchEvent(new Event('change'));",
+    );
+    await screenshot("logs");
+    await driver.click('[data-action="clear-logs"]');
+    await driver.waitFor("no log lines", "return document.querySelectorAll('.log-lines li').length === 0;");
+  });
+
+  await t.test("after a restart the settings are kept", async () => {
+    await driver.stop();
+    const saved = JSON.parse(readFileSync(join(configHome, "app.confab.desktop", "settings.json"), "utf8"));
+    assert.equal(saved.name, "Tester");
+    assert.equal(saved.room, "e2e");
+    assert.equal(saved.host.port, port);
+    await driver.start(app);
+    await driver.waitFor("the conversation, not the welcome screen", visible(".chat"));
+    await driver.waitFor("signaling connected again", visible(".dot.ok"), [], 20000);
+    assert.equal(await text(".me .name"), "Tester");
+    await driver.waitFor("the room's history", visible(".msg.own"), [], 10000);
+    await driver.click('[data-nav="settings"]');
+    await driver.waitFor("the hosted server running again", visible('[data-host="running"]'));
+    assert.equal(await driver.exec("return document.querySelector('.settings [data-field=\"name\"]').value;"), "Tester");
+    assert.equal(await driver.exec("return document.querySelector('.settings [data-field=\"port\"]').value;"), String(port));
+    assert.equal(await driver.exec("return document.querySelector('.settings [data-field=\"reach\"]').value;"), "local");
+    await screenshot("restarted");
+  });
+});

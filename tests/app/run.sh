@@ -1,0 +1,162 @@
+#!/usr/bin/env bash
+# The desktop app end to end: builds the frontend and the app, starts Xvfb and
+# tauri-driver (which starts WebKitWebDriver and the app), and runs e2e.test.mjs against
+# the app with a headless `confab peer` in the same room.
+#
+#   tests/app/run.sh              the end-to-end test of the built app
+#   tests/app/run.sh --deb FILE   installs FILE with apt-get and checks the installed app starts
+#
+# On a fresh Debian 12 machine (as root) it installs what is missing: the WebKitGTK,
+# Xvfb and WebKitWebDriver packages (apt), Node 20 (as tests/browser does) and
+# tauri-driver (cargo install). Screenshots, the app's log and the headless peer's output
+# go to tests/app/out/e2e/ (the package test's to tests/app/out/deb/).
+#
+# Test traffic stays on this machine: the app runs with CONFAB_LOOPBACK_ONLY=1 (ICE on
+# 127.0.0.1 only), hosts its server on 127.0.0.1, and the headless peer, whose server is
+# on loopback, gathers on loopback too.
+#
+# Environment: CARGO_TARGET_DIR (default ~/.cache/confab/target), CONFAB_TEST_DISPLAY
+# (default: the first free from :87), CONFAB_DRIVER_PORT (default: a free port; the one
+# after it is WebKitWebDriver's), CONFAB_TEST_PORT (default: a free port, the hosted
+# server's). Free ones are picked so that runs beside other tests do not collide.
+set -euo pipefail
+
+here="$(cd "$(dirname "$0")" && pwd)"
+root="$(cd "$here/../.." && pwd)"
+out="$here/out/e2e"
+target="${CARGO_TARGET_DIR:-$HOME/.cache/confab/target}"
+display="${CONFAB_TEST_DISPLAY:-}"
+driver_port="${CONFAB_DRIVER_PORT:-}"
+server_port="${CONFAB_TEST_PORT:-}"
+deb=""
+if [ "${1:-}" = "--deb" ]; then
+    deb="$(realpath "${2:?--deb needs the .deb file}")"
+fi
+
+say_prefix="app"
+# say, die, apt_install and ensure_node are shared with the browser tests.
+# shellcheck source=../browser/common.sh
+here_app="$here"
+here="$root/tests/browser"
+. "$root/tests/browser/common.sh"
+here="$here_app"
+
+as_root() {
+    if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
+}
+
+install_packages() {
+    local wanted=(libwebkit2gtk-4.1-dev build-essential libssl-dev libayatana-appindicator3-dev
+        librsvg2-dev libxdo-dev pkg-config file xvfb xauth webkit2gtk-driver)
+    local missing=()
+    for package in "${wanted[@]}"; do
+        dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" \
+            || missing+=("$package")
+    done
+    if [ "${#missing[@]}" -gt 0 ]; then
+        say "installing ${missing[*]} (Debian packages)"
+        as_root apt-get update -qq >&2
+        as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
+    fi
+    if ! command -v tauri-driver >/dev/null; then
+        say "installing tauri-driver (cargo install)"
+        cargo install tauri-driver --version '^2' --locked >&2
+    fi
+}
+
+build() {
+    say "building the frontend"
+    if [ ! -d "$root/ui/node_modules" ]; then
+        (cd "$root/ui" && npm ci --no-audit --no-fund --loglevel=error >&2)
+    fi
+    (cd "$root/ui" && npm run --silent build >&2)
+    say "building the app and confab"
+    # custom-protocol serves the built frontend from the binary, as `cargo tauri build` does.
+    # Two builds, not one: built alone, confab gets the same dependency features as in the
+    # browser tests, so the cache serves both.
+    cargo build -p confab-desktop --features custom-protocol >&2
+    cargo build -p confab >&2
+}
+
+xvfb_pid=""
+driver_pid=""
+cleanup() {
+    local rc=$?
+    trap - EXIT INT TERM
+    [ -n "$driver_pid" ] && kill "$driver_pid" 2>/dev/null || true
+    [ -n "$xvfb_pid" ] && kill "$xvfb_pid" 2>/dev/null || true
+    wait 2>/dev/null || true
+    # The app's own log file (tauri-plugin-log).
+    cp "$state/data/app.confab.desktop/logs/"*.log "$out/" 2>/dev/null || true
+    rm -rf "$state"
+    say "$([ "$rc" -eq 0 ] && echo passed || echo "FAILED (exit $rc)"); screenshots and logs in $out"
+    exit "$rc"
+}
+
+install_packages
+ensure_node
+if [ -z "$deb" ]; then
+    build
+    app="$target/debug/confab-desktop"
+    test_file="$here/e2e.test.mjs"
+else
+    say "installing $deb"
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$deb" >&2
+    app="/usr/bin/confab-desktop"
+    [ -x "$app" ] || die "the package did not install $app"
+    test_file="$here/deb.test.mjs"
+    out="$here/out/deb"
+fi
+
+# A free TCP port on 127.0.0.1 whose successor is free too (tauri-driver takes two).
+free_port() {
+    node -e '
+        const net = require("node:net");
+        const listen = (port) => new Promise((ok, fail) => {
+            const s = net.createServer().once("error", fail).listen(port, "127.0.0.1", () => ok(s));
+        });
+        (async () => {
+            for (;;) {
+                const a = await listen(0);
+                const port = a.address().port;
+                try {
+                    const b = await listen(port + 1);
+                    b.close(); a.close();
+                    console.log(port);
+                    return;
+                } catch { a.close(); }
+            }
+        })();'
+}
+if [ -z "$display" ]; then
+    n=87
+    while [ -e "/tmp/.X$n-lock" ] || [ -e "/tmp/.X11-unix/X$n" ]; do n=$((n + 1)); done
+    display=":$n"
+fi
+[ -n "$driver_port" ] || driver_port="$(free_port)"
+[ -n "$server_port" ] || server_port="$(free_port)"
+
+rm -rf "$out"
+mkdir -p "$out/screenshots"
+# A config and data folder of the test's own: a first run, and nothing of the user's touched.
+state="$(mktemp -d)"
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+say "starting Xvfb on $display"
+Xvfb "$display" -screen 0 1280x800x24 -nolisten tcp >"$out/xvfb.log" 2>&1 &
+xvfb_pid=$!
+sleep 1
+kill -0 "$xvfb_pid" 2>/dev/null || die "Xvfb did not start (see $out/xvfb.log)"
+
+say "starting tauri-driver on port $driver_port"
+env DISPLAY="$display" XDG_CONFIG_HOME="$state/config" XDG_DATA_HOME="$state/data" \
+    XDG_CACHE_HOME="$state/cache" NO_AT_BRIDGE=1 \
+    CONFAB_LOOPBACK_ONLY=1 CONFAB_AUDIO_IN=sine:440 CONFAB_AUDIO_OUT=none \
+    tauri-driver --port "$driver_port" --native-port "$((driver_port + 1))" >"$out/driver.log" 2>&1 &
+driver_pid=$!
+
+say "running $(basename "$test_file")"
+CONFAB_APP="$app" CONFAB_BIN="$target/debug/confab" CONFAB_DRIVER="http://127.0.0.1:$driver_port" \
+    CONFAB_PORT="$server_port" CONFAB_OUT="$out" XDG_CONFIG_HOME="$state/config" \
+    node --test --test-reporter=spec "$test_file"

@@ -1,0 +1,255 @@
+// What the user can do: each action calls the backend and records in the store what the
+// screen should show meanwhile. Failures become errors shown where the action was taken.
+
+import type { Backend } from "./backend";
+import { errorText } from "./backend";
+import type { ErrorArea, Store } from "./store";
+import { ROOM } from "./store";
+import type { PeerCommand, Settings } from "./types";
+
+/** How often peers' statistics (RTT, candidate type) are asked for. */
+const STATS_EVERY_MS = 3000;
+
+export class Actions {
+  /** Where accepted files go. */
+  downloads = "";
+  private historyAsked = new Set<string>();
+  /** Server, room and name of the last connect. */
+  private joinedAs: string | null = null;
+  private statsTimer: ReturnType<typeof setInterval> | null = null;
+
+  constructor(
+    readonly store: Store,
+    readonly backend: Backend,
+    readonly openLink: (url: string) => void = (url) => void backend.openUrl(url).catch(() => undefined),
+  ) {}
+
+  async send(command: PeerCommand, area: ErrorArea = "general"): Promise<boolean> {
+    try {
+      await this.backend.send(command);
+      return true;
+    } catch (error) {
+      this.store.showError({ area, code: "shell", message: errorText(error) });
+      return false;
+    }
+  }
+
+  // ----- connection -----
+
+  async connect(): Promise<void> {
+    const { server, room, name, password } = this.store.state.settings;
+    const target = JSON.stringify([server, room, name]);
+    if (this.joinedAs !== null && this.joinedAs !== target) {
+      // Another room, server or name: the core starts afresh, and so does the list.
+      this.store.state.peers.clear();
+      this.store.touch("peers");
+    }
+    this.joinedAs = target;
+    this.store.dismissErrors("connection");
+    this.historyAsked.clear();
+    await this.send({ cmd: "connect", server, room, name, ...(password ? { password } : {}) }, "connection");
+    this.startStats();
+  }
+
+  /** Joins again as Settings now say. Only the signaling link is closed first: peer
+   * connections stay up when the room and server are the same. */
+  async reconnect(): Promise<void> {
+    const signaling = this.store.state.signaling;
+    if (signaling !== "idle" && signaling !== "disconnected") await this.send({ cmd: "disconnect" }, "connection");
+    await this.connect();
+  }
+
+  async disconnect(): Promise<void> {
+    await this.send({ cmd: "disconnect" }, "connection");
+  }
+
+  /** After joining: the room's history and who is there. */
+  async joined(): Promise<void> {
+    await this.history(null);
+    await this.send({ cmd: "peers" });
+  }
+
+  async history(peer: string | null): Promise<void> {
+    const key = peer ?? ROOM;
+    if (this.historyAsked.has(key)) return;
+    this.historyAsked.add(key);
+    await this.send(peer ? { cmd: "history", peer } : { cmd: "history" });
+  }
+
+  private startStats(): void {
+    if (this.statsTimer !== null) return;
+    this.statsTimer = setInterval(() => {
+      const connected = [...this.store.state.peers.values()].some((p) => p.state === "connected");
+      if (connected) void this.backend.send({ cmd: "stats" }).catch(() => undefined);
+    }, STATS_EVERY_MS);
+  }
+
+  // ----- chat -----
+
+  openConversation(key: string): void {
+    this.store.open(key);
+    if (key !== ROOM) void this.history(key);
+  }
+
+  async chat(text: string, to: string | null): Promise<void> {
+    if (!text.trim()) return;
+    this.store.dismissErrors("chat");
+    const message = this.store.addOwnMessage(text, to);
+    const sent = await this.send(to ? { cmd: "chat", text, to } : { cmd: "chat", text }, "chat");
+    if (!sent) this.store.failOwnMessage(message);
+  }
+
+  // ----- calls -----
+
+  async call(peer: string | null): Promise<void> {
+    this.store.dismissErrors("call");
+    this.store.startCalling();
+    const ok = await this.send(peer ? { cmd: "call", peers: [peer] } : { cmd: "call" }, "call");
+    if (!ok) this.store.endCall();
+  }
+
+  async accept(): Promise<void> {
+    const incoming = this.store.state.incoming;
+    if (!incoming) return;
+    this.store.clearIncoming();
+    this.store.startCalling();
+    await this.send({ cmd: "accept-call", call: incoming.call }, "call");
+  }
+
+  async decline(): Promise<void> {
+    const incoming = this.store.state.incoming;
+    if (!incoming) return;
+    this.store.clearIncoming();
+    await this.send({ cmd: "decline-call", call: incoming.call }, "call");
+  }
+
+  async hangup(): Promise<void> {
+    await this.send({ cmd: "hangup" }, "call");
+    this.store.endCall();
+  }
+
+  async toggleMute(): Promise<void> {
+    const muted = !this.store.state.call.muted;
+    if (await this.send({ cmd: "mute", muted }, "call")) this.store.setMuted(muted);
+  }
+
+  async setVolume(peer: string, volume: number): Promise<void> {
+    this.store.setVolume(peer, volume);
+    await this.send({ cmd: "volume", peer, volume }, "call");
+  }
+
+  // ----- audio devices -----
+
+  async refreshDevices(): Promise<void> {
+    this.store.dismissErrors("audio");
+    await this.send({ cmd: "devices" }, "audio");
+  }
+
+  async setAudio(input: string, output: string): Promise<void> {
+    this.store.dismissErrors("audio");
+    await this.send({ cmd: "set-audio", input, output }, "audio");
+  }
+
+  async setProcessing(noiseSuppression: boolean, echoCancellation: boolean): Promise<void> {
+    await this.send({ cmd: "set-audio", noise_suppression: noiseSuppression, echo_cancellation: echoCancellation }, "audio");
+  }
+
+  /** The microphone meter of Settings: opens the microphone outside a call, or stops. */
+  async micTest(on: boolean): Promise<void> {
+    if (!on) this.store.state.levels.delete("");
+    await this.send({ cmd: "mic-test", on }, "audio");
+  }
+
+  // ----- files and trust -----
+
+  async sendFile(to: string, path: string): Promise<void> {
+    this.store.dismissErrors("files");
+    await this.send({ cmd: "send-file", to, path: path.trim() }, "files");
+  }
+
+  async acceptFile(file: string): Promise<void> {
+    if (!this.downloads) {
+      this.store.showError({ area: "files", code: "no-folder", message: "There is no Downloads folder to save the file in." });
+      return;
+    }
+    await this.send({ cmd: "accept-file", file, dir: this.downloads }, "files");
+  }
+
+  async rejectFile(file: string): Promise<void> {
+    const transfer = this.store.state.transfers.get(file);
+    if (await this.send({ cmd: "reject-file", file }, "files") && transfer) {
+      transfer.status = "rejected";
+      this.store.touch("files");
+    }
+  }
+
+  async showSafetyCode(peer: string): Promise<void> {
+    this.store.verify(peer);
+    await this.send({ cmd: "safety-code", peer });
+  }
+
+  async markVerified(peer: string): Promise<void> {
+    await this.send({ cmd: "verify", peer });
+  }
+
+  // ----- settings and the hosted server -----
+
+  async saveSettings(settings: Settings): Promise<boolean> {
+    try {
+      this.store.setSettings(await this.backend.saveSettings(settings));
+      this.store.dismissErrors("settings");
+      return true;
+    } catch (error) {
+      this.store.showError({ area: "settings", code: "settings", message: errorText(error) });
+      return false;
+    }
+  }
+
+  async hostStart(): Promise<boolean> {
+    this.store.dismissErrors("host");
+    try {
+      this.store.setHost(await this.backend.hostStart());
+      const host = this.store.state.settings.host;
+      this.store.setSettings({ ...this.store.state.settings, host: { ...host, enabled: true } });
+      return true;
+    } catch (error) {
+      this.store.showError({ area: "host", code: "host", message: errorText(error) });
+      return false;
+    }
+  }
+
+  async hostStop(): Promise<void> {
+    this.store.dismissErrors("host");
+    try {
+      this.store.setHost(await this.backend.hostStop());
+      const host = this.store.state.settings.host;
+      this.store.setSettings({ ...this.store.state.settings, host: { ...host, enabled: false } });
+    } catch (error) {
+      this.store.showError({ area: "host", code: "host", message: errorText(error) });
+    }
+  }
+
+  async refreshHost(): Promise<void> {
+    try {
+      this.store.setHost(await this.backend.hostState());
+    } catch {
+      // The next refresh tries again; the screen keeps the last known state.
+    }
+  }
+
+  async copy(text: string): Promise<boolean> {
+    try {
+      await navigator.clipboard.writeText(text);
+      return true;
+    } catch {
+      // Older webviews without the async clipboard: the selection way.
+      const area = document.createElement("textarea");
+      area.value = text;
+      document.body.appendChild(area);
+      area.select();
+      const ok = document.execCommand("copy");
+      area.remove();
+      return ok;
+    }
+  }
+}

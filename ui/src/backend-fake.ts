@@ -1,0 +1,77 @@
+// An in-memory backend: what the unit tests drive, and what a plain browser gets (`npm run
+// dev`), so the views can be worked on without the app. It records commands and lets the
+// caller push events; it answers the few commands the views wait on.
+
+import type { Backend } from "./backend";
+import type { Boot, HostState, PeerCommand, PeerEvent, Settings } from "./types";
+import { defaultSettings, stoppedHost } from "./types";
+
+export class FakeBackend implements Backend {
+  readonly sent: PeerCommand[] = [];
+  readonly opened: string[] = [];
+  readonly notifications: { title: string; body: string }[] = [];
+  settings: Settings;
+  host: HostState = stoppedHost();
+  private listener: ((event: PeerEvent) => void) | null = null;
+  private nextId = 1;
+
+  constructor(settings: Partial<Settings> = {}) {
+    this.settings = { ...defaultSettings(), ...settings };
+  }
+
+  async attach(onEvent: (event: PeerEvent) => void): Promise<Boot> {
+    this.listener = onEvent;
+    return { settings: this.settings, host: this.host, host_error: null, downloads: "/tmp" };
+  }
+
+  /** Delivers an event as the core would. */
+  emit(event: PeerEvent): void {
+    this.listener?.(event);
+  }
+
+  async send(command: PeerCommand): Promise<void> {
+    this.sent.push(command);
+    if (command.cmd === "chat") {
+      // The core answers every chat with chat-sent, in order.
+      queueMicrotask(() => this.emit({ event: "chat-sent", id: `m${this.nextId++}`, to: [] }));
+    }
+  }
+
+  async saveSettings(settings: Settings): Promise<Settings> {
+    this.settings = settings;
+    return settings;
+  }
+
+  async hostStart(): Promise<HostState> {
+    const port = this.settings.host.port;
+    this.host = {
+      running: true,
+      port,
+      urls: [`ws://192.0.2.10:${port}/ws`],
+      local_url: `ws://127.0.0.1:${port}/ws`,
+      connections: 0,
+      peers: 0,
+      rooms: 0,
+    };
+    this.settings = { ...this.settings, host: { ...this.settings.host, enabled: true } };
+    return this.host;
+  }
+
+  async hostStop(): Promise<HostState> {
+    this.host = stoppedHost();
+    this.settings = { ...this.settings, host: { ...this.settings.host, enabled: false } };
+    return this.host;
+  }
+
+  async hostState(): Promise<HostState> {
+    return this.host;
+  }
+
+  async notify(title: string, body: string): Promise<void> {
+    this.notifications.push({ title, body });
+  }
+
+  async openUrl(url: string): Promise<void> {
+    this.opened.push(url);
+  }
+}

@@ -1,0 +1,49 @@
+// The backend inside the desktop app: commands through `invoke`, ordinary events from the
+// `peer-event` global event, high-rate ones (levels, progress) from an ipc Channel.
+
+import { Channel, invoke } from "@tauri-apps/api/core";
+import { listen } from "@tauri-apps/api/event";
+
+import type { Backend } from "./backend";
+import type { Boot, HostState, PeerCommand, PeerEvent, Settings } from "./types";
+
+export function isTauri(): boolean {
+  return typeof window !== "undefined" && "__TAURI_INTERNALS__" in window;
+}
+
+export class TauriBackend implements Backend {
+  async attach(onEvent: (event: PeerEvent) => void): Promise<Boot> {
+    await listen<PeerEvent>("peer-event", (message) => onEvent(message.payload));
+    const streams = new Channel<PeerEvent>();
+    streams.onmessage = onEvent;
+    return invoke<Boot>("attach", { streams });
+  }
+
+  send(command: PeerCommand): Promise<void> {
+    return invoke("peer_command", { command });
+  }
+
+  saveSettings(settings: Settings): Promise<Settings> {
+    return invoke<Settings>("settings_set", { settings });
+  }
+
+  hostStart(): Promise<HostState> {
+    return invoke<HostState>("host_start");
+  }
+
+  hostStop(): Promise<HostState> {
+    return invoke<HostState>("host_stop");
+  }
+
+  hostState(): Promise<HostState> {
+    return invoke<HostState>("host_state");
+  }
+
+  async notify(title: string, body: string): Promise<void> {
+    await invoke<boolean>("notify", { title, body });
+  }
+
+  openUrl(url: string): Promise<void> {
+    return invoke("open_url", { url });
+  }
+}

@@ -1,0 +1,28 @@
+// The one interface the page talks to the app through. The Tauri shell implements it
+// (backend-tauri.ts); tests and a plain browser use the in-memory one (backend-fake.ts).
+
+import type { Boot, HostState, PeerCommand, PeerEvent, Settings } from "./types";
+
+export interface Backend {
+  /** Starts receiving events (all of them, the high-rate ones included), then the core. */
+  attach(onEvent: (event: PeerEvent) => void): Promise<Boot>;
+  /** One command of the core API. Rejects with a ShellError. */
+  send(command: PeerCommand): Promise<void>;
+  saveSettings(settings: Settings): Promise<Settings>;
+  hostStart(): Promise<HostState>;
+  hostStop(): Promise<HostState>;
+  hostState(): Promise<HostState>;
+  /** A desktop notification, shown only while the window is not focused. */
+  notify(title: string, body: string): Promise<void>;
+  /** Opens a web link from a message in the desktop's browser. */
+  openUrl(url: string): Promise<void>;
+}
+
+/** A plain-words message from whatever a backend call rejected with. */
+export function errorText(error: unknown): string {
+  if (typeof error === "string") return error;
+  if (error && typeof error === "object" && "message" in error) {
+    return String((error as { message: unknown }).message);
+  }
+  return String(error);
+}

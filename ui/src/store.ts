@@ -1,0 +1,680 @@
+// The page's one store: state that changes only by applying core events (and a few user
+// actions), with one revision counter per part so each view redraws only what changed.
+
+import type {
+  AudioInUse,
+  CallState,
+  Device,
+  HistoryEntry,
+  HostState,
+  LogLevel,
+  PeerEvent,
+  PeerState,
+  Scope,
+  Settings,
+  SignalingState,
+  TrustStatus,
+} from "./types";
+import { defaultSettings, stoppedHost } from "./types";
+
+/** The room's conversation; a peer's is keyed by its id. */
+export const ROOM = "room";
+/** Most log lines kept; older ones are dropped first. */
+export const LOG_LIMIT = 5000;
+
+export type Part =
+  | "connection"
+  | "peers"
+  | "chat"
+  | "call"
+  | "levels"
+  | "files"
+  | "logs"
+  | "settings"
+  | "audio"
+  | "errors"
+  | "view";
+
+export interface Peer {
+  id: string;
+  name: string;
+  state: PeerState;
+  /** From the last `stats`: host, srflx, prflx or relay. */
+  candidate?: string;
+  rttMs?: number;
+  trust?: TrustStatus;
+  fingerprint?: string;
+  callState?: CallState;
+  muted: boolean;
+  /** 0..2, 1 as sent. */
+  volume: number;
+  safetyCode?: string;
+}
+
+export type Delivery = "pending" | "sent" | "delivered" | "received";
+
+export interface Message {
+  /** The core's id once `chat-sent` named it; a local one before. */
+  id: string;
+  own: boolean;
+  from: string | null;
+  name: string;
+  text: string;
+  ts: number;
+  scope: Scope;
+  delivery: Delivery;
+  /** Peers it went out to, and those that acknowledged it. */
+  to: string[];
+  acked: string[];
+}
+
+export interface Conversation {
+  key: string;
+  messages: Message[];
+  unread: number;
+}
+
+export interface Transfer {
+  file: string;
+  peer: string;
+  name: string;
+  size: number;
+  bytes: number;
+  incoming: boolean;
+  status: "offered" | "incoming" | "moving" | "done" | "failed" | "rejected";
+  path?: string;
+}
+
+export interface LogLine {
+  level: LogLevel;
+  msg: string;
+  peer?: string;
+  ts: number;
+}
+
+export type ErrorArea = "connection" | "host" | "call" | "audio" | "files" | "chat" | "settings" | "general";
+
+export interface ShownError {
+  area: ErrorArea;
+  code: string;
+  message: string;
+  peer?: string;
+}
+
+export type View = "chat" | "settings" | "logs" | "onboarding" | "verify";
+
+export interface CallInfo {
+  /** The call id, once known. */
+  id: string | null;
+  phase: "idle" | "calling" | "active";
+  muted: boolean;
+}
+
+export interface State {
+  view: View;
+  settings: Settings;
+  host: HostState;
+  signaling: SignalingState | "idle";
+  /** Whether signaling ever connected in this session: a later `disconnected` is a drop. */
+  everConnected: boolean;
+  ownId: string | null;
+  room: string | null;
+  peers: Map<string, Peer>;
+  conversations: Map<string, Conversation>;
+  active: string;
+  call: CallInfo;
+  incoming: { call: string; from: string } | null;
+  /** dBFS by peer id; "" is the own microphone. */
+  levels: Map<string, number>;
+  transfers: Map<string, Transfer>;
+  devices: { inputs: Device[]; outputs: Device[] } | null;
+  /** What the core has open, once it said. */
+  audio: AudioInUse | null;
+  logs: LogLine[];
+  errors: ShownError[];
+  /** Peer whose safety code the verify screen shows. */
+  verifying: string | null;
+}
+
+export function initialState(): State {
+  return {
+    view: "onboarding",
+    settings: defaultSettings(),
+    host: stoppedHost(),
+    signaling: "idle",
+    everConnected: false,
+    ownId: null,
+    room: null,
+    peers: new Map(),
+    conversations: new Map([[ROOM, { key: ROOM, messages: [], unread: 0 }]]),
+    active: ROOM,
+    call: { id: null, phase: "idle", muted: false },
+    incoming: null,
+    levels: new Map(),
+    transfers: new Map(),
+    devices: null,
+    audio: null,
+    logs: [],
+    errors: [],
+    verifying: null,
+  };
+}
+
+/** Where an error code belongs on screen. */
+export function errorArea(code: string): ErrorArea {
+  switch (code) {
+    case "server-unreachable":
+    case "room-full":
+    case "bad-password":
+    case "already-connected":
+    case "not-connected":
+    case "not-joined":
+    case "unsupported-version":
+    case "rate-limited":
+      return "connection";
+    case "busy":
+    case "not-in-call":
+    case "unknown-call":
+      return "call";
+    case "audio-in":
+    case "audio-out":
+    case "unsupported":
+      return "audio";
+    case "file-transfer":
+    case "file-unwritable":
+    case "unknown-file":
+      return "files";
+    case "host":
+      return "host";
+    case "settings":
+      return "settings";
+    default:
+      return "general";
+  }
+}
+
+/** The error in plain words: what happened and what to do. */
+export function plainError(code: string, message: string): string {
+  switch (code) {
+    case "server-unreachable":
+      return "Can't reach the signaling server. Check the address, or host a server here in Settings.";
+    case "room-full":
+      return "That room is full. Try another room name.";
+    case "bad-password":
+      return "Wrong password for this room.";
+    case "audio-in":
+      return `No microphone could be opened (${message}). Others will hear silence.`;
+    case "audio-out":
+      return `No speakers could be opened (${message}).`;
+    case "unsupported":
+      return `Not available in this version yet: ${message}.`;
+    case "busy":
+      return "Already in a call. Hang up first.";
+    case "identity-changed":
+      return `Warning: ${message}. This may not be who you verified.`;
+    default:
+      return message;
+  }
+}
+
+export interface Notifier {
+  (title: string, body: string): void;
+}
+
+export class Store {
+  state: State = initialState();
+  /** Bumped on every change of a part; views compare with what they last drew. */
+  readonly revs = new Map<Part, number>();
+  private listeners: (() => void)[] = [];
+  private scheduled = false;
+  /** Own messages sent and not yet named by `chat-sent`, oldest first. */
+  private unnamed: Message[] = [];
+  private localId = 0;
+  notifier: Notifier = () => {};
+  /** Whether the window is in front; unread counts and notifications use it. */
+  focused = true;
+
+  rev(part: Part): number {
+    return this.revs.get(part) ?? 0;
+  }
+
+  subscribe(listener: () => void): void {
+    this.listeners.push(listener);
+  }
+
+  touch(...parts: Part[]): void {
+    for (const part of parts) this.revs.set(part, this.rev(part) + 1);
+    if (this.scheduled) return;
+    this.scheduled = true;
+    const run = () => this.flush();
+    if (typeof requestAnimationFrame === "function") requestAnimationFrame(run);
+    else setTimeout(run, 0);
+  }
+
+  /** Runs the listeners now (tests call it instead of waiting for a frame). */
+  flush(): void {
+    this.scheduled = false;
+    for (const listener of this.listeners) listener();
+  }
+
+  peerName(id: string | null | undefined): string {
+    if (!id) return "Someone";
+    return this.state.peers.get(id)?.name ?? id;
+  }
+
+  conversation(key: string): Conversation {
+    let conversation = this.state.conversations.get(key);
+    if (!conversation) {
+      conversation = { key, messages: [], unread: 0 };
+      this.state.conversations.set(key, conversation);
+    }
+    return conversation;
+  }
+
+  // ----- user actions -----
+
+  setView(view: View): void {
+    this.state.view = view;
+    this.touch("view");
+  }
+
+  open(key: string): void {
+    this.state.active = key;
+    this.conversation(key).unread = 0;
+    if (this.state.view !== "chat") this.state.view = "chat";
+    this.touch("chat", "view", "peers");
+  }
+
+  setFocused(focused: boolean): void {
+    this.focused = focused;
+    if (focused && this.state.view === "chat") {
+      const conversation = this.conversation(this.state.active);
+      if (conversation.unread) {
+        conversation.unread = 0;
+        this.touch("chat", "peers");
+      }
+    }
+  }
+
+  /** Records an own message as it is sent; `chat-sent` names it. */
+  addOwnMessage(text: string, to: string | null): Message {
+    const message: Message = {
+      id: `local-${++this.localId}`,
+      own: true,
+      from: this.state.ownId,
+      name: this.state.settings.name,
+      text,
+      ts: Date.now(),
+      scope: to ? "direct" : "room",
+      delivery: "pending",
+      to: [],
+      acked: [],
+    };
+    this.conversation(to ?? ROOM).messages.push(message);
+    this.unnamed.push(message);
+    this.touch("chat");
+    return message;
+  }
+
+  /** A send the backend refused: the message is marked as not sent. */
+  failOwnMessage(message: Message): void {
+    this.unnamed = this.unnamed.filter((m) => m !== message);
+    message.delivery = "pending";
+    this.showError({ area: "chat", code: "send", message: "Message not sent" });
+  }
+
+  setSettings(settings: Settings): void {
+    this.state.settings = settings;
+    this.touch("settings");
+  }
+
+  setHost(host: HostState): void {
+    this.state.host = host;
+    this.touch("settings");
+  }
+
+  setMuted(muted: boolean): void {
+    this.state.call.muted = muted;
+    this.touch("call");
+  }
+
+  setVolume(peer: string, volume: number): void {
+    const p = this.state.peers.get(peer);
+    if (p) p.volume = volume;
+    this.touch("call");
+  }
+
+  startCalling(): void {
+    this.state.call = { id: null, phase: "calling", muted: this.state.call.muted };
+    this.touch("call", "peers");
+  }
+
+  /** After `hangup`: the call is over here at once, whatever the others do. */
+  endCall(): void {
+    this.state.call = { id: null, phase: "idle", muted: false };
+    this.state.levels.clear();
+    for (const peer of this.state.peers.values()) {
+      peer.callState = undefined;
+      peer.muted = false;
+    }
+    this.touch("call", "peers", "levels");
+  }
+
+  clearIncoming(): void {
+    this.state.incoming = null;
+    this.touch("call");
+  }
+
+  clearLogs(): void {
+    this.state.logs = [];
+    this.touch("logs");
+  }
+
+  showError(error: ShownError): void {
+    // One error per area and peer: a newer one replaces it.
+    this.state.errors = this.state.errors.filter((e) => !(e.area === error.area && e.peer === error.peer));
+    this.state.errors.push(error);
+    this.touch("errors");
+  }
+
+  dismissErrors(area: ErrorArea): void {
+    const before = this.state.errors.length;
+    this.state.errors = this.state.errors.filter((e) => e.area !== area);
+    if (this.state.errors.length !== before) this.touch("errors");
+  }
+
+  errorsIn(area: ErrorArea): ShownError[] {
+    return this.state.errors.filter((e) => e.area === area);
+  }
+
+  verify(peer: string | null): void {
+    this.state.verifying = peer;
+    this.state.view = peer ? "verify" : "chat";
+    this.touch("view", "peers");
+  }
+
+  // ----- core events -----
+
+  apply(event: PeerEvent): void {
+    const s = this.state;
+    switch (event.event) {
+      case "signaling":
+        s.signaling = event.state;
+        if (event.state === "connected") {
+          s.everConnected = true;
+          s.ownId = event.id ?? s.ownId;
+          s.room = event.room ?? s.room;
+          this.dismissErrors("connection");
+        }
+        this.touch("connection");
+        break;
+      case "peers":
+        for (const p of event.peers) this.upsertPeer(p.id, p.name, p.state);
+        this.touch("peers");
+        break;
+      case "peer-joined":
+        this.upsertPeer(event.peer.id, event.peer.name, "new");
+        this.touch("peers");
+        break;
+      case "peer-left":
+        s.peers.delete(event.id);
+        s.levels.delete(event.id);
+        this.touch("peers", "call", "chat");
+        break;
+      case "peer-state": {
+        const peer = s.peers.get(event.peer);
+        if (peer) {
+          peer.state = event.state;
+          this.touch("peers");
+        }
+        break;
+      }
+      case "stats": {
+        const peer = s.peers.get(event.peer);
+        if (peer) {
+          peer.rttMs = event.rtt_ms;
+          peer.candidate = event.candidate_type;
+          this.touch("peers");
+        }
+        break;
+      }
+      case "trust": {
+        const peer = s.peers.get(event.peer);
+        if (peer) {
+          peer.trust = event.status;
+          peer.fingerprint = event.fingerprint;
+          this.touch("peers");
+        }
+        break;
+      }
+      case "safety-code": {
+        const peer = s.peers.get(event.peer);
+        if (peer) {
+          peer.safetyCode = event.code;
+          this.touch("peers", "view");
+        }
+        break;
+      }
+      case "chat":
+        this.receiveChat(event.from, event.id, event.text, event.ts, event.scope);
+        break;
+      case "chat-sent": {
+        const message = this.unnamed.shift();
+        if (message) {
+          message.id = event.id;
+          message.to = event.to;
+          message.delivery = event.to.length ? "sent" : "pending";
+          this.touch("chat");
+        }
+        break;
+      }
+      case "ack":
+        this.acknowledge(event.peer, event.id);
+        break;
+      case "history":
+        this.mergeHistory(event.peer ?? ROOM, event.messages);
+        break;
+      case "call-incoming":
+        s.incoming = { call: event.call, from: event.from };
+        this.notify("Incoming call", `${this.peerName(event.from)} is calling you`);
+        this.touch("call");
+        break;
+      case "call-state":
+        this.callState(event.call, event.peer, event.state);
+        break;
+      case "muted":
+        if (event.peer === undefined) s.call.muted = event.muted;
+        else {
+          const peer = s.peers.get(event.peer);
+          if (peer) peer.muted = event.muted;
+        }
+        this.touch("call", "peers");
+        break;
+      case "level":
+        s.levels.set(event.peer ?? "", event.dbfs);
+        this.touch("levels");
+        break;
+      case "devices":
+        s.devices = { inputs: event.inputs, outputs: event.outputs };
+        this.touch("audio");
+        break;
+      case "audio": {
+        const { event: _, ...audio } = event;
+        s.audio = audio;
+        this.dismissErrors("audio");
+        this.touch("audio");
+        break;
+      }
+      case "file-offered":
+        s.transfers.set(event.file, {
+          file: event.file,
+          peer: event.to,
+          name: event.name,
+          size: event.size,
+          bytes: 0,
+          incoming: false,
+          status: "offered",
+        });
+        this.touch("files");
+        break;
+      case "file-incoming":
+        s.transfers.set(event.file, {
+          file: event.file,
+          peer: event.from,
+          name: event.name,
+          size: event.size,
+          bytes: 0,
+          incoming: true,
+          status: "incoming",
+        });
+        this.notify("File offered", `${this.peerName(event.from)} wants to send you ${event.name}`);
+        this.touch("files");
+        break;
+      case "file-progress": {
+        const transfer = s.transfers.get(event.file);
+        if (transfer) {
+          transfer.bytes = event.bytes;
+          transfer.size = event.size;
+          if (transfer.status !== "done" && transfer.status !== "failed") transfer.status = "moving";
+          this.touch("files");
+        }
+        break;
+      }
+      case "file-done": {
+        const transfer = s.transfers.get(event.file);
+        if (transfer) {
+          transfer.status = event.ok ? "done" : "failed";
+          if (event.ok) transfer.bytes = transfer.size;
+          if (event.path) transfer.path = event.path;
+          this.touch("files");
+        }
+        break;
+      }
+      case "log":
+        s.logs.push({ level: event.level, msg: event.msg, peer: event.peer, ts: event.ts });
+        if (s.logs.length > LOG_LIMIT) s.logs.splice(0, s.logs.length - LOG_LIMIT);
+        this.touch("logs");
+        break;
+      case "error":
+        this.showError({
+          area: errorArea(event.code),
+          code: event.code,
+          message: plainError(event.code, event.message),
+          peer: event.peer,
+        });
+        if (event.code === "busy" || event.code === "not-in-call") this.endCallIfNobody();
+        break;
+      case "channel":
+        // Channel states show through peer states; the logs panel has the detail.
+        break;
+    }
+  }
+
+  private upsertPeer(id: string, name: string, state: PeerState): void {
+    const existing = this.state.peers.get(id);
+    if (existing) {
+      existing.name = name;
+      if (state !== "new" || existing.state === "closed") existing.state = state;
+    } else {
+      this.state.peers.set(id, { id, name, state, muted: false, volume: 1 });
+    }
+  }
+
+  private receiveChat(from: string, id: string, text: string, ts: number, scope: Scope): void {
+    const key = scope === "direct" ? from : ROOM;
+    const conversation = this.conversation(key);
+    if (conversation.messages.some((m) => m.id === id)) return;
+    conversation.messages.push({
+      id,
+      own: false,
+      from,
+      name: this.peerName(from),
+      text,
+      ts,
+      scope,
+      delivery: "received",
+      to: [],
+      acked: [],
+    });
+    const seen = this.focused && this.state.view === "chat" && this.state.active === key;
+    if (!seen) conversation.unread += 1;
+    const where = scope === "direct" ? "" : " in the room";
+    this.notify(`${this.peerName(from)}${where}`, text);
+    this.touch("chat", "peers");
+  }
+
+  private acknowledge(peer: string, id: string): void {
+    for (const conversation of this.state.conversations.values()) {
+      const message = conversation.messages.find((m) => m.own && m.id === id);
+      if (!message) continue;
+      if (!message.acked.includes(peer)) message.acked.push(peer);
+      if (!message.to.includes(peer)) message.to.push(peer);
+      // Delivered once everyone it went out to has it.
+      message.delivery = message.to.every((p) => message.acked.includes(p)) ? "delivered" : "sent";
+      this.touch("chat");
+      return;
+    }
+  }
+
+  private mergeHistory(key: string, entries: HistoryEntry[]): void {
+    const conversation = this.conversation(key);
+    const known = new Set(conversation.messages.map((m) => m.id));
+    const older: Message[] = [];
+    for (const entry of entries) {
+      if (known.has(entry.id)) continue;
+      const own = entry.from === undefined;
+      older.push({
+        id: entry.id,
+        own,
+        from: entry.from ?? null,
+        name: own ? this.state.settings.name : entry.name,
+        text: entry.text,
+        ts: entry.ts,
+        scope: entry.scope,
+        delivery: entry.state,
+        to: [],
+        acked: [],
+      });
+    }
+    if (!older.length) return;
+    conversation.messages = [...older, ...conversation.messages].sort((a, b) => a.ts - b.ts);
+    this.touch("chat");
+  }
+
+  private callState(call: string, peerId: string, state: CallState): void {
+    const s = this.state;
+    const peer = s.peers.get(peerId);
+    if (peer) peer.callState = state;
+    if (s.incoming?.call === call && state !== "ringing" && state !== "active") s.incoming = null;
+    if (state === "active") {
+      s.call.id = call;
+      s.call.phase = "active";
+      if (s.incoming?.call === call) s.incoming = null;
+    } else if (state === "ringing") {
+      s.call.id = call;
+      if (s.call.phase === "idle") s.call.phase = "calling";
+    } else if (state === "declined" || state === "busy") {
+      const words = state === "declined" ? "declined the call" : "is busy in another call";
+      this.showError({ area: "call", code: state, message: `${this.peerName(peerId)} ${words}.`, peer: peerId });
+    }
+    if (state === "ended" || state === "declined" || state === "busy") {
+      s.levels.delete(peerId);
+      this.endCallIfNobody();
+    }
+    this.touch("call", "peers", "levels");
+  }
+
+  /** The call is over when no peer is ringing or in it any more. */
+  private endCallIfNobody(): void {
+    const live = [...this.state.peers.values()].some((p) => p.callState === "ringing" || p.callState === "active");
+    if (!live && this.state.call.phase !== "idle") {
+      this.state.call = { id: null, phase: "idle", muted: false };
+      this.state.levels.clear();
+      this.touch("call", "levels");
+    }
+  }
+
+  private notify(title: string, body: string): void {
+    if (!this.focused) this.notifier(title, body);
+  }
+}

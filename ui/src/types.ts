@@ -1,0 +1,148 @@
+// The core API's shapes (docs/peer-api.md), as the page receives and sends them.
+
+export type SignalingState = "connecting" | "connected" | "reconnecting" | "disconnected";
+export type PeerState = "new" | "connecting" | "connected" | "disconnected" | "failed" | "closed";
+export type CallState = "ringing" | "active" | "declined" | "busy" | "ended";
+export type LogLevel = "debug" | "info" | "warn" | "error";
+export type TrustStatus = "verified" | "changed" | "unverified";
+export type Scope = "room" | "direct";
+
+export interface HistoryEntry {
+  id: string;
+  from?: string;
+  name: string;
+  text: string;
+  ts: number;
+  scope: Scope;
+  state: "sent" | "delivered" | "received";
+}
+
+export interface Device {
+  name: string;
+  default: boolean;
+  /** The sound system's own name; `device:ID` takes it too. */
+  id?: string;
+}
+
+/** The devices in use (the `audio` event). */
+export interface AudioInUse {
+  input: string;
+  output: string;
+  input_name?: string;
+  output_name?: string;
+  noise_suppression: boolean;
+  echo_cancellation: boolean;
+}
+
+export type PeerEvent =
+  | { event: "signaling"; state: SignalingState; id?: string; room?: string }
+  | { event: "peers"; peers: { id: string; name: string; state: PeerState }[] }
+  | { event: "peer-joined"; peer: { id: string; name: string } }
+  | { event: "peer-left"; id: string }
+  | { event: "peer-state"; peer: string; state: PeerState }
+  | { event: "channel"; peer: string; label: string; state: "open" | "closed" }
+  | { event: "chat"; from: string; id: string; text: string; ts: number; scope: Scope }
+  | { event: "chat-sent"; id: string; to: string[] }
+  | { event: "ack"; peer: string; id: string }
+  | {
+      event: "stats";
+      peer: string;
+      rtt_ms: number;
+      bytes_sent: number;
+      bytes_received: number;
+      candidate_type: string;
+    }
+  | { event: "call-incoming"; call: string; from: string }
+  | { event: "call-state"; call: string; peer: string; state: CallState }
+  | { event: "muted"; peer?: string; muted: boolean }
+  | { event: "level"; peer?: string; dbfs: number }
+  | { event: "file-offered"; file: string; to: string; name: string; size: number }
+  | { event: "file-incoming"; file: string; from: string; name: string; size: number; sha256: string }
+  | { event: "file-progress"; file: string; peer: string; bytes: number; size: number }
+  | { event: "file-done"; file: string; peer: string; ok: boolean; path?: string }
+  | { event: "devices"; inputs: Device[]; outputs: Device[] }
+  | ({ event: "audio" } & AudioInUse)
+  | { event: "safety-code"; peer: string; code: string }
+  | { event: "trust"; peer: string; name: string; fingerprint: string; status: TrustStatus }
+  | { event: "history"; peer?: string; messages: HistoryEntry[] }
+  | { event: "log"; level: LogLevel; msg: string; peer?: string; ts: number }
+  | { event: "error"; code: string; message: string; peer?: string };
+
+export type PeerCommand =
+  | { cmd: "connect"; server: string; room: string; name: string; password?: string }
+  | { cmd: "disconnect" }
+  | { cmd: "leave" }
+  | { cmd: "peers" }
+  | { cmd: "chat"; text: string; to?: string }
+  | { cmd: "stats"; peer?: string }
+  | { cmd: "call"; peers?: string[] }
+  | { cmd: "accept-call"; call: string }
+  | { cmd: "decline-call"; call: string }
+  | { cmd: "hangup" }
+  | { cmd: "mute"; muted: boolean }
+  | { cmd: "volume"; peer: string; volume: number }
+  | { cmd: "send-file"; to: string; path: string }
+  | { cmd: "accept-file"; file: string; dir: string }
+  | { cmd: "reject-file"; file: string }
+  | { cmd: "devices" }
+  | { cmd: "set-audio"; input?: string; output?: string; noise_suppression?: boolean; echo_cancellation?: boolean }
+  | { cmd: "mic-test"; on: boolean }
+  | { cmd: "safety-code"; peer: string }
+  | { cmd: "verify"; peer: string }
+  | { cmd: "history"; peer?: string };
+
+/** The shell's settings (src-tauri/src/settings.rs). */
+export interface Settings {
+  onboarded: boolean;
+  name: string;
+  server: string;
+  room: string;
+  password: string;
+  ice_servers: string[];
+  audio_in: string;
+  audio_out: string;
+  host: { enabled: boolean; port: number; lan: boolean };
+}
+
+/** The hosted signaling server (src-tauri/src/host.rs). */
+export interface HostState {
+  running: boolean;
+  port: number | null;
+  urls: string[];
+  local_url: string | null;
+  connections: number;
+  peers: number;
+  rooms: number;
+}
+
+export interface Boot {
+  settings: Settings;
+  host: HostState;
+  host_error: string | null;
+  /** Where accepted files go. */
+  downloads: string | null;
+}
+
+/** An error from the shell itself: `{code, message}`. */
+export interface ShellError {
+  code: string;
+  message: string;
+}
+
+export function defaultSettings(): Settings {
+  return {
+    onboarded: false,
+    name: "Me",
+    server: "ws://127.0.0.1:8787/ws",
+    room: "lobby",
+    password: "",
+    ice_servers: [],
+    audio_in: "default",
+    audio_out: "default",
+    host: { enabled: true, port: 8787, lan: true },
+  };
+}
+
+export function stoppedHost(): HostState {
+  return { running: false, port: null, urls: [], local_url: null, connections: 0, peers: 0, rooms: 0 };
+}

@@ -1,0 +1,119 @@
+// Voice: the incoming-call prompt, and the in-call bar (mute, hang up, meters, volumes).
+
+import type { Actions } from "../actions";
+import { fill, h, refill } from "../dom";
+import { icon } from "../icons";
+import type { Store } from "../store";
+import { avatar, errorList, meter } from "./common";
+
+export class IncomingCall {
+  readonly el = h("div", { class: "incoming", role: "alertdialog", "aria-modal": "true", "aria-labelledby": "incoming-title", hidden: true });
+  private drawn = "";
+
+  constructor(
+    private readonly store: Store,
+    private readonly actions: Actions,
+  ) {
+    this.el.addEventListener("keydown", (e) => {
+      if (e.key === "Escape") void this.actions.decline();
+    });
+  }
+
+  update(): void {
+    const incoming = this.store.state.incoming;
+    const key = incoming ? `${incoming.call}:${this.store.rev("peers")}` : "";
+    if (key === this.drawn) return;
+    const wasHidden = this.el.hidden;
+    this.drawn = key;
+    this.el.hidden = !incoming;
+    if (!incoming) return;
+    const name = this.store.peerName(incoming.from);
+    const accept = h("button", { class: "primary accept", type: "button", "data-action": "accept-call", onclick: () => void this.actions.accept() }, "Accept");
+    fill(
+      this.el,
+      h(
+        "div",
+        { class: "incoming-card" },
+        avatar(name),
+        h("div", {}, h("h2", { id: "incoming-title" }, `${name} is calling`), h("p", { class: "sub" }, "Voice call")),
+        accept,
+        h("button", { class: "danger", type: "button", "data-action": "decline-call", onclick: () => void this.actions.decline() }, "Decline"),
+      ),
+    );
+    if (wasHidden) accept.focus();
+  }
+}
+
+export class CallBar {
+  readonly el = h("section", { class: "callbar", "aria-label": "Call", hidden: true });
+  private drawn = "";
+
+  constructor(
+    private readonly store: Store,
+    private readonly actions: Actions,
+  ) {}
+
+  update(): void {
+    const s = this.store;
+    const call = s.state.call;
+    const key = `${s.rev("call")}:${s.rev("peers")}:${s.rev("errors")}`;
+    if (key === this.drawn) return;
+    this.drawn = key;
+    const errors = errorList(s, "call");
+    this.el.hidden = call.phase === "idle" && !errors;
+    if (call.phase === "idle") {
+      fill(this.el, errors);
+      return;
+    }
+    const members = [...s.state.peers.values()].filter((p) => p.callState === "active" || p.callState === "ringing");
+    const title =
+      call.phase === "active"
+        ? `In a call with ${members.filter((p) => p.callState === "active").map((p) => p.name).join(", ") || "…"}`
+        : "Calling…";
+    refill(
+      this.el,
+      h(
+        "div",
+        { class: "call-main" },
+        h("span", { class: `call-icon ${call.phase}` }, icon("phone")),
+        h("strong", { class: "call-title", "data-phase": call.phase }, title),
+        h("span", { class: "me-level" }, h("span", { class: "sub" }, call.muted ? "Mic muted" : "Your mic"), meter("", "Your microphone level", s.state.levels.get(""))),
+        h(
+          "button",
+          { type: "button", class: call.muted ? "toggled" : "", "aria-pressed": String(call.muted), "data-action": "mute", onclick: () => void this.actions.toggleMute() },
+          call.muted ? [icon("micOff"), "Unmute"] : [icon("mic"), "Mute"],
+        ),
+        h("button", { class: "danger", type: "button", "data-action": "hangup", onclick: () => void this.actions.hangup() }, "Hang up"),
+      ),
+      h(
+        "ul",
+        { class: "call-peers" },
+        members.map((p) =>
+          h(
+            "li",
+            { "data-call-peer": p.id },
+            avatar(p.name, true),
+            h("span", { class: "name" }, p.name),
+            h("span", { class: "sub" }, p.callState === "ringing" ? "ringing…" : p.muted ? "muted" : ""),
+            meter(p.id, `${p.name}'s level`, s.state.levels.get(p.id)),
+            h(
+              "label",
+              { class: "volume" },
+              h("span", { class: "sub" }, "Volume"),
+              h("input", {
+                type: "range",
+                min: 0,
+                max: 200,
+                step: 5,
+                value: Math.round(p.volume * 100),
+                "aria-label": `${p.name}'s volume`,
+                onchange: (e: Event) => void this.actions.setVolume(p.id, Number((e.target as HTMLInputElement).value) / 100),
+              }),
+            ),
+          ),
+        ),
+      ),
+      errors,
+    );
+  }
+}

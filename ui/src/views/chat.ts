@@ -1,0 +1,217 @@
+// A conversation: the room's or one peer's. Messages with times, own ones marked, delivery
+// ticks; file transfers with that peer; the composer (Enter sends, Shift+Enter breaks).
+
+import type { Actions } from "../actions";
+import { fill, h, refill } from "../dom";
+import { icon } from "../icons";
+import { formatBytes, formatTime, linkHref, splitLinks } from "../format";
+import type { Message, Store, Transfer } from "../store";
+import { ROOM } from "../store";
+import { avatar, errorList, peerStateText } from "./common";
+
+export class ChatView {
+  readonly el = h("section", { class: "chat", "aria-label": "Conversation" });
+  private readonly header = h("header", { class: "chat-header" });
+  private readonly list = h("ol", { class: "messages", "aria-live": "polite", "aria-label": "Messages" });
+  private readonly files = h("div", { class: "transfers" });
+  private readonly errors = h("div", { class: "chat-errors" });
+  private readonly input = h("textarea", {
+    class: "composer-input",
+    rows: 1,
+    placeholder: "Write a message…",
+    "aria-label": "Message",
+  });
+  private readonly fileForm = h("form", { class: "file-form", hidden: true });
+  private drawn = "";
+
+  constructor(
+    private readonly store: Store,
+    private readonly actions: Actions,
+  ) {
+    this.input.addEventListener("keydown", (e) => {
+      if (e.key === "Enter" && !e.shiftKey && !e.isComposing) {
+        e.preventDefault();
+        this.submit();
+      }
+    });
+    this.input.addEventListener("input", () => this.grow());
+    const send = h("button", { class: "primary", type: "submit", "aria-label": "Send" }, "Send");
+    const composer = h(
+      "form",
+      { class: "composer", onsubmit: (e: Event) => (e.preventDefault(), this.submit()) },
+      this.input,
+      send,
+    );
+    this.buildFileForm();
+    this.el.append(this.header, this.list, this.files, this.errors, this.fileForm, composer);
+  }
+
+  focus(): void {
+    this.input.focus();
+  }
+
+  private submit(): void {
+    const text = this.input.value;
+    if (!text.trim()) return;
+    this.input.value = "";
+    this.grow();
+    const to = this.store.state.active === ROOM ? null : this.store.state.active;
+    void this.actions.chat(text, to);
+  }
+
+  /** The box grows with its text up to a few lines, then scrolls. */
+  private grow(): void {
+    this.input.style.height = "auto";
+    this.input.style.height = `${Math.min(this.input.scrollHeight, 160)}px`;
+  }
+
+  private buildFileForm(): void {
+    const path = h("input", { type: "text", placeholder: "/home/me/Documents/report.pdf", "aria-label": "Path of the file to send" });
+    fill(
+      this.fileForm,
+      h("label", {}, "Send a file: ", path),
+      h("button", { class: "primary", type: "submit" }, "Send file"),
+      h("button", { type: "button", onclick: () => (this.fileForm.hidden = true) }, "Cancel"),
+    );
+    this.fileForm.addEventListener("submit", (e) => {
+      e.preventDefault();
+      const to = this.store.state.active;
+      if (to === ROOM || !path.value.trim()) return;
+      void this.actions.sendFile(to, path.value);
+      path.value = "";
+      this.fileForm.hidden = true;
+    });
+  }
+
+  update(): void {
+    const s = this.store;
+    const key = ["chat", "peers", "files", "errors", "call", "connection"].map((p) => s.rev(p as never)).join() + s.state.active;
+    if (key === this.drawn) return;
+    const switched = !this.drawn.endsWith(s.state.active);
+    this.drawn = key;
+    this.drawHeader();
+    const atBottom = this.list.scrollHeight - this.list.scrollTop - this.list.clientHeight < 40;
+    const conversation = s.conversation(s.state.active);
+    const messages = conversation.messages;
+    fill(
+      this.list,
+      messages.length
+        ? messages.map((m, i) => this.message(m, messages[i - 1]))
+        : h("li", { class: "empty" }, s.state.active === ROOM ? "No messages in this room yet. Say hello!" : "No messages yet."),
+    );
+    if (atBottom || switched) this.list.scrollTop = this.list.scrollHeight;
+    const transfers = [...s.state.transfers.values()].filter((t) => t.peer === s.state.active);
+    fill(this.files, transfers.map((t) => this.transfer(t)));
+    fill(this.errors, errorList(s, "chat"), errorList(s, "files"));
+  }
+
+  private drawHeader(): void {
+    const s = this.store.state;
+    const inCall = s.call.phase !== "idle";
+    if (s.active === ROOM) {
+      refill(
+        this.header,
+        h("span", { class: "hash big", "aria-hidden": "true" }, "#"),
+        h("div", { class: "who" }, h("h1", {}, s.room ?? s.settings.room), h("span", { class: "sub" }, `${s.peers.size + 1} in the room`)),
+        h(
+          "button",
+          { type: "button", "data-action": "call-room", disabled: inCall || s.peers.size === 0, onclick: () => void this.actions.call(null) },
+          icon("phone"), "Call everyone",
+        ),
+      );
+      return;
+    }
+    const peer = s.peers.get(s.active);
+    const name = peer?.name ?? this.store.peerName(s.active);
+    refill(
+      this.header,
+      avatar(name),
+      h("div", { class: "who" }, h("h1", {}, name), h("span", { class: "sub" }, peer ? peerStateText(peer) : "left the room")),
+      h(
+        "button",
+        { type: "button", "data-action": "call-peer", disabled: inCall || !peer, onclick: () => void this.actions.call(s.active) },
+        icon("phone"), "Call",
+      ),
+      h("button", { type: "button", disabled: !peer, onclick: () => ((this.fileForm.hidden = false), this.fileForm.querySelector("input")?.focus()) }, icon("clip"), "File"),
+      h("button", { type: "button", disabled: !peer, onclick: () => void this.actions.showSafetyCode(s.active) }, icon("shield"), peer?.trust === "verified" ? "Verified" : "Verify"),
+    );
+  }
+
+  private message(m: Message, previous: Message | undefined): HTMLElement {
+    const grouped = previous && previous.from === m.from && previous.own === m.own && m.ts - previous.ts < 120_000;
+    return h(
+      "li",
+      { class: `msg ${m.own ? "own" : "theirs"} ${grouped ? "grouped" : ""}`, "data-id": m.id, "data-delivery": m.delivery },
+      !m.own && !grouped ? avatar(m.name, true) : h("span", { class: "avatar-space" }),
+      h(
+        "div",
+        { class: "bubble" },
+        !grouped ? h("div", { class: "meta" }, h("span", { class: "author" }, m.own ? "You" : m.name)) : null,
+        h("div", { class: "text" }, this.textWithLinks(m.text)),
+        h(
+          "div",
+          { class: "foot" },
+          h("time", { datetime: new Date(m.ts).toISOString(), title: new Date(m.ts).toLocaleString() }, formatTime(m.ts)),
+          m.own ? ticks(m) : null,
+        ),
+      ),
+    );
+  }
+
+  private textWithLinks(text: string): (Node | string)[] {
+    return splitLinks(text).map((part) => {
+      if ("text" in part) return part.text;
+      const href = linkHref(part.link);
+      return h(
+        "a",
+        { href, rel: "noopener noreferrer", onclick: (e: Event) => (e.preventDefault(), this.actions.openLink(href)) },
+        part.link,
+      );
+    });
+  }
+
+  private transfer(t: Transfer): HTMLElement {
+    const percent = t.size ? Math.round((t.bytes / t.size) * 100) : 0;
+    const status: Record<Transfer["status"], string> = {
+      offered: "waiting for them to accept",
+      incoming: "wants to send you this file",
+      moving: `${formatBytes(t.bytes)} of ${formatBytes(t.size)}`,
+      done: t.path ? `saved to ${t.path}` : "delivered and checked",
+      failed: "failed: the file did not arrive intact",
+      rejected: "declined",
+    };
+    return h(
+      "div",
+      { class: `transfer ${t.status}`, "data-file": t.file },
+      h("span", { class: "file-icon" }, icon("file")),
+      h(
+        "div",
+        { class: "file-info" },
+        h("strong", {}, t.name),
+        h("span", { class: "sub" }, `${formatBytes(t.size)} · ${status[t.status]}`),
+        t.status === "moving" ? h("progress", { max: 100, value: percent, "aria-label": `${t.name} progress` }) : null,
+      ),
+      t.status === "incoming"
+        ? [
+            h("button", { class: "primary", type: "button", onclick: () => void this.actions.acceptFile(t.file) }, "Accept"),
+            h("button", { type: "button", onclick: () => void this.actions.rejectFile(t.file) }, "Decline"),
+          ]
+        : null,
+      t.status === "offered" || t.status === "moving"
+        ? h("button", { type: "button", onclick: () => void this.actions.rejectFile(t.file) }, "Cancel")
+        : null,
+    );
+  }
+}
+
+/** ⏱ waiting for a channel, ✓ sent, ✓✓ delivered (acknowledged by everyone it went to). */
+function ticks(m: Message): HTMLElement {
+  const words: Record<string, [string, string]> = {
+    pending: ["…", "Waiting for a connection to send it"],
+    sent: ["✓", "Sent"],
+    delivered: ["✓✓", "Delivered"],
+    received: ["", ""],
+  };
+  const [mark, title] = words[m.delivery] ?? ["", ""];
+  return h("span", { class: `ticks ${m.delivery}`, title, "aria-label": title }, mark);
+}

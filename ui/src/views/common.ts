@@ -1,0 +1,97 @@
+// Pieces several views share: avatars, level meters, error lines, peer state words.
+
+import { h } from "../dom";
+import { hue, initials, meterPercent } from "../format";
+import type { ErrorArea, Peer, Store } from "../store";
+
+export function avatar(name: string, small = false): HTMLElement {
+  return h(
+    "span",
+    { class: small ? "avatar small" : "avatar", style: `--hue:${hue(name)}`, "aria-hidden": "true" },
+    initials(name),
+  );
+}
+
+/** A level meter; `data-level` names whose level it shows ("" for the own microphone). */
+export function meter(key: string, label: string, dbfs: number | undefined): HTMLElement {
+  const percent = meterPercent(dbfs);
+  return h(
+    "div",
+    {
+      class: "meter",
+      role: "meter",
+      "aria-label": label,
+      "aria-valuemin": 0,
+      "aria-valuemax": 100,
+      "aria-valuenow": percent,
+      "data-level": key,
+    },
+    h("div", { class: "meter-fill", style: `width:${percent}%` }),
+  );
+}
+
+/** Moves every meter on the page to the store's levels, without redrawing anything else. */
+export function updateMeters(root: ParentNode, store: Store): void {
+  for (const el of root.querySelectorAll<HTMLElement>("[data-level]")) {
+    const percent = meterPercent(store.state.levels.get(el.dataset.level ?? ""));
+    el.setAttribute("aria-valuenow", String(percent));
+    const fill = el.firstElementChild as HTMLElement | null;
+    if (fill) fill.style.width = `${percent}%`;
+  }
+}
+
+/** The errors of one area, each with a dismiss button; empty when none. */
+export function errorList(store: Store, area: ErrorArea): HTMLElement | null {
+  const errors = store.errorsIn(area);
+  if (!errors.length) return null;
+  return h(
+    "div",
+    { class: "errors", role: "alert" },
+    errors.map((e) =>
+      h(
+        "p",
+        { class: "error", "data-code": e.code },
+        h("span", {}, e.message),
+        h("button", { class: "link", type: "button", "aria-label": "Dismiss", onclick: () => store.dismissErrors(area) }, "×"),
+      ),
+    ),
+  );
+}
+
+/** The connection state in words, with the candidate type once known. */
+export function peerStateText(peer: Peer): string {
+  switch (peer.state) {
+    case "connected":
+      return peer.candidate ? `connected via ${candidateWords(peer.candidate)}` : "connected";
+    case "new":
+    case "connecting":
+      return "connecting…";
+    case "disconnected":
+      return "connection interrupted";
+    case "failed":
+      return "could not connect";
+    case "closed":
+      return "left";
+  }
+}
+
+function candidateWords(kind: string): string {
+  switch (kind) {
+    case "host":
+      return "local network";
+    case "srflx":
+    case "prflx":
+      return "internet (direct)";
+    case "relay":
+      return "relay";
+    default:
+      return kind;
+  }
+}
+
+export function rttText(peer: Peer): string {
+  const parts = [`${peer.name}: ${peerStateText(peer)}`];
+  if (peer.rttMs !== undefined) parts.push(`round trip ${peer.rttMs.toFixed(1)} ms`);
+  if (peer.candidate) parts.push(`path: ${peer.candidate}`);
+  return parts.join(" · ");
+}

@@ -1,0 +1,101 @@
+// First run: a display name, a room, and either a server to connect to or one to host.
+
+import type { Actions } from "../actions";
+import { fill, h } from "../dom";
+import { serverProblem } from "../format";
+import type { Store } from "../store";
+import { errorList } from "./common";
+
+export class Onboarding {
+  readonly el = h("section", { class: "onboarding", "aria-label": "Welcome" });
+  private readonly name = h("input", { type: "text", maxlength: 64, required: true, "data-field": "name", autocomplete: "nickname" });
+  private readonly room = h("input", { type: "text", maxlength: 64, required: true, "data-field": "room" });
+  private readonly host = h("input", { type: "radio", name: "mode", value: "host", "data-field": "mode-host" });
+  private readonly join = h("input", { type: "radio", name: "mode", value: "join", "data-field": "mode-join" });
+  private readonly server = h("input", { type: "text", "data-field": "server", placeholder: "ws://192.168.1.20:8787/ws" });
+  private readonly errors = h("div", { role: "alert" });
+  private filled = false;
+  private drawn = -1;
+
+  constructor(
+    private readonly store: Store,
+    private readonly actions: Actions,
+  ) {
+    const toggle = () => (this.server.disabled = this.host.checked);
+    this.host.addEventListener("change", toggle);
+    this.join.addEventListener("change", toggle);
+    fill(
+      this.el,
+      h(
+        "form",
+        { class: "card", onsubmit: (e: Event) => (e.preventDefault(), void this.start()) },
+        h("h1", {}, "Welcome to Confab"),
+        h("p", { class: "sub" }, "Chat, files and calls that go straight from computer to computer."),
+        h("label", { class: "field" }, h("span", { class: "label" }, "Your name"), this.name),
+        h("label", { class: "field" }, h("span", { class: "label" }, "Room"), this.room),
+        h(
+          "fieldset",
+          {},
+          h("legend", {}, "Server"),
+          h("label", { class: "choice" }, this.host, h("span", {}, "Host one here (others on your network join you)")),
+          h("label", { class: "choice" }, this.join, h("span", {}, "Connect to a server"), this.server),
+        ),
+        this.errors,
+        h("button", { class: "primary big", type: "submit", "data-action": "start" }, "Start chatting"),
+      ),
+    );
+  }
+
+  update(): void {
+    const s = this.store;
+    if (!this.filled) {
+      const settings = s.state.settings;
+      this.name.value = settings.name;
+      this.room.value = settings.room;
+      this.server.value = settings.server;
+      this.host.checked = settings.host.enabled;
+      this.join.checked = !settings.host.enabled;
+      this.server.disabled = settings.host.enabled;
+      this.filled = true;
+    }
+    if (s.rev("errors") !== this.drawn) {
+      this.drawn = s.rev("errors");
+      fill(this.errors, errorList(s, "settings"), errorList(s, "host"), errorList(s, "connection"));
+    }
+  }
+
+  focus(): void {
+    this.name.focus();
+  }
+
+  private async start(): Promise<void> {
+    const name = this.name.value.trim();
+    const room = this.room.value.trim();
+    if (!name || !room) {
+      this.store.showError({ area: "settings", code: "invalid", message: "Pick a name and a room." });
+      return;
+    }
+    const hosting = this.host.checked;
+    if (!hosting) {
+      const problem = serverProblem(this.server.value);
+      if (problem) {
+        this.store.showError({ area: "settings", code: "invalid", message: problem });
+        return;
+      }
+    }
+    const current = this.store.state.settings;
+    let settings = { ...current, name, room, server: this.server.value.trim(), host: { ...current.host, enabled: hosting } };
+    if (!(await this.actions.saveSettings(settings))) return;
+    if (hosting) {
+      if (!(await this.actions.hostStart())) return;
+      const local = this.store.state.host.local_url;
+      if (local) settings = { ...this.store.state.settings, server: local };
+    } else if (this.store.state.host.running) {
+      await this.actions.hostStop();
+    }
+    settings = { ...this.store.state.settings, server: settings.server, onboarded: true };
+    if (!(await this.actions.saveSettings(settings))) return;
+    this.store.open("room");
+    await this.actions.connect();
+  }
+}

@@ -1,0 +1,312 @@
+// Settings: who you are, where you connect, hosting a server, STUN/TURN, audio devices.
+
+import type { Actions } from "../actions";
+import { fill, h } from "../dom";
+import { iceServerProblem, serverProblem } from "../format";
+import type { Store } from "../store";
+import type { Device, Settings } from "../types";
+import { errorList, meter } from "./common";
+
+export class SettingsView {
+  readonly el = h("section", { class: "settings", "aria-label": "Settings" });
+  private readonly name = h("input", { type: "text", maxlength: 64, required: true, "data-field": "name" });
+  private readonly server = h("input", { type: "text", required: true, "data-field": "server", placeholder: "ws://192.168.1.20:8787/ws" });
+  private readonly room = h("input", { type: "text", maxlength: 64, required: true, "data-field": "room" });
+  private readonly password = h("input", { type: "password", "data-field": "password", placeholder: "none" });
+  private readonly ice = h("textarea", { rows: 3, "data-field": "ice", placeholder: "stun:stun.example.org:3478\nturn:user:secret@turn.example.org:3478" });
+  private readonly port = h("input", { type: "number", min: 1, max: 65535, "data-field": "port" });
+  private readonly reach = h(
+    "select",
+    { "data-field": "reach" },
+    h("option", { value: "lan" }, "everyone on my network"),
+    h("option", { value: "local" }, "this computer only"),
+  );
+  private readonly hostToggle = h("input", { type: "checkbox", role: "switch", "data-field": "host" });
+  private readonly hostInfo = h("div", { class: "host-info", "aria-live": "polite" });
+  private readonly input = h("select", { "data-field": "audio-in", "aria-label": "Microphone" });
+  private readonly output = h("select", { "data-field": "audio-out", "aria-label": "Speakers" });
+  private readonly audioInfo = h("div", { class: "audio-info", "aria-live": "polite" });
+  private readonly noise = h("input", { type: "checkbox", "data-field": "noise-suppression" });
+  private readonly echo = h("input", { type: "checkbox", "data-field": "echo-cancellation" });
+  private readonly formErrors = h("div", { class: "form-errors", role: "alert" });
+  private readonly saved = h("span", { class: "saved", "aria-live": "polite" });
+  /** Closes the signaling link only: connected peers stay. */
+  private readonly disconnect = h(
+    "button",
+    { type: "button", "data-action": "disconnect", title: "Leave the signaling server; chats and calls with connected peers go on" },
+    "Disconnect from the server",
+  );
+  /** The settings the form shows, and whether the user has edited it since. */
+  private formOf: Settings | null = null;
+  private dirty = false;
+  private drawnHost = "";
+  private drawnAudio = "";
+
+  constructor(
+    private readonly store: Store,
+    private readonly actions: Actions,
+  ) {
+    const form = h(
+      "form",
+      {
+        class: "settings-form",
+        onsubmit: (e: Event) => (e.preventDefault(), void this.save()),
+        oninput: () => (this.dirty = true),
+      },
+      h("header", { class: "view-header" }, h("h1", {}, "Settings")),
+      h(
+        "fieldset",
+        {},
+        h("legend", {}, "You and your room"),
+        field("Display name", this.name),
+        field("Signaling server", this.server, "The server everyone in the room connects to."),
+        field("Room", this.room),
+        field("Room password", this.password, "Optional. The first to join a room sets it."),
+      ),
+      h(
+        "fieldset",
+        {},
+        h("legend", {}, "Network"),
+        field("STUN and TURN servers", this.ice, "One per line: stun:HOST:PORT or turn:USER:PASS@HOST:PORT. Needed only across the internet."),
+      ),
+      h(
+        "div",
+        { class: "actions" },
+        h("button", { class: "primary", type: "submit", "data-action": "save-settings" }, "Save and reconnect"),
+        this.disconnect,
+        this.saved,
+      ),
+      this.formErrors,
+    );
+    this.hostToggle.addEventListener("change", () => void this.toggleHost());
+    this.disconnect.addEventListener("click", () => void this.actions.disconnect());
+    const host = h(
+      "fieldset",
+      { class: "host", oninput: () => (this.dirty = true) },
+      h("legend", {}, "Host a server"),
+      h("label", { class: "switch" }, this.hostToggle, h("span", {}, "Host a signaling server on this computer")),
+      h("div", { class: "row" }, field("Port", this.port), field("Reachable by", this.reach)),
+      h("p", { class: "hint" }, "Port and reach apply when the server starts. Others join with one of the addresses below."),
+      this.hostInfo,
+    );
+    const audio = h(
+      "fieldset",
+      { class: "audio" },
+      h("legend", {}, "Audio"),
+      h("div", { class: "row" }, field("Microphone", this.input), field("Speakers", this.output)),
+      h(
+        "div",
+        { class: "mic-test" },
+        h("span", {}, "Microphone test"),
+        meter("", "Microphone test level", undefined),
+      ),
+      h(
+        "div",
+        { class: "row checks" },
+        h("label", { class: "switch" }, this.noise, h("span", {}, "Noise suppression")),
+        h("label", { class: "switch" }, this.echo, h("span", {}, "Echo cancellation")),
+      ),
+      h("button", { type: "button", "data-action": "refresh-devices", onclick: () => void this.actions.refreshDevices() }, "Find devices again"),
+      this.audioInfo,
+    );
+    const processing = () => void this.actions.setProcessing(this.noise.checked, this.echo.checked);
+    this.noise.addEventListener("change", processing);
+    this.echo.addEventListener("change", processing);
+    this.input.addEventListener("change", () => void this.audioChanged());
+    this.output.addEventListener("change", () => void this.audioChanged());
+    fill(this.el, form, host, audio);
+  }
+
+  /** Shown: asks the core for devices, the host for fresh counts, and starts the meter. */
+  shown(): void {
+    void this.actions.refreshDevices();
+    void this.actions.refreshHost();
+    void this.actions.micTest(true);
+  }
+
+  /** Left: the microphone closes again unless a call needs it. */
+  hidden(): void {
+    void this.actions.micTest(false);
+  }
+
+  update(): void {
+    const s = this.store;
+    // What the user is typing is never overwritten by a refresh.
+    if (s.state.settings !== this.formOf && !this.dirty) {
+      this.formOf = s.state.settings;
+      this.fillForm(s.state.settings);
+    }
+    this.disconnect.disabled = s.state.signaling !== "connected" && s.state.signaling !== "reconnecting";
+    const hostKey = `${s.rev("settings")}:${s.rev("errors")}`;
+    if (hostKey !== this.drawnHost) {
+      this.drawnHost = hostKey;
+      this.drawHost();
+      fill(this.formErrors, errorList(s, "settings"));
+    }
+    const audioKey = `${s.rev("audio")}:${s.rev("settings")}:${s.rev("errors")}`;
+    if (audioKey !== this.drawnAudio) {
+      this.drawnAudio = audioKey;
+      this.drawAudio();
+    }
+  }
+
+  private fillForm(settings: Settings): void {
+    this.name.value = settings.name;
+    this.server.value = settings.server;
+    this.room.value = settings.room;
+    this.password.value = settings.password;
+    this.ice.value = settings.ice_servers.join("\n");
+    this.port.value = String(settings.host.port);
+    this.reach.value = settings.host.lan ? "lan" : "local";
+  }
+
+  private drawHost(): void {
+    const host = this.store.state.host;
+    this.hostToggle.checked = host.running;
+    this.port.disabled = host.running;
+    this.reach.disabled = host.running;
+    if (!host.running) {
+      fill(this.hostInfo, h("p", { class: "sub", "data-host": "stopped" }, "Not hosting."), errorList(this.store, "host"));
+      return;
+    }
+    const local = host.local_url;
+    fill(
+      this.hostInfo,
+      h(
+        "p",
+        { class: "ok", "data-host": "running" },
+        `Running on port ${host.port} · ${host.peers} in rooms · ${host.connections} connected`,
+      ),
+      h(
+        "ul",
+        { class: "addresses" },
+        host.urls.map((url) =>
+          h(
+            "li",
+            {},
+            h("code", {}, url),
+            h("button", { type: "button", class: "small", "aria-label": `Copy ${url}`, onclick: (e: Event) => void this.copy(url, e.target as HTMLButtonElement) }, "Copy"),
+          ),
+        ),
+      ),
+      local && this.store.state.settings.server !== local
+        ? h("button", { type: "button", "data-action": "use-hosted", onclick: () => void this.useHosted(local) }, "Connect to this server")
+        : h("p", { class: "sub" }, "You are using this server."),
+      errorList(this.store, "host"),
+    );
+  }
+
+  private drawAudio(): void {
+    const s = this.store.state;
+    const devices = s.devices;
+    fillDevices(this.input, devices?.inputs ?? [], s.settings.audio_in);
+    fillDevices(this.output, devices?.outputs ?? [], s.settings.audio_out);
+    const audio = s.audio;
+    this.noise.disabled = this.echo.disabled = !audio;
+    if (audio) {
+      this.noise.checked = audio.noise_suppression;
+      this.echo.checked = audio.echo_cancellation;
+    }
+    fill(
+      this.audioInfo,
+      devices ? null : h("p", { class: "sub" }, "Looking for devices…"),
+      audio
+        ? h(
+            "p",
+            { class: "sub", "data-audio": "in-use" },
+            `In use: ${audio.input_name ?? audio.input} → ${audio.output_name ?? audio.output}`,
+          )
+        : null,
+      errorList(this.store, "audio"),
+    );
+  }
+
+  private async copy(url: string, button: HTMLButtonElement): Promise<void> {
+    const ok = await this.actions.copy(url);
+    button.textContent = ok ? "Copied" : "Copy failed";
+    setTimeout(() => (button.textContent = "Copy"), 1500);
+  }
+
+  private async toggleHost(): Promise<void> {
+    if (this.hostToggle.checked) {
+      const settings = this.read();
+      if (!settings) {
+        this.hostToggle.checked = false;
+        return;
+      }
+      this.dirty = false;
+      await this.actions.saveSettings(settings);
+      await this.actions.hostStart();
+    } else {
+      await this.actions.hostStop();
+    }
+  }
+
+  private async useHosted(url: string): Promise<void> {
+    this.server.value = url;
+    await this.save();
+  }
+
+  private async audioChanged(): Promise<void> {
+    const settings = { ...this.store.state.settings, audio_in: this.input.value, audio_out: this.output.value };
+    if (await this.actions.saveSettings(settings)) await this.actions.setAudio(settings.audio_in, settings.audio_out);
+  }
+
+  /** The form's settings, or null (with the problems shown) when something is wrong. */
+  private read(): Settings | null {
+    const problems: string[] = [];
+    const name = this.name.value.trim();
+    const room = this.room.value.trim();
+    if (!name) problems.push("Pick a display name.");
+    if (!room) problems.push("Pick a room.");
+    const serverIssue = serverProblem(this.server.value);
+    if (serverIssue) problems.push(serverIssue);
+    const ice = this.ice.value.split("\n").map((l) => l.trim()).filter(Boolean);
+    for (const spec of ice) {
+      const issue = iceServerProblem(spec);
+      if (issue) problems.push(issue);
+    }
+    const port = Number(this.port.value);
+    if (!Number.isInteger(port) || port < 1 || port > 65535) problems.push("The port is a number from 1 to 65535.");
+    if (problems.length) {
+      this.store.showError({ area: "settings", code: "invalid", message: problems.join(" ") });
+      return null;
+    }
+    return {
+      ...this.store.state.settings,
+      name,
+      server: this.server.value.trim(),
+      room,
+      password: this.password.value,
+      ice_servers: ice,
+      host: { ...this.store.state.settings.host, port, lan: this.reach.value === "lan" },
+    };
+  }
+
+  private async save(): Promise<void> {
+    const settings = this.read();
+    if (!settings) return;
+    this.dirty = false;
+    if (await this.actions.saveSettings(settings)) {
+      this.saved.textContent = "Saved.";
+      setTimeout(() => (this.saved.textContent = ""), 2000);
+      await this.actions.reconnect();
+    }
+  }
+}
+
+function field(label: string, control: HTMLElement, hint?: string): HTMLElement {
+  return h("label", { class: "field" }, h("span", { class: "label" }, label), control, hint ? h("span", { class: "hint" }, hint) : null);
+}
+
+/** The options of a device picker: the system default, each device, none. */
+function fillDevices(select: HTMLSelectElement, devices: Device[], chosen: string): void {
+  const options = [
+    { value: "default", label: "System default" },
+    ...devices.map((d) => ({ value: `device:${d.name}`, label: d.default ? `${d.name} (default)` : d.name })),
+    { value: "none", label: "None" },
+  ];
+  if (!options.some((o) => o.value === chosen)) options.push({ value: chosen, label: chosen });
+  fill(select, options.map((o) => h("option", { value: o.value }, o.label)));
+  select.value = chosen;
+}

@@ -1,0 +1,127 @@
+// The left column: the room, the peers with their states and badges, and the way to the
+// settings and logs.
+
+import type { Actions } from "../actions";
+import { h, refill } from "../dom";
+import { icon } from "../icons";
+import type { Peer, Store } from "../store";
+import { ROOM } from "../store";
+import { avatar, peerStateText, rttText } from "./common";
+
+export class Sidebar {
+  readonly el = h("aside", { class: "sidebar", "aria-label": "Conversations" });
+  private drawn = "";
+
+  constructor(
+    private readonly store: Store,
+    private readonly actions: Actions,
+  ) {}
+
+  update(): void {
+    const s = this.store;
+    const key = ["peers", "chat", "connection", "view", "call", "settings"].map((p) => s.rev(p as never)).join();
+    if (key === this.drawn) return;
+    this.drawn = key;
+    const state = s.state;
+    const room = s.conversation(ROOM);
+    const peers = [...state.peers.values()].sort((a, b) => a.name.localeCompare(b.name));
+    refill(
+      this.el,
+      h(
+        "header",
+        { class: "brand" },
+        h("span", { class: "logo" }, icon("chat")),
+        h("span", { class: "title" }, "Confab"),
+        h("span", { class: `dot ${dotClass(state.signaling)}`, title: `Signaling: ${state.signaling}` }),
+      ),
+      h(
+        "nav",
+        { class: "rooms" },
+        h("h2", {}, "Room"),
+        h(
+          "button",
+          {
+            class: `conv ${state.active === ROOM && state.view === "chat" ? "active" : ""}`,
+            type: "button",
+            "data-conv": ROOM,
+            onclick: () => this.actions.openConversation(ROOM),
+          },
+          h("span", { class: "hash", "aria-hidden": "true" }, "#"),
+          h("span", { class: "name" }, state.room ?? state.settings.room),
+          unreadBadge(room.unread),
+        ),
+      ),
+      h(
+        "section",
+        { class: "peers" },
+        h("h2", {}, `People here (${peers.length})`),
+        peers.length
+          ? h("ul", { class: "peer-list" }, peers.map((p) => this.peerRow(p)))
+          : h("p", { class: "hint" }, state.signaling === "connected" ? "Nobody else is in this room yet." : "Not in a room."),
+      ),
+      h(
+        "footer",
+        { class: "me" },
+        avatar(state.settings.name, true),
+        h("span", { class: "name", title: "Your display name" }, state.settings.name),
+        h(
+          "button",
+          { class: `icon ${state.view === "logs" ? "active" : ""}`, type: "button", title: "Logs", "aria-label": "Logs", "data-nav": "logs", onclick: () => s.setView("logs") },
+          icon("list"),
+        ),
+        h(
+          "button",
+          { class: `icon ${state.view === "settings" ? "active" : ""}`, type: "button", title: "Settings", "aria-label": "Settings", "data-nav": "settings", onclick: () => s.setView("settings") },
+          icon("gear"),
+        ),
+      ),
+    );
+  }
+
+  private peerRow(peer: Peer): HTMLElement {
+    const state = this.store.state;
+    const conversation = state.conversations.get(peer.id);
+    const active = state.active === peer.id && state.view === "chat";
+    const badges = [
+      peer.callState === "active" ? h("span", { class: "badge call", title: "In the call" }, "in call") : null,
+      peer.callState === "ringing" ? h("span", { class: "badge call", title: "Ringing" }, "ringing") : null,
+      peer.muted ? h("span", { class: "badge muted", title: "Muted" }, "muted") : null,
+      peer.trust === "verified" ? h("span", { class: "badge verified", title: "Verified" }, "✓ verified") : null,
+      peer.trust === "changed" ? h("span", { class: "badge changed", title: "Key changed since verified" }, "⚠ key changed") : null,
+    ];
+    return h(
+      "li",
+      { "data-peer": peer.id, "data-name": peer.name, "data-state": peer.state },
+      h(
+        "button",
+        {
+          class: `conv peer ${active ? "active" : ""}`,
+          type: "button",
+          "data-conv": peer.id,
+          title: rttText(peer),
+          "aria-label": `${peer.name}, ${peerStateText(peer)}`,
+          onclick: () => this.actions.openConversation(peer.id),
+        },
+        avatar(peer.name),
+        h(
+          "span",
+          { class: "who" },
+          h("span", { class: "name" }, peer.name),
+          h("span", { class: `state st-${peer.state}` }, peerStateText(peer)),
+          h("span", { class: "badges" }, badges),
+        ),
+        unreadBadge(conversation?.unread ?? 0),
+      ),
+    );
+  }
+}
+
+function unreadBadge(count: number): HTMLElement | null {
+  return count > 0 ? h("span", { class: "unread", "aria-label": `${count} unread` }, String(count)) : null;
+}
+
+function dotClass(state: string): string {
+  if (state === "connected") return "ok";
+  if (state === "connecting" || state === "reconnecting") return "busy";
+  return "off";
+}

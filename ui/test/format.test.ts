@@ -1,0 +1,44 @@
+import { describe, expect, it } from "vitest";
+
+import { formatBytes, iceServerProblem, initials, linkHref, meterPercent, serverProblem, splitLinks } from "../src/format";
+
+describe("format", () => {
+  it("finds links and leaves sentence punctuation out", () => {
+    expect(splitLinks("see https://example.org/a?b=1, and www.x.org.")).toEqual([
+      { text: "see " },
+      { link: "https://example.org/a?b=1" },
+      { text: ", and " },
+      { link: "www.x.org" },
+      { text: "." },
+    ]);
+    expect(splitLinks("no links")).toEqual([{ text: "no links" }]);
+    expect(linkHref("www.x.org")).toBe("https://www.x.org");
+  });
+
+  it("maps levels to meter widths", () => {
+    expect(meterPercent(undefined)).toBe(0);
+    expect(meterPercent(-100)).toBe(0);
+    expect(meterPercent(-30)).toBe(50);
+    expect(meterPercent(3)).toBe(100);
+    expect(meterPercent(Number.NEGATIVE_INFINITY)).toBe(0);
+  });
+
+  it("checks servers the way the core parses them", () => {
+    expect(iceServerProblem("stun:stun.example.org:3478")).toBeNull();
+    expect(iceServerProblem("turn:u:p@turn.example.org:3478")).toBeNull();
+    expect(iceServerProblem("turn:turn.example.org:3478")).toMatch(/user:password/);
+    expect(iceServerProblem("http://x")).toMatch(/stun: or turn:/);
+    expect(serverProblem("ws://10.0.0.2:8787/ws")).toBeNull();
+    expect(serverProblem("http://x")).toMatch(/ws:\/\//);
+    expect(serverProblem("nonsense")).toMatch(/not a server address/);
+  });
+
+  it("formats sizes and initials", () => {
+    expect(formatBytes(512)).toBe("512 B");
+    expect(formatBytes(1536)).toBe("1.5 KiB");
+    expect(formatBytes(50 * 1024 * 1024)).toBe("50 MiB");
+    expect(initials("Ada Lovelace")).toBe("AL");
+    expect(initials("bo")).toBe("BO");
+    expect(initials("  ")).toBe("?");
+  });
+});

@@ -1,0 +1,243 @@
+import { beforeEach, describe, expect, it } from "vitest";
+
+import { Actions } from "../src/actions";
+import { FakeBackend } from "../src/backend-fake";
+import { Store } from "../src/store";
+import { AppView } from "../src/views/app";
+
+let backend: FakeBackend;
+let store: Store;
+let app: AppView;
+
+function settle(): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, 0)).then(() => store.flush());
+}
+
+function $(selector: string): HTMLElement {
+  const el = app.el.querySelector<HTMLElement>(selector);
+  if (!el) throw new Error(`nothing matches ${selector}`);
+  return el;
+}
+
+beforeEach(async () => {
+  backend = new FakeBackend({ onboarded: true, name: "Me" });
+  store = new Store();
+  const actions = new Actions(store, backend);
+  app = new AppView(store, actions);
+  document.body.replaceChildren(app.el);
+  const boot = await backend.attach((event) => store.apply(event));
+  actions.downloads = boot.downloads ?? "";
+  store.setSettings(boot.settings);
+  store.open("room");
+  store.apply({ event: "signaling", state: "connected", id: "me", room: "lobby" });
+  store.apply({ event: "peers", peers: [{ id: "p1", name: "Ada", state: "connected" }] });
+  store.flush();
+});
+
+describe("views", () => {
+  it("lists peers with their state, badges and RTT on hover", () => {
+    store.apply({ event: "stats", peer: "p1", rtt_ms: 2.25, bytes_sent: 0, bytes_received: 0, candidate_type: "host" });
+    store.apply({ event: "trust", peer: "p1", name: "Ada", fingerprint: "f", status: "verified" });
+    store.flush();
+    const row = $('[data-peer="p1"] button');
+    expect(row.textContent).toContain("Ada");
+    expect(row.textContent).toContain("connected via local network");
+    expect(row.textContent).toContain("verified");
+    expect(row.title).toContain("round trip 2.3 ms");
+  });
+
+  it("keeps the keyboard focus on a peer while the list redraws", () => {
+    $('[data-peer="p1"] button').focus();
+    store.apply({ event: "stats", peer: "p1", rtt_ms: 3, bytes_sent: 0, bytes_received: 0, candidate_type: "host" });
+    store.flush();
+    expect(document.activeElement).toBe($('[data-peer="p1"] button'));
+    expect(($('[data-peer="p1"] button') as HTMLButtonElement).title).toContain("round trip 3.0 ms");
+  });
+
+  it("sends on Enter, keeps Shift+Enter as a new line, and ticks the message", async () => {
+    const input = $(".composer-input") as HTMLTextAreaElement;
+    input.value = "line one";
+    input.dispatchEvent(new KeyboardEvent("keydown", { key: "Enter", shiftKey: true, bubbles: true }));
+    expect(backend.sent.filter((c) => c.cmd === "chat")).toHaveLength(0);
+    input.value = "hello\nthere https://example.org";
+    input.dispatchEvent(new KeyboardEvent("keydown", { key: "Enter", bubbles: true }));
+    expect(backend.sent).toContainEqual({ cmd: "chat", text: "hello\nthere https://example.org" });
+    expect(input.value).toBe("");
+    await settle();
+    const message = $(".msg.own");
+    expect(message.dataset.id).toBe("m1");
+    expect(message.querySelector("a")?.getAttribute("href")).toBe("https://example.org");
+    store.apply({ event: "chat-sent", id: "m1", to: ["p1"] });
+    store.apply({ event: "ack", peer: "p1", id: "m1" });
+    store.flush();
+    expect($(".msg.own").dataset.delivery).toBe("delivered");
+    expect($(".msg.own .ticks").textContent).toBe("✓✓");
+  });
+
+  it("shows others' text as text, never as markup", () => {
+    store.apply({ event: "chat", from: "p1", id: "x", text: "<img src=x onerror=alert(1)>", ts: Date.now(), scope: "room" });
+    store.flush();
+    expect($(".msg.theirs .text").textContent).toBe("<img src=x onerror=alert(1)>");
+    expect(app.el.querySelector(".msg.theirs img")).toBeNull();
+  });
+
+  it("opens a peer's conversation with an unread count until read", () => {
+    store.apply({ event: "chat", from: "p1", id: "d1", text: "psst", ts: Date.now(), scope: "direct" });
+    store.flush();
+    expect($('[data-peer="p1"] .unread').textContent).toBe("1");
+    $('[data-peer="p1"] button').click();
+    store.flush();
+    expect(app.el.querySelector('[data-peer="p1"] .unread')).toBeNull();
+    expect($(".chat-header h1").textContent).toBe("Ada");
+    expect(backend.sent).toContainEqual({ cmd: "history", peer: "p1" });
+  });
+
+  it("prompts for an incoming call, then shows the call bar with meters and hangs up", async () => {
+    store.apply({ event: "call-incoming", call: "c1", from: "p1" });
+    store.flush();
+    expect($(".incoming").hidden).toBe(false);
+    expect($(".incoming h2").textContent).toBe("Ada is calling");
+    $('[data-action="accept-call"]').click();
+    await settle();
+    expect(backend.sent).toContainEqual({ cmd: "accept-call", call: "c1" });
+    store.apply({ event: "call-state", call: "c1", peer: "p1", state: "active" });
+    store.apply({ event: "level", peer: "p1", dbfs: -30 });
+    store.flush();
+    expect($(".callbar").hidden).toBe(false);
+    expect($(".call-title").textContent).toBe("In a call with Ada");
+    expect($('.callbar [data-level="p1"]').getAttribute("aria-valuenow")).toBe("50");
+    $('[data-action="mute"]').click();
+    await settle();
+    expect(backend.sent).toContainEqual({ cmd: "mute", muted: true });
+    expect($('[data-action="mute"]').textContent).toContain("Unmute");
+    $('[data-action="hangup"]').click();
+    await settle();
+    expect(backend.sent).toContainEqual({ cmd: "hangup" });
+    expect($(".callbar").hidden).toBe(true);
+  });
+
+  it("says so when signaling drops while peers stay connected", () => {
+    store.apply({ event: "signaling", state: "disconnected" });
+    store.flush();
+    expect($(".banner").textContent).toContain("Chats and calls with connected peers carry on");
+    expect($('[data-action="reconnect"]')).toBeTruthy();
+  });
+
+  it("offers an incoming file with Accept, into the downloads folder, then shows progress", async () => {
+    store.apply({ event: "file-incoming", file: "f1", from: "p1", name: "notes.txt", size: 2048, sha256: "x" });
+    $('[data-peer="p1"] button').click();
+    store.flush();
+    expect($('[data-file="f1"]').textContent).toContain("wants to send you this file");
+    ($('[data-file="f1"] button.primary') as HTMLButtonElement).click();
+    await settle();
+    expect(backend.sent).toContainEqual({ cmd: "accept-file", file: "f1", dir: "/tmp" });
+    store.apply({ event: "file-progress", file: "f1", peer: "p1", bytes: 1024, size: 2048 });
+    store.flush();
+    expect($('[data-file="f1"] progress').getAttribute("value")).toBe("50");
+  });
+
+  it("shows a peer's safety code and marks it verified", async () => {
+    $('[data-peer="p1"] button').click();
+    store.flush();
+    const verify = [...app.el.querySelectorAll<HTMLButtonElement>(".chat-header button")].find((b) => b.textContent === "Verify");
+    verify?.click();
+    await settle();
+    expect(backend.sent).toContainEqual({ cmd: "safety-code", peer: "p1" });
+    store.apply({ event: "safety-code", peer: "p1", code: "12345 67890" });
+    store.flush();
+    expect($(".safety-code").textContent).toBe("12345 67890");
+    ($(".verify button.primary") as HTMLButtonElement).click();
+    await settle();
+    expect(backend.sent).toContainEqual({ cmd: "verify", peer: "p1" });
+    store.apply({ event: "trust", peer: "p1", name: "Ada", fingerprint: "f", status: "verified" });
+    store.flush();
+    expect($(".verify").textContent).toContain("You have verified Ada.");
+  });
+
+  it("disconnects from the server from Settings", async () => {
+    $('[data-nav="settings"]').click();
+    store.flush();
+    $('[data-action="disconnect"]').click();
+    await settle();
+    expect(backend.sent).toContainEqual({ cmd: "disconnect" });
+    store.apply({ event: "signaling", state: "disconnected" });
+    store.flush();
+    expect(($('[data-action="disconnect"]') as HTMLButtonElement).disabled).toBe(true);
+  });
+
+  it("shows server errors in the banner, in plain words", () => {
+    store.apply({ event: "error", code: "bad-password", message: "bad-password" });
+    store.flush();
+    expect($(".banner").textContent).toContain("Wrong password for this room.");
+  });
+
+  it("hosts a server from Settings and lists the addresses to share", async () => {
+    $('[data-nav="settings"]').click();
+    store.flush();
+    const toggle = $('[data-field="host"]') as HTMLInputElement;
+    toggle.checked = true;
+    toggle.dispatchEvent(new Event("change"));
+    await settle();
+    await settle();
+    expect(backend.host.running).toBe(true);
+    expect($('[data-host="running"]').textContent).toContain("Running on port 8787");
+    expect($(".addresses").textContent).toContain("ws://192.0.2.10:8787/ws");
+  });
+
+  it("runs the microphone test while Settings is open and shows the devices in use", async () => {
+    $('[data-nav="settings"]').click();
+    store.flush();
+    await settle();
+    expect(backend.sent).toContainEqual({ cmd: "mic-test", on: true });
+    expect(backend.sent).toContainEqual({ cmd: "devices" });
+    store.apply({ event: "devices", inputs: [{ name: "USB Mic", default: true, id: "usb" }], outputs: [] });
+    store.apply({
+      event: "audio",
+      input: "default",
+      output: "default",
+      input_name: "USB Mic",
+      noise_suppression: true,
+      echo_cancellation: false,
+    });
+    store.apply({ event: "level", dbfs: -30 });
+    store.flush();
+    expect($('[data-audio="in-use"]').textContent).toBe("In use: USB Mic → default");
+    expect(($('[data-field="noise-suppression"]') as HTMLInputElement).checked).toBe(true);
+    expect(($('[data-field="echo-cancellation"]') as HTMLInputElement).checked).toBe(false);
+    expect(app.el.querySelector('[data-field="audio-in"] option[value="device:USB Mic"]')?.textContent).toBe("USB Mic (default)");
+    expect($('.mic-test [data-level=""]').getAttribute("aria-valuenow")).toBe("50");
+    $('[data-conv="room"]').click();
+    store.flush();
+    await settle();
+    expect(backend.sent).toContainEqual({ cmd: "mic-test", on: false });
+  });
+
+  it("keeps what the user types in Settings while events refresh the screen", async () => {
+    $('[data-nav="settings"]').click();
+    store.flush();
+    const port = $('.settings [data-field="port"]') as HTMLInputElement;
+    port.value = "9999";
+    port.dispatchEvent(new Event("input", { bubbles: true }));
+    store.apply({ event: "devices", inputs: [], outputs: [] });
+    store.setHost(await backend.hostState());
+    store.setSettings({ ...store.state.settings });
+    store.flush();
+    expect(port.value).toBe("9999");
+  });
+
+  it("filters logs by level and peer and clears them", () => {
+    store.apply({ event: "log", level: "debug", msg: "ice candidate", peer: "p1", ts: 1 });
+    store.apply({ event: "log", level: "warn", msg: "signaling lost", ts: 2 });
+    $('[data-nav="logs"]').click();
+    store.flush();
+    expect(app.el.querySelectorAll(".log-lines li")).toHaveLength(2);
+    const level = app.el.querySelector<HTMLSelectElement>('select[aria-label="Lowest level shown"]');
+    if (!level) throw new Error("no level filter");
+    level.value = "warn";
+    level.dispatchEvent(new Event("change"));
+    expect(app.el.querySelectorAll(".log-lines li")).toHaveLength(1);
+    $('[data-action="clear-logs"]').click();
+    store.flush();
+    expect(app.el.querySelectorAll(".log-lines li")).toHaveLength(0);
+  });
+});

@@ -1,0 +1,144 @@
+import { describe, expect, it } from "vitest";
+
+import { ROOM, Store, errorArea, plainError } from "../src/store";
+
+function joined(): Store {
+  const store = new Store();
+  store.apply({ event: "signaling", state: "connected", id: "me", room: "lobby" });
+  store.apply({ event: "peers", peers: [{ id: "p1", name: "Ada", state: "connecting" }] });
+  return store;
+}
+
+describe("store", () => {
+  it("tracks peers, their states, RTT and trust", () => {
+    const store = joined();
+    store.apply({ event: "peer-joined", peer: { id: "p2", name: "Bo" } });
+    store.apply({ event: "peer-state", peer: "p1", state: "connected" });
+    store.apply({ event: "stats", peer: "p1", rtt_ms: 1.5, bytes_sent: 1, bytes_received: 2, candidate_type: "host" });
+    store.apply({ event: "trust", peer: "p1", name: "Ada", fingerprint: "ab", status: "verified" });
+    const ada = store.state.peers.get("p1");
+    expect(ada).toMatchObject({ state: "connected", rttMs: 1.5, candidate: "host", trust: "verified" });
+    expect(store.state.peers.size).toBe(2);
+    store.apply({ event: "peer-left", id: "p2" });
+    expect([...store.state.peers.keys()]).toEqual(["p1"]);
+    expect(store.state.room).toBe("lobby");
+  });
+
+  it("names own messages from chat-sent in order and ticks them from acks", () => {
+    const store = joined();
+    store.apply({ event: "peer-joined", peer: { id: "p2", name: "Bo" } });
+    const first = store.addOwnMessage("one", null);
+    const second = store.addOwnMessage("two", null);
+    expect(first.delivery).toBe("pending");
+    store.apply({ event: "chat-sent", id: "m1", to: ["p1", "p2"] });
+    store.apply({ event: "chat-sent", id: "m2", to: [] });
+    expect(first).toMatchObject({ id: "m1", delivery: "sent" });
+    expect(second).toMatchObject({ id: "m2", delivery: "pending" });
+    store.apply({ event: "ack", peer: "p1", id: "m1" });
+    expect(first.delivery).toBe("sent");
+    store.apply({ event: "ack", peer: "p2", id: "m1" });
+    expect(first.delivery).toBe("delivered");
+  });
+
+  it("files messages by scope and counts unread ones outside the open conversation", () => {
+    const store = joined();
+    store.setView("chat");
+    store.apply({ event: "chat", from: "p1", id: "a", text: "hi room", ts: 1, scope: "room" });
+    store.apply({ event: "chat", from: "p1", id: "b", text: "hi you", ts: 2, scope: "direct" });
+    store.apply({ event: "chat", from: "p1", id: "b", text: "hi you", ts: 2, scope: "direct" });
+    expect(store.conversation(ROOM).messages.map((m) => m.text)).toEqual(["hi room"]);
+    expect(store.conversation(ROOM).unread).toBe(0);
+    expect(store.conversation("p1").messages).toHaveLength(1);
+    expect(store.conversation("p1").unread).toBe(1);
+    store.open("p1");
+    expect(store.conversation("p1").unread).toBe(0);
+  });
+
+  it("notifies of messages and calls only while the window is not focused", () => {
+    const store = joined();
+    const shown: string[] = [];
+    store.notifier = (title, body) => shown.push(`${title}: ${body}`);
+    store.apply({ event: "chat", from: "p1", id: "a", text: "seen", ts: 1, scope: "room" });
+    store.setFocused(false);
+    store.apply({ event: "chat", from: "p1", id: "b", text: "away", ts: 2, scope: "direct" });
+    store.apply({ event: "call-incoming", call: "c1", from: "p1" });
+    expect(shown).toEqual(["Ada: away", "Incoming call: Ada is calling you"]);
+  });
+
+  it("merges history once, oldest first, with own messages marked", () => {
+    const store = joined();
+    store.apply({ event: "chat", from: "p1", id: "new", text: "live", ts: 50, scope: "room" });
+    const history = {
+      event: "history" as const,
+      messages: [
+        { id: "h1", name: "Me", text: "mine", ts: 10, scope: "room" as const, state: "delivered" as const },
+        { id: "h2", from: "fp", name: "Ada", text: "theirs", ts: 20, scope: "room" as const, state: "received" as const },
+      ],
+    };
+    store.apply(history);
+    store.apply(history);
+    const messages = store.conversation(ROOM).messages;
+    expect(messages.map((m) => m.id)).toEqual(["h1", "h2", "new"]);
+    expect(messages[0]).toMatchObject({ own: true, delivery: "delivered" });
+  });
+
+  it("follows a call from ringing to active to ended, with levels and mute", () => {
+    const store = joined();
+    store.startCalling();
+    store.apply({ event: "call-state", call: "c1", peer: "p1", state: "ringing" });
+    expect(store.state.call).toMatchObject({ id: "c1", phase: "calling" });
+    store.apply({ event: "call-state", call: "c1", peer: "p1", state: "active" });
+    expect(store.state.call.phase).toBe("active");
+    store.apply({ event: "level", dbfs: -12 });
+    store.apply({ event: "level", peer: "p1", dbfs: -20 });
+    expect(store.state.levels.get("")).toBe(-12);
+    expect(store.state.levels.get("p1")).toBe(-20);
+    store.apply({ event: "muted", muted: true });
+    store.apply({ event: "muted", peer: "p1", muted: true });
+    expect(store.state.call.muted).toBe(true);
+    expect(store.state.peers.get("p1")?.muted).toBe(true);
+    store.apply({ event: "call-state", call: "c1", peer: "p1", state: "ended" });
+    expect(store.state.call.phase).toBe("idle");
+    expect(store.state.levels.size).toBe(0);
+  });
+
+  it("shows a declined call as an error in the call area", () => {
+    const store = joined();
+    store.startCalling();
+    store.apply({ event: "call-state", call: "c1", peer: "p1", state: "declined" });
+    expect(store.state.call.phase).toBe("idle");
+    expect(store.errorsIn("call")[0]?.message).toBe("Ada declined the call.");
+  });
+
+  it("keeps incoming file offers and their progress", () => {
+    const store = joined();
+    store.apply({ event: "file-incoming", file: "f1", from: "p1", name: "a.txt", size: 10, sha256: "x" });
+    store.apply({ event: "file-progress", file: "f1", peer: "p1", bytes: 5, size: 10 });
+    expect(store.state.transfers.get("f1")).toMatchObject({ status: "moving", bytes: 5, incoming: true });
+    store.apply({ event: "file-done", file: "f1", peer: "p1", ok: true, path: "/tmp/a.txt" });
+    expect(store.state.transfers.get("f1")).toMatchObject({ status: "done", bytes: 10, path: "/tmp/a.txt" });
+  });
+
+  it("puts errors where they happen, in plain words", () => {
+    const store = joined();
+    expect(errorArea("server-unreachable")).toBe("connection");
+    expect(errorArea("audio-in")).toBe("audio");
+    expect(plainError("bad-password", "x")).toBe("Wrong password for this room.");
+    store.apply({ event: "error", code: "room-full", message: "full" });
+    store.apply({ event: "error", code: "server-unreachable", message: "refused" });
+    const shown = store.errorsIn("connection");
+    expect(shown).toHaveLength(1);
+    expect(shown[0]?.message).toMatch(/Can't reach the signaling server/);
+    store.apply({ event: "signaling", state: "connected", id: "me", room: "lobby" });
+    expect(store.errorsIn("connection")).toHaveLength(0);
+  });
+
+  it("keeps at most the log limit and clears on demand", () => {
+    const store = joined();
+    for (let i = 0; i < 5010; i++) store.apply({ event: "log", level: "info", msg: `line ${i}`, ts: i });
+    expect(store.state.logs).toHaveLength(5000);
+    expect(store.state.logs[0]?.msg).toBe("line 10");
+    store.clearLogs();
+    expect(store.state.logs).toHaveLength(0);
+  });
+});

@@ -11,36 +11,11 @@ export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 
 step() { printf '\n==> %s\n' "$*"; }
 
-as_root() {
-    if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
-}
+# shellcheck source=system.sh
+. scripts/system.sh
 
-install_system_packages() {
-    # C toolchain for crates that build C (ring, SQLite; cmake for libopus), and CA roots
-    # for wss:// clients.
-    # ALSA headers for cpal; PulseAudio (daemon and pactl/paplay/pacat) for the device
-    # tests, which start a daemon of their own with null sinks for devices.
-    # What the desktop app builds against: WebKitGTK and friends.
-    local wanted=(build-essential pkg-config ca-certificates cmake libasound2-dev
-        pulseaudio pulseaudio-utils libasound2-plugins libwebkit2gtk-4.1-dev libssl-dev
-        libayatana-appindicator3-dev librsvg2-dev libxdo-dev file)
-    local missing=()
-    for package in "${wanted[@]}"; do
-        dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" \
-            || missing+=("$package")
-    done
-    if [ "${#missing[@]}" -gt 0 ]; then
-        step "installing ${missing[*]}"
-        as_root apt-get update -qq
-        as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
-    fi
-}
-
-check_rust() {
-    if ! command -v cargo >/dev/null; then
-        echo "cargo not found: install Rust with rustup (https://rustup.rs), 1.89 or newer" >&2
-        exit 1
-    fi
+check_rust_tools() {
+    check_rust
     for component in rustfmt clippy; do
         if ! cargo "${component/rustfmt/fmt}" --version >/dev/null 2>&1; then
             rustup component add "$component"
@@ -48,8 +23,10 @@ check_rust() {
     done
 }
 
-install_system_packages
-check_rust
+# PulseAudio (daemon and pactl/paplay/pacat) for the device tests, which start a daemon of
+# their own with null sinks for devices.
+install_packages "${BUILD_PACKAGES[@]}" pulseaudio pulseaudio-utils libasound2-plugins
+check_rust_tools
 
 # The tests open hundreds of sockets in one process.
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true

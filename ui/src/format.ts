@@ -36,6 +36,20 @@ export function formatBytes(bytes: number): string {
   return `${value.toFixed(value < 10 ? 1 : 0)} ${units[unit]}`;
 }
 
+/** A throughput, e.g. "12 MiB/s". */
+export function formatRate(bytesPerSecond: number): string {
+  return `${formatBytes(Math.round(bytesPerSecond))}/s`;
+}
+
+/** Time left, e.g. "5 s left", "3 min left", "1 h 5 min left". */
+export function formatTimeLeft(seconds: number): string {
+  const s = Math.ceil(seconds);
+  if (s < 60) return `${s} s left`;
+  const minutes = Math.ceil(s / 60);
+  if (minutes < 60) return `${minutes} min left`;
+  return `${Math.floor(minutes / 60)} h ${minutes % 60} min left`;
+}
+
 /** Floor of the meters: quieter than this shows as nothing. */
 const METER_FLOOR_DB = -60;
 

@@ -83,6 +83,20 @@ export interface Transfer {
   incoming: boolean;
   status: "offered" | "incoming" | "moving" | "done" | "failed" | "rejected";
   path?: string;
+  /** Bytes per second, smoothed over the progress reports (absent until two have come). */
+  rate?: number;
+  /** The last progress report: when it came (ms) and how far it was. */
+  sampledAt?: number;
+  sampledBytes?: number;
+}
+
+/** How much a new throughput reading counts against the smoothed one. */
+const RATE_WEIGHT = 0.3;
+
+/** Seconds left at the transfer's current rate, if it has one. */
+export function secondsLeft(t: Transfer): number | undefined {
+  if (!t.rate || t.rate <= 0) return undefined;
+  return Math.max(0, (t.size - t.bytes) / t.rate);
 }
 
 export interface LogLine {
@@ -395,7 +409,8 @@ export class Store {
 
   // ----- core events -----
 
-  apply(event: PeerEvent): void {
+  /** Applies a core event; `now` (ms) times file progress for throughput. */
+  apply(event: PeerEvent, now: number = Date.now()): void {
     const s = this.state;
     switch (event.event) {
       case "signaling":
@@ -533,6 +548,12 @@ export class Store {
       case "file-progress": {
         const transfer = s.transfers.get(event.file);
         if (transfer) {
+          if (transfer.sampledAt !== undefined && transfer.sampledBytes !== undefined && now > transfer.sampledAt) {
+            const reading = ((event.bytes - transfer.sampledBytes) * 1000) / (now - transfer.sampledAt);
+            transfer.rate = transfer.rate === undefined ? reading : transfer.rate + RATE_WEIGHT * (reading - transfer.rate);
+          }
+          transfer.sampledAt = now;
+          transfer.sampledBytes = event.bytes;
           transfer.bytes = event.bytes;
           transfer.size = event.size;
           if (transfer.status !== "done" && transfer.status !== "failed") transfer.status = "moving";

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 
-import { formatBytes, iceServerProblem, initials, linkHref, meterPercent, serverProblem, splitLinks } from "../src/format";
+import { formatBytes, formatRate, formatTimeLeft, iceServerProblem, initials, linkHref, meterPercent, serverProblem, splitLinks } from "../src/format";
 
 describe("format", () => {
   it("finds links and leaves sentence punctuation out", () => {
@@ -36,6 +36,10 @@ describe("format", () => {
   it("formats sizes and initials", () => {
     expect(formatBytes(512)).toBe("512 B");
     expect(formatBytes(1536)).toBe("1.5 KiB");
+    expect(formatRate(12 * 1024 * 1024)).toBe("12 MiB/s");
+    expect(formatTimeLeft(4.2)).toBe("5 s left");
+    expect(formatTimeLeft(150)).toBe("3 min left");
+    expect(formatTimeLeft(3900)).toBe("1 h 5 min left");
     expect(formatBytes(50 * 1024 * 1024)).toBe("50 MiB");
     expect(initials("Ada Lovelace")).toBe("AL");
     expect(initials("bo")).toBe("BO");

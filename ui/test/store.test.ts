@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 
-import { ROOM, Store, errorArea, plainError } from "../src/store";
+import { ROOM, Store, errorArea, plainError, secondsLeft } from "../src/store";
 
 function joined(): Store {
   const store = new Store();
@@ -117,6 +117,20 @@ describe("store", () => {
     expect(store.state.transfers.get("f1")).toMatchObject({ status: "moving", bytes: 5, incoming: true });
     store.apply({ event: "file-done", file: "f1", peer: "p1", ok: true, path: "/tmp/a.txt" });
     expect(store.state.transfers.get("f1")).toMatchObject({ status: "done", bytes: 10, path: "/tmp/a.txt" });
+  });
+
+  it("measures a transfer's throughput and time left from its progress", () => {
+    const store = joined();
+    store.apply({ event: "file-offered", file: "f2", to: "p1", name: "big.iso", size: 10_000_000 });
+    store.apply({ event: "file-progress", file: "f2", peer: "p1", bytes: 0, size: 10_000_000 }, 1_000);
+    expect(secondsLeft(store.state.transfers.get("f2")!)).toBeUndefined();
+    store.apply({ event: "file-progress", file: "f2", peer: "p1", bytes: 1_000_000, size: 10_000_000 }, 1_250);
+    const transfer = store.state.transfers.get("f2")!;
+    expect(transfer.rate).toBe(4_000_000);
+    expect(secondsLeft(transfer)).toBeCloseTo(2.25);
+    // A slower reading moves the estimate, smoothed rather than all at once.
+    store.apply({ event: "file-progress", file: "f2", peer: "p1", bytes: 1_500_000, size: 10_000_000 }, 1_500);
+    expect(transfer.rate).toBeCloseTo(3_400_000);
   });
 
   it("puts errors where they happen, in plain words", () => {

@@ -4,9 +4,9 @@
 import type { Actions } from "../actions";
 import { fill, h, refill } from "../dom";
 import { icon } from "../icons";
-import { formatBytes, formatTime, linkHref, splitLinks } from "../format";
+import { formatBytes, formatRate, formatTimeLeft, formatTime, linkHref, splitLinks } from "../format";
 import type { Message, Store, Transfer } from "../store";
-import { ROOM } from "../store";
+import { ROOM, secondsLeft } from "../store";
 import { avatar, errorList, peerStateText } from "./common";
 
 export class ChatView {
@@ -175,7 +175,7 @@ export class ChatView {
     const status: Record<Transfer["status"], string> = {
       offered: "waiting for them to accept",
       incoming: "wants to send you this file",
-      moving: `${formatBytes(t.bytes)} of ${formatBytes(t.size)}`,
+      moving: [`${formatBytes(t.bytes)} of ${formatBytes(t.size)}`, ...progressRate(t)].join(" · "),
       done: t.path ? `saved to ${t.path}` : "delivered and checked",
       failed: "failed: the file did not arrive intact",
       rejected: "declined",
@@ -202,6 +202,13 @@ export class ChatView {
         : null,
     );
   }
+}
+
+/** Throughput and time left, once there are readings for them. */
+function progressRate(t: Transfer): string[] {
+  const left = secondsLeft(t);
+  if (t.rate === undefined || left === undefined) return [];
+  return [formatRate(t.rate), formatTimeLeft(left)];
 }
 
 /** ⏱ waiting for a channel, ✓ sent, ✓✓ delivered (acknowledged by everyone it went to). */

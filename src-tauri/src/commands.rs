@@ -1,10 +1,12 @@
 //! The commands the page invokes. `peer_command` carries the core API (docs/peer-api.md);
-//! the others are the shell's own: settings, the hosted server, notifications.
+//! the others are the shell's own: settings, the hosted server, notifications, links and
+//! the file chooser.
 
 use confab_mesh::{Command, Event};
 use serde::Serialize;
 use tauri::ipc::Channel;
 use tauri::{AppHandle, Manager, State};
+use tauri_plugin_dialog::DialogExt;
 use tauri_plugin_notification::NotificationExt;
 
 use crate::AppState;
@@ -144,4 +146,22 @@ pub fn open_url(url: String) -> Result<(), ShellError> {
             std::thread::spawn(move || child.wait());
         })
         .map_err(|e| ShellError::BadCommand(format!("cannot open a browser: {e}")))
+}
+
+/// Asks, with the desktop's file chooser, for a file to send; `None` when cancelled.
+#[tauri::command]
+pub async fn choose_file(app: AppHandle) -> Result<Option<String>, ShellError> {
+    let (picked_tx, picked) = tokio::sync::oneshot::channel();
+    app.dialog()
+        .file()
+        .set_title("Send a file")
+        .pick_file(move |file| {
+            let _ = picked_tx.send(file);
+        });
+    let file = picked
+        .await
+        .map_err(|_| ShellError::BadCommand("the file chooser closed without an answer".into()))?;
+    Ok(file
+        .and_then(|file| file.into_path().ok())
+        .map(|path| path.display().to_string()))
 }

@@ -99,6 +99,7 @@ pub fn run() {
     let app = tauri::Builder::default()
         .plugin(log)
         .plugin(tauri_plugin_notification::init())
+        .plugin(tauri_plugin_dialog::init())
         .setup(|app| {
             let state = build_state(app.handle())?;
             app.manage(state);
@@ -113,6 +114,7 @@ pub fn run() {
             commands::host_state,
             commands::notify,
             commands::open_url,
+            commands::choose_file,
         ])
         .build(tauri::generate_context!());
     let app = match app {

@@ -167,6 +167,18 @@ export class Actions {
     await this.send({ cmd: "send-file", to, path: path.trim() }, "files");
   }
 
+  /** Picks a file with the desktop's chooser and offers it to `to`; nothing if cancelled. */
+  async chooseAndSendFile(to: string): Promise<void> {
+    let path: string | null;
+    try {
+      path = await this.backend.chooseFile();
+    } catch (error) {
+      this.store.showError({ area: "files", code: "chooser", message: `The file chooser failed: ${errorText(error)}` });
+      return;
+    }
+    if (path) await this.sendFile(to, path);
+  }
+
   async acceptFile(file: string): Promise<void> {
     if (!this.downloads) {
       this.store.showError({ area: "files", code: "no-folder", message: "There is no Downloads folder to save the file in." });

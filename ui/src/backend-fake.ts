@@ -9,6 +9,8 @@ import { defaultSettings, stoppedHost } from "./types";
 export class FakeBackend implements Backend {
   readonly sent: PeerCommand[] = [];
   readonly opened: string[] = [];
+  /** What the file chooser answers (null: the user cancels). */
+  chosenFile: string | null = null;
   readonly notifications: { title: string; body: string }[] = [];
   settings: Settings;
   host: HostState = stoppedHost();
@@ -73,5 +75,9 @@ export class FakeBackend implements Backend {
 
   async openUrl(url: string): Promise<void> {
     this.opened.push(url);
+  }
+
+  async chooseFile(): Promise<string | null> {
+    return this.chosenFile;
   }
 }

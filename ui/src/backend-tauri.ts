@@ -43,6 +43,10 @@ export class TauriBackend implements Backend {
     await invoke<boolean>("notify", { title, body });
   }
 
+  chooseFile(): Promise<string | null> {
+    return invoke("choose_file");
+  }
+
   openUrl(url: string): Promise<void> {
     return invoke("open_url", { url });
   }

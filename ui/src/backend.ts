@@ -16,6 +16,8 @@ export interface Backend {
   notify(title: string, body: string): Promise<void>;
   /** Opens a web link from a message in the desktop's browser. */
   openUrl(url: string): Promise<void>;
+  /** The desktop's file chooser: the path picked, or null when cancelled. */
+  chooseFile(): Promise<string | null>;
 }
 
 /** A plain-words message from whatever a backend call rejected with. */

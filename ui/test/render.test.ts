@@ -136,6 +136,23 @@ describe("views", () => {
     expect($('[data-file="f1"] progress').getAttribute("value")).toBe("50");
   });
 
+  it("sends the file picked in the desktop's chooser, and nothing when it is cancelled", async () => {
+    $('[data-peer="p1"] button').click();
+    store.flush();
+    const buttons = () => [...app.el.querySelectorAll<HTMLButtonElement>("button")];
+    const open = () => buttons().find((b) => b.textContent === "File")?.click();
+    const choose = () => buttons().find((b) => b.textContent === "Choose a file…")?.click();
+    open();
+    choose();
+    await settle();
+    expect(backend.sent.filter((c) => c.cmd === "send-file")).toHaveLength(0);
+    backend.chosenFile = "/home/me/report.pdf";
+    open();
+    choose();
+    await settle();
+    expect(backend.sent).toContainEqual({ cmd: "send-file", to: "p1", path: "/home/me/report.pdf" });
+  });
+
   it("shows a peer's safety code and marks it verified", async () => {
     $('[data-peer="p1"] button').click();
     store.flush();

@@ -69,8 +69,9 @@ export class ChatView {
     const path = h("input", { type: "text", placeholder: "/home/me/Documents/report.pdf", "aria-label": "Path of the file to send" });
     fill(
       this.fileForm,
-      h("label", {}, "Send a file: ", path),
-      h("button", { class: "primary", type: "submit" }, "Send file"),
+      h("button", { class: "primary", type: "button", onclick: () => this.choose() }, "Choose a file…"),
+      h("label", {}, "or its path: ", path),
+      h("button", { type: "submit" }, "Send file"),
       h("button", { type: "button", onclick: () => (this.fileForm.hidden = true) }, "Cancel"),
     );
     this.fileForm.addEventListener("submit", (e) => {
@@ -81,6 +82,14 @@ export class ChatView {
       path.value = "";
       this.fileForm.hidden = true;
     });
+  }
+
+  /** The desktop's file chooser; the file picked goes at once. */
+  private choose(): void {
+    const to = this.store.state.active;
+    if (to === ROOM) return;
+    this.fileForm.hidden = true;
+    void this.actions.chooseAndSendFile(to);
   }
 
   update(): void {

@@ -37,6 +37,9 @@ use webrtc::media_stream::track_local::TrackLocal;
 use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
 use webrtc::rtp_transceiver::RtpSender;
 
+/// Messages kept for a chat channel that has not opened yet.
+const EARLY_OUT_MAX: usize = 64;
+
 /// The label of the chat channel, created once by the newcomer.
 pub(crate) const CHAT_LABEL: &str = "chat";
 /// File channels are labelled `file:<id>`.
@@ -252,6 +255,9 @@ struct Peer {
     early_candidates: Vec<RTCIceCandidateInit>,
     chat: Option<Arc<dyn DataChannel>>,
     chat_open: bool,
+    /// Messages given before the chat channel opened (a call accept to a peer whose channel
+    /// is still coming up): sent, in order, once it opens.
+    early_out: Vec<String>,
     channel_tx: mpsc::UnboundedSender<ChannelEvent>,
     pollers: JoinSet<()>,
     state: PeerState,
@@ -304,6 +310,7 @@ async fn run(setup: PeerSetup, mut inputs: mpsc::UnboundedReceiver<PeerInput>) {
         early_candidates: Vec::new(),
         chat: None,
         chat_open: false,
+        early_out: Vec::new(),
         channel_tx,
         pollers: JoinSet::new(),
         state: PeerState::New,
@@ -381,8 +388,15 @@ impl Peer {
     async fn on_input(&mut self, input: PeerInput) {
         match input {
             PeerInput::Signal(data) => self.on_signal(data).await,
+            PeerInput::Send(text) if !self.chat_open => {
+                if self.early_out.len() < EARLY_OUT_MAX {
+                    self.early_out.push(text);
+                } else {
+                    self.log(LogLevel::Warn, "channel not open: a message is dropped");
+                }
+            }
             PeerInput::Send(text) => {
-                if let Some(chat) = self.chat.as_ref().filter(|_| self.chat_open)
+                if let Some(chat) = self.chat.as_ref()
                     && let Err(e) = chat.send_text(&text).await
                 {
                     let message = format!("chat channel send failed: {e}");
@@ -729,6 +743,9 @@ impl Peer {
                         app: APP.to_owned(),
                     };
                     self.on_input(PeerInput::Send(hello.to_json())).await;
+                    for text in std::mem::take(&mut self.early_out) {
+                        self.on_input(PeerInput::Send(text)).await;
+                    }
                     // Before the event: whoever sees the channel open may chat at once.
                     self.out(PeerOutput::ChannelOpen);
                 }

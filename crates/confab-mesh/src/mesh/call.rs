@@ -32,6 +32,18 @@ impl MeshTask {
     /// `call`: invite `peers`, or everyone whose channel is open. In a call already, those
     /// not in it yet are invited into it (a newcomer to the room, say).
     pub(super) fn start_call(&mut self, peers: Option<Vec<String>>) {
+        // Calling someone whose call to us is ringing answers it: the two calls would
+        // otherwise cross, each side waiting for the other's accept.
+        let ringing = self.call.as_ref().filter(|c| {
+            !c.in_call
+                && peers
+                    .as_ref()
+                    .is_none_or(|peers| peers.iter().any(|p| c.joined.contains(p)))
+        });
+        if let Some(ringing) = ringing {
+            let id = ringing.id.clone();
+            return self.accept_call(id);
+        }
         let current = self.call.as_ref().filter(|c| c.in_call);
         let invited: Vec<String> = match peers {
             Some(peers) => peers,

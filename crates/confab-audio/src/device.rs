@@ -27,13 +27,15 @@ const DEVICE_BUFFER_MS: u32 = 20;
 /// The rings hold half a second at the highest rate a device may run at (two seconds at
 /// 48 kHz); the engine keeps them far emptier than that.
 const RING_MS: u32 = 500;
-/// Capture starts handing out frames once this much is buffered, so that the irregular
-/// pieces Pulse delivers do not leave gaps at each 20 ms tick.
-const CAPTURE_CUSHION: usize = FRAME_SAMPLES + FRAME_SAMPLES / 2;
+/// Capture starts handing out frames once this much is buffered (25 ms), so that the
+/// irregular pieces Pulse delivers do not leave gaps at each 20 ms tick. (30 ms cost 20 ms
+/// more round trip in voice-bench and bought nothing the device tests could hear.)
+const CAPTURE_CUSHION: usize = FRAME_SAMPLES + FRAME_SAMPLES / 4;
 /// More than this waiting (a device clock faster than ours) is cut back to the cushion.
 const CAPTURE_MOST: usize = FRAME_SAMPLES * 4;
-/// Playback starts (and starts again after running dry) with this much queued.
-const PLAYBACK_CUSHION_MS: u32 = 30;
+/// Playback starts (and starts again after running dry) with this much queued: one device
+/// buffer.
+const PLAYBACK_CUSHION_MS: u32 = 20;
 /// Playback queued beyond this (a device that started late, or a clock slower than ours)
 /// is skipped back to the cushion.
 const PLAYBACK_MOST_MS: u32 = 80;

@@ -135,30 +135,20 @@ impl MeshTask {
     }
 
     fn on_invite(&mut self, from: String, call: String, members: Vec<String>) {
-        let me = self.own_id();
         let crossed = self.call.as_ref().filter(|c| {
             c.in_call && c.id != call && c.members.contains(&from) && c.joined.len() == 1
         });
-        if let Some(ours) = crossed {
-            // We called each other at the same moment. Both sides keep the call whose id
-            // sorts first: the one holding the other call drops it and joins, which is
-            // what its user wanted; the one holding the kept call waits for the accept.
-            if ours.id < call {
-                return;
+        // We called each other at the same moment. Both sides keep the call whose id sorts
+        // first: the one holding the other call drops it and joins, which is what its user
+        // wanted; the one holding the kept call waits for the accept.
+        let join_at_once = match crossed {
+            Some(ours) if ours.id < call => return,
+            Some(_) => {
+                self.withdraw_invitation();
+                true
             }
-            self.withdraw_invitation();
-            self.call = Some(Call {
-                id: call.clone(),
-                members: members.into_iter().chain([me, from.clone()]).collect(),
-                joined: BTreeSet::from([from.clone()]),
-                in_call: false,
-            });
-            self.emit(Event::CallIncoming {
-                call: call.clone(),
-                from,
-            });
-            return self.accept_call(call);
-        }
+            None => false,
+        };
         if self
             .call
             .as_ref()
@@ -169,7 +159,7 @@ impl MeshTask {
             return self.call_state(call, from, CallState::Busy);
         }
         let mut members: BTreeSet<String> = members.into_iter().collect();
-        members.insert(me);
+        members.insert(self.own_id());
         members.insert(from.clone());
         let mut joined = self.early_accepts.remove(&call).unwrap_or_default();
         self.early_accepts.clear();
@@ -184,7 +174,7 @@ impl MeshTask {
             call: call.clone(),
             from,
         });
-        if self.auto_accept_calls {
+        if self.auto_accept_calls || join_at_once {
             self.accept_call(call);
         }
     }

@@ -21,6 +21,11 @@ pub(super) struct Call {
     in_call: bool,
 }
 
+/// Everyone in `set` but `me`.
+fn others(set: &BTreeSet<String>, me: &str) -> Vec<String> {
+    set.iter().filter(|m| *m != me).cloned().collect()
+}
+
 impl MeshTask {
     fn own_id(&self) -> String {
         self.session
@@ -187,18 +192,8 @@ impl MeshTask {
         };
         current.in_call = true;
         current.joined.insert(me.clone());
-        let members: Vec<String> = current
-            .members
-            .iter()
-            .filter(|m| **m != me)
-            .cloned()
-            .collect();
-        let joined: Vec<String> = current
-            .joined
-            .iter()
-            .filter(|m| **m != me)
-            .cloned()
-            .collect();
+        let members = others(&current.members, &me);
+        let joined = others(&current.joined, &me);
         let accept = PeerMessage::CallAccept { call: call.clone() };
         for member in &members {
             self.send_message(member, &accept);
@@ -261,18 +256,18 @@ impl MeshTask {
         }
     }
 
-    /// Ends our own call that nobody has joined yet: those still ringing are told.
+    /// Ends our own call that nobody has joined yet: those still ringing are told. (Not
+    /// `hang_up`: no voice to stop, and a mute set before the call stays.)
     fn withdraw_invitation(&mut self) {
         let Some(current) = self.call.take() else {
             return;
         };
-        let me = self.own_id();
         let end = PeerMessage::CallEnd {
             call: current.id.clone(),
         };
-        for member in current.members.iter().filter(|m| **m != me) {
-            self.send_message(member, &end);
-            self.call_state(current.id.clone(), member.clone(), CallState::Ended);
+        for member in others(&current.members, &self.own_id()) {
+            self.send_message(&member, &end);
+            self.call_state(current.id.clone(), member, CallState::Ended);
         }
     }
 
@@ -285,12 +280,7 @@ impl MeshTask {
         let end = PeerMessage::CallEnd {
             call: current.id.clone(),
         };
-        let members: Vec<String> = current
-            .members
-            .iter()
-            .filter(|m| **m != me)
-            .cloned()
-            .collect();
+        let members = others(&current.members, &me);
         let call = current.id.clone();
         for member in &members {
             self.send_message(member, &end);
@@ -316,12 +306,7 @@ impl MeshTask {
                 muted,
             };
             let me = self.own_id();
-            let members: Vec<String> = current
-                .members
-                .iter()
-                .filter(|m| **m != me)
-                .cloned()
-                .collect();
+            let members = others(&current.members, &me);
             for member in &members {
                 self.send_message(member, &message);
             }

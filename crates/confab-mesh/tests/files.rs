@@ -52,18 +52,9 @@ async fn transfer(
         file: file.clone(),
         dir: into.display().to_string(),
     });
-    let at_b = wait_for(
-        b,
-        "file-done",
-        |e| matches!(e, Event::FileDone { file: f, .. } if *f == file),
-    )
-    .await;
-    let at_a = wait_for(
-        a,
-        "file-done",
-        |e| matches!(e, Event::FileDone { file: f, .. } if *f == file),
-    )
-    .await;
+    let done = |e: &Event| matches!(e, Event::FileDone { file: f, .. } if *f == file);
+    let at_b = wait_within(b, "file-done", TRANSFER_WAIT, done).await;
+    let at_a = wait_within(a, "file-done", TRANSFER_WAIT, done).await;
     (at_a, at_b)
 }
 

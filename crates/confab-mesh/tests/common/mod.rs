@@ -9,6 +9,10 @@ use confab_mesh::{Command, Event, Identity, Mesh, MeshConfig, TransportConfig};
 use confab_signal::{ServerConfig, ServerHandle};
 
 pub const WAIT: Duration = Duration::from_secs(10);
+/// How long a whole file may take to arrive. These tests check that files arrive intact,
+/// not how fast (mesh-bench measures that): six transfers at once in a debug build on two
+/// cores now and then stall a few seconds, and 20 MiB then outlasts [`WAIT`].
+pub const TRANSFER_WAIT: Duration = Duration::from_secs(60);
 
 pub async fn server() -> ServerHandle {
     ServerHandle::start(
@@ -47,12 +51,18 @@ pub fn connect(mesh: &Mesh, url: &str, room: &str, name: &str) {
 }
 
 /// Reads events until one matches; panics after [`WAIT`].
-pub async fn wait_for(
+pub async fn wait_for(mesh: &mut Mesh, what: &str, matches: impl FnMut(&Event) -> bool) -> Event {
+    wait_within(mesh, what, WAIT, matches).await
+}
+
+/// Reads events until one matches; panics after `wait`.
+pub async fn wait_within(
     mesh: &mut Mesh,
     what: &str,
+    wait: Duration,
     mut matches: impl FnMut(&Event) -> bool,
 ) -> Event {
-    let deadline = tokio::time::Instant::now() + WAIT;
+    let deadline = tokio::time::Instant::now() + wait;
     loop {
         match tokio::time::timeout_at(deadline, mesh.next_event()).await {
             Ok(Some(event)) if matches(&event) => return event,

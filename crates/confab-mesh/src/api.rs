@@ -246,7 +246,18 @@ pub enum Event {
         rtt_ms: f64,
         bytes_sent: u64,
         bytes_received: u64,
+        /// The path's type: `relay` if either end of the selected pair is a relay
+        /// candidate, else `srflx` or `prflx` if either is, else `host`.
         candidate_type: String,
+        /// The selected pair's candidates, `TYPE ADDRESS:PORT`; absent before one is
+        /// selected.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        local_candidate: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        remote_candidate: Option<String>,
+        /// How this peer reaches the first hop: `udp`, `tcp` or `tls`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        transport: Option<String>,
     },
     SafetyCode {
         peer: String,

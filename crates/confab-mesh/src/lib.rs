@@ -12,6 +12,7 @@
 //! - [`files`]: file transfer on `file:<id>` channels, and what lands on disk.
 //! - [`store`]: chat history and delivery states, verified peers, unfinished files.
 //! - [`voice`]: our Opus track on a connection, fed from the call.
+//! - `stats`: the selected candidate pair and what kind of path it is.
 //! - [`safety`]: safety codes, which users compare to know their connection is direct.
 
 pub mod api;
@@ -22,6 +23,7 @@ pub mod mesh;
 mod negotiation;
 mod peer;
 pub mod safety;
+mod stats;
 pub mod store;
 pub mod transport;
 pub mod voice;

@@ -84,6 +84,7 @@ impl Mesh {
             internal,
             transfers: Transfers::default(),
             name: config.name,
+            configured: Arc::new(config.transport.clone()),
             transport: Arc::new(config.transport),
             identity: Arc::new(config.identity),
             events: event_tx,
@@ -94,6 +95,7 @@ impl Mesh {
             peers: BTreeMap::new(),
             waiting: Vec::new(),
         };
+        task.report_unsupported(None);
         let task = tokio::spawn(task.run(command_rx, peer_out_rx, internal_rx));
         Self {
             commands,
@@ -187,6 +189,10 @@ struct MeshTask {
     /// Work the mesh hands off (hashing a file) reports back here.
     internal: mpsc::UnboundedSender<Described>,
     transfers: Transfers,
+    /// The user's own network settings.
+    configured: Arc<TransportConfig>,
+    /// What new connections use: the user's settings and the servers the last `welcome`
+    /// offered.
     transport: Arc<TransportConfig>,
     identity: Arc<Identity>,
     events: mpsc::UnboundedSender<Event>,
@@ -491,6 +497,15 @@ impl MeshTask {
     }
 
     fn on_welcome(&mut self, welcome: Welcome) {
+        if self.session.is_none() {
+            return;
+        }
+        // Connections made from now on use the servers this welcome offers.
+        let transport = self.configured.with_offered(&welcome.ice_servers);
+        if transport != *self.transport {
+            let before = std::mem::replace(&mut self.transport, Arc::new(transport));
+            self.report_unsupported(Some(&before));
+        }
         let Some(session) = self.session.as_mut() else {
             return;
         };
@@ -533,6 +548,21 @@ impl MeshTask {
         for peer in welcome.peers {
             self.add_peer(peer.id.clone(), peer.name);
             self.connect_peer(&peer.id, true);
+        }
+    }
+
+    /// An `ice-server-unsupported` error for each server of the current transport that
+    /// this peer cannot use and `before` did not have (already reported).
+    fn report_unsupported(&self, before: Option<&TransportConfig>) {
+        for (server, why) in self.transport.unsupported() {
+            if before.is_some_and(|b| b.ice_servers.contains(server)) {
+                continue;
+            }
+            self.emit(Event::error(
+                "ice-server-unsupported",
+                format!("{}: {why}", server.url),
+                None,
+            ));
         }
     }
 

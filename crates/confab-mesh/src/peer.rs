@@ -23,7 +23,7 @@ use webrtc::data_channel::{DataChannel, DataChannelEvent};
 use webrtc::peer_connection::{
     PeerConnection, PeerConnectionEventHandler, RTCIceCandidateInit, RTCIceConnectionState,
     RTCIceGatheringState, RTCPeerConnectionIceEvent, RTCPeerConnectionState, RTCSdpType,
-    RTCSessionDescription, RTCStatsReportEntry, StatsSelector,
+    RTCSessionDescription,
 };
 
 use crate::api::{ChannelState, Event, LogLevel, PeerState, unix_ms};
@@ -31,6 +31,7 @@ use crate::files::{self, Incoming, Received};
 use crate::identity::Identity;
 use crate::negotiation::{Negotiation, Step};
 use crate::safety::{safety_code, sdp_fingerprint};
+use crate::stats;
 use crate::transport::{TransportConfig, build_peer_connection};
 use crate::voice;
 use webrtc::media_stream::track_local::TrackLocal;
@@ -1024,73 +1025,32 @@ impl Peer {
     }
 
     async fn report_stats(&self) {
-        let stats = self.selected_pair().await;
-        let (rtt_ms, bytes_sent, bytes_received, candidate_type) = match stats {
-            Some(pair) => (
-                pair.rtt_ms,
-                pair.bytes_sent,
-                pair.bytes_received,
-                pair.local_type,
-            ),
-            None => (0.0, 0, 0, "host".to_owned()),
-        };
+        let pair = stats::selected_pair(self.pc.as_ref()).await;
         self.emit(Event::Stats {
             peer: self.setup.remote_id.clone(),
-            rtt_ms,
-            bytes_sent,
-            bytes_received,
-            candidate_type,
+            rtt_ms: pair.as_ref().map_or(0.0, |p| p.rtt_ms),
+            bytes_sent: pair.as_ref().map_or(0, |p| p.bytes_sent),
+            bytes_received: pair.as_ref().map_or(0, |p| p.bytes_received),
+            candidate_type: pair.as_ref().map_or("host", |p| p.path_type()).to_owned(),
+            local_candidate: pair.as_ref().map(|p| p.local.describe()),
+            remote_candidate: pair.as_ref().map(|p| p.remote.describe()),
+            transport: pair.as_ref().map(|p| p.transport().to_owned()),
         });
     }
 
     async fn log_selected_pair(&self) {
-        if let Some(pair) = self.selected_pair().await {
+        if let Some(pair) = stats::selected_pair(self.pc.as_ref()).await {
             self.log(
                 LogLevel::Info,
                 format!(
-                    "selected pair: {} {} -> {} {}",
-                    pair.local_type, pair.local_addr, pair.remote_type, pair.remote_addr
+                    "selected pair: {} -> {} ({} path over {})",
+                    pair.local.describe(),
+                    pair.remote.describe(),
+                    pair.path_type(),
+                    pair.transport()
                 ),
             );
         }
-    }
-
-    async fn selected_pair(&self) -> Option<SelectedPair> {
-        let report = self
-            .pc
-            .get_stats(std::time::Instant::now(), StatsSelector::None)
-            .await;
-        let pair = report.iter().find_map(|entry| match entry {
-            RTCStatsReportEntry::IceCandidatePair(pair) if pair.nominated => Some(pair),
-            _ => None,
-        })?;
-        // The pair names its candidates by their own ids, which the report's entry ids
-        // end with (the report prefixes them with the entry type).
-        let candidate = |id: &str| {
-            report.iter().find_map(|entry| match entry {
-                RTCStatsReportEntry::LocalCandidate(c)
-                | RTCStatsReportEntry::RemoteCandidate(c)
-                    if entry.id().ends_with(id) =>
-                {
-                    Some((
-                        c.candidate_type.to_string(),
-                        format!("{}:{}", c.address.clone().unwrap_or_default(), c.port),
-                    ))
-                }
-                _ => None,
-            })
-        };
-        let (local_type, local_addr) = candidate(&pair.local_candidate_id)?;
-        let (remote_type, remote_addr) = candidate(&pair.remote_candidate_id)?;
-        Some(SelectedPair {
-            rtt_ms: pair.current_round_trip_time * 1000.0,
-            bytes_sent: pair.bytes_sent,
-            bytes_received: pair.bytes_received,
-            local_type,
-            local_addr,
-            remote_type,
-            remote_addr,
-        })
     }
 
     async fn close(mut self, channel_events: &mut mpsc::UnboundedReceiver<ChannelEvent>) {
@@ -1168,16 +1128,6 @@ impl FileEvents {
             path: None,
         });
     }
-}
-
-struct SelectedPair {
-    rtt_ms: f64,
-    bytes_sent: u64,
-    bytes_received: u64,
-    local_type: String,
-    local_addr: String,
-    remote_type: String,
-    remote_addr: String,
 }
 
 fn sdp_kind(kind: SdpType) -> &'static str {

@@ -18,6 +18,8 @@ use webrtc::runtime::{
 
 use rtc::peer_connection::configuration::setting_engine::SctpMaxMessageSize;
 
+use confab_proto::IceServerInfo;
+
 use crate::MeshError;
 use crate::identity::Identity;
 
@@ -85,6 +87,22 @@ impl IceServer {
     }
 }
 
+impl IceServer {
+    /// Why the WebRTC stack cannot use this server, if it cannot: webrtc-rs 0.21 reaches
+    /// a TURN relay over UDP only and skips other URLs with no more than a log line, so
+    /// they are refused here where the user can be told.
+    pub fn unsupported(&self) -> Option<&'static str> {
+        let url = self.url.to_ascii_lowercase();
+        if url.starts_with("turns:") || url.starts_with("stuns:") {
+            Some("TURN and STUN over TLS are not supported by this peer yet; use turn: over UDP")
+        } else if url.starts_with("turn:") && url.contains("transport=tcp") {
+            Some("TURN over TCP is not supported by this peer yet; use turn: over UDP")
+        } else {
+            None
+        }
+    }
+}
+
 /// Whether to resolve other peers' `.local` host candidates with multicast DNS.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mdns {
@@ -95,7 +113,7 @@ pub enum Mdns {
 }
 
 /// Network settings for every peer connection of a mesh.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TransportConfig {
     pub ice_servers: Vec<IceServer>,
     /// UDP addresses to bind; `0.0.0.0:0` means every usable interface.
@@ -122,10 +140,38 @@ impl TransportConfig {
         }
     }
 
+    /// These settings with the servers a signaling server offered in its `welcome` added
+    /// after the user's own (each URL once).
+    pub fn with_offered(&self, offered: &[IceServerInfo]) -> Self {
+        let mut merged = self.clone();
+        for server in offered {
+            for url in &server.urls {
+                if merged.ice_servers.iter().any(|s| s.url == *url) {
+                    continue;
+                }
+                merged.ice_servers.push(IceServer {
+                    url: url.clone(),
+                    username: server.username.clone(),
+                    credential: server.credential.clone(),
+                });
+            }
+        }
+        merged
+    }
+
+    /// The servers this peer cannot use, each with the reason; connections are built
+    /// without them.
+    pub fn unsupported(&self) -> impl Iterator<Item = (&IceServer, &'static str)> {
+        self.ice_servers
+            .iter()
+            .filter_map(|server| server.unsupported().map(|why| (server, why)))
+    }
+
     pub(crate) fn rtc_configuration(&self, identity: &Identity) -> RTCConfiguration {
         let ice_servers = self
             .ice_servers
             .iter()
+            .filter(|server| server.unsupported().is_none())
             .map(|server| RTCIceServer {
                 urls: vec![server.url.clone()],
                 username: server.username.clone().unwrap_or_default(),
@@ -281,5 +327,48 @@ mod tests {
         assert!(IceServer::parse("turn:turn.example.org:3478").is_err());
         assert!(IceServer::parse("http://x").is_err());
         assert!(IceServer::parse("nonsense").is_err());
+    }
+
+    #[test]
+    fn offered_servers_follow_the_users_own_and_unusable_ones_are_named() {
+        let mut config = TransportConfig::loopback();
+        config.ice_servers = vec![IceServer::parse("stun:198.51.100.9:3478").unwrap()];
+        let offered = [
+            IceServerInfo {
+                urls: vec!["stun:198.51.100.9:3478".into()],
+                username: None,
+                credential: None,
+            },
+            IceServerInfo {
+                urls: vec![
+                    "turn:198.51.100.1:3478".into(),
+                    "turn:198.51.100.1:3478?transport=tcp".into(),
+                    "turns:198.51.100.1:443".into(),
+                ],
+                username: Some("99:p1".into()),
+                credential: Some("c".into()),
+            },
+        ];
+        let merged = config.with_offered(&offered);
+        let urls: Vec<&str> = merged.ice_servers.iter().map(|s| s.url.as_str()).collect();
+        assert_eq!(
+            urls,
+            [
+                "stun:198.51.100.9:3478",
+                "turn:198.51.100.1:3478",
+                "turn:198.51.100.1:3478?transport=tcp",
+                "turns:198.51.100.1:443"
+            ]
+        );
+        assert_eq!(merged.ice_servers[1].username.as_deref(), Some("99:p1"));
+        let unusable: Vec<&str> = merged.unsupported().map(|(s, _)| s.url.as_str()).collect();
+        assert_eq!(
+            unusable,
+            [
+                "turn:198.51.100.1:3478?transport=tcp",
+                "turns:198.51.100.1:443"
+            ]
+        );
+        assert_eq!(merged.with_offered(&offered), merged);
     }
 }

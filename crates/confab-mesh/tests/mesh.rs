@@ -63,12 +63,25 @@ async fn two_peers_connect_chat_both_ways_with_acks_and_stats() {
         bytes_sent,
         bytes_received,
         candidate_type,
+        local_candidate,
+        remote_candidate,
+        transport,
     } = stats
     else {
         unreachable!()
     };
     assert_eq!(peer, b_id);
     assert_eq!(candidate_type, "host");
+    assert!(
+        local_candidate
+            .as_deref()
+            .is_some_and(|c| c.starts_with("host 127.0.0.1:"))
+            && remote_candidate
+                .as_deref()
+                .is_some_and(|c| c.starts_with("host 127.0.0.1:")),
+        "{local_candidate:?} {remote_candidate:?}"
+    );
+    assert_eq!(transport.as_deref(), Some("udp"));
     assert!(
         bytes_sent > 0 && bytes_received > 0,
         "{bytes_sent} {bytes_received}"

@@ -16,8 +16,8 @@ pub mod signaling;
 pub use frame::FrameError;
 pub use peer::{ChatScope, PeerMessage};
 pub use signaling::{
-    ClientFrame, ErrorCode, IceCandidate, Join, PeerInfo, SdpType, ServerFrame, SessionDescription,
-    SignalData,
+    ClientFrame, ErrorCode, IceCandidate, IceServerInfo, Join, PeerInfo, SdpType, ServerFrame,
+    SessionDescription, SignalData,
 };
 
 /// The protocol version this crate speaks, sent in every `join`.

@@ -13,6 +13,33 @@ pub struct PeerInfo {
     pub name: String,
 }
 
+/// A STUN or TURN server, in the shape of the browser's `RTCIceServer`: `welcome` hands
+/// these out and a page passes them straight to `RTCPeerConnection`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IceServerInfo {
+    /// `stun:`, `turn:` or `turns:` URLs of one server. A browser may send one string
+    /// instead of an array; both are read.
+    #[serde(deserialize_with = "one_or_many")]
+    pub urls: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credential: Option<String>,
+}
+
+fn one_or_many<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Urls {
+        One(String),
+        Many(Vec<String>),
+    }
+    Ok(match Urls::deserialize(d)? {
+        Urls::One(url) => vec![url],
+        Urls::Many(urls) => urls,
+    })
+}
+
 /// The first frame a client sends on a new socket.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Join {
@@ -76,6 +103,10 @@ pub enum ServerFrame {
         token: String,
         room: String,
         peers: Vec<PeerInfo>,
+        /// STUN and TURN servers for this room's connections, with credentials fresh for
+        /// this welcome; absent when the server has none to offer.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        ice_servers: Vec<IceServerInfo>,
     },
     /// Someone else joined this client's room.
     PeerJoined { peer: PeerInfo },

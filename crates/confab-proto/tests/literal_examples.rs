@@ -112,11 +112,39 @@ fn server_frames_match_the_protocol() {
             id: "p0".into(),
             name: "Bo".into(),
         }],
+        ice_servers: Vec::new(),
     };
     same_json(
         &welcome.to_json(),
         json!({"type":"welcome","id":"p1","token":"secret","room":"lobby","peers":[{"id":"p0","name":"Bo"}]}),
     );
+    let welcome = ServerFrame::Welcome {
+        id: "p1".into(),
+        token: "secret".into(),
+        room: "lobby".into(),
+        peers: Vec::new(),
+        ice_servers: vec![IceServerInfo {
+            urls: vec!["turn:198.51.100.1:3478".into()],
+            username: Some("1767225600:p1".into()),
+            credential: Some("c2VjcmV0".into()),
+        }],
+    };
+    let expected = json!({"type":"welcome","id":"p1","token":"secret","room":"lobby","peers":[],
+        "ice_servers":[{"urls":["turn:198.51.100.1:3478"],"username":"1767225600:p1","credential":"c2VjcmV0"}]});
+    same_json(&welcome.to_json(), expected.clone());
+    assert_eq!(ServerFrame::parse(&expected.to_string()).unwrap(), welcome);
+    // A browser's RTCIceServer may name one URL as a plain string.
+    let one = r#"{"type":"welcome","id":"p1","token":"t","room":"r","peers":[],"ice_servers":[{"urls":"stun:198.51.100.1:3478"}]}"#;
+    match ServerFrame::parse(one).unwrap() {
+        ServerFrame::Welcome { ice_servers, .. } => {
+            assert_eq!(
+                ice_servers[0].urls,
+                vec!["stun:198.51.100.1:3478".to_owned()]
+            );
+            assert_eq!(ice_servers[0].username, None);
+        }
+        other => panic!("not a welcome: {other:?}"),
+    }
     same_json(
         &ServerFrame::PeerJoined {
             peer: PeerInfo {

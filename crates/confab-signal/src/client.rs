@@ -3,7 +3,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use confab_proto::{ClientFrame, ErrorCode, FrameError, Join, PeerInfo, ServerFrame};
+use confab_proto::{
+    ClientFrame, ErrorCode, FrameError, IceServerInfo, Join, PeerInfo, ServerFrame,
+};
 use futures_util::{SinkExt, StreamExt};
 use rustls_pki_types::CertificateDer;
 use tokio::net::TcpStream;
@@ -36,6 +38,8 @@ pub struct Welcome {
     pub token: String,
     pub room: String,
     pub peers: Vec<PeerInfo>,
+    /// STUN and TURN servers the server offers for this room's connections.
+    pub ice_servers: Vec<IceServerInfo>,
 }
 
 /// Why a signaling operation failed.
@@ -114,11 +118,13 @@ impl SignalClient {
                 token,
                 room,
                 peers,
+                ice_servers,
             } => Ok(Welcome {
                 id,
                 token,
                 room,
                 peers,
+                ice_servers,
             }),
             ServerFrame::Error { code, message } => Err(ClientError::Refused { code, message }),
             other => Err(ClientError::Unexpected(other.to_json())),

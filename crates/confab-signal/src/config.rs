@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use crate::ice::IceConfig;
 use crate::tls::TlsConfig;
 
 /// How a signaling server behaves. `Default` gives the documented defaults.
@@ -27,6 +28,8 @@ pub struct ServerConfig {
     pub ping_interval: Duration,
     /// Serve `wss://` and `https://` instead of plain text.
     pub tls: Option<TlsConfig>,
+    /// The STUN and TURN servers every `welcome` hands out.
+    pub ice: IceConfig,
 }
 
 impl Default for ServerConfig {
@@ -43,6 +46,7 @@ impl Default for ServerConfig {
             resume_grace: Duration::from_secs(30),
             ping_interval: Duration::from_secs(10),
             tls: None,
+            ice: IceConfig::default(),
         }
     }
 }

@@ -5,6 +5,8 @@
 //!   a background task for the desktop app's "host a server" toggle and for tests.
 //! - [`config`]: the limits, each with a sane default ([`ServerConfig`]).
 //! - [`client`]: [`SignalClient`]: connect, join, send, receive, with typed errors.
+//! - [`ice`]: the STUN and TURN servers a `welcome` hands out, with short-lived TURN
+//!   credentials ([`IceConfig`]).
 //! - `registry`: room membership, passwords, resume tokens and grace periods as plain data
 //!   with no IO and no clock, so its rules are tested in microseconds.
 //! - `session`: one task per WebSocket: limits, keepalive, and the registry's decisions.
@@ -15,6 +17,7 @@
 pub mod client;
 pub mod config;
 mod http;
+pub mod ice;
 mod metrics;
 mod password;
 mod rate_limit;
@@ -25,5 +28,6 @@ pub mod tls;
 
 pub use client::{ClientError, ClientOptions, SignalClient, Welcome};
 pub use config::ServerConfig;
+pub use ice::{IceConfig, IceConfigError};
 pub use server::{ServerError, ServerHandle, ServerState, run};
 pub use tls::{TlsConfig, TlsError};

@@ -201,6 +201,7 @@ impl<C: Conn> Registry<C> {
             token: secrets.token.clone(),
             room: join.room.clone(),
             peers: peer_infos(room, &id),
+            ice_servers: Vec::new(),
         };
         room.members.insert(
             id,
@@ -256,6 +257,7 @@ impl<C: Conn> Registry<C> {
             token,
             room: key.room.clone(),
             peers,
+            ice_servers: Vec::new(),
         }];
         replies.extend(pending);
         Ok(Joined {

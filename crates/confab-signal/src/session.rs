@@ -346,7 +346,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
                     // The welcome and any kept signals go through this socket's own queue,
                     // ahead of anything the others can send it from now on.
                     for frame in &joined.replies {
-                        self.conn.deliver(frame);
+                        self.conn.deliver(&self.with_ice_servers(frame));
                     }
                     for delivery in &joined.notify {
                         delivery.to.deliver(&delivery.frame);
@@ -368,6 +368,31 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
                 self.strike(refusal.code, refusal.message).await
             }
             Err(refusal) => self.refuse(refusal.code, refusal.message).await,
+        }
+    }
+
+    /// A `welcome` gets this server's ICE servers with credentials fresh for its peer id
+    /// (the registry has no clock); other frames go as they are.
+    fn with_ice_servers<'a>(&self, frame: &'a ServerFrame) -> std::borrow::Cow<'a, ServerFrame> {
+        match frame {
+            ServerFrame::Welcome {
+                id,
+                token,
+                room,
+                peers,
+                ..
+            } => std::borrow::Cow::Owned(ServerFrame::Welcome {
+                id: id.clone(),
+                token: token.clone(),
+                room: room.clone(),
+                peers: peers.clone(),
+                ice_servers: self
+                    .shared
+                    .config
+                    .ice
+                    .servers_for(id, std::time::SystemTime::now()),
+            }),
+            other => std::borrow::Cow::Borrowed(other),
         }
     }
 

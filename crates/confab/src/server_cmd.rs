@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::Args;
-use confab_signal::{ServerConfig, TlsConfig};
+use confab_signal::{IceConfig, ServerConfig, TlsConfig};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tracing::info;
@@ -56,6 +56,17 @@ pub(crate) struct ServerArgs {
     /// PEM private key for --tls-cert.
     #[arg(long, requires = "tls_cert", value_name = "PATH")]
     tls_key: Option<PathBuf>,
+
+    /// A STUN or TURN server to hand to every peer in its `welcome` (`stun:HOST:PORT`,
+    /// `turn:HOST:PORT`, `turns:HOST:PORT`); repeatable. TURN URLs get short-lived
+    /// credentials made with --turn-secret-file.
+    #[arg(long = "turn-url", value_name = "URL")]
+    turn_urls: Vec<String>,
+
+    /// A file holding the TURN servers' shared secret (coturn's `static-auth-secret`
+    /// with `use-auth-secret`); surrounding whitespace is ignored.
+    #[arg(long, value_name = "PATH")]
+    turn_secret_file: Option<PathBuf>,
 }
 
 fn seconds(text: &str) -> Result<Duration, String> {
@@ -74,6 +85,16 @@ impl ServerArgs {
             (Some(cert), Some(key)) => Some(TlsConfig::from_pem_files(cert, key)?),
             _ => None,
         };
+        let secret = match &self.turn_secret_file {
+            Some(path) => Some(
+                std::fs::read_to_string(path)
+                    .with_context(|| format!("cannot read {}", path.display()))?
+                    .trim()
+                    .to_owned(),
+            ),
+            None => None,
+        };
+        let ice = IceConfig::new(&self.turn_urls, secret).context("--turn-url")?;
         let mut config = ServerConfig::default();
         config.max_frame = self.max_frame;
         config.max_room_peers = self.max_room_peers;
@@ -84,6 +105,7 @@ impl ServerArgs {
         config.resume_grace = self.resume_grace;
         config.ping_interval = self.ping_interval;
         config.tls = tls;
+        config.ice = ice;
         Ok(config)
     }
 }

@@ -1,0 +1,163 @@
+//! The STUN and TURN servers every `welcome` hands out (PROTOCOL.md, "ICE servers"), with
+//! TURN credentials in the TURN REST convention that coturn's `use-auth-secret` checks:
+//! `username` is `EXPIRY:PEER_ID` and `credential` is base64(HMAC-SHA1(secret, username)).
+//! Nothing long-lived ever reaches a peer: a credential stops working at its expiry.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use base64::Engine as _;
+use confab_proto::IceServerInfo;
+use hmac::{Hmac, Mac};
+use sha1::Sha1;
+
+/// How long a handed-out TURN credential works. The protocol asks for at least 12 h; a day
+/// covers a long call started just before the next welcome would have refreshed it.
+pub const CREDENTIAL_LIFETIME: Duration = Duration::from_secs(24 * 3600);
+
+/// The ICE servers a signaling server offers its peers.
+#[derive(Clone, Default)]
+#[non_exhaustive]
+pub struct IceConfig {
+    /// `stun:` URLs, handed out as they are.
+    pub stun_urls: Vec<String>,
+    /// `turn:`/`turns:` URLs sharing `secret`, handed out with fresh credentials.
+    pub turn_urls: Vec<String>,
+    /// The shared secret of the TURN servers (coturn's `static-auth-secret`).
+    pub turn_secret: Option<String>,
+}
+
+impl std::fmt::Debug for IceConfig {
+    /// Never prints the secret.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IceConfig")
+            .field("stun_urls", &self.stun_urls)
+            .field("turn_urls", &self.turn_urls)
+            .field("turn_secret", &self.turn_secret.as_ref().map(|_| "…"))
+            .finish()
+    }
+}
+
+/// Why a list of ICE server URLs cannot be offered.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum IceConfigError {
+    #[error("`{0}` is not a stun:, turn: or turns: URL")]
+    BadUrl(String),
+    #[error("TURN URLs need the relay's shared secret (--turn-secret-file)")]
+    NoSecret,
+    #[error("the TURN shared secret is empty")]
+    EmptySecret,
+}
+
+impl IceConfig {
+    /// Sorts `urls` into STUN and TURN ones; TURN ones need `secret`.
+    pub fn new(urls: &[String], secret: Option<String>) -> Result<Self, IceConfigError> {
+        let mut config = Self::default();
+        for url in urls {
+            match url.split_once(':').map(|(scheme, _)| scheme) {
+                Some("stun" | "stuns") => config.stun_urls.push(url.clone()),
+                Some("turn" | "turns") => config.turn_urls.push(url.clone()),
+                _ => return Err(IceConfigError::BadUrl(url.clone())),
+            }
+        }
+        match secret {
+            Some(secret) if secret.is_empty() => return Err(IceConfigError::EmptySecret),
+            None if !config.turn_urls.is_empty() => return Err(IceConfigError::NoSecret),
+            secret => config.turn_secret = secret,
+        }
+        Ok(config)
+    }
+
+    /// What `welcome` carries for `peer_id` at `now`: empty when nothing is configured.
+    pub fn servers_for(&self, peer_id: &str, now: SystemTime) -> Vec<IceServerInfo> {
+        let mut servers = Vec::new();
+        if !self.stun_urls.is_empty() {
+            servers.push(IceServerInfo {
+                urls: self.stun_urls.clone(),
+                username: None,
+                credential: None,
+            });
+        }
+        if let Some(secret) = &self.turn_secret
+            && !self.turn_urls.is_empty()
+        {
+            let expiry = now
+                .checked_add(CREDENTIAL_LIFETIME)
+                .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+                .map_or(0, |d| d.as_secs());
+            let username = format!("{expiry}:{peer_id}");
+            servers.push(IceServerInfo {
+                urls: self.turn_urls.clone(),
+                credential: Some(rest_credential(secret, &username)),
+                username: Some(username),
+            });
+        }
+        servers
+    }
+}
+
+/// base64(HMAC-SHA1(secret, username)), as coturn computes it for `use-auth-secret`.
+pub fn rest_credential(secret: &str, username: &str) -> String {
+    // HMAC takes a key of any length: `new_from_slice` cannot fail for it.
+    let mut mac = match Hmac::<Sha1>::new_from_slice(secret.as_bytes()) {
+        Ok(mac) => mac,
+        Err(_) => return String::new(),
+    };
+    mac.update(username.as_bytes());
+    base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn credentials_follow_the_turn_rest_convention() {
+        // RFC 2202's second HMAC-SHA1 test case, in base64.
+        assert_eq!(
+            rest_credential("Jefe", "what do ya want for nothing?"),
+            "7/zfauXrL6LSdBbV8YTfnCWafHk="
+        );
+        let config = IceConfig::new(
+            &[
+                "stun:198.51.100.1:3478".into(),
+                "turn:198.51.100.1:3478".into(),
+            ],
+            Some("s3cret".into()),
+        )
+        .unwrap();
+        let now = UNIX_EPOCH + Duration::from_secs(1_000_000);
+        let servers = config.servers_for("p7", now);
+        assert_eq!(servers.len(), 2);
+        assert_eq!(servers[0].urls, vec!["stun:198.51.100.1:3478".to_owned()]);
+        assert_eq!(servers[0].username, None);
+        let username = servers[1].username.clone().unwrap();
+        assert_eq!(username, format!("{}:p7", 1_000_000 + 24 * 3600));
+        assert_eq!(
+            servers[1].credential.as_deref(),
+            Some(rest_credential("s3cret", &username).as_str())
+        );
+    }
+
+    #[test]
+    fn turn_needs_a_secret_and_urls_need_a_scheme() {
+        assert_eq!(
+            IceConfig::new(&["turn:h:3478".into()], None).unwrap_err(),
+            IceConfigError::NoSecret
+        );
+        assert_eq!(
+            IceConfig::new(&["turn:h:3478".into()], Some(String::new())).unwrap_err(),
+            IceConfigError::EmptySecret
+        );
+        assert!(matches!(
+            IceConfig::new(&["http://h".into()], None),
+            Err(IceConfigError::BadUrl(_))
+        ));
+        assert!(
+            IceConfig::default()
+                .servers_for("p1", SystemTime::now())
+                .is_empty()
+        );
+    }
+}

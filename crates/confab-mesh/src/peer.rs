@@ -254,6 +254,8 @@ struct Peer {
     negotiation: Negotiation,
     has_remote_description: bool,
     early_candidates: Vec<RTCIceCandidateInit>,
+    /// The remote's signalled candidates, address to type, for `stats`.
+    signalled: HashMap<String, String>,
     chat: Option<Arc<dyn DataChannel>>,
     chat_open: bool,
     /// Messages given before the chat channel opened (a call accept to a peer whose channel
@@ -309,6 +311,7 @@ async fn run(setup: PeerSetup, mut inputs: mpsc::UnboundedReceiver<PeerInput>) {
         pc,
         has_remote_description: false,
         early_candidates: Vec::new(),
+        signalled: HashMap::new(),
         chat: None,
         chat_open: false,
         early_out: Vec::new(),
@@ -605,6 +608,9 @@ impl Peer {
             self.log(LogLevel::Debug, "remote end of candidates");
             return;
         };
+        if let Some((addr, kind)) = stats::address_and_type(&candidate.candidate) {
+            self.signalled.insert(addr, kind);
+        }
         self.log(
             LogLevel::Debug,
             format!("remote candidate {}", candidate.candidate),
@@ -1025,7 +1031,9 @@ impl Peer {
     }
 
     async fn report_stats(&self) {
-        let pair = stats::selected_pair(self.pc.as_ref()).await;
+        let pair = stats::selected_pair(self.pc.as_ref())
+            .await
+            .map(|p| p.with_signalled_types(&self.signalled));
         self.emit(Event::Stats {
             peer: self.setup.remote_id.clone(),
             rtt_ms: pair.as_ref().map_or(0.0, |p| p.rtt_ms),
@@ -1039,7 +1047,10 @@ impl Peer {
     }
 
     async fn log_selected_pair(&self) {
-        if let Some(pair) = stats::selected_pair(self.pc.as_ref()).await {
+        if let Some(pair) = stats::selected_pair(self.pc.as_ref())
+            .await
+            .map(|p| p.with_signalled_types(&self.signalled))
+        {
             self.log(
                 LogLevel::Info,
                 format!(

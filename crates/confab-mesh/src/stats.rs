@@ -55,6 +55,35 @@ impl SelectedPair {
     }
 }
 
+impl SelectedPair {
+    /// A remote end first met as peer-reflexive (its check came before its candidate was
+    /// signalled) takes the type it was signalled with: the library keeps calling it
+    /// `prflx`, which would name a direct host path as one through a NAT.
+    pub(crate) fn with_signalled_types(
+        mut self,
+        signalled: &std::collections::HashMap<String, String>,
+    ) -> Self {
+        if self.remote.kind == "prflx"
+            && let Some(kind) = signalled.get(&self.remote.addr)
+        {
+            self.remote.kind = kind.clone();
+        }
+        self
+    }
+}
+
+/// `ADDRESS:PORT` and type of a candidate line (`candidate:F C PROTO PRIO ADDR PORT typ
+/// TYPE ...`), if it has that shape.
+pub(crate) fn address_and_type(line: &str) -> Option<(String, String)> {
+    let fields: Vec<&str> = line.split_whitespace().collect();
+    match fields.as_slice() {
+        [_, _, _, _, addr, port, "typ", kind, ..] => {
+            Some((format!("{addr}:{port}"), (*kind).to_owned()))
+        }
+        _ => None,
+    }
+}
+
 /// The nominated pair of `pc`, if it has one.
 pub(crate) async fn selected_pair(pc: &dyn PeerConnection) -> Option<SelectedPair> {
     let report = pc
@@ -96,6 +125,7 @@ pub(crate) async fn selected_pair(pc: &dyn PeerConnection) -> Option<SelectedPai
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
     use super::*;
 
     fn end(kind: &str, relay_protocol: Option<&str>) -> Candidate {
@@ -134,6 +164,23 @@ mod tests {
                 "{local} -> {remote}"
             );
         }
+    }
+
+    #[test]
+    fn a_prflx_remote_takes_its_signalled_type() {
+        let line = "candidate:1 1 udp 2130706431 198.51.100.7 40000 typ host";
+        let (addr, kind) = address_and_type(line).unwrap();
+        assert_eq!(
+            (addr.as_str(), kind.as_str()),
+            ("198.51.100.7:40000", "host")
+        );
+        let signalled = std::collections::HashMap::from([(addr, kind)]);
+        let seen = pair(end("host", None), end("prflx", None)).with_signalled_types(&signalled);
+        assert_eq!(seen.path_type(), "host");
+        let unknown = pair(end("host", None), end("prflx", None))
+            .with_signalled_types(&std::collections::HashMap::new());
+        assert_eq!(unknown.path_type(), "prflx");
+        assert_eq!(address_and_type("nonsense"), None);
     }
 
     #[test]

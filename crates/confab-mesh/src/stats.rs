@@ -103,7 +103,7 @@ pub(crate) async fn selected_pair(pc: &dyn PeerConnection) -> Option<SelectedPai
                 let relay_protocol = serde_json::to_value(c.relay_protocol)
                     .ok()
                     .and_then(|v| v.as_str().map(str::to_owned))
-                    .filter(|p| !p.is_empty() && p != "unspecified");
+                    .filter(|p| !p.is_empty() && !p.eq_ignore_ascii_case("unspecified"));
                 Some(Candidate {
                     kind: c.candidate_type.to_string(),
                     addr: format!("{}:{}", c.address.clone().unwrap_or_default(), c.port),

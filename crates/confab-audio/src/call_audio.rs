@@ -137,6 +137,11 @@ impl Capture {
         self.muted = muted;
     }
 
+    /// Frames the source could not fill in time, so far.
+    pub fn underruns(&self) -> u64 {
+        self.source.as_ref().map_or(0, |s| s.underruns())
+    }
+
     /// One 20 ms frame. An error means the source is gone: the capture is receive-only
     /// from then on, and the caller says so.
     pub fn tick(&mut self) -> Result<Captured, AudioError> {

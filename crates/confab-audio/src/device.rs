@@ -17,9 +17,25 @@ use cpal::{FromSample, Sample, SampleFormat, SizedSample, StreamConfig};
 use ringbuf::traits::{Consumer, Observer, Producer, Split};
 use ringbuf::{HeapCons, HeapProd, HeapRb};
 
+use crate::cushion::Cushion;
 use crate::io::{Sink, Source};
+use crate::priority;
 use crate::resample::RateConverter;
-use crate::{AudioError, FRAME_SAMPLES, SAMPLE_RATE};
+use crate::{AudioError, SAMPLE_RATE};
+
+/// `ms` milliseconds of samples at `rate`.
+fn samples(rate: u32, ms: u32) -> usize {
+    (u64::from(rate) * u64::from(ms) / 1000) as usize
+}
+
+/// A margin for a ring at `rate`, starting at `floor_ms`.
+fn cushion(rate: u32, floor_ms: u32) -> Cushion {
+    Cushion::new(
+        samples(rate, floor_ms),
+        samples(rate, MARGIN_STEP_MS),
+        samples(rate, MARGIN_MOST_MS),
+    )
+}
 
 /// Device buffers of 20 ms (Pulse's default is two seconds): with 10 ms, a busy machine
 /// misses the sound server's deadlines audibly more often.
@@ -27,18 +43,17 @@ const DEVICE_BUFFER_MS: u32 = 20;
 /// The rings hold half a second at the highest rate a device may run at (two seconds at
 /// 48 kHz); the engine keeps them far emptier than that.
 const RING_MS: u32 = 500;
-/// Capture starts handing out frames once this much is buffered (25 ms), so that the
-/// irregular pieces Pulse delivers do not leave gaps at each 20 ms tick. (30 ms cost 20 ms
-/// more round trip in voice-bench and bought nothing the device tests could hear.)
-const CAPTURE_CUSHION: usize = FRAME_SAMPLES + FRAME_SAMPLES / 4;
-/// More than this waiting (a device clock faster than ours) is cut back to the cushion.
-const CAPTURE_MOST: usize = FRAME_SAMPLES * 4;
-/// Playback starts (and starts again after running dry) with this much queued: one device
-/// buffer.
-const PLAYBACK_CUSHION_MS: u32 = 20;
-/// Playback queued beyond this (a device that started late, or a clock slower than ours)
-/// is skipped back to the cushion.
-const PLAYBACK_MOST_MS: u32 = 80;
+/// The margins kept beyond one request (see `cushion`): the capture's starts at 5 ms and
+/// the playback's at 10 ms (its requests are the sound server's, less regular than our
+/// tick), each growing by 5 ms per underrun up to 60 ms.
+const CAPTURE_MARGIN_MS: u32 = 5;
+const PLAYBACK_MARGIN_MS: u32 = 10;
+const MARGIN_STEP_MS: u32 = 5;
+const MARGIN_MOST_MS: u32 = 60;
+/// Queued beyond request and margin by more than this (a device clock faster than ours on
+/// capture, one slower or a late start on playback) is cut back to the margin at once: one
+/// small skip rather than delay that builds up.
+const EXCESS_MS: u32 = 60;
 /// A stream without a callback for this long is gone. (An idle PulseAudio null sink can
 /// take two seconds to start a stream.)
 const STALLED_AFTER: Duration = Duration::from_secs(3);
@@ -194,14 +209,16 @@ fn find(
 }
 
 /// Why a stream failed, set from cpal's error callback (not the audio callback: a lock is
-/// fine there) and read by the engine; and a count of the audio callbacks, by which the
+/// fine there) and read by the engine; a count of the audio callbacks, by which the
 /// engine notices a stream that stopped without a word (a sound server drops a stream
-/// whose device was unplugged, and cpal's Pulse host does not say so).
+/// whose device was unplugged, and cpal's Pulse host does not say so); and the playback
+/// callback's underruns.
 #[derive(Debug, Default)]
 struct Health {
     failed: AtomicBool,
     reason: Mutex<String>,
     callbacks: AtomicU64,
+    underruns: AtomicU64,
 }
 
 /// The engine's watch on a stream's callbacks. Time is passed in.
@@ -419,9 +436,14 @@ where
     let channels = usize::from(config.channels).max(1);
     let scale = 1.0 / channels as f32;
     let alive = health.clone();
+    let mut promoted = false;
     device.build_input_stream::<T, _, _>(
         config,
         move |data: &[T], _| {
+            if !promoted {
+                promoted = true;
+                priority::promote_current_thread("the microphone", frames(data, channels));
+            }
             alive.callbacks.fetch_add(1, Relaxed);
             // Down to mono, straight into the ring: no lock, no allocation.
             for frame in data.chunks_exact(channels) {
@@ -461,38 +483,45 @@ where
     T: SizedSample + FromSample<f32>,
 {
     let channels = usize::from(config.channels).max(1);
-    let cushion = (config.sample_rate * PLAYBACK_CUSHION_MS / 1000) as usize;
-    let most_queued = (config.sample_rate * PLAYBACK_MOST_MS / 1000) as usize;
+    let excess = samples(config.sample_rate, EXCESS_MS);
+    let mut cushion = cushion(config.sample_rate, PLAYBACK_MARGIN_MS);
     let mut primed = false;
+    let mut promoted = false;
     let alive = health.clone();
     device.build_output_stream::<T, _, _>(
         config,
         move |data: &mut [T], _| {
+            if !promoted {
+                promoted = true;
+                priority::promote_current_thread("the speaker", frames(data, channels));
+            }
             alive.callbacks.fetch_add(1, Relaxed);
-            // Frames arrive 20 ms at a time while the device asks for 10 ms: playing starts
-            // once a cushion is queued, so its requests never find the ring just empty.
-            if !primed && ring.occupied_len() < cushion {
+            let request = data.len() / channels;
+            let wanted = request + cushion.margin();
+            // Frames arrive 20 ms at a time on our clock, requests on the sound server's:
+            // playing starts once a request and the margin are queued, so that the jitter
+            // between the two does not find the ring just empty.
+            if !primed && ring.occupied_len() < wanted {
                 data.fill(T::EQUILIBRIUM);
                 return;
             }
             primed = true;
-            // More queued than we allow (the device started late, or its clock is slower
-            // than ours): jump back to the cushion at once, one small skip rather than a
-            // dropped frame every so often.
             let queued = ring.occupied_len();
-            if queued > most_queued {
-                ring.skip(queued - cushion);
+            if queued > wanted + excess {
+                ring.skip(queued - wanted);
+            }
+            let queued = ring.occupied_len();
+            if queued < request {
+                // Running dry: what there is, then silence; a larger margin from now on.
+                cushion.underrun();
+                alive.underruns.fetch_add(1, Relaxed);
+                primed = false;
+            } else {
+                cushion.served(queued - request);
             }
             // The same mono sample on every channel.
             for frame in data.chunks_exact_mut(channels) {
-                let sample = match ring.try_pop() {
-                    Some(sample) => sample,
-                    None => {
-                        // Ran dry: silence, and build the cushion again.
-                        primed = false;
-                        0.0
-                    }
-                };
+                let sample = ring.try_pop().unwrap_or(0.0);
                 frame.fill(T::from_sample(sample));
             }
         },
@@ -501,12 +530,18 @@ where
     )
 }
 
+/// Frames in a callback's buffer, for the scheduler's budget.
+fn frames<T>(data: &[T], channels: usize) -> u32 {
+    u32::try_from(data.len() / channels).unwrap_or(u32::MAX)
+}
+
 /// A microphone: 48 kHz mono frames from a capture device.
 pub struct DeviceSource {
     ring: HeapCons<f32>,
     converter: RateConverter,
     scratch: Vec<f32>,
     primed: bool,
+    cushion: Cushion,
     health: Arc<Health>,
     watchdog: Watchdog,
     name: String,
@@ -538,6 +573,7 @@ impl DeviceSource {
             converter: RateConverter::new(opened.rate, SAMPLE_RATE)?,
             scratch: vec![0.0; 4096],
             primed: false,
+            cushion: cushion(SAMPLE_RATE, CAPTURE_MARGIN_MS),
             health,
             watchdog: Watchdog::new(Instant::now()),
             name: opened.name,
@@ -557,18 +593,32 @@ impl Source for DeviceSource {
             }
             self.converter.push(&self.scratch[..n])?;
         }
-        if self.converter.available() > CAPTURE_MOST {
-            self.converter.trim_to(CAPTURE_CUSHION);
+        // Pieces arrive on the sound server's clock, frames leave on our tick: a frame goes
+        // out once one and the margin are buffered.
+        let wanted = frame.len() + self.cushion.margin();
+        let available = self.converter.available();
+        if available > wanted + samples(SAMPLE_RATE, EXCESS_MS) {
+            self.converter.trim_to(wanted);
         }
-        if !self.primed && self.converter.available() < CAPTURE_CUSHION {
+        if !self.primed && available < wanted {
             frame.fill(0.0);
             return Ok(());
         }
         let got = self.converter.pull(frame);
         frame[got..].fill(0.0);
-        // Ran dry: wait for a cushion again rather than stutter frame by frame.
-        self.primed = got == frame.len();
+        if got == frame.len() {
+            self.primed = true;
+            self.cushion.served(self.converter.available());
+        } else {
+            // Ran dry: wait for the (larger) margin again rather than stutter frame by frame.
+            self.primed = false;
+            self.cushion.underrun();
+        }
         Ok(())
+    }
+
+    fn underruns(&self) -> u64 {
+        self.cushion.underruns()
     }
 
     fn is_microphone(&self) -> bool {
@@ -644,6 +694,10 @@ impl Sink for DeviceSink {
 
     fn device_name(&self) -> Option<&str> {
         Some(&self.name)
+    }
+
+    fn underruns(&self) -> u64 {
+        self.health.underruns.load(Relaxed)
     }
 }
 

@@ -23,6 +23,11 @@ pub trait Source: Send {
     fn device_name(&self) -> Option<&str> {
         None
     }
+
+    /// Frames a device could not fill in time, so far.
+    fn underruns(&self) -> u64 {
+        0
+    }
 }
 
 /// Takes 48 kHz mono frames.
@@ -34,6 +39,11 @@ pub trait Sink: Send {
     /// The sound device's name, for a device.
     fn device_name(&self) -> Option<&str> {
         None
+    }
+
+    /// Requests a device found the queue short for, so far.
+    fn underruns(&self) -> u64 {
+        0
     }
 }
 

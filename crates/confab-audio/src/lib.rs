@@ -11,7 +11,9 @@
 //! - [`dsp`]: levels (RMS dBFS), mixing, test tones, and a Goertzel detector.
 //! - [`wav`]: WAV files as a source (looped) and a sink.
 //! - [`device`]: sound devices through cpal (PulseAudio, else ALSA): listing, a microphone
-//!   source and a speaker sink, fed through lock-free rings.
+//!   source and a speaker sink, fed through lock-free rings whose margins grow with the
+//!   underruns they meet (`cushion`).
+//! - [`priority`]: real-time scheduling for the sound threads.
 //! - [`resample`]: a device's native rate to and from 48 kHz (rubato).
 //! - [`denoise`]: noise suppression of the microphone (RNNoise, in pure Rust).
 //! - [`echo`]: echo cancellation of the microphone (WebRTC's AEC3, in pure Rust).
@@ -22,12 +24,14 @@
 
 pub mod call_audio;
 pub mod codec;
+mod cushion;
 pub mod denoise;
 pub mod device;
 pub mod dsp;
 pub mod echo;
 pub mod io;
 pub mod jitter;
+pub mod priority;
 pub mod resample;
 pub mod wav;
 

@@ -11,9 +11,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use confab_audio::AudioError;
 use confab_audio::call_audio::{Capture, Mixer};
 use confab_audio::io::{Discard, Sink, Source, open_sink, open_source};
+use confab_audio::{AudioError, FRAME_SAMPLES};
 use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio::time::{Instant, MissedTickBehavior};
 
@@ -22,6 +22,8 @@ use crate::peer::VoicePacket;
 
 /// Packets waiting for a peer's track writer; a writer further behind skips ahead.
 const PACKET_QUEUE: usize = 50;
+/// Device underruns are logged at most this often: every 500 ticks, 10 s.
+const UNDERRUN_REPORT_TICKS: u64 = 500;
 
 #[derive(Debug)]
 enum Control {
@@ -74,6 +76,11 @@ impl Engine {
         let spawned = std::thread::Builder::new()
             .name("confab-audio".to_owned())
             .spawn(move || {
+                // The ticks must keep time when other programs keep every core busy.
+                confab_audio::priority::promote_current_thread(
+                    "the audio engine",
+                    FRAME_SAMPLES as u32,
+                );
                 let runtime = match tokio::runtime::Builder::new_current_thread()
                     .enable_time()
                     .build()
@@ -101,6 +108,8 @@ impl Engine {
                     muted: false,
                     noise_suppression: true,
                     echo_cancellation: true,
+                    ticks: 0,
+                    underruns_reported: (0, 0),
                     packets: shared,
                     events,
                     opened_tx,
@@ -190,6 +199,9 @@ struct EngineTask {
     muted: bool,
     noise_suppression: bool,
     echo_cancellation: bool,
+    ticks: u64,
+    /// The input's and the output's underruns as last logged.
+    underruns_reported: (u64, u64),
     packets: broadcast::Sender<Arc<Vec<u8>>>,
     events: mpsc::UnboundedSender<Event>,
     opened_tx: mpsc::UnboundedSender<Opened>,
@@ -361,6 +373,10 @@ impl EngineTask {
     }
 
     fn tick(&mut self) {
+        self.ticks += 1;
+        if self.ticks.is_multiple_of(UNDERRUN_REPORT_TICKS) {
+            self.log_underruns();
+        }
         // Playout first: what is played now is the echo the microphone is about to hear.
         match self.mixer.tick() {
             Ok(mixed) => {
@@ -401,6 +417,23 @@ impl EngineTask {
                 }
             }
         }
+    }
+
+    /// A device that could not keep up since the last report is worth a line: its margin
+    /// grew, and the user may hear why.
+    fn log_underruns(&mut self) {
+        let input = self.capture.as_ref().map_or(0, Capture::underruns);
+        let output = self.output.underruns();
+        let (last_in, last_out) = self.underruns_reported;
+        if input > last_in || output > last_out {
+            tracing::info!(
+                "sound devices fell behind: the microphone {} times, the speaker {} times \
+                 in the last 10 s; their margins grew",
+                input.saturating_sub(last_in),
+                output.saturating_sub(last_out)
+            );
+        }
+        self.underruns_reported = (input, output);
     }
 
     fn finish_output(&mut self) {

@@ -191,6 +191,117 @@ fn real_devices_carry_tones_both_ways_and_switch_mid_call() {
     let _ = std::fs::remove_dir_all(&root);
 }
 
+/// Keeps every core busy with `per_core` spinning threads each, as a parallel build does,
+/// until dropped.
+struct Hogs {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl Hogs {
+    fn start(per_core: usize) -> Hogs {
+        use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+        let cores = std::thread::available_parallelism().map_or(2, usize::from);
+        let stop = std::sync::Arc::new(AtomicBool::new(false));
+        let threads = (0..cores * per_core)
+            .map(|_| {
+                let stop = stop.clone();
+                std::thread::spawn(move || {
+                    let mut x = 0u64;
+                    while !stop.load(Relaxed) {
+                        x = std::hint::black_box(x.wrapping_mul(6_364_136_223_846_793_005) + 1);
+                    }
+                })
+            })
+            .collect();
+        Hogs { stop, threads }
+    }
+}
+
+impl Drop for Hogs {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        for thread in self.threads.drain(..) {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// A tone's 100 ms windows in a recording, in dBFS.
+fn tone_windows(samples: &[f32], hz: f64) -> Vec<f32> {
+    samples
+        .chunks_exact(4800)
+        .map(|window| goertzel_dbfs(window, hz))
+        .collect()
+}
+
+/// With two busy threads per core, a call through real devices sounds as it does on an idle
+/// machine: each direction's tone within 3 dB of its idle level, and no more than one
+/// window in twenty (a glitch as the load starts) 6 dB down.
+#[test]
+fn tones_hold_their_level_when_every_core_is_busy() {
+    let pulse = Pulse::start(&["mic_a", "spk_a", "mic_b", "spk_b"]);
+    let env = [("PULSE_SERVER", pulse.server.as_str())];
+    let root = std::env::temp_dir().join(format!("confab-busy-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    std::fs::create_dir_all(&root).unwrap();
+    for hz in [440, 880] {
+        write_tone(&root.join(format!("{hz}.wav")), f64::from(hz), 30.0);
+    }
+    let (_server, url) = server();
+    let mut a = Process::spawn_with_env(
+        &peer_args(&url, "A", "device:mic_a.monitor", "device:spk_a"),
+        &env,
+    );
+    let a_id = connected_id(&a);
+    let mut b_args = peer_args(&url, "B", "device:mic_b.monitor", "device:spk_b");
+    b_args.push("--auto-accept-calls");
+    let mut b = Process::spawn_with_env(&b_args, &env);
+    let b_id = connected_id(&b);
+    chat_open(&a, &b_id);
+    chat_open(&b, &a_id);
+    for peer in [&mut a, &mut b] {
+        peer.send(r#"{"cmd":"set-audio","noise_suppression":false}"#);
+    }
+    let mut players = vec![
+        pulse.play("mic_a", &root.join("440.wav")),
+        pulse.play("mic_b", &root.join("880.wav")),
+    ];
+    a.send(r#"{"cmd":"call"}"#);
+    b.event(WAIT, "A's tone at B", |e| level_of(e, &a_id, -30.0));
+    a.event(WAIT, "B's tone at A", |e| level_of(e, &b_id, -30.0));
+
+    let idle = (
+        tone_level(&pulse.record("spk_b.monitor", 2.0), 440.0),
+        tone_level(&pulse.record("spk_a.monitor", 2.0), 880.0),
+    );
+    let hogs = Hogs::start(2);
+    std::thread::sleep(Duration::from_millis(500));
+    let at_b = tone_windows(&pulse.record("spk_b.monitor", 2.0), 440.0);
+    let at_a = tone_windows(&pulse.record("spk_a.monitor", 2.0), 880.0);
+    drop(hogs);
+    for (side, idle, windows) in [("B", idle.0, &at_b), ("A", idle.1, &at_a)] {
+        let mut sorted = windows.clone();
+        sorted.sort_by(f32::total_cmp);
+        let median = sorted[sorted.len() / 2];
+        let down = windows.iter().filter(|l| **l < idle - 6.0).count();
+        eprintln!("at {side}: idle {idle:.1} dBFS, busy {median:.1}, {down} windows 6 dB down");
+        assert!(idle > -16.0, "at {side}: {idle} dBFS on an idle machine");
+        assert!((median - idle).abs() < 3.0, "at {side}: {windows:?}");
+        assert!(down <= 1, "at {side}: {windows:?}");
+    }
+
+    for peer in [&mut a, &mut b] {
+        peer.send(r#"{"cmd":"quit"}"#);
+        assert!(peer.child.wait().unwrap().success());
+    }
+    for player in &mut players {
+        let _ = player.kill();
+        let _ = player.wait();
+    }
+    let _ = std::fs::remove_dir_all(&root);
+}
+
 /// No sound server and no sound card: asking for the default microphone is a clear error
 /// when the call needs it, and the call goes on receive-only.
 #[test]

@@ -609,7 +609,7 @@ impl Peer {
             return;
         };
         if let Some((addr, kind)) = stats::address_and_type(&candidate.candidate) {
-            self.signalled.insert(addr, kind);
+            stats::remember_signalled(&mut self.signalled, addr, kind);
         }
         self.log(
             LogLevel::Debug,

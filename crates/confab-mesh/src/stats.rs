@@ -1,7 +1,10 @@
-//! The selected candidate pair of a connection, read from the library's stats report, and
+//! The selected candidate pair of a connection, read from its ICE transport and the
+//! library's stats report, and
 //! what kind of path it is (PEER-API.md `stats`).
 
-use webrtc::peer_connection::{PeerConnection, RTCStatsReportEntry, StatsSelector};
+use webrtc::peer_connection::{
+    PeerConnection, RTCIceCandidate, RTCStatsReportEntry, StatsSelector,
+};
 
 /// The pair a connection sends on, as `stats` reports it.
 #[derive(Debug, Clone, PartialEq)]
@@ -84,43 +87,59 @@ pub(crate) fn address_and_type(line: &str) -> Option<(String, String)> {
     }
 }
 
-/// The nominated pair of `pc`, if it has one.
+/// Notes a signalled candidate's type under its address. A host with no NAT in front of it
+/// signals the same address twice, as `host` and as `srflx` (the STUN server saw it
+/// unchanged): the most direct type wins.
+pub(crate) fn remember_signalled(
+    signalled: &mut std::collections::HashMap<String, String>,
+    addr: String,
+    kind: String,
+) {
+    let directness = |kind: &str| match kind {
+        "host" => 0,
+        "srflx" | "prflx" => 1,
+        _ => 2,
+    };
+    let known = signalled.get(&addr).map(|k| directness(k));
+    if known.is_none_or(|known| directness(&kind) < known) {
+        signalled.insert(addr, kind);
+    }
+}
+
+/// The selected pair of `pc`, if ICE has chosen one. Its two ends come from the ICE
+/// transport: the stats report lists only candidates that were signalled or gathered, not a
+/// peer-reflexive remote learned from a check nor a relayed local one, so a pair through a
+/// NAT or a relay would find no ends there. The report gives the pair's counters.
 pub(crate) async fn selected_pair(pc: &dyn PeerConnection) -> Option<SelectedPair> {
+    let ice = pc.sctp().await?.transport().ice_transport();
+    let pair = ice.get_selected_candidate_pair().await.ok()??;
     let report = pc
         .get_stats(std::time::Instant::now(), StatsSelector::None)
         .await;
-    let pair = report.iter().find_map(|entry| match entry {
+    let counters = report.iter().find_map(|entry| match entry {
         RTCStatsReportEntry::IceCandidatePair(pair) if pair.nominated => Some(pair),
         _ => None,
-    })?;
-    // The pair names its candidates by their own ids, which the report's entry ids end
-    // with (the report prefixes them with the entry type).
-    let candidate = |id: &str| {
-        report.iter().find_map(|entry| match entry {
-            RTCStatsReportEntry::LocalCandidate(c) | RTCStatsReportEntry::RemoteCandidate(c)
-                if entry.id().ends_with(id) =>
-            {
-                let relay_protocol = serde_json::to_value(c.relay_protocol)
-                    .ok()
-                    .and_then(|v| v.as_str().map(str::to_owned))
-                    .filter(|p| !p.is_empty() && !p.eq_ignore_ascii_case("unspecified"));
-                Some(Candidate {
-                    kind: c.candidate_type.to_string(),
-                    addr: format!("{}:{}", c.address.clone().unwrap_or_default(), c.port),
-                    protocol: c.protocol.to_lowercase(),
-                    relay_protocol,
-                })
-            }
-            _ => None,
-        })
-    };
+    });
     Some(SelectedPair {
-        rtt_ms: pair.current_round_trip_time * 1000.0,
-        bytes_sent: pair.bytes_sent,
-        bytes_received: pair.bytes_received,
-        local: candidate(&pair.local_candidate_id)?,
-        remote: candidate(&pair.remote_candidate_id)?,
+        rtt_ms: counters.map_or(0.0, |c| c.current_round_trip_time * 1000.0),
+        bytes_sent: counters.map_or(0, |c| c.bytes_sent),
+        bytes_received: counters.map_or(0, |c| c.bytes_received),
+        local: candidate(pair.local()),
+        remote: candidate(pair.remote()),
     })
+}
+
+fn candidate(c: &RTCIceCandidate) -> Candidate {
+    let relay_protocol = serde_json::to_value(c.relay_protocol)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .filter(|p| !p.is_empty() && !p.eq_ignore_ascii_case("unspecified"));
+    Candidate {
+        kind: c.typ.to_string(),
+        addr: format!("{}:{}", c.address, c.port),
+        protocol: c.protocol.to_string().to_lowercase(),
+        relay_protocol,
+    }
 }
 
 #[cfg(test)]
@@ -135,6 +154,19 @@ mod tests {
             protocol: "udp".into(),
             relay_protocol: relay_protocol.map(str::to_owned),
         }
+    }
+
+    #[test]
+    fn an_address_signalled_as_host_and_srflx_stays_host() {
+        let mut signalled = std::collections::HashMap::new();
+        let addr = "192.168.50.2:5000".to_owned();
+        remember_signalled(&mut signalled, addr.clone(), "host".into());
+        remember_signalled(&mut signalled, addr.clone(), "srflx".into());
+        assert_eq!(signalled[&addr], "host");
+        let relayed = "198.51.100.2:6000".to_owned();
+        remember_signalled(&mut signalled, relayed.clone(), "relay".into());
+        remember_signalled(&mut signalled, relayed.clone(), "srflx".into());
+        assert_eq!(signalled[&relayed], "srflx");
     }
 
     fn pair(local: Candidate, remote: Candidate) -> SelectedPair {

@@ -1,0 +1,241 @@
+// `confab peer` across real (namespaced) networks: a LAN, NATs of both kinds, a TURN relay
+// (coturn), no path at all, and random loss. Run through run.sh, which builds the lab
+// (lab.sh), starts coturn and two signaling servers in it, and sets the environment.
+
+import assert from 'node:assert/strict';
+import { createHash, createHmac, randomBytes } from 'node:crypto';
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join as joinPath } from 'node:path';
+import { afterEach, beforeEach, test } from 'node:test';
+
+import { chatOnce, step, uniqueRoom, waitForMesh } from '../browser/lib.mjs';
+import { LabPeer, inNs, knob, lab, turnCredentials } from './peers.mjs';
+
+const here = new URL('.', import.meta.url).pathname;
+const opened = [];
+
+beforeEach(() => knob('reset')); // plain endpoint-independent NATs, no drops, no loss
+afterEach(async () => {
+  await Promise.all(opened.splice(0).map((peer) => peer.close()));
+});
+
+function peer(label, host, options) {
+  const p = new LabPeer(label, host, options);
+  opened.push(p);
+  return p;
+}
+
+/**
+ * The ICE flags a peer needs for `what` (`stun` or `turn`): none when the server hands out
+ * its STUN and TURN servers in `welcome` (run.sh gives it --turn-url/--turn-secret-file
+ * when the binary has them), else --ice flags made here.
+ */
+function iceArgs(what) {
+  if (lab.serverIce) return [];
+  if (what === 'stun') return ['--ice', `stun:${lab.turn}`];
+  // --ice turn:USER:PASS@HOST splits USER from PASS at the first ':', so the REST username
+  // cannot be EXPIRY:LABEL here; coturn also takes a bare EXPIRY.
+  const { username, credential } = turnCredentials(null);
+  return ['--ice', `stun:${lab.turn}`, '--ice', `turn:${username}:${credential}@${lab.turn}`];
+}
+
+async function chatBothWays(a, b) {
+  await chatOnce(a, [b], `hello from ${a.label}`);
+  await chatOnce(b, [a], `hello from ${b.label}`);
+}
+
+/** Joins a then b (the newcomer offers) and waits until each sees the other connected. */
+async function connect(a, b, room, { timeout = 20_000 } = {}) {
+  const started = Date.now();
+  await a.join(room);
+  await b.join(room);
+  await waitForMesh([a, b], { timeout });
+  const ms = Date.now() - started;
+  step(`${a.label} <-> ${b.label} connected ${ms} ms after the first join`);
+  return ms;
+}
+
+/** Both ends' stats, checked against the PEER-API contract and `expect`. */
+async function checkStats(a, b, expect) {
+  for (const [self, other] of [[a, b], [b, a]]) {
+    const s = await self.stats(other);
+    for (const field of ['rtt_ms', 'bytes_sent', 'bytes_received', 'candidate_type', 'local_candidate', 'remote_candidate', 'transport']) {
+      assert.ok(field in s, `${self.label}'s stats have ${field}: ${JSON.stringify(s)}`);
+    }
+    assert.ok(s.bytes_sent > 0 && s.bytes_received > 0, `${self.label} counted bytes both ways`);
+    expect(s, self, other);
+  }
+}
+
+const candidate = /^(host|srflx|prflx|relay) (\d+\.\d+\.\d+\.\d+):(\d+)$/;
+function parseCandidate(text, what) {
+  const m = candidate.exec(text ?? '');
+  assert.ok(m, `${what} is "TYPE ADDR:PORT": ${JSON.stringify(text)}`);
+  return { type: m[1], addr: m[2], port: Number(m[3]) };
+}
+
+test('0. the servers: welcome carries TURN REST credentials that coturn takes; the bare server offers none', { timeout: 30_000 }, async (t) => {
+  // From behind r1, as a peer would; Node 20 has WebSocket behind a flag, 22+ by default.
+  const flags = typeof WebSocket === 'undefined' ? ['--no-warnings', '--experimental-websocket'] : [];
+  const welcome = (ws) => JSON.parse(inNs('h1', process.execPath, [...flags, `${here}welcome.mjs`, ws, uniqueRoom('welcome')]));
+  const bare = welcome(lab.wsBare);
+  assert.ok(!bare.ice_servers?.length, `the bare server offers no ICE servers: ${JSON.stringify(bare.ice_servers)}`);
+  if (!lab.serverIce) {
+    t.skip('this confab server has no --turn-url: the peers get --ice flags instead');
+    return;
+  }
+  const main = welcome(lab.ws);
+  step(`welcome ice_servers: ${JSON.stringify(main.ice_servers)}`);
+  const urls = main.ice_servers.flatMap((s) => s.urls);
+  assert.ok(urls.includes(`stun:${lab.turn}`), 'offers coturn for STUN');
+  const turn = main.ice_servers.find((s) => s.urls.includes(`turn:${lab.turn}`));
+  assert.ok(turn, 'offers coturn for TURN');
+  const [expiry, label] = turn.username.split(':');
+  assert.equal(label, main.id, 'username is EXPIRY:PEER_ID');
+  assert.ok(Number(expiry) >= Date.now() / 1000 + 12 * 3600 - 60, 'expires at least 12 h ahead');
+  assert.equal(turn.credential, createHmac('sha1', lab.turnSecret).update(turn.username).digest('base64'), 'credential is base64 HMAC-SHA1(secret, username)');
+  // coturn takes them: a relayed client-to-client exchange from behind r1.
+  const out = inNs('h1', 'turnutils_uclient', ['-y', '-n', '5', '-u', turn.username, '-w', turn.credential, lab.ip.turn], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const totals = /tot_send_msgs=(\d+), tot_recv_msgs=(\d+)/.exec(out.split('\n').filter((l) => l.includes('tot_recv_msgs')).pop() ?? '');
+  assert.ok(totals && Number(totals[1]) > 0 && totals[1] === totals[2], `turnutils_uclient relayed with the welcome's credentials:\n${out.slice(-600)}`);
+  step(`turnutils_uclient relayed ${totals[2]}/${totals[1]} messages with the welcome's credentials`);
+});
+
+test('a. LAN pair (h3, h4), default all-interfaces mode: a direct host path', { timeout: 40_000 }, async () => {
+  const a = peer('a-h3', 'h3');
+  const b = peer('a-h4', 'h4');
+  await connect(a, b, uniqueRoom('lan'));
+  await chatBothWays(a, b);
+  await checkStats(a, b, (s, self) => {
+    assert.equal(s.candidate_type, 'host', `${self.label}: path type`);
+    assert.match(s.local_candidate, /^host 192\.168\.50\.[23]:\d+$/);
+    assert.match(s.remote_candidate, /^host 192\.168\.50\.[23]:\d+$/);
+    assert.equal(s.transport, 'udp');
+  });
+});
+
+test('b. two endpoint-independent NATs (h1, h2) with STUN: a hole-punched srflx/prflx path', { timeout: 40_000 }, async () => {
+  const a = peer('b-h1', 'h1', { args: iceArgs('stun') });
+  const b = peer('b-h2', 'h2', { args: iceArgs('stun') });
+  await connect(a, b, uniqueRoom('eim'));
+  await chatBothWays(a, b);
+  await checkStats(a, b, (s, self) => {
+    const [ownIp, ownWan, otherWan] = self === a ? [lab.ip.h1, lab.ip.r1, lab.ip.r2] : [lab.ip.h2, lab.ip.r2, lab.ip.r1];
+    assert.ok(['srflx', 'prflx'].includes(s.candidate_type), `${self.label}: path type ${s.candidate_type}, wanted srflx or prflx`);
+    const local = parseCandidate(s.local_candidate, 'local_candidate');
+    const remote = parseCandidate(s.remote_candidate, 'remote_candidate');
+    // The only way in is the other NAT's public mapping; ours is our LAN address or our mapping.
+    assert.ok(['srflx', 'prflx'].includes(remote.type) && remote.addr === otherWan, `${self.label}: remote ${s.remote_candidate} is the other NAT's mapping`);
+    assert.ok((local.type === 'host' && local.addr === ownIp) || (local.type !== 'relay' && local.addr === ownWan), `${self.label}: local ${s.local_candidate}`);
+    assert.equal(s.transport, 'udp');
+  });
+});
+
+test('c. two symmetric NATs, no UDP between them: through coturn, chat and a file', { timeout: 90_000 }, async () => {
+  knob('nat', 'r1', 'fully-random');
+  knob('nat', 'r2', 'fully-random');
+  knob('drop_udp_between_routers');
+  const files = joinPath(lab.out, 'files');
+  const inbox = joinPath(files, 'c-inbox');
+  rmSync(files, { recursive: true, force: true });
+  mkdirSync(inbox, { recursive: true });
+  const source = joinPath(files, 'c-relayed.bin');
+  const data = randomBytes(200 * 1024 + 17);
+  writeFileSync(source, data);
+  const sha = createHash('sha256').update(data).digest('hex');
+
+  const a = peer('c-h1', 'h1', { args: iceArgs('turn') });
+  const b = peer('c-h2', 'h2', { args: [...iceArgs('turn'), '--auto-accept-files', inbox] });
+  await connect(a, b, uniqueRoom('relay'), { timeout: 30_000 });
+  await chatBothWays(a, b);
+  await checkStats(a, b, (s, self) => {
+    assert.equal(s.candidate_type, 'relay', `${self.label}: path type`);
+    const local = parseCandidate(s.local_candidate, 'local_candidate');
+    const remote = parseCandidate(s.remote_candidate, 'remote_candidate');
+    assert.ok([local, remote].some((c) => c.type === 'relay' && c.addr === lab.ip.turn), `${self.label}: a relay candidate on coturn (${s.local_candidate} / ${s.remote_candidate})`);
+    assert.equal(s.transport, 'udp');
+  });
+
+  const started = Date.now();
+  const from = a.events.length;
+  a.command({ cmd: 'send-file', to: b.id, path: source });
+  const offered = await a.waitForEvent((e) => e.event === 'file-offered', { what: 'file-offered', from, timeout: 5_000 });
+  assert.equal(offered.size, data.length);
+  const incoming = await b.waitForEvent((e) => e.event === 'file-incoming' && e.file === offered.file, { what: 'file-incoming', timeout: 10_000 });
+  assert.equal(incoming.sha256, sha);
+  const got = await b.waitForEvent((e) => e.event === 'file-done' && e.file === offered.file, { what: `${b.label}'s file-done`, timeout: 45_000 });
+  const sent = await a.waitForEvent((e) => e.event === 'file-done' && e.file === offered.file, { what: `${a.label}'s file-done`, timeout: 10_000 });
+  assert.equal(got.ok, true, `${b.label}: file-done ok`);
+  assert.equal(sent.ok, true, `${a.label}: file-done ok (the receiver's verdict)`);
+  assert.equal(createHash('sha256').update(readFileSync(got.path)).digest('hex'), sha, 'the written file is the sent one');
+  step(`${data.length} bytes through coturn in ${Date.now() - started} ms, written to ${got.path}`);
+});
+
+test('d. two symmetric NATs, no UDP between them, STUN but no relay: ice fails, quit exits 0', { timeout: 45_000 }, async () => {
+  knob('nat', 'r1', 'fully-random');
+  knob('nat', 'r2', 'fully-random');
+  knob('drop_udp_between_routers');
+  // The bare server offers no ICE servers; the peers know coturn for STUN only.
+  const args = ['--ice', `stun:${lab.turn}`];
+  const a = peer('d-h1', 'h1', { ws: lab.wsBare, args });
+  const b = peer('d-h2', 'h2', { ws: lab.wsBare, args });
+  const room = uniqueRoom('nopath');
+  await a.join(room);
+  const started = Date.now();
+  await b.join(room);
+  const failed = (e) => (e.event === 'peer-state' && e.state === 'failed') || (e.event === 'error' && e.code === 'ice-failed');
+  const [fa, fb] = await Promise.all(
+    [a, b].map((p) => p.waitForEvent(failed, { what: `${p.label} to report the path failed (peer-state failed or ice-failed)`, timeout: 20_000 })),
+  );
+  step(`failure reported within ${Date.now() - started} ms: ${JSON.stringify(fa)} / ${JSON.stringify(fb)}`);
+  for (const p of [a, b]) {
+    assert.ok(!p.eventsOf('channel').some((e) => e.state === 'open'), `${p.label} never opened a channel`);
+  }
+  for (const p of [a, b]) {
+    const t0 = Date.now();
+    const exit = await p.close({ timeout: 5_000 });
+    assert.deepEqual(exit, { code: 0, signal: null }, `${p.label} exits 0 on quit`);
+    assert.ok(Date.now() - t0 < 5_000, `${p.label} quit within 5 s`);
+    step(`${p.label} quit in ${Date.now() - t0} ms, exit 0`);
+  }
+});
+
+test('e. LAN pair with 10 % UDP loss on both hosts: 5 fresh set-ups, each open and chatting within 10 s', { timeout: 150_000 }, async () => {
+  knob('loss', 'h3', '100');
+  knob('loss', 'h4', '100');
+  const results = [];
+  for (let i = 1; i <= 5; i++) {
+    const a = peer(`e${i}-h3`, 'h3');
+    const b = peer(`e${i}-h4`, 'h4');
+    const room = uniqueRoom('lossy');
+    const started = Date.now();
+    const deadline = started + 10_000;
+    let result;
+    try {
+      await a.join(room);
+      await b.join(room);
+      const open = (p, other) =>
+        p.waitForEvent((e) => e.event === 'channel' && e.label === 'chat' && e.state === 'open' && e.peer === other.id, {
+          what: `${p.label}'s chat channel to ${other.label} to open`,
+          timeout: Math.max(1, deadline - Date.now()),
+        });
+      await Promise.all([open(a, b), open(b, a)]);
+      const openMs = Date.now() - started;
+      let timer;
+      await Promise.race([
+        chatBothWays(a, b),
+        new Promise((_, reject) => {
+          timer = setTimeout(() => reject(new Error('chat both ways not acked within the 10 s')), Math.max(1, deadline - Date.now()));
+        }),
+      ]).finally(() => clearTimeout(timer));
+      result = { setup: i, ok: true, open_ms: openMs, total_ms: Date.now() - started };
+    } catch (err) {
+      result = { setup: i, ok: false, after_ms: Date.now() - started, error: err.message.split('\n')[0] };
+    }
+    results.push(result);
+    step(`set-up ${i} under 10 % loss: ${JSON.stringify(result)}`);
+    await Promise.all(opened.splice(0).map((p) => p.close()));
+  }
+  const failed = results.filter((r) => !r.ok);
+  assert.deepEqual(failed, [], `every set-up opened and chatted within 10 s: ${JSON.stringify(results)}`);
+});

@@ -1,6 +1,5 @@
 //! The selected candidate pair of a connection, read from its ICE transport and the
-//! library's stats report, and
-//! what kind of path it is (PEER-API.md `stats`).
+//! library's stats report, and what kind of path it is (PEER-API.md `stats`).
 
 use webrtc::peer_connection::{
     PeerConnection, RTCIceCandidate, RTCStatsReportEntry, StatsSelector,

@@ -652,7 +652,8 @@ export class Store {
         text: entry.text,
         ts: entry.ts,
         scope: entry.scope,
-        delivery: entry.state,
+        // A message no reader has had yet shows as pending, as one typed now.
+        delivery: entry.state === "queued" ? "pending" : entry.state,
         to: [],
         acked: [],
       });

@@ -7,6 +7,12 @@ export type LogLevel = "debug" | "info" | "warn" | "error";
 export type TrustStatus = "verified" | "changed" | "unverified";
 export type Scope = "room" | "direct";
 
+/** Who wrote a message: its name then, and its key (the DTLS fingerprint). */
+export interface Author {
+  name: string;
+  key: string;
+}
+
 export interface HistoryEntry {
   id: string;
   from?: string;
@@ -14,7 +20,8 @@ export interface HistoryEntry {
   text: string;
   ts: number;
   scope: Scope;
-  state: "sent" | "delivered" | "received";
+  author: Author;
+  state: "queued" | "sent" | "delivered" | "received";
 }
 
 export interface Device {
@@ -41,7 +48,16 @@ export type PeerEvent =
   | { event: "peer-left"; id: string }
   | { event: "peer-state"; peer: string; state: PeerState }
   | { event: "channel"; peer: string; label: string; state: "open" | "closed" }
-  | { event: "chat"; from: string; id: string; text: string; ts: number; scope: Scope }
+  | {
+      event: "chat";
+      from: string;
+      id: string;
+      text: string;
+      ts: number;
+      scope: Scope;
+      author: Author;
+      history: boolean;
+    }
   | { event: "chat-sent"; id: string; to: string[] }
   | { event: "ack"; peer: string; id: string }
   | {
@@ -64,7 +80,7 @@ export type PeerEvent =
   | ({ event: "audio" } & AudioInUse)
   | { event: "safety-code"; peer: string; code: string }
   | { event: "trust"; peer: string; name: string; fingerprint: string; status: TrustStatus }
-  | { event: "history"; peer?: string; messages: HistoryEntry[] }
+  | { event: "history"; peer?: string; room?: string; key?: string; messages: HistoryEntry[] }
   | { event: "log"; level: LogLevel; msg: string; peer?: string; ts: number }
   | { event: "error"; code: string; message: string; peer?: string };
 

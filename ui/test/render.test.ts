@@ -75,14 +75,14 @@ describe("views", () => {
   });
 
   it("shows others' text as text, never as markup", () => {
-    store.apply({ event: "chat", from: "p1", id: "x", text: "<img src=x onerror=alert(1)>", ts: Date.now(), scope: "room" });
+    store.apply({ event: "chat", from: "p1", id: "x", text: "<img src=x onerror=alert(1)>", ts: Date.now(), scope: "room", author: { name: "Ada", key: "fp1" }, history: false });
     store.flush();
     expect($(".msg.theirs .text").textContent).toBe("<img src=x onerror=alert(1)>");
     expect(app.el.querySelector(".msg.theirs img")).toBeNull();
   });
 
   it("opens a peer's conversation with an unread count until read", () => {
-    store.apply({ event: "chat", from: "p1", id: "d1", text: "psst", ts: Date.now(), scope: "direct" });
+    store.apply({ event: "chat", from: "p1", id: "d1", text: "psst", ts: Date.now(), scope: "direct", author: { name: "Ada", key: "fp1" }, history: false });
     store.flush();
     expect($('[data-peer="p1"] .unread').textContent).toBe("1");
     $('[data-peer="p1"] button').click();

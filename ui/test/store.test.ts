@@ -43,9 +43,9 @@ describe("store", () => {
   it("files messages by scope and counts unread ones outside the open conversation", () => {
     const store = joined();
     store.setView("chat");
-    store.apply({ event: "chat", from: "p1", id: "a", text: "hi room", ts: 1, scope: "room" });
-    store.apply({ event: "chat", from: "p1", id: "b", text: "hi you", ts: 2, scope: "direct" });
-    store.apply({ event: "chat", from: "p1", id: "b", text: "hi you", ts: 2, scope: "direct" });
+    store.apply({ event: "chat", from: "p1", id: "a", text: "hi room", ts: 1, scope: "room", author: { name: "Ada", key: "fp1" }, history: false });
+    store.apply({ event: "chat", from: "p1", id: "b", text: "hi you", ts: 2, scope: "direct", author: { name: "Ada", key: "fp1" }, history: false });
+    store.apply({ event: "chat", from: "p1", id: "b", text: "hi you", ts: 2, scope: "direct", author: { name: "Ada", key: "fp1" }, history: false });
     expect(store.conversation(ROOM).messages.map((m) => m.text)).toEqual(["hi room"]);
     expect(store.conversation(ROOM).unread).toBe(0);
     expect(store.conversation("p1").messages).toHaveLength(1);
@@ -58,21 +58,21 @@ describe("store", () => {
     const store = joined();
     const shown: string[] = [];
     store.notifier = (title, body) => shown.push(`${title}: ${body}`);
-    store.apply({ event: "chat", from: "p1", id: "a", text: "seen", ts: 1, scope: "room" });
+    store.apply({ event: "chat", from: "p1", id: "a", text: "seen", ts: 1, scope: "room", author: { name: "Ada", key: "fp1" }, history: false });
     store.setFocused(false);
-    store.apply({ event: "chat", from: "p1", id: "b", text: "away", ts: 2, scope: "direct" });
+    store.apply({ event: "chat", from: "p1", id: "b", text: "away", ts: 2, scope: "direct", author: { name: "Ada", key: "fp1" }, history: false });
     store.apply({ event: "call-incoming", call: "c1", from: "p1" });
     expect(shown).toEqual(["Ada: away", "Incoming call: Ada is calling you"]);
   });
 
   it("merges history once, oldest first, with own messages marked", () => {
     const store = joined();
-    store.apply({ event: "chat", from: "p1", id: "new", text: "live", ts: 50, scope: "room" });
+    store.apply({ event: "chat", from: "p1", id: "new", text: "live", ts: 50, scope: "room", author: { name: "Ada", key: "fp1" }, history: false });
     const history = {
       event: "history" as const,
       messages: [
-        { id: "h1", name: "Me", text: "mine", ts: 10, scope: "room" as const, state: "delivered" as const },
-        { id: "h2", from: "fp", name: "Ada", text: "theirs", ts: 20, scope: "room" as const, state: "received" as const },
+        { id: "h1", name: "Me", text: "mine", ts: 10, scope: "room" as const, author: { name: "Me", key: "me" }, state: "delivered" as const },
+        { id: "h2", from: "fp", name: "Ada", text: "theirs", ts: 20, scope: "room" as const, author: { name: "Ada", key: "fp" }, state: "received" as const },
       ],
     };
     store.apply(history);

@@ -24,11 +24,14 @@ pub enum Command {
     Leave,
     /// Answered with a `peers` event.
     Peers,
-    /// Send a chat message to one peer, or the whole room when `to` is absent.
+    /// Send a chat message to one peer (`to`, a present peer's id, or `to_key`, a contact's
+    /// key, present or not), or the whole room when both are absent.
     Chat {
         text: String,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         to: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        to_key: Option<String>,
     },
     /// Answered with one `stats` event per peer.
     Stats {
@@ -96,12 +99,21 @@ pub enum Command {
     Verify {
         peer: String,
     },
-    /// Answered with a `history` event: the room's conversation, or the one with `peer`
-    /// (a Confab addition).
+    /// Answered with a `history` event: the direct conversation with `peer` (a present
+    /// peer) or `key` (a contact, present or not), or a room's (`room`, else the current
+    /// one); the last `limit` messages when given.
     History {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         peer: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        room: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        key: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        limit: Option<usize>,
     },
+    /// Answered with a `contacts` event: everyone ever met by this install.
+    Contacts,
     /// Offer again to one peer, although nothing changed (a Confab addition: it lets a
     /// test make both ends of a connection renegotiate at the same moment).
     Renegotiate {
@@ -232,6 +244,9 @@ pub enum Event {
         text: String,
         ts: u64,
         scope: ChatScope,
+        author: crate::store::Author,
+        /// True when it came by history reconcile rather than live.
+        history: bool,
     },
     ChatSent {
         id: String,
@@ -294,7 +309,14 @@ pub enum Event {
     History {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         peer: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        room: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        key: Option<String>,
         messages: Vec<crate::store::HistoryEntry>,
+    },
+    Contacts {
+        contacts: Vec<crate::store::Contact>,
     },
     FileOffered {
         file: String,
@@ -388,7 +410,8 @@ mod tests {
             Command::parse(r#"{"cmd":"chat","text":"hi"}"#).unwrap(),
             Command::Chat {
                 text: "hi".into(),
-                to: None
+                to: None,
+                to_key: None
             }
         );
         assert_eq!(

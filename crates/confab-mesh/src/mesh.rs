@@ -170,9 +170,11 @@ struct RemotePeer {
 
 /// A chat message that found no open channel yet.
 #[derive(Debug)]
+/// A direct message to a present peer whose key is not known yet (so the store cannot
+/// name its reader): it waits for that peer's channel.
 struct WaitingChat {
     id: String,
-    to: Option<String>,
+    to: String,
     json: String,
 }
 
@@ -299,7 +301,7 @@ impl MeshTask {
                     })
                     .collect(),
             }),
-            Command::Chat { text, to } => self.chat(text, to),
+            Command::Chat { text, to, to_key } => self.chat(text, to, to_key),
             Command::Stats { peer } => {
                 let targets: Vec<&String> = match &peer {
                     Some(id) if !self.peers.contains_key(id) => {
@@ -345,7 +347,17 @@ impl MeshTask {
             Command::DeclineCall { call } => self.decline_call(call),
             Command::Hangup => self.hang_up(),
             Command::Mute { muted } => self.mute(muted),
-            Command::History { peer } => self.history(peer),
+            Command::History {
+                peer,
+                room,
+                key,
+                limit,
+            } => self.history(peer, room, key, limit),
+            Command::Contacts => {
+                if let Some(contacts) = self.report_store(self.store.contacts()) {
+                    self.emit(Event::Contacts { contacts });
+                }
+            }
             Command::AcceptFile { file, dir } => self.accept_file(file, dir.into()),
             Command::RejectFile { file } => self.reject_file(file),
             Command::Devices => self.list_devices(),
@@ -750,6 +762,8 @@ impl MeshTask {
                         text,
                         ts,
                         scope,
+                        author: store::Author { name, key: from },
+                        history: false,
                     });
                 }
             }
@@ -783,6 +797,9 @@ impl MeshTask {
             PeerOutput::Call(message) => self.on_call_message(peer, message),
             PeerOutput::Gone(state) => {
                 self.leave_call_of(&peer);
+                if let Some(key) = self.fingerprint(&peer) {
+                    self.report_store(self.store.seen(&key));
+                }
                 if self.peers.get(&peer).is_some_and(|p| p.left_room) {
                     self.peers.remove(&peer);
                 } else if let Some(remote) = self.peers.get_mut(&peer) {
@@ -794,7 +811,7 @@ impl MeshTask {
         }
     }
 
-    fn chat(&mut self, text: String, to: Option<String>) {
+    fn chat(&mut self, text: String, to: Option<String>, to_key: Option<String>) {
         if text.len() > MAX_CHAT_TEXT_BYTES {
             return self.error(
                 "too-large",
@@ -807,74 +824,114 @@ impl MeshTask {
         {
             return self.error("unknown-peer", format!("no peer {peer}"), Some(peer));
         }
+        let room = self.room();
+        // Its readers, by key: a direct message's one, or everyone present or ever met in
+        // the room. Each gets it when its channel next opens, until it acknowledges it.
+        let (direct_to, readers): (Option<String>, Vec<String>) = match (&to, to_key) {
+            (_, Some(key)) => (Some(key.clone()), vec![key]),
+            (Some(peer), None) => {
+                let key = self.fingerprint(peer);
+                (key.clone(), key.into_iter().collect())
+            }
+            (None, None) => {
+                let own = self.identity.fingerprint();
+                let mut readers: Vec<String> = self
+                    .peers
+                    .values()
+                    .filter_map(|p| p.fingerprint.clone())
+                    .collect();
+                let members = self.store.members(&room);
+                readers.extend(self.report_store(members).unwrap_or_default());
+                readers.retain(|key| key != own);
+                readers.sort();
+                readers.dedup();
+                (None, readers)
+            }
+        };
         let id = new_message_id();
+        let ts = unix_ms();
         let message = PeerMessage::Chat {
             id: id.clone(),
-            text,
-            ts: unix_ms(),
-            scope: if to.is_some() {
+            text: text.clone(),
+            ts,
+            scope: if direct_to.is_some() || to.is_some() {
                 ChatScope::Direct
             } else {
                 ChatScope::Room
             },
         };
         let json = message.to_json();
-        // Whom it is for, by fingerprint: they get it when their channel next opens, until
-        // they acknowledge it.
-        let recipients: Vec<String> = self
-            .peers
-            .iter()
-            .filter(|(id, _)| to.as_deref().is_none_or(|to| to == id.as_str()))
-            .filter_map(|(_, p)| p.fingerprint.clone())
-            .collect();
-        let room = self.room();
-        let PeerMessage::Chat { text, ts, .. } = &message else {
-            return;
-        };
-        let direct_to = to.as_deref().and_then(|peer| self.fingerprint(peer));
         let recorded = self.store.record_sent(
             &store::Outgoing {
                 id: &id,
                 room: &room,
                 direct_to: direct_to.as_deref(),
                 name: &self.name,
-                text,
-                ts: *ts,
+                text: &text,
+                ts,
                 json: &json,
             },
-            &recipients,
+            &readers,
         );
         self.report_store(recorded);
-        let sent_to = self.send_chat(&json, to.as_deref());
-        if sent_to.is_empty() && recipients.is_empty() {
-            self.waiting.push(WaitingChat {
-                id: id.clone(),
-                to,
-                json,
-            });
-        }
+        let sent_to = match (&to, &direct_to) {
+            // A peer whose key is not known yet: it waits in memory for that peer.
+            (Some(peer), None) => {
+                let sent_to = self.send_chat(&id, &json, Some(peer));
+                if sent_to.is_empty() {
+                    self.waiting.push(WaitingChat {
+                        id: id.clone(),
+                        to: peer.clone(),
+                        json,
+                    });
+                }
+                sent_to
+            }
+            (_, Some(key)) => {
+                let peer = self.peer_with_key(key);
+                match peer {
+                    Some(peer) => self.send_chat(&id, &json, Some(&peer)),
+                    None => Vec::new(),
+                }
+            }
+            (None, None) => self.send_chat(&id, &json, None),
+        };
         self.emit(Event::ChatSent { id, to: sent_to });
     }
 
-    /// Sends on the open chat channels `to` names (all of them when `None`).
-    fn send_chat(&self, json: &str, to: Option<&str>) -> Vec<String> {
-        self.peers
+    /// Sends on the open chat channels `to` names (all of them when `None`), and notes
+    /// which readers it reached.
+    fn send_chat(&self, id: &str, json: &str, to: Option<&str>) -> Vec<String> {
+        let sent_to: Vec<(String, Option<String>)> = self
+            .peers
             .iter()
-            .filter(|(id, p)| p.chat_open && to.is_none_or(|to| to == id.as_str()))
-            .filter_map(|(id, p)| {
+            .filter(|(peer, p)| p.chat_open && to.is_none_or(|to| to == peer.as_str()))
+            .filter_map(|(peer, p)| {
                 let handle = p.handle.as_ref()?;
                 handle.input.send(PeerInput::Send(json.to_owned())).ok()?;
-                Some(id.clone())
+                Some((peer.clone(), p.fingerprint.clone()))
             })
-            .collect()
+            .collect();
+        for key in sent_to.iter().filter_map(|(_, key)| key.as_deref()) {
+            self.report_store(self.store.mark_sent(id, key));
+        }
+        sent_to.into_iter().map(|(peer, _)| peer).collect()
+    }
+
+    /// The present peer with this key, if any.
+    fn peer_with_key(&self, key: &str) -> Option<String> {
+        self.peers
+            .iter()
+            .find(|(_, p)| p.fingerprint.as_deref() == Some(key))
+            .map(|(peer, _)| peer.clone())
     }
 
     /// A channel opened: what waited for it goes out now.
     fn flush_waiting(&mut self, peer: &str) {
         let waiting = std::mem::take(&mut self.waiting);
         for chat in waiting {
-            if chat.to.as_deref().is_none_or(|to| to == peer) {
-                let sent_to = self.send_chat(&chat.json, Some(peer));
+            if chat.to == peer {
+                let sent_to = self.send_chat(&chat.id, &chat.json, Some(peer));
                 self.emit(Event::ChatSent {
                     id: chat.id,
                     to: sent_to,
@@ -886,14 +943,16 @@ impl MeshTask {
     }
 
     /// Own messages this peer has not acknowledged go out again (same ids: it shows each
-    /// once).
+    /// once), room messages that waited for anyone included.
     fn resend_unacked(&mut self, peer: &str) {
         let Some(fingerprint) = self.fingerprint(peer) else {
             return;
         };
+        let room = self.room();
+        self.report_store(self.store.claim_waiting_for_anyone(&room, &fingerprint));
         let pending = self.store.unacked_for(&fingerprint);
         for (id, json) in self.report_store(pending).unwrap_or_default() {
-            let sent_to = self.send_chat(&json, Some(peer));
+            let sent_to = self.send_chat(&id, &json, Some(peer));
             self.log(LogLevel::Info, format!("resent {id} to {peer}"), Some(peer));
             self.emit(Event::ChatSent { id, to: sent_to });
         }
@@ -922,14 +981,20 @@ impl MeshTask {
     }
 
     /// A name the user verified must come with the fingerprint it had then.
+    /// A peer said who it is: a name the user verified must come with the key it had
+    /// then, and a name met before with another key is a warning too (trust on first use).
+    /// Then it is a contact, and a reader of this room's messages.
     fn check_trust(&self, peer: &str, name: &str) {
         let Some(fingerprint) = self.fingerprint(peer) else {
             return;
         };
-        let known = self
+        let verified = self
             .report_store(self.store.verified_fingerprint(name))
             .flatten();
-        let status = match known {
+        let known_otherwise = self
+            .report_store(self.store.name_known_with_other_key(name, &fingerprint))
+            .unwrap_or(false);
+        let status = match verified {
             Some(verified) if verified == fingerprint => TrustStatus::Verified,
             Some(_) => {
                 self.error(
@@ -939,14 +1004,23 @@ impl MeshTask {
                 );
                 TrustStatus::Changed
             }
+            None if known_otherwise => {
+                self.error(
+                    "identity-changed",
+                    format!("{name} was met before with another key: this may not be {name}"),
+                    Some(peer),
+                );
+                TrustStatus::Changed
+            }
             None => TrustStatus::Unverified,
         };
         self.emit(Event::Trust {
             peer: peer.to_owned(),
             name: name.to_owned(),
-            fingerprint,
+            fingerprint: fingerprint.clone(),
             status,
         });
+        self.report_store(self.store.met(&fingerprint, name, &self.room()));
     }
 
     fn verify(&mut self, peer: &str) {
@@ -974,21 +1048,38 @@ impl MeshTask {
         }
     }
 
-    fn history(&self, peer: Option<String>) {
-        let conversation = match &peer {
-            Some(id) => match self.fingerprint(id) {
-                Some(fingerprint) => Some(fingerprint),
+    fn history(
+        &self,
+        peer: Option<String>,
+        room: Option<String>,
+        key: Option<String>,
+        limit: Option<usize>,
+    ) {
+        let conversation = match (&peer, &key) {
+            (_, Some(key)) => store::Conversation::Direct(key.clone()),
+            (Some(id), None) => match self.fingerprint(id) {
+                Some(fingerprint) => store::Conversation::Direct(fingerprint),
                 None => {
                     return self.error("unknown-peer", format!("no known key for {id}"), Some(id));
                 }
             },
-            None => None,
+            (None, None) => store::Conversation::Room(room.clone().unwrap_or_else(|| self.room())),
         };
-        let room = self.room();
-        if let Some(messages) =
-            self.report_store(self.store.history(&room, conversation.as_deref()))
-        {
-            self.emit(Event::History { peer, messages });
+        let own = self.own_author();
+        if let Some(messages) = self.report_store(self.store.history(&conversation, &own, limit)) {
+            self.emit(Event::History {
+                peer,
+                room,
+                key,
+                messages,
+            });
+        }
+    }
+
+    fn own_author(&self) -> store::Author {
+        store::Author {
+            name: self.name.clone(),
+            key: self.identity.fingerprint().to_owned(),
         }
     }
 

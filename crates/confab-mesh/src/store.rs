@@ -1,10 +1,12 @@
-//! What a peer keeps on disk: chat history with delivery states, the fingerprints of
-//! verified peers, and unfinished file transfers. One SQLite file per install (beside
-//! its identity); an in-memory one for a peer that keeps nothing.
+//! What a peer keeps on disk: chat history with delivery states, everyone met (contacts,
+//! and who was in which room), the fingerprints of verified peers, and unfinished file
+//! transfers. One SQLite file per install (beside its identity); an in-memory one for a
+//! peer that keeps nothing.
 //!
-//! A message is written before it is sent, so a crash between typing and sending loses
-//! nothing: it is still there, unsent, and goes out when its recipient's channel opens.
-//! Peers are known by their DTLS fingerprint, which outlives server ids and restarts.
+//! A message is written with its readers before it is sent, so a crash between typing and
+//! sending loses nothing: it waits, `queued`, and goes out when a reader's channel opens.
+//! Readers are DTLS fingerprints, which outlive server ids and restarts; a room message
+//! typed when nobody was ever met in that room waits for whoever comes first.
 
 use std::path::{Path, PathBuf};
 
@@ -14,6 +16,10 @@ use serde::{Deserialize, Serialize};
 use confab_proto::ChatScope;
 
 use crate::MeshError;
+
+/// A delivery row's reader for a room message that nobody could be named for yet: the
+/// first peer whose channel opens in that room takes it over.
+const ANY_READER: &str = "*";
 
 const SCHEMA: &str = "
 PRAGMA journal_mode = WAL;
@@ -36,6 +42,16 @@ CREATE TABLE IF NOT EXISTS deliveries (
     acked INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (id, recipient)
 );
+CREATE TABLE IF NOT EXISTS contacts (
+    key TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    last_seen INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS members (
+    room TEXT NOT NULL,
+    key TEXT NOT NULL,
+    PRIMARY KEY (room, key)
+);
 CREATE TABLE IF NOT EXISTS verified (
     name TEXT PRIMARY KEY,
     fingerprint TEXT NOT NULL
@@ -52,6 +68,32 @@ CREATE TABLE IF NOT EXISTS files_in (
 );
 ";
 
+/// Who wrote a message: the name it came with, and the writer's key (DTLS fingerprint).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Author {
+    pub name: String,
+    pub key: String,
+}
+
+/// Whose messages a `history` answer holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Conversation {
+    /// A room's own conversation, by room name.
+    Room(String),
+    /// The direct conversation with a key.
+    Direct(String),
+}
+
+/// Someone this install has met, as the `contacts` event lists them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Contact {
+    pub key: String,
+    pub name: String,
+    pub verified: bool,
+    /// Unix ms.
+    pub last_seen: u64,
+}
+
 /// One message of the history, as the `history` event lists it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HistoryEntry {
@@ -63,8 +105,9 @@ pub struct HistoryEntry {
     pub text: String,
     pub ts: u64,
     pub scope: ChatScope,
-    /// For own messages: `sent` (waiting for acks) or `delivered` (every recipient acked);
-    /// for others' messages: `received`.
+    pub author: Author,
+    /// For own messages: `queued` (no reader reached yet), `sent` (waiting for acks) or
+    /// `delivered` (every reader acked); for others' messages: `received`.
     pub state: String,
 }
 
@@ -117,10 +160,27 @@ impl Store {
 
     fn init(db: Connection) -> Result<Self, MeshError> {
         db.execute_batch(SCHEMA).map_err(db_error)?;
+        let version: i64 = db
+            .query_row("PRAGMA user_version", [], |row| row.get(0))
+            .map_err(db_error)?;
+        if version < 1 {
+            // Version 1 tells a message that reached a reader from one still queued.
+            let has_sent = db.prepare("SELECT sent FROM deliveries LIMIT 0").is_ok();
+            if !has_sent {
+                db.execute_batch(
+                    "ALTER TABLE deliveries ADD COLUMN sent INTEGER NOT NULL DEFAULT 0;
+                     UPDATE deliveries SET sent = 1;",
+                )
+                .map_err(db_error)?;
+            }
+            db.execute_batch("PRAGMA user_version = 1")
+                .map_err(db_error)?;
+        }
         Ok(Self { db })
     }
 
-    /// Records an own message and whom it is for, before it is sent.
+    /// Records an own message and its readers (fingerprints), before it is sent. A room
+    /// message with no reader known waits for the first peer met in that room.
     pub(crate) fn record_sent(
         &self,
         message: &Outgoing<'_>,
@@ -140,7 +200,13 @@ impl Store {
             ],
         )
         .map_err(db_error)?;
-        for recipient in recipients {
+        let anyone = [ANY_READER.to_owned()];
+        let readers = if recipients.is_empty() && message.direct_to.is_none() {
+            &anyone[..]
+        } else {
+            recipients
+        };
+        for recipient in readers {
             tx.execute(
                 "INSERT OR IGNORE INTO deliveries (id, recipient) VALUES (?1, ?2)",
                 params![message.id, recipient],
@@ -174,14 +240,48 @@ impl Store {
         Ok(inserted == 1)
     }
 
-    pub(crate) fn mark_acked(&self, id: &str, recipient: &str) -> Result<(), MeshError> {
+    /// The message went out on a reader's channel.
+    pub(crate) fn mark_sent(&self, id: &str, recipient: &str) -> Result<(), MeshError> {
         self.db
             .execute(
-                "UPDATE deliveries SET acked = 1 WHERE id = ?1 AND recipient = ?2",
+                "UPDATE deliveries SET sent = 1 WHERE id = ?1 AND recipient = ?2",
                 params![id, recipient],
             )
             .map(|_| ())
             .map_err(db_error)
+    }
+
+    pub(crate) fn mark_acked(&self, id: &str, recipient: &str) -> Result<(), MeshError> {
+        self.db
+            .execute(
+                "UPDATE deliveries SET acked = 1, sent = 1 WHERE id = ?1 AND recipient = ?2",
+                params![id, recipient],
+            )
+            .map(|_| ())
+            .map_err(db_error)
+    }
+
+    /// The room messages that waited for anyone become this reader's.
+    pub(crate) fn claim_waiting_for_anyone(
+        &self,
+        room: &str,
+        recipient: &str,
+    ) -> Result<(), MeshError> {
+        let tx = self.db.unchecked_transaction().map_err(db_error)?;
+        tx.execute(
+            "INSERT OR IGNORE INTO deliveries (id, recipient)
+             SELECT d.id, ?2 FROM deliveries d JOIN messages m ON m.id = d.id
+             WHERE d.recipient = ?3 AND m.room = ?1",
+            params![room, recipient, ANY_READER],
+        )
+        .map_err(db_error)?;
+        tx.execute(
+            "DELETE FROM deliveries WHERE recipient = ?2
+             AND id IN (SELECT id FROM messages WHERE room = ?1)",
+            params![room, ANY_READER],
+        )
+        .map_err(db_error)?;
+        tx.commit().map_err(db_error)
     }
 
     /// Own messages a recipient has not acknowledged, oldest first: (id, JSON to resend).
@@ -199,34 +299,60 @@ impl Store {
         rows.collect::<Result<_, _>>().map_err(db_error)
     }
 
-    /// A room's conversation (`peer` = None) or the one with a peer, oldest first.
-    pub fn history(&self, room: &str, peer: Option<&str>) -> Result<Vec<HistoryEntry>, MeshError> {
-        let mut statement = self
-            .db
-            .prepare(
-                "SELECT m.id, m.sender, m.sender_name, m.text, m.ts, m.conversation,
-                        (SELECT COUNT(*) FROM deliveries d WHERE d.id = m.id AND d.acked = 0),
-                        (SELECT COUNT(*) FROM deliveries d WHERE d.id = m.id)
-                 FROM messages m WHERE m.room = ?1 AND m.conversation = ?2 ORDER BY m.ts, m.rowid",
-            )
-            .map_err(db_error)?;
+    /// One conversation, oldest first: a room's, or the direct one with a key (in any
+    /// room); the last `limit` messages when given. `own` names this install's messages.
+    pub fn history(
+        &self,
+        conversation: &Conversation,
+        own: &Author,
+        limit: Option<usize>,
+    ) -> Result<Vec<HistoryEntry>, MeshError> {
+        let (filter, value) = match conversation {
+            Conversation::Room(room) => ("m.room = ?1 AND m.conversation = ''", room.as_str()),
+            Conversation::Direct(key) => ("m.conversation = ?1", key.as_str()),
+        };
+        let sql = format!(
+            "SELECT * FROM (
+                SELECT m.id, m.sender, m.sender_name, m.text, m.ts, m.conversation,
+                       (SELECT COUNT(*) FROM deliveries d WHERE d.id = m.id AND d.acked = 0),
+                       (SELECT COUNT(*) FROM deliveries d WHERE d.id = m.id AND d.sent = 1),
+                       m.rowid AS seq
+                FROM messages m WHERE {filter} ORDER BY m.ts DESC, m.rowid DESC LIMIT ?2
+             ) ORDER BY ts, seq"
+        );
+        let limit = limit.map_or(-1, |n| i64::try_from(n).unwrap_or(i64::MAX));
+        let mut statement = self.db.prepare(&sql).map_err(db_error)?;
         let rows = statement
-            .query_map(params![room, peer.unwrap_or("")], |row| {
+            .query_map(params![value, limit], |row| {
                 let sender: String = row.get(1)?;
+                let name: String = row.get(2)?;
                 let conversation: String = row.get(5)?;
                 let unacked: i64 = row.get(6)?;
-                let recipients: i64 = row.get(7)?;
+                let reached: i64 = row.get(7)?;
                 let state = if !sender.is_empty() {
                     "received"
-                } else if recipients > 0 && unacked == 0 {
+                } else if reached == 0 {
+                    "queued"
+                } else if unacked == 0 {
                     "delivered"
                 } else {
                     "sent"
                 };
+                let author = if sender.is_empty() {
+                    Author {
+                        name: name.clone(),
+                        key: own.key.clone(),
+                    }
+                } else {
+                    Author {
+                        name: name.clone(),
+                        key: sender.clone(),
+                    }
+                };
                 Ok(HistoryEntry {
                     id: row.get(0)?,
                     from: (!sender.is_empty()).then_some(sender),
-                    name: row.get(2)?,
+                    name,
                     text: row.get(3)?,
                     ts: row.get::<_, i64>(4)? as u64,
                     scope: if conversation.is_empty() {
@@ -234,11 +360,91 @@ impl Store {
                     } else {
                         ChatScope::Direct
                     },
+                    author,
                     state: state.to_owned(),
                 })
             })
             .map_err(db_error)?;
         rows.collect::<Result<_, _>>().map_err(db_error)
+    }
+
+    /// A peer was met under this name in this room: a contact, and a reader of the room's
+    /// messages from now on.
+    pub(crate) fn met(&self, key: &str, name: &str, room: &str) -> Result<(), MeshError> {
+        let tx = self.db.unchecked_transaction().map_err(db_error)?;
+        tx.execute(
+            "INSERT INTO contacts VALUES (?1, ?2, ?3)
+             ON CONFLICT(key) DO UPDATE SET name = ?2, last_seen = ?3",
+            params![key, name, crate::api::unix_ms() as i64],
+        )
+        .map_err(db_error)?;
+        tx.execute(
+            "INSERT OR IGNORE INTO members VALUES (?1, ?2)",
+            params![room, key],
+        )
+        .map_err(db_error)?;
+        tx.commit().map_err(db_error)
+    }
+
+    /// A contact was last seen now (its connection ended).
+    pub(crate) fn seen(&self, key: &str) -> Result<(), MeshError> {
+        self.db
+            .execute(
+                "UPDATE contacts SET last_seen = ?2 WHERE key = ?1",
+                params![key, crate::api::unix_ms() as i64],
+            )
+            .map(|_| ())
+            .map_err(db_error)
+    }
+
+    /// Everyone ever met in a room, by key.
+    pub(crate) fn members(&self, room: &str) -> Result<Vec<String>, MeshError> {
+        let mut statement = self
+            .db
+            .prepare("SELECT key FROM members WHERE room = ?1")
+            .map_err(db_error)?;
+        let rows = statement
+            .query_map(params![room], |row| row.get(0))
+            .map_err(db_error)?;
+        rows.collect::<Result<_, _>>().map_err(db_error)
+    }
+
+    /// Everyone ever met, most recently seen first.
+    pub fn contacts(&self) -> Result<Vec<Contact>, MeshError> {
+        let mut statement = self
+            .db
+            .prepare(
+                "SELECT c.key, c.name, c.last_seen,
+                        EXISTS (SELECT 1 FROM verified v WHERE v.fingerprint = c.key)
+                 FROM contacts c ORDER BY c.last_seen DESC",
+            )
+            .map_err(db_error)?;
+        let rows = statement
+            .query_map([], |row| {
+                Ok(Contact {
+                    key: row.get(0)?,
+                    name: row.get(1)?,
+                    last_seen: row.get::<_, i64>(2)? as u64,
+                    verified: row.get(3)?,
+                })
+            })
+            .map_err(db_error)?;
+        rows.collect::<Result<_, _>>().map_err(db_error)
+    }
+
+    /// Whether this name was met before with another key than this one.
+    pub(crate) fn name_known_with_other_key(
+        &self,
+        name: &str,
+        key: &str,
+    ) -> Result<bool, MeshError> {
+        self.db
+            .query_row(
+                "SELECT EXISTS (SELECT 1 FROM contacts WHERE name = ?1 AND key <> ?2)",
+                params![name, key],
+                |row| row.get(0),
+            )
+            .map_err(db_error)
     }
 
     pub(crate) fn verify(&self, name: &str, fingerprint: &str) -> Result<(), MeshError> {
@@ -339,5 +545,101 @@ impl Store {
             .execute("DELETE FROM files_in WHERE id = ?1", params![id])
             .map(|_| ())
             .map_err(db_error)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn own() -> Author {
+        Author {
+            name: "Me".into(),
+            key: "me-key".into(),
+        }
+    }
+
+    fn room_message<'a>(id: &'a str, ts: u64) -> Outgoing<'a> {
+        Outgoing {
+            id,
+            room: "r",
+            direct_to: None,
+            name: "Me",
+            text: "hello",
+            ts,
+            json: "{}",
+        }
+    }
+
+    fn states(store: &Store) -> Vec<String> {
+        let room = Conversation::Room("r".into());
+        let entries = store.history(&room, &own(), None).unwrap();
+        entries.into_iter().map(|e| e.state).collect()
+    }
+
+    #[test]
+    fn a_room_message_with_no_reader_waits_for_the_first_one_then_is_delivered() {
+        let store = Store::in_memory().unwrap();
+        store.record_sent(&room_message("m1", 1), &[]).unwrap();
+        assert_eq!(states(&store), ["queued"]);
+        store.claim_waiting_for_anyone("r", "bob").unwrap();
+        let pending = store.unacked_for("bob").unwrap();
+        assert_eq!(pending.len(), 1);
+        store.mark_sent("m1", "bob").unwrap();
+        assert_eq!(states(&store), ["sent"]);
+        store.mark_acked("m1", "bob").unwrap();
+        assert_eq!(states(&store), ["delivered"]);
+        // Taken once: a second comer finds nothing waiting for anyone.
+        store.claim_waiting_for_anyone("r", "carol").unwrap();
+        assert!(store.unacked_for("carol").unwrap().is_empty());
+    }
+
+    #[test]
+    fn history_keeps_the_last_messages_in_time_order_with_their_authors() {
+        let store = Store::in_memory().unwrap();
+        for (i, id) in ["a", "b", "c"].iter().enumerate() {
+            store
+                .record_sent(&room_message(id, i as u64), &["bob".into()])
+                .unwrap();
+        }
+        let room = Conversation::Room("r".into());
+        let last_two = store.history(&room, &own(), Some(2)).unwrap();
+        let ids: Vec<&str> = last_two.iter().map(|e| e.id.as_str()).collect();
+        assert_eq!(ids, ["b", "c"]);
+        assert_eq!(last_two[0].author, own());
+    }
+
+    #[test]
+    fn a_store_from_before_delivery_states_keeps_its_messages_as_sent() {
+        let db = Connection::open_in_memory().unwrap();
+        db.execute_batch(
+            "CREATE TABLE deliveries (id TEXT NOT NULL, recipient TEXT NOT NULL,
+                 acked INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (id, recipient));
+             INSERT INTO deliveries VALUES ('m1', 'bob', 0);",
+        )
+        .unwrap();
+        let store = Store::init(db).unwrap();
+        store
+            .db
+            .execute(
+                "INSERT INTO messages VALUES ('m1', 'r', '', '', 'Me', 'hello', 1, '{}')",
+                [],
+            )
+            .unwrap();
+        assert_eq!(states(&store), ["sent"]);
+    }
+
+    #[test]
+    fn contacts_and_names_met_with_other_keys() {
+        let store = Store::in_memory().unwrap();
+        store.met("k1", "Ada", "r").unwrap();
+        assert!(!store.name_known_with_other_key("Ada", "k1").unwrap());
+        assert!(store.name_known_with_other_key("Ada", "k2").unwrap());
+        store.verify("Ada", "k1").unwrap();
+        let contacts = store.contacts().unwrap();
+        assert_eq!(contacts.len(), 1);
+        assert!(contacts[0].verified);
+        assert_eq!(store.members("r").unwrap(), ["k1"]);
     }
 }

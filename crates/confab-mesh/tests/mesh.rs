@@ -16,6 +16,7 @@ async fn two_peers_connect_chat_both_ways_with_acks_and_stats() {
     a.send(Command::Chat {
         text: "hello B".into(),
         to: None,
+        to_key: None,
     });
     let Event::ChatSent { id, to } =
         wait_for(&mut a, "chat-sent", |e| matches!(e, Event::ChatSent { .. })).await
@@ -41,6 +42,7 @@ async fn two_peers_connect_chat_both_ways_with_acks_and_stats() {
     b.send(Command::Chat {
         text: "hi Ada, just you".into(),
         to: Some(a_id.clone()),
+        to_key: None,
     });
     let got = wait_for(&mut a, "chat", |e| matches!(e, Event::Chat { .. })).await;
     assert!(
@@ -119,6 +121,7 @@ async fn five_peers_form_a_full_mesh_and_room_messages_arrive_once() {
         mesh.send(Command::Chat {
             text: format!("from {i}"),
             to: None,
+            to_key: None,
         });
     }
     for (i, mesh) in peers.iter_mut().enumerate() {
@@ -181,6 +184,7 @@ async fn chat_flows_after_the_server_stops() {
     a.send(Command::Chat {
         text: "still here?".into(),
         to: None,
+        to_key: None,
     });
     wait_for(
         &mut b,
@@ -191,6 +195,7 @@ async fn chat_flows_after_the_server_stops() {
     b.send(Command::Chat {
         text: "yes".into(),
         to: Some(a_id.clone()),
+        to_key: None,
     });
     wait_for(
         &mut a,
@@ -225,6 +230,7 @@ async fn disconnect_keeps_the_channels() {
     a.send(Command::Chat {
         text: "over the mesh".into(),
         to: None,
+        to_key: None,
     });
     wait_for(
         &mut b,
@@ -235,6 +241,7 @@ async fn disconnect_keeps_the_channels() {
     b.send(Command::Chat {
         text: "back".into(),
         to: None,
+        to_key: None,
     });
     wait_for(
         &mut a,
@@ -276,6 +283,7 @@ async fn glare_converges() {
     a.send(Command::Chat {
         text: "after glare".into(),
         to: None,
+        to_key: None,
     });
     let got = wait_for(&mut b, "chat", |e| {
         matches!(e, Event::Chat { .. } | Event::Error { .. })
@@ -288,6 +296,7 @@ async fn glare_converges() {
     b.send(Command::Chat {
         text: "and back".into(),
         to: None,
+        to_key: None,
     });
     let got = wait_for(&mut a, "chat", |e| {
         matches!(e, Event::Chat { .. } | Event::Error { .. })
@@ -338,6 +347,7 @@ async fn a_chat_of_64_kib_goes_both_ways() {
     a.send(Command::Chat {
         text: text.clone(),
         to: Some(b_id),
+        to_key: None,
     });
     let got = wait_for(&mut b, "big chat", |e| {
         matches!(e, Event::Chat { .. } | Event::Error { .. })
@@ -350,6 +360,7 @@ async fn a_chat_of_64_kib_goes_both_ways() {
     b.send(Command::Chat {
         text: text.clone(),
         to: Some(a_id),
+        to_key: None,
     });
     let got = wait_for(&mut a, "big chat", |e| {
         matches!(e, Event::Chat { .. } | Event::Error { .. })
@@ -362,6 +373,7 @@ async fn a_chat_of_64_kib_goes_both_ways() {
     a.send(Command::Chat {
         text: format!("{text}x"),
         to: None,
+        to_key: None,
     });
     wait_for(
         &mut a,

@@ -111,6 +111,7 @@ async fn a_dropped_signaling_socket_resumes_and_the_room_sees_nothing() {
     a.send(Command::Chat {
         text: "after the blip".into(),
         to: None,
+        to_key: None,
     });
     wait_for(
         &mut b,
@@ -160,6 +161,7 @@ async fn hostile_signaling_input_is_an_error_not_a_crash() {
     a.send(Command::Chat {
         text: "still fine".into(),
         to: Some(b_id),
+        to_key: None,
     });
     wait_for(
         &mut b,

@@ -284,8 +284,8 @@ fn a_gibibyte_file_arrives_intact_with_flat_memory() {
     let _ = std::fs::remove_dir_all(&root);
 }
 
-/// A message typed just before the process is killed is still there, unsent, after a
-/// restart with the same install.
+/// A message typed alone just before the process is killed is still there, queued, after
+/// a restart with the same install, and goes out once when someone arrives.
 #[test]
 fn a_message_typed_before_a_kill_survives_it() {
     let (_server, url) = server();
@@ -316,7 +316,18 @@ fn a_message_typed_before_a_kill_survives_it() {
     let messages = history["messages"].as_array().unwrap();
     assert_eq!(messages.len(), 1, "{history}");
     assert_eq!(messages[0]["text"], "typed, then the power went");
-    assert_eq!(messages[0]["state"], "sent");
+    assert_eq!(messages[0]["state"], "queued");
+    assert_eq!(messages[0]["author"]["name"], "A");
+
+    let b = Process::spawn(&["peer", "--server", &url, "--room", "kill", "--name", "B"]);
+    let got = b.event(WAIT, "the waiting message", |e| e["event"] == "chat");
+    assert_eq!(got["text"], "typed, then the power went");
+    assert_eq!(got["author"]["name"], "A");
+    assert_eq!(got["history"], false);
+    a.event(WAIT, "ack", |e| e["event"] == "ack");
+    a.send(r#"{"cmd":"history"}"#);
+    let history = a.event(WAIT, "history", |e| e["event"] == "history");
+    assert_eq!(history["messages"][0]["state"], "delivered", "{history}");
     let _ = std::fs::remove_dir_all(&dir);
 }
 

@@ -250,6 +250,7 @@ async fn chat_round_trips(url: &str, count: usize) -> anyhow::Result<(f64, f64)>
         a.send(Command::Chat {
             text: format!("ping {i}"),
             to: Some(b_id.clone()),
+            to_key: None,
         });
         until(&mut a, |e| matches!(e, Event::Ack { .. })).await?;
         samples.push(started.elapsed().as_secs_f64() * 1000.0);

@@ -200,42 +200,78 @@ test('d. two symmetric NATs, no UDP between them, STUN but no relay: ice fails, 
   }
 });
 
-test('e. LAN pair with 10 % UDP loss on both hosts: 5 fresh set-ups, each open and chatting within 10 s', { timeout: 150_000 }, async () => {
-  knob('loss', 'h3', '100');
-  knob('loss', 'h4', '100');
-  const results = [];
-  for (let i = 1; i <= 5; i++) {
-    const a = peer(`e${i}-h3`, 'h3');
-    const b = peer(`e${i}-h4`, 'h4');
-    const room = uniqueRoom('lossy');
-    const started = Date.now();
-    const deadline = started + 10_000;
-    let result;
-    try {
-      await a.join(room);
-      await b.join(room);
-      const open = (p, other) =>
-        p.waitForEvent((e) => e.event === 'channel' && e.label === 'chat' && e.state === 'open' && e.peer === other.id, {
-          what: `${p.label}'s chat channel to ${other.label} to open`,
-          timeout: Math.max(1, deadline - Date.now()),
-        });
-      await Promise.all([open(a, b), open(b, a)]);
-      const openMs = Date.now() - started;
-      let timer;
-      await Promise.race([
-        chatBothWays(a, b),
-        new Promise((_, reject) => {
-          timer = setTimeout(() => reject(new Error('chat both ways not acked within the 10 s')), Math.max(1, deadline - Date.now()));
-        }),
-      ]).finally(() => clearTimeout(timer));
-      result = { setup: i, ok: true, open_ms: openMs, total_ms: Date.now() - started };
-    } catch (err) {
-      result = { setup: i, ok: false, after_ms: Date.now() - started, error: err.message.split('\n')[0] };
+// The issue's bar: at 5, 10 and 20 % random loss, every set-up in a row opens the chat
+// channel with the hello both ways within 5 s. NETLAB_SETUPS sets how many per loss rate.
+const setupsPerRate = Number(process.env.NETLAB_SETUPS ?? 20);
+for (const perMille of [50, 100, 200]) {
+  const percent = perMille / 10;
+  test(`e. LAN pair with ${percent} % UDP loss on both hosts: ${setupsPerRate} fresh set-ups, each with the hello both ways within 5 s`, { timeout: 20_000 + setupsPerRate * 15_000 }, async () => {
+    knob('loss', 'h3', String(perMille));
+    knob('loss', 'h4', String(perMille));
+    const results = [];
+    for (let i = 1; i <= setupsPerRate; i++) {
+      const a = peer(`e${perMille}-${i}-h3`, 'h3');
+      const b = peer(`e${perMille}-${i}-h4`, 'h4');
+      const room = uniqueRoom('lossy');
+      let started = Date.now();
+      let result;
+      try {
+        await a.join(room);
+        // The clock starts when the second peer joins: from there on it is the set-up.
+        started = Date.now();
+        await b.join(room);
+        const hello = (p, other) =>
+          p.waitForEvent((e) => e.event === 'trust' && e.peer === other.id, {
+            what: `${p.label}'s hello from ${other.label}`,
+            timeout: Math.max(1, started + 5_000 - Date.now()),
+          });
+        await Promise.all([hello(a, b), hello(b, a)]);
+        const helloMs = Date.now() - started;
+        if (helloMs > 5_000) throw new Error(`the hellos took ${helloMs} ms`);
+        let timer;
+        await Promise.race([
+          chatBothWays(a, b),
+          new Promise((_, reject) => {
+            timer = setTimeout(() => reject(new Error('chat both ways not acked within 10 s')), 10_000);
+          }),
+        ]).finally(() => clearTimeout(timer));
+        result = { setup: i, ok: true, hello_ms: helloMs, total_ms: Date.now() - started };
+      } catch (err) {
+        result = { setup: i, ok: false, after_ms: Date.now() - started, error: err.message.split('\n')[0] };
+      }
+      results.push(result);
+      step(`set-up ${i} under ${percent} % loss: ${JSON.stringify(result)}`);
+      await Promise.all(opened.splice(0).map((p) => p.close()));
     }
-    results.push(result);
-    step(`set-up ${i} under 10 % loss: ${JSON.stringify(result)}`);
-    await Promise.all(opened.splice(0).map((p) => p.close()));
+    const failed = results.filter((r) => !r.ok);
+    const slowest = Math.max(...results.filter((r) => r.ok).map((r) => r.hello_ms));
+    step(`${percent} % loss: ${results.length - failed.length}/${results.length} set-ups, slowest hello ${slowest} ms`);
+    assert.deepEqual(failed, [], `every set-up had its hellos within 5 s: ${JSON.stringify(results)}`);
+  });
+}
+
+test('f. a connected LAN pair under 20 % UDP loss for 60 s: stays connected, no retries, and chats', { timeout: 120_000 }, async () => {
+  const a = peer('f-h3', 'h3');
+  const b = peer('f-h4', 'h4');
+  const room = uniqueRoom('stays');
+  await a.join(room);
+  await b.join(room);
+  const open = (p, other) =>
+    p.waitForEvent((e) => e.event === 'channel' && e.label === 'chat' && e.state === 'open' && e.peer === other.id, {
+      what: `${p.label}'s chat channel to ${other.label}`,
+      timeout: 10_000,
+    });
+  await Promise.all([open(a, b), open(b, a)]);
+  const from = Math.max(a.events.length, b.events.length);
+  knob('loss', 'h3', '200');
+  knob('loss', 'h4', '200');
+  await new Promise((resolve) => setTimeout(resolve, 60_000));
+  for (const [p, other] of [[a, b], [b, a]]) {
+    const states = p.eventsOf('peer-state').filter((e) => e.peer === other.id).map((e) => e.state);
+    assert.equal(states.at(-1), 'connected', `${p.label} still connected to ${other.label}: ${states}`);
+    assert.ok(!states.includes('failed'), `${p.label} never failed: ${states}`);
   }
-  const failed = results.filter((r) => !r.ok);
-  assert.deepEqual(failed, [], `every set-up opened and chatted within 10 s: ${JSON.stringify(results)}`);
+  await chatBothWays(a, b);
+  step(`after 60 s at 20 % loss: connected both ways, chat acked (events from ${from})`);
 });
+

@@ -25,6 +25,7 @@ use crate::store::{self, Store};
 use crate::transport::TransportConfig;
 
 mod call;
+mod retry;
 mod transfers;
 use call::Call;
 use transfers::{Described, Transfers};
@@ -70,6 +71,7 @@ impl Mesh {
         let live_peer_tasks = Arc::new(AtomicUsize::new(0));
         let (peer_out, peer_out_rx) = mpsc::unbounded_channel();
         let (internal, internal_rx) = mpsc::unbounded_channel();
+        let (retries, retries_rx) = mpsc::unbounded_channel();
         let store = open_store(config.data_dir.as_deref(), &event_tx);
         let (voice_in, voice_in_rx) = mpsc::unbounded_channel();
         let engine = start_engine(&config, voice_in_rx, &event_tx);
@@ -82,6 +84,7 @@ impl Mesh {
             store,
             auto_accept_files: config.auto_accept_files,
             internal,
+            retries,
             transfers: Transfers::default(),
             name: config.name,
             configured: Arc::new(config.transport.clone()),
@@ -96,7 +99,7 @@ impl Mesh {
             waiting: Vec::new(),
         };
         task.report_unsupported(None);
-        let task = tokio::spawn(task.run(command_rx, peer_out_rx, internal_rx));
+        let task = tokio::spawn(task.run(command_rx, peer_out_rx, internal_rx, retries_rx));
         Self {
             commands,
             events,
@@ -166,6 +169,8 @@ struct RemotePeer {
     chat_open: bool,
     /// Its DTLS fingerprint, once its description arrived: who it is across ids and runs.
     fingerprint: Option<String>,
+    /// Connections to it that failed since one was last up (retry.rs).
+    failures: u32,
 }
 
 /// A chat message that found no open channel yet.
@@ -190,6 +195,8 @@ struct MeshTask {
     auto_accept_files: Option<std::path::PathBuf>,
     /// Work the mesh hands off (hashing a file) reports back here.
     internal: mpsc::UnboundedSender<Described>,
+    /// Peers whose retry pause is over (retry.rs).
+    retries: mpsc::UnboundedSender<String>,
     transfers: Transfers,
     /// The user's own network settings.
     configured: Arc<TransportConfig>,
@@ -213,6 +220,7 @@ impl MeshTask {
         mut commands: mpsc::UnboundedReceiver<Command>,
         mut peer_out: mpsc::UnboundedReceiver<(String, PeerOutput)>,
         mut internal: mpsc::UnboundedReceiver<Described>,
+        mut retries: mpsc::UnboundedReceiver<String>,
     ) {
         loop {
             tokio::select! {
@@ -222,6 +230,7 @@ impl MeshTask {
                 },
                 Some((peer, output)) = peer_out.recv() => self.on_peer_output(peer, output).await,
                 Some(described) = internal.recv() => self.offer_described(described),
+                Some(peer) = retries.recv() => self.on_retry_due(peer),
                 event = next_link_event(&mut self.link) => self.on_link_event(event).await,
             }
         }
@@ -594,6 +603,7 @@ impl MeshTask {
                 handle: None,
                 chat_open: false,
                 fingerprint: None,
+                failures: 0,
             },
         );
     }
@@ -718,7 +728,24 @@ impl MeshTask {
                 {
                     remote.state = *state;
                 }
+                let quiet_and_gone = matches!(
+                    &event,
+                    Event::PeerState {
+                        state: PeerState::Disconnected,
+                        ..
+                    }
+                ) && self.peers.get(&peer).is_some_and(|p| p.left_room);
                 self.emit(event);
+                // Gone from the room and silent: it is not coming back on this connection
+                // (one that is only lossy keeps its signaling and stays in the room).
+                if quiet_and_gone {
+                    self.log(
+                        LogLevel::Info,
+                        format!("closing {peer}: left and silent"),
+                        Some(&peer),
+                    );
+                    self.peers.remove(&peer);
+                }
             }
             PeerOutput::Hello { name } => {
                 if let Some(remote) = self.peers.get_mut(&peer) {
@@ -771,6 +798,7 @@ impl MeshTask {
                 if let Some(remote) = self.peers.get_mut(&peer) {
                     remote.chat_open = true;
                 }
+                self.connection_up(&peer);
                 self.flush_waiting(&peer);
                 self.resend_unacked(&peer);
                 self.reoffer_unfinished_files(&peer);
@@ -806,6 +834,9 @@ impl MeshTask {
                     remote.handle = None;
                     remote.chat_open = false;
                     remote.state = state;
+                    if state == PeerState::Failed {
+                        self.on_connection_failed(&peer);
+                    }
                 }
             }
         }

@@ -54,6 +54,10 @@ const APP: &str = concat!("confab/", env!("CARGO_PKG_VERSION"));
 /// channel opens: a connected peer is left quiet.
 const SETUP_WAKE: Duration = Duration::from_millis(2);
 const SETUP_WAKE_FOR: Duration = Duration::from_secs(5);
+/// A connection whose chat channel has not opened by then has failed: the mesh tries
+/// again (mesh/retry.rs). Set-ups take well under 5 s even at 20 % loss; without this, a
+/// connection stuck in checking would be declared failed only after 30 s of silence.
+const SETUP_DEADLINE: Duration = Duration::from_secs(15);
 /// How long closing waits for the remote to see the chat channel close.
 const CHANNEL_CLOSE_WAIT: Duration = Duration::from_millis(200);
 /// How long a dropped peer's task gets to close its connection before it is aborted.
@@ -258,6 +262,8 @@ struct Peer {
     signalled: HashMap<String, String>,
     chat: Option<Arc<dyn DataChannel>>,
     chat_open: bool,
+    /// The chat channel has opened at least once: the connection was set up.
+    set_up: bool,
     /// Messages given before the chat channel opened (a call accept to a peer whose channel
     /// is still coming up): sent, in order, once it opens.
     early_out: Vec<String>,
@@ -314,6 +320,7 @@ async fn run(setup: PeerSetup, mut inputs: mpsc::UnboundedReceiver<PeerInput>) {
         signalled: HashMap::new(),
         chat: None,
         chat_open: false,
+        set_up: false,
         early_out: Vec::new(),
         channel_tx,
         pollers: JoinSet::new(),
@@ -338,6 +345,7 @@ async fn run(setup: PeerSetup, mut inputs: mpsc::UnboundedReceiver<PeerInput>) {
         }
     }
     let setup_until = Instant::now() + SETUP_WAKE_FOR;
+    let give_up_at = Instant::now() + SETUP_DEADLINE;
     let mut wake = tokio::time::interval(SETUP_WAKE);
     wake.set_missed_tick_behavior(MissedTickBehavior::Skip);
     loop {
@@ -356,6 +364,12 @@ async fn run(setup: PeerSetup, mut inputs: mpsc::UnboundedReceiver<PeerInput>) {
             Some((file, outcome)) = received.recv() => peer.on_received(file, outcome).await,
             Some(_) = peer.transfers.join_next(), if !peer.transfers.is_empty() => {}
             _ = wake.tick(), if setting_up => peer.wake_driver().await,
+            _ = tokio::time::sleep_until(give_up_at), if !peer.set_up => {
+                peer.log(LogLevel::Warn, format!("not connected after {SETUP_DEADLINE:?}"));
+                peer.emit_state(PeerState::Failed);
+                peer.out(PeerOutput::Gone(PeerState::Failed));
+                break;
+            }
         }
     }
     peer.close(&mut channel_events).await;
@@ -745,6 +759,7 @@ impl Peer {
                 self.log(LogLevel::Info, format!("channel {label} open"));
                 if label == CHAT_LABEL {
                     self.chat_open = true;
+                    self.set_up = true;
                     let hello = PeerMessage::Hello {
                         name: self.setup.local_name.clone(),
                         app: APP.to_owned(),

@@ -4,7 +4,7 @@ use shared::error::*;
 
 use log::*;
 use std::fmt;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 //use std::io::BufWriter;
 
@@ -181,10 +181,19 @@ impl DTLSConn {
         if self.current_flight.is_last_send_flight() || self.is_handshake_completed() {
             Ok(HandshakeState::Finished)
         } else {
-            self.current_retransmit_timer = Some(now + self.handshake_config.retransmit_interval);
+            self.current_retransmit_timer = Some(now + self.retransmit_timeout());
             Ok(HandshakeState::Waiting)
         }
     }
+    /// RFC 6347, section 4.2.4.1: the timer doubles at each retransmission of a flight.
+    fn retransmit_timeout(&self) -> Duration {
+        let doublings = u32::try_from(self.current_retransmit_count).unwrap_or(u32::MAX);
+        self.handshake_config
+            .retransmit_interval
+            .saturating_mul(2u32.saturating_pow(doublings))
+            .min(MAX_TICKER_INTERVAL.max(self.handshake_config.retransmit_interval))
+    }
+
     fn wait(&mut self) -> Result<HandshakeState> {
         if self.handshake_rx.take().is_some() {
             debug!(

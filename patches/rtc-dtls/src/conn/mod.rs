@@ -39,7 +39,11 @@ use std::io::BufWriter;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-pub(crate) const INITIAL_TICKER_INTERVAL: Duration = Duration::from_secs(1);
+/// The first retransmission timeout of a flight, doubled at each retransmission of it up to
+/// `MAX_TICKER_INTERVAL` (RFC 9147, section 5.8.2: 100 ms, the RFC 6298 minimum). A fixed
+/// one-second timer made every lost flight cost a full second.
+pub(crate) const INITIAL_TICKER_INTERVAL: Duration = Duration::from_millis(100);
+pub(crate) const MAX_TICKER_INTERVAL: Duration = Duration::from_secs(60);
 pub(crate) const COOKIE_LENGTH: usize = 20;
 pub(crate) const DEFAULT_NAMED_CURVE: NamedCurve = NamedCurve::X25519;
 pub(crate) const INBOUND_BUFFER_SIZE: usize = 8192;

@@ -24,8 +24,10 @@ check_rust_tools() {
 }
 
 # PulseAudio (daemon and pactl/paplay/pacat) for the device tests, which start a daemon of
-# their own with null sinks for devices.
-install_packages "${BUILD_PACKAGES[@]}" pulseaudio pulseaudio-utils libasound2-plugins
+# their own with null sinks for devices; iproute2 and nftables for the loss tests, which
+# drop UDP in network namespaces of their own.
+install_packages "${BUILD_PACKAGES[@]}" pulseaudio pulseaudio-utils libasound2-plugins \
+    iproute2 nftables
 check_rust_tools
 
 # The tests open hundreds of sockets in one process.

@@ -39,8 +39,12 @@ export interface Peer {
   id: string;
   name: string;
   state: PeerState;
-  /** From the last `stats`: host, srflx, prflx or relay. */
+  /** From the last `stats`: the path's kind (host, srflx, prflx or relay)… */
   candidate?: string;
+  /** …how this end reaches its first hop (udp, tcp, tls)… */
+  transport?: string;
+  /** …and the selected pair, `TYPE ADDRESS:PORT` each. */
+  pair?: { local: string; remote: string };
   rttMs?: number;
   trust?: TrustStatus;
   fingerprint?: string;
@@ -449,6 +453,11 @@ export class Store {
         if (peer) {
           peer.rttMs = event.rtt_ms;
           peer.candidate = event.candidate_type;
+          peer.transport = event.transport;
+          peer.pair =
+            event.local_candidate && event.remote_candidate
+              ? { local: event.local_candidate, remote: event.remote_candidate }
+              : undefined;
           this.touch("peers");
         }
         break;

@@ -67,6 +67,9 @@ export type PeerEvent =
       bytes_sent: number;
       bytes_received: number;
       candidate_type: string;
+      local_candidate?: string;
+      remote_candidate?: string;
+      transport?: "udp" | "tcp" | "tls";
     }
   | { event: "call-incoming"; call: string; from: string }
   | { event: "call-state"; call: string; peer: string; state: CallState }

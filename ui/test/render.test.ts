@@ -41,9 +41,30 @@ describe("views", () => {
     store.flush();
     const row = $('[data-peer="p1"] button');
     expect(row.textContent).toContain("Ada");
-    expect(row.textContent).toContain("connected via local network");
+    expect(row.textContent).toContain("connected directly on the local network");
     expect(row.textContent).toContain("verified");
     expect(row.title).toContain("round trip 2.3 ms");
+  });
+
+  it("names a path through NATs or a relay for what it is, with the pair on hover", () => {
+    store.apply({
+      event: "stats",
+      peer: "p1",
+      rtt_ms: 40,
+      bytes_sent: 0,
+      bytes_received: 0,
+      candidate_type: "relay",
+      local_candidate: "relay 198.51.100.2:50000",
+      remote_candidate: "prflx 203.0.113.7:41000",
+      transport: "tcp",
+    });
+    store.flush();
+    const row = $('[data-peer="p1"] button') as HTMLButtonElement;
+    expect(row.textContent).toContain("connected through a relay server over TCP");
+    expect(row.title).toContain("path: relay 198.51.100.2:50000 ↔ prflx 203.0.113.7:41000");
+    store.apply({ event: "stats", peer: "p1", rtt_ms: 30, bytes_sent: 0, bytes_received: 0, candidate_type: "srflx", transport: "udp" });
+    store.flush();
+    expect($('[data-peer="p1"] button').textContent).toContain("connected directly over the internet");
   });
 
   it("keeps the keyboard focus on a peer while the list redraws", () => {

@@ -15,6 +15,8 @@ use crate::{AudioError, FRAME_SAMPLES};
 
 /// Frames in one level window: 5 × 20 ms = 100 ms.
 const LEVEL_FRAMES: usize = 5;
+/// The loss a new capture's FEC protects against until the far ends report theirs.
+pub const INITIAL_EXPECTED_LOSS: u8 = 5;
 
 /// RMS over 100 ms windows; a reading each time a window fills.
 #[derive(Debug, Default)]
@@ -84,7 +86,7 @@ impl Capture {
             cancel_echo: true,
             denoise: None,
             suppress_noise: true,
-            encoder: VoiceEncoder::new(5)?,
+            encoder: VoiceEncoder::new(INITIAL_EXPECTED_LOSS)?,
             meter: LevelMeter::default(),
             muted: false,
         };
@@ -135,6 +137,11 @@ impl Capture {
 
     pub fn set_muted(&mut self, muted: bool) {
         self.muted = muted;
+    }
+
+    /// How much loss the encoder's FEC protects against, as the far ends report it.
+    pub fn set_expected_loss(&mut self, percent: u8) -> Result<(), AudioError> {
+        self.encoder.set_expected_loss(percent)
     }
 
     /// Frames the source could not fill in time, so far.
@@ -268,6 +275,18 @@ impl Mixer {
 
     pub fn stats(&self, peer: &str) -> Option<JitterStats> {
         self.streams.get(peer).map(|s| s.jitter.stats())
+    }
+
+    /// Each peer's recent packet loss as heard here, in whole percent rounded up (any loss
+    /// at all is at least 1): what that peer's encoder should protect against.
+    pub fn losses(&self) -> Vec<(String, u8)> {
+        self.streams
+            .iter()
+            .map(|(peer, s)| {
+                let percent = (s.jitter.recent_loss() * 100.0).ceil().clamp(0.0, 100.0);
+                (peer.clone(), percent as u8)
+            })
+            .collect()
     }
 
     /// One 20 ms frame of every peer, mixed.

@@ -159,6 +159,12 @@ impl JitterBuffer {
         self.jitter_ms
     }
 
+    /// The share of recent frames (about the last 100 played) whose packet was missing
+    /// when due: the network's loss as this receiver sees it, 0 to 1.
+    pub fn recent_loss(&self) -> f64 {
+        self.recent_loss
+    }
+
     pub fn stats(&self) -> JitterStats {
         self.stats
     }
@@ -218,6 +224,26 @@ mod tests {
         assert_eq!(buffer.target_frames(), 1);
         assert_eq!(buffer.stats().played, 50);
         assert_eq!(buffer.stats().concealed, 0);
+    }
+
+    #[test]
+    fn recent_loss_follows_the_share_of_packets_missing() {
+        let mut buffer = JitterBuffer::new();
+        // One packet in ten lost, for 500 frames: about 10 %.
+        for seq in 0..500u16 {
+            if seq % 10 != 5 {
+                arrive(&mut buffer, seq, 1.0);
+            }
+            buffer.pop();
+        }
+        let lossy = buffer.recent_loss();
+        assert!((0.06..0.14).contains(&lossy), "{lossy}");
+        // Then none lost: it drains back towards zero.
+        for seq in 500..1000u16 {
+            arrive(&mut buffer, seq, 1.0);
+            buffer.pop();
+        }
+        assert!(buffer.recent_loss() < 0.01, "{}", buffer.recent_loss());
     }
 
     #[test]

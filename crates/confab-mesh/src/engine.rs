@@ -8,6 +8,7 @@
 //! they do. A device that fails is an `error` event, and the call goes on without it
 //! (receive-only without a microphone, silent without a speaker).
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,13 +18,15 @@ use confab_audio::{AudioError, FRAME_SAMPLES};
 use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio::time::{Instant, MissedTickBehavior};
 
-use crate::api::Event;
+use crate::api::{Event, LogLevel};
 use crate::peer::VoicePacket;
 
 /// Packets waiting for a peer's track writer; a writer further behind skips ahead.
 const PACKET_QUEUE: usize = 50;
 /// Device underruns are logged at most this often: every 500 ticks, 10 s.
 const UNDERRUN_REPORT_TICKS: u64 = 500;
+/// How often each peer is told how much of its voice was lost here: every 100 ticks, 2 s.
+const LOSS_REPORT_TICKS: u64 = 100;
 
 #[derive(Debug)]
 enum Control {
@@ -41,6 +44,8 @@ enum Control {
     Forget(String),
     /// A peer muted: silence it at once.
     Hush(String),
+    /// A peer reported how much of our voice it lost lately (percent).
+    ReportedLoss(String, u8),
     /// Finish the output (a WAV's header) and stop.
     Stop(oneshot::Sender<()>),
 }
@@ -60,11 +65,14 @@ pub(crate) struct Engine {
 
 impl Engine {
     /// `input` and `output` in the forms of `--audio-in` and `--audio-out`.
+    /// Every 2 s in a call, each peer's recent loss as heard here goes to `loss_reports`
+    /// (peer, percent), for the mesh to tell that peer.
     pub(crate) fn start(
         input: String,
         output: String,
         voice_in: mpsc::UnboundedReceiver<VoicePacket>,
         events: mpsc::UnboundedSender<Event>,
+        loss_reports: mpsc::UnboundedSender<(String, u8)>,
     ) -> Self {
         let (packets, _) = broadcast::channel(PACKET_QUEUE);
         let (control, control_rx) = mpsc::unbounded_channel();
@@ -113,6 +121,9 @@ impl Engine {
                     packets: shared,
                     events,
                     opened_tx,
+                    loss_reports,
+                    reported_loss: HashMap::new(),
+                    expected_loss: None,
                 };
                 runtime.block_on(state.run(output, voice_in, control_rx, opened));
             });
@@ -172,6 +183,11 @@ impl Engine {
         self.send(Control::Hush(peer.to_owned()));
     }
 
+    /// A peer's report of how much of our voice it lost: FEC follows the worst one.
+    pub(crate) fn set_reported_loss(&self, peer: &str, percent: u8) {
+        self.send(Control::ReportedLoss(peer.to_owned(), percent));
+    }
+
     /// Completes the output and stops.
     pub(crate) async fn stop(&self) {
         let (done, finished) = oneshot::channel();
@@ -205,6 +221,11 @@ struct EngineTask {
     packets: broadcast::Sender<Arc<Vec<u8>>>,
     events: mpsc::UnboundedSender<Event>,
     opened_tx: mpsc::UnboundedSender<Opened>,
+    loss_reports: mpsc::UnboundedSender<(String, u8)>,
+    /// What each peer in the call last said it lost of our voice, in percent.
+    reported_loss: HashMap<String, u8>,
+    /// What the encoder's FEC is sized for now, once a report set it.
+    expected_loss: Option<u8>,
 }
 
 impl EngineTask {
@@ -292,8 +313,16 @@ impl EngineTask {
                 self.report_audio();
             }
             Control::Volume(peer, volume) => self.mixer.set_gain(&peer, volume),
-            Control::Forget(peer) => self.mixer.remove(&peer),
+            Control::Forget(peer) => {
+                self.mixer.remove(&peer);
+                self.reported_loss.remove(&peer);
+                self.apply_expected_loss();
+            }
             Control::Hush(peer) => self.mixer.hush(&peer),
+            Control::ReportedLoss(peer, percent) => {
+                self.reported_loss.insert(peer, percent);
+                self.apply_expected_loss();
+            }
             Control::Stop(_) => {}
         }
     }
@@ -366,6 +395,8 @@ impl EngineTask {
                 capture.set_noise_suppression(self.noise_suppression);
                 capture.set_echo_cancellation(self.echo_cancellation);
                 self.capture = Some(capture);
+                self.expected_loss = None;
+                self.apply_expected_loss();
                 self.report_audio();
             }
             Err(e) => self.error("audio-in", format!("no voice: {e}")),
@@ -376,6 +407,11 @@ impl EngineTask {
         self.ticks += 1;
         if self.ticks.is_multiple_of(UNDERRUN_REPORT_TICKS) {
             self.log_underruns();
+        }
+        if self.sending && self.ticks.is_multiple_of(LOSS_REPORT_TICKS) {
+            for report in self.mixer.losses() {
+                let _ = self.loss_reports.send(report);
+            }
         }
         // Playout first: what is played now is the echo the microphone is about to hear.
         match self.mixer.tick() {
@@ -416,6 +452,30 @@ impl EngineTask {
                     );
                 }
             }
+        }
+    }
+
+    /// The encoder's FEC protects against the worst loss a peer in the call reports (one
+    /// encoder feeds every peer); until one reports, the capture's initial guess stands.
+    fn apply_expected_loss(&mut self) {
+        let Some(worst) = self.reported_loss.values().max().copied() else {
+            return;
+        };
+        let Some(capture) = self.capture.as_mut() else {
+            return;
+        };
+        match capture.set_expected_loss(worst) {
+            Ok(()) if self.expected_loss != Some(worst) => {
+                self.expected_loss = Some(worst);
+                self.emit(Event::Log {
+                    level: LogLevel::Info,
+                    msg: format!("voice FEC sized for {worst} % loss (the worst report)"),
+                    peer: None,
+                    ts: crate::api::unix_ms(),
+                });
+            }
+            Ok(()) => {}
+            Err(e) => self.error("audio", format!("setting the voice's FEC: {e}")),
         }
     }
 

@@ -18,8 +18,27 @@ use webrtc::data_channel::{DataChannel, DataChannelEvent};
 
 /// Largest binary message on a file channel.
 pub(crate) const CHUNK: usize = 16 * 1024;
-/// Progress is reported at least this often.
+/// Progress is reported at least this often, also while a transfer is stalled.
 pub(crate) const PROGRESS_EVERY: Duration = Duration::from_millis(250);
+
+/// Awaits `work`, calling `report` each time a report falls due while it is pending: a
+/// transfer held up by loss, a full channel or a slow disk still reports on time.
+async fn reporting<T>(
+    work: impl Future<Output = T>,
+    last_report: &mut Instant,
+    mut report: impl FnMut(),
+) -> T {
+    tokio::pin!(work);
+    loop {
+        tokio::select! {
+            out = &mut work => return out,
+            _ = tokio::time::sleep_until(*last_report + PROGRESS_EVERY) => {
+                report();
+                *last_report = Instant::now();
+            }
+        }
+    }
+}
 
 /// Size and SHA-256 (hex) of a file, read once before it is offered.
 pub(crate) async fn describe(path: &Path) -> std::io::Result<(u64, String)> {
@@ -136,10 +155,13 @@ pub(crate) async fn send(
             return Err("the file got shorter while it was sent".to_owned());
         }
         // Waits while the channel's buffer is full: memory stays flat for any file size.
-        channel
-            .send(BytesMut::from(&buf[..n]))
-            .await
-            .map_err(|e| e.to_string())?;
+        reporting(
+            channel.send(BytesMut::from(&buf[..n])),
+            &mut last_report,
+            || progress(sent),
+        )
+        .await
+        .map_err(|e| e.to_string())?;
         sent += n as u64;
         if last_report.elapsed() >= PROGRESS_EVERY {
             progress(sent);
@@ -148,7 +170,8 @@ pub(crate) async fn send(
     }
     // Closing with bytes in flight could cut them off: wait until all are acknowledged.
     while channel.outstanding_bytes().await.unwrap_or(0) > 0 {
-        tokio::time::sleep(Duration::from_millis(5)).await;
+        let pause = tokio::time::sleep(Duration::from_millis(5));
+        reporting(pause, &mut last_report, || progress(sent)).await;
     }
     progress(sent);
     let _ = channel.close().await;
@@ -206,7 +229,7 @@ pub(crate) async fn receive(
     let mut last_report = Instant::now();
     let mut overflow = false;
     while held < incoming.size {
-        match channel.poll().await {
+        match reporting(channel.poll(), &mut last_report, || progress(held)).await {
             Some(DataChannelEvent::OnMessage(message)) => {
                 let data = &message.data[..];
                 let room = (incoming.size - held) as usize;

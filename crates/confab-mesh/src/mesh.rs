@@ -74,7 +74,8 @@ impl Mesh {
         let (retries, retries_rx) = mpsc::unbounded_channel();
         let store = open_store(config.data_dir.as_deref(), &event_tx);
         let (voice_in, voice_in_rx) = mpsc::unbounded_channel();
-        let engine = start_engine(&config, voice_in_rx, &event_tx);
+        let (loss_reports, loss_reports_rx) = mpsc::unbounded_channel();
+        let engine = start_engine(&config, voice_in_rx, &event_tx, loss_reports);
         let task = MeshTask {
             engine,
             voice_in,
@@ -99,7 +100,13 @@ impl Mesh {
             waiting: Vec::new(),
         };
         task.report_unsupported(None);
-        let task = tokio::spawn(task.run(command_rx, peer_out_rx, internal_rx, retries_rx));
+        let task = tokio::spawn(task.run(
+            command_rx,
+            peer_out_rx,
+            internal_rx,
+            retries_rx,
+            loss_reports_rx,
+        ));
         Self {
             commands,
             events,
@@ -221,6 +228,7 @@ impl MeshTask {
         mut peer_out: mpsc::UnboundedReceiver<(String, PeerOutput)>,
         mut internal: mpsc::UnboundedReceiver<Described>,
         mut retries: mpsc::UnboundedReceiver<String>,
+        mut loss_reports: mpsc::UnboundedReceiver<(String, u8)>,
     ) {
         loop {
             tokio::select! {
@@ -231,6 +239,9 @@ impl MeshTask {
                 Some((peer, output)) = peer_out.recv() => self.on_peer_output(peer, output).await,
                 Some(described) = internal.recv() => self.offer_described(described),
                 Some(peer) = retries.recv() => self.on_retry_due(peer),
+                Some((peer, percent)) = loss_reports.recv() => {
+                    self.report_voice_loss(&peer, percent);
+                }
                 event = next_link_event(&mut self.link) => self.on_link_event(event).await,
             }
         }
@@ -1155,6 +1166,7 @@ fn start_engine(
     config: &MeshConfig,
     voice_in: mpsc::UnboundedReceiver<VoicePacket>,
     events: &mpsc::UnboundedSender<Event>,
+    loss_reports: mpsc::UnboundedSender<(String, u8)>,
 ) -> Engine {
     Engine::start(
         config.audio_in.clone().unwrap_or_else(|| "none".to_owned()),
@@ -1164,6 +1176,7 @@ fn start_engine(
             .unwrap_or_else(|| "none".to_owned()),
         voice_in,
         events.clone(),
+        loss_reports,
     )
 }
 

@@ -866,7 +866,8 @@ impl Peer {
                 | PeerMessage::CallAccept { .. }
                 | PeerMessage::CallDecline { .. }
                 | PeerMessage::CallEnd { .. }
-                | PeerMessage::Mute { .. }),
+                | PeerMessage::Mute { .. }
+                | PeerMessage::VoiceLoss { .. }),
             ) => self.out(PeerOutput::Call(message)),
             Ok(other) => self.log(
                 LogLevel::Debug,

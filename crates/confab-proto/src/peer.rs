@@ -43,6 +43,9 @@ pub enum PeerMessage {
     CallEnd { call: String },
     /// Tells the members whether this peer sends audio.
     Mute { call: String, muted: bool },
+    /// How much of the recipient's voice this peer lost lately, in percent (a Confab
+    /// addition): the recipient sizes its encoder's FEC to the worst such report.
+    VoiceLoss { call: String, percent: u8 },
     /// Offers a file.
     FileOffer {
         file: String,
@@ -68,6 +71,7 @@ impl PeerMessage {
         "call-decline",
         "call-end",
         "mute",
+        "voice-loss",
         "file-offer",
         "file-accept",
         "file-reject",

@@ -62,7 +62,7 @@ export function errorList(store: Store, area: ErrorArea): HTMLElement | null {
 export function peerStateText(peer: Peer): string {
   switch (peer.state) {
     case "connected":
-      return peer.candidate ? `connected via ${candidateWords(peer.candidate)}` : "connected";
+      return peer.candidate ? `connected ${pathWords(peer)}` : "connected";
     case "new":
     case "connecting":
       return "connecting…";
@@ -75,23 +75,26 @@ export function peerStateText(peer: Peer): string {
   }
 }
 
-function candidateWords(kind: string): string {
-  switch (kind) {
+/** How the connection goes, in a user's words: the path's kind is the stats' view of both ends. */
+function pathWords(peer: Peer): string {
+  const over = peer.transport === "tcp" ? " over TCP" : peer.transport === "tls" ? " over TLS" : "";
+  switch (peer.candidate) {
     case "host":
-      return "local network";
+      return "directly on the local network";
     case "srflx":
     case "prflx":
-      return "internet (direct)";
+      return "directly over the internet";
     case "relay":
-      return "relay";
+      return `through a relay server${over}`;
     default:
-      return kind;
+      return `via ${peer.candidate}`;
   }
 }
 
 export function rttText(peer: Peer): string {
   const parts = [`${peer.name}: ${peerStateText(peer)}`];
   if (peer.rttMs !== undefined) parts.push(`round trip ${peer.rttMs.toFixed(1)} ms`);
-  if (peer.candidate) parts.push(`path: ${peer.candidate}`);
+  if (peer.pair) parts.push(`path: ${peer.pair.local} ↔ ${peer.pair.remote}`);
+  else if (peer.candidate) parts.push(`path: ${peer.candidate}`);
   return parts.join(" · ");
 }

@@ -126,12 +126,29 @@ impl MeshTask {
                     muted,
                 });
             }
+            PeerMessage::VoiceLoss { call, percent } if self.is_current(&call) => {
+                self.engine.set_reported_loss(&from, percent);
+            }
             // A member's accept can overtake the invitation it answers: keep it for then.
             PeerMessage::CallAccept { call } => {
                 self.early_accepts.entry(call).or_default().insert(from);
             }
             // About a call we are not in: ignored, as the protocol says for mute.
             _ => {}
+        }
+    }
+
+    /// Tells a member of the call how much of its voice was lost here lately.
+    pub(super) fn report_voice_loss(&self, peer: &str, percent: u8) {
+        let Some(call) = self.call.as_ref().filter(|c| c.in_call) else {
+            return;
+        };
+        if call.joined.contains(peer) {
+            let message = PeerMessage::VoiceLoss {
+                call: call.id.clone(),
+                percent,
+            };
+            self.send_message(peer, &message);
         }
     }
 

@@ -29,9 +29,22 @@ impl Process {
 
     /// With extra environment variables (a sound server of the test's own).
     pub fn spawn_with_env(args: &[&str], env: &[(&str, &str)]) -> Process {
-        let mut child = confab()
-            .args(args)
-            .envs(env.iter().copied())
+        let mut command = confab();
+        command.args(args).envs(env.iter().copied());
+        Self::spawn_command(command)
+    }
+
+    /// Inside a network namespace (`ip netns exec` becomes the `confab` process itself).
+    pub fn spawn_in_netns(netns: &str, args: &[&str]) -> Process {
+        let mut command = Command::new("ip");
+        command
+            .args(["netns", "exec", netns, env!("CARGO_BIN_EXE_confab")])
+            .args(args);
+        Self::spawn_command(command)
+    }
+
+    fn spawn_command(mut command: Command) -> Process {
+        let mut child = command
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

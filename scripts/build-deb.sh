@@ -18,7 +18,10 @@ npm run --silent build >&2
 # tauri-cli treats the folder it runs in as the app crate: src-tauri, whose
 # tauri.conf.json is a link to the one at the top of the repository.
 cd "$root/src-tauri"
-cargo tauri build --bundles deb "$@" >&2
+# A package ships stripped, as Debian's own are: the line tables the release profile keeps
+# for backtraces in builds from source are most of the binary's size.
+CARGO_PROFILE_RELEASE_DEBUG=false CARGO_PROFILE_RELEASE_STRIP=symbols \
+    cargo tauri build --bundles deb "$@" >&2
 profile=release
 for arg in "$@"; do [ "$arg" = "--debug" ] && profile=debug; done
 ls -t "$CARGO_TARGET_DIR/$profile/bundle/deb/"*.deb | head -n 1

@@ -892,14 +892,15 @@ impl MeshTask {
         };
         let id = new_message_id();
         let ts = unix_ms();
+        let for_room = direct_to.is_none() && to.is_none();
         let message = PeerMessage::Chat {
             id: id.clone(),
             text: text.clone(),
             ts,
-            scope: if direct_to.is_some() || to.is_some() {
-                ChatScope::Direct
-            } else {
+            scope: if for_room {
                 ChatScope::Room
+            } else {
+                ChatScope::Direct
             },
         };
         let json = message.to_json();
@@ -908,6 +909,7 @@ impl MeshTask {
                 id: &id,
                 room: &room,
                 direct_to: direct_to.as_deref(),
+                for_room,
                 name: &self.name,
                 text: &text,
                 ts,

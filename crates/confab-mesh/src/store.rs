@@ -118,6 +118,8 @@ pub(crate) struct Outgoing<'a> {
     pub(crate) room: &'a str,
     /// The recipient's fingerprint for a direct message.
     pub(crate) direct_to: Option<&'a str>,
+    /// A room message (a direct one whose recipient's key is not known yet has neither).
+    pub(crate) for_room: bool,
     pub(crate) name: &'a str,
     pub(crate) text: &'a str,
     pub(crate) ts: u64,
@@ -201,7 +203,7 @@ impl Store {
         )
         .map_err(db_error)?;
         let anyone = [ANY_READER.to_owned()];
-        let readers = if recipients.is_empty() && message.direct_to.is_none() {
+        let readers = if recipients.is_empty() && message.for_room {
             &anyone[..]
         } else {
             recipients
@@ -565,6 +567,7 @@ mod tests {
             id,
             room: "r",
             direct_to: None,
+            for_room: true,
             name: "Me",
             text: "hello",
             ts,

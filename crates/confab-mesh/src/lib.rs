@@ -26,6 +26,7 @@ pub mod safety;
 mod stats;
 pub mod store;
 pub mod transport;
+mod turn_check;
 pub mod voice;
 
 pub use api::{Command, Event};

@@ -23,6 +23,7 @@ use crate::identity::Identity;
 use crate::peer::{PeerHandle, PeerInput, PeerOutput, PeerSetup, VoicePacket};
 use crate::store::{self, Store};
 use crate::transport::TransportConfig;
+use crate::turn_check;
 
 mod call;
 mod retry;
@@ -100,6 +101,7 @@ impl Mesh {
             waiting: Vec::new(),
         };
         task.report_unsupported(None);
+        task.check_turn_credentials(None);
         let task = tokio::spawn(task.run(
             command_rx,
             peer_out_rx,
@@ -537,6 +539,7 @@ impl MeshTask {
         if transport != *self.transport {
             let before = std::mem::replace(&mut self.transport, Arc::new(transport));
             self.report_unsupported(Some(&before));
+            self.check_turn_credentials(Some(&before));
         }
         let Some(session) = self.session.as_mut() else {
             return;
@@ -595,6 +598,49 @@ impl MeshTask {
                 format!("{}: {why}", server.url),
                 None,
             ));
+        }
+    }
+
+    /// Tries the credentials of each TURN server new since `before`: a refusal is a
+    /// `turn-auth-failed` error (the WebRTC stack would only log it and go on without it).
+    fn check_turn_credentials(&self, before: Option<&TransportConfig>) {
+        let local = self
+            .transport
+            .udp_addrs
+            .first()
+            .map_or(std::net::Ipv4Addr::UNSPECIFIED.into(), |addr| addr.ip());
+        for server in &self.transport.ice_servers {
+            let is_turn = server.url.to_ascii_lowercase().starts_with("turn:");
+            if !is_turn
+                || server.unsupported().is_some()
+                || before.is_some_and(|b| b.ice_servers.contains(server))
+            {
+                continue;
+            }
+            let (server, events) = (server.clone(), self.events.clone());
+            tokio::spawn(async move {
+                let url = &server.url;
+                let event = match turn_check::try_credentials(&server, local).await {
+                    turn_check::Verdict::Refused(why) => Event::error(
+                        "turn-auth-failed",
+                        format!("{url} refused the credentials: {why}"),
+                        None,
+                    ),
+                    turn_check::Verdict::Accepted => Event::Log {
+                        level: LogLevel::Info,
+                        msg: format!("{url} accepted the credentials"),
+                        peer: None,
+                        ts: unix_ms(),
+                    },
+                    turn_check::Verdict::Unknown(why) => Event::Log {
+                        level: LogLevel::Warn,
+                        msg: format!("{url}: credentials not checked: {why}"),
+                        peer: None,
+                        ts: unix_ms(),
+                    },
+                };
+                let _ = events.send(event);
+            });
         }
     }
 

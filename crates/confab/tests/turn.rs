@@ -1,0 +1,115 @@
+//! A TURN server that refuses a peer's credentials is a `turn-auth-failed` error, not a
+//! line on stderr; right credentials are none. Against Debian's coturn on loopback.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{Process, WAIT, server};
+
+/// coturn on a free loopback port with one long-term user, killed when dropped.
+struct Coturn {
+    child: Child,
+    port: u16,
+}
+
+impl Coturn {
+    fn start() -> Coturn {
+        let port = std::net::UdpSocket::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = Command::new("turnserver")
+            .args([
+                "-n",
+                "--listening-ip",
+                "127.0.0.1",
+                "--relay-ip",
+                "127.0.0.1",
+            ])
+            .args(["--listening-port", &port.to_string()])
+            .args([
+                "--lt-cred-mech",
+                "--user",
+                "ada:right",
+                "--realm",
+                "confab.test",
+            ])
+            .args(["--no-tls", "--no-dtls", "--no-cli", "--log-file", "stdout"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("turnserver (Debian's coturn) is installed");
+        let coturn = Coturn { child, port };
+        coturn.wait_until_it_answers();
+        coturn
+    }
+
+    /// A STUN binding request until coturn answers (it starts in well under a second).
+    fn wait_until_it_answers(&self) {
+        let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        socket
+            .set_read_timeout(Some(Duration::from_millis(100)))
+            .unwrap();
+        // A binding request: type 0x0001, no attributes, the magic cookie, a transaction id.
+        let mut request = vec![0x00, 0x01, 0x00, 0x00, 0x21, 0x12, 0xa4, 0x42];
+        request.extend_from_slice(&[7u8; 12]);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut buf = [0u8; 512];
+        loop {
+            socket.send_to(&request, ("127.0.0.1", self.port)).unwrap();
+            if socket.recv_from(&mut buf).is_ok() {
+                return;
+            }
+            assert!(Instant::now() < deadline, "coturn did not start");
+        }
+    }
+
+    fn url(&self, user: &str, password: &str) -> String {
+        format!("turn:{user}:{password}@127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for Coturn {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn peer_with_ice(url: &str, ice: &str) -> Process {
+    Process::spawn(&[
+        "-v", "peer", "--server", url, "--room", "turn", "--name", "A", "--ice", ice,
+    ])
+}
+
+#[test]
+fn a_refused_turn_password_is_a_turn_auth_failed_error() {
+    let coturn = Coturn::start();
+    let (_server, url) = server();
+    let peer = peer_with_ice(&url, &coturn.url("ada", "wrong"));
+    let error = peer.event(WAIT, "turn-auth-failed", |e| {
+        e["event"] == "error" && e["code"] == "turn-auth-failed"
+    });
+    let message = error["message"].as_str().unwrap();
+    assert!(message.contains("127.0.0.1"), "{message}");
+    assert!(message.contains("401"), "the server's reason: {message}");
+}
+
+#[test]
+fn accepted_turn_credentials_raise_no_error() {
+    let coturn = Coturn::start();
+    let (_server, url) = server();
+    let peer = peer_with_ice(&url, &coturn.url("ada", "right"));
+    let verdict = peer.event(WAIT, "the check's verdict", |e| {
+        (e["event"] == "error" && e["code"] == "turn-auth-failed")
+            || (e["event"] == "log"
+                && e["msg"]
+                    .as_str()
+                    .is_some_and(|m| m.ends_with("accepted the credentials")))
+    });
+    assert_eq!(verdict["event"], "log", "{verdict}");
+}

@@ -5,8 +5,10 @@
 //! ```text
 //! cargo build --release -p confab -p confab-bench
 //! target/release/mesh-bench --chromium tests/browser/bench.sh     # as root, for the namespace
+//! target/release/mesh-bench --loss 2 --file-mib 16                 # as root: 2 % UDP loss
 //! ```
 
+mod lossy;
 mod raw;
 
 use std::net::SocketAddr;
@@ -40,12 +42,20 @@ struct Args {
     /// Script that measures Chromium and prints its figures as JSON (tests/browser/bench.sh).
     #[arg(long)]
     chromium: Option<PathBuf>,
+    /// Random UDP loss, in percent, in a network namespace of the bench's own (as root).
+    #[arg(long)]
+    loss: Option<f64>,
 }
 
 const WAIT: Duration = Duration::from_secs(20);
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    if let Some(percent) = args.loss
+        && std::env::var_os(lossy::INSIDE).is_none()
+    {
+        return lossy::rerun_under_loss(percent);
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -61,6 +71,7 @@ fn main() -> anyhow::Result<()> {
 }
 
 struct Figures {
+    setup2_failed: usize,
     setup2_median_ms: f64,
     setup2_p90_ms: f64,
     mesh_ms: f64,
@@ -69,6 +80,8 @@ struct Figures {
     chat_rtt_p99_ms: f64,
     stun_per_s: f64,
     file_mbps: f64,
+    /// The longest time the receiver's byte count stood still.
+    file_stall_ms: f64,
     peak_rss_mib: f64,
 }
 
@@ -81,8 +94,15 @@ async fn measure(args: &Args) -> anyhow::Result<Figures> {
     let url = format!("ws://{}/ws", server.local_addr());
 
     let mut setups = Vec::new();
+    let mut setup2_failed = 0;
     for run in 0..args.setups {
-        setups.push(two_peer_setup(&url, &format!("setup{run}")).await?);
+        match two_peer_setup(&url, &format!("setup{run}")).await {
+            Ok(ms) => setups.push(ms),
+            Err(e) => {
+                eprintln!("2-peer set-up {run} failed: {e}");
+                setup2_failed += 1;
+            }
+        }
     }
     setups.sort_by(f64::total_cmp);
     eprintln!("2-peer set-up: {setups:.1?} ms");
@@ -102,11 +122,13 @@ async fn measure(args: &Args) -> anyhow::Result<Figures> {
         "data channel: {:.1} MB/s; {:.2} STUN requests/s per pair once connected",
         channel.throughput_mbps, channel.stun_per_s
     );
-    let file_mbps = file_throughput(&url, args.file_mib).await?;
-    eprintln!("file transfer: {file_mbps:.1} MB/s");
+    let (file_mbps, file_stall_ms) = file_throughput(&url, args.file_mib).await?;
+    eprintln!("file transfer: {file_mbps:.1} MB/s, longest stall {file_stall_ms:.0} ms");
     server.stop().await;
     Ok(Figures {
+        setup2_failed,
         file_mbps,
+        file_stall_ms,
         peak_rss_mib: peak_rss_kib() as f64 / 1024.0,
         setup2_median_ms: percentile(&setups, 50.0),
         setup2_p90_ms: percentile(&setups, 90.0),
@@ -260,8 +282,9 @@ async fn chat_round_trips(url: &str, count: usize) -> anyhow::Result<(f64, f64)>
     Ok((percentile(&samples, 50.0), percentile(&samples, 99.0)))
 }
 
-/// A file of `mib` MiB from one peer to another: accept to the receiver's verdict.
-async fn file_throughput(url: &str, mib: u64) -> anyhow::Result<f64> {
+/// A file of `mib` MiB from one peer to another, accept to the receiver's verdict: MB/s,
+/// and the longest time the received byte count stood still (ms).
+async fn file_throughput(url: &str, mib: u64) -> anyhow::Result<(f64, f64)> {
     let dir = std::env::temp_dir().join(format!("confab-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
     let source = dir.join("payload.bin");
@@ -290,18 +313,34 @@ async fn file_throughput(url: &str, mib: u64) -> anyhow::Result<f64> {
         file,
         dir: dir.join("in").display().to_string(),
     });
-    let done = until_long(&mut b, |e| matches!(e, Event::FileDone { .. })).await?;
+    let (mut held, mut moved, mut stall) = (0, Instant::now(), Duration::ZERO);
+    let done = until_long(&mut b, |e| {
+        if let Event::FileProgress { bytes, .. } = e
+            && *bytes > held
+        {
+            stall = stall.max(moved.elapsed());
+            (held, moved) = (*bytes, Instant::now());
+        }
+        matches!(e, Event::FileDone { .. })
+    })
+    .await?;
     let seconds = started.elapsed().as_secs_f64();
     if !matches!(done, Event::FileDone { ok: true, .. }) {
         bail!("transfer failed: {done:?}");
     }
     quit(vec![a, b]).await;
     let _ = std::fs::remove_dir_all(&dir);
-    Ok((mib << 20) as f64 / 1e6 / seconds)
+    Ok((
+        (mib << 20) as f64 / 1e6 / seconds,
+        stall.as_secs_f64() * 1000.0,
+    ))
 }
 
 /// Like [`until`], for something that takes minutes.
-async fn until_long(mesh: &mut Mesh, matches: impl Fn(&Event) -> bool) -> anyhow::Result<Event> {
+async fn until_long(
+    mesh: &mut Mesh,
+    mut matches: impl FnMut(&Event) -> bool,
+) -> anyhow::Result<Event> {
     loop {
         match tokio::time::timeout(Duration::from_secs(600), mesh.next_event()).await {
             Ok(Some(event)) if matches(&event) => return Ok(event),
@@ -369,7 +408,10 @@ fn report(args: &Args, ours: &Figures, chromium: Option<&Chromium>) {
     let theirs = |f: fn(&Chromium) -> f64| chromium.map(f);
     let cell = |v: Option<f64>| v.map_or("-".to_owned(), |v| format!("{v:.1}"));
     println!(
-        "\nmesh-bench on loopback ({} set-ups, {}-peer mesh, {} s of throughput){}",
+        "\nmesh-bench on loopback{} ({} set-ups, {}-peer mesh, {} s of throughput){}",
+        args.loss
+            .map(|pct| format!(" with {pct} % UDP loss"))
+            .unwrap_or_default(),
         args.setups,
         args.mesh,
         args.seconds,
@@ -392,6 +434,11 @@ fn report(args: &Args, ours: &Figures, chromium: Option<&Chromium>) {
     println!(
         "{:<38} {:>12.1}",
         "2-peer set-up, p90 ms", ours.setup2_p90_ms
+    );
+    println!(
+        "{:<38} {:>12}",
+        "2-peer set-ups failed",
+        format!("{}/{}", ours.setup2_failed, args.setups)
     );
     let c8 = theirs(|c| c.mesh8_ms);
     println!(
@@ -430,6 +477,10 @@ fn report(args: &Args, ours: &Figures, chromium: Option<&Chromium>) {
             "{:.0}% of raw",
             100.0 * ours.file_mbps / ours.throughput_mbps
         )
+    );
+    println!(
+        "{:<38} {:>12.0}",
+        "file transfer, longest stall ms", ours.file_stall_ms
     );
     println!(
         "{:<38} {:>12.1}",

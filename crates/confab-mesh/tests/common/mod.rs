@@ -63,12 +63,19 @@ pub async fn wait_within(
     mut matches: impl FnMut(&Event) -> bool,
 ) -> Event {
     let deadline = tokio::time::Instant::now() + wait;
+    // The last events seen, for the failure message: where a wait stalled tells why.
+    let mut recent = std::collections::VecDeque::new();
     loop {
         match tokio::time::timeout_at(deadline, mesh.next_event()).await {
             Ok(Some(event)) if matches(&event) => return event,
-            Ok(Some(_)) => {}
-            Ok(None) => panic!("the peer stopped while waiting for {what}"),
-            Err(_) => panic!("timed out waiting for {what}"),
+            Ok(Some(event)) => {
+                if recent.len() == 12 {
+                    recent.pop_front();
+                }
+                recent.push_back(event);
+            }
+            Ok(None) => panic!("the peer stopped while waiting for {what}; last: {recent:#?}"),
+            Err(_) => panic!("timed out waiting for {what}; the last events: {recent:#?}"),
         }
     }
 }

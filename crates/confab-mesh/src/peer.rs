@@ -206,7 +206,8 @@ enum PcEvent {
     Gathering(RTCIceGatheringState),
     Ice(RTCIceConnectionState),
     State(RTCPeerConnectionState),
-    DataChannel(Arc<dyn DataChannel>),
+    /// A channel the remote opened, with its label.
+    DataChannel(Arc<dyn DataChannel>, String),
     Track(Arc<dyn TrackRemote>),
 }
 
@@ -241,7 +242,12 @@ impl PeerConnectionEventHandler for Callbacks {
     }
 
     async fn on_data_channel(&self, channel: Arc<dyn DataChannel>) {
-        let _ = self.0.send(PcEvent::DataChannel(channel));
+        // The label is read now, while the library still holds the channel: a file channel
+        // that the sender closes at once (an empty file) is gone a moment later, and its
+        // label with it, so the transfer was never recognised. (The library releases its
+        // lock before this callback; reading the label is a lookup, so this returns at once.)
+        let label = channel.label().await.unwrap_or_default();
+        let _ = self.0.send(PcEvent::DataChannel(channel, label));
     }
 }
 
@@ -337,7 +343,7 @@ async fn run(setup: PeerSetup, mut inputs: mpsc::UnboundedReceiver<PeerInput>) {
     peer.emit_state(PeerState::Connecting);
     if peer.setup.create_chat {
         match peer.pc.create_data_channel(CHAT_LABEL, None).await {
-            Ok(channel) => peer.adopt_channel(channel).await,
+            Ok(channel) => peer.adopt_channel(channel, CHAT_LABEL.to_owned()).await,
             Err(e) => peer.log(
                 LogLevel::Error,
                 format!("cannot create the chat channel: {e}"),
@@ -693,7 +699,7 @@ impl Peer {
             }
             PcEvent::Ice(state) => self.log(LogLevel::Info, format!("ICE connection {state}")),
             PcEvent::State(state) => return self.on_state(state).await,
-            PcEvent::DataChannel(channel) => self.adopt_channel(channel).await,
+            PcEvent::DataChannel(channel, label) => self.adopt_channel(channel, label).await,
             PcEvent::Track(track) => self.receive_voice(track),
         }
         false
@@ -723,15 +729,14 @@ impl Peer {
 
     /// Takes a data channel in: its events are polled by a task of their own, so the
     /// library's callback returns at once.
-    async fn adopt_channel(&mut self, channel: Arc<dyn DataChannel>) {
-        let label = channel.label().await.unwrap_or_default();
+    async fn adopt_channel(&mut self, channel: Arc<dyn DataChannel>, label: String) {
         if let Some(file) = label.strip_prefix(FILE_PREFIX) {
             return self.receive_file(file.to_owned(), channel);
         }
         let tx = self.channel_tx.clone();
         let poller = channel.clone();
+        let is_chat = label == CHAT_LABEL;
         self.pollers.spawn(async move {
-            let label = poller.label().await.unwrap_or_default();
             while let Some(event) = poller.poll().await {
                 let forwarded = match event {
                     DataChannelEvent::OnOpen => tx.send(ChannelEvent::Open(label.clone())),
@@ -748,7 +753,7 @@ impl Peer {
             let _ = tx.send(ChannelEvent::Closed(label));
         });
         // Only one chat channel per peer: a second one offered by a remote is ignored.
-        if self.chat.is_none() {
+        if is_chat && self.chat.is_none() {
             self.chat = Some(channel);
         }
     }

@@ -121,13 +121,18 @@ async fn a_taken_name_is_not_overwritten_and_three_go_at_once() {
         });
     }
     let mut done = 0;
+    // What else came meanwhile (errors, logs), for the message should one fail.
+    let mut seen = Vec::new();
     while done < 4 {
-        if let Event::FileDone { ok, .. } =
-            wait_for(&mut b, "done", |e| matches!(e, Event::FileDone { .. })).await
-        {
-            assert!(ok);
+        let event = wait_for(&mut b, "done", |e| {
+            matches!(e, Event::FileDone { .. } | Event::Error { .. })
+        })
+        .await;
+        if let Event::FileDone { ok, .. } = &event {
+            assert!(*ok, "{event:?} after {seen:#?}");
             done += 1;
         }
+        seen.push(event);
     }
     assert_eq!(
         std::fs::read_to_string(dst.join("doc.txt")).unwrap(),

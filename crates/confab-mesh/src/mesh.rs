@@ -1155,21 +1155,15 @@ impl MeshTask {
             },
             (None, None) => store::Conversation::Room(room.clone().unwrap_or_else(|| self.room())),
         };
-        let own = self.own_author();
-        if let Some(messages) = self.report_store(self.store.history(&conversation, &own, limit)) {
+        let own_key = self.identity.fingerprint();
+        let found = self.store.history(&conversation, own_key, limit);
+        if let Some(messages) = self.report_store(found) {
             self.emit(Event::History {
                 peer,
                 room,
                 key,
                 messages,
             });
-        }
-    }
-
-    fn own_author(&self) -> store::Author {
-        store::Author {
-            name: self.name.clone(),
-            key: self.identity.fingerprint().to_owned(),
         }
     }
 

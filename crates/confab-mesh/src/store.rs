@@ -302,11 +302,12 @@ impl Store {
     }
 
     /// One conversation, oldest first: a room's, or the direct one with a key (in any
-    /// room); the last `limit` messages when given. `own` names this install's messages.
+    /// room); the last `limit` messages when given. `own_key` is the author key of this
+    /// install's messages.
     pub fn history(
         &self,
         conversation: &Conversation,
-        own: &Author,
+        own_key: &str,
         limit: Option<usize>,
     ) -> Result<Vec<HistoryEntry>, MeshError> {
         let (filter, value) = match conversation {
@@ -340,16 +341,13 @@ impl Store {
                 } else {
                     "sent"
                 };
-                let author = if sender.is_empty() {
-                    Author {
-                        name: name.clone(),
-                        key: own.key.clone(),
-                    }
-                } else {
-                    Author {
-                        name: name.clone(),
-                        key: sender.clone(),
-                    }
+                let author = Author {
+                    name: name.clone(),
+                    key: if sender.is_empty() {
+                        own_key.to_owned()
+                    } else {
+                        sender.clone()
+                    },
                 };
                 Ok(HistoryEntry {
                     id: row.get(0)?,
@@ -577,7 +575,7 @@ mod tests {
 
     fn states(store: &Store) -> Vec<String> {
         let room = Conversation::Room("r".into());
-        let entries = store.history(&room, &own(), None).unwrap();
+        let entries = store.history(&room, &own().key, None).unwrap();
         entries.into_iter().map(|e| e.state).collect()
     }
 
@@ -607,7 +605,7 @@ mod tests {
                 .unwrap();
         }
         let room = Conversation::Room("r".into());
-        let last_two = store.history(&room, &own(), Some(2)).unwrap();
+        let last_two = store.history(&room, &own().key, Some(2)).unwrap();
         let ids: Vec<&str> = last_two.iter().map(|e| e.id.as_str()).collect();
         assert_eq!(ids, ["b", "c"]);
         assert_eq!(last_two[0].author, own());

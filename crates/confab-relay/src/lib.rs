@@ -1,0 +1,243 @@
+//! The STUN and TURN relay (RFC 8489, RFC 8656) built into `confab server` and the server
+//! the app hosts, so that two peers behind NATs that cannot be punched, or on networks
+//! that block direct UDP, still talk with nothing to set up beyond the server's address.
+//!
+//! The protocol is the webrtc-rs `turn` crate's; this crate decides where it listens, who
+//! may allocate (short-lived REST credentials made from a secret that exists only in this
+//! process, see [`credentials`]), what it relays to (never the host's own or private
+//! networks unless allowed, [`policy`]), how much (allocations in total and per peer,
+//! bandwidth per allocation), and counts it all ([`RelayMetrics`]).
+//!
+//! - [`Relay`]: a running relay, with the address a client that reached the server at a
+//!   given IP should use.
+//! - [`rest_credential`]: the password of a REST username, for `welcome.ice_servers`.
+
+mod credentials;
+mod metrics;
+mod policy;
+mod sockets;
+
+use std::net::{IpAddr, SocketAddr};
+use std::ops::RangeInclusive;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rand::RngExt as _;
+use tokio::net::UdpSocket;
+use tokio::sync::mpsc;
+use tracing::{info, warn};
+use turn::allocation::AllocationInfo;
+use turn::server::Server;
+use turn::server::config::{ConnConfig, ServerConfig};
+
+use credentials::RestAuth;
+pub use credentials::rest_credential;
+pub use metrics::{Refusal, RelayMetrics};
+use sockets::{Allocator, Listener};
+
+/// The realm the relay names in its challenges.
+const REALM: &str = "confab";
+
+/// Where and how the relay serves.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct RelayConfig {
+    /// UDP address of the STUN and TURN listener. An unspecified IP listens on each
+    /// address of each interface at start, so that every allocation is relayed from the
+    /// address its client reached.
+    pub listen: SocketAddr,
+    /// The host's public address when it sits behind a 1:1 NAT (as cloud VMs do): handed
+    /// to clients and put in relayed addresses instead of the local one.
+    pub external_ip: Option<IpAddr>,
+    /// Ports for relayed sockets; any free port when `None`.
+    pub relay_ports: Option<RangeInclusive<u16>>,
+    /// Relay to loopback, private and link-local addresses too (a relay for a LAN, tests).
+    pub allow_private: bool,
+    /// Most allocations at once, in all.
+    pub max_allocations: u64,
+    /// Most allocations one peer id holds at once.
+    pub max_allocations_per_peer: usize,
+    /// Bytes per second each allocation may relay, both directions together; 0 is none.
+    pub bytes_per_second: u64,
+}
+
+impl Default for RelayConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([0, 0, 0, 0], 3478)),
+            external_ip: None,
+            relay_ports: None,
+            allow_private: false,
+            max_allocations: 1000,
+            // A full mesh of 16 with a spare: one allocation per other peer's connection.
+            max_allocations_per_peer: 16,
+            bytes_per_second: 50_000_000,
+        }
+    }
+}
+
+/// Why a relay could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RelayError {
+    #[error("cannot listen for TURN on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("cannot list the interfaces' addresses: {0}")]
+    Interfaces(std::io::Error),
+    #[error("no interface address to listen for TURN on")]
+    NoAddress,
+    #[error("the TURN server did not start: {0}")]
+    Turn(String),
+}
+
+/// A running relay. Dropping it without [`Relay::stop`] leaves its tasks to end with the
+/// runtime.
+pub struct Relay {
+    server: Server,
+    /// The listeners' local addresses.
+    listeners: Vec<SocketAddr>,
+    external_ip: Option<IpAddr>,
+    secret: String,
+    metrics: Arc<RelayMetrics>,
+}
+
+impl std::fmt::Debug for Relay {
+    /// Never prints the secret.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Relay")
+            .field("listeners", &self.listeners)
+            .field("external_ip", &self.external_ip)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Relay {
+    /// Binds the listeners and starts serving, with a fresh random secret.
+    pub async fn start(config: RelayConfig) -> Result<Self, RelayError> {
+        let metrics = Arc::new(RelayMetrics::default());
+        let secret: String = rand::rng()
+            .sample_iter(rand::distr::Alphanumeric)
+            .take(32)
+            .map(char::from)
+            .collect();
+        let auth = Arc::new(RestAuth::new(
+            secret.clone(),
+            config.max_allocations_per_peer,
+            metrics.clone(),
+        ));
+        let mut conn_configs = Vec::new();
+        let mut listeners = Vec::new();
+        for ip in listen_ips(config.listen.ip())? {
+            let addr = SocketAddr::new(ip, config.listen.port());
+            let socket = UdpSocket::bind(addr)
+                .await
+                .map_err(|source| RelayError::Bind { addr, source })?;
+            let local = socket
+                .local_addr()
+                .map_err(|source| RelayError::Bind { addr, source })?;
+            listeners.push(local);
+            conn_configs.push(ConnConfig {
+                conn: Arc::new(Listener(socket)),
+                relay_addr_generator: Box::new(Allocator {
+                    bind_ip: ip,
+                    advertised_ip: config.external_ip.unwrap_or(ip),
+                    ports: config.relay_ports.clone(),
+                    allow_private: config.allow_private,
+                    max_allocations: config.max_allocations,
+                    bytes_per_second: config.bytes_per_second,
+                    metrics: metrics.clone(),
+                }),
+            });
+        }
+        let (closed_tx, closed_rx) = mpsc::channel(64);
+        tokio::spawn(release_quotas(closed_rx, auth.clone()));
+        let server = Server::new(ServerConfig {
+            conn_configs,
+            realm: REALM.to_owned(),
+            auth_handler: auth,
+            channel_bind_timeout: Duration::ZERO,
+            alloc_close_notify: Some(closed_tx),
+        })
+        .await
+        .map_err(|e| RelayError::Turn(e.to_string()))?;
+        info!(?listeners, external_ip = ?config.external_ip, "TURN relay listening");
+        Ok(Self {
+            server,
+            listeners,
+            external_ip: config.external_ip,
+            secret,
+            metrics,
+        })
+    }
+
+    /// The STUN and TURN address for a client that reached this host at `reached`: the
+    /// external address when one is set, else the listener on that address, if any.
+    pub fn address_for(&self, reached: IpAddr) -> Option<SocketAddr> {
+        let port = self.listeners.first()?.port();
+        if let Some(external) = self.external_ip {
+            return Some(SocketAddr::new(external, port));
+        }
+        let reached = canonical(reached);
+        self.listeners.iter().copied().find(|l| l.ip() == reached)
+    }
+
+    /// The addresses it listens on.
+    pub fn listeners(&self) -> &[SocketAddr] {
+        &self.listeners
+    }
+
+    /// The secret REST credentials are made with ([`rest_credential`]).
+    pub fn secret(&self) -> &str {
+        &self.secret
+    }
+
+    pub fn metrics(&self) -> &RelayMetrics {
+        &self.metrics
+    }
+
+    /// Ends every allocation and stops listening.
+    pub async fn stop(self) {
+        if let Err(e) = self.server.close().await {
+            warn!("TURN relay did not close cleanly: {e}");
+        }
+    }
+}
+
+/// The IPs to listen on for `ip`: itself, or every interface address for an unspecified
+/// one (IPv6 link-local ones left out: they need a scope a TURN URL cannot carry).
+fn listen_ips(ip: IpAddr) -> Result<Vec<IpAddr>, RelayError> {
+    if !ip.is_unspecified() {
+        return Ok(vec![ip]);
+    }
+    let mut ips: Vec<IpAddr> = if_addrs::get_if_addrs()
+        .map_err(RelayError::Interfaces)?
+        .into_iter()
+        .map(|interface| interface.ip())
+        .filter(|a| a.is_ipv4() == ip.is_ipv4())
+        .filter(|a| !matches!(a, IpAddr::V6(v6) if v6.is_unicast_link_local()))
+        .collect();
+    ips.sort();
+    ips.dedup();
+    if ips.is_empty() {
+        return Err(RelayError::NoAddress);
+    }
+    Ok(ips)
+}
+
+/// An IPv4-mapped IPv6 address as the IPv4 address it is.
+fn canonical(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        v4 => v4,
+    }
+}
+
+/// Frees each ended allocation's place in its peer's quota.
+async fn release_quotas(mut closed: mpsc::Receiver<AllocationInfo>, auth: Arc<RestAuth>) {
+    while let Some(info) = closed.recv().await {
+        auth.release(&info.username, info.five_tuple.src_addr);
+    }
+}

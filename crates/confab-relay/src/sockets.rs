@@ -1,0 +1,277 @@
+//! The relay's UDP sockets as the turn crate sees them: the listener clients reach, and one
+//! relayed socket per allocation that applies the peer address policy, the bandwidth limit
+//! and the counters to every datagram.
+
+use std::net::{IpAddr, SocketAddr};
+use std::ops::RangeInclusive;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use tokio::net::UdpSocket;
+use tokio::time::Instant;
+use turn::Error as TurnError;
+use turn::relay::RelayAddressGenerator;
+
+type Result<T> = std::result::Result<T, TurnError>;
+use webrtc_util::Conn;
+
+use crate::metrics::{Refusal, RelayMetrics};
+use crate::policy::may_relay_to;
+
+/// Random ports tried in a configured range before the allocation fails.
+const PORT_TRIES: usize = 20;
+
+fn unsupported(what: &str) -> webrtc_util::Error {
+    webrtc_util::Error::Other(format!("{what} is not used on a relay socket"))
+}
+
+/// A listener socket. The turn crate ends its read loop on the first receive error; one
+/// transient error (an ICMP report some kernels pass up) must not stop the relay.
+pub(crate) struct Listener(pub(crate) UdpSocket);
+
+#[async_trait]
+impl Conn for Listener {
+    async fn connect(&self, _addr: SocketAddr) -> webrtc_util::Result<()> {
+        Err(unsupported("connect"))
+    }
+    async fn recv(&self, _buf: &mut [u8]) -> webrtc_util::Result<usize> {
+        Err(unsupported("recv"))
+    }
+    async fn recv_from(&self, buf: &mut [u8]) -> webrtc_util::Result<(usize, SocketAddr)> {
+        loop {
+            match self.0.recv_from(buf).await {
+                Ok(got) => return Ok(got),
+                Err(e) => {
+                    tracing::debug!("TURN listener: {e}");
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                }
+            }
+        }
+    }
+    async fn send(&self, _buf: &[u8]) -> webrtc_util::Result<usize> {
+        Err(unsupported("send"))
+    }
+    async fn send_to(&self, buf: &[u8], target: SocketAddr) -> webrtc_util::Result<usize> {
+        Ok(self.0.send_to(buf, target).await?)
+    }
+    fn local_addr(&self) -> webrtc_util::Result<SocketAddr> {
+        Ok(self.0.local_addr()?)
+    }
+    fn remote_addr(&self) -> Option<SocketAddr> {
+        None
+    }
+    async fn close(&self) -> webrtc_util::Result<()> {
+        Ok(())
+    }
+    fn as_any(&self) -> &(dyn std::any::Any + Send + Sync) {
+        self
+    }
+}
+
+/// A token bucket of bytes: `rate` per second, bursts of one second's worth.
+struct Bandwidth {
+    rate: f64,
+    state: Mutex<(f64, Instant)>,
+}
+
+impl Bandwidth {
+    fn new(bytes_per_second: u64) -> Self {
+        let rate = bytes_per_second as f64;
+        Self {
+            rate,
+            state: Mutex::new((rate, Instant::now())),
+        }
+    }
+
+    /// Takes `bytes` if the bucket holds them. A rate of 0 is no limit.
+    fn take(&self, bytes: usize) -> bool {
+        if self.rate == 0.0 {
+            return true;
+        }
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let now = Instant::now();
+        let (tokens, since) = *state;
+        let tokens = (tokens + now.duration_since(since).as_secs_f64() * self.rate).min(self.rate);
+        let left = tokens - bytes as f64;
+        *state = (if left >= 0.0 { left } else { tokens }, now);
+        left >= 0.0
+    }
+}
+
+/// One allocation's relayed socket.
+struct Relayed {
+    socket: UdpSocket,
+    allow_private: bool,
+    bandwidth: Bandwidth,
+    metrics: Arc<RelayMetrics>,
+}
+
+impl Relayed {
+    /// Whether a datagram of `len` bytes to or from `peer` may pass; counts a refusal.
+    fn admits(&self, peer: SocketAddr, len: usize) -> bool {
+        if !may_relay_to(peer.ip(), self.allow_private) {
+            self.metrics.refuse(Refusal::PeerAddress);
+            return false;
+        }
+        if !self.bandwidth.take(len) {
+            self.metrics.refuse(Refusal::Bandwidth);
+            return false;
+        }
+        true
+    }
+}
+
+impl Drop for Relayed {
+    fn drop(&mut self) {
+        self.metrics.allocations_open.fetch_sub(1, Relaxed);
+    }
+}
+
+#[async_trait]
+impl Conn for Relayed {
+    async fn connect(&self, _addr: SocketAddr) -> webrtc_util::Result<()> {
+        Err(unsupported("connect"))
+    }
+    async fn recv(&self, _buf: &mut [u8]) -> webrtc_util::Result<usize> {
+        Err(unsupported("recv"))
+    }
+    async fn recv_from(&self, buf: &mut [u8]) -> webrtc_util::Result<(usize, SocketAddr)> {
+        loop {
+            let (len, from) = match self.socket.recv_from(buf).await {
+                Ok(got) => got,
+                Err(e) => {
+                    tracing::debug!("relayed socket: {e}");
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                    continue;
+                }
+            };
+            if self.admits(from, len) {
+                self.metrics.bytes_from_peers.fetch_add(len as u64, Relaxed);
+                return Ok((len, from));
+            }
+        }
+    }
+    async fn send(&self, _buf: &[u8]) -> webrtc_util::Result<usize> {
+        Err(unsupported("send"))
+    }
+    async fn send_to(&self, buf: &[u8], target: SocketAddr) -> webrtc_util::Result<usize> {
+        // A refused datagram is dropped as a network would drop it: the client's
+        // permission stands, nothing reaches the address.
+        if !self.admits(target, buf.len()) {
+            return Ok(buf.len());
+        }
+        let sent = self.socket.send_to(buf, target).await?;
+        self.metrics.bytes_to_peers.fetch_add(sent as u64, Relaxed);
+        Ok(sent)
+    }
+    fn local_addr(&self) -> webrtc_util::Result<SocketAddr> {
+        Ok(self.socket.local_addr()?)
+    }
+    fn remote_addr(&self) -> Option<SocketAddr> {
+        None
+    }
+    async fn close(&self) -> webrtc_util::Result<()> {
+        Ok(())
+    }
+    fn as_any(&self) -> &(dyn std::any::Any + Send + Sync) {
+        self
+    }
+}
+
+/// Opens the relayed socket of each allocation on one listener's address.
+pub(crate) struct Allocator {
+    /// Where relayed sockets are bound.
+    pub(crate) bind_ip: IpAddr,
+    /// The address put in XOR-RELAYED-ADDRESS: `bind_ip`, or the host's public address
+    /// behind a 1:1 NAT.
+    pub(crate) advertised_ip: IpAddr,
+    pub(crate) ports: Option<RangeInclusive<u16>>,
+    pub(crate) allow_private: bool,
+    pub(crate) max_allocations: u64,
+    pub(crate) bytes_per_second: u64,
+    pub(crate) metrics: Arc<RelayMetrics>,
+}
+
+impl Allocator {
+    async fn bind(&self) -> std::io::Result<UdpSocket> {
+        let Some(ports) = &self.ports else {
+            return UdpSocket::bind((self.bind_ip, 0)).await;
+        };
+        let mut last = None;
+        for _ in 0..PORT_TRIES {
+            let port = rand::random_range(ports.clone());
+            match UdpSocket::bind((self.bind_ip, port)).await {
+                Ok(socket) => return Ok(socket),
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(last.unwrap_or_else(|| std::io::Error::other("empty relay port range")))
+    }
+}
+
+#[async_trait]
+impl RelayAddressGenerator for Allocator {
+    fn validate(&self) -> Result<()> {
+        Ok(())
+    }
+
+    async fn allocate_conn(
+        &self,
+        use_ipv4: bool,
+        _requested_port: u16,
+    ) -> Result<(Arc<dyn Conn + Send + Sync>, SocketAddr)> {
+        if use_ipv4 != self.bind_ip.is_ipv4() {
+            return Err(turn::Error::Other(
+                "this listener relays the other address family".into(),
+            ));
+        }
+        let open = self.metrics.allocations_open.fetch_add(1, Relaxed);
+        // From here on the count is released by `Relayed`'s drop, or below.
+        if open >= self.max_allocations {
+            self.metrics.allocations_open.fetch_sub(1, Relaxed);
+            self.metrics.refuse(Refusal::Capacity);
+            return Err(turn::Error::Other("the relay is full".into()));
+        }
+        let socket = match self.bind().await {
+            Ok(socket) => socket,
+            Err(e) => {
+                self.metrics.allocations_open.fetch_sub(1, Relaxed);
+                return Err(turn::Error::Other(format!("no relay socket: {e}")));
+            }
+        };
+        let relayed = Relayed {
+            socket,
+            allow_private: self.allow_private,
+            bandwidth: Bandwidth::new(self.bytes_per_second),
+            metrics: self.metrics.clone(),
+        };
+        let mut relayed_addr = relayed
+            .socket
+            .local_addr()
+            .map_err(|e| turn::Error::Other(e.to_string()))?;
+        relayed_addr.set_ip(self.advertised_ip);
+        self.metrics.allocations_total.fetch_add(1, Relaxed);
+        Ok((Arc::new(relayed), relayed_addr))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn the_bucket_holds_one_seconds_worth_and_refills_at_its_rate() {
+        let bucket = Bandwidth::new(1000);
+        assert!(bucket.take(600));
+        assert!(bucket.take(400));
+        assert!(!bucket.take(1), "empty");
+        tokio::time::advance(Duration::from_millis(100)).await;
+        assert!(bucket.take(100));
+        assert!(!bucket.take(50));
+        tokio::time::advance(Duration::from_secs(5)).await;
+        assert!(!bucket.take(1001), "never more than one second's worth");
+        assert!(Bandwidth::new(0).take(usize::MAX), "0 is no limit");
+    }
+}

@@ -1,0 +1,154 @@
+//! The built-in relay against the turn crate's own TURN client, on loopback: who may
+//! allocate, what it relays to, quotas, and what it counts.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use confab_relay::{Refusal, Relay, RelayConfig, rest_credential};
+use tokio::net::UdpSocket;
+use tokio::time::timeout;
+use turn::client::{Client, ClientConfig};
+use webrtc_util::Conn;
+
+const WAIT: Duration = Duration::from_secs(5);
+
+async fn relay(allow_private: bool, per_peer: usize) -> Relay {
+    let mut config = RelayConfig::default();
+    config.listen = "127.0.0.1:0".parse().unwrap();
+    config.allow_private = allow_private;
+    config.max_allocations_per_peer = per_peer;
+    Relay::start(config).await.unwrap()
+}
+
+fn username(peer: &str, valid_for: i64) -> String {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    format!("{}:{peer}", now + valid_for)
+}
+
+async fn client(relay: &Relay, username: &str, password: &str) -> Client {
+    let server = relay.listeners()[0].to_string();
+    let socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let client = Client::new(ClientConfig {
+        stun_serv_addr: server.clone(),
+        turn_serv_addr: server,
+        username: username.to_owned(),
+        password: password.to_owned(),
+        realm: String::new(),
+        software: String::new(),
+        rto_in_ms: 0,
+        conn: Arc::new(socket),
+        vnet: None,
+    })
+    .await
+    .unwrap();
+    client.listen().await.unwrap();
+    client
+}
+
+/// An allocation with the right REST password for `peer`.
+async fn allocate(relay: &Relay, peer: &str) -> (Client, impl Conn + use<>) {
+    let name = username(peer, 3600);
+    let client = client(relay, &name, &rest_credential(relay.secret(), &name)).await;
+    let relayed = timeout(WAIT, client.allocate()).await.unwrap().unwrap();
+    (client, relayed)
+}
+
+#[tokio::test]
+async fn it_answers_stun_and_relays_both_ways_between_a_client_and_a_peer() {
+    let relay = relay(true, 4).await;
+    let (client, relayed) = allocate(&relay, "p1").await;
+    let mapped = client.send_binding_request().await.unwrap();
+    assert_eq!(
+        mapped.ip(),
+        "127.0.0.1".parse::<std::net::IpAddr>().unwrap()
+    );
+    let relayed_addr = relayed.local_addr().unwrap();
+    assert_eq!(relayed_addr.ip(), relay.listeners()[0].ip());
+    assert_eq!(relay.metrics().allocations_open(), 1);
+
+    let peer = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let peer_addr = peer.local_addr().unwrap();
+    relayed.send_to(b"to the peer", peer_addr).await.unwrap();
+    let mut buf = [0u8; 64];
+    let (n, from) = timeout(WAIT, peer.recv_from(&mut buf))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(&buf[..n], b"to the peer");
+    assert_eq!(from, relayed_addr);
+
+    peer.send_to(b"back", relayed_addr).await.unwrap();
+    let (n, from) = timeout(WAIT, relayed.recv_from(&mut buf))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(&buf[..n], b"back");
+    assert_eq!(from, peer_addr);
+    assert_eq!(relay.metrics().relayed_bytes(), (11, 4));
+
+    relayed.close().await.unwrap();
+    client.close().await.unwrap();
+    relay.stop().await;
+}
+
+#[tokio::test]
+async fn wrong_or_expired_credentials_get_no_allocation() {
+    let relay = relay(true, 4).await;
+    let name = username("p1", 3600);
+    let wrong = client(&relay, &name, "not-the-password").await;
+    assert!(timeout(WAIT, wrong.allocate()).await.unwrap().is_err());
+    let expired = username("p1", -10);
+    let late = client(&relay, &expired, &rest_credential(relay.secret(), &expired)).await;
+    assert!(timeout(WAIT, late.allocate()).await.unwrap().is_err());
+    assert!(relay.metrics().refusals(Refusal::Credentials) >= 1);
+    assert_eq!(relay.metrics().allocations_open(), 0);
+    relay.stop().await;
+}
+
+#[tokio::test]
+async fn loopback_and_private_peers_are_not_relayed_unless_allowed() {
+    let relay = relay(false, 4).await;
+    let (_client, relayed) = allocate(&relay, "p1").await;
+    let peer = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    // Permission and channel binding succeed; the datagrams themselves are dropped.
+    relayed
+        .send_to(b"into the host", peer.local_addr().unwrap())
+        .await
+        .unwrap();
+    let mut buf = [0u8; 64];
+    assert!(
+        timeout(Duration::from_millis(500), peer.recv_from(&mut buf))
+            .await
+            .is_err(),
+        "a loopback peer got a datagram"
+    );
+    assert!(relay.metrics().refusals(Refusal::PeerAddress) >= 1);
+    assert_eq!(relay.metrics().relayed_bytes().0, 0);
+    relay.stop().await;
+}
+
+#[tokio::test]
+async fn a_peer_holds_at_most_its_quota_of_allocations() {
+    let relay = relay(true, 2).await;
+    let (_a, _ra) = allocate(&relay, "p1").await;
+    let (_b, _rb) = allocate(&relay, "p1").await;
+    let name = username("p1", 3600);
+    let third = client(&relay, &name, &rest_credential(relay.secret(), &name)).await;
+    assert!(timeout(WAIT, third.allocate()).await.unwrap().is_err());
+    let (_other, _ro) = allocate(&relay, "p2").await;
+    assert_eq!(relay.metrics().allocations_open(), 3);
+    let mut text = String::new();
+    relay.metrics().render(&mut text);
+    assert!(text.contains("confab_relay_allocations 3\n"), "{text}");
+    assert!(
+        text.contains("confab_relay_refusals_total{reason=\"credentials\"} 1\n"),
+        "{text}"
+    );
+    let _: SocketAddr = relay.address_for("127.0.0.1".parse().unwrap()).unwrap();
+    relay.stop().await;
+}

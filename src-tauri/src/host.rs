@@ -1,8 +1,11 @@
 //! Hosting a signaling server in-process, for others on the network to join: the
 //! Settings toggle starts and stops the server library (`confab_signal::ServerHandle`).
+//! On the network it also runs the built-in STUN and TURN relay (on UDP 3478, or any free
+//! port when that is taken), so that peers whose direct paths fail still connect.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
+use confab_relay::RelayConfig;
 use confab_signal::{ServerConfig, ServerHandle};
 use serde::Serialize;
 use tokio::sync::Mutex;
@@ -45,11 +48,14 @@ impl Host {
         } else {
             IpAddr::V4(Ipv4Addr::LOCALHOST)
         };
-        let handle =
-            ServerHandle::start(SocketAddr::new(ip, settings.port), ServerConfig::default())
-                .await
-                .map_err(|e| ShellError::Host(plain_bind_error(&e, settings.port)))?;
-        log::info!("hosting a signaling server on {}", handle.local_addr());
+        let handle = ServerHandle::start(SocketAddr::new(ip, settings.port), config(settings))
+            .await
+            .map_err(|e| ShellError::Host(plain_bind_error(&e, settings.port)))?;
+        log::info!(
+            "hosting a signaling server on {}, TURN relay on {:?}",
+            handle.local_addr(),
+            handle.relay_listeners()
+        );
         *server = Some(handle);
         Ok(describe(server.as_ref()))
     }
@@ -67,6 +73,20 @@ impl Host {
     pub async fn state(&self) -> HostState {
         describe(self.server.lock().await.as_ref())
     }
+}
+
+/// A server for others on the network comes with the relay; one for this computer only
+/// needs none. The relay may reach private addresses: a hosted server's peers are on the
+/// host's own network, behind the same router, so their addresses are private ones.
+fn config(settings: &HostSettings) -> ServerConfig {
+    let mut config = ServerConfig::default();
+    if settings.lan {
+        let mut relay = RelayConfig::default();
+        relay.any_port_if_taken = true;
+        relay.allow_private = true;
+        config.relay = Some(relay);
+    }
+    config
 }
 
 /// "Address in use" is what users hit; say it so.

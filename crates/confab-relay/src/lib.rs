@@ -17,6 +17,7 @@ mod metrics;
 mod policy;
 mod sockets;
 
+use std::io::ErrorKind;
 use std::net::{IpAddr, SocketAddr};
 use std::ops::RangeInclusive;
 use std::sync::Arc;
@@ -46,6 +47,9 @@ pub struct RelayConfig {
     /// address of each interface at start, so that every allocation is relayed from the
     /// address its client reached.
     pub listen: SocketAddr,
+    /// When `listen`'s port is taken (another server on this host), listen on any free
+    /// port instead of failing: the port is handed out with the credentials anyway.
+    pub any_port_if_taken: bool,
     /// The host's public address when it sits behind a 1:1 NAT (as cloud VMs do): handed
     /// to clients and put in relayed addresses instead of the local one.
     pub external_ip: Option<IpAddr>,
@@ -65,6 +69,7 @@ impl Default for RelayConfig {
     fn default() -> Self {
         Self {
             listen: SocketAddr::from(([0, 0, 0, 0], 3478)),
+            any_port_if_taken: false,
             external_ip: None,
             relay_ports: None,
             allow_private: false,
@@ -132,9 +137,16 @@ impl Relay {
         let mut listeners = Vec::new();
         for ip in listen_ips(config.listen.ip())? {
             let addr = SocketAddr::new(ip, config.listen.port());
-            let socket = UdpSocket::bind(addr)
-                .await
-                .map_err(|source| RelayError::Bind { addr, source })?;
+            let socket = match UdpSocket::bind(addr).await {
+                Ok(socket) => socket,
+                Err(e) if config.any_port_if_taken && e.kind() == ErrorKind::AddrInUse => {
+                    warn!("TURN port {addr} is taken: listening on another port");
+                    UdpSocket::bind((ip, 0))
+                        .await
+                        .map_err(|source| RelayError::Bind { addr, source })?
+                }
+                Err(source) => return Err(RelayError::Bind { addr, source }),
+            };
             let local = socket
                 .local_addr()
                 .map_err(|source| RelayError::Bind { addr, source })?;
@@ -199,7 +211,7 @@ impl Relay {
     }
 
     /// Ends every allocation and stops listening.
-    pub async fn stop(self) {
+    pub async fn stop(&self) {
         if let Err(e) = self.server.close().await {
             warn!("TURN relay did not close cleanly: {e}");
         }

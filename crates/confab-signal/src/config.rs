@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use confab_relay::RelayConfig;
+
 use crate::ice::IceConfig;
 use crate::tls::TlsConfig;
 
@@ -30,6 +32,9 @@ pub struct ServerConfig {
     pub tls: Option<TlsConfig>,
     /// The STUN and TURN servers every `welcome` hands out.
     pub ice: IceConfig,
+    /// The built-in STUN and TURN relay, handed out in every `welcome` beside `ice`;
+    /// `None` runs none. `confab server` and the app's hosted server turn it on.
+    pub relay: Option<RelayConfig>,
 }
 
 impl Default for ServerConfig {
@@ -47,6 +52,7 @@ impl Default for ServerConfig {
             ping_interval: Duration::from_secs(10),
             tls: None,
             ice: IceConfig::default(),
+            relay: None,
         }
     }
 }

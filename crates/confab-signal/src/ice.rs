@@ -1,14 +1,15 @@
 //! The STUN and TURN servers every `welcome` hands out (PROTOCOL.md, "ICE servers"), with
 //! TURN credentials in the TURN REST convention that coturn's `use-auth-secret` checks:
 //! `username` is `EXPIRY:PEER_ID` and `credential` is base64(HMAC-SHA1(secret, username)).
-//! Nothing long-lived ever reaches a peer: a credential stops working at its expiry.
+//! Nothing long-lived ever reaches a peer: a credential stops working at its expiry. The
+//! built-in relay's entries name the address the peer reached the server at.
 
+use std::net::IpAddr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use base64::Engine as _;
 use confab_proto::IceServerInfo;
-use hmac::{Hmac, Mac};
-use sha1::Sha1;
+use confab_relay::Relay;
+pub use confab_relay::rest_credential;
 
 /// How long a handed-out TURN credential works. The protocol asks for at least 12 h; a day
 /// covers a long call started just before the next welcome would have refreshed it.
@@ -81,30 +82,50 @@ impl IceConfig {
         if let Some(secret) = &self.turn_secret
             && !self.turn_urls.is_empty()
         {
-            let expiry = now
-                .checked_add(CREDENTIAL_LIFETIME)
-                .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-                .map_or(0, |d| d.as_secs());
-            let username = format!("{expiry}:{peer_id}");
-            servers.push(IceServerInfo {
-                urls: self.turn_urls.clone(),
-                credential: Some(rest_credential(secret, &username)),
-                username: Some(username),
-            });
+            servers.push(turn_server(self.turn_urls.clone(), secret, peer_id, now));
         }
         servers
     }
 }
 
-/// base64(HMAC-SHA1(secret, username)), as coturn computes it for `use-auth-secret`.
-pub fn rest_credential(secret: &str, username: &str) -> String {
-    // HMAC takes a key of any length: `new_from_slice` cannot fail for it.
-    let mut mac = match Hmac::<Sha1>::new_from_slice(secret.as_bytes()) {
-        Ok(mac) => mac,
-        Err(_) => return String::new(),
+/// The built-in relay's entries for `peer_id`, who reached the server at `reached`: its
+/// STUN and its TURN over UDP. None when the relay does not listen on that address.
+pub(crate) fn relay_servers(
+    relay: &Relay,
+    reached: IpAddr,
+    peer_id: &str,
+    now: SystemTime,
+) -> Vec<IceServerInfo> {
+    let Some(addr) = relay.address_for(reached) else {
+        return Vec::new();
     };
-    mac.update(username.as_bytes());
-    base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
+    vec![
+        IceServerInfo {
+            urls: vec![format!("stun:{addr}")],
+            username: None,
+            credential: None,
+        },
+        turn_server(
+            vec![format!("turn:{addr}?transport=udp")],
+            relay.secret(),
+            peer_id,
+            now,
+        ),
+    ]
+}
+
+/// A TURN entry with a REST credential for `peer_id` that works for [`CREDENTIAL_LIFETIME`].
+fn turn_server(urls: Vec<String>, secret: &str, peer_id: &str, now: SystemTime) -> IceServerInfo {
+    let expiry = now
+        .checked_add(CREDENTIAL_LIFETIME)
+        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_secs());
+    let username = format!("{expiry}:{peer_id}");
+    IceServerInfo {
+        urls,
+        credential: Some(rest_credential(secret, &username)),
+        username: Some(username),
+    }
 }
 
 #[cfg(test)]
@@ -114,11 +135,6 @@ mod tests {
 
     #[test]
     fn credentials_follow_the_turn_rest_convention() {
-        // RFC 2202's second HMAC-SHA1 test case, in base64.
-        assert_eq!(
-            rest_credential("Jefe", "what do ya want for nothing?"),
-            "7/zfauXrL6LSdBbV8YTfnCWafHk="
-        );
         let config = IceConfig::new(
             &[
                 "stun:198.51.100.1:3478".into(),

@@ -1,11 +1,12 @@
 //! The accept loop, the state every socket shares, and a handle to run a server in the
 //! background.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use confab_relay::{Relay, RelayError};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Notify;
@@ -43,6 +44,8 @@ pub enum ServerError {
         addr: String,
         source: std::io::Error,
     },
+    #[error(transparent)]
+    Relay(#[from] RelayError),
 }
 
 /// A snapshot of a running server, for the app's settings and for tests.
@@ -66,12 +69,19 @@ pub(crate) struct Shared {
     pub(crate) sweeper: Notify,
     pub(crate) metrics: Metrics,
     pub(crate) shutdown: CancellationToken,
+    /// The built-in relay, when the config asks for one.
+    pub(crate) relay: Option<Relay>,
     next_conn: AtomicU64,
     ws_config: WebSocketConfig,
 }
 
 impl Shared {
-    fn new(config: ServerConfig, shutdown: CancellationToken) -> Self {
+    /// Starts the relay the config asks for, if any.
+    async fn start(config: ServerConfig, shutdown: CancellationToken) -> Result<Self, ServerError> {
+        let relay = match &config.relay {
+            Some(relay) => Some(Relay::start(relay.clone()).await?),
+            None => None,
+        };
         let limits = Limits {
             max_rooms: config.max_rooms,
             max_room_peers: config.max_room_peers,
@@ -83,15 +93,16 @@ impl Shared {
             .max_write_buffer_size(WRITE_BUFFER + 4 * config.max_frame)
             .max_message_size(Some(config.max_frame))
             .max_frame_size(Some(config.max_frame));
-        Self {
+        Ok(Self {
             config,
             registry: Mutex::new(Registry::new(limits)),
             sweeper: Notify::new(),
             metrics: Metrics::default(),
             shutdown,
+            relay,
             next_conn: AtomicU64::new(1),
             ws_config,
-        }
+        })
     }
 
     /// The registry. A panic elsewhere cannot leave it half-updated (every change is
@@ -117,10 +128,16 @@ impl Shared {
     }
 }
 
-/// Serves signaling on `listener` until `shutdown` fires, then sends every client a
-/// close frame (1001) and returns once they are closed (or after a short grace).
-pub async fn run(listener: TcpListener, config: ServerConfig, shutdown: CancellationToken) {
-    serve(listener, Arc::new(Shared::new(config, shutdown))).await;
+/// Serves signaling on `listener` (and the relay, if the config has one) until `shutdown`
+/// fires, then sends every client a close frame (1001) and returns once they are closed
+/// (or after a short grace). Fails only when the relay cannot start.
+pub async fn run(
+    listener: TcpListener,
+    config: ServerConfig,
+    shutdown: CancellationToken,
+) -> Result<(), ServerError> {
+    serve(listener, Arc::new(Shared::start(config, shutdown).await?)).await;
+    Ok(())
 }
 
 async fn serve(listener: TcpListener, shared: Arc<Shared>) {
@@ -149,6 +166,9 @@ async fn serve(listener: TcpListener, shared: Arc<Shared>) {
     if timeout(SHUTDOWN_GRACE, tracker.wait()).await.is_err() {
         warn!("some sockets did not close in time");
     }
+    if let Some(relay) = &shared.relay {
+        relay.stop().await;
+    }
     info!("signaling server stopped");
 }
 
@@ -173,32 +193,39 @@ impl Drop for OpenConnection<'_> {
 async fn handle_connection(tcp: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
     let (_open, over_limit) = OpenConnection::count(&shared.metrics, shared.config.max_connections);
     debug!(%peer, "connection");
+    // The address the client reached: the relay it is handed is the one on that address.
+    let reached = tcp.local_addr().ok().map(|a| a.ip());
     match shared.config.tls.clone() {
-        None => serve_connection(tcp, over_limit, &shared).await,
+        None => serve_connection(tcp, reached, over_limit, &shared).await,
         // Boxed: a TLS connection's state is large, and plain connections should not
         // carry room for it.
-        Some(tls) => Box::pin(serve_tls(tcp, peer, tls, over_limit, &shared)).await,
+        Some(tls) => Box::pin(serve_tls(tcp, peer, reached, tls, over_limit, &shared)).await,
     }
 }
 
 async fn serve_tls(
     tcp: TcpStream,
     peer: SocketAddr,
+    reached: Option<IpAddr>,
     tls: crate::tls::TlsConfig,
     over_limit: bool,
     shared: &Arc<Shared>,
 ) {
     let acceptor = TlsAcceptor::from(tls.server);
     match timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
-        Ok(Ok(stream)) => serve_connection(stream, over_limit, shared).await,
+        Ok(Ok(stream)) => serve_connection(stream, reached, over_limit, shared).await,
         Ok(Err(e)) => debug!(%peer, "TLS handshake failed: {e}"),
         Err(_) => debug!(%peer, "TLS handshake timed out"),
     }
 }
 
 /// Answers plain HTTP, or upgrades and serves the WebSocket for as long as it lives.
-async fn serve_connection<S>(stream: S, over_limit: bool, shared: &Arc<Shared>)
-where
+async fn serve_connection<S>(
+    stream: S,
+    reached: Option<IpAddr>,
+    over_limit: bool,
+    shared: &Arc<Shared>,
+) where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     // The HTTP exchange runs boxed and is freed once it is over: an idle WebSocket then
@@ -209,7 +236,7 @@ where
     let ws =
         WebSocketStream::from_partially_read(stream, rest, Role::Server, Some(shared.ws_config))
             .await;
-    session::run(ws, shared.clone()).await;
+    session::run(ws, reached, shared.clone()).await;
 }
 
 /// Reads one request and answers it. Returns the stream, and any bytes the client sent
@@ -238,7 +265,10 @@ where
         Route::Health => http::respond(&mut stream, 200, "text/plain", "ok").await,
         Route::Metrics => {
             let (rooms, peers) = shared.lock().counts();
-            let body = shared.metrics.render(rooms, peers);
+            let mut body = shared.metrics.render(rooms, peers);
+            if let Some(relay) = &shared.relay {
+                relay.metrics().render(&mut body);
+            }
             http::respond(&mut stream, 200, "text/plain; version=0.0.4", &body).await
         }
         Route::Static { content_type, body } => {
@@ -310,7 +340,7 @@ impl ServerHandle {
             addr: addr.to_string(),
             source,
         })?;
-        let shared = Arc::new(Shared::new(config, CancellationToken::new()));
+        let shared = Arc::new(Shared::start(config, CancellationToken::new()).await?);
         let task = tokio::spawn(serve(listener, shared.clone()));
         info!(%addr, "signaling server listening");
         Ok(Self { addr, shared, task })
@@ -319,6 +349,11 @@ impl ServerHandle {
     /// The address it listens on.
     pub fn local_addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// The built-in relay's listening addresses; empty when it runs none.
+    pub fn relay_listeners(&self) -> &[SocketAddr] {
+        self.shared.relay.as_ref().map_or(&[], |r| r.listeners())
     }
 
     /// Connections, rooms, peers and relayed frames right now.

@@ -5,11 +5,12 @@
 //! it, the socket is dropped (its id waits for a resume) rather than the queue growing:
 //! memory per socket stays bounded whatever a client does.
 
+use std::net::IpAddr;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, OnceLock};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
-use confab_proto::{ClientFrame, ErrorCode, Join, PROTOCOL_VERSION, ServerFrame};
+use confab_proto::{ClientFrame, ErrorCode, IceServerInfo, Join, PROTOCOL_VERSION, ServerFrame};
 use futures_util::{SinkExt, StreamExt};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::mpsc;
@@ -120,6 +121,8 @@ struct Session<S> {
     ws: WebSocketStream<S>,
     shared: Arc<Shared>,
     conn: ConnHandle,
+    /// The server address the client reached, for the built-in relay's entry.
+    reached: Option<IpAddr>,
     member: Option<MemberKey>,
     rate: TokenBucket,
     abuse: TokenBucket,
@@ -127,7 +130,7 @@ struct Session<S> {
 }
 
 /// Serves one upgraded WebSocket until it ends.
-pub(crate) async fn run<S>(ws: WebSocketStream<S>, shared: Arc<Shared>)
+pub(crate) async fn run<S>(ws: WebSocketStream<S>, reached: Option<IpAddr>, shared: Arc<Shared>)
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
@@ -143,6 +146,7 @@ where
         ws,
         shared,
         conn,
+        reached,
         member: None,
         rate,
         abuse: TokenBucket::new(ABUSE_RATE, ABUSE_BURST, now),
@@ -386,14 +390,20 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
                 token: token.clone(),
                 room: room.clone(),
                 peers: peers.clone(),
-                ice_servers: self
-                    .shared
-                    .config
-                    .ice
-                    .servers_for(id, std::time::SystemTime::now()),
+                ice_servers: self.ice_servers(id),
             }),
             other => std::borrow::Cow::Borrowed(other),
         }
+    }
+
+    /// The configured ICE servers and the built-in relay's, with credentials for `id`.
+    fn ice_servers(&self, id: &str) -> Vec<IceServerInfo> {
+        let now = SystemTime::now();
+        let mut servers = self.shared.config.ice.servers_for(id, now);
+        if let (Some(relay), Some(reached)) = (&self.shared.relay, self.reached) {
+            servers.extend(crate::ice::relay_servers(relay, reached, id, now));
+        }
+        servers
     }
 
     /// Answers with an error frame. Returns an exit if the socket is gone.

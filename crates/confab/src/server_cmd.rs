@@ -1,11 +1,13 @@
-//! `confab server`: the signaling server with its limits as flags.
+//! `confab server`: the signaling server and its built-in relay, with their limits as flags.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
+use std::ops::RangeInclusive;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::Args;
+use confab_relay::RelayConfig;
 use confab_signal::{IceConfig, ServerConfig, TlsConfig};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -67,6 +69,55 @@ pub(crate) struct ServerArgs {
     /// with `use-auth-secret`); surrounding whitespace is ignored.
     #[arg(long, value_name = "PATH")]
     turn_secret_file: Option<PathBuf>,
+
+    /// Run no built-in STUN and TURN relay. --turn-url turns it off too: the servers
+    /// named there are the relay.
+    #[arg(long)]
+    no_turn: bool,
+
+    /// UDP address of the built-in relay [default: the --listen IP, port 3478, or any
+    /// free port when another server holds 3478]. An unspecified IP listens on every
+    /// interface address.
+    #[arg(long, value_name = "ADDR:PORT")]
+    turn_listen: Option<SocketAddr>,
+
+    /// The host's public IP when it sits behind a 1:1 NAT (a cloud VM): handed to peers
+    /// and put in relayed addresses.
+    #[arg(long, value_name = "IP")]
+    turn_external_ip: Option<IpAddr>,
+
+    /// Ports for relayed sockets (open them in the firewall) [default: any free port].
+    #[arg(long, value_name = "LOW-HIGH", value_parser = port_range)]
+    turn_relay_ports: Option<RangeInclusive<u16>>,
+
+    /// Relay to loopback, private and link-local addresses too (a relay for a LAN).
+    #[arg(long)]
+    turn_allow_private: bool,
+
+    /// Most relay allocations at once.
+    #[arg(long, default_value_t = 1000, value_name = "N")]
+    turn_max_allocations: u64,
+
+    /// Most relay allocations one peer holds at once.
+    #[arg(long, default_value_t = 16, value_name = "N")]
+    turn_max_allocations_per_peer: usize,
+
+    /// Megabytes per second each allocation may relay (both ways); 0 is no limit.
+    #[arg(long, default_value_t = 50.0, value_name = "MB_PER_S")]
+    turn_max_rate: f64,
+}
+
+fn port_range(text: &str) -> Result<RangeInclusive<u16>, String> {
+    let bad = || format!("`{text}` is not LOW-HIGH, two ports with LOW <= HIGH");
+    let (low, high) = text.split_once('-').ok_or_else(bad)?;
+    let (low, high): (u16, u16) = (
+        low.trim().parse().map_err(|_| bad())?,
+        high.trim().parse().map_err(|_| bad())?,
+    );
+    if low == 0 || low > high {
+        return Err(bad());
+    }
+    Ok(low..=high)
 }
 
 fn seconds(text: &str) -> Result<Duration, String> {
@@ -106,7 +157,32 @@ impl ServerArgs {
         config.ping_interval = self.ping_interval;
         config.tls = tls;
         config.ice = ice;
+        config.relay = self.relay_config()?;
         Ok(config)
+    }
+
+    fn relay_config(&self) -> anyhow::Result<Option<RelayConfig>> {
+        if self.no_turn || !self.turn_urls.is_empty() {
+            return Ok(None);
+        }
+        if !(self.turn_max_rate >= 0.0 && self.turn_max_rate.is_finite()) {
+            bail!("--turn-max-rate must be 0 or a positive number");
+        }
+        let mut relay = RelayConfig::default();
+        match self.turn_listen {
+            Some(addr) => relay.listen = addr,
+            None => {
+                relay.listen = SocketAddr::new(self.listen.ip(), 3478);
+                relay.any_port_if_taken = true;
+            }
+        }
+        relay.external_ip = self.turn_external_ip;
+        relay.relay_ports = self.turn_relay_ports.clone();
+        relay.allow_private = self.turn_allow_private;
+        relay.max_allocations = self.turn_max_allocations;
+        relay.max_allocations_per_peer = self.turn_max_allocations_per_peer;
+        relay.bytes_per_second = (self.turn_max_rate * 1e6) as u64;
+        Ok(Some(relay))
     }
 }
 
@@ -120,7 +196,9 @@ pub(crate) async fn run(args: ServerArgs) -> anyhow::Result<()> {
     info!("signaling server listening on {scheme}://{addr}/ws");
     let shutdown = CancellationToken::new();
     tokio::spawn(stop_on_signal(shutdown.clone()));
-    confab_signal::run(listener, config, shutdown).await;
+    confab_signal::run(listener, config, shutdown)
+        .await
+        .context("the built-in relay (--turn-listen to move it, --no-turn for none)")?;
     Ok(())
 }
 

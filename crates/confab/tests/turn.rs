@@ -1,5 +1,6 @@
 //! A TURN server that refuses a peer's credentials is a `turn-auth-failed` error, not a
-//! line on stderr; right credentials are none. Against Debian's coturn on loopback.
+//! line on stderr; right credentials are none. Against Debian's coturn on loopback, and
+//! against the relay built into `confab server`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -112,4 +113,24 @@ fn accepted_turn_credentials_raise_no_error() {
                     .is_some_and(|m| m.ends_with("accepted the credentials")))
     });
     assert_eq!(verdict["event"], "log", "{verdict}");
+}
+
+#[test]
+fn the_servers_built_in_relay_takes_the_credentials_its_welcome_hands_out() {
+    let (_server, url) = server();
+    let peer = Process::spawn(&[
+        "-v", "peer", "--server", &url, "--room", "relay", "--name", "A",
+    ]);
+    let verdict = peer.event(WAIT, "the check's verdict", |e| {
+        (e["event"] == "error" && e["code"] == "turn-auth-failed")
+            || (e["event"] == "log"
+                && e["msg"]
+                    .as_str()
+                    .is_some_and(|m| m.ends_with("accepted the credentials")))
+    });
+    assert_eq!(verdict["event"], "log", "{verdict}");
+    assert!(
+        verdict["msg"].as_str().unwrap().contains("127.0.0.1"),
+        "the relay on the address the peer reached: {verdict}"
+    );
 }

@@ -171,6 +171,43 @@ test('c. two symmetric NATs, no UDP between them: through coturn, chat and a fil
   step(`${data.length} bytes through coturn in ${Date.now() - started} ms, written to ${got.path}`);
 });
 
+test('h. two symmetric NATs, no UDP between them: through the server\'s built-in relay with no flag, chat and a file', { timeout: 90_000 }, async () => {
+  knob('nat', 'r1', 'fully-random');
+  knob('nat', 'r2', 'fully-random');
+  knob('drop_udp_between_routers');
+  const files = joinPath(lab.out, 'files');
+  const inbox = joinPath(files, 'h-inbox');
+  rmSync(inbox, { recursive: true, force: true });
+  mkdirSync(inbox, { recursive: true });
+  const source = joinPath(files, 'h-relayed.bin');
+  const data = randomBytes(5 * 1024 * 1024 + 17);
+  writeFileSync(source, data);
+  const sha = createHash('sha256').update(data).digest('hex');
+
+  const a = peer('h-h1', 'h1', { ws: lab.wsBuiltin });
+  const b = peer('h-h2', 'h2', { ws: lab.wsBuiltin, args: ['--auto-accept-files', inbox] });
+  const setup = Date.now();
+  await connect(a, b, uniqueRoom('builtin'), { timeout: 30_000 });
+  await chatBothWays(a, b);
+  step(`relayed chat both ways ${Date.now() - setup} ms after the join`);
+  await checkStats(a, b, (s, self) => {
+    assert.equal(s.candidate_type, 'relay', `${self.label}: path type`);
+    const local = parseCandidate(s.local_candidate, 'local_candidate');
+    const remote = parseCandidate(s.remote_candidate, 'remote_candidate');
+    assert.ok([local, remote].some((c) => c.type === 'relay' && c.addr === lab.ip.signal), `${self.label}: a relay candidate on the signaling server (${s.local_candidate} / ${s.remote_candidate})`);
+  });
+
+  const started = Date.now();
+  const from = a.events.length;
+  a.command({ cmd: 'send-file', to: b.id, path: source });
+  const offered = await a.waitForEvent((e) => e.event === 'file-offered', { what: 'file-offered', from, timeout: 5_000 });
+  const got = await b.waitForEvent((e) => e.event === 'file-done' && e.file === offered.file, { what: `${b.label}'s file-done`, timeout: 60_000 });
+  assert.equal(got.ok, true, `${b.label}: file-done ok`);
+  assert.equal(createHash('sha256').update(readFileSync(got.path)).digest('hex'), sha, 'the written file is the sent one');
+  const ms = Date.now() - started;
+  step(`${data.length} bytes through the built-in relay in ${ms} ms (${(data.length / ms / 1000).toFixed(2)} MB/s)`);
+});
+
 test('d. two symmetric NATs, no UDP between them, STUN but no relay: ice fails, quit exits 0', { timeout: 45_000 }, async () => {
   knob('nat', 'r1', 'fully-random');
   knob('nat', 'r2', 'fully-random');

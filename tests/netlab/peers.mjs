@@ -32,6 +32,7 @@ export const lab = {
   },
   ws: required('CONFAB_WS'), // the server with --turn-url/--turn-secret-file when supported
   wsBare: required('NETLAB_WS_BARE'), // a server with no ICE servers to offer
+  wsBuiltin: required('NETLAB_WS_BUILTIN'), // a server with its built-in relay, default flags
   serverIce: process.env.NETLAB_SERVER_ICE === '1', // does `ws`'s welcome carry ice_servers?
   turn: required('NETLAB_TURN'), // coturn's HOST:PORT
   turnSecret: required('NETLAB_TURN_SECRET'),

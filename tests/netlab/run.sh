@@ -31,6 +31,7 @@ tests_pid=""
 secret_file=""
 port=8787
 bare_port=8788
+builtin_port=8789
 
 cleanup() {
     local rc=$?
@@ -77,7 +78,7 @@ if [ "${NETLAB_VERIFY:-1}" != 0 ]; then
 fi
 
 # The servers: one hands out coturn in every welcome when the binary can, one hands out
-# nothing (for the no-relay case).
+# nothing (for the no-relay case), one runs its built-in relay with default flags.
 server_ice=0
 server_args=(server --listen "$LAB_SIGNAL_IP:$port")
 if "$bin" server --help 2>/dev/null | grep -q -- '--turn-secret-file'; then
@@ -105,7 +106,8 @@ start_lab_server() { # LOG ARGS...
     die "confab $* did not answer /healthz within 10 s (see $log)"
 }
 start_lab_server "$out/server.log" "${server_args[@]}"
-start_lab_server "$out/server-bare.log" server --listen "$LAB_SIGNAL_IP:$bare_port"
+start_lab_server "$out/server-bare.log" server --listen "$LAB_SIGNAL_IP:$bare_port" --no-turn
+start_lab_server "$out/server-builtin.log" server --listen "$LAB_SIGNAL_IP:$builtin_port"
 
 say "running the netlab tests"
 env \
@@ -119,6 +121,7 @@ env \
     NETLAB_H4_IP="$LAB_H4_IP" \
     CONFAB_WS="ws://$LAB_SIGNAL_IP:$port/ws" \
     NETLAB_WS_BARE="ws://$LAB_SIGNAL_IP:$bare_port/ws" \
+    NETLAB_WS_BUILTIN="ws://$LAB_SIGNAL_IP:$builtin_port/ws" \
     NETLAB_SERVER_ICE="$server_ice" \
     NETLAB_TURN="$LAB_TURN_IP:3478" NETLAB_TURN_SECRET="$secret" \
     CONFAB_BIN="$bin" CONFAB_OUT="$out" \

@@ -4,8 +4,8 @@
 //!
 //! The protocol is the webrtc-rs `turn` crate's; this crate decides where it listens, who
 //! may allocate (short-lived REST credentials made from a secret that exists only in this
-//! process, see [`credentials`]), what it relays to (never the host's own or private
-//! networks unless allowed, [`policy`]), how much (allocations in total and per peer,
+//! process), what it relays to (never the host's own or private
+//! networks unless allowed), how much (allocations in total and per peer,
 //! bandwidth per allocation), and counts it all ([`RelayMetrics`]).
 //!
 //! - [`Relay`]: a running relay, with the address a client that reached the server at a

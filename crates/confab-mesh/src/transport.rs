@@ -16,6 +16,7 @@ use webrtc::runtime::{
     TokioRuntime,
 };
 
+use rtc::peer_connection::configuration::RTCIceTransportPolicy;
 use rtc::peer_connection::configuration::setting_engine::SctpMaxMessageSize;
 
 use confab_proto::IceServerInfo;
@@ -122,6 +123,9 @@ pub struct TransportConfig {
     /// UDP addresses to bind; `0.0.0.0:0` means every usable interface.
     pub udp_addrs: Vec<SocketAddr>,
     pub mdns: Mdns,
+    /// Offer and accept relayed candidates only: the other peers never learn this
+    /// machine's addresses, and every byte goes through a TURN server.
+    pub relay_only: bool,
 }
 
 impl TransportConfig {
@@ -131,6 +135,7 @@ impl TransportConfig {
             ice_servers: Vec::new(),
             udp_addrs: vec![SocketAddr::from(([0, 0, 0, 0], 0))],
             mdns: Mdns::QueryOnly,
+            relay_only: false,
         }
     }
 
@@ -140,6 +145,7 @@ impl TransportConfig {
             ice_servers: Vec::new(),
             udp_addrs: vec![SocketAddr::from(([127, 0, 0, 1], 0))],
             mdns: Mdns::Off,
+            relay_only: false,
         }
     }
 
@@ -181,8 +187,14 @@ impl TransportConfig {
                 credential: server.credential.clone().unwrap_or_default(),
             })
             .collect();
+        let policy = if self.relay_only {
+            RTCIceTransportPolicy::Relay
+        } else {
+            RTCIceTransportPolicy::All
+        };
         RTCConfigurationBuilder::new()
             .with_ice_servers(ice_servers)
+            .with_ice_transport_policy(policy)
             .with_certificates(vec![identity.certificate.clone()])
             .build()
     }

@@ -6,10 +6,12 @@
 //! cargo build --release -p confab -p confab-bench
 //! target/release/mesh-bench --chromium tests/browser/bench.sh     # as root, for the namespace
 //! target/release/mesh-bench --loss 2 --file-mib 16                 # as root: 2 % UDP loss
+//! target/release/mesh-bench --relay --file-mib 64                  # direct, built-in relay, coturn
 //! ```
 
 mod lossy;
 mod raw;
+mod relay;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -45,6 +47,21 @@ struct Args {
     /// Random UDP loss, in percent, in a network namespace of the bench's own (as root).
     #[arg(long)]
     loss: Option<f64>,
+    /// Measure only the set-up and the file, direct and through the relays (built-in and
+    /// Debian's coturn); the other figures are skipped.
+    #[arg(long)]
+    relay: bool,
+    /// The `confab` binary whose server's built-in relay `--relay` measures.
+    #[arg(long, default_value_os_t = sibling_confab())]
+    confab: PathBuf,
+}
+
+/// `confab`, built beside this binary.
+fn sibling_confab() -> PathBuf {
+    std::env::current_exe()
+        .ok()
+        .and_then(|me| Some(me.parent()?.join("confab")))
+        .unwrap_or_else(|| PathBuf::from("confab"))
 }
 
 const WAIT: Duration = Duration::from_secs(20);
@@ -59,6 +76,12 @@ fn main() -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
+    if args.relay {
+        let routes = runtime.block_on(relay::compare(args.file_mib, &args.confab))?;
+        relay::report(args.file_mib, &routes);
+        runtime.shutdown_timeout(Duration::from_millis(200));
+        return Ok(());
+    }
     let ours = runtime.block_on(measure(&args))?;
     let chromium = match &args.chromium {
         Some(script) => Some(run_chromium(script)?),
@@ -91,12 +114,15 @@ async fn measure(args: &Args) -> anyhow::Result<Figures> {
         ServerConfig::default(),
     )
     .await?;
-    let url = format!("ws://{}/ws", server.local_addr());
+    let route = Route {
+        url: format!("ws://{}/ws", server.local_addr()),
+        transport: TransportConfig::loopback(),
+    };
 
     let mut setups = Vec::new();
     let mut setup2_failed = 0;
     for run in 0..args.setups {
-        match two_peer_setup(&url, &format!("setup{run}")).await {
+        match two_peer_setup(&route, &format!("setup{run}")).await {
             Ok(ms) => setups.push(ms),
             Err(e) => {
                 eprintln!("2-peer set-up {run} failed: {e}");
@@ -109,12 +135,12 @@ async fn measure(args: &Args) -> anyhow::Result<Figures> {
 
     let mut meshes = Vec::new();
     for run in 0..3 {
-        meshes.push(mesh_setup(&url, &format!("mesh{run}"), args.mesh).await?);
+        meshes.push(mesh_setup(&route, &format!("mesh{run}"), args.mesh).await?);
     }
     meshes.sort_by(f64::total_cmp);
     eprintln!("{}-peer mesh: {meshes:.1?} ms", args.mesh);
 
-    let (chat_rtt_p50_ms, chat_rtt_p99_ms) = chat_round_trips(&url, args.round_trips).await?;
+    let (chat_rtt_p50_ms, chat_rtt_p99_ms) = chat_round_trips(&route, args.round_trips).await?;
     eprintln!("chat round trip: p50 {chat_rtt_p50_ms:.3} ms, p99 {chat_rtt_p99_ms:.3} ms");
 
     let channel = raw::measure_channel(args.seconds).await?;
@@ -122,7 +148,7 @@ async fn measure(args: &Args) -> anyhow::Result<Figures> {
         "data channel: {:.1} MB/s; {:.2} STUN requests/s per pair once connected",
         channel.throughput_mbps, channel.stun_per_s
     );
-    let (file_mbps, file_stall_ms) = file_throughput(&url, args.file_mib).await?;
+    let (file_mbps, file_stall_ms) = file_throughput(&route, args.file_mib).await?;
     eprintln!("file transfer: {file_mbps:.1} MB/s, longest stall {file_stall_ms:.0} ms");
     server.stop().await;
     Ok(Figures {
@@ -140,10 +166,16 @@ async fn measure(args: &Args) -> anyhow::Result<Figures> {
     })
 }
 
-fn peer(name: &str) -> anyhow::Result<Mesh> {
+/// Where the peers of a measurement meet, and how they reach each other.
+pub(crate) struct Route {
+    pub url: String,
+    pub transport: TransportConfig,
+}
+
+fn peer(name: &str, transport: &TransportConfig) -> anyhow::Result<Mesh> {
     Ok(Mesh::start(MeshConfig {
         name: name.to_owned(),
-        transport: TransportConfig::loopback(),
+        transport: transport.clone(),
         identity: Identity::ephemeral()?,
         auto_accept_files: None,
         data_dir: None,
@@ -202,13 +234,13 @@ async fn quit(peers: Vec<Mesh>) {
 }
 
 /// A is in the room; B joins: time from B's `connect` to its chat channel being open.
-async fn two_peer_setup(url: &str, room: &str) -> anyhow::Result<f64> {
-    let mut a = peer("a")?;
-    connect(&a, url, room);
+pub(crate) async fn two_peer_setup(route: &Route, room: &str) -> anyhow::Result<f64> {
+    let mut a = peer("a", &route.transport)?;
+    connect(&a, &route.url, room);
     connected(&mut a).await?;
-    let mut b = peer("b")?;
+    let mut b = peer("b", &route.transport)?;
     let started = Instant::now();
-    connect(&b, url, room);
+    connect(&b, &route.url, room);
     until(&mut b, chat_opened).await?;
     let elapsed = started.elapsed().as_secs_f64() * 1000.0;
     quit(vec![a, b]).await;
@@ -216,13 +248,13 @@ async fn two_peer_setup(url: &str, room: &str) -> anyhow::Result<f64> {
 }
 
 /// `n` peers join at once: time until every one has all its chat channels open.
-async fn mesh_setup(url: &str, room: &str, n: usize) -> anyhow::Result<f64> {
+async fn mesh_setup(route: &Route, room: &str, n: usize) -> anyhow::Result<f64> {
     let mut peers = (0..n)
-        .map(|i| peer(&format!("m{i}")))
+        .map(|i| peer(&format!("m{i}"), &route.transport))
         .collect::<anyhow::Result<Vec<_>>>()?;
     let started = Instant::now();
     for mesh in &peers {
-        connect(mesh, url, room);
+        connect(mesh, &route.url, room);
     }
     let waits = peers.iter_mut().map(|mesh| async move {
         for _ in 1..n {
@@ -239,12 +271,12 @@ async fn mesh_setup(url: &str, room: &str, n: usize) -> anyhow::Result<f64> {
 }
 
 /// Two peers in `room` with their chat channel open both ways: (a, b, b's id).
-async fn chatting_pair(url: &str, room: &str) -> anyhow::Result<(Mesh, Mesh, String)> {
-    let mut a = peer("a")?;
-    connect(&a, url, room);
+async fn chatting_pair(route: &Route, room: &str) -> anyhow::Result<(Mesh, Mesh, String)> {
+    let mut a = peer("a", &route.transport)?;
+    connect(&a, &route.url, room);
     connected(&mut a).await?;
-    let mut b = peer("b")?;
-    connect(&b, url, room);
+    let mut b = peer("b", &route.transport)?;
+    connect(&b, &route.url, room);
     let joined = until(&mut b, |e| {
         matches!(
             e,
@@ -264,8 +296,8 @@ async fn chatting_pair(url: &str, room: &str) -> anyhow::Result<(Mesh, Mesh, Str
 }
 
 /// Chat to the other peer and time until its `ack` comes back, one at a time.
-async fn chat_round_trips(url: &str, count: usize) -> anyhow::Result<(f64, f64)> {
-    let (mut a, b, b_id) = chatting_pair(url, "rtt").await?;
+async fn chat_round_trips(route: &Route, count: usize) -> anyhow::Result<(f64, f64)> {
+    let (mut a, b, b_id) = chatting_pair(route, "rtt").await?;
     let mut samples = Vec::with_capacity(count);
     for i in 0..count {
         let started = Instant::now();
@@ -284,7 +316,7 @@ async fn chat_round_trips(url: &str, count: usize) -> anyhow::Result<(f64, f64)>
 
 /// A file of `mib` MiB from one peer to another, accept to the receiver's verdict: MB/s,
 /// and the longest time the received byte count stood still (ms).
-async fn file_throughput(url: &str, mib: u64) -> anyhow::Result<(f64, f64)> {
+pub(crate) async fn file_throughput(route: &Route, mib: u64) -> anyhow::Result<(f64, f64)> {
     let dir = std::env::temp_dir().join(format!("confab-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
     let source = dir.join("payload.bin");
@@ -298,7 +330,7 @@ async fn file_throughput(url: &str, mib: u64) -> anyhow::Result<(f64, f64)> {
             file.write_all(&block)?;
         }
     }
-    let (a, mut b, b_id) = chatting_pair(url, "file").await?;
+    let (a, mut b, b_id) = chatting_pair(route, "file").await?;
     a.send(Command::SendFile {
         to: b_id,
         path: source.display().to_string(),
@@ -363,7 +395,7 @@ fn peak_rss_kib() -> u64 {
         .unwrap_or(0)
 }
 
-fn percentile(sorted: &[f64], p: f64) -> f64 {
+pub(crate) fn percentile(sorted: &[f64], p: f64) -> f64 {
     if sorted.is_empty() {
         return f64::NAN;
     }

@@ -1,0 +1,228 @@
+//! `--relay`: the same pair of peers three ways in one run, on loopback: direct (the
+//! anchor), through the relay built into `confab server`, and through Debian's coturn.
+//! The relayed peers offer relay candidates only, so every byte crosses the relay. Each
+//! relay runs as a process of its own, so its CPU time and memory are its alone.
+
+use std::net::{SocketAddr, TcpStream, UdpSocket};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use confab_mesh::{IceServer, TransportConfig};
+use confab_signal::{ServerConfig, ServerHandle};
+
+use crate::{Route, file_throughput, percentile, two_peer_setup};
+
+/// Set-ups timed per route; the median is reported.
+const SETUPS: usize = 5;
+
+/// What one route measured.
+pub(crate) struct RouteFigures {
+    pub name: &'static str,
+    pub setup_median_ms: f64,
+    pub file_mbps: f64,
+    pub file_stall_ms: f64,
+    /// The relay's CPU time over the file transfer, per MB of the file.
+    pub relay_cpu_ms_per_mb: Option<f64>,
+    /// The relay's resident memory when the transfer ended.
+    pub relay_rss_mib: Option<f64>,
+}
+
+/// A relay process, killed when dropped, however the run ends.
+struct RelayProcess(Child);
+
+impl Drop for RelayProcess {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl RelayProcess {
+    /// User plus system CPU time so far, from `/proc/PID/stat`.
+    fn cpu(&self) -> anyhow::Result<Duration> {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.0.id()))?;
+        // The command name (field 2) may hold spaces; count fields after its ')'.
+        let after = stat
+            .rsplit_once(')')
+            .map(|(_, rest)| rest)
+            .context("unreadable /proc stat")?;
+        let fields: Vec<&str> = after.split_whitespace().collect();
+        let ticks = |i: usize| -> anyhow::Result<u64> {
+            Ok(fields.get(i).context("short /proc stat")?.parse::<u64>()?)
+        };
+        // utime and stime are fields 14 and 15: 11 and 12 after the name.
+        let total = ticks(11)? + ticks(12)?;
+        Ok(Duration::from_millis(total * 1000 / clock_ticks_per_second()?))
+    }
+
+    fn rss_mib(&self) -> anyhow::Result<f64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.0.id()))?;
+        let kib = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+            .context("no VmRSS")?;
+        Ok(kib / 1024.0)
+    }
+}
+
+fn clock_ticks_per_second() -> anyhow::Result<u64> {
+    let out = Command::new("getconf").arg("CLK_TCK").output()?;
+    Ok(String::from_utf8_lossy(&out.stdout).trim().parse()?)
+}
+
+fn free_port() -> anyhow::Result<u16> {
+    Ok(UdpSocket::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+/// Waits until something accepts TCP on `addr`.
+fn wait_for_tcp(addr: SocketAddr, what: &str) -> anyhow::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
+        if Instant::now() > deadline {
+            bail!("{what} did not start listening on {addr}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Ok(())
+}
+
+fn relayed() -> TransportConfig {
+    TransportConfig {
+        relay_only: true,
+        ..TransportConfig::loopback()
+    }
+}
+
+/// Times the set-up and the file of `mib` MiB on `route`, with `relay`'s usage.
+async fn measure_route(
+    name: &'static str,
+    route: &Route,
+    mib: u64,
+    relay: Option<&RelayProcess>,
+) -> anyhow::Result<RouteFigures> {
+    let mut setups = Vec::with_capacity(SETUPS);
+    for run in 0..SETUPS {
+        setups.push(two_peer_setup(route, &format!("{name}-setup{run}")).await?);
+    }
+    setups.sort_by(f64::total_cmp);
+    let cpu_before = relay.map(RelayProcess::cpu).transpose()?;
+    let (file_mbps, file_stall_ms) = file_throughput(route, mib).await?;
+    let relay_cpu_ms_per_mb = match (relay, cpu_before) {
+        (Some(relay), Some(before)) => {
+            let used = relay.cpu()?.saturating_sub(before);
+            Some(used.as_secs_f64() * 1000.0 / ((mib << 20) as f64 / 1e6))
+        }
+        _ => None,
+    };
+    let figures = RouteFigures {
+        name,
+        setup_median_ms: percentile(&setups, 50.0),
+        file_mbps,
+        file_stall_ms,
+        relay_cpu_ms_per_mb,
+        relay_rss_mib: relay.map(RelayProcess::rss_mib).transpose()?,
+    };
+    eprintln!(
+        "{name}: set-up {setups:.1?} ms; file {file_mbps:.2} MB/s, longest stall {file_stall_ms:.0} ms"
+    );
+    Ok(figures)
+}
+
+/// The three routes, in this order: direct, built-in relay, coturn.
+pub(crate) async fn compare(mib: u64, confab: &Path) -> anyhow::Result<Vec<RouteFigures>> {
+    let server = ServerHandle::start(
+        SocketAddr::from(([127, 0, 0, 1], 0)),
+        ServerConfig::default(),
+    )
+    .await?;
+    let bare_url = format!("ws://{}/ws", server.local_addr());
+    let direct = Route {
+        url: bare_url.clone(),
+        transport: TransportConfig::loopback(),
+    };
+    let mut figures = vec![measure_route("direct", &direct, mib, None).await?];
+
+    let built_in = start_confab_server(confab)?;
+    let route = Route {
+        url: format!("ws://{}/ws", built_in.1),
+        transport: relayed(),
+    };
+    figures.push(measure_route("built-in relay", &route, mib, Some(&built_in.0)).await?);
+    drop(built_in);
+
+    let (coturn, port) = start_coturn()?;
+    let route = Route {
+        url: bare_url,
+        transport: TransportConfig {
+            ice_servers: vec![IceServer {
+                url: format!("turn:127.0.0.1:{port}?transport=udp"),
+                username: Some("bench".to_owned()),
+                credential: Some("bench".to_owned()),
+            }],
+            ..relayed()
+        },
+    };
+    figures.push(measure_route("coturn", &route, mib, Some(&coturn)).await?);
+    server.stop().await;
+    Ok(figures)
+}
+
+/// `confab server` on loopback with its relay allowed to relay to loopback peers.
+fn start_confab_server(confab: &Path) -> anyhow::Result<(RelayProcess, SocketAddr)> {
+    let listen = SocketAddr::from(([127, 0, 0, 1], free_port()?));
+    let turn = SocketAddr::from(([127, 0, 0, 1], free_port()?));
+    let child = Command::new(confab)
+        .args(["server", "--listen", &listen.to_string()])
+        .args(["--turn-listen", &turn.to_string(), "--turn-allow-private"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .with_context(|| format!("cannot run {}", confab.display()))?;
+    let process = RelayProcess(child);
+    wait_for_tcp(listen, "confab server")?;
+    Ok((process, listen))
+}
+
+/// Debian's coturn on loopback with one static user, relaying to loopback peers.
+fn start_coturn() -> anyhow::Result<(RelayProcess, u16)> {
+    let port = free_port()?;
+    let child = Command::new("turnserver")
+        .args(["-n", "--listening-ip", "127.0.0.1", "--relay-ip", "127.0.0.1"])
+        .args(["--listening-port", &port.to_string()])
+        .args(["--lt-cred-mech", "--user", "bench:bench", "--realm", "confab"])
+        .args(["--allow-loopback-peers", "--no-tls", "--no-dtls", "--no-cli"])
+        .args(["--log-file", "stdout"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .context("cannot run turnserver (Debian's coturn)")?;
+    let process = RelayProcess(child);
+    // coturn listens on TCP on the same port as on UDP.
+    wait_for_tcp(SocketAddr::from(([127, 0, 0, 1], port)), "coturn")?;
+    Ok((process, port))
+}
+
+pub(crate) fn report(mib: u64, routes: &[RouteFigures]) {
+    println!("\nmesh-bench --relay on loopback: a {mib} MiB file and the set-up, per route");
+    println!(
+        "{:<16} {:>14} {:>10} {:>10} {:>12} {:>14} {:>10}",
+        "route", "set-up ms", "MB/s", "% direct", "stall ms", "relay CPU ms/MB", "relay MiB"
+    );
+    let direct = routes.first().map_or(0.0, |r| r.file_mbps);
+    let cell = |v: Option<f64>| v.map_or("-".to_owned(), |v| format!("{v:.1}"));
+    for route in routes {
+        println!(
+            "{:<16} {:>14.1} {:>10.2} {:>10.1} {:>12.0} {:>14} {:>10}",
+            route.name,
+            route.setup_median_ms,
+            route.file_mbps,
+            100.0 * route.file_mbps / direct,
+            route.file_stall_ms,
+            cell(route.relay_cpu_ms_per_mb),
+            cell(route.relay_rss_mib),
+        );
+    }
+}

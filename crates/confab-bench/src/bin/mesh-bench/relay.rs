@@ -54,7 +54,9 @@ impl RelayProcess {
         };
         // utime and stime are fields 14 and 15: 11 and 12 after the name.
         let total = ticks(11)? + ticks(12)?;
-        Ok(Duration::from_millis(total * 1000 / clock_ticks_per_second()?))
+        Ok(Duration::from_millis(
+            total * 1000 / clock_ticks_per_second()?,
+        ))
     }
 
     fn rss_mib(&self) -> anyhow::Result<f64> {
@@ -190,10 +192,27 @@ fn start_confab_server(confab: &Path) -> anyhow::Result<(RelayProcess, SocketAdd
 fn start_coturn() -> anyhow::Result<(RelayProcess, u16)> {
     let port = free_port()?;
     let child = Command::new("turnserver")
-        .args(["-n", "--listening-ip", "127.0.0.1", "--relay-ip", "127.0.0.1"])
+        .args([
+            "-n",
+            "--listening-ip",
+            "127.0.0.1",
+            "--relay-ip",
+            "127.0.0.1",
+        ])
         .args(["--listening-port", &port.to_string()])
-        .args(["--lt-cred-mech", "--user", "bench:bench", "--realm", "confab"])
-        .args(["--allow-loopback-peers", "--no-tls", "--no-dtls", "--no-cli"])
+        .args([
+            "--lt-cred-mech",
+            "--user",
+            "bench:bench",
+            "--realm",
+            "confab",
+        ])
+        .args([
+            "--allow-loopback-peers",
+            "--no-tls",
+            "--no-dtls",
+            "--no-cli",
+        ])
         .args(["--log-file", "stdout"])
         .stdout(Stdio::null())
         .stderr(Stdio::null())

@@ -46,6 +46,10 @@ use shared::{TransportContext, TransportMessage, TransportProtocol};
 use stream::{Stream, StreamEvent, StreamId, StreamState};
 use timer::{ACK_INTERVAL, RtoManager, Timer, TimerTable};
 
+/// At most this many SACKs made for single packets between two flushes: enough for the
+/// sender's three miss indications, bounded in a long burst.
+const MAX_GAP_SACKS_PER_FLUSH: usize = 4;
+
 use crate::association::stream::RecvSendState;
 use bytes::{Bytes, BytesMut};
 use log::{debug, error, trace, warn};
@@ -249,6 +253,9 @@ pub struct Association {
     // per inbound packet context
     delayed_ack_triggered: bool,
     immediate_ack_triggered: bool,
+    /// SACKs for packets of the current read batch that arrived while a gap remained,
+    /// sent at the next flush (see `handle_chunk_end`).
+    gap_sacks: Vec<Bytes>,
 
     pub(crate) stats: AssociationStats,
     ack_state: AckState,
@@ -342,6 +349,7 @@ impl Default for Association {
             // per inbound packet context
             delayed_ack_triggered: false,
             immediate_ack_triggered: false,
+            gap_sacks: Vec::new(),
 
             stats: AssociationStats::default(),
             ack_state: AckState::default(),
@@ -964,6 +972,23 @@ impl Association {
     }
 
     fn handle_chunk_end(&mut self, now: Instant) {
+        if self.immediate_ack_triggered
+            && !self.payload_queue.is_empty()
+            && self.gap_sacks.len() < MAX_GAP_SACKS_PER_FLUSH
+        {
+            // RFC 9260 Sec 6.7: while gaps remain, a SACK after every packet received.
+            // The driver reads a burst of datagrams before it flushes, which would
+            // coalesce them into one SACK: one miss indication where the sender needs
+            // three for a Fast Retransmit. So this packet's SACK is made now.
+            let sack = self.create_selective_ack_chunk();
+            if let Ok(raw) = self.marshal_control_chunk(&sack) {
+                self.gap_sacks.push(raw);
+                self.ack_state = AckState::Idle;
+                self.timers.stop(Timer::Ack);
+                self.awake_write_loop();
+                return;
+            }
+        }
         if self.immediate_ack_triggered {
             self.ack_state = AckState::Immediate;
             self.timers.stop(Timer::Ack);
@@ -1946,39 +1971,47 @@ impl Association {
         htna: u32,
         cum_tsn_ack_point_advanced: bool,
     ) -> Result<()> {
-        // HTNA algorithm - RFC 4960 Sec 7.2.4
-        // Increment missIndicator of each chunks that the SACK reported missing
-        // when either of the following is met:
-        // a)  Not in fast-recovery
-        //     miss indications are incremented only for missing TSNs prior to the
-        //     highest TSN newly acknowledged in the SACK.
-        // b)  In fast-recovery AND the Cumulative TSN Ack Point advanced
-        //     the miss indications are incremented for all TSNs reported missing
-        //     in the SACK.
-        if !self.in_fast_recovery || cum_tsn_ack_point_advanced {
-            let max_tsn = if !self.in_fast_recovery {
-                // a) increment only for missing TSNs prior to the HTNA
-                htna
-            } else {
-                // b) increment for all TSNs reported missing
-                cum_tsn_ack_point.wrapping_add(self.inflight_queue.len() as u32 + 1)
-            };
+        // HTNA algorithm - RFC 9260 Sec 7.2.4
+        // Miss indications are incremented for missing TSNs prior to the highest TSN
+        // newly acknowledged in the SACK; in Fast Recovery, a SACK that advances the
+        // Cumulative TSN Ack Point increments them for all TSNs reported missing.
+        // (Fast Recovery does not stop the HTNA rule: a loss found while recovering from
+        // an earlier one must still reach three indications, or only T3-rtx recovers it.)
+        let max_tsn = if self.in_fast_recovery && cum_tsn_ack_point_advanced {
+            cum_tsn_ack_point.wrapping_add(self.inflight_queue.len() as u32 + 1)
+        } else {
+            htna
+        };
 
-            let mut tsn = cum_tsn_ack_point.wrapping_add(1);
-            while sna32lt(tsn, max_tsn) {
-                if let Some(c) = self.inflight_queue.get_mut(tsn) {
-                    if c.is_outstanding() && c.miss_indicator < 3 {
-                        c.miss_indicator += 1;
-                        if c.miss_indicator == 3 && !self.in_fast_recovery {
-                            // 2)  If not in Fast Recovery, adjust the ssthresh and cwnd of the
-                            //     destination address(es) to which the missing DATA chunks were
-                            //     last sent, according to the formula described in Section 7.2.3.
+        // Early Retransmit (RFC 5827, in chunks as RFC 4960 counts packets): with fewer
+        // than four chunks outstanding and no new data to send, three miss indications
+        // can never come, so one fewer than are outstanding is enough.
+        let threshold = if self.pending_queue.is_empty() {
+            let outstanding = self.inflight_queue.num_outstanding() as u32;
+            outstanding.saturating_sub(1).clamp(1, 3)
+        } else {
+            3
+        };
+
+        let mut tsn = cum_tsn_ack_point.wrapping_add(1);
+        while sna32lt(tsn, max_tsn) {
+            if let Some(c) = self.inflight_queue.get_mut(tsn) {
+                let sent_before_htna = c.nsent == 1 || sna32gte(htna, c.retransmit_horizon);
+                if c.is_outstanding() && c.miss_indicator < 3 && sent_before_htna {
+                    c.miss_indicator += 1;
+                    if c.miss_indicator >= threshold {
+                        c.miss_indicator = 3;
+                        // RFC 9260 Sec 7.2.4: mark it for Fast Retransmit; and
+                        // 2)  If not in Fast Recovery, adjust the ssthresh and cwnd of the
+                        //     destination address(es) to which the missing DATA chunks were
+                        //     last sent, according to the formula described in Section 7.2.3.
+                        self.will_retransmit_fast = true;
+                        if !self.in_fast_recovery {
                             self.in_fast_recovery = true;
                             self.fast_recover_exit_point = htna;
                             self.ssthresh = std::cmp::max(self.cwnd / 2, 4 * self.mtu);
                             self.cwnd = self.ssthresh;
                             self.partial_bytes_acked = 0;
-                            self.will_retransmit_fast = true;
 
                             trace!(
                                 "[{}] updated cwnd={} ssthresh={} inflight={} (FR)",
@@ -1989,12 +2022,12 @@ impl Association {
                             );
                         }
                     }
-                } else {
-                    return Err(Error::ErrTsnRequestNotExist);
                 }
-
-                tsn = tsn.wrapping_add(1);
+            } else {
+                return Err(Error::ErrTsnRequestNotExist);
             }
+
+            tsn = tsn.wrapping_add(1);
         }
 
         if self.in_fast_recovery && cum_tsn_ack_point_advanced {
@@ -2474,9 +2507,12 @@ impl Association {
                 i += 1;
             }
 
+            let horizon = self.my_next_tsn;
             for chunk in &mut to_fast_retrans {
                 if let Some(c) = self.inflight_queue.get_mut(chunk.tsn) {
                     c.nsent += 1;
+                    c.miss_indicator = 0;
+                    c.retransmit_horizon = horizon;
                     chunk.nsent = c.nsent;
                     self.stats.inc_fast_retrans();
                     trace!(
@@ -2492,6 +2528,7 @@ impl Association {
     }
 
     fn gather_outbound_sack_packets(&mut self, mut raw_packets: Vec<Bytes>) -> Vec<Bytes> {
+        raw_packets.append(&mut self.gap_sacks);
         if self.ack_state == AckState::Immediate {
             self.ack_state = AckState::Idle;
             let sack = self.create_selective_ack_chunk();
@@ -2651,10 +2688,13 @@ impl Association {
 
         // A later candidate can abandon an earlier fragment already selected
         // into this batch. Commit attempts only after whole-message retirement.
+        let horizon = self.my_next_tsn;
         for chunk in &mut chunks {
             if let Some(c) = self.inflight_queue.get_mut(chunk.tsn) {
                 c.retransmit = false;
                 c.nsent += 1;
+                c.miss_indicator = 0;
+                c.retransmit_horizon = horizon;
                 chunk.nsent = c.nsent;
                 trace!(
                     "[{}] retransmitting tsn={} ssn={} sent={}",
@@ -2963,8 +3003,12 @@ impl Association {
                     continue;
                 }
 
-                if self.inflight_queue.get_num_bytes() + data_len > self.cwnd as usize {
-                    break; // would exceeds cwnd
+                // RFC 9260 Sec 6.1 B): no new data once cwnd + (PMTU - 1) or more bytes are
+                // outstanding. (Stopping as soon as the next chunk would pass cwnd left
+                // a cwnd of 4 MTU with three chunks in flight: too few to draw the three
+                // miss indications of a Fast Retransmit, so every loss waited for T3-rtx.)
+                if self.inflight_queue.get_num_bytes() >= (self.cwnd + self.mtu - 1) as usize {
+                    break;
                 }
 
                 if data_len > self.rwnd as usize {

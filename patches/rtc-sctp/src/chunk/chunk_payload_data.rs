@@ -148,6 +148,10 @@ pub struct ChunkPayloadData {
     /// Acknowledged by a peer SACK, independently of local payload release.
     pub(crate) acknowledged: bool,
     pub(crate) miss_indicator: u32,
+    /// The next TSN to be assigned when this chunk was last retransmitted. A SACK is a
+    /// miss indication for a retransmitted chunk only when it newly acknowledges this TSN
+    /// or a later one: data sent after the retransmission arrived, so it was lost again.
+    pub(crate) retransmit_horizon: u32,
 
     /// Partial-reliability parameters used only by sender.
     ///
@@ -192,6 +196,7 @@ impl Default for ChunkPayloadData {
             user_data: Bytes::new(),
             acknowledged: false,
             miss_indicator: 0,
+            retransmit_horizon: 0,
             since: None,
             created_at: None,
             message_id: None,
@@ -277,6 +282,7 @@ impl Chunk for ChunkPayloadData {
 
             acknowledged: false,
             miss_indicator: 0,
+            retransmit_horizon: 0,
             since: None,
             created_at: None,
             message_id: None,
@@ -325,7 +331,7 @@ impl ChunkPayloadData {
     }
 
     pub(crate) fn is_fast_retransmit_candidate(&self) -> bool {
-        self.is_outstanding() && self.nsent == 1 && self.miss_indicator >= 3
+        self.is_outstanding() && self.miss_indicator >= 3
     }
 
     /// Record peer progress without changing payload ownership.

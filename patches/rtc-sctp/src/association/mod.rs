@@ -1983,12 +1983,12 @@ impl Association {
             htna
         };
 
-        // Early Retransmit (RFC 5827, in chunks as RFC 4960 counts packets): with fewer
-        // than four chunks outstanding and no new data to send, three miss indications
-        // can never come, so one fewer than are outstanding is enough.
-        let threshold = if self.pending_queue.is_empty() {
-            let outstanding = self.inflight_queue.num_outstanding() as u32;
-            outstanding.saturating_sub(1).clamp(1, 3)
+        // Early Retransmit (RFC 5827, counting chunks where TCP counts segments): with
+        // fewer than four chunks in flight and no new data to send, three miss
+        // indications can never come, so one fewer than are in flight is enough.
+        let in_flight = self.inflight_queue.len() as u32;
+        let threshold = if self.pending_queue.is_empty() && in_flight < 4 {
+            in_flight.saturating_sub(1).max(1)
         } else {
             3
         };
@@ -3003,11 +3003,11 @@ impl Association {
                     continue;
                 }
 
-                // RFC 9260 Sec 6.1 B): no new data once cwnd + (PMTU - 1) or more bytes are
-                // outstanding. (Stopping as soon as the next chunk would pass cwnd left
-                // a cwnd of 4 MTU with three chunks in flight: too few to draw the three
-                // miss indications of a Fast Retransmit, so every loss waited for T3-rtx.)
-                if self.inflight_queue.get_num_bytes() >= (self.cwnd + self.mtu - 1) as usize {
+                // RFC 9260 Sec 6.1 B): new data while less than cwnd is outstanding, so
+                // one packet may pass cwnd by up to PMTU - 1. (Stopping as soon as the next
+                // chunk would pass cwnd left a cwnd of 4 MTU with three chunks in flight:
+                // too few for the three miss indications of a Fast Retransmit.)
+                if self.inflight_queue.get_num_bytes() >= self.cwnd as usize {
                     break;
                 }
 

@@ -257,11 +257,6 @@ impl PayloadQueue {
         }
     }
 
-    /// Chunks neither acknowledged nor abandoned.
-    pub(crate) fn num_outstanding(&self) -> usize {
-        self.chunk_map.values().filter(|c| c.is_outstanding()).count()
-    }
-
     pub(crate) fn get_num_bytes(&self) -> usize {
         self.n_bytes
     }

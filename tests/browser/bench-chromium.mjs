@@ -117,13 +117,14 @@ async function meshOnce(pages) {
 async function throughput(sender, receiver) {
   await receiver.page.evaluate(
     ({ warmup, window: span }) => {
-      const rx = { ready: false, done: false, bytes: 0, total: 0, messages: 0 };
+      const rx = { ready: false, done: false, bytes: 0, total: 0, messages: 0, longestGapMs: 0 };
       window.__rx = rx;
       window.__tap.onChannel = (channel) => {
         if (channel.label !== 'bench') return;
         channel.binaryType = 'arraybuffer';
         rx.ready = true;
         let first = 0;
+        let last = 0;
         channel.onmessage = ({ data }) => {
           const now = performance.now();
           const size = data.byteLength ?? data.length;
@@ -134,7 +135,13 @@ async function throughput(sender, receiver) {
           if (now >= first + warmup + span) {
             rx.done = true;
             rx.seconds = span / 1000;
-          } else if (now >= first + warmup) rx.bytes += size;
+          } else if (now >= first + warmup) {
+            rx.bytes += size;
+            // The longest wait between two messages inside the window: a loss recovered
+            // by a retransmission timeout shows here.
+            if (last) rx.longestGapMs = Math.max(rx.longestGapMs, now - last);
+            last = now;
+          }
         };
       };
     },
@@ -226,7 +233,8 @@ async function main() {
     const t = await throughput(a, b);
     const drops = dropsBefore === null ? null : udpRcvbufErrors() - dropsBefore;
     progress(
-      `throughput: ${t.mbps.toFixed(1)} MB/s (${t.rx.bytes} bytes in ${t.rx.seconds} s after the warm-up; ` +
+      `throughput: ${t.mbps.toFixed(1)} MB/s, longest gap ${t.rx.longestGapMs.toFixed(0)} ms ` +
+        `(${t.rx.bytes} bytes in ${t.rx.seconds} s after the warm-up; ` +
         `${t.rx.messages} messages received in all; largest bufferedAmount ${t.tx.maxBuffered}; ` +
         `${drops} UDP datagrams dropped by the kernel for want of receive buffer)`,
     );
@@ -245,6 +253,8 @@ async function main() {
       mesh8_runs: mesh.map((x) => round(x)),
       mesh8_method: `${MESH_PAGES} pages join one room at once: from the first join frame sent to the last page having all ${MESH_PAGES - 1} chat channels open`,
       throughput_mbps: round(t.mbps, 2),
+      throughput_longest_gap_ms: round(t.rx.longestGapMs),
+      udp_loss_pct: Number(process.env.BENCH_LOSS_PCT || 0),
       throughput_udp_rcvbuf_drops: drops,
       throughput_method:
         'two pages (separate renderer processes) connected through the served page; an extra ordered reliable channel on that ' +

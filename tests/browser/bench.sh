@@ -8,7 +8,8 @@
 # stdout: one JSON object (setup2_ms, setup2_p90_ms, mesh8_ms, throughput_mbps,
 # chromium_version, and how each was measured); progress on stderr; exit non-zero on failure.
 # Environment: as run.sh (CONFAB_BIN, CONFAB_TEST_ADDR, CONFAB_TEST_PORT, CHROMIUM), and
-# BENCH_SETUP_RUNS (default 20), BENCH_MESH_RUNS (default 3). Logs go to out/bench/.
+# BENCH_SETUP_RUNS (default 20), BENCH_MESH_RUNS (default 3), BENCH_LOSS_PCT (random loss of
+# the UDP arriving in the namespace, by nftables; default none). Logs go to out/bench/.
 set -euo pipefail
 
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -40,6 +41,9 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 netns_up
+if [ -n "${BENCH_LOSS_PCT:-}" ]; then
+    drop_udp_share "$BENCH_LOSS_PCT"
+fi
 start_server
 
 say "running the benchmark"

@@ -127,6 +127,17 @@ netns_up() {
 
 in_ns() { ip netns exec "$ns" "$@"; }
 
+# Random loss of the UDP arriving in the namespace: drops PCT percent (decimals allowed) by
+# nftables (this kernel has no netem). TCP, and so the signaling, is untouched.
+drop_udp_share() {
+    local per_mille
+    per_mille="$(awk -v pct="$1" 'BEGIN { printf "%d", pct * 10 + 0.5 }')"
+    in_ns nft add table inet loss
+    in_ns nft add chain inet loss in '{ type filter hook input priority 0; }'
+    in_ns nft add rule inet loss in meta l4proto udp numgen random mod 1000 '<' "$per_mille" drop
+    say "dropping $1 % of the UDP arriving in $ns"
+}
+
 # `confab server` inside the namespace, logging to $out/server.log; waits for /healthz.
 start_server() {
     say "starting $bin server --listen $addr:$port"

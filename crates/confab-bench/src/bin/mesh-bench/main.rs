@@ -84,7 +84,7 @@ fn main() -> anyhow::Result<()> {
     }
     let ours = runtime.block_on(measure(&args))?;
     let chromium = match &args.chromium {
-        Some(script) => Some(run_chromium(script)?),
+        Some(script) => Some(run_chromium(script, args.loss)?),
         None => None,
     };
     report(&args, &ours, chromium.as_ref());
@@ -410,12 +410,19 @@ struct Chromium {
     mesh8_ms: f64,
     throughput_mbps: f64,
     #[serde(default)]
+    throughput_longest_gap_ms: Option<f64>,
+    #[serde(default)]
     chromium_version: String,
 }
 
-fn run_chromium(script: &PathBuf) -> anyhow::Result<Chromium> {
+/// Runs the Chromium benchmark script, with the same UDP loss in its own namespace.
+fn run_chromium(script: &PathBuf, loss: Option<f64>) -> anyhow::Result<Chromium> {
     eprintln!("measuring Chromium with {} ...", script.display());
-    let out = std::process::Command::new(script)
+    let mut command = std::process::Command::new(script);
+    if let Some(percent) = loss {
+        command.env("BENCH_LOSS_PCT", percent.to_string());
+    }
+    let out = command
         .stderr(std::process::Stdio::inherit())
         .output()
         .with_context(|| format!("cannot run {}", script.display()))?;
@@ -511,8 +518,10 @@ fn report(args: &Args, ours: &Figures, chromium: Option<&Chromium>) {
         )
     );
     println!(
-        "{:<38} {:>12.0}",
-        "file transfer, longest stall ms", ours.file_stall_ms
+        "{:<38} {:>12.0} {:>12}",
+        "longest stall ms (file; Chromium channel)",
+        ours.file_stall_ms,
+        cell(chromium.and_then(|c| c.throughput_longest_gap_ms))
     );
     println!(
         "{:<38} {:>12.1}",

@@ -270,6 +270,8 @@ struct Peer {
     chat_open: bool,
     /// The chat channel has opened at least once: the connection was set up.
     set_up: bool,
+    /// An ICE restart of ours is under way (see `on_ice_state`).
+    restarting_ice: bool,
     /// Messages given before the chat channel opened (a call accept to a peer whose channel
     /// is still coming up): sent, in order, once it opens.
     early_out: Vec<String>,
@@ -327,6 +329,7 @@ async fn run(setup: PeerSetup, mut inputs: mpsc::UnboundedReceiver<PeerInput>) {
         chat: None,
         chat_open: false,
         set_up: false,
+        restarting_ice: false,
         early_out: Vec::new(),
         channel_tx,
         pollers: JoinSet::new(),
@@ -697,12 +700,39 @@ impl Peer {
                     self.out(PeerOutput::Signal(end.to_value()));
                 }
             }
-            PcEvent::Ice(state) => self.log(LogLevel::Info, format!("ICE connection {state}")),
+            PcEvent::Ice(state) => self.on_ice_state(state).await,
             PcEvent::State(state) => return self.on_state(state).await,
             PcEvent::DataChannel(channel, label) => self.adopt_channel(channel, label).await,
             PcEvent::Track(track) => self.receive_voice(track),
         }
         false
+    }
+
+    /// A connection that was up and lost its path (ICE `disconnected`: nothing heard for
+    /// 5 s) is restarted: new ICE credentials, and candidates gathered afresh on rebound
+    /// sockets (a laptop on another network, a NAT mapping that expired), with DTLS and
+    /// SCTP kept, so chat, transfers and a call carry on over the new path. Both sides
+    /// restart and offer, since either may be the one whose network changed; perfect
+    /// negotiation settles the two offers. If no path comes back before ICE `failed`, the
+    /// mesh tries a fresh connection (mesh/retry.rs).
+    async fn on_ice_state(&mut self, state: RTCIceConnectionState) {
+        self.log(LogLevel::Info, format!("ICE connection {state}"));
+        match state {
+            RTCIceConnectionState::Disconnected if self.set_up => {
+                self.log(LogLevel::Info, "path lost: restarting ICE");
+                if let Err(e) = self.pc.restart_ice().await {
+                    return self.log(LogLevel::Warn, format!("cannot restart ICE: {e}"));
+                }
+                self.restarting_ice = true;
+                self.offer().await;
+            }
+            RTCIceConnectionState::Connected if self.restarting_ice => {
+                self.restarting_ice = false;
+                self.log(LogLevel::Info, "ICE restart found a path");
+                self.log_selected_pair().await;
+            }
+            _ => {}
+        }
     }
 
     async fn on_state(&mut self, state: RTCPeerConnectionState) -> bool {

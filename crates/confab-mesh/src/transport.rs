@@ -223,6 +223,9 @@ pub async fn build_peer_connection(
         )
         .with_ice_connection_attempts(Some(CHECK_INTERVAL), Some(MAX_CHECKS))
         .with_prflx_acceptance_min_wait(Some(PRFLX_WAIT))
+        // An ICE restart (peer.rs) binds new sockets and gathers anew, so a path lost to a
+        // network change is found again on the interfaces there are now.
+        .with_discard_local_candidates_during_ice_restart(true)
         .with_sctp_max_message_size(SctpMaxMessageSize::Bounded(MAX_MESSAGE))
         .with_multicast_dns_mode(mdns)
         .build();

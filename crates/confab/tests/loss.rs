@@ -6,112 +6,17 @@
 
 mod common;
 
-use std::process::Command;
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
+use common::netns::TestNetns;
 use common::{Process, WAIT};
 use serde_json::Value;
 
-const SERVER: &str = "127.0.0.1:8787";
-
-/// A network namespace that drops `per_mille` of the UDP datagrams it receives.
-struct LossyNetns {
-    name: String,
-}
-
-impl LossyNetns {
-    /// None (and the test passes without running) when not root: namespaces need it.
-    fn new(per_mille: u32) -> Option<Self> {
-        if !is_root() {
-            eprintln!("skipped: a network namespace needs root");
-            return None;
-        }
-        static NEXT: AtomicU32 = AtomicU32::new(0);
-        let name = format!(
-            "confab-loss-{}-{}",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::Relaxed)
-        );
-        run("ip", &["netns", "add", &name]);
-        // From here on the namespace goes away with `netns`, whatever happens.
-        let netns = Self { name };
-        run("ip", &["-n", &netns.name, "link", "set", "lo", "up"]);
-        // On the input hook: dropped on the way in, as real loss is (on the output hook the
-        // sender's sendto() would fail instead).
-        let per_mille = per_mille.to_string();
-        for rule in [
-            &["add", "table", "inet", "loss"][..],
-            &[
-                "add",
-                "chain",
-                "inet",
-                "loss",
-                "in",
-                "{ type filter hook input priority 0; }",
-            ],
-            &[
-                "add", "rule", "inet", "loss", "in", "meta", "l4proto", "udp", "numgen", "random",
-                "mod", "1000", "<", &per_mille, "drop",
-            ],
-        ] {
-            let mut args = vec!["netns", "exec", &netns.name, "nft"];
-            args.extend_from_slice(rule);
-            run("ip", &args);
-        }
-        Some(netns)
-    }
-
-    fn spawn(&self, args: &[&str]) -> Process {
-        Process::spawn_in_netns(&self.name, args)
-    }
-
-    /// The signaling server, once it takes connections.
-    fn server(&self) -> Process {
-        let server = self.spawn(&["server", "--listen", SERVER]);
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            let probe = Command::new("ip")
-                .args(["netns", "exec", &self.name, "bash", "-c"])
-                .arg(format!("exec 3<>/dev/tcp/{}", SERVER.replace(':', "/")))
-                .status()
-                .unwrap();
-            if probe.success() {
-                return server;
-            }
-            assert!(Instant::now() < deadline, "server did not start");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    fn peer(&self, room: &str, name: &str, extra: &[&str]) -> Process {
-        let url = format!("ws://{SERVER}/ws");
-        let mut args = vec!["peer", "--server", &url, "--room", room, "--name", name];
-        args.extend_from_slice(extra);
-        self.spawn(&args)
-    }
-}
-
-impl Drop for LossyNetns {
-    fn drop(&mut self) {
-        // Processes still in it were killed by their own guards (declared later, dropped
-        // first); the namespace's interfaces and rules go with it.
-        let _ = Command::new("ip")
-            .args(["netns", "del", &self.name])
-            .status();
-    }
-}
-
-fn is_root() -> bool {
-    Command::new("id")
-        .arg("-u")
-        .output()
-        .is_ok_and(|out| String::from_utf8_lossy(&out.stdout).trim() == "0")
-}
-
-fn run(program: &str, args: &[&str]) {
-    let status = Command::new(program).args(args).status().unwrap();
-    assert!(status.success(), "{program} {args:?} failed: {status}");
+/// A namespace of the test's own losing `per_mille` of the UDP arriving in it.
+fn lossy(per_mille: u32) -> Option<TestNetns> {
+    let netns = TestNetns::new("loss")?;
+    netns.lose_udp(per_mille);
+    Some(netns)
 }
 
 fn connected_id(peer: &Process) -> String {
@@ -127,7 +32,7 @@ fn hello(peer: &Process, other: &str, wait: Duration) {
 
 #[test]
 fn set_ups_under_10_percent_loss_each_say_hello_both_ways() {
-    let Some(netns) = LossyNetns::new(100) else {
+    let Some(netns) = lossy(100) else {
         return;
     };
     let _server = netns.server();
@@ -147,7 +52,7 @@ fn set_ups_under_10_percent_loss_each_say_hello_both_ways() {
 
 #[test]
 fn chat_under_10_percent_loss_is_delivered_exactly_once_and_acked() {
-    let Some(netns) = LossyNetns::new(100) else {
+    let Some(netns) = lossy(100) else {
         return;
     };
     let _server = netns.server();
@@ -189,7 +94,7 @@ fn chat_under_10_percent_loss_is_delivered_exactly_once_and_acked() {
 
 #[test]
 fn a_file_under_5_percent_loss_arrives_intact_with_progress_at_least_every_500_ms() {
-    let Some(netns) = LossyNetns::new(50) else {
+    let Some(netns) = lossy(50) else {
         return;
     };
     let root = std::env::temp_dir().join(format!("confab-loss-file-{}", std::process::id()));
@@ -243,7 +148,7 @@ fn a_file_under_5_percent_loss_arrives_intact_with_progress_at_least_every_500_m
 
 #[test]
 fn a_call_under_10_percent_loss_sizes_its_fec_to_the_loss_reported() {
-    let Some(netns) = LossyNetns::new(100) else {
+    let Some(netns) = lossy(100) else {
         return;
     };
     let _server = netns.server();

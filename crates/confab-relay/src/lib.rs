@@ -34,7 +34,7 @@ use turn::server::config::{ConnConfig, ServerConfig};
 use credentials::RestAuth;
 pub use credentials::rest_credential;
 pub use metrics::{Refusal, RelayMetrics};
-use sockets::{Allocator, Listener};
+use sockets::{Allocator, Listener, with_large_buffers};
 
 /// The realm the relay names in its challenges.
 const REALM: &str = "confab";
@@ -147,6 +147,7 @@ impl Relay {
                 }
                 Err(source) => return Err(RelayError::Bind { addr, source }),
             };
+            let socket = with_large_buffers(socket);
             let local = socket
                 .local_addr()
                 .map_err(|source| RelayError::Bind { addr, source })?;

@@ -22,6 +22,20 @@ use crate::policy::may_relay_to;
 
 /// Random ports tried in a configured range before the allocation fails.
 const PORT_TRIES: usize = 20;
+/// Receive and send buffers asked for on every relay socket (the kernel caps them at
+/// `net.core.rmem_max` and `wmem_max`). A data channel sends in bursts of a congestion
+/// window; with the default 208 KiB the relay dropped the ends of bursts it read a moment
+/// too late, and each drop cost the transfer a retransmission.
+const SOCKET_BUFFER: usize = 4 << 20;
+
+/// `socket` with buffers as large as the system allows (see [`SOCKET_BUFFER`]).
+pub(crate) fn with_large_buffers(socket: UdpSocket) -> UdpSocket {
+    let sock = socket2::SockRef::from(&socket);
+    // Best effort: a smaller buffer still works, only with more drops under bursts.
+    let _ = sock.set_recv_buffer_size(SOCKET_BUFFER);
+    let _ = sock.set_send_buffer_size(SOCKET_BUFFER);
+    socket
+}
 
 fn unsupported(what: &str) -> webrtc_util::Error {
     webrtc_util::Error::Other(format!("{what} is not used on a relay socket"))
@@ -235,7 +249,7 @@ impl RelayAddressGenerator for Allocator {
             return Err(turn::Error::Other("the relay is full".into()));
         }
         let socket = match self.bind().await {
-            Ok(socket) => socket,
+            Ok(socket) => with_large_buffers(socket),
             Err(e) => {
                 self.metrics.allocations_open.fetch_sub(1, Relaxed);
                 return Err(turn::Error::Other(format!("no relay socket: {e}")));

@@ -172,13 +172,16 @@ pub(crate) async fn compare(mib: u64, confab: &Path) -> anyhow::Result<Vec<Route
     Ok(figures)
 }
 
-/// `confab server` on loopback with its relay allowed to relay to loopback peers.
+/// `confab server` on loopback with its relay allowed to relay to loopback peers, and no
+/// bandwidth quota per allocation (coturn has none by default): the relay's own capacity
+/// is measured, not the quota.
 fn start_confab_server(confab: &Path) -> anyhow::Result<(RelayProcess, SocketAddr)> {
     let listen = SocketAddr::from(([127, 0, 0, 1], free_port()?));
     let turn = SocketAddr::from(([127, 0, 0, 1], free_port()?));
     let child = Command::new(confab)
         .args(["server", "--listen", &listen.to_string()])
         .args(["--turn-listen", &turn.to_string(), "--turn-allow-private"])
+        .args(["--turn-max-rate", "0"])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()

@@ -72,6 +72,20 @@ fn a_path_cut_off_for_good_comes_back_by_ice_restart_on_the_same_chat_channel() 
     let on_a = until_connected_again(&a, &b_id);
     let on_b = until_connected_again(&b, &a_id);
     eprintln!("connected again {:?} after the cut", cut.elapsed());
+    // The side whose consent checks fail first restarts; the other may only answer its
+    // offer, and so go straight from connected to checking again.
+    let restarted = |events: &[Value]| {
+        events.iter().any(|e| {
+            e["event"] == "log"
+                && e["msg"]
+                    .as_str()
+                    .is_some_and(|m| m.contains("restarting ICE"))
+        })
+    };
+    assert!(
+        restarted(&on_a) || restarted(&on_b),
+        "neither side restarted ICE"
+    );
     for (who, events) in [("A", &on_a), ("B", &on_b)] {
         let states: Vec<&str> = events
             .iter()
@@ -79,15 +93,8 @@ fn a_path_cut_off_for_good_comes_back_by_ice_restart_on_the_same_chat_channel() 
             .filter_map(|e| e["state"].as_str())
             .collect();
         assert!(
-            states.contains(&"disconnected"),
+            states.contains(&"disconnected") || states.contains(&"connecting"),
             "{who} never saw the path go: {states:?}"
-        );
-        assert!(
-            events.iter().any(|e| e["event"] == "log"
-                && e["msg"]
-                    .as_str()
-                    .is_some_and(|m| m.contains("restarting ICE"))),
-            "{who} did not restart ICE"
         );
         // The same connection: its chat channel never closed, nobody left or came anew.
         let broken: Vec<&Value> = events

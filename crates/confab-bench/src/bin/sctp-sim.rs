@@ -283,7 +283,8 @@ fn serve(
             work += 1;
             // On the wire with UDP and IP headers.
             let wire = (datagram.len() + 28) as f64;
-            let done = me.link_free.max(now) + Duration::from_secs_f64(wire / (link.args.rate * 1e6));
+            let done =
+                me.link_free.max(now) + Duration::from_secs_f64(wire / (link.args.rate * 1e6));
             me.link_free = done;
             if !link.dice.roll(link.loss) {
                 peer.inbound

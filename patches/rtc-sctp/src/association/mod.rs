@@ -46,9 +46,10 @@ use shared::{TransportContext, TransportMessage, TransportProtocol};
 use stream::{Stream, StreamEvent, StreamId, StreamState};
 use timer::{ACK_INTERVAL, RtoManager, Timer, TimerTable};
 
-/// At most this many SACKs made for single packets between two flushes: enough for the
-/// sender's three miss indications, bounded in a long burst.
-const MAX_GAP_SACKS_PER_FLUSH: usize = 4;
+/// At most this many SACKs made within one read burst (see `handle_chunk_end`): enough for
+/// the sender's three miss indications and for a lost SACK not to silence a whole flight,
+/// bounded in a long burst.
+const MAX_BURST_SACKS: usize = 8;
 
 use crate::association::stream::RecvSendState;
 use bytes::{Bytes, BytesMut};
@@ -253,9 +254,9 @@ pub struct Association {
     // per inbound packet context
     delayed_ack_triggered: bool,
     immediate_ack_triggered: bool,
-    /// SACKs for packets of the current read batch that arrived while a gap remained,
-    /// sent at the next flush (see `handle_chunk_end`).
-    gap_sacks: Vec<Bytes>,
+    /// SACKs made within the current read burst, sent at the next flush (see
+    /// `handle_chunk_end`).
+    burst_sacks: Vec<Bytes>,
 
     pub(crate) stats: AssociationStats,
     ack_state: AckState,
@@ -349,7 +350,7 @@ impl Default for Association {
             // per inbound packet context
             delayed_ack_triggered: false,
             immediate_ack_triggered: false,
-            gap_sacks: Vec::new(),
+            burst_sacks: Vec::new(),
 
             stats: AssociationStats::default(),
             ack_state: AckState::default(),
@@ -972,17 +973,16 @@ impl Association {
     }
 
     fn handle_chunk_end(&mut self, now: Instant) {
-        if self.immediate_ack_triggered
-            && !self.payload_queue.is_empty()
-            && self.gap_sacks.len() < MAX_GAP_SACKS_PER_FLUSH
-        {
-            // RFC 9260 Sec 6.7: while gaps remain, a SACK after every packet received.
-            // The driver reads a burst of datagrams before it flushes, which would
-            // coalesce them into one SACK: one miss indication where the sender needs
-            // three for a Fast Retransmit. So this packet's SACK is made now.
+        if self.immediate_ack_triggered && self.burst_sacks.len() < MAX_BURST_SACKS {
+            // The driver reads a burst of datagrams before it flushes, which would coalesce
+            // the burst's SACKs into one. RFC 9260 asks for a SACK for at least every second
+            // packet (6.2) and, while gaps remain, after every packet (6.7). One SACK per
+            // burst gives the sender one miss indication where Fast Retransmit needs three,
+            // and when that one SACK is lost the whole flight waits for T3-rtx. So the SACK
+            // this packet calls for is made now, and sent at the flush.
             let sack = self.create_selective_ack_chunk();
             if let Ok(raw) = self.marshal_control_chunk(&sack) {
-                self.gap_sacks.push(raw);
+                self.burst_sacks.push(raw);
                 self.ack_state = AckState::Idle;
                 self.timers.stop(Timer::Ack);
                 self.awake_write_loop();
@@ -2528,7 +2528,7 @@ impl Association {
     }
 
     fn gather_outbound_sack_packets(&mut self, mut raw_packets: Vec<Bytes>) -> Vec<Bytes> {
-        raw_packets.append(&mut self.gap_sacks);
+        raw_packets.append(&mut self.burst_sacks);
         if self.ack_state == AckState::Immediate {
             self.ack_state = AckState::Idle;
             let sack = self.create_selective_ack_chunk();

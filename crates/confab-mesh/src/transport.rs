@@ -44,6 +44,11 @@ const FAILED_AFTER: Duration = Duration::from_secs(7);
 /// second before nominating one, in case something better turns up; with trickle ICE
 /// that wait stalled about one set-up in ten by a full second.
 const PRFLX_WAIT: Duration = Duration::ZERO;
+/// A relayed pair may be nominated this long after ICE starts, if no direct pair has
+/// succeeded by then (the library waits 2 s). A direct path that works answers its checks
+/// within a few round trips, sent every 10 ms; the wait made every relayed connection
+/// take over 2 s to come up.
+const RELAY_WAIT: Duration = Duration::from_millis(500);
 /// The kernel's default UDP receive buffer (~208 KiB) is smaller than SCTP's window, so
 /// bursts are dropped and throughput collapses; 4 MiB holds a full window.
 const SOCKET_BUFFER: usize = 4 * 1024 * 1024;
@@ -223,6 +228,7 @@ pub async fn build_peer_connection(
         )
         .with_ice_connection_attempts(Some(CHECK_INTERVAL), Some(MAX_CHECKS))
         .with_prflx_acceptance_min_wait(Some(PRFLX_WAIT))
+        .with_relay_acceptance_min_wait(Some(RELAY_WAIT))
         // An ICE restart (peer.rs) binds new sockets and gathers anew, so a path lost to a
         // network change is found again on the interfaces there are now.
         .with_discard_local_candidates_during_ice_restart(true)

@@ -247,9 +247,11 @@ impl MeshTask {
                 event = next_link_event(&mut self.link) => self.on_link_event(event).await,
             }
         }
-        self.leave().await;
-        // A recording is complete on exit.
+        // Sound stops first: a recording is complete on exit and ends where the call did,
+        // not after the leave (up to a second waiting for the server), which it would
+        // otherwise fill with silence.
         self.engine.stop().await;
+        self.leave().await;
         // Let the peer tasks finish closing their connections.
         let deadline = Instant::now() + Duration::from_secs(2);
         while self.live_peer_tasks.load(Relaxed) > 0 && Instant::now() < deadline {

@@ -32,7 +32,7 @@ use crate::identity::Identity;
 use crate::negotiation::{Negotiation, Step};
 use crate::safety::{safety_code, sdp_fingerprint};
 use crate::stats;
-use crate::transport::{TransportConfig, build_peer_connection};
+use crate::transport::{FAILED_AFTER, TransportConfig, build_peer_connection};
 use crate::voice;
 use webrtc::media_stream::track_local::TrackLocal;
 use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
@@ -270,8 +270,8 @@ struct Peer {
     chat_open: bool,
     /// The chat channel has opened at least once: the connection was set up.
     set_up: bool,
-    /// An ICE restart of ours is under way (see `on_ice_state`).
-    restarting_ice: bool,
+    /// While an ICE restart of ours is under way (see `on_ice_state`): when it has failed.
+    restart_gives_up: Option<Instant>,
     /// Messages given before the chat channel opened (a call accept to a peer whose channel
     /// is still coming up): sent, in order, once it opens.
     early_out: Vec<String>,
@@ -329,7 +329,7 @@ async fn run(setup: PeerSetup, mut inputs: mpsc::UnboundedReceiver<PeerInput>) {
         chat: None,
         chat_open: false,
         set_up: false,
-        restarting_ice: false,
+        restart_gives_up: None,
         early_out: Vec::new(),
         channel_tx,
         pollers: JoinSet::new(),
@@ -375,6 +375,14 @@ async fn run(setup: PeerSetup, mut inputs: mpsc::UnboundedReceiver<PeerInput>) {
             _ = wake.tick(), if setting_up => peer.wake_driver().await,
             _ = tokio::time::sleep_until(give_up_at), if !peer.set_up => {
                 peer.log(LogLevel::Warn, format!("not connected after {SETUP_DEADLINE:?}"));
+                peer.emit_state(PeerState::Failed);
+                peer.out(PeerOutput::Gone(PeerState::Failed));
+                break;
+            }
+            _ = tokio::time::sleep_until(peer.restart_gives_up.unwrap_or(give_up_at)),
+                if peer.restart_gives_up.is_some() =>
+            {
+                peer.log(LogLevel::Warn, "ICE restart found no path");
                 peer.emit_state(PeerState::Failed);
                 peer.out(PeerOutput::Gone(PeerState::Failed));
                 break;
@@ -713,8 +721,9 @@ impl Peer {
     /// sockets (a laptop on another network, a NAT mapping that expired), with DTLS and
     /// SCTP kept, so chat, transfers and a call carry on over the new path. Both sides
     /// restart and offer, since either may be the one whose network changed; perfect
-    /// negotiation settles the two offers. If no path comes back before ICE `failed`, the
-    /// mesh tries a fresh connection (mesh/retry.rs).
+    /// negotiation settles the two offers. If no path comes back by the time the connection
+    /// would have failed without a restart, it fails, and the mesh tries a fresh
+    /// connection (mesh/retry.rs).
     async fn on_ice_state(&mut self, state: RTCIceConnectionState) {
         self.log(LogLevel::Info, format!("ICE connection {state}"));
         match state {
@@ -723,11 +732,15 @@ impl Peer {
                 if let Err(e) = self.pc.restart_ice().await {
                     return self.log(LogLevel::Warn, format!("cannot restart ICE: {e}"));
                 }
-                self.restarting_ice = true;
+                // A restart resets the library's silence timers; the connection must still
+                // fail when it would have without one (a killed peer, no path at all), so
+                // the mesh cleans up and tries afresh on time.
+                self.restart_gives_up
+                    .get_or_insert(Instant::now() + FAILED_AFTER);
                 self.offer().await;
             }
-            RTCIceConnectionState::Connected if self.restarting_ice => {
-                self.restarting_ice = false;
+            RTCIceConnectionState::Connected if self.restart_gives_up.is_some() => {
+                self.restart_gives_up = None;
                 self.log(LogLevel::Info, "ICE restart found a path");
                 self.log_selected_pair().await;
             }

@@ -38,7 +38,7 @@ const KEEPALIVE: Duration = Duration::from_secs(2);
 /// lost (7 %), so six such periods in a row come about once in seven million windows.
 /// A peer the server says has left is closed at "disconnected".
 const DISCONNECTED_AFTER: Duration = Duration::from_secs(5);
-const FAILED_AFTER: Duration = Duration::from_secs(7);
+pub(crate) const FAILED_AFTER: Duration = Duration::from_secs(7);
 /// A pair found through a peer-reflexive candidate (a check that arrived before the
 /// candidate itself was signalled) is as direct as a host pair. The library waits a
 /// second before nominating one, in case something better turns up; with trickle ICE

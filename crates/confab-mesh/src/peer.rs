@@ -374,17 +374,13 @@ async fn run(setup: PeerSetup, mut inputs: mpsc::UnboundedReceiver<PeerInput>) {
             Some(_) = peer.transfers.join_next(), if !peer.transfers.is_empty() => {}
             _ = wake.tick(), if setting_up => peer.wake_driver().await,
             _ = tokio::time::sleep_until(give_up_at), if !peer.set_up => {
-                peer.log(LogLevel::Warn, format!("not connected after {SETUP_DEADLINE:?}"));
-                peer.emit_state(PeerState::Failed);
-                peer.out(PeerOutput::Gone(PeerState::Failed));
+                peer.give_up(format!("not connected after {SETUP_DEADLINE:?}"));
                 break;
             }
             _ = tokio::time::sleep_until(peer.restart_gives_up.unwrap_or(give_up_at)),
                 if peer.restart_gives_up.is_some() =>
             {
-                peer.log(LogLevel::Warn, "ICE restart found no path");
-                peer.emit_state(PeerState::Failed);
-                peer.out(PeerOutput::Gone(PeerState::Failed));
+                peer.give_up("ICE restart found no path".to_owned());
                 break;
             }
         }
@@ -408,6 +404,14 @@ impl Peer {
             peer: Some(self.setup.remote_id.clone()),
             ts: unix_ms(),
         });
+    }
+
+    /// The connection has failed on a deadline of ours: the mesh forgets the peer, and
+    /// tries again if it is still in the room (mesh/retry.rs).
+    fn give_up(&mut self, reason: String) {
+        self.log(LogLevel::Warn, reason);
+        self.emit_state(PeerState::Failed);
+        self.out(PeerOutput::Gone(PeerState::Failed));
     }
 
     fn emit_state(&mut self, state: PeerState) {

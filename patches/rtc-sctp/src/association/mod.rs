@@ -46,11 +46,6 @@ use shared::{TransportContext, TransportMessage, TransportProtocol};
 use stream::{Stream, StreamEvent, StreamId, StreamState};
 use timer::{ACK_INTERVAL, RtoManager, Timer, TimerTable};
 
-/// At most this many SACKs made within one read burst (see `handle_chunk_end`): enough for
-/// the sender's three miss indications and for a lost SACK not to silence a whole flight,
-/// bounded in a long burst.
-const MAX_BURST_SACKS: usize = 8;
-
 use crate::association::stream::RecvSendState;
 use bytes::{Bytes, BytesMut};
 use log::{debug, error, trace, warn};
@@ -70,6 +65,11 @@ pub(crate) mod timer;
 
 #[cfg(test)]
 mod association_test;
+
+/// At most this many SACKs made within one read burst (see `handle_chunk_end`): enough for
+/// the sender's three miss indications and for a lost SACK not to silence a whole flight,
+/// bounded in a long burst.
+const MAX_BURST_SACKS: usize = 8;
 
 /// Reasons why an association might be lost
 #[derive(Debug, Error, Clone, PartialEq)]
@@ -2510,9 +2510,7 @@ impl Association {
             let horizon = self.my_next_tsn;
             for chunk in &mut to_fast_retrans {
                 if let Some(c) = self.inflight_queue.get_mut(chunk.tsn) {
-                    c.nsent += 1;
-                    c.miss_indicator = 0;
-                    c.retransmit_horizon = horizon;
+                    c.record_retransmission(horizon);
                     chunk.nsent = c.nsent;
                     self.stats.inc_fast_retrans();
                     trace!(
@@ -2692,9 +2690,7 @@ impl Association {
         for chunk in &mut chunks {
             if let Some(c) = self.inflight_queue.get_mut(chunk.tsn) {
                 c.retransmit = false;
-                c.nsent += 1;
-                c.miss_indicator = 0;
-                c.retransmit_horizon = horizon;
+                c.record_retransmission(horizon);
                 chunk.nsent = c.nsent;
                 trace!(
                     "[{}] retransmitting tsn={} ssn={} sent={}",

@@ -330,7 +330,16 @@ impl ChunkPayloadData {
         !self.acknowledged && !self.abandoned
     }
 
-    pub(crate) fn is_fast_retransmit_candidate(&self) -> bool {
+    /// One more transmission of this chunk, a retransmission sent while `next_tsn` is the
+    /// next TSN to be assigned: its miss indications start again, and only SACKs of data
+    /// sent after it count (see `retransmit_horizon`).
+    pub(crate) fn record_retransmission(&mut self, next_tsn: u32) {
+        self.nsent += 1;
+        self.miss_indicator = 0;
+        self.retransmit_horizon = next_tsn;
+    }
+
+        pub(crate) fn is_fast_retransmit_candidate(&self) -> bool {
         self.is_outstanding() && self.miss_indicator >= 3
     }
 

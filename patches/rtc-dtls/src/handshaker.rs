@@ -185,13 +185,14 @@ impl DTLSConn {
             Ok(HandshakeState::Waiting)
         }
     }
-    /// RFC 6347, section 4.2.4.1: the timer doubles at each retransmission of a flight.
+    /// RFC 6347, section 4.2.4.1: the timer doubles at each retransmission of a flight, here
+    /// up to `MAX_BACKOFF_FACTOR` times the first interval.
     fn retransmit_timeout(&self) -> Duration {
+        let first = self.handshake_config.retransmit_interval;
         let doublings = u32::try_from(self.current_retransmit_count).unwrap_or(u32::MAX);
-        self.handshake_config
-            .retransmit_interval
+        first
             .saturating_mul(2u32.saturating_pow(doublings))
-            .min(MAX_TICKER_INTERVAL.max(self.handshake_config.retransmit_interval))
+            .min(first.saturating_mul(MAX_BACKOFF_FACTOR))
     }
 
     fn wait(&mut self) -> Result<HandshakeState> {

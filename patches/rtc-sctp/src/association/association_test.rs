@@ -356,7 +356,7 @@ fn handle_init_test(name: &str, initial_state: AssociationState, expect_err: boo
     };
     init.set_supported_extensions();
 
-    let result = a.handle_init(&pkt, &init);
+    let result = a.handle_init(&pkt, &init, Instant::now());
     if expect_err {
         assert!(result.is_err(), "{} should fail", name);
         return;
@@ -423,7 +423,7 @@ fn test_assoc_negotiated_max_streams() -> Result<()> {
         ..Default::default()
     };
     init.set_supported_extensions();
-    a.handle_init(&pkt, &init)?;
+    a.handle_init(&pkt, &init, Instant::now())?;
 
     // `handle_init` narrowed the counts to 1001 outbound / 1002 inbound (see
     // `handle_init_test`), but the handshake is still in flight.

@@ -241,6 +241,11 @@ pub struct Association {
     // Chunks stored for retransmission
     stored_init: Option<ChunkInit>,
     stored_cookie_echo: Option<ChunkCookieEcho>,
+    /// When the handshake chunk whose answer gives the first RTT sample was sent (the
+    /// COOKIE-ECHO, or the server's INIT-ACK); `None` once it was sent more than once, since
+    /// the answer could then be to either copy (Karn's rule, RFC 9260 6.3.1 C5).
+    handshake_rtt_probe: Option<Instant>,
+    init_acks_sent: u32,
     next_stream_generation: u64,
     next_message_id: u64,
     /// Per-chunk lookups on the receive path; SIDs are bounded by the
@@ -339,6 +344,8 @@ impl Default for Association {
             // Chunks stored for retransmission
             stored_init: None,
             stored_cookie_echo: None,
+            handshake_rtt_probe: None,
+            init_acks_sent: 0,
             next_stream_generation: 0,
             next_message_id: 0,
             streams: FxHashMap::default(),
@@ -1008,7 +1015,7 @@ impl Association {
             if c.is_ack {
                 self.handle_init_ack(p, c, now)?
             } else {
-                self.handle_init(p, c)?
+                self.handle_init(p, c, now)?
             }
         } else if let Some(c) = chunk_any.downcast_ref::<ChunkAbort>() {
             let mut err_str = String::new();
@@ -1030,9 +1037,9 @@ impl Association {
         } else if let Some(c) = chunk_any.downcast_ref::<ChunkHeartbeat>() {
             self.handle_heartbeat(c)?
         } else if let Some(c) = chunk_any.downcast_ref::<ChunkCookieEcho>() {
-            self.handle_cookie_echo(c)?
+            self.handle_cookie_echo(c, now)?
         } else if chunk_any.downcast_ref::<ChunkCookieAck>().is_some() {
-            self.handle_cookie_ack()?
+            self.handle_cookie_ack(now)?
         } else if let Some(c) = chunk_any.downcast_ref::<ChunkPayloadData>() {
             self.handle_data(c)?
         } else if let Some(c) = chunk_any.downcast_ref::<ChunkSelectiveAck>() {
@@ -1060,7 +1067,7 @@ impl Association {
         Ok(())
     }
 
-    fn handle_init(&mut self, p: &Packet, i: &ChunkInit) -> Result<Vec<Packet>> {
+    fn handle_init(&mut self, p: &Packet, i: &ChunkInit, now: Instant) -> Result<Vec<Packet>> {
         let state = self.state();
         debug!("[{}] chunkInit received in state '{}'", self.side, state);
 
@@ -1153,6 +1160,8 @@ impl Association {
         init_ack.set_supported_extensions();
 
         outbound.chunks = vec![Box::new(init_ack)];
+        self.init_acks_sent = self.init_acks_sent.saturating_add(1);
+        self.handshake_rtt_probe = (self.init_acks_sent == 1).then_some(now);
 
         Ok(vec![outbound])
     }
@@ -1234,6 +1243,7 @@ impl Association {
             });
 
             self.send_cookie_echo()?;
+            self.handshake_rtt_probe = Some(now);
 
             self.timers
                 .start(Timer::T1Cookie, now, self.rto_mgr.get_rto());
@@ -1273,7 +1283,7 @@ impl Association {
         Ok(vec![])
     }
 
-    fn handle_cookie_echo(&mut self, c: &ChunkCookieEcho) -> Result<Vec<Packet>> {
+    fn handle_cookie_echo(&mut self, c: &ChunkCookieEcho, now: Instant) -> Result<Vec<Packet>> {
         let state = self.state();
         debug!("[{}] COOKIE-ECHO received in state '{}'", self.side, state);
 
@@ -1296,6 +1306,7 @@ impl Association {
 
                     self.timers.stop(Timer::T1Cookie);
                     self.stored_cookie_echo = None;
+                    self.sample_handshake_rtt(now);
 
                     self.events.push_back(Event::Connected);
                     self.set_state(AssociationState::Established);
@@ -1318,7 +1329,17 @@ impl Association {
         }])
     }
 
-    fn handle_cookie_ack(&mut self) -> Result<Vec<Packet>> {
+    /// The first RTT sample comes from the handshake (as usrsctp takes it), so the first DATA
+    /// is retransmitted after an RTO that fits the path rather than after the initial one.
+    fn sample_handshake_rtt(&mut self, now: Instant) {
+        if let Some(sent) = self.handshake_rtt_probe.take() {
+            let rtt = now.saturating_duration_since(sent).as_millis();
+            self.rto_mgr
+                .set_new_rtt(u64::try_from(rtt).unwrap_or(u64::MAX));
+        }
+    }
+
+    fn handle_cookie_ack(&mut self, now: Instant) -> Result<Vec<Packet>> {
         let state = self.state();
         debug!("[{}] COOKIE-ACK received in state '{}'", self.side, state);
         if state != AssociationState::CookieEchoed {
@@ -1331,6 +1352,7 @@ impl Association {
 
         self.timers.stop(Timer::T1Cookie);
         self.stored_cookie_echo = None;
+        self.sample_handshake_rtt(now);
 
         self.events.push_back(Event::Connected);
         self.set_state(AssociationState::Established);
@@ -3342,6 +3364,7 @@ impl Association {
             }
 
             Timer::T1Cookie => {
+                self.handshake_rtt_probe = None;
                 if let Err(err) = self.send_cookie_echo() {
                     debug!(
                         "[{}] failed to retransmit cookie-echo (n_rtos={}): {:?}",

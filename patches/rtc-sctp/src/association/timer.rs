@@ -1,6 +1,10 @@
 use std::time::{Duration, Instant};
 
-pub(crate) const ACK_INTERVAL: u64 = 200;
+// How long a SACK for a lone packet may wait (msec). At 200 ms, RFC 9260's default, it
+// equalled the RTO floor, so a lone DATA chunk (a chat message, a data channel's OPEN) raced
+// its own T3-rtx: a spurious retransmission that also cut cwnd to one MTU. 40 ms is Linux
+// TCP's delayed-ACK floor; bulk data is SACKed every second packet regardless.
+pub(crate) const ACK_INTERVAL: u64 = 40;
 const MAX_INIT_RETRANS: usize = 8;
 const PATH_MAX_RETRANS: usize = 5;
 const NO_MAX_RETRANS: usize = usize::MAX;
@@ -122,6 +126,7 @@ impl TimerTable {
             interval
         } else {
             calculate_next_timeout(interval, self.retrans[timer as usize])
+                .min(max_backoff(interval).max(interval))
         };
 
         let time = now + Duration::from_millis(interval);
@@ -169,11 +174,20 @@ impl TimerTable {
 
 // RFC 9260 §16 recommends one second for both; over a WebRTC path, which ICE has just
 // checked, that made every lost INIT, COOKIE-ECHO or tail packet cost a second or more. The
-// initial RTO is used by T1-init and T1-cookie before an RTT measurement is available; the
-// floor is TCP's (RFC 6298 allows lower than its one second, as Linux does).
-const RTO_INITIAL: u64 = 500; // msec
+// initial RTO is used by T1-init and T1-cookie and, until the handshake or a SACK gives an RTT
+// sample, by the first DATA; the floor is TCP's (RFC 6298 allows lower than its one second,
+// as Linux does). An initial RTO below the path's RTT costs one duplicate INIT or
+// COOKIE-ECHO, which the peer answers or discards.
+const RTO_INITIAL: u64 = 200; // msec
 const RTO_MIN: u64 = 200; // msec
 const RTO_MAX: u64 = 60000; // msec
+// How far a timer backs off: to this multiple of the RTO it was started from (RTO.max still
+// bounds it). Unbounded doubling (RFC 9260 6.3.3 E2) turned a few losses in a row into
+// multi-second waits: at 20 % loss a set-up lost five seconds or more one time in eight. A
+// backed-off sender has at most one packet in flight (cwnd is one MTU after T3-rtx, and
+// INIT/COOKIE-ECHO are single chunks), so the cap costs the network one small packet per two
+// RTOs at most; the RTO itself still follows the measured RTT.
+const MAX_BACKOFF_FACTOR: u64 = 2;
 const RTO_ALPHA: u64 = 1;
 const RTO_BETA: u64 = 2;
 const RTO_BASE: u64 = 8;
@@ -185,6 +199,8 @@ pub(crate) struct RtoManager {
     pub(crate) srtt: u64,
     pub(crate) rttvar: f64,
     pub(crate) rto: u64,
+    /// The RTO before any backoff: what `backoff` may multiply by `MAX_BACKOFF_FACTOR`.
+    base_rto: u64,
     pub(crate) no_update: bool,
 }
 
@@ -193,6 +209,7 @@ impl RtoManager {
     pub(crate) fn new() -> Self {
         RtoManager {
             rto: RTO_INITIAL,
+            base_rto: RTO_INITIAL,
             ..Default::default()
         }
     }
@@ -216,6 +233,7 @@ impl RtoManager {
         }
 
         self.rto = (self.srtt + (4.0 * self.rttvar) as u64).clamp(RTO_MIN, RTO_MAX);
+        self.base_rto = self.rto;
 
         self.srtt
     }
@@ -225,10 +243,15 @@ impl RtoManager {
         self.rto
     }
 
-    /// RFC 9260 6.3.3 E2: retain backoff until a new RTT measurement updates RTO.
+    /// RFC 9260 6.3.3 E2: retain backoff until a new RTT measurement updates RTO, doubling
+    /// up to `MAX_BACKOFF_FACTOR` times the RTO before backoff.
     pub(crate) fn backoff(&mut self) {
         if !self.no_update {
-            self.rto = self.rto.saturating_mul(2).min(RTO_MAX);
+            self.rto = self
+                .rto
+                .saturating_mul(2)
+                .min(max_backoff(self.base_rto))
+                .max(self.base_rto);
         }
     }
 
@@ -241,13 +264,20 @@ impl RtoManager {
         self.srtt = 0;
         self.rttvar = 0.0;
         self.rto = RTO_INITIAL;
+        self.base_rto = RTO_INITIAL;
     }
 
     /// set RTO value for testing
     pub(crate) fn set_rto(&mut self, rto: u64, no_update: bool) {
         self.rto = rto;
+        self.base_rto = rto;
         self.no_update = no_update;
     }
+}
+
+/// The longest a timer started from `rto` may back off to.
+fn max_backoff(rto: u64) -> u64 {
+    rto.saturating_mul(MAX_BACKOFF_FACTOR).min(RTO_MAX)
 }
 
 fn calculate_next_timeout(rto: u64, n_rtos: usize) -> u64 {
@@ -276,6 +306,8 @@ mod tests {
         rto.set_rto(1000, false);
         rto.backoff();
         assert_eq!(2000, rto.get_rto());
+        rto.backoff();
+        assert_eq!(2000, rto.get_rto(), "backoff stops at twice the RTO");
         rto.set_rto(RTO_MAX - 1, false);
         rto.backoff();
         assert_eq!(RTO_MAX, rto.get_rto());
@@ -283,7 +315,7 @@ mod tests {
 
     #[test]
     fn rto_manager_starts_at_the_initial_rto() {
-        assert_eq!(RTO_INITIAL, 500);
+        assert_eq!(RTO_INITIAL, 200);
         assert_eq!(RtoManager::new().get_rto(), RTO_INITIAL);
     }
 
@@ -294,7 +326,35 @@ mod tests {
 
         timers.start(Timer::T1Init, now, RtoManager::new().get_rto());
 
-        assert_eq!(timers.next_timeout(), Some(now + Duration::from_millis(500)));
+        assert_eq!(timers.next_timeout(), Some(now + Duration::from_millis(200)));
+    }
+
+    #[test]
+    fn t1_init_backs_off_to_twice_its_rto() {
+        let mut now = Instant::now();
+        let mut timers = TimerTable::new(TimerConfig::default());
+        let rto = RtoManager::new().get_rto();
+        timers.start(Timer::T1Init, now, rto);
+        for expected in [rto * 2, rto * 2, rto * 2] {
+            now = timers.get(Timer::T1Init).unwrap();
+            assert!(timers.is_expired(Timer::T1Init, now).0);
+            timers.start(Timer::T1Init, now, rto);
+            assert_eq!(
+                timers.get(Timer::T1Init),
+                Some(now + Duration::from_millis(expected))
+            );
+        }
+    }
+
+    #[test]
+    fn a_measured_rtt_resets_the_backoff_bound() {
+        let mut rto = RtoManager::new();
+        rto.set_new_rtt(400);
+        let measured = rto.get_rto();
+        for _ in 0..5 {
+            rto.backoff();
+        }
+        assert_eq!(rto.get_rto(), measured * 2);
     }
 
     #[test]

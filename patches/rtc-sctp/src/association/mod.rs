@@ -245,7 +245,6 @@ pub struct Association {
     /// COOKIE-ECHO, or the server's INIT-ACK); `None` once it was sent more than once, since
     /// the answer could then be to either copy (Karn's rule, RFC 9260 6.3.1 C5).
     handshake_rtt_probe: Option<Instant>,
-    init_acks_sent: u32,
     next_stream_generation: u64,
     next_message_id: u64,
     /// Per-chunk lookups on the receive path; SIDs are bounded by the
@@ -345,7 +344,6 @@ impl Default for Association {
             stored_init: None,
             stored_cookie_echo: None,
             handshake_rtt_probe: None,
-            init_acks_sent: 0,
             next_stream_generation: 0,
             next_message_id: 0,
             streams: FxHashMap::default(),
@@ -1149,7 +1147,9 @@ impl Association {
             ..Default::default()
         };
 
-        if self.my_cookie.is_none() {
+        // The first INIT-ACK makes the cookie; a later one repeats it for a repeated INIT.
+        let first_init_ack = self.my_cookie.is_none();
+        if first_init_ack {
             self.my_cookie = Some(ParamStateCookie::new());
         }
 
@@ -1160,8 +1160,7 @@ impl Association {
         init_ack.set_supported_extensions();
 
         outbound.chunks = vec![Box::new(init_ack)];
-        self.init_acks_sent = self.init_acks_sent.saturating_add(1);
-        self.handshake_rtt_probe = (self.init_acks_sent == 1).then_some(now);
+        self.handshake_rtt_probe = first_init_ack.then_some(now);
 
         Ok(vec![outbound])
     }

@@ -126,7 +126,7 @@ impl TimerTable {
             interval
         } else {
             calculate_next_timeout(interval, self.retrans[timer as usize])
-                .min(max_backoff(interval).max(interval))
+                .min(max_backoff(interval))
         };
 
         let time = now + Duration::from_millis(interval);
@@ -248,11 +248,7 @@ impl RtoManager {
     /// up to `MAX_BACKOFF_FACTOR` times the RTO before backoff.
     pub(crate) fn backoff(&mut self) {
         if !self.no_update {
-            self.rto = self
-                .rto
-                .saturating_mul(2)
-                .min(max_backoff(self.base_rto))
-                .max(self.base_rto);
+            self.rto = self.rto.saturating_mul(2).min(max_backoff(self.base_rto));
         }
     }
 
@@ -276,9 +272,10 @@ impl RtoManager {
     }
 }
 
-/// The longest a timer started from `rto` may back off to.
+/// The longest a timer started from `rto` may back off to: never below `rto` itself, which
+/// may exceed `RTO_MAX` (a pinned RTO in tests, a control timer's own interval).
 fn max_backoff(rto: u64) -> u64 {
-    rto.saturating_mul(MAX_BACKOFF_FACTOR).min(RTO_MAX)
+    rto.saturating_mul(MAX_BACKOFF_FACTOR).min(RTO_MAX).max(rto)
 }
 
 fn calculate_next_timeout(rto: u64, n_rtos: usize) -> u64 {

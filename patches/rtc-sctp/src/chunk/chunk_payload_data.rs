@@ -339,7 +339,7 @@ impl ChunkPayloadData {
         self.retransmit_horizon = next_tsn;
     }
 
-        pub(crate) fn is_fast_retransmit_candidate(&self) -> bool {
+    pub(crate) fn is_fast_retransmit_candidate(&self) -> bool {
         self.is_outstanding() && self.miss_indicator >= 3
     }
 

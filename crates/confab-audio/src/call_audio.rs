@@ -268,9 +268,15 @@ impl Mixer {
         }
     }
 
-    /// A peer left the call: its stream and decoder go.
-    pub fn remove(&mut self, peer: &str) {
-        self.streams.remove(peer);
+    /// A peer left the call: its stream and decoder go, and what its playout met is
+    /// returned.
+    pub fn remove(&mut self, peer: &str) -> Option<JitterStats> {
+        self.streams.remove(peer).map(|s| s.jitter.stats())
+    }
+
+    /// The peers heard so far.
+    pub fn peers(&self) -> impl Iterator<Item = &str> {
+        self.streams.keys().map(String::as_str)
     }
 
     pub fn stats(&self, peer: &str) -> Option<JitterStats> {

@@ -75,6 +75,29 @@ pub fn goertzel_dbfs(samples: &[f32], hz: f64) -> f32 {
     }
 }
 
+/// Samples in one block of [`heard_tone_dbfs`]: 100 ms, a whole number of cycles of any
+/// tone on a 10 Hz grid, so such tones do not leak into each other's readings.
+const HEARD_BLOCK: usize = SAMPLE_RATE as usize / 10;
+
+/// The level of the tone at `hz` in a stretch of playout, as a listener would judge its
+/// loudness: the mean power of [`goertzel_dbfs`] over 100 ms blocks. One reading over the
+/// whole stretch adds the tone up coherently, so a single 20 ms jump in playout (a frame
+/// waited for, or skipped) can cancel most of it: at 880 Hz, 20 ms is 17.6 cycles, and the
+/// two sides of a jump in the middle meet 216° apart, reading 10 dB down. Block by block, a
+/// jump costs its own block only. A stretch shorter than a block is read whole.
+pub fn heard_tone_dbfs(samples: &[f32], hz: f64) -> f32 {
+    if samples.len() < HEARD_BLOCK {
+        return goertzel_dbfs(samples, hz);
+    }
+    let blocks = samples.chunks_exact(HEARD_BLOCK);
+    let count = blocks.len() as f64;
+    let mean_power = blocks
+        .map(|block| 10f64.powf(f64::from(goertzel_dbfs(block, hz)) / 10.0))
+        .sum::<f64>()
+        / count;
+    ((10.0 * mean_power.log10()) as f32).max(FLOOR_DBFS)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -96,6 +119,24 @@ mod tests {
         assert!(goertzel_dbfs(&frame, 3000.0) < -50.0);
         assert_eq!(level_dbfs(&[0.0; 480]), FLOOR_DBFS);
         assert_eq!(level_dbfs(&[]), FLOOR_DBFS);
+    }
+
+    /// A frame inserted mid-way (a wait for a late packet) shifts the tone's phase: heard,
+    /// it is a click, not a quieter tone.
+    #[test]
+    fn a_tone_heard_through_a_jump_in_playout_keeps_its_level() {
+        let mut tone = Tone::new(880.0);
+        let mut samples = vec![0.0; 24_000];
+        tone.fill(&mut samples);
+        samples.extend(std::iter::repeat_n(0.0, 960));
+        let mut rest = vec![0.0; 24_000];
+        tone.fill(&mut rest);
+        samples.extend(rest);
+        let whole = goertzel_dbfs(&samples, 880.0);
+        assert!(whole < -18.0, "coherently, the halves cancel: {whole}");
+        let heard = heard_tone_dbfs(&samples, 880.0);
+        assert!((heard + 12.0).abs() < 1.0, "{heard}");
+        assert!(heard_tone_dbfs(&samples, 440.0) < -40.0);
     }
 
     #[test]

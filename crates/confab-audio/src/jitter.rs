@@ -3,9 +3,16 @@
 //!
 //! Each call to [`JitterBuffer::pop`] answers with the packet due, or, when it is missing,
 //! with the next packet (whose in-band FEC rebuilds the lost frame), or with concealment.
-//! The buffer holds a target number of frames, from one up, sized from the interarrival
-//! jitter (RFC 3550's estimator): it grows when the network gets rough and drains back when
-//! it calms down, so latency stays as low as the network allows.
+//!
+//! The buffer grows only when it must: when it runs dry, it conceals without consuming the
+//! frame due and plays that frame when it comes, so a packet that is only late (a rough
+//! network, or another program keeping the receiving threads waiting) is played, not lost,
+//! and the buffer is deeper by the wait; a lost packet is then rebuilt from its successor's
+//! FEC. It shrinks by skipping a frame when it holds more than about twice its target,
+//! which is sized from the interarrival jitter (RFC 3550's estimator), one more frame
+//! during loss, and the depth the latest late packet showed was needed, held for a while as
+//! WebRTC's NetEQ holds its delay peaks: a delay met once is ridden out unheard the next
+//! time instead of costing a wait each time.
 
 use std::collections::BTreeMap;
 
@@ -19,6 +26,11 @@ const LOSS_MEMORY: f64 = 0.99;
 const LOSSY: f64 = 0.005;
 /// RTP timestamp units (48 kHz) per millisecond.
 const TICKS_PER_MS: f64 = 48.0;
+/// Frames the buffer waits, dry, for the packet due before it stops and refills: 100 ms.
+/// Longer than that, the sender has most likely stopped, and concealment would only smear.
+const DRY_WAIT_FRAMES: u32 = 5;
+/// Frames a delay peak is held before the target may step down a frame: 20 s.
+const PEAK_HOLD_FRAMES: u32 = 1000;
 
 /// What to play for the next frame.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,7 +39,7 @@ pub enum Playout {
     Packet(Vec<u8>),
     /// The due packet is lost; this is the next one: recover the frame from its FEC.
     Recover(Vec<u8>),
-    /// Lost with nothing to recover from: conceal.
+    /// Lost with nothing to recover from, or not here yet: conceal.
     Conceal,
     /// Not playing (nothing received yet, or refilling after running dry): silence.
     Silence,
@@ -42,7 +54,8 @@ pub struct JitterStats {
     pub late: u64,
     pub duplicates: u64,
     pub dropped_for_latency: u64,
-    /// Frames of concealment played to grow the buffer (no packet was lost).
+    /// Frames of concealment played while waiting, dry, for the packet due: each grows
+    /// the buffer by a frame.
     pub stretched: u64,
 }
 
@@ -53,11 +66,17 @@ pub struct JitterBuffer {
     next: Option<u64>,
     highest: Option<u64>,
     playing: bool,
+    /// Frames concealed so far waiting, dry, for the packet due.
+    dry_frames: u32,
     /// Interarrival jitter in milliseconds.
     jitter_ms: f64,
     last_transit_ms: Option<f64>,
     /// A running share of recent frames that were lost (recovered or concealed).
     recent_loss: f64,
+    /// The depth, in frames, that the latest late packet showed was needed.
+    peak_frames: usize,
+    /// Frames played since that peak was last met or stepped down.
+    peak_age: u32,
     stats: JitterStats,
 }
 
@@ -70,9 +89,17 @@ impl JitterBuffer {
     pub fn push(&mut self, seq: u16, rtp_timestamp: u32, payload: Vec<u8>, arrival_ms: f64) {
         let seq = self.extend(seq);
         self.measure(rtp_timestamp, arrival_ms);
-        if self.next.is_some_and(|next| seq < next) {
-            self.stats.late += 1;
-            return;
+        if let Some(next) = self.next {
+            if seq < next {
+                // Its frame was played without it: the buffer was this much too shallow.
+                self.stats.late += 1;
+                self.note_delay_peak(next - seq);
+                return;
+            }
+            if self.playing && seq == next && self.dry_frames > 0 {
+                // The packet waited for: it is played now, this many frames late.
+                self.note_delay_peak(u64::from(self.dry_frames));
+            }
         }
         if self.packets.insert(seq, payload).is_some() {
             self.stats.duplicates += 1;
@@ -82,6 +109,7 @@ impl JitterBuffer {
 
     /// The frame to play now; call once per frame period.
     pub fn pop(&mut self) -> Playout {
+        self.age_peak();
         if !self.playing {
             if self.packets.len() < self.target_frames() {
                 return Playout::Silence;
@@ -96,12 +124,10 @@ impl JitterBuffer {
         let Some(next) = self.next else {
             return Playout::Silence;
         };
-        // Below target (jitter rose, or loss began): play one concealed frame without
-        // consuming, so the buffer grows by a frame.
-        if self.packets.len() + 1 < self.target_frames() {
-            self.stats.stretched += 1;
-            return Playout::Conceal;
+        if self.packets.is_empty() {
+            return self.wait_dry();
         }
+        self.dry_frames = 0;
         // Too far behind: skip a frame to bring latency back down.
         if self.packets.len() > 2 * self.target_frames() + 2 && self.packets.contains_key(&next) {
             self.packets.remove(&next);
@@ -116,12 +142,6 @@ impl JitterBuffer {
             return Playout::Packet(packet);
         }
         self.recent_loss = self.recent_loss * LOSS_MEMORY + (1.0 - LOSS_MEMORY);
-        if self.packets.is_empty() {
-            // Ran dry: conceal this frame, then wait to refill before playing again.
-            self.playing = false;
-            self.stats.concealed += 1;
-            return Playout::Conceal;
-        }
         match self.packets.get(&(next + 1)) {
             Some(following) => {
                 self.stats.recovered += 1;
@@ -134,11 +154,54 @@ impl JitterBuffer {
         }
     }
 
+    /// Nothing held while playing: conceal without consuming the frame due, so that a
+    /// packet that is only late is still played when it comes. Waiting too long, the
+    /// sender has stopped: the frame due counts as lost and the buffer refills.
+    fn wait_dry(&mut self) -> Playout {
+        self.dry_frames += 1;
+        if self.dry_frames > DRY_WAIT_FRAMES {
+            self.dry_frames = 0;
+            self.playing = false;
+            self.next = self.next.map(|next| next + 1);
+            self.recent_loss = self.recent_loss * LOSS_MEMORY + (1.0 - LOSS_MEMORY);
+            self.stats.concealed += 1;
+            return Playout::Conceal;
+        }
+        self.stats.stretched += 1;
+        Playout::Conceal
+    }
+
+    /// A packet came `frames_late` frames after it was due: hold a target that would have
+    /// had it in time.
+    fn note_delay_peak(&mut self, frames_late: u64) {
+        let needed = usize::try_from(frames_late)
+            .unwrap_or(MAX_TARGET)
+            .saturating_add(1)
+            .min(MAX_TARGET);
+        if needed >= self.peak_frames {
+            self.peak_frames = needed;
+            self.peak_age = 0;
+        }
+    }
+
+    /// A held peak steps down a frame each hold period without a new one.
+    fn age_peak(&mut self) {
+        if self.peak_frames == 0 {
+            return;
+        }
+        self.peak_age += 1;
+        if self.peak_age >= PEAK_HOLD_FRAMES {
+            self.peak_frames -= 1;
+            self.peak_age = 0;
+        }
+    }
+
     /// Forgets what is held and stops playing until packets come again: for a sender that
     /// said it stopped (muted), silence at once rather than concealment of what it said last.
     pub fn flush(&mut self) {
         self.packets.clear();
         self.playing = false;
+        self.dry_frames = 0;
     }
 
     /// Frames held now.
@@ -146,13 +209,16 @@ impl JitterBuffer {
         self.packets.len()
     }
 
-    /// Frames the buffer aims to hold: enough to ride out about three times the jitter,
-    /// and one more while packets are being lost, so the packet after a lost one is here
-    /// in time for its FEC to rebuild the lost frame.
+    /// Frames the buffer fills to before it plays, and keeps about twice of before it
+    /// skips: enough to ride out about three times the jitter, and one more while packets
+    /// are being lost, so the packet after a lost one is here in time for its FEC to
+    /// rebuild the lost frame; and at least what a late packet lately showed was needed.
     pub fn target_frames(&self) -> usize {
         let for_jitter = 1 + (3.0 * self.jitter_ms / FRAME_MS).ceil() as usize;
         let for_loss = usize::from(self.recent_loss > LOSSY);
-        (for_jitter + for_loss).min(MAX_TARGET)
+        (for_jitter + for_loss)
+            .max(self.peak_frames)
+            .min(MAX_TARGET)
     }
 
     pub fn jitter_ms(&self) -> f64 {
@@ -335,21 +401,21 @@ mod tests {
     }
 
     #[test]
-    fn loss_adds_a_frame_so_fec_can_rebuild_the_next_loss() {
+    fn a_lost_packet_is_waited_for_once_then_rebuilt_from_fec() {
         let mut buffer = JitterBuffer::new();
-        let mut playouts = Vec::new();
         // Steady traffic with packet 10 and packet 40 lost, one pop per arrival.
         for seq in 0..60u16 {
             if seq != 10 && seq != 40 {
                 arrive(&mut buffer, seq, 1.0);
             }
-            playouts.push(buffer.pop());
+            buffer.pop();
         }
         assert!(buffer.target_frames() >= 2, "loss raised the target");
-        // The first loss could only be concealed (its successor was not here yet); by the
-        // second, the buffer had grown and FEC rebuilt it.
-        assert_eq!(buffer.stats().concealed, 1, "{:?}", buffer.stats());
-        assert_eq!(buffer.stats().recovered, 1, "{:?}", buffer.stats());
+        // The first loss found the buffer dry: it waited a frame, and the successor that
+        // came meanwhile rebuilt it. By the second, the buffer was deep enough not to wait.
+        let stats = buffer.stats();
+        assert_eq!((stats.recovered, stats.concealed), (2, 0), "{stats:?}");
+        assert_eq!(stats.stretched, 1, "{stats:?}");
     }
 
     #[test]
@@ -383,16 +449,76 @@ mod tests {
     }
 
     #[test]
-    fn running_dry_conceals_then_refills_before_playing_again() {
+    fn a_sender_that_stops_is_concealed_briefly_then_silent_until_it_comes_back() {
         let mut buffer = JitterBuffer::new();
         arrive(&mut buffer, 0, 1.0);
         assert_eq!(buffer.pop(), Playout::Packet(packet(0)));
-        assert_eq!(buffer.pop(), Playout::Conceal);
+        for _ in 0..=DRY_WAIT_FRAMES {
+            assert_eq!(buffer.pop(), Playout::Conceal);
+        }
         assert_eq!(buffer.pop(), Playout::Silence);
+        assert_eq!(buffer.stats().concealed, 1, "one frame counts as lost");
         // The loss raised the target to two frames: it refills to that before playing.
-        arrive(&mut buffer, 3, 1.0);
+        arrive(&mut buffer, 30, 1.0);
         assert_eq!(buffer.pop(), Playout::Silence);
-        arrive(&mut buffer, 4, 1.0);
-        assert_eq!(buffer.pop(), Playout::Packet(packet(3)));
+        arrive(&mut buffer, 31, 1.0);
+        assert_eq!(buffer.pop(), Playout::Packet(packet(30)));
+    }
+
+    /// Threads kept waiting by another program deliver a packet two frames late, then the
+    /// rest in a burst: the late one is played, not dropped, after concealment that grows
+    /// the buffer; and the same delay again later is ridden out without a sound of it.
+    #[test]
+    fn a_late_packet_is_waited_for_and_the_next_delay_like_it_goes_unheard() {
+        let mut buffer = JitterBuffer::new();
+        let mut playouts = Vec::new();
+        // Steady at one frame of depth, then packets 20 and 21 held back 40 ms (a stall of
+        // the receiving threads), then steady again, then packets 80 and 81 held back alike.
+        let mut held = Vec::new();
+        for seq in 0..140u16 {
+            if matches!(seq, 20 | 21 | 80 | 81) {
+                held.push(seq);
+            } else {
+                for late in held.drain(..) {
+                    arrive(&mut buffer, late, 41.0);
+                }
+                arrive(&mut buffer, seq, 1.0);
+            }
+            playouts.push(buffer.pop());
+        }
+        let stats = buffer.stats();
+        assert_eq!(stats.late, 0, "nothing dropped as late: {stats:?}");
+        assert_eq!(
+            stats.concealed + stats.recovered,
+            0,
+            "nothing lost: {stats:?}"
+        );
+        assert_eq!(
+            stats.stretched, 2,
+            "one wait of two frames, once: {stats:?}"
+        );
+        let waits: Vec<usize> = playouts
+            .iter()
+            .enumerate()
+            .filter(|(_, p)| **p == Playout::Conceal)
+            .map(|(i, _)| i)
+            .collect();
+        assert!(waits.iter().all(|i| (20..30).contains(i)), "{waits:?}");
+        assert!(buffer.target_frames() >= 3, "the peak is held");
+    }
+
+    #[test]
+    fn a_held_peak_steps_down_when_the_delays_stop() {
+        let mut buffer = JitterBuffer::new();
+        buffer.note_delay_peak(2);
+        assert_eq!(buffer.target_frames(), 3);
+        for _ in 0..PEAK_HOLD_FRAMES {
+            buffer.pop();
+        }
+        assert_eq!(buffer.target_frames(), 2);
+        for _ in 0..PEAK_HOLD_FRAMES {
+            buffer.pop();
+        }
+        assert_eq!(buffer.target_frames(), 1);
     }
 }

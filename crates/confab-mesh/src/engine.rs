@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use confab_audio::call_audio::{Capture, Mixer};
 use confab_audio::io::{Discard, Sink, Source, open_sink, open_source};
+use confab_audio::jitter::JitterStats;
 use confab_audio::{AudioError, FRAME_SAMPLES};
 use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio::time::{Instant, MissedTickBehavior};
@@ -314,7 +315,9 @@ impl EngineTask {
             }
             Control::Volume(peer, volume) => self.mixer.set_gain(&peer, volume),
             Control::Forget(peer) => {
-                self.mixer.remove(&peer);
+                if let Some(stats) = self.mixer.remove(&peer) {
+                    self.log_playout(&peer, stats);
+                }
                 self.reported_loss.remove(&peer);
                 self.apply_expected_loss();
             }
@@ -496,7 +499,32 @@ impl EngineTask {
         self.underruns_reported = (input, output);
     }
 
+    /// How a peer's voice played here, once it ends: what a user who heard gaps can read.
+    fn log_playout(&self, peer: &str, stats: JitterStats) {
+        self.emit(Event::Log {
+            level: LogLevel::Info,
+            msg: format!(
+                "voice from {peer}: {} frames played, {} rebuilt from FEC, {} concealed, \
+                 {} late, {} stretched and {} skipped to follow the network's delay",
+                stats.played,
+                stats.recovered,
+                stats.concealed,
+                stats.late,
+                stats.stretched,
+                stats.dropped_for_latency
+            ),
+            peer: Some(peer.to_owned()),
+            ts: crate::api::unix_ms(),
+        });
+    }
+
     fn finish_output(&mut self) {
+        let peers: Vec<String> = self.mixer.peers().map(str::to_owned).collect();
+        for peer in peers {
+            if let Some(stats) = self.mixer.remove(&peer) {
+                self.log_playout(&peer, stats);
+            }
+        }
         let output = std::mem::replace(&mut self.output, Box::new(Discard));
         if let Err(e) = output.finish() {
             self.error("audio-out", format!("finishing the output: {e}"));

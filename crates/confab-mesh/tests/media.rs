@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use confab_audio::FRAME_SAMPLES;
 use confab_audio::codec::{VoiceDecoder, VoiceEncoder};
-use confab_audio::dsp::{Tone, goertzel_dbfs};
+use confab_audio::dsp::{Tone, heard_tone_dbfs};
 use confab_audio::jitter::{JitterBuffer, Playout};
 use confab_mesh::{Identity, TransportConfig};
 use rtc::media::Sample;
@@ -152,14 +152,14 @@ async fn an_opus_tone_crosses_a_peer_connection() {
     // Skip the decoder's start-up; 30 frames of 20 ms hold exactly 264 cycles of 440 Hz.
     let settled = &played[played.len() - 30 * FRAME_SAMPLES..];
     assert!(
-        goertzel_dbfs(settled, 440.0) > -18.0,
+        heard_tone_dbfs(settled, 440.0) > -18.0,
         "440 Hz at {}",
-        goertzel_dbfs(settled, 440.0)
+        heard_tone_dbfs(settled, 440.0)
     );
     assert!(
-        goertzel_dbfs(settled, 880.0) < -40.0,
+        heard_tone_dbfs(settled, 880.0) < -40.0,
         "880 Hz at {}",
-        goertzel_dbfs(settled, 880.0)
+        heard_tone_dbfs(settled, 880.0)
     );
     assert_eq!(jitter.stats().concealed, 0, "no loss on loopback");
     let _ = a.close().await;

@@ -163,7 +163,7 @@ pub fn tone_in_recording(path: &std::path::Path, hz: f64) -> f32 {
     let frames = samples.len() / 960;
     assert!(frames > 100, "a recording of {frames} frames");
     let tail = &samples[(frames - 85) * 960..(frames - 35) * 960];
-    confab_audio::dsp::goertzel_dbfs(tail, hz)
+    confab_audio::dsp::heard_tone_dbfs(tail, hz)
 }
 
 /// A peer with a tone and a recording, in room `room`.

@@ -1609,6 +1609,9 @@ mod timer_deadline_test;
 #[path = "retransmission_review_test.rs"]
 mod retransmission_review_test;
 
+#[path = "tail_loss_probe_test.rs"]
+mod tail_loss_probe_test;
+
 #[test]
 fn test_reconfig_backoff_must_double_once() -> Result<()> {
     let mut a = timed_test_association();

@@ -44,7 +44,7 @@ use crate::{AssociationEvent, Payload, Side};
 use shared::error::{Error, Result};
 use shared::{TransportContext, TransportMessage, TransportProtocol};
 use stream::{Stream, StreamEvent, StreamId, StreamState};
-use timer::{ACK_INTERVAL, RtoManager, Timer, TimerTable};
+use timer::{ACK_INTERVAL, RtoManager, Timer, TimerTable, tail_loss_probe_timeout};
 
 use crate::association::stream::RecvSendState;
 use bytes::{Bytes, BytesMut};
@@ -237,6 +237,8 @@ pub struct Association {
     partial_bytes_acked: u32,
     pub(crate) in_fast_recovery: bool,
     fast_recover_exit_point: u32,
+    /// A tail loss probe was sent since DATA was last newly acknowledged: one per tail.
+    tail_loss_probe_sent: bool,
 
     // Chunks stored for retransmission
     stored_init: Option<ChunkInit>,
@@ -338,6 +340,7 @@ impl Default for Association {
             ssthresh: 0,
             partial_bytes_acked: 0,
             in_fast_recovery: false,
+            tail_loss_probe_sent: false,
             fast_recover_exit_point: 0,
 
             // Chunks stored for retransmission
@@ -544,6 +547,8 @@ impl Association {
 
             if timer == Timer::Ack {
                 self.on_ack_timeout();
+            } else if timer == Timer::Tlp {
+                self.on_tail_loss_probe_timeout();
             } else if failure {
                 self.on_retransmission_failure(timer);
             } else {
@@ -1917,6 +1922,7 @@ impl Association {
         // RFC 4096, sec 6.3.2.  Retransmission Timer Rules
         //   R2)  Whenever all outstanding data sent to an address have been
         //        acknowledged, turn off the T3-rtx timer of that address.
+        self.tail_loss_probe_sent = false;
         if self.inflight_queue.is_empty() {
             trace!(
                 "[{}] SACK: no more packet in-flight (pending={})",
@@ -1924,6 +1930,7 @@ impl Association {
                 self.pending_queue.len()
             );
             self.timers.stop(Timer::T3RTX);
+            self.timers.stop(Timer::Tlp);
         } else {
             trace!("[{}] T3-rtx timer start (pt2)", self.side);
             self.timers
@@ -2071,6 +2078,7 @@ impl Association {
             trace!("[{}] T3-rtx timer start (pt3)", self.side);
             self.timers
                 .start_if_idle(Timer::T3RTX, now, self.rto_mgr.get_rto());
+            self.arm_tail_loss_probe(now);
         } else if state == AssociationState::ShutdownPending {
             // No more outstanding, send shutdown.
             should_awake_write_loop = true;
@@ -2381,6 +2389,7 @@ impl Association {
             trace!("[{}] T3-rtx timer start (pt1)", self.side);
             self.timers
                 .start_if_idle(Timer::T3RTX, now, self.rto_mgr.get_rto());
+            self.arm_tail_loss_probe(now);
 
             self.bundle_data_chunks_into_packets(chunks, &mut raw_packets);
         }
@@ -3341,6 +3350,46 @@ impl Association {
         }
     }
 
+    /// (Re)starts the tail loss probe after DATA is sent or a SACK leaves some outstanding
+    /// (RFC 8985 sec 7.2), unless this tail was probed already, T3-rtx has backed off (the
+    /// RTO recovery RFC 8985 leaves alone), or T3-rtx would fire first anyway.
+    ///
+    /// Without it, a lost chunk that no later chunk follows (a chat message, the last
+    /// packets before the sender waits for its buffer to drain) is found only by T3-rtx,
+    /// 200 ms or more, and a retransmission lost too by a backed-off T3-rtx, 400 ms more.
+    fn arm_tail_loss_probe(&mut self, now: Instant) {
+        let probe_at =
+            now + Duration::from_millis(tail_loss_probe_timeout(self.rto_mgr.srtt));
+        let useful = !self.tail_loss_probe_sent
+            && self.timers.retransmissions(Timer::T3RTX) == 0
+            && self.timers.get(Timer::T3RTX).is_some_and(|t3| probe_at < t3);
+        self.timers.set(Timer::Tlp, useful.then_some(probe_at));
+    }
+
+    /// No SACK came for the tail in time: send its earliest outstanding chunk again, as a
+    /// fast retransmission outside cwnd (one packet). Where it was lost, this repairs it;
+    /// where the SACK was only slow, the peer reports a duplicate. RFC 8985 sends the
+    /// newest segment instead, so that the peer's ACK reveals the loss; an SCTP SACK for a
+    /// duplicate of the newest chunk newly acknowledges nothing, so HTNA (RFC 9260 sec
+    /// 7.2.4) would count no miss from it, and T3-rtx would recover the loss after all.
+    fn on_tail_loss_probe_timeout(&mut self) {
+        if self.tail_loss_probe_sent {
+            return;
+        }
+        let mut tsn = self.cumulative_tsn_ack_point.wrapping_add(1);
+        while let Some(c) = self.inflight_queue.get_mut(tsn) {
+            if c.is_outstanding() {
+                trace!("[{}] tail loss probe: tsn={}", self.side, tsn);
+                c.miss_indicator = 3;
+                self.tail_loss_probe_sent = true;
+                self.will_retransmit_fast = true;
+                self.awake_write_loop();
+                return;
+            }
+            tsn = tsn.wrapping_add(1);
+        }
+    }
+
     fn on_ack_timeout(&mut self) {
         trace!(
             "[{}] ack timed out (ack_state: {})",
@@ -3394,6 +3443,8 @@ impl Association {
             Timer::T3RTX => {
                 self.stats.inc_t3timeouts();
                 self.rto_mgr.backoff();
+                // Everything outstanding goes again: a probe due at once would be redundant.
+                self.timers.set(Timer::Tlp, None);
                 // Refresh before C2 or mark_all_to_retrasmit reads abandoned().
                 if let Err(err) =
                     self.abandon_unretransmittable_messages(now, ChunkPayloadData::is_outstanding)

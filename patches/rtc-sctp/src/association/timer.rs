@@ -8,7 +8,7 @@ pub(crate) const ACK_INTERVAL: u64 = 40;
 const MAX_INIT_RETRANS: usize = 8;
 const PATH_MAX_RETRANS: usize = 5;
 const NO_MAX_RETRANS: usize = usize::MAX;
-const TIMER_COUNT: usize = 6;
+const TIMER_COUNT: usize = 7;
 
 #[derive(Debug, Copy, Clone)]
 /// Retransmission limits for the association's timers.
@@ -55,6 +55,8 @@ pub(crate) enum Timer {
     T3RTX = 3,
     Reconfig = 4,
     Ack = 5,
+    /// The tail loss probe (RFC 8985 sec 7, adapted): see `tail_loss_probe_timeout`.
+    Tlp = 6,
 }
 
 impl Timer {
@@ -65,6 +67,7 @@ impl Timer {
         Timer::T3RTX,
         Timer::Reconfig,
         Timer::Ack,
+        Timer::Tlp,
     ];
 }
 
@@ -88,6 +91,7 @@ impl TimerTable {
                 time_config.max_t3_rtx_retrans,      //T3RTX
                 time_config.max_reconfig_retrans,    //Reconfig
                 time_config.max_ack_retrans,         //Ack
+                NO_MAX_RETRANS,                      //Tlp
             ],
             ..Default::default()
         }
@@ -151,6 +155,11 @@ impl TimerTable {
         }
     }
 
+    /// Expirations since the timer was last reset: for T3-rtx, how far it has backed off.
+    pub fn retransmissions(&self, timer: Timer) -> usize {
+        self.retrans[timer as usize]
+    }
+
     pub fn reset_retrans(&mut self, timer: Timer) {
         self.retrans[timer as usize] = 0;
     }
@@ -189,9 +198,19 @@ const RTO_MAX: u64 = 60000; // msec
 // INIT/COOKIE-ECHO are single chunks), so the cap costs the network one small packet per two
 // RTOs at most; the RTO itself still follows the measured RTT.
 const MAX_BACKOFF_FACTOR: u64 = 2;
+// The tail loss probe's floor (msec), Linux TCP's: below it, the probe would race SACKs that
+// are only queued behind the receiver's scheduling, on a path whose RTT reads zero.
+const TLP_MIN: u64 = 10;
 const RTO_ALPHA: u64 = 1;
 const RTO_BETA: u64 = 2;
 const RTO_BASE: u64 = 8;
+
+/// How long a tail of outstanding DATA waits for a SACK before one chunk is sent again as a
+/// probe (RFC 8985 sec 7.2's PTO): two smoothed RTTs, floored, plus the longest the peer may
+/// delay its SACK, since a tail of one or three chunks is SACKed only when that delay ends.
+pub(crate) fn tail_loss_probe_timeout(srtt: u64) -> u64 {
+    srtt.saturating_mul(2).max(TLP_MIN) + ACK_INTERVAL
+}
 
 /// rtoManager manages Rtx timeout values.
 /// This is an implementation of RFC 9260 sec 6.3.1.

@@ -102,7 +102,13 @@ async function meshOnce(pages) {
   const states = await Promise.all(pages.map((p) => p.state()));
   for (const [i, s] of states.entries()) {
     const open = s.peers.filter((p) => p.channelOpen).length;
-    if (open !== want) throw new Error(`${pages[i].label} has ${open} open channels, not ${want}`);
+    if (open !== want) {
+      // What each connection of that page was doing, and the tap's count, for the diagnosis.
+      const peers = s.peers.map((p) => `${p.name}: ${p.state}/${p.iceState}, chat ${p.channelOpen ? 'open' : 'not open'}`);
+      throw new Error(
+        `${pages[i].label} has ${open} open channels, not ${want} (the tap counted ${taps[i].opens.length} opens): ${peers.join('; ')}`,
+      );
+    }
   }
   const t0 = Math.min(...taps.map((t) => t.joinSentAt));
   const t1 = Math.max(...taps.map((t) => [...t.opens].sort((x, y) => x - y)[want - 1]));

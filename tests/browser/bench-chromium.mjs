@@ -3,7 +3,7 @@
 // Run through bench.sh (it provides the namespace, the server and the environment).
 // Progress goes to stderr; stdout gets one JSON object at the end.
 
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 
 import { WebPeer, env, launchBrowser, sleep } from './lib.mjs';
 
@@ -105,6 +105,11 @@ async function meshOnce(pages) {
     if (open !== want) {
       // What each connection of that page was doing, and the tap's count, for the diagnosis.
       const peers = s.peers.map((p) => `${p.name}: ${p.state}/${p.iceState}, chat ${p.channelOpen ? 'open' : 'not open'}`);
+      // The page's own log (state changes, signals) beside the bench's other logs.
+      const pageLog = await pages[i].page.evaluate(() =>
+        [...document.querySelectorAll('#log .entry')].map((e) => e.firstChild.textContent + ' ' + e.childNodes[2]?.textContent).join('\n'),
+      );
+      writeFileSync(new URL(`./out/bench/${pages[i].label}.log`, import.meta.url), pageLog);
       throw new Error(
         `${pages[i].label} has ${open} open channels, not ${want} (the tap counted ${taps[i].opens.length} opens): ${peers.join('; ')}`,
       );

@@ -274,9 +274,12 @@ impl Mixer {
         self.streams.remove(peer).map(|s| s.jitter.stats())
     }
 
-    /// The peers heard so far.
-    pub fn peers(&self) -> impl Iterator<Item = &str> {
-        self.streams.keys().map(String::as_str)
+    /// Every peer's stream goes (the audio stops), each with what its playout met.
+    pub fn drain(&mut self) -> Vec<(String, JitterStats)> {
+        std::mem::take(&mut self.streams)
+            .into_iter()
+            .map(|(peer, s)| (peer, s.jitter.stats()))
+            .collect()
     }
 
     pub fn stats(&self, peer: &str) -> Option<JitterStats> {

@@ -96,7 +96,7 @@ impl JitterBuffer {
                 self.note_delay_peak(next - seq);
                 return;
             }
-            if self.playing && seq == next && self.dry_frames > 0 {
+            if seq == next && self.dry_frames > 0 {
                 // The packet waited for: it is played now, this many frames late.
                 self.note_delay_peak(u64::from(self.dry_frames));
             }
@@ -110,6 +110,10 @@ impl JitterBuffer {
     /// The frame to play now; call once per frame period.
     pub fn pop(&mut self) -> Playout {
         self.age_peak();
+        self.next_playout()
+    }
+
+    fn next_playout(&mut self) -> Playout {
         if !self.playing {
             if self.packets.len() < self.target_frames() {
                 return Playout::Silence;
@@ -125,7 +129,7 @@ impl JitterBuffer {
             return Playout::Silence;
         };
         if self.packets.is_empty() {
-            return self.wait_dry();
+            return self.wait_dry(next);
         }
         self.dry_frames = 0;
         // Too far behind: skip a frame to bring latency back down.
@@ -133,15 +137,15 @@ impl JitterBuffer {
             self.packets.remove(&next);
             self.stats.dropped_for_latency += 1;
             self.next = Some(next + 1);
-            return self.pop();
+            return self.next_playout();
         }
         self.next = Some(next + 1);
         if let Some(packet) = self.packets.remove(&next) {
             self.stats.played += 1;
-            self.recent_loss *= LOSS_MEMORY;
+            self.record_frame(false);
             return Playout::Packet(packet);
         }
-        self.recent_loss = self.recent_loss * LOSS_MEMORY + (1.0 - LOSS_MEMORY);
+        self.record_frame(true);
         match self.packets.get(&(next + 1)) {
             Some(following) => {
                 self.stats.recovered += 1;
@@ -157,18 +161,24 @@ impl JitterBuffer {
     /// Nothing held while playing: conceal without consuming the frame due, so that a
     /// packet that is only late is still played when it comes. Waiting too long, the
     /// sender has stopped: the frame due counts as lost and the buffer refills.
-    fn wait_dry(&mut self) -> Playout {
+    fn wait_dry(&mut self, next: u64) -> Playout {
         self.dry_frames += 1;
         if self.dry_frames > DRY_WAIT_FRAMES {
             self.dry_frames = 0;
             self.playing = false;
-            self.next = self.next.map(|next| next + 1);
-            self.recent_loss = self.recent_loss * LOSS_MEMORY + (1.0 - LOSS_MEMORY);
+            self.next = Some(next + 1);
+            self.record_frame(true);
             self.stats.concealed += 1;
             return Playout::Conceal;
         }
         self.stats.stretched += 1;
         Playout::Conceal
+    }
+
+    /// One frame played, `lost` if its packet was missing: the running loss share moves.
+    fn record_frame(&mut self, lost: bool) {
+        let this_frame = if lost { 1.0 - LOSS_MEMORY } else { 0.0 };
+        self.recent_loss = self.recent_loss * LOSS_MEMORY + this_frame;
     }
 
     /// A packet came `frames_late` frames after it was due: hold a target that would have

@@ -519,11 +519,8 @@ impl EngineTask {
     }
 
     fn finish_output(&mut self) {
-        let peers: Vec<String> = self.mixer.peers().map(str::to_owned).collect();
-        for peer in peers {
-            if let Some(stats) = self.mixer.remove(&peer) {
-                self.log_playout(&peer, stats);
-            }
+        for (peer, stats) in self.mixer.drain() {
+            self.log_playout(&peer, stats);
         }
         let output = std::mem::replace(&mut self.output, Box::new(Discard));
         if let Err(e) = output.finish() {

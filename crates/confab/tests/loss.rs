@@ -1,7 +1,8 @@
 //! `confab peer`s under random UDP loss: set-ups, chat delivered exactly once, a file with
-//! honest progress, calls that come up and are heard, FEC sized to the loss. Each test makes a network namespace of its own (loopback only inside
-//! it) where nftables drops a share of arriving UDP (this kernel has no netem), runs the
-//! server and the peers in it, and deletes it when it ends, also on failure. Needs root.
+//! honest progress, calls that come up and are heard, FEC sized to the loss. Each test
+//! makes a network namespace of its own (loopback only inside it) where nftables drops a
+//! share of arriving UDP (this kernel has no netem), runs the server and the peers in it,
+//! and deletes it when it ends, also on failure. Needs root.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;

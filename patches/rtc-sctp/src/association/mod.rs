@@ -3373,9 +3373,6 @@ impl Association {
     /// duplicate of the newest chunk newly acknowledges nothing, so HTNA (RFC 9260 sec
     /// 7.2.4) would count no miss from it, and T3-rtx would recover the loss after all.
     fn on_tail_loss_probe_timeout(&mut self) {
-        if self.tail_loss_probe_sent {
-            return;
-        }
         let mut tsn = self.cumulative_tsn_ack_point.wrapping_add(1);
         while let Some(c) = self.inflight_queue.get_mut(tsn) {
             if c.is_outstanding() {

@@ -61,6 +61,31 @@ impl Identity {
         &self.fingerprint
     }
 
+    /// The certificate, DER-encoded: what others check this identity's signatures with.
+    pub(crate) fn certificate_der(&self) -> &[u8] {
+        self.certificate
+            .dtls_certificate
+            .certificate
+            .first()
+            .map_or(&[], |der| der.as_ref())
+    }
+
+    /// The certificate as `hello` carries it: DER in base64.
+    pub(crate) fn certificate_base64(&self) -> String {
+        use base64::Engine;
+        base64::engine::general_purpose::STANDARD.encode(self.certificate_der())
+    }
+
+    /// Signs `message` with the certificate's key (ECDSA P-256, SHA-256).
+    pub(crate) fn sign(&self, message: &[u8]) -> Result<Vec<u8>, MeshError> {
+        self.certificate
+            .dtls_certificate
+            .private_key
+            .signing_key
+            .sign(SignatureScheme::EcdsaP256Sha256, message)
+            .map_err(identity_error)
+    }
+
     fn from_certificate(certificate: RTCCertificate) -> Result<Self, MeshError> {
         let provider = crypto::default_provider().map_err(identity_error)?;
         let fingerprint = certificate

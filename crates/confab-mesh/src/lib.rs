@@ -18,6 +18,7 @@
 pub mod api;
 mod engine;
 pub mod files;
+mod history;
 pub mod identity;
 pub mod mesh;
 mod negotiation;

@@ -19,6 +19,7 @@ use crate::api::{
     TrustStatus, unix_ms,
 };
 use crate::engine::Engine;
+use crate::history::signed::{AuthorCert, SignedFields};
 use crate::identity::Identity;
 use crate::peer::{PeerHandle, PeerInput, PeerOutput, PeerSetup, VoicePacket};
 use crate::store::{self, Store};
@@ -26,6 +27,7 @@ use crate::transport::TransportConfig;
 use crate::turn_check;
 
 mod call;
+mod history;
 mod retry;
 mod transfers;
 use call::Call;
@@ -180,6 +182,10 @@ struct RemotePeer {
     fingerprint: Option<String>,
     /// Connections to it that failed since one was last up (retry.rs).
     failures: u32,
+    /// Its certificate, from its `hello`: checks the signatures of what it writes.
+    cert: Option<AuthorCert>,
+    /// The history exchange on its chat channel (history.rs).
+    history: Option<history::Exchange>,
 }
 
 /// A chat message that found no open channel yet.
@@ -663,6 +669,8 @@ impl MeshTask {
                 chat_open: false,
                 fingerprint: None,
                 failures: 0,
+                cert: None,
+                history: None,
             },
         );
     }
@@ -806,12 +814,16 @@ impl MeshTask {
                     self.peers.remove(&peer);
                 }
             }
-            PeerOutput::Hello { name } => {
+            PeerOutput::Hello { name, cert } => {
                 if let Some(remote) = self.peers.get_mut(&peer) {
                     remote.name = name.clone();
                 }
+                if let Some(cert) = cert {
+                    self.on_peer_certificate(&peer, &cert);
+                }
                 self.check_trust(&peer, &name);
             }
+            PeerOutput::History { message, bytes } => self.on_history(&peer, message, bytes),
             PeerOutput::Identity { fingerprint } => {
                 if let Some(remote) = self.peers.get_mut(&peer) {
                     remote.fingerprint = Some(fingerprint);
@@ -822,6 +834,7 @@ impl MeshTask {
                 text,
                 ts,
                 scope,
+                sig,
             } => {
                 let (from, name) = match self.peers.get(&peer) {
                     Some(p) => (
@@ -831,6 +844,20 @@ impl MeshTask {
                     None => (peer.clone(), String::new()),
                 };
                 let room = self.room();
+                let sig = match scope {
+                    ChatScope::Room => {
+                        let fields = SignedFields {
+                            room: &room,
+                            author: &from,
+                            id: &id,
+                            ts,
+                            name: &name,
+                            text: &text,
+                        };
+                        self.checked_live_signature(&peer, &fields, sig)
+                    }
+                    ChatScope::Direct => None,
+                };
                 let first = self.store.record_received(&store::Incoming {
                     id: &id,
                     room: &room,
@@ -839,6 +866,7 @@ impl MeshTask {
                     text: &text,
                     ts,
                     scope,
+                    sig: sig.as_deref(),
                 });
                 // A store that fails still lets the message through (shown, maybe twice).
                 if self.report_store(first).unwrap_or(true) {
@@ -858,6 +886,7 @@ impl MeshTask {
                     remote.chat_open = true;
                 }
                 self.connection_up(&peer);
+                self.start_history(&peer);
                 self.flush_waiting(&peer);
                 self.resend_unacked(&peer);
                 self.reoffer_unfinished_files(&peer);
@@ -868,6 +897,7 @@ impl MeshTask {
                     self.peers.remove(&peer);
                 } else if let Some(remote) = self.peers.get_mut(&peer) {
                     remote.chat_open = false;
+                    remote.history = None;
                 }
             }
             PeerOutput::FileOffer {
@@ -892,6 +922,7 @@ impl MeshTask {
                 } else if let Some(remote) = self.peers.get_mut(&peer) {
                     remote.handle = None;
                     remote.chat_open = false;
+                    remote.history = None;
                     remote.state = state;
                     if state == PeerState::Failed {
                         self.on_connection_failed(&peer);
@@ -941,6 +972,10 @@ impl MeshTask {
         let id = new_message_id();
         let ts = unix_ms();
         let for_room = direct_to.is_none() && to.is_none();
+        // Room messages are signed, so others can pass them on to latecomers.
+        let sig = for_room
+            .then(|| self.sign_room_message(&id, ts, &text))
+            .flatten();
         let message = PeerMessage::Chat {
             id: id.clone(),
             text: text.clone(),
@@ -950,6 +985,7 @@ impl MeshTask {
             } else {
                 ChatScope::Direct
             },
+            sig: sig.clone(),
         };
         let json = message.to_json();
         let recorded = self.store.record_sent(
@@ -962,6 +998,7 @@ impl MeshTask {
                 text: &text,
                 ts,
                 json: &json,
+                sig: sig.as_deref(),
             },
             &readers,
         );
@@ -1072,7 +1109,6 @@ impl MeshTask {
         }
     }
 
-    /// A name the user verified must come with the fingerprint it had then.
     /// A peer said who it is: a name the user verified must come with the key it had
     /// then, and a name met before with another key is a warning too (trust on first use).
     /// Then it is a contact, and a reader of this room's messages.

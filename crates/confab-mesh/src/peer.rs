@@ -107,12 +107,20 @@ pub(crate) enum PeerOutput {
     Event(Event),
     Hello {
         name: String,
+        /// Its certificate, base64 DER, when it sent one.
+        cert: Option<String>,
     },
     Chat {
         id: String,
         text: String,
         ts: u64,
         scope: ChatScope,
+        sig: Option<String>,
+    },
+    /// A history reconcile message (mesh/history.rs), with its size on the wire.
+    History {
+        message: PeerMessage,
+        bytes: usize,
     },
     ChannelOpen,
     ChannelClosed,
@@ -815,6 +823,7 @@ impl Peer {
                     let hello = PeerMessage::Hello {
                         name: self.setup.local_name.clone(),
                         app: APP.to_owned(),
+                        cert: Some(self.setup.identity.certificate_base64()),
                     };
                     self.on_input(PeerInput::Send(hello.to_json())).await;
                     for text in std::mem::take(&mut self.early_out) {
@@ -863,15 +872,16 @@ impl Peer {
             Err(_) => return self.bad_message("message is not UTF-8".to_owned()),
         };
         match PeerMessage::parse(text) {
-            Ok(PeerMessage::Hello { name, app }) => {
+            Ok(PeerMessage::Hello { name, app, cert }) => {
                 self.log(LogLevel::Info, format!("hello from {name} ({app})"));
-                self.out(PeerOutput::Hello { name });
+                self.out(PeerOutput::Hello { name, cert });
             }
             Ok(PeerMessage::Chat {
                 id,
                 text,
                 ts,
                 scope,
+                sig,
             }) => {
                 // Acknowledge every copy: the sender may be resending one we already have.
                 let ack = PeerMessage::Ack { id: id.clone() };
@@ -881,6 +891,7 @@ impl Peer {
                     text,
                     ts,
                     scope,
+                    sig,
                 });
             }
             Ok(PeerMessage::Ack { id }) => self.emit(Event::Ack {
@@ -921,6 +932,18 @@ impl Peer {
                 | PeerMessage::Mute { .. }
                 | PeerMessage::VoiceLoss { .. }),
             ) => self.out(PeerOutput::Call(message)),
+            Ok(
+                message @ (PeerMessage::HistorySince { .. }
+                | PeerMessage::HistoryRanges { .. }
+                | PeerMessage::HistoryHave { .. }
+                | PeerMessage::HistoryWant { .. }
+                | PeerMessage::HistoryMissing { .. }
+                | PeerMessage::HistoryCert { .. }
+                | PeerMessage::HistoryMessage { .. }),
+            ) => self.out(PeerOutput::History {
+                message,
+                bytes: bytes.len(),
+            }),
             Ok(other) => self.log(
                 LogLevel::Debug,
                 format!("{} ignored: not supported yet", other.to_json()),

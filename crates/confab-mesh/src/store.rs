@@ -17,6 +17,9 @@ use confab_proto::ChatScope;
 
 use crate::MeshError;
 
+mod signed;
+pub(crate) use signed::SignedMessage;
+
 /// A delivery row's reader for a room message that nobody could be named for yet: the
 /// first peer whose channel opens in that room takes it over.
 const ANY_READER: &str = "*";
@@ -60,6 +63,10 @@ CREATE TABLE IF NOT EXISTS files_out (
     id TEXT PRIMARY KEY,
     recipient TEXT NOT NULL,
     path TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS certs (
+    key TEXT PRIMARY KEY,
+    der BLOB NOT NULL
 );
 CREATE TABLE IF NOT EXISTS files_in (
     id TEXT PRIMARY KEY,
@@ -124,6 +131,8 @@ pub(crate) struct Outgoing<'a> {
     pub(crate) text: &'a str,
     pub(crate) ts: u64,
     pub(crate) json: &'a str,
+    /// The signature of a room message (history/signed.rs).
+    pub(crate) sig: Option<&'a str>,
 }
 
 /// A message another peer wrote.
@@ -136,6 +145,8 @@ pub(crate) struct Incoming<'a> {
     pub(crate) text: &'a str,
     pub(crate) ts: u64,
     pub(crate) scope: ChatScope,
+    /// The author's signature, when it checked out: the message may be passed on.
+    pub(crate) sig: Option<&'a str>,
 }
 
 #[derive(Debug)]
@@ -178,6 +189,16 @@ impl Store {
             db.execute_batch("PRAGMA user_version = 1")
                 .map_err(db_error)?;
         }
+        if version < 2 {
+            // Version 2 keeps each room message's signature, for passing it on.
+            db.execute_batch(
+                "ALTER TABLE messages ADD COLUMN sig TEXT;
+                 CREATE INDEX IF NOT EXISTS signed_by_room ON messages (room, ts)
+                     WHERE conversation = '' AND sig IS NOT NULL;
+                 PRAGMA user_version = 2;",
+            )
+            .map_err(db_error)?;
+        }
         Ok(Self { db })
     }
 
@@ -190,7 +211,9 @@ impl Store {
     ) -> Result<(), MeshError> {
         let tx = self.db.unchecked_transaction().map_err(db_error)?;
         tx.execute(
-            "INSERT OR IGNORE INTO messages VALUES (?1, ?2, ?3, '', ?4, ?5, ?6, ?7)",
+            "INSERT OR IGNORE INTO messages
+                 (id, room, conversation, sender, sender_name, text, ts, json, sig)
+             VALUES (?1, ?2, ?3, '', ?4, ?5, ?6, ?7, ?8)",
             params![
                 message.id,
                 message.room,
@@ -198,7 +221,8 @@ impl Store {
                 message.name,
                 message.text,
                 message.ts as i64,
-                message.json
+                message.json,
+                message.sig
             ],
         )
         .map_err(db_error)?;
@@ -227,7 +251,9 @@ impl Store {
         let inserted = self
             .db
             .execute(
-                "INSERT OR IGNORE INTO messages VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, '')",
+                "INSERT OR IGNORE INTO messages
+                     (id, room, conversation, sender, sender_name, text, ts, json, sig)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, '', ?8)",
                 params![
                     message.id,
                     message.room,
@@ -235,7 +261,8 @@ impl Store {
                     message.from,
                     message.name,
                     message.text,
-                    message.ts as i64
+                    message.ts as i64,
+                    message.sig
                 ],
             )
             .map_err(db_error)?;
@@ -570,6 +597,7 @@ mod tests {
             text: "hello",
             ts,
             json: "{}",
+            sig: None,
         }
     }
 
@@ -624,7 +652,8 @@ mod tests {
         store
             .db
             .execute(
-                "INSERT INTO messages VALUES ('m1', 'r', '', '', 'Me', 'hello', 1, '{}')",
+                "INSERT INTO messages (id, room, conversation, sender, sender_name, text, ts, json)
+                 VALUES ('m1', 'r', '', '', 'Me', 'hello', 1, '{}')",
                 [],
             )
             .unwrap();

@@ -14,7 +14,7 @@ pub mod peer;
 pub mod signaling;
 
 pub use frame::FrameError;
-pub use peer::{ChatScope, PeerMessage};
+pub use peer::{ChatScope, HistoryBound, HistoryRange, PeerMessage};
 pub use signaling::{
     ClientFrame, ErrorCode, IceCandidate, IceServerInfo, Join, PeerInfo, SdpType, ServerFrame,
     SessionDescription, SignalData,

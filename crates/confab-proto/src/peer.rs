@@ -23,13 +23,24 @@ pub enum ChatScope {
 #[non_exhaustive]
 pub enum PeerMessage {
     /// The first message each side sends once the channel opens.
-    Hello { name: String, app: String },
+    Hello {
+        name: String,
+        app: String,
+        /// The sender's DTLS certificate, DER in base64 (a Confab addition): what checks
+        /// the signatures of the messages it writes.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        cert: Option<String>,
+    },
     /// A chat message; receivers show each `id` once.
     Chat {
         id: String,
         text: String,
         ts: u64,
         scope: ChatScope,
+        /// The author's signature of a room message, base64 (a Confab addition): what lets
+        /// others pass it on in the room's history.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        sig: Option<String>,
     },
     /// Receipt of a `chat`, sent for every copy received.
     Ack { id: String },
@@ -59,6 +70,53 @@ pub enum PeerMessage {
     FileReject { file: String },
     /// The receiver's verdict once it holds `size` bytes.
     FileReceived { file: String, ok: bool },
+    /// History reconcile (a Confab addition, docs/protocol.md): the oldest time (unix ms)
+    /// of the room history this peer offers to reconcile.
+    HistorySince { since: u64 },
+    /// History reconcile: ranges of the room's history, each summed up or listed; an empty
+    /// list ends the exchange.
+    HistoryRanges { ranges: Vec<HistoryRange> },
+    /// History reconcile: messages the sender holds and the receiver lacks.
+    HistoryHave { ids: Vec<String> },
+    /// History reconcile: send these messages.
+    HistoryWant { ids: Vec<String> },
+    /// History reconcile: wanted messages the sender no longer holds.
+    HistoryMissing { ids: Vec<String> },
+    /// History reconcile: an author's DTLS certificate (DER in base64), sent before the
+    /// first of its messages in an exchange.
+    HistoryCert { cert: String },
+    /// History reconcile: one room message as its author wrote and signed it.
+    HistoryMessage {
+        id: String,
+        ts: u64,
+        name: String,
+        text: String,
+        /// The author's key: its certificate's fingerprint.
+        author: String,
+        sig: String,
+    },
+}
+
+/// A point in a room's history: messages are ordered by time, then id.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct HistoryBound {
+    pub ts: u64,
+    pub id: String,
+}
+
+/// One range of a `history-ranges` message: the messages from `from` (inclusive) up to
+/// `upto` (exclusive; absent: no end), summed up by `count` and `digest` or listed by `ids`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HistoryRange {
+    pub from: HistoryBound,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upto: Option<HistoryBound>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub count: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub digest: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ids: Option<Vec<String>>,
 }
 
 impl PeerMessage {
@@ -76,13 +134,20 @@ impl PeerMessage {
         "file-accept",
         "file-reject",
         "file-received",
+        "history-since",
+        "history-ranges",
+        "history-have",
+        "history-want",
+        "history-missing",
+        "history-cert",
+        "history-message",
     ];
 
     /// Parses one message. An unknown `type` is [`FrameError::UnknownTag`], which the
     /// protocol says to ignore; every other error is bad input from the peer.
     pub fn parse(text: &str) -> Result<Self, FrameError> {
         let message: Self = parse_tagged(text, "type", Self::TYPES)?;
-        if let Self::Chat { text, .. } = &message
+        if let Self::Chat { text, .. } | Self::HistoryMessage { text, .. } = &message
             && text.len() > MAX_CHAT_TEXT_BYTES
         {
             return Err(FrameError::BadField {

@@ -239,6 +239,7 @@ fn peer_messages_match_the_protocol() {
             PeerMessage::Hello {
                 name: "Ada".into(),
                 app: "confab/0.1".into(),
+                cert: None,
             },
             json!({"type":"hello","name":"Ada","app":"confab/0.1"}),
         ),
@@ -248,6 +249,7 @@ fn peer_messages_match_the_protocol() {
                 text: "hi".into(),
                 ts: 1_700_000_000_000,
                 scope: ChatScope::Room,
+                sig: None,
             },
             json!({"type":"chat","id":"m1","text":"hi","ts":1_700_000_000_000u64,"scope":"room"}),
         ),

@@ -4,54 +4,14 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-
 use common::*;
 use confab_mesh::api::TrustStatus;
-use confab_mesh::{Command, Event, Identity, Mesh, MeshConfig, TransportConfig};
+use confab_mesh::{Command, Event, Identity, Mesh};
 use confab_signal::ServerHandle;
-
-fn install(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("confab-install-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    dir
-}
-
-/// A peer with an install folder (identity and store).
-fn peer_in(dir: &Path, name: &str) -> Mesh {
-    Mesh::start(MeshConfig {
-        name: name.to_owned(),
-        transport: TransportConfig::loopback(),
-        identity: Identity::load_or_create(dir).unwrap(),
-        auto_accept_files: None,
-        data_dir: Some(dir.to_owned()),
-        audio_in: None,
-        audio_out: None,
-        auto_accept_calls: false,
-    })
-}
 
 async fn join(mesh: &mut Mesh, server: &ServerHandle, name: &str) -> String {
     connect(mesh, &url(server), "memory", name);
     own_id(mesh).await
-}
-
-async fn stop(mesh: Mesh) {
-    mesh.send(Command::Quit);
-    mesh.stopped().await;
-}
-
-async fn history(mesh: &mut Mesh) -> Vec<confab_mesh::store::HistoryEntry> {
-    mesh.send(Command::History {
-        peer: None,
-        room: None,
-        key: None,
-        limit: None,
-    });
-    match wait_for(mesh, "history", |e| matches!(e, Event::History { .. })).await {
-        Event::History { messages, .. } => messages,
-        _ => unreachable!(),
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -2,6 +2,7 @@
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use confab_mesh::api::{ChannelState, PeerState};
@@ -127,4 +128,45 @@ pub async fn connected_pair(server: &ServerHandle, room: &str) -> (Mesh, String,
     chat_open_with(&mut a, std::slice::from_ref(&b_id)).await;
     chat_open_with(&mut b, std::slice::from_ref(&a_id)).await;
     (a, a_id, b, b_id)
+}
+
+/// A fresh install folder for a peer that keeps its identity and store.
+pub fn install(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("confab-install-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+/// A peer with an install folder (identity and store).
+pub fn peer_in(dir: &Path, name: &str) -> Mesh {
+    Mesh::start(MeshConfig {
+        name: name.to_owned(),
+        transport: TransportConfig::loopback(),
+        identity: Identity::load_or_create(dir).unwrap(),
+        auto_accept_files: None,
+        data_dir: Some(dir.to_owned()),
+        audio_in: None,
+        audio_out: None,
+        auto_accept_calls: false,
+    })
+}
+
+/// Quits and waits until the peer has left.
+pub async fn stop(mesh: Mesh) {
+    mesh.send(Command::Quit);
+    mesh.stopped().await;
+}
+
+/// The current room's history, as the `history` command answers it.
+pub async fn history(mesh: &mut Mesh) -> Vec<confab_mesh::store::HistoryEntry> {
+    mesh.send(Command::History {
+        peer: None,
+        room: None,
+        key: None,
+        limit: None,
+    });
+    match wait_for(mesh, "history", |e| matches!(e, Event::History { .. })).await {
+        Event::History { messages, .. } => messages,
+        _ => unreachable!(),
+    }
 }

@@ -310,6 +310,79 @@ fn peer_messages_match_the_protocol() {
             },
             json!({"type":"file-received","file":"f1","ok":true}),
         ),
+        (
+            PeerMessage::HistorySince { since: 5 },
+            json!({"type":"history-since","since":5}),
+        ),
+        (
+            PeerMessage::HistoryRanges {
+                ranges: vec![
+                    HistoryRange {
+                        from: HistoryBound {
+                            ts: 5,
+                            id: String::new(),
+                        },
+                        upto: Some(HistoryBound {
+                            ts: 9,
+                            id: "m2".into(),
+                        }),
+                        count: Some(2),
+                        digest: Some("00ff".into()),
+                        ids: None,
+                    },
+                    HistoryRange {
+                        from: HistoryBound {
+                            ts: 9,
+                            id: "m2".into(),
+                        },
+                        upto: None,
+                        count: None,
+                        digest: None,
+                        ids: Some(vec!["m2".into()]),
+                    },
+                ],
+            },
+            json!({"type":"history-ranges","ranges":[
+                {"from":{"ts":5,"id":""},"upto":{"ts":9,"id":"m2"},"count":2,"digest":"00ff"},
+                {"from":{"ts":9,"id":"m2"},"ids":["m2"]}
+            ]}),
+        ),
+        (
+            PeerMessage::HistoryHave {
+                ids: vec!["m1".into()],
+            },
+            json!({"type":"history-have","ids":["m1"]}),
+        ),
+        (
+            PeerMessage::HistoryWant {
+                ids: vec!["m1".into()],
+            },
+            json!({"type":"history-want","ids":["m1"]}),
+        ),
+        (
+            PeerMessage::HistoryMissing {
+                ids: vec!["m1".into()],
+            },
+            json!({"type":"history-missing","ids":["m1"]}),
+        ),
+        (
+            PeerMessage::HistoryCert {
+                cert: "MII=".into(),
+            },
+            json!({"type":"history-cert","cert":"MII="}),
+        ),
+        (
+            PeerMessage::HistoryMessage {
+                id: "m1".into(),
+                ts: 5,
+                name: "Ada".into(),
+                text: "hi".into(),
+                author: "AB:CD".into(),
+                sig: "MEU=".into(),
+            },
+            json!({"type":"history-message","id":"m1","ts":5,"name":"Ada","text":"hi",
+                   "author":"AB:CD","sig":"MEU="}),
+        ),
     ];
     for (message, literal) in cases {
         same_json(&message.to_json(), literal.clone());

@@ -100,9 +100,10 @@ async fn measure(args: &Args, base: &Path) -> anyhow::Result<(Duration, Exchange
     connect(&a, &url, "A");
     let mut b = peer_in(&base.join("b"), "B")?;
     connect(&b, &url, "B");
-    until(&mut b, |e| {
-        matches!(e, Event::Channel { label, state: ChannelState::Open, .. } if label == "chat")
-    })
+    until(
+        &mut b,
+        |e| matches!(e, Event::Channel { label, state: ChannelState::Open, .. } if label == "chat"),
+    )
     .await?;
 
     let text = "x".repeat(args.text_bytes);
@@ -137,7 +138,16 @@ async fn measure(args: &Args, base: &Path) -> anyhow::Result<(Duration, Exchange
 fn newcomer_exchange(confab: &Path, url: &str, dir: &Path) -> anyhow::Result<Exchange> {
     let started = Instant::now();
     let mut child = Process::new(confab)
-        .args(["peer", "--server", url, "--room", ROOM, "--name", "C", "--identity"])
+        .args([
+            "peer",
+            "--server",
+            url,
+            "--room",
+            ROOM,
+            "--name",
+            "C",
+            "--identity",
+        ])
         .arg(dir)
         .stdin(Stdio::piped())
         .stdout(Stdio::null())

@@ -70,6 +70,10 @@ export interface Message {
   /** Peers it went out to, and those that acknowledged it. */
   to: string[];
   acked: string[];
+  /** The writer's key, when the core named it. */
+  authorKey?: string;
+  /** Said before this install came, passed on by a peer that holds the room's history. */
+  fromHistory?: boolean;
 }
 
 export interface Conversation {
@@ -480,7 +484,7 @@ export class Store {
         break;
       }
       case "chat":
-        this.receiveChat(event.from, event.id, event.text, event.ts, event.scope);
+        this.receiveChat(event);
         break;
       case "chat-sent": {
         const message = this.unnamed.shift();
@@ -610,26 +614,38 @@ export class Store {
     }
   }
 
-  private receiveChat(from: string, id: string, text: string, ts: number, scope: Scope): void {
+  private receiveChat(event: Extract<PeerEvent, { event: "chat" }>): void {
+    const { from, id, text, ts, scope, author, history } = event;
     const key = scope === "direct" ? from : ROOM;
     const conversation = this.conversation(key);
     if (conversation.messages.some((m) => m.id === id)) return;
-    conversation.messages.push({
+    const message: Message = {
       id,
       own: false,
       from,
-      name: this.peerName(from),
+      name: author?.name || this.peerName(from),
       text,
       ts,
       scope,
       delivery: "received",
       to: [],
       acked: [],
-    });
+      authorKey: author?.key,
+      fromHistory: history,
+    };
+    if (history) {
+      // What was said before this install came: in its place in time, without a
+      // notification or an unread count for each.
+      const at = conversation.messages.findIndex((m) => m.ts > ts);
+      conversation.messages.splice(at < 0 ? conversation.messages.length : at, 0, message);
+      this.touch("chat");
+      return;
+    }
+    conversation.messages.push(message);
     const seen = this.focused && this.state.view === "chat" && this.state.active === key;
     if (!seen) conversation.unread += 1;
     const where = scope === "direct" ? "" : " in the room";
-    this.notify(`${this.peerName(from)}${where}`, text);
+    this.notify(`${message.name}${where}`, text);
     this.touch("chat", "peers");
   }
 

@@ -65,6 +65,34 @@ describe("store", () => {
     expect(shown).toEqual(["Ada: away", "Incoming call: Ada is calling you"]);
   });
 
+  it("places what a peer passes on from before in time order, quietly and once", () => {
+    const store = joined();
+    const shown: string[] = [];
+    store.notifier = (title, body) => shown.push(`${title}: ${body}`);
+    store.setFocused(false);
+    const chat = (id: string, text: string, ts: number, history: boolean) => ({
+      event: "chat" as const,
+      from: "p1",
+      id,
+      text,
+      ts,
+      scope: "room" as const,
+      author: { name: history ? "Bea" : "Ada", key: history ? "fp2" : "fp1" },
+      history,
+    });
+    store.apply(chat("live", "now", 50, false));
+    store.apply(chat("h2", "second", 20, true));
+    store.apply(chat("h1", "first", 10, true));
+    store.apply(chat("h1", "first", 10, true));
+    const messages = store.conversation(ROOM).messages;
+    expect(messages.map((m) => m.text)).toEqual(["first", "second", "now"]);
+    expect(messages.map((m) => m.fromHistory)).toEqual([true, true, false]);
+    // Named by their author, not by the peer that passed them on.
+    expect(messages[0]?.name).toBe("Bea");
+    expect(store.conversation(ROOM).unread).toBe(1);
+    expect(shown).toEqual(["Ada in the room: now"]);
+  });
+
   it("merges history once, oldest first, with own messages marked", () => {
     const store = joined();
     store.apply({ event: "chat", from: "p1", id: "new", text: "live", ts: 50, scope: "room", author: { name: "Ada", key: "fp1" }, history: false });

@@ -147,7 +147,8 @@ export class ChatView {
   }
 
   private message(m: Message, previous: Message | undefined): HTMLElement {
-    const grouped = previous && previous.from === m.from && previous.own === m.own && m.ts - previous.ts < 120_000;
+    const writer = (x: Message) => x.authorKey ?? x.from;
+    const grouped = previous && writer(previous) === writer(m) && previous.own === m.own && m.ts - previous.ts < 120_000;
     return h(
       "li",
       { class: `msg ${m.own ? "own" : "theirs"} ${grouped ? "grouped" : ""}`, "data-id": m.id, "data-delivery": m.delivery },
@@ -161,6 +162,9 @@ export class ChatView {
           "div",
           { class: "foot" },
           h("time", { datetime: new Date(m.ts).toISOString(), title: new Date(m.ts).toLocaleString() }, formatTime(m.ts)),
+          m.fromHistory
+            ? h("span", { class: "from-history", title: `Said before you came; passed on by ${this.store.peerName(m.from)}` }, "earlier")
+            : null,
           m.own ? ticks(m) : null,
         ),
       ),

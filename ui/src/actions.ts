@@ -4,7 +4,7 @@
 import type { Backend } from "./backend";
 import { errorText } from "./backend";
 import type { ErrorArea, Store } from "./store";
-import { ROOM } from "./store";
+import { CONTACT, ROOM } from "./store";
 import type { PeerCommand, Settings } from "./types";
 
 /** How often peers' statistics (RTT, candidate type) are asked for. */
@@ -63,17 +63,26 @@ export class Actions {
     await this.send({ cmd: "disconnect" }, "connection");
   }
 
-  /** After joining: the room's history and who is there. */
+  /** After joining: the room's history, who is there and everyone met before. */
   async joined(): Promise<void> {
     await this.history(null);
     await this.send({ cmd: "peers" });
+    await this.contacts();
   }
 
-  async history(peer: string | null): Promise<void> {
-    const key = peer ?? ROOM;
+  /** Asks who this install has met: whoever is not in the room is listed as away. */
+  async contacts(): Promise<void> {
+    await this.send({ cmd: "contacts" });
+  }
+
+  /** A conversation's history: the room's (`null`), a present peer's or an away contact's. */
+  async history(conversation: string | null): Promise<void> {
+    const key = conversation ?? ROOM;
     if (this.historyAsked.has(key)) return;
     this.historyAsked.add(key);
-    await this.send(peer ? { cmd: "history", peer } : { cmd: "history" });
+    if (conversation === null) await this.send({ cmd: "history" });
+    else if (conversation.startsWith(CONTACT)) await this.send({ cmd: "history", key: conversation.slice(CONTACT.length) });
+    else await this.send({ cmd: "history", peer: conversation });
   }
 
   private startStats(): void {
@@ -95,7 +104,14 @@ export class Actions {
     if (!text.trim()) return;
     this.store.dismissErrors("chat");
     const message = this.store.addOwnMessage(text, to);
-    const sent = await this.send(to ? { cmd: "chat", text, to } : { cmd: "chat", text }, "chat");
+    const command: PeerCommand =
+      to === null
+        ? { cmd: "chat", text }
+        : to.startsWith(CONTACT)
+          ? // Someone away: the message waits for them, by key.
+            { cmd: "chat", text, to_key: to.slice(CONTACT.length) }
+          : { cmd: "chat", text, to };
+    const sent = await this.send(command, "chat");
     if (!sent) this.store.failOwnMessage(message);
   }
 

@@ -13,6 +13,15 @@ export function formatTime(ts: number, now: number = Date.now()): string {
   return `${date.getDate()} ${date.toLocaleDateString("en-GB", { month: "short" })} ${time}`;
 }
 
+/** When a contact was last seen: "seen just now", "seen 5 min ago", else "seen " and the time. */
+export function formatLastSeen(ts: number, now: number = Date.now()): string {
+  if (ts <= 0) return "never seen";
+  const minutes = Math.floor((now - ts) / 60_000);
+  if (minutes < 1) return "seen just now";
+  if (minutes < 60) return `seen ${minutes} min ago`;
+  return `seen ${formatTime(ts, now)}`;
+}
+
 /** "14:05:09.123" for log lines. */
 export function formatClock(ts: number): string {
   const date = new Date(ts);

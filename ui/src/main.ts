@@ -27,6 +27,8 @@ async function main(): Promise<void> {
     const boot = await backend.attach((event) => {
       store.apply(event);
       if (event.event === "signaling" && event.state === "connected") void actions.joined();
+      // Someone new met, or someone gone: the away list changes.
+      if (event.event === "trust" || event.event === "peer-left") void actions.contacts();
     });
     actions.downloads = boot.downloads ?? "";
     store.setSettings(boot.settings);

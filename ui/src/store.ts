@@ -3,6 +3,7 @@
 
 import type {
   AudioInUse,
+  Contact,
   CallState,
   Device,
   HistoryEntry,
@@ -17,8 +18,23 @@ import type {
 } from "./types";
 import { defaultSettings, stoppedHost } from "./types";
 
-/** The room's conversation; a peer's is keyed by its id. */
+/** The room's conversation; a present peer's is keyed by its id, an away contact's by
+ * this prefix and its key. */
 export const ROOM = "room";
+export const CONTACT = "key:";
+
+/** The conversation key of a contact (by its key) that is away. */
+export function contactConversation(key: string): string {
+  return CONTACT + key;
+}
+
+/** Where unread counts are kept between runs (the webview's localStorage). */
+export interface UnreadStorage {
+  getItem(key: string): string | null;
+  setItem(key: string, value: string): void;
+}
+
+const UNREAD_ITEM = "confab.unread";
 /** Most log lines kept; older ones are dropped first. */
 export const LOG_LIMIT = 5000;
 
@@ -143,6 +159,8 @@ export interface State {
   room: string | null;
   peers: Map<string, Peer>;
   conversations: Map<string, Conversation>;
+  /** Everyone this install has met, by key. */
+  contacts: Map<string, Contact>;
   active: string;
   call: CallInfo;
   incoming: { call: string; from: string } | null;
@@ -169,6 +187,7 @@ export function initialState(): State {
     room: null,
     peers: new Map(),
     conversations: new Map([[ROOM, { key: ROOM, messages: [], unread: 0 }]]),
+    contacts: new Map(),
     active: ROOM,
     call: { id: null, phase: "idle", muted: false },
     incoming: null,
@@ -255,6 +274,12 @@ export class Store {
   notifier: Notifier = () => {};
   /** Whether the window is in front; unread counts and notifications use it. */
   focused = true;
+  /** Unread counts by a name that outlives a run: `room:NAME`, or a peer's key. */
+  private keptUnread: Record<string, number>;
+
+  constructor(private readonly unreadStorage: UnreadStorage | null = globalThis.localStorage ?? null) {
+    this.keptUnread = readUnread(unreadStorage);
+  }
 
   rev(part: Part): number {
     return this.revs.get(part) ?? 0;
@@ -281,16 +306,59 @@ export class Store {
 
   peerName(id: string | null | undefined): string {
     if (!id) return "Someone";
+    if (id.startsWith(CONTACT)) return this.state.contacts.get(id.slice(CONTACT.length))?.name ?? "Someone";
     return this.state.peers.get(id)?.name ?? id;
   }
 
   conversation(key: string): Conversation {
     let conversation = this.state.conversations.get(key);
     if (!conversation) {
-      conversation = { key, messages: [], unread: 0 };
+      const kept = this.lastingName(key);
+      conversation = { key, messages: [], unread: kept ? (this.keptUnread[kept] ?? 0) : 0 };
       this.state.conversations.set(key, conversation);
     }
     return conversation;
+  }
+
+  /** Contacts that are not in the room now, the most recently seen first. */
+  awayContacts(): Contact[] {
+    const present = new Set([...this.state.peers.values()].map((p) => p.fingerprint));
+    return [...this.state.contacts.values()]
+      .filter((c) => !present.has(c.key))
+      .sort((a, b) => b.last_seen - a.last_seen);
+  }
+
+  /** The name a conversation's unread count is kept under between runs, once it has one. */
+  private lastingName(key: string): string | undefined {
+    if (key === ROOM) return `room:${this.state.room ?? this.state.settings.room}`;
+    if (key.startsWith(CONTACT)) return key.slice(CONTACT.length);
+    return this.state.peers.get(key)?.fingerprint;
+  }
+
+  /** Keeps the unread counts for the next run. */
+  private keepUnread(): void {
+    for (const [key, conversation] of this.state.conversations) {
+      const name = this.lastingName(key);
+      if (!name) continue;
+      if (conversation.unread) this.keptUnread[name] = conversation.unread;
+      else delete this.keptUnread[name];
+    }
+    try {
+      this.unreadStorage?.setItem(UNREAD_ITEM, JSON.stringify(this.keptUnread));
+    } catch {
+      // Storage full or refused: the counts last this run only.
+    }
+  }
+
+  /** A conversation that gained a lasting name takes the count kept under it. */
+  private restoreUnread(key: string): void {
+    const name = this.lastingName(key);
+    const conversation = this.state.conversations.get(key);
+    const kept = name ? this.keptUnread[name] : undefined;
+    if (kept && conversation && !conversation.unread) {
+      conversation.unread = kept;
+      this.touch("peers", "chat");
+    }
   }
 
   // ----- user actions -----
@@ -303,6 +371,7 @@ export class Store {
   open(key: string): void {
     this.state.active = key;
     this.conversation(key).unread = 0;
+    this.keepUnread();
     if (this.state.view !== "chat") this.state.view = "chat";
     this.touch("chat", "view", "peers");
   }
@@ -313,6 +382,7 @@ export class Store {
       const conversation = this.conversation(this.state.active);
       if (conversation.unread) {
         conversation.unread = 0;
+        this.keepUnread();
         this.touch("chat", "peers");
       }
     }
@@ -427,6 +497,7 @@ export class Store {
           s.everConnected = true;
           s.ownId = event.id ?? s.ownId;
           s.room = event.room ?? s.room;
+          this.restoreUnread(ROOM);
           this.dismissErrors("connection");
         }
         this.touch("connection");
@@ -471,10 +542,16 @@ export class Store {
         if (peer) {
           peer.trust = event.status;
           peer.fingerprint = event.fingerprint;
+          this.conversation(peer.id);
+          this.restoreUnread(peer.id);
           this.touch("peers");
         }
         break;
       }
+      case "contacts":
+        s.contacts = new Map(event.contacts.map((c) => [c.key, c]));
+        this.touch("peers");
+        break;
       case "safety-code": {
         const peer = s.peers.get(event.peer);
         if (peer) {
@@ -500,7 +577,7 @@ export class Store {
         this.acknowledge(event.peer, event.id);
         break;
       case "history":
-        this.mergeHistory(event.peer ?? ROOM, event.messages);
+        this.mergeHistory(event.peer ?? (event.key ? contactConversation(event.key) : ROOM), event.messages);
         break;
       case "call-incoming":
         s.incoming = { call: event.call, from: event.from };
@@ -643,7 +720,10 @@ export class Store {
     }
     conversation.messages.push(message);
     const seen = this.focused && this.state.view === "chat" && this.state.active === key;
-    if (!seen) conversation.unread += 1;
+    if (!seen) {
+      conversation.unread += 1;
+      this.keepUnread();
+    }
     const where = scope === "direct" ? "" : " in the room";
     this.notify(`${message.name}${where}`, text);
     this.touch("chat", "peers");
@@ -723,5 +803,15 @@ export class Store {
 
   private notify(title: string, body: string): void {
     if (!this.focused) this.notifier(title, body);
+  }
+}
+
+function readUnread(storage: UnreadStorage | null): Record<string, number> {
+  try {
+    const kept: unknown = JSON.parse(storage?.getItem(UNREAD_ITEM) ?? "{}");
+    if (typeof kept !== "object" || kept === null) return {};
+    return Object.fromEntries(Object.entries(kept).filter(([, n]) => typeof n === "number" && n > 0));
+  } catch {
+    return {};
   }
 }

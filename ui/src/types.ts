@@ -13,6 +13,15 @@ export interface Author {
   key: string;
 }
 
+/** Someone this install has met, as the `contacts` event lists them. */
+export interface Contact {
+  key: string;
+  name: string;
+  verified: boolean;
+  /** Unix ms. */
+  last_seen: number;
+}
+
 export interface HistoryEntry {
   id: string;
   from?: string;
@@ -84,6 +93,7 @@ export type PeerEvent =
   | { event: "safety-code"; peer: string; code: string }
   | { event: "trust"; peer: string; name: string; fingerprint: string; status: TrustStatus }
   | { event: "history"; peer?: string; room?: string; key?: string; messages: HistoryEntry[] }
+  | { event: "contacts"; contacts: Contact[] }
   | { event: "log"; level: LogLevel; msg: string; peer?: string; ts: number }
   | { event: "error"; code: string; message: string; peer?: string };
 
@@ -92,7 +102,7 @@ export type PeerCommand =
   | { cmd: "disconnect" }
   | { cmd: "leave" }
   | { cmd: "peers" }
-  | { cmd: "chat"; text: string; to?: string }
+  | { cmd: "chat"; text: string; to?: string; to_key?: string }
   | { cmd: "stats"; peer?: string }
   | { cmd: "call"; peers?: string[] }
   | { cmd: "accept-call"; call: string }
@@ -108,7 +118,8 @@ export type PeerCommand =
   | { cmd: "mic-test"; on: boolean }
   | { cmd: "safety-code"; peer: string }
   | { cmd: "verify"; peer: string }
-  | { cmd: "history"; peer?: string };
+  | { cmd: "history"; peer?: string; key?: string }
+  | { cmd: "contacts" };
 
 /** The shell's settings (src-tauri/src/settings.rs). */
 export interface Settings {

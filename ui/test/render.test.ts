@@ -21,7 +21,7 @@ function $(selector: string): HTMLElement {
 
 beforeEach(async () => {
   backend = new FakeBackend({ onboarded: true, name: "Me" });
-  store = new Store();
+  store = new Store(null);
   const actions = new Actions(store, backend);
   app = new AppView(store, actions);
   document.body.replaceChildren(app.el);
@@ -93,6 +93,29 @@ describe("views", () => {
     store.flush();
     expect($(".msg.own").dataset.delivery).toBe("delivered");
     expect($(".msg.own .ticks").textContent).toBe("✓✓");
+  });
+
+  it("lists a contact who is away, opens its past conversation and writes to it by key", async () => {
+    store.apply({ event: "contacts", contacts: [{ key: "fp2", name: "Bea", verified: true, last_seen: Date.now() - 5 * 60_000 }] });
+    store.flush();
+    expect($('[data-contact="fp2"] .state').textContent).toBe("away · seen 5 min ago");
+    $('[data-contact="fp2"] button').click();
+    store.flush();
+    expect(backend.sent).toContainEqual({ cmd: "history", key: "fp2" });
+    expect($(".chat-header h1").textContent).toBe("Bea");
+    const input = $(".composer-input") as HTMLTextAreaElement;
+    input.value = "for when you are back";
+    input.dispatchEvent(new KeyboardEvent("keydown", { key: "Enter", bubbles: true }));
+    expect(backend.sent).toContainEqual({ cmd: "chat", text: "for when you are back", to_key: "fp2" });
+    await settle();
+    expect($(".msg.own .text").textContent).toBe("for when you are back");
+  });
+
+  it("marks a message from the room's history as said earlier", () => {
+    store.apply({ event: "chat", from: "p1", id: "h", text: "before you came", ts: 1, scope: "room", author: { name: "Bea", key: "fp2" }, history: true });
+    store.flush();
+    expect($(".msg.theirs .author").textContent).toBe("Bea");
+    expect($(".msg.theirs .from-history").textContent).toBe("earlier");
   });
 
   it("shows others' text as text, never as markup", () => {

@@ -1,9 +1,16 @@
 import { describe, expect, it } from "vitest";
 
-import { ROOM, Store, errorArea, plainError, secondsLeft } from "../src/store";
+import type { UnreadStorage } from "../src/store";
+import { ROOM, Store, contactConversation, errorArea, plainError, secondsLeft } from "../src/store";
 
-function joined(): Store {
-  const store = new Store();
+/** A storage of its own per store, as the webview's would be per install. */
+function storage(): UnreadStorage & { items: Map<string, string> } {
+  const items = new Map<string, string>();
+  return { items, getItem: (k) => items.get(k) ?? null, setItem: (k, v) => void items.set(k, v) };
+}
+
+function joined(kept: UnreadStorage = storage()): Store {
+  const store = new Store(kept);
   store.apply({ event: "signaling", state: "connected", id: "me", room: "lobby" });
   store.apply({ event: "peers", peers: [{ id: "p1", name: "Ada", state: "connecting" }] });
   return store;
@@ -91,6 +98,58 @@ describe("store", () => {
     expect(messages[0]?.name).toBe("Bea");
     expect(store.conversation(ROOM).unread).toBe(1);
     expect(shown).toEqual(["Ada in the room: now"]);
+  });
+
+  it("keeps unread counts across restarts, by room name and by key", () => {
+    const kept = storage();
+    const before = joined(kept);
+    before.setView("chat");
+    before.apply({ event: "trust", peer: "p1", name: "Ada", fingerprint: "fp1", status: "unverified" });
+    before.setFocused(false);
+    const chat = (id: string, scope: "room" | "direct") => ({
+      event: "chat" as const,
+      from: "p1",
+      id,
+      text: id,
+      ts: 1,
+      scope,
+      author: { name: "Ada", key: "fp1" },
+      history: false,
+    });
+    before.apply(chat("r1", "room"));
+    before.apply(chat("r2", "room"));
+    before.apply(chat("d1", "direct"));
+
+    // The next run: Ada comes back under another id, and is known by her key.
+    const after = new Store(kept);
+    after.apply({ event: "signaling", state: "connected", id: "me2", room: "lobby" });
+    after.apply({ event: "peers", peers: [{ id: "p9", name: "Ada", state: "connecting" }] });
+    expect(after.conversation(ROOM).unread).toBe(2);
+    after.apply({ event: "trust", peer: "p9", name: "Ada", fingerprint: "fp1", status: "unverified" });
+    expect(after.conversation("p9").unread).toBe(1);
+    after.open("p9");
+    expect(new Store(kept).conversation(contactConversation("fp1")).unread).toBe(0);
+  });
+
+  it("lists contacts who are not here as away, and files their history by key", () => {
+    const store = joined();
+    store.apply({ event: "trust", peer: "p1", name: "Ada", fingerprint: "fp1", status: "unverified" });
+    store.apply({
+      event: "contacts",
+      contacts: [
+        { key: "fp1", name: "Ada", verified: false, last_seen: 5 },
+        { key: "fp2", name: "Bea", verified: true, last_seen: 3 },
+        { key: "fp3", name: "Cy", verified: false, last_seen: 4 },
+      ],
+    });
+    expect(store.awayContacts().map((c) => c.name)).toEqual(["Cy", "Bea"]);
+    expect(store.peerName(contactConversation("fp2"))).toBe("Bea");
+    store.apply({
+      event: "history",
+      key: "fp2",
+      messages: [{ id: "h1", from: "fp2", name: "Bea", text: "bye", ts: 1, scope: "direct", author: { name: "Bea", key: "fp2" }, state: "received" }],
+    });
+    expect(store.conversation(contactConversation("fp2")).messages.map((m) => m.text)).toEqual(["bye"]);
   });
 
   it("merges history once, oldest first, with own messages marked", () => {

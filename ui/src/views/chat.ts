@@ -4,9 +4,9 @@
 import type { Actions } from "../actions";
 import { fill, h, refill } from "../dom";
 import { icon } from "../icons";
-import { formatBytes, formatRate, formatTimeLeft, formatTime, linkHref, splitLinks } from "../format";
+import { formatBytes, formatLastSeen, formatRate, formatTimeLeft, formatTime, linkHref, splitLinks } from "../format";
 import type { Message, Store, Transfer } from "../store";
-import { ROOM, secondsLeft } from "../store";
+import { CONTACT, ROOM, secondsLeft } from "../store";
 import { avatar, errorList, peerStateText } from "./common";
 
 export class ChatView {
@@ -132,10 +132,16 @@ export class ChatView {
     }
     const peer = s.peers.get(s.active);
     const name = peer?.name ?? this.store.peerName(s.active);
+    const contact = s.active.startsWith(CONTACT) ? s.contacts.get(s.active.slice(CONTACT.length)) : undefined;
+    const sub = peer
+      ? peerStateText(peer)
+      : contact
+        ? `away · ${formatLastSeen(contact.last_seen)}; what you write waits for them`
+        : "left the room";
     refill(
       this.header,
       avatar(name),
-      h("div", { class: "who" }, h("h1", {}, name), h("span", { class: "sub" }, peer ? peerStateText(peer) : "left the room")),
+      h("div", { class: "who" }, h("h1", {}, name), h("span", { class: "sub" }, sub)),
       h(
         "button",
         { type: "button", "data-action": "call-peer", disabled: inCall || !peer, onclick: () => void this.actions.call(s.active) },

@@ -5,7 +5,9 @@ import type { Actions } from "../actions";
 import { h, refill } from "../dom";
 import { icon } from "../icons";
 import type { Peer, Store } from "../store";
-import { ROOM } from "../store";
+import { ROOM, contactConversation } from "../store";
+import type { Contact } from "../types";
+import { formatLastSeen } from "../format";
 import { avatar, peerStateText, rttText } from "./common";
 
 export class Sidebar {
@@ -25,6 +27,7 @@ export class Sidebar {
     const state = s.state;
     const room = s.conversation(ROOM);
     const peers = [...state.peers.values()].sort((a, b) => a.name.localeCompare(b.name));
+    const away = s.awayContacts();
     refill(
       this.el,
       h(
@@ -59,6 +62,14 @@ export class Sidebar {
           ? h("ul", { class: "peer-list" }, peers.map((p) => this.peerRow(p)))
           : h("p", { class: "hint" }, state.signaling === "connected" ? "Nobody else is in this room yet." : "Not in a room."),
       ),
+      away.length
+        ? h(
+            "section",
+            { class: "peers away" },
+            h("h2", {}, `Away (${away.length})`),
+            h("ul", { class: "peer-list" }, away.map((c) => this.contactRow(c))),
+          )
+        : null,
       h(
         "footer",
         { class: "me" },
@@ -74,6 +85,37 @@ export class Sidebar {
           { class: `icon ${state.view === "settings" ? "active" : ""}`, type: "button", title: "Settings", "aria-label": "Settings", "data-nav": "settings", onclick: () => s.setView("settings") },
           icon("gear"),
         ),
+      ),
+    );
+  }
+
+  /** A contact who is not here: its past conversation opens, and what is written waits. */
+  private contactRow(contact: Contact): HTMLElement {
+    const state = this.store.state;
+    const key = contactConversation(contact.key);
+    const conversation = state.conversations.get(key);
+    const active = state.active === key && state.view === "chat";
+    return h(
+      "li",
+      { "data-contact": contact.key, "data-name": contact.name },
+      h(
+        "button",
+        {
+          class: `conv peer ${active ? "active" : ""}`,
+          type: "button",
+          "data-conv": key,
+          "aria-label": `${contact.name}, away`,
+          onclick: () => this.actions.openConversation(key),
+        },
+        avatar(contact.name),
+        h(
+          "span",
+          { class: "who" },
+          h("span", { class: "name" }, contact.name),
+          h("span", { class: "state st-away" }, `away · ${formatLastSeen(contact.last_seen)}`),
+          h("span", { class: "badges" }, contact.verified ? h("span", { class: "badge verified", title: "Verified" }, "✓ verified") : null),
+        ),
+        unreadBadge(conversation?.unread ?? 0),
       ),
     );
   }

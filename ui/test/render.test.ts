@@ -111,6 +111,13 @@ describe("views", () => {
     expect($(".msg.own .text").textContent).toBe("for when you are back");
   });
 
+  it("warns in the conversation of a peer whose name came with another key before", () => {
+    store.apply({ event: "trust", peer: "p1", name: "Ada", fingerprint: "new", status: "changed" });
+    $('[data-peer="p1"] button').click();
+    store.flush();
+    expect($(".trust-warning").textContent).toContain("Ada was known with another key before");
+  });
+
   it("marks a message from the room's history as said earlier", () => {
     store.apply({ event: "chat", from: "p1", id: "h", text: "before you came", ts: 1, scope: "room", author: { name: "Bea", key: "fp2" }, history: true });
     store.flush();

@@ -111,7 +111,16 @@ export class ChatView {
     if (atBottom || switched) this.list.scrollTop = this.list.scrollHeight;
     const transfers = [...s.state.transfers.values()].filter((t) => t.peer === s.state.active);
     fill(this.files, transfers.map((t) => this.transfer(t)));
-    fill(this.errors, errorList(s, "chat"), errorList(s, "files"));
+    const peer = s.state.peers.get(s.state.active);
+    const trustWarning =
+      peer?.trust === "changed"
+        ? h(
+            "p",
+            { class: "error trust-warning", role: "alert" },
+            `⚠ ${peer.name} was known with another key before: this may not be ${peer.name}. Compare safety codes (Verify) before you trust this conversation.`,
+          )
+        : null;
+    fill(this.errors, trustWarning, errorList(s, "chat"), errorList(s, "files"));
   }
 
   private drawHeader(): void {

@@ -129,7 +129,7 @@ export class Sidebar {
       peer.callState === "ringing" ? h("span", { class: "badge call", title: "Ringing" }, "ringing") : null,
       peer.muted ? h("span", { class: "badge muted", title: "Muted" }, "muted") : null,
       peer.trust === "verified" ? h("span", { class: "badge verified", title: "Verified" }, "✓ verified") : null,
-      peer.trust === "changed" ? h("span", { class: "badge changed", title: "Key changed since verified" }, "⚠ key changed") : null,
+      peer.trust === "changed" ? h("span", { class: "badge changed", title: "Known with another key before: compare safety codes" }, "⚠ key changed") : null,
     ];
     return h(
       "li",

@@ -2,7 +2,7 @@
 // screen should show meanwhile. Failures become errors shown where the action was taken.
 
 import type { Backend } from "./backend";
-import { errorText } from "./backend";
+import { errorCode, errorText } from "./backend";
 import type { ErrorArea, Store } from "./store";
 import { CONTACT, ROOM } from "./store";
 import type { PeerCommand, Settings } from "./types";
@@ -29,7 +29,7 @@ export class Actions {
       await this.backend.send(command);
       return true;
     } catch (error) {
-      this.store.showError({ area, code: "shell", message: errorText(error) });
+      this.store.showError({ area, code: errorCode(error), message: errorText(error) });
       return false;
     }
   }

@@ -1,7 +1,7 @@
 // The one interface the page talks to the app through. The Tauri shell implements it
 // (backend-tauri.ts); tests and a plain browser use the in-memory one (backend-fake.ts).
 
-import type { Boot, HostState, PeerCommand, PeerEvent, Settings } from "./types";
+import type { Boot, HostState, PeerCommand, PeerEvent, Settings, ShellErrorCode } from "./types";
 
 export interface Backend {
   /** Starts receiving events (all of them, the high-rate ones included), then the core. */
@@ -21,6 +21,16 @@ export interface Backend {
 }
 
 /** A plain-words message from whatever a backend call rejected with. */
+/** The code of a shell error (`{code, message}`), or `shell` when it has none known. */
+export function errorCode(error: unknown): ShellErrorCode | "shell" {
+  const codes: readonly string[] = ["bad-command", "stopped", "identity", "settings", "host", "folder"] satisfies ShellErrorCode[];
+  if (error && typeof error === "object" && "code" in error) {
+    const code = String((error as { code: unknown }).code);
+    if (codes.includes(code)) return code as ShellErrorCode;
+  }
+  return "shell";
+}
+
 export function errorText(error: unknown): string {
   if (typeof error === "string") return error;
   if (error && typeof error === "object" && "message" in error) {

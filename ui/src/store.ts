@@ -2,6 +2,7 @@
 // actions), with one revision counter per part so each view redraws only what changed.
 
 import type {
+  AnyErrorCode,
   AudioInUse,
   Contact,
   CallState,
@@ -134,7 +135,7 @@ export type ErrorArea = "connection" | "host" | "call" | "audio" | "files" | "ch
 
 export interface ShownError {
   area: ErrorArea;
-  code: string;
+  code: AnyErrorCode;
   message: string;
   peer?: string;
 }
@@ -202,7 +203,7 @@ export function initialState(): State {
 }
 
 /** Where an error code belongs on screen. */
-export function errorArea(code: string): ErrorArea {
+export function errorArea(code: AnyErrorCode): ErrorArea {
   switch (code) {
     case "server-unreachable":
     case "room-full":
@@ -217,11 +218,13 @@ export function errorArea(code: string): ErrorArea {
     case "not-in-call":
     case "unknown-call":
       return "call";
+    case "audio":
+    case "audio-devices":
     case "audio-in":
     case "audio-out":
-    case "unsupported":
       return "audio";
     case "file-transfer":
+    case "file-unreadable":
     case "file-unwritable":
     case "unknown-file":
       return "files";
@@ -235,7 +238,7 @@ export function errorArea(code: string): ErrorArea {
 }
 
 /** The error in plain words: what happened and what to do. */
-export function plainError(code: string, message: string): string {
+export function plainError(code: AnyErrorCode, message: string): string {
   switch (code) {
     case "server-unreachable":
       return "Can't reach the signaling server. Check the address, or host a server here in Settings.";
@@ -247,8 +250,6 @@ export function plainError(code: string, message: string): string {
       return `No microphone could be opened (${message}). Others will hear silence.`;
     case "audio-out":
       return `No speakers could be opened (${message}).`;
-    case "unsupported":
-      return `Not available in this version yet: ${message}.`;
     case "busy":
       return "Already in a call. Hang up first.";
     case "identity-changed":

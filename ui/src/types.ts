@@ -50,6 +50,51 @@ export interface AudioInUse {
   echo_cancellation: boolean;
 }
 
+/** The `code` of a core `error` event (crates/confab-mesh/src/error.rs). */
+export type ErrorCode =
+  | "bad-message"
+  | "not-joined"
+  | "already-joined"
+  | "unknown-peer"
+  | "room-full"
+  | "bad-password"
+  | "unsupported-version"
+  | "too-large"
+  | "rate-limited"
+  | "unknown"
+  | "already-connected"
+  | "not-connected"
+  | "server-unreachable"
+  | "bad-command"
+  | "bad-signal"
+  | "negotiation"
+  | "webrtc"
+  | "ice-failed"
+  | "ice-server-unsupported"
+  | "turn-auth-failed"
+  | "send-failed"
+  | "identity-changed"
+  | "store"
+  | "busy"
+  | "not-in-call"
+  | "unknown-call"
+  | "audio"
+  | "audio-devices"
+  | "audio-in"
+  | "audio-out"
+  | "file-transfer"
+  | "file-unreadable"
+  | "file-unwritable"
+  | "unknown-file";
+
+/** The codes of the shell's own errors (src-tauri/src/error.rs). */
+export type ShellErrorCode = "bad-command" | "stopped" | "identity" | "settings" | "host" | "folder";
+
+/** Problems the page finds itself; `shell` is a shell error without a code. */
+export type PageErrorCode = "chooser" | "no-folder" | "start" | "send" | "invalid" | "declined" | "busy" | "shell";
+
+export type AnyErrorCode = ErrorCode | ShellErrorCode | PageErrorCode;
+
 export type PeerEvent =
   | { event: "signaling"; state: SignalingState; id?: string; room?: string }
   | { event: "peers"; peers: { id: string; name: string; state: PeerState }[] }
@@ -95,7 +140,7 @@ export type PeerEvent =
   | { event: "history"; peer?: string; room?: string; key?: string; messages: HistoryEntry[] }
   | { event: "contacts"; contacts: Contact[] }
   | { event: "log"; level: LogLevel; msg: string; peer?: string; ts: number }
-  | { event: "error"; code: string; message: string; peer?: string };
+  | { event: "error"; code: ErrorCode; message: string; peer?: string };
 
 export type PeerCommand =
   | { cmd: "connect"; server: string; room: string; name: string; password?: string }

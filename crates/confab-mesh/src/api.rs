@@ -1,6 +1,7 @@
 //! The peer API of PEER-API.md: commands in, events out, as serde types. The desktop app,
 //! `confab peer` and the tests all speak these.
 
+use crate::error::ErrorCode;
 use serde::{Deserialize, Serialize};
 
 use confab_proto::ChatScope;
@@ -368,7 +369,7 @@ pub enum Event {
         ts: u64,
     },
     Error {
-        code: String,
+        code: ErrorCode,
         message: String,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         peer: Option<String>,
@@ -381,9 +382,9 @@ impl Event {
         serde_json::to_string(self).unwrap_or_default()
     }
 
-    pub(crate) fn error(code: &str, message: impl Into<String>, peer: Option<&str>) -> Self {
+    pub(crate) fn error(code: ErrorCode, message: impl Into<String>, peer: Option<&str>) -> Self {
         Self::Error {
-            code: code.to_owned(),
+            code,
             message: message.into(),
             peer: peer.map(str::to_owned),
         }

@@ -20,6 +20,7 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio::time::{Instant, MissedTickBehavior};
 
 use crate::api::{Event, LogLevel};
+use crate::error::ErrorCode;
 use crate::peer::VoicePacket;
 
 /// Packets waiting for a peer's track writer; a writer further behind skips ahead.
@@ -97,7 +98,7 @@ impl Engine {
                     Ok(runtime) => runtime,
                     Err(e) => {
                         let message = format!("no audio engine: {e}");
-                        let _ = events.send(Event::error("audio", message, None));
+                        let _ = events.send(Event::error(ErrorCode::Audio, message, None));
                         return;
                     }
                 };
@@ -130,7 +131,7 @@ impl Engine {
             });
         if let Err(e) = spawned {
             let message = format!("no audio engine: {e}");
-            let _ = report.send(Event::error("audio", message, None));
+            let _ = report.send(Event::error(ErrorCode::Audio, message, None));
         }
         Self { packets, control }
     }
@@ -265,7 +266,7 @@ impl EngineTask {
                     }
                     let arrival_ms = started.elapsed().as_secs_f64() * 1000.0;
                     if let Err(e) = self.mixer.push(&packet.peer, packet.rtp, packet.payload, arrival_ms) {
-                        self.error("audio", format!("voice from {}: {e}", packet.peer));
+                        self.error(ErrorCode::Audio, format!("voice from {}: {e}", packet.peer));
                     }
                 }
                 _ = ticks.tick() => self.tick(),
@@ -373,7 +374,7 @@ impl EngineTask {
                 self.start_capture(source);
             }
             Opened::Input(_, Err(e)) => self.error(
-                "audio-in",
+                ErrorCode::AudioIn,
                 format!("{e}; the call goes on receive-only (others do not hear you)"),
             ),
             Opened::Output(generation, _) if generation != self.output_generation => {}
@@ -381,12 +382,15 @@ impl EngineTask {
                 self.output_name = sink.device_name().map(str::to_owned);
                 let previous = std::mem::replace(&mut self.output, sink);
                 if let Err(e) = previous.finish() {
-                    self.error("audio-out", format!("finishing the output: {e}"));
+                    self.error(ErrorCode::AudioOut, format!("finishing the output: {e}"));
                 }
                 self.report_audio();
             }
             Opened::Output(_, Err(e)) => {
-                self.error("audio-out", format!("{e}; the call goes on, unheard here"));
+                self.error(
+                    ErrorCode::AudioOut,
+                    format!("{e}; the call goes on, unheard here"),
+                );
             }
         }
     }
@@ -402,7 +406,7 @@ impl EngineTask {
                 self.apply_expected_loss();
                 self.report_audio();
             }
-            Err(e) => self.error("audio-in", format!("no voice: {e}")),
+            Err(e) => self.error(ErrorCode::AudioIn, format!("no voice: {e}")),
         }
     }
 
@@ -423,7 +427,10 @@ impl EngineTask {
                     capture.render(&mixed.frame);
                 }
                 if let Err(e) = self.output.write(&mixed.frame) {
-                    self.error("audio-out", format!("{e}; the call goes on, unheard here"));
+                    self.error(
+                        ErrorCode::AudioOut,
+                        format!("{e}; the call goes on, unheard here"),
+                    );
                     self.output = Box::new(Discard);
                 }
                 for (peer, dbfs) in mixed.levels {
@@ -433,7 +440,7 @@ impl EngineTask {
                     });
                 }
             }
-            Err(e) => self.error("audio", e.to_string()),
+            Err(e) => self.error(ErrorCode::Audio, e.to_string()),
         }
         if let Some(capture) = self.capture.as_mut() {
             match capture.tick() {
@@ -450,7 +457,7 @@ impl EngineTask {
                 Err(e) => {
                     // The capture is receive-only from here on.
                     self.error(
-                        "audio-in",
+                        ErrorCode::AudioIn,
                         format!("{e}; the call goes on receive-only (others do not hear you)"),
                     );
                 }
@@ -478,7 +485,7 @@ impl EngineTask {
                 });
             }
             Ok(()) => {}
-            Err(e) => self.error("audio", format!("setting the voice's FEC: {e}")),
+            Err(e) => self.error(ErrorCode::Audio, format!("setting the voice's FEC: {e}")),
         }
     }
 
@@ -524,7 +531,7 @@ impl EngineTask {
         }
         let output = std::mem::replace(&mut self.output, Box::new(Discard));
         if let Err(e) = output.finish() {
-            self.error("audio-out", format!("finishing the output: {e}"));
+            self.error(ErrorCode::AudioOut, format!("finishing the output: {e}"));
         }
     }
 
@@ -543,7 +550,7 @@ impl EngineTask {
         let _ = self.events.send(event);
     }
 
-    fn error(&self, code: &str, message: String) {
+    fn error(&self, code: ErrorCode, message: String) {
         self.emit(Event::error(code, message, None));
     }
 }

@@ -3,6 +3,7 @@
 //!
 //! Layout:
 //! - [`api`]: [`Command`] and [`Event`], the serde types every face speaks.
+//! - [`error`]: [`ErrorCode`], the stable code of every `error` event, and [`MeshError`].
 //! - [`mesh`]: [`Mesh::start`] runs one peer: signaling with reconnect and resume, one
 //!   task per remote peer, chat routing and de-duplication.
 //! - `peer`: one remote peer's connection: perfect negotiation, trickle ICE, the `chat`
@@ -17,6 +18,7 @@
 
 pub mod api;
 mod engine;
+pub mod error;
 pub mod files;
 mod history;
 pub mod identity;
@@ -31,19 +33,8 @@ mod turn_check;
 pub mod voice;
 
 pub use api::{Command, Event};
+pub use error::{ErrorCode, MeshError};
 pub use identity::Identity;
 pub use mesh::{Mesh, MeshConfig};
 
 pub use transport::{IceServer, Mdns, TransportConfig};
-
-/// Why the mesh could not do something.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum MeshError {
-    #[error("identity: {0}")]
-    Identity(String),
-    #[error("WebRTC: {0}")]
-    WebRtc(String),
-    #[error("store: {0}")]
-    Store(String),
-}

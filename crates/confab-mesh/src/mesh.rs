@@ -19,6 +19,7 @@ use crate::api::{
     TrustStatus, unix_ms,
 };
 use crate::engine::Engine;
+use crate::error::ErrorCode;
 use crate::history::signed::{AuthorCert, SignedFields};
 use crate::identity::Identity;
 use crate::peer::{PeerHandle, PeerInput, PeerOutput, PeerSetup, VoicePacket};
@@ -278,7 +279,7 @@ impl MeshTask {
         });
     }
 
-    fn error(&self, code: &str, message: impl Into<String>, peer: Option<&str>) {
+    fn error(&self, code: ErrorCode, message: impl Into<String>, peer: Option<&str>) {
         let message = message.into();
         self.log(LogLevel::Error, format!("{code}: {message}"), peer);
         self.emit(Event::error(code, message, peer));
@@ -293,7 +294,11 @@ impl MeshTask {
                 password,
             } => {
                 if !matches!(self.link, Link::Down) {
-                    return self.error("already-connected", "leave or disconnect first", None);
+                    return self.error(
+                        ErrorCode::AlreadyConnected,
+                        "leave or disconnect first",
+                        None,
+                    );
                 }
                 if self
                     .session
@@ -335,7 +340,11 @@ impl MeshTask {
             Command::Stats { peer } => {
                 let targets: Vec<&String> = match &peer {
                     Some(id) if !self.peers.contains_key(id) => {
-                        return self.error("unknown-peer", format!("no peer {id}"), Some(id));
+                        return self.error(
+                            ErrorCode::UnknownPeer,
+                            format!("no peer {id}"),
+                            Some(id),
+                        );
                     }
                     Some(id) => vec![id],
                     None => self.peers.keys().collect(),
@@ -352,7 +361,7 @@ impl MeshTask {
                         let _ = handle.input.send(PeerInput::SafetyCode);
                     }
                     None => self.error(
-                        "unknown-peer",
+                        ErrorCode::UnknownPeer,
                         format!("no connection to {peer}"),
                         Some(&peer),
                     ),
@@ -364,7 +373,7 @@ impl MeshTask {
                         let _ = handle.input.send(PeerInput::Renegotiate);
                     }
                     None => self.error(
-                        "unknown-peer",
+                        ErrorCode::UnknownPeer,
                         format!("no connection to {peer}"),
                         Some(&peer),
                     ),
@@ -416,7 +425,7 @@ impl MeshTask {
                     self.engine.set_volume(&peer, volume);
                 } else {
                     self.error(
-                        "bad-command",
+                        ErrorCode::BadCommand,
                         "a volume is a number from 0 to 2",
                         Some(&peer),
                     );
@@ -440,7 +449,7 @@ impl MeshTask {
                     inputs: list.inputs.into_iter().map(entry).collect(),
                     outputs: list.outputs.into_iter().map(entry).collect(),
                 },
-                Err(e) => Event::error("audio-devices", e.to_string(), None),
+                Err(e) => Event::error(ErrorCode::AudioDevices, e.to_string(), None),
             };
             let _ = events.send(event);
         });
@@ -502,7 +511,7 @@ impl MeshTask {
                 let rejoining = self.session.as_ref().is_some_and(|s| s.token.is_some());
                 match e {
                     ClientError::Refused { code, message } => {
-                        self.error(code.as_str(), message, None);
+                        self.error(code.into(), message, None);
                         self.emit_signaling(SignalingState::Disconnected);
                     }
                     e if rejoining => {
@@ -514,7 +523,7 @@ impl MeshTask {
                         };
                     }
                     e => {
-                        self.error("server-unreachable", e.to_string(), None);
+                        self.error(ErrorCode::ServerUnreachable, e.to_string(), None);
                         self.emit_signaling(SignalingState::Disconnected);
                     }
                 }
@@ -602,7 +611,7 @@ impl MeshTask {
                 continue;
             }
             self.emit(Event::error(
-                "ice-server-unsupported",
+                ErrorCode::IceServerUnsupported,
                 format!("{}: {why}", server.url),
                 None,
             ));
@@ -630,7 +639,7 @@ impl MeshTask {
                 let url = &server.url;
                 let event = match turn_check::try_credentials(&server, local).await {
                     turn_check::Verdict::Refused(why) => Event::error(
-                        "turn-auth-failed",
+                        ErrorCode::TurnAuthFailed,
                         format!("{url} refused the credentials: {why}"),
                         None,
                     ),
@@ -726,7 +735,7 @@ impl MeshTask {
                     let _ = handle.input.send(PeerInput::Signal(data));
                 }
             }
-            ServerFrame::Error { code, message } => self.error(code.as_str(), message, None),
+            ServerFrame::Error { code, message } => self.error(code.into(), message, None),
             ServerFrame::Peers { .. } | ServerFrame::Welcome { .. } => {}
         }
     }
@@ -935,7 +944,7 @@ impl MeshTask {
     fn chat(&mut self, text: String, to: Option<String>, to_key: Option<String>) {
         if text.len() > MAX_CHAT_TEXT_BYTES {
             return self.error(
-                "too-large",
+                ErrorCode::TooLarge,
                 format!("a message holds at most {MAX_CHAT_TEXT_BYTES} bytes"),
                 None,
             );
@@ -943,7 +952,11 @@ impl MeshTask {
         if let Some(peer) = &to
             && !self.peers.contains_key(peer)
         {
-            return self.error("unknown-peer", format!("no peer {peer}"), Some(peer));
+            return self.error(
+                ErrorCode::UnknownPeer,
+                format!("no peer {peer}"),
+                Some(peer),
+            );
         }
         let room = self.room();
         // Its readers, by key: a direct message's one, or everyone present or ever met in
@@ -1103,7 +1116,7 @@ impl MeshTask {
         match result {
             Ok(value) => Some(value),
             Err(e) => {
-                self.error("store", e.to_string(), None);
+                self.error(ErrorCode::Store, e.to_string(), None);
                 None
             }
         }
@@ -1126,7 +1139,7 @@ impl MeshTask {
             Some(verified) if verified == fingerprint => TrustStatus::Verified,
             Some(_) => {
                 self.error(
-                    "identity-changed",
+                    ErrorCode::IdentityChanged,
                     format!("{name} was verified with another key: this may not be {name}"),
                     Some(peer),
                 );
@@ -1134,7 +1147,7 @@ impl MeshTask {
             }
             None if known_otherwise => {
                 self.error(
-                    "identity-changed",
+                    ErrorCode::IdentityChanged,
                     format!("{name} was met before with another key: this may not be {name}"),
                     Some(peer),
                 );
@@ -1153,11 +1166,15 @@ impl MeshTask {
 
     fn verify(&mut self, peer: &str) {
         let Some(remote) = self.peers.get(peer) else {
-            return self.error("unknown-peer", format!("no peer {peer}"), Some(peer));
+            return self.error(
+                ErrorCode::UnknownPeer,
+                format!("no peer {peer}"),
+                Some(peer),
+            );
         };
         let Some(fingerprint) = remote.fingerprint.clone() else {
             return self.error(
-                "not-connected",
+                ErrorCode::NotConnected,
                 format!("{peer} has no known key yet"),
                 Some(peer),
             );
@@ -1188,7 +1205,11 @@ impl MeshTask {
             (Some(id), None) => match self.fingerprint(id) {
                 Some(fingerprint) => store::Conversation::Direct(fingerprint),
                 None => {
-                    return self.error("unknown-peer", format!("no known key for {id}"), Some(id));
+                    return self.error(
+                        ErrorCode::UnknownPeer,
+                        format!("no known key for {id}"),
+                        Some(id),
+                    );
                 }
             },
             (None, None) => store::Conversation::Room(room.clone().unwrap_or_else(|| self.room())),
@@ -1270,7 +1291,7 @@ fn open_store(dir: Option<&std::path::Path>, events: &mpsc::UnboundedSender<Even
         Ok(store) => store,
         Err(e) => {
             let _ = events.send(Event::error(
-                "store",
+                ErrorCode::Store,
                 format!("{e}; history is kept in memory only"),
                 None,
             ));

@@ -27,6 +27,7 @@ use webrtc::peer_connection::{
 };
 
 use crate::api::{ChannelState, Event, LogLevel, PeerState, unix_ms};
+use crate::error::ErrorCode;
 use crate::files::{self, Incoming, Received};
 use crate::identity::Identity;
 use crate::negotiation::{Negotiation, Step};
@@ -317,7 +318,11 @@ async fn run(setup: PeerSetup, mut inputs: mpsc::UnboundedReceiver<PeerInput>) {
             let remote = setup.remote_id.clone();
             let _ = setup.out.send((
                 remote.clone(),
-                PeerOutput::Event(Event::error("webrtc", e.to_string(), Some(&remote))),
+                PeerOutput::Event(Event::error(
+                    ErrorCode::WebRtc,
+                    e.to_string(),
+                    Some(&remote),
+                )),
             ));
             let _ = setup
                 .out
@@ -449,7 +454,7 @@ impl Peer {
                     let message = format!("chat channel send failed: {e}");
                     self.log(LogLevel::Warn, message.clone());
                     self.emit(Event::error(
-                        "send-failed",
+                        ErrorCode::SendFailed,
                         message,
                         Some(&self.setup.remote_id),
                     ));
@@ -462,7 +467,7 @@ impl Peer {
                     code: safety_code(self.setup.identity.fingerprint(), theirs),
                 }),
                 None => self.emit(Event::error(
-                    "not-connected",
+                    ErrorCode::NotConnected,
                     "no description from this peer yet",
                     Some(&self.setup.remote_id),
                 )),
@@ -523,7 +528,7 @@ impl Peer {
                 let message = format!("bad signal: {e}");
                 self.log(LogLevel::Warn, message.clone());
                 self.emit(Event::error(
-                    "bad-signal",
+                    ErrorCode::BadSignal,
                     message,
                     Some(&self.setup.remote_id),
                 ));
@@ -640,7 +645,7 @@ impl Peer {
     fn fail_negotiation(&self, message: String) {
         self.log(LogLevel::Error, message.clone());
         self.emit(Event::error(
-            "negotiation",
+            ErrorCode::Negotiation,
             message,
             Some(&self.setup.remote_id),
         ));
@@ -1109,7 +1114,7 @@ impl Peer {
     fn bad_message(&self, message: String) {
         self.log(LogLevel::Warn, format!("bad message on chat: {message}"));
         self.emit(Event::error(
-            "bad-message",
+            ErrorCode::BadMessage,
             message,
             Some(&self.setup.remote_id),
         ));
@@ -1217,7 +1222,11 @@ impl FileEvents {
     }
 
     fn error(&self, message: String) {
-        self.emit(Event::error("file-transfer", message, Some(&self.peer)));
+        self.emit(Event::error(
+            ErrorCode::FileTransfer,
+            message,
+            Some(&self.peer),
+        ));
     }
 
     /// The transfer could not finish: an error, and a failed `file-done`.

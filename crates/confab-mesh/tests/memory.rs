@@ -6,7 +6,7 @@ mod common;
 
 use common::*;
 use confab_mesh::api::TrustStatus;
-use confab_mesh::{Command, Event, Identity, Mesh};
+use confab_mesh::{Command, ErrorCode, Event, Identity, Mesh};
 use confab_signal::ServerHandle;
 
 async fn join(mesh: &mut Mesh, server: &ServerHandle, name: &str) -> String {
@@ -286,7 +286,7 @@ async fn a_verified_name_with_another_key_is_flagged() {
     })
     .await;
     assert!(
-        matches!(&flagged, Event::Error { code, .. } if code == "identity-changed"),
+        matches!(&flagged, Event::Error { code, .. } if *code == ErrorCode::IdentityChanged),
         "{flagged:?}"
     );
     wait_for(&mut a, "changed", |e| {

@@ -5,6 +5,7 @@ mod common;
 
 use common::*;
 use confab_mesh::Command;
+use confab_mesh::ErrorCode;
 use confab_mesh::Event;
 use confab_proto::ChatScope;
 
@@ -332,7 +333,7 @@ async fn both_ends_show_the_same_safety_code() {
     wait_for(
         &mut a,
         "unknown peer",
-        |e| matches!(e, Event::Error { code, .. } if code == "unknown-peer"),
+        |e| matches!(e, Event::Error { code, .. } if *code == ErrorCode::UnknownPeer),
     )
     .await;
 }
@@ -378,7 +379,7 @@ async fn a_chat_of_64_kib_goes_both_ways() {
     wait_for(
         &mut a,
         "too large",
-        |e| matches!(e, Event::Error { code, .. } if code == "too-large"),
+        |e| matches!(e, Event::Error { code, .. } if *code == ErrorCode::TooLarge),
     )
     .await;
 }

@@ -11,7 +11,9 @@ use clap::Args;
 use confab_audio::AudioError;
 use confab_audio::io::{SinkSpec, SourceSpec};
 use confab_mesh::api::{LogLevel, SignalingState};
-use confab_mesh::{Command, Event, IceServer, Identity, Mdns, Mesh, MeshConfig, TransportConfig};
+use confab_mesh::{
+    Command, ErrorCode, Event, IceServer, Identity, Mdns, Mesh, MeshConfig, TransportConfig,
+};
 use tokio::io::AsyncBufReadExt;
 
 #[derive(Debug, Args)]
@@ -173,7 +175,7 @@ pub(crate) async fn run(args: PeerArgs, verbose: bool) -> anyhow::Result<ExitCod
                         mesh.send(command);
                     }
                     Err(message) => output.event(&Event::Error {
-                        code: "bad-command".to_owned(),
+                        code: ErrorCode::BadCommand,
                         message,
                         peer: None,
                     }),

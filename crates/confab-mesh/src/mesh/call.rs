@@ -7,6 +7,7 @@ use confab_proto::PeerMessage;
 
 use super::MeshTask;
 use crate::api::{CallState, Event};
+use crate::error::ErrorCode;
 use crate::peer::PeerInput;
 
 /// The call this peer is in, or is invited to.
@@ -64,20 +65,24 @@ impl MeshTask {
             .filter(|id| !current.is_some_and(|c| c.members.contains(id)))
             .collect();
         if current.is_some() && invited.is_empty() {
-            return self.error("busy", "everyone named is in the call already", None);
+            return self.error(
+                ErrorCode::Busy,
+                "everyone named is in the call already",
+                None,
+            );
         }
         if let Some(missing) = invited
             .iter()
             .find(|id| !self.peers.get(*id).is_some_and(|p| p.chat_open))
         {
             return self.error(
-                "not-connected",
+                ErrorCode::NotConnected,
                 format!("no open channel to {missing}"),
                 Some(missing),
             );
         }
         if invited.is_empty() {
-            return self.error("not-connected", "nobody to call", None);
+            return self.error(ErrorCode::NotConnected, "nobody to call", None);
         }
         let me = self.own_id();
         let call = match self.call.take().filter(|c| c.in_call) {
@@ -205,7 +210,11 @@ impl MeshTask {
     pub(super) fn accept_call(&mut self, call: String) {
         let me = self.own_id();
         let Some(current) = self.call.as_mut().filter(|c| c.id == call) else {
-            return self.error("unknown-call", format!("no invitation to {call}"), None);
+            return self.error(
+                ErrorCode::UnknownCall,
+                format!("no invitation to {call}"),
+                None,
+            );
         };
         current.in_call = true;
         current.joined.insert(me.clone());
@@ -224,7 +233,11 @@ impl MeshTask {
     /// `decline-call`.
     pub(super) fn decline_call(&mut self, call: String) {
         let Some(current) = self.call.take().filter(|c| c.id == call && !c.in_call) else {
-            return self.error("unknown-call", format!("no invitation to {call}"), None);
+            return self.error(
+                ErrorCode::UnknownCall,
+                format!("no invitation to {call}"),
+                None,
+            );
         };
         if let Some(inviter) = current.joined.iter().next() {
             self.send_message(inviter, &PeerMessage::CallDecline { call });
@@ -291,7 +304,7 @@ impl MeshTask {
     /// `hangup`: tell every member, stop all voice.
     pub(super) fn hang_up(&mut self) {
         let Some(current) = self.call.as_ref() else {
-            return self.error("not-in-call", "no call to hang up", None);
+            return self.error(ErrorCode::NotInCall, "no call to hang up", None);
         };
         let me = self.own_id();
         let end = PeerMessage::CallEnd {

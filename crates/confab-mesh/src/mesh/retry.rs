@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use super::MeshTask;
 use crate::api::LogLevel;
+use crate::error::ErrorCode;
 
 /// Tries after the first failure, before giving up with `ice-failed`.
 const RETRIES: u32 = 3;
@@ -30,7 +31,7 @@ impl MeshTask {
         let failures = remote.failures;
         if failures > RETRIES {
             return self.error(
-                "ice-failed",
+                ErrorCode::IceFailed,
                 format!("no path to {peer} after {RETRIES} retries"),
                 Some(peer),
             );

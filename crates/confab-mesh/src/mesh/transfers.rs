@@ -8,6 +8,7 @@ use confab_proto::PeerMessage;
 
 use super::MeshTask;
 use crate::api::{Event, LogLevel};
+use crate::error::ErrorCode;
 use crate::files::{self, Incoming};
 use crate::peer::PeerInput;
 
@@ -49,7 +50,7 @@ impl MeshTask {
     pub(super) fn send_file(&mut self, to: String, path: String) {
         if !self.peers.get(&to).is_some_and(|p| p.chat_open) {
             return self.error(
-                "not-connected",
+                ErrorCode::NotConnected,
                 format!("no open channel to {to}"),
                 Some(&to),
             );
@@ -96,7 +97,7 @@ impl MeshTask {
             Ok(description) => description,
             Err(e) => {
                 return self.error(
-                    "file-unreadable",
+                    ErrorCode::FileUnreadable,
                     format!("{}: {e}", path.display()),
                     Some(&to),
                 );
@@ -114,7 +115,11 @@ impl MeshTask {
             sha256,
         };
         if !self.send_to(&to, PeerInput::Send(offer.to_json())) {
-            return self.error("not-connected", format!("no connection to {to}"), Some(&to));
+            return self.error(
+                ErrorCode::NotConnected,
+                format!("no connection to {to}"),
+                Some(&to),
+            );
         }
         if let Some(fingerprint) = self.fingerprint(&to) {
             let kept = self.store.file_offered(&file, &fingerprint, &path);
@@ -173,10 +178,14 @@ impl MeshTask {
     /// `accept-file`: resumes from what an earlier try left in `dir`.
     pub(super) fn accept_file(&mut self, file: String, dir: PathBuf) {
         let Some(offered) = self.transfers.incoming.get(&file) else {
-            return self.error("unknown-file", format!("no offer {file}"), None);
+            return self.error(ErrorCode::UnknownFile, format!("no offer {file}"), None);
         };
         if let Err(e) = std::fs::create_dir_all(&dir) {
-            return self.error("file-unwritable", format!("{}: {e}", dir.display()), None);
+            return self.error(
+                ErrorCode::FileUnwritable,
+                format!("{}: {e}", dir.display()),
+                None,
+            );
         }
         let partial = files::partial_path(&dir, &file, &offered.sha256);
         let mut offset = files::held(&partial);
@@ -216,7 +225,9 @@ impl MeshTask {
         ) {
             (Some(offered), _) => offered.from,
             (None, Some(outgoing)) => outgoing.to,
-            (None, None) => return self.error("unknown-file", format!("no transfer {file}"), None),
+            (None, None) => {
+                return self.error(ErrorCode::UnknownFile, format!("no transfer {file}"), None);
+            }
         };
         let finished = self.store.file_finished(&file);
         self.report_store(finished);
@@ -234,7 +245,7 @@ impl MeshTask {
     pub(super) fn on_file_accepted(&mut self, peer: String, file: String, offset: u64) {
         let Some(outgoing) = self.transfers.outgoing.get(&file).filter(|o| o.to == peer) else {
             return self.error(
-                "unknown-file",
+                ErrorCode::UnknownFile,
                 format!("{peer} accepted {file}, which we did not offer it"),
                 Some(&peer),
             );

@@ -2,7 +2,10 @@
 //! the others are the shell's own: settings, the hosted server, notifications, links and
 //! the file chooser.
 
+use std::time::Duration;
+
 use confab_mesh::{Command, Event};
+use confab_signal::lan::FoundServer;
 use serde::Serialize;
 use tauri::ipc::Channel;
 use tauri::{AppHandle, Manager, State};
@@ -14,6 +17,9 @@ use crate::error::ShellError;
 use crate::host::HostState;
 use crate::settings::Settings;
 use crate::window::MAIN_WINDOW;
+
+/// How long the app listens for servers' announcements.
+const DISCOVERY_WAIT: Duration = Duration::from_secs(2);
 
 /// What the page needs to draw its first frame.
 #[derive(Debug, Serialize)]
@@ -42,7 +48,7 @@ pub async fn attach(
     if settings.onboarded
         && settings.host.enabled
         && !state.host.state().await.running
-        && let Err(e) = state.host.start(&settings.host).await
+        && let Err(e) = state.host.start(&settings.host, &settings.name).await
     {
         host_error = Some(e.to_string());
     }
@@ -86,7 +92,7 @@ pub async fn settings_set(
 #[tauri::command]
 pub async fn host_start(state: State<'_, AppState>) -> Result<HostState, ShellError> {
     let mut settings = state.settings().await;
-    let host = state.host.start(&settings.host).await?;
+    let host = state.host.start(&settings.host, &settings.name).await?;
     settings.host.enabled = true;
     state.save_settings(settings).await?;
     Ok(host)
@@ -99,6 +105,14 @@ pub async fn host_stop(state: State<'_, AppState>) -> Result<HostState, ShellErr
     settings.host.enabled = false;
     state.save_settings(settings).await?;
     Ok(host)
+}
+
+/// The Confab servers announced on the local network (listening for about 2 s).
+#[tauri::command]
+pub async fn discover_servers() -> Result<Vec<FoundServer>, ShellError> {
+    confab_signal::lan::discover(DISCOVERY_WAIT)
+        .await
+        .map_err(|e| ShellError::Discovery(e.to_string()))
 }
 
 #[tauri::command]

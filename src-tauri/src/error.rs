@@ -21,6 +21,9 @@ pub enum ShellError {
     /// The hosted signaling server could not start.
     #[error("could not host a server: {0}")]
     Host(String),
+    /// Servers on the network could not be looked for (no multicast socket).
+    #[error("could not look for servers on the network: {0}")]
+    Discovery(String),
     /// Tauri could not give a folder the app needs (config, data, logs).
     #[error("no folder for {0}")]
     Folder(&'static str),
@@ -35,6 +38,7 @@ impl ShellError {
             Self::Identity(_) => "identity",
             Self::Settings(_) => "settings",
             Self::Host(_) => "host",
+            Self::Discovery(_) => "discovery",
             Self::Folder(_) => "folder",
         }
     }

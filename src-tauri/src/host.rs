@@ -6,6 +6,7 @@
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 use confab_relay::RelayConfig;
+use confab_signal::lan::Announce;
 use confab_signal::{ServerConfig, ServerHandle};
 use serde::Serialize;
 use tokio::sync::Mutex;
@@ -37,8 +38,13 @@ pub struct Host {
 }
 
 impl Host {
-    /// Starts the server as `settings` say, replacing a running one.
-    pub async fn start(&self, settings: &HostSettings) -> Result<HostState, ShellError> {
+    /// Starts the server as `settings` say, replacing a running one; one for the network
+    /// is announced there as `owner`'s server.
+    pub async fn start(
+        &self,
+        settings: &HostSettings,
+        owner: &str,
+    ) -> Result<HostState, ShellError> {
         let mut server = self.server.lock().await;
         if let Some(old) = server.take() {
             old.stop().await;
@@ -48,9 +54,10 @@ impl Host {
         } else {
             IpAddr::V4(Ipv4Addr::LOCALHOST)
         };
-        let handle = ServerHandle::start(SocketAddr::new(ip, settings.port), config(settings))
-            .await
-            .map_err(|e| ShellError::Host(plain_bind_error(&e, settings.port)))?;
+        let handle =
+            ServerHandle::start(SocketAddr::new(ip, settings.port), config(settings, owner))
+                .await
+                .map_err(|e| ShellError::Host(plain_bind_error(&e, settings.port)))?;
         log::info!(
             "hosting a signaling server on {}, TURN relay on {:?}",
             handle.local_addr(),
@@ -75,16 +82,20 @@ impl Host {
     }
 }
 
-/// A server for others on the network comes with the relay; one for this computer only
-/// needs none. The relay may reach private addresses: a hosted server's peers are on the
-/// host's own network, behind the same router, so their addresses are private ones.
-fn config(settings: &HostSettings) -> ServerConfig {
+/// A server for others on the network comes with the relay and is announced there (so
+/// others find it by name); one for this computer only needs neither. The relay may reach
+/// private addresses: a hosted server's peers are on the host's own network, behind the
+/// same router, so their addresses are private ones.
+fn config(settings: &HostSettings, owner: &str) -> ServerConfig {
     let mut config = ServerConfig::default();
     if settings.lan {
         let mut relay = RelayConfig::default();
         relay.any_port_if_taken = true;
         relay.allow_private = true;
         config.relay = Some(relay);
+        config.announce = Some(Announce {
+            name: format!("{owner}'s server"),
+        });
     }
     config
 }
@@ -182,7 +193,7 @@ mod tests {
             port: 0,
             lan: false,
         };
-        let state = host.start(&settings).await.unwrap();
+        let state = host.start(&settings, "Ada").await.unwrap();
         assert!(state.running);
         let port = state.port.unwrap();
         assert_eq!(state.urls, vec![format!("ws://127.0.0.1:{port}/ws")]);
@@ -193,7 +204,7 @@ mod tests {
         // A second server on the same port is refused in plain words.
         let other = Host::default();
         let taken = HostSettings { port, ..settings };
-        let error = other.start(&taken).await.unwrap_err();
+        let error = other.start(&taken, "Ada").await.unwrap_err();
         assert!(error.to_string().contains("already in use"), "{error}");
 
         assert!(!host.stop().await.running);

@@ -112,6 +112,7 @@ pub fn run() {
             commands::host_start,
             commands::host_stop,
             commands::host_state,
+            commands::discover_servers,
             commands::notify,
             commands::open_url,
             commands::choose_file,

@@ -233,6 +233,17 @@ export class Actions {
     }
   }
 
+  /** Looks for servers announced on the local network. */
+  async discover(): Promise<void> {
+    this.store.setFound("looking");
+    try {
+      this.store.setFound(await this.backend.discoverServers());
+    } catch (error) {
+      this.store.setFound([]);
+      this.store.showError({ area: "settings", code: errorCode(error), message: errorText(error) });
+    }
+  }
+
   async hostStart(): Promise<boolean> {
     this.store.dismissErrors("host");
     try {

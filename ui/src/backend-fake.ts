@@ -3,7 +3,7 @@
 // caller push events; it answers the few commands the views wait on.
 
 import type { Backend } from "./backend";
-import type { Boot, HostState, PeerCommand, PeerEvent, Settings } from "./types";
+import type { Boot, FoundServer, HostState, PeerCommand, PeerEvent, Settings } from "./types";
 import { defaultSettings, stoppedHost } from "./types";
 
 export class FakeBackend implements Backend {
@@ -14,6 +14,8 @@ export class FakeBackend implements Backend {
   readonly notifications: { title: string; body: string }[] = [];
   settings: Settings;
   host: HostState = stoppedHost();
+  /** What looking for servers on the network finds. */
+  found: FoundServer[] = [];
   private listener: ((event: PeerEvent) => void) | null = null;
   private nextId = 1;
 
@@ -29,6 +31,10 @@ export class FakeBackend implements Backend {
   /** Delivers an event as the core would. */
   emit(event: PeerEvent): void {
     this.listener?.(event);
+  }
+
+  async discoverServers(): Promise<FoundServer[]> {
+    return this.found;
   }
 
   async send(command: PeerCommand): Promise<void> {

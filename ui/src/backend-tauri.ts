@@ -5,7 +5,7 @@ import { Channel, invoke } from "@tauri-apps/api/core";
 import { listen } from "@tauri-apps/api/event";
 
 import type { Backend } from "./backend";
-import type { Boot, HostState, PeerCommand, PeerEvent, Settings } from "./types";
+import type { Boot, FoundServer, HostState, PeerCommand, PeerEvent, Settings } from "./types";
 
 export function isTauri(): boolean {
   return typeof window !== "undefined" && "__TAURI_INTERNALS__" in window;
@@ -37,6 +37,10 @@ export class TauriBackend implements Backend {
 
   hostState(): Promise<HostState> {
     return invoke<HostState>("host_state");
+  }
+
+  discoverServers(): Promise<FoundServer[]> {
+    return invoke<FoundServer[]>("discover_servers");
   }
 
   async notify(title: string, body: string): Promise<void> {

@@ -1,7 +1,7 @@
 // The one interface the page talks to the app through. The Tauri shell implements it
 // (backend-tauri.ts); tests and a plain browser use the in-memory one (backend-fake.ts).
 
-import type { Boot, HostState, PeerCommand, PeerEvent, Settings, ShellErrorCode } from "./types";
+import type { Boot, FoundServer, HostState, PeerCommand, PeerEvent, Settings, ShellErrorCode } from "./types";
 
 export interface Backend {
   /** Starts receiving events (all of them, the high-rate ones included), then the core. */
@@ -12,6 +12,8 @@ export interface Backend {
   hostStart(): Promise<HostState>;
   hostStop(): Promise<HostState>;
   hostState(): Promise<HostState>;
+  /** The servers announced on the local network (takes about 2 s). */
+  discoverServers(): Promise<FoundServer[]>;
   /** A desktop notification, shown only while the window is not focused. */
   notify(title: string, body: string): Promise<void>;
   /** Opens a web link from a message in the desktop's browser. */
@@ -20,10 +22,9 @@ export interface Backend {
   chooseFile(): Promise<string | null>;
 }
 
-/** A plain-words message from whatever a backend call rejected with. */
 /** The code of a shell error (`{code, message}`), or `shell` when it has none known. */
 export function errorCode(error: unknown): ShellErrorCode | "shell" {
-  const codes: readonly string[] = ["bad-command", "stopped", "identity", "settings", "host", "folder"] satisfies ShellErrorCode[];
+  const codes: readonly string[] = ["bad-command", "stopped", "identity", "settings", "host", "discovery", "folder"] satisfies ShellErrorCode[];
   if (error && typeof error === "object" && "code" in error) {
     const code = String((error as { code: unknown }).code);
     if (codes.includes(code)) return code as ShellErrorCode;
@@ -31,6 +32,7 @@ export function errorCode(error: unknown): ShellErrorCode | "shell" {
   return "shell";
 }
 
+/** A plain-words message from whatever a backend call rejected with. */
 export function errorText(error: unknown): string {
   if (typeof error === "string") return error;
   if (error && typeof error === "object" && "message" in error) {

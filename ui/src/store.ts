@@ -5,6 +5,7 @@ import type {
   AnyErrorCode,
   AudioInUse,
   Contact,
+  FoundServer,
   CallState,
   Device,
   HistoryEntry,
@@ -175,6 +176,8 @@ export interface State {
   errors: ShownError[];
   /** Peer whose safety code the verify screen shows. */
   verifying: string | null;
+  /** Servers found on the local network; null until looked for, "looking" meanwhile. */
+  found: FoundServer[] | "looking" | null;
 }
 
 export function initialState(): State {
@@ -199,6 +202,7 @@ export function initialState(): State {
     logs: [],
     errors: [],
     verifying: null,
+    found: null,
   };
 }
 
@@ -387,6 +391,11 @@ export class Store {
         this.touch("chat", "peers");
       }
     }
+  }
+
+  setFound(found: FoundServer[] | "looking"): void {
+    this.state.found = found;
+    this.touch("settings");
   }
 
   /** Records an own message as it is sent; `chat-sent` names it. */

@@ -88,7 +88,16 @@ export type ErrorCode =
   | "unknown-file";
 
 /** The codes of the shell's own errors (src-tauri/src/error.rs). */
-export type ShellErrorCode = "bad-command" | "stopped" | "identity" | "settings" | "host" | "folder";
+export type ShellErrorCode = "bad-command" | "stopped" | "identity" | "settings" | "host" | "discovery" | "folder";
+
+/** A server announced on the local network (crates/confab-signal/src/lan.rs). */
+export interface FoundServer {
+  name: string;
+  url: string;
+  /** Its open rooms, largest first. */
+  rooms: { room: string; people: number }[];
+  people: number;
+}
 
 /** Problems the page finds itself; `shell` is a shell error without a code. */
 export type PageErrorCode = "chooser" | "no-folder" | "start" | "send" | "invalid" | "declined" | "busy" | "shell";

@@ -309,3 +309,28 @@ describe("views", () => {
     expect(app.el.querySelectorAll(".log-lines li")).toHaveLength(0);
   });
 });
+
+describe("first run", () => {
+  it("lists the servers found on the network and joins one in one click", async () => {
+    const fresh = new FakeBackend({ onboarded: false, name: "Bo", room: "lobby" });
+    fresh.found = [
+      { name: "Ada's server", url: "ws://192.0.2.1:8787/ws", rooms: [{ room: "team", people: 2 }], people: 2 },
+    ];
+    const firstStore = new Store(null);
+    const firstActions = new Actions(firstStore, fresh);
+    const view = new AppView(firstStore, firstActions);
+    document.body.replaceChildren(view.el);
+    const boot = await fresh.attach((event) => firstStore.apply(event));
+    firstStore.setSettings(boot.settings);
+    firstStore.setView("onboarding");
+    firstStore.flush();
+    await new Promise((resolve) => setTimeout(resolve, 0));
+    firstStore.flush();
+    const found = view.el.querySelector<HTMLButtonElement>('[data-found="ws://192.0.2.1:8787/ws"]');
+    expect(found?.textContent).toBe("Ada's server, 2 in team");
+    found?.click();
+    await new Promise((resolve) => setTimeout(resolve, 0));
+    expect(fresh.sent).toContainEqual({ cmd: "connect", server: "ws://192.0.2.1:8787/ws", room: "team", name: "Bo" });
+    expect(fresh.settings.onboarded).toBe(true);
+  });
+});

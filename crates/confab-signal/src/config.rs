@@ -35,6 +35,8 @@ pub struct ServerConfig {
     /// The built-in STUN and TURN relay, handed out in every `welcome` beside `ice`;
     /// `None` runs none. `confab server` and the app's hosted server turn it on.
     pub relay: Option<RelayConfig>,
+    /// Announce the server on the local network (DNS-SD); `None` stays quiet.
+    pub announce: Option<crate::lan::Announce>,
 }
 
 impl Default for ServerConfig {
@@ -51,6 +53,7 @@ impl Default for ServerConfig {
             resume_grace: Duration::from_secs(30),
             ping_interval: Duration::from_secs(10),
             tls: None,
+            announce: None,
             ice: IceConfig::default(),
             relay: None,
         }

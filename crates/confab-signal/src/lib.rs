@@ -5,6 +5,8 @@
 //!   a background task for the desktop app's "host a server" toggle and for tests.
 //! - [`config`]: the limits, each with a sane default ([`ServerConfig`]).
 //! - [`client`]: [`SignalClient`]: connect, join, send, receive, with typed errors.
+//! - [`lan`]: DNS-SD on the local network: a server announces itself, [`lan::discover`]
+//!   lists the servers found.
 //! - [`ice`]: the STUN and TURN servers a `welcome` hands out, with short-lived TURN
 //!   credentials ([`IceConfig`]).
 //! - `registry`: room membership, passwords, resume tokens and grace periods as plain data
@@ -18,6 +20,7 @@ pub mod client;
 pub mod config;
 mod http;
 pub mod ice;
+pub mod lan;
 mod metrics;
 mod password;
 mod rate_limit;

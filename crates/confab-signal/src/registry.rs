@@ -376,6 +376,18 @@ impl<C: Conn> Registry<C> {
         (self.rooms.len(), members)
     }
 
+    /// The rooms without a password, largest first, with their member counts.
+    pub(crate) fn open_rooms(&self) -> Vec<(String, usize)> {
+        let mut rooms: Vec<(String, usize)> = self
+            .rooms
+            .iter()
+            .filter(|(_, room)| room.password.is_none())
+            .map(|(name, room)| (name.clone(), room.members.len()))
+            .collect();
+        rooms.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        rooms
+    }
+
     fn member(&self, key: &MemberKey) -> Option<&Member<C>> {
         self.rooms.get(&key.room)?.members.get(&key.id)
     }

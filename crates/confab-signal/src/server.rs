@@ -117,6 +117,13 @@ impl Shared {
         self.next_conn.fetch_add(1, Relaxed)
     }
 
+    /// The open rooms (largest first, with their people) and everyone in any room: what
+    /// the network announcement tells.
+    pub(crate) fn census(&self) -> (Vec<(String, usize)>, usize) {
+        let registry = self.lock();
+        (registry.open_rooms(), registry.counts().1)
+    }
+
     fn state(&self) -> ServerState {
         let (rooms, peers) = self.lock().counts();
         ServerState {
@@ -143,6 +150,10 @@ pub async fn run(
 async fn serve(listener: TcpListener, shared: Arc<Shared>) {
     let tracker = TaskTracker::new();
     tracker.spawn(sweep_grace_periods(shared.clone()));
+    if let (Some(announce), Ok(addr)) = (shared.config.announce.clone(), listener.local_addr()) {
+        let tls = shared.config.tls.is_some();
+        tracker.spawn(crate::lan::announce(announce, addr, tls, shared.clone()));
+    }
     loop {
         let accepted = tokio::select! {
             () = shared.shutdown.cancelled() => break,

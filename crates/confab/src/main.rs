@@ -1,5 +1,6 @@
 //! `confab`: the command line. Flags and logging only; the work is in the library crates.
 
+mod discover_cmd;
 mod peer_cmd;
 mod server_cmd;
 
@@ -27,6 +28,8 @@ enum Command {
     Server(server_cmd::ServerArgs),
     /// Run a headless peer: JSON commands on stdin, JSON events on stdout.
     Peer(peer_cmd::PeerArgs),
+    /// List the Confab servers announced on the local network, one JSON line each.
+    Discover(discover_cmd::DiscoverArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -45,6 +48,9 @@ fn main() -> std::process::ExitCode {
                 .await
                 .map(|()| std::process::ExitCode::SUCCESS),
             Command::Peer(args) => peer_cmd::run(args, cli.verbose > 0).await,
+            Command::Discover(args) => discover_cmd::run(args)
+                .await
+                .map(|()| std::process::ExitCode::SUCCESS),
         }
     });
     // The peer's libraries may leave background tasks (socket readers) behind: do not

@@ -8,6 +8,7 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use clap::Args;
 use confab_relay::RelayConfig;
+use confab_signal::lan::Announce;
 use confab_signal::{IceConfig, ServerConfig, TlsConfig};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -58,6 +59,15 @@ pub(crate) struct ServerArgs {
     /// PEM private key for --tls-cert.
     #[arg(long, requires = "tls_cert", value_name = "PATH")]
     tls_key: Option<PathBuf>,
+
+    /// The name the server is announced under on the local network
+    /// [default: "Confab on HOSTNAME"].
+    #[arg(long, value_name = "NAME")]
+    name: Option<String>,
+
+    /// Do not announce the server on the local network (DNS-SD `_confab._tcp`).
+    #[arg(long)]
+    no_announce: bool,
 
     /// A STUN or TURN server to hand to every peer in its `welcome` (`stun:HOST:PORT`,
     /// `turn:HOST:PORT`, `turns:HOST:PORT`); repeatable. TURN URLs get short-lived
@@ -120,7 +130,8 @@ fn port_range(text: &str) -> Result<RangeInclusive<u16>, String> {
     Ok(low..=high)
 }
 
-fn seconds(text: &str) -> Result<Duration, String> {
+/// A flag's number of seconds (fractions allowed).
+pub(crate) fn seconds(text: &str) -> Result<Duration, String> {
     let secs: f64 = text
         .parse()
         .map_err(|_| format!("`{text}` is not a number of seconds"))?;
@@ -158,6 +169,9 @@ impl ServerArgs {
         config.tls = tls;
         config.ice = ice;
         config.relay = self.relay_config()?;
+        config.announce = (!self.no_announce).then(|| Announce {
+            name: self.name.clone().unwrap_or_else(default_name),
+        });
         Ok(config)
     }
 
@@ -200,6 +214,15 @@ pub(crate) async fn run(args: ServerArgs) -> anyhow::Result<()> {
         .await
         .context("the built-in relay (--turn-listen to move it, --no-turn for none)")?;
     Ok(())
+}
+
+/// "Confab on HOSTNAME".
+fn default_name() -> String {
+    let host = std::fs::read_to_string("/etc/hostname").unwrap_or_default();
+    match host.trim() {
+        "" => "Confab server".to_owned(),
+        host => format!("Confab on {host}"),
+    }
 }
 
 /// Ctrl-C or SIGTERM: close every socket with a close frame, then exit.

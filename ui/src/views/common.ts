@@ -1,8 +1,11 @@
-// Pieces several views share: avatars, level meters, error lines, peer state words.
+// Pieces several views share: avatars, level meters, error lines, peer state words, the
+// servers found on the network.
 
+import type { Actions } from "../actions";
 import { h } from "../dom";
 import { hue, initials, meterPercent } from "../format";
 import type { ErrorArea, Peer, Store } from "../store";
+import type { FoundServer } from "../types";
 
 export function avatar(name: string, small = false): HTMLElement {
   return h(
@@ -97,4 +100,31 @@ export function rttText(peer: Peer): string {
   if (peer.pair) parts.push(`path: ${peer.pair.local} ↔ ${peer.pair.remote}`);
   else if (peer.candidate) parts.push(`path: ${peer.candidate}`);
   return parts.join(" · ");
+}
+
+/** "Ada's server, 2 in lobby": a server found on the network, in a line. */
+export function foundServerText(server: FoundServer): string {
+  const busiest = server.rooms[0];
+  if (busiest && busiest.people > 0) return `${server.name}, ${busiest.people} in ${busiest.room}`;
+  return server.people > 0 ? `${server.name}, ${server.people} connected` : `${server.name}, nobody in yet`;
+}
+
+/** The servers found on the local network, each a button that `pick`s it, and a way to
+ * look again. */
+export function foundServers(store: Store, actions: Actions, pick: (server: FoundServer) => void): HTMLElement {
+  const found = store.state.found;
+  const again = h("button", { type: "button", "data-action": "discover", disabled: found === "looking", onclick: () => void actions.discover() }, found === "looking" ? "Looking…" : "Look again");
+  const list =
+    found === null || found === "looking"
+      ? null
+      : found.length
+        ? h(
+            "ul",
+            { class: "found-servers" },
+            found.map((server) =>
+              h("li", {}, h("button", { type: "button", "data-found": server.url, title: server.url, onclick: () => pick(server) }, foundServerText(server))),
+            ),
+          )
+        : h("p", { class: "hint" }, "No server announced on this network.");
+  return h("div", { class: "found", "aria-live": "polite" }, h("span", { class: "label" }, "On your network"), list, again);
 }

@@ -4,7 +4,8 @@ import type { Actions } from "../actions";
 import { fill, h } from "../dom";
 import { serverProblem } from "../format";
 import type { Store } from "../store";
-import { errorList } from "./common";
+import type { FoundServer } from "../types";
+import { errorList, foundServers } from "./common";
 
 export class Onboarding {
   readonly el = h("section", { class: "onboarding", "aria-label": "Welcome" });
@@ -14,6 +15,8 @@ export class Onboarding {
   private readonly join = h("input", { type: "radio", name: "mode", value: "join", "data-field": "mode-join" });
   private readonly server = h("input", { type: "text", "data-field": "server", placeholder: "ws://192.168.1.20:8787/ws" });
   private readonly errors = h("div", { role: "alert" });
+  private readonly found = h("div", {});
+  private drawnFound = -1;
   private filled = false;
   private drawn = -1;
 
@@ -39,6 +42,7 @@ export class Onboarding {
           h("legend", {}, "Server"),
           h("label", { class: "choice" }, this.host, h("span", {}, "Host one here (others on your network join you)")),
           h("label", { class: "choice" }, this.join, h("span", {}, "Connect to a server"), this.server),
+          this.found,
         ),
         this.errors,
         h("button", { class: "primary big", type: "submit", "data-action": "start" }, "Start chatting"),
@@ -57,6 +61,11 @@ export class Onboarding {
       this.join.checked = !settings.host.enabled;
       this.server.disabled = settings.host.enabled;
       this.filled = true;
+      if (s.state.found === null) void this.actions.discover();
+    }
+    if (s.rev("settings") !== this.drawnFound) {
+      this.drawnFound = s.rev("settings");
+      fill(this.found, foundServers(s, this.actions, (server) => void this.joinFound(server)));
     }
     if (s.rev("errors") !== this.drawn) {
       this.drawn = s.rev("errors");
@@ -66,6 +75,18 @@ export class Onboarding {
 
   focus(): void {
     this.name.focus();
+  }
+
+  /** One click on a server found: join it, in its busiest room unless one was typed. */
+  private async joinFound(server: FoundServer): Promise<void> {
+    this.join.checked = true;
+    this.server.disabled = false;
+    this.server.value = server.url;
+    const busiest = server.rooms[0];
+    if (busiest && (!this.room.value.trim() || this.room.value === this.store.state.settings.room)) {
+      this.room.value = busiest.room;
+    }
+    await this.start();
   }
 
   private async start(): Promise<void> {

@@ -5,13 +5,15 @@ import { fill, h } from "../dom";
 import { iceServerProblem, serverProblem } from "../format";
 import type { Store } from "../store";
 import type { Device, Settings } from "../types";
-import { errorList, meter } from "./common";
+import { errorList, foundServers, meter } from "./common";
 
 export class SettingsView {
   readonly el = h("section", { class: "settings", "aria-label": "Settings" });
   private readonly name = h("input", { type: "text", maxlength: 64, required: true, "data-field": "name" });
   private readonly server = h("input", { type: "text", required: true, "data-field": "server", placeholder: "ws://192.168.1.20:8787/ws" });
   private readonly room = h("input", { type: "text", maxlength: 64, required: true, "data-field": "room" });
+  /** Servers found on the network: picking one fills the server (and its busiest room). */
+  private readonly found = h("div", {});
   private readonly password = h("input", { type: "password", "data-field": "password", placeholder: "none" });
   private readonly ice = h("textarea", { rows: 3, "data-field": "ice", placeholder: "stun:stun.example.org:3478\nturn:user:secret@turn.example.org:3478" });
   private readonly port = h("input", { type: "number", min: 1, max: 65535, "data-field": "port" });
@@ -60,6 +62,7 @@ export class SettingsView {
         h("legend", {}, "You and your room"),
         field("Display name", this.name),
         field("Signaling server", this.server, "The server everyone in the room connects to."),
+        this.found,
         field("Room", this.room),
         field("Room password", this.password, "Optional. The first to join a room sets it."),
       ),
@@ -141,6 +144,15 @@ export class SettingsView {
     if (hostKey !== this.drawnHost) {
       this.drawnHost = hostKey;
       this.drawHost();
+      if (s.state.found === null) void this.actions.discover();
+      fill(
+        this.found,
+        foundServers(s, this.actions, (server) => {
+          this.server.value = server.url;
+          if (server.rooms[0]) this.room.value = server.rooms[0].room;
+          this.dirty = true;
+        }),
+      );
       fill(this.formErrors, errorList(s, "settings"));
     }
     const audioKey = `${s.rev("audio")}:${s.rev("settings")}:${s.rev("errors")}`;

@@ -90,16 +90,51 @@ impl From<confab_proto::ErrorCode> for ErrorCode {
     }
 }
 
-/// Why the mesh could not do something.
+/// A cause from a library whose error types differ from call to call (the certificate's
+/// generation, parsing and signing go through rcgen, webrtc and its crypto provider).
+pub type Cause = Box<dyn std::error::Error + Send + Sync>;
+
+/// Why the mesh could not do something, with the cause kept as its `source()`.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum MeshError {
-    #[error("identity: {0}")]
-    Identity(String),
+    /// The identity file could not be read or written.
+    #[error("identity {}: {source}", path.display())]
+    IdentityFile {
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The identity's certificate could not be made, read or used (`what` says which).
+    #[error("identity: {what}: {source}")]
+    Identity {
+        what: &'static str,
+        #[source]
+        source: Cause,
+    },
+    /// The WebRTC library refused to build a connection.
     #[error("WebRTC: {0}")]
-    WebRtc(String),
+    WebRtc(#[source] webrtc::error::Error),
+    /// The store's folder could not be made.
+    #[error("store {}: {source}", path.display())]
+    StoreFolder {
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The store (SQLite) failed.
     #[error("store: {0}")]
-    Store(String),
+    Store(#[source] rusqlite::Error),
+}
+
+impl MeshError {
+    /// A certificate failure while doing `what`, for `map_err`.
+    pub(crate) fn identity<E: Into<Cause>>(what: &'static str) -> impl FnOnce(E) -> Self {
+        move |source| Self::Identity {
+            what,
+            source: source.into(),
+        }
+    }
 }
 
 #[cfg(test)]

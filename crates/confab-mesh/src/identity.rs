@@ -1,7 +1,7 @@
 //! A peer's identity: its DTLS certificate. A desktop install keeps one from run to run,
 //! so its fingerprint (what other peers and safety codes know it by) stays the same.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use webrtc::peer_connection::RTCCertificate;
 use webrtc::peer_connection::crypto::{self, SignatureScheme};
@@ -9,6 +9,8 @@ use webrtc::peer_connection::crypto::{self, SignatureScheme};
 use crate::MeshError;
 
 const FILE_NAME: &str = "dtls-identity.pem";
+const PROVIDER: &str = "loading the crypto provider";
+const FINGERPRINT: &str = "taking the fingerprint";
 
 /// A DTLS certificate and its SHA-256 fingerprint.
 #[derive(Clone)]
@@ -28,12 +30,12 @@ impl std::fmt::Debug for Identity {
 impl Identity {
     /// A fresh identity that lives as long as this process.
     pub fn ephemeral() -> Result<Self, MeshError> {
-        let provider = crypto::default_provider().map_err(identity_error)?;
+        let provider = crypto::default_provider().map_err(MeshError::identity(PROVIDER))?;
         let params = rcgen::CertificateParams::new(vec!["confab".to_owned()])
-            .map_err(|e| MeshError::Identity(e.to_string()))?;
+            .map_err(MeshError::identity("making a certificate"))?;
         let certificate =
             RTCCertificate::generate(provider.crypto(), SignatureScheme::EcdsaP256Sha256, params)
-                .map_err(identity_error)?;
+                .map_err(MeshError::identity("making a certificate"))?;
         Self::from_certificate(certificate)
     }
 
@@ -42,9 +44,9 @@ impl Identity {
         let path = dir.join(FILE_NAME);
         match std::fs::read_to_string(&path) {
             Ok(pem) => {
-                let provider = crypto::default_provider().map_err(identity_error)?;
+                let provider = crypto::default_provider().map_err(MeshError::identity(PROVIDER))?;
                 let certificate = RTCCertificate::from_pem(&pem, provider.crypto())
-                    .map_err(|e| MeshError::Identity(format!("{}: {e}", path.display())))?;
+                    .map_err(MeshError::identity("reading the kept certificate"))?;
                 Self::from_certificate(certificate)
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -52,7 +54,7 @@ impl Identity {
                 identity.save(dir, &path)?;
                 Ok(identity)
             }
-            Err(e) => Err(MeshError::Identity(format!("{}: {e}", path.display()))),
+            Err(source) => Err(MeshError::IdentityFile { path, source }),
         }
     }
 
@@ -83,28 +85,34 @@ impl Identity {
             .private_key
             .signing_key
             .sign(SignatureScheme::EcdsaP256Sha256, message)
-            .map_err(identity_error)
+            .map_err(MeshError::identity("signing"))
     }
 
     fn from_certificate(certificate: RTCCertificate) -> Result<Self, MeshError> {
-        let provider = crypto::default_provider().map_err(identity_error)?;
+        let provider = crypto::default_provider().map_err(MeshError::identity(PROVIDER))?;
         let fingerprint = certificate
             .get_fingerprints(provider.crypto())
-            .map_err(identity_error)?
+            .map_err(MeshError::identity(FINGERPRINT))?
             .into_iter()
             .find(|f| f.algorithm.eq_ignore_ascii_case("sha-256"))
             .map(|f| f.value.to_uppercase())
-            .ok_or_else(|| MeshError::Identity("no sha-256 fingerprint".to_owned()))?;
+            .ok_or_else(|| MeshError::identity(FINGERPRINT)("no sha-256 fingerprint"))?;
         Ok(Self {
             certificate,
             fingerprint,
         })
     }
 
-    fn save(&self, dir: &Path, path: &PathBuf) -> Result<(), MeshError> {
-        let io = |e: std::io::Error| MeshError::Identity(format!("{}: {e}", path.display()));
+    fn save(&self, dir: &Path, path: &Path) -> Result<(), MeshError> {
+        let io = |source| MeshError::IdentityFile {
+            path: path.to_owned(),
+            source,
+        };
         std::fs::create_dir_all(dir).map_err(io)?;
-        let pem = self.certificate.serialize_pem().map_err(identity_error)?;
+        let pem = self
+            .certificate
+            .serialize_pem()
+            .map_err(MeshError::identity("writing the certificate"))?;
         // Written aside and renamed, so a crash never leaves half a key behind.
         let partial = path.with_extension("pem.partial");
         write_private(&partial, pem.as_bytes()).map_err(io)?;
@@ -122,10 +130,6 @@ fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let mut file = options.open(path)?;
     file.write_all(bytes)?;
     file.sync_all()
-}
-
-fn identity_error(e: impl std::fmt::Display) -> MeshError {
-    MeshError::Identity(e.to_string())
 }
 
 #[cfg(test)]
@@ -160,7 +164,7 @@ mod tests {
         std::fs::write(dir.join(FILE_NAME), "not a pem").unwrap();
         assert!(matches!(
             Identity::load_or_create(&dir),
-            Err(MeshError::Identity(_))
+            Err(MeshError::Identity { .. })
         ));
         std::fs::remove_dir_all(dir).unwrap();
     }

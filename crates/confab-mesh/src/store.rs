@@ -155,14 +155,16 @@ pub struct Store {
 }
 
 fn db_error(e: rusqlite::Error) -> MeshError {
-    MeshError::Store(e.to_string())
+    MeshError::Store(e)
 }
 
 impl Store {
     /// The store of an install, in `dir/history.sqlite3`.
     pub fn open_in(dir: &Path) -> Result<Self, MeshError> {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| MeshError::Store(format!("{}: {e}", dir.display())))?;
+        std::fs::create_dir_all(dir).map_err(|source| MeshError::StoreFolder {
+            path: dir.to_owned(),
+            source,
+        })?;
         Self::init(Connection::open(dir.join("history.sqlite3")).map_err(db_error)?)
     }
 

@@ -213,9 +213,7 @@ pub async fn build_peer_connection(
     handler: Arc<dyn PeerConnectionEventHandler>,
 ) -> Result<Arc<dyn PeerConnection>, MeshError> {
     let mut media = MediaEngine::default();
-    media
-        .register_default_codecs()
-        .map_err(|e| MeshError::WebRtc(e.to_string()))?;
+    media.register_default_codecs().map_err(MeshError::WebRtc)?;
     let mdns = match config.mdns {
         Mdns::Off => rtc::ice::mdns::MulticastDnsMode::Disabled,
         Mdns::QueryOnly => rtc::ice::mdns::MulticastDnsMode::QueryOnly,
@@ -245,7 +243,7 @@ pub async fn build_peer_connection(
         .with_data_channel_send_buffer_limit(SEND_BUFFER_LIMIT)
         .build()
         .await
-        .map_err(|e| MeshError::WebRtc(e.to_string()))?;
+        .map_err(MeshError::WebRtc)?;
     Ok(Arc::new(pc))
 }
 

@@ -332,8 +332,6 @@ class Peer {
     this.pendingCandidates = []; // remote candidates that came before a remote description
     this.inbox = Promise.resolve(); // remote signals are applied one at a time, in order
     this.channel = null;
-    this.announced = false; // the chat channel's opening was handled (logged, hello sent)
-    this.watchingSctp = false;
     this.fingerprints = null; // {local, remote}: the DTLS fingerprints of the two SDPs
     this.safetyCode = null; // "123 456 789" once both descriptions are in
 
@@ -369,15 +367,8 @@ class Peer {
     return this.helloName ?? this.serverName;
   }
 
-  // Open means usable: the channel says so and the SCTP association under it is up.
-  // Chromium announces a channel the other side created (`datachannel`, then `open`) as soon
-  // as that side's open request arrives, even while this side's SCTP association is still
-  // connecting (under packet loss it can wait a second or more for a retransmission):
-  // readyState then falls back to `connecting` without an event, whatever was sent in
-  // between is dropped without an error, and a second `open` follows once SCTP is up.
-  // Browsers without `pc.sctp` only have readyState to go by.
   get channelOpen() {
-    return this.channel?.readyState === 'open' && (this.pc.sctp?.state ?? 'connected') === 'connected';
+    return this.channel?.readyState === 'open';
   }
 
   // The certificates cannot change during a connection, but this runs on every signaling
@@ -468,38 +459,17 @@ class Peer {
 
   adopt(channel) {
     this.channel = channel;
-    channel.onopen = () => this.onChannelOpen();
+    channel.onopen = () => {
+      log('state', `${short(this.id)} channel "chat" open`);
+      this.send({ type: 'hello', name: session.name, app: APP });
+      render();
+    };
     channel.onclose = () => {
       log('state', `${short(this.id)} channel "chat" closed`);
       render();
     };
     channel.onerror = (event) => log('error', `${short(this.id)} channel error: ${event.error?.message ?? ''}`);
     channel.onmessage = (event) => this.onMessage(event.data);
-  }
-
-  // Runs on the channel's `open` events and on SCTP state changes; acts once, when the
-  // channel is really open (see channelOpen), whichever of the two comes last.
-  onChannelOpen() {
-    if (this.announced) return;
-    if (!this.channelOpen) {
-      const sctp = this.pc.sctp;
-      if (this.channel?.readyState === 'open' && sctp) {
-        log('state', `${short(this.id)} channel "chat" announced open, SCTP ${sctp.state}: waiting for SCTP`);
-      }
-      if (sctp && !this.watchingSctp) {
-        this.watchingSctp = true;
-        sctp.addEventListener('statechange', () => {
-          log('state', `${short(this.id)} SCTP ${sctp.state}`);
-          if (this.channel?.readyState === 'open') this.onChannelOpen();
-          render();
-        });
-      }
-      return;
-    }
-    this.announced = true;
-    log('state', `${short(this.id)} channel "chat" open`);
-    this.send({ type: 'hello', name: session.name, app: APP });
-    render();
   }
 
   send(message) {

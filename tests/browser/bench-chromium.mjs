@@ -50,14 +50,126 @@ let roomCount = 0;
 const newRoom = (kind) => `bench-${kind}-${process.pid}-${++roomCount}`;
 
 /**
+ * Installed once per page, through the tap's channel hook: each `chat` channel keeps the
+ * time of its latest `open` (`lastOpenAt`) and counts its `open` events (`opens`).
+ *
+ * Why not the tap's `opens` (one time per channel that opened, whatever its connection):
+ * under loss, Chromium can announce a channel the other side created (`datachannel`, with
+ * readyState `open`, then `open`) while, underneath, this side's end of it is still
+ * connecting. What is sent then is dropped without an error; readyState falls back to
+ * `connecting` without an event ~10-250 ms later, and a second `open` comes when the
+ * channel really opens, a retransmission (~0.5-1 s) later. The tap counts such a channel at
+ * its first `open`, so its count can reach 7 while a connection is not usable yet.
+ */
+function installOpenClock(peer) {
+  return peer.page.evaluate(() => {
+    const now = () => performance.timeOrigin + performance.now();
+    window.__tap.onChannel = (channel) => {
+      if (channel.label !== 'chat') return;
+      channel.opens = 0;
+      // A received channel comes open; its `open` event follows and updates this.
+      channel.lastOpenAt = channel.readyState === 'open' ? now() : null;
+      channel.addEventListener('open', () => {
+        channel.opens += 1;
+        channel.lastOpenAt = now();
+      });
+    };
+  });
+}
+
+/**
+ * The page's connections in its current room, each with its `chat` channels (PROTOCOL.md
+ * section 2: exactly one), the page's view, the channel's readyState and its native state
+ * (from getStats: what the channel really is), and `ok` when there are `n` of them and every
+ * one is usable: open in the page, in readyState and natively.
+ */
+const usable = (peer, n) =>
+  peer.page.evaluate(async (n) => {
+    const connections = await Promise.all(
+      window.confab.state().peers.map(async (p) => {
+        const pc = window.confab.peerConnection(p.id);
+        const chats = pc.tapChannels.filter((c) => c.label === 'chat');
+        const native = [];
+        (await pc.getStats()).forEach((r) => {
+          if (r.type === 'data-channel' && r.label === 'chat') native.push(r.state);
+        });
+        const [chat] = chats;
+        return {
+          name: p.name,
+          ok: p.channelOpen && chats.length === 1 && chat.readyState === 'open' && native.length === 1 && native[0] === 'open',
+          state: `${p.state}/${p.iceState}, chat ${chats.map((c) => c.readyState).join('+') || 'none'}, natively ${native.join('+') || 'none'}`,
+          chats: chats.length,
+          opens: chat?.opens ?? 0,
+          lastOpenAt: chat?.lastOpenAt ?? null,
+        };
+      }),
+    );
+    return { joinSentAt: window.__tap.joinSentAt, ok: connections.length === n && connections.every((c) => c.ok), connections };
+  }, n);
+
+const describe = (t) => t.connections.map((c) => `${c.name}: ${c.state}${c.chats === 1 ? '' : ` (${c.chats} chat channels)`}`).join('; ');
+
+/**
+ * Waits until each page has `n` usable chat channels (see `usable`), all at the same
+ * check, and returns what `usable` saw then. The page's own state is polled cheaply first;
+ * the native state then confirms it.
+ */
+async function allUsable(peers, n, what, timeout = 15_000) {
+  const deadline = Date.now() + timeout;
+  for (;;) {
+    const waits = await Promise.allSettled(
+      peers.map(async (peer) => {
+        for (;;) {
+          const pageSaysSo = await peer.page
+            .waitForFunction(
+              (n) => {
+                const s = window.confab.state();
+                return s.peers.length === n && s.peers.every((p) => p.channelOpen);
+              },
+              n,
+              { polling: 5, timeout: Math.max(deadline - Date.now(), 1) },
+            )
+            .then(
+              () => true,
+              () => false,
+            );
+          const t = await usable(peer, n);
+          if (pageSaysSo && t.ok) return;
+          if (Date.now() > deadline) throw new Error(`${peer.label}: timed out after ${timeout} ms waiting for ${what}: ${describe(t)}`);
+          await sleep(10);
+        }
+      }),
+    );
+    const failed = waits.findIndex((w) => w.status === 'rejected');
+    if (failed >= 0) {
+      await savePageLog(peers[failed]);
+      throw waits[failed].reason;
+    }
+    // A channel can fall back after its page passed: check all of them again, together.
+    const taps = await Promise.all(peers.map((p) => usable(p, n)));
+    if (taps.every((t) => t.ok)) return taps;
+  }
+}
+
+/** The page's own log (state changes, signals) beside the bench's other logs. */
+async function savePageLog(peer) {
+  const pageLog = await peer.page.evaluate(() =>
+    [...document.querySelectorAll('#log .entry')].map((e) => e.firstChild.textContent + ' ' + e.childNodes[2]?.textContent).join('\n'),
+  );
+  writeFileSync(new URL(`./out/bench/${peer.label}.log`, import.meta.url), pageLog);
+}
+
+/** Chat channels of these checks that Chromium showed open early (they opened twice). */
+const openedEarly = (taps) => taps.reduce((k, t) => k + t.connections.filter((c) => c.opens > 1).length, 0);
+
+/**
  * Joins through the page's own `window.confab.join` (what the form calls), after clearing
- * the tap's records. Does not wait.
+ * the tap's join time. Does not wait.
  */
 function startJoin(peer, room, name) {
   return peer.page.evaluate(
     ({ server, room, name }) => {
       window.__tap.joinSentAt = null;
-      window.__tap.opens = [];
       window.confab.join({ server, room, name, password: '', ice: '' });
     },
     { server: env.wsUrl, room, name },
@@ -71,8 +183,6 @@ const waitInPage = (peer, fn, arg, what, timeout = 15_000) =>
 
 const welcomed = (peer) => waitInPage(peer, () => Boolean(window.confab.state().id), null, 'the welcome');
 
-const tap = (peer) => peer.page.evaluate(() => ({ joinSentAt: window.__tap.joinSentAt, opens: [...window.__tap.opens] }));
-
 async function leave(peers) {
   await Promise.all(peers.map((p) => p.page.evaluate(() => window.confab.leave())));
 }
@@ -83,41 +193,24 @@ async function setupOnce(a, b) {
   await startJoin(a, room, 'A');
   await welcomed(a);
   await startJoin(b, room, 'B');
-  const open = () => window.__tap.opens.length >= 1;
-  await Promise.all([waitInPage(a, open, null, 'the channel to open'), waitInPage(b, open, null, 'the channel to open')]);
-  const [ta, tb] = await Promise.all([tap(a), tap(b)]);
-  const ms = Math.max(ta.opens[0], tb.opens[0]) - tb.joinSentAt;
+  const [ta, tb] = await allUsable([a, b], 1, 'the chat channel to open');
+  const ms = Math.max(ta.connections[0].lastOpenAt, tb.connections[0].lastOpenAt) - tb.joinSentAt;
   if (!(ms > 0)) throw new Error(`bad set-up timing: ${JSON.stringify({ ta, tb })}`);
-  return ms;
+  return { ms, early: openedEarly([ta, tb]) };
 }
 
-/** Every page joins at once; from the first join sent to the last page having 7 channels open. */
+/**
+ * Every page joins at once; from the first join sent to the last page having all 7 chat
+ * channels of its current connections usable (see `usable`), each at its latest `open`.
+ */
 async function meshOnce(pages) {
   const room = newRoom('mesh');
   await Promise.all(pages.map((p, i) => startJoin(p, room, `M${i}`)));
   const want = pages.length - 1;
-  await Promise.all(pages.map((p) => waitInPage(p, (n) => window.__tap.opens.length >= n, want, `${want} channels to open`, 30_000)));
-  const taps = await Promise.all(pages.map(tap));
-  // The tap counts channel opens; check the page agrees that every peer is there and open.
-  const states = await Promise.all(pages.map((p) => p.state()));
-  for (const [i, s] of states.entries()) {
-    const open = s.peers.filter((p) => p.channelOpen).length;
-    if (open !== want) {
-      // What each connection of that page was doing, and the tap's count, for the diagnosis.
-      const peers = s.peers.map((p) => `${p.name}: ${p.state}/${p.iceState}, chat ${p.channelOpen ? 'open' : 'not open'}`);
-      // The page's own log (state changes, signals) beside the bench's other logs.
-      const pageLog = await pages[i].page.evaluate(() =>
-        [...document.querySelectorAll('#log .entry')].map((e) => e.firstChild.textContent + ' ' + e.childNodes[2]?.textContent).join('\n'),
-      );
-      writeFileSync(new URL(`./out/bench/${pages[i].label}.log`, import.meta.url), pageLog);
-      throw new Error(
-        `${pages[i].label} has ${open} open channels, not ${want} (the tap counted ${taps[i].opens.length} opens): ${peers.join('; ')}`,
-      );
-    }
-  }
+  const taps = await allUsable(pages, want, `${want} chat channels to open`, 30_000);
   const t0 = Math.min(...taps.map((t) => t.joinSentAt));
-  const t1 = Math.max(...taps.map((t) => [...t.opens].sort((x, y) => x - y)[want - 1]));
-  return t1 - t0;
+  const t1 = Math.max(...taps.flatMap((t) => t.connections.map((c) => c.lastOpenAt)));
+  return { ms: t1 - t0, early: openedEarly(taps) };
 }
 
 /**
@@ -130,7 +223,9 @@ async function throughput(sender, receiver) {
     ({ warmup, window: span }) => {
       const rx = { ready: false, done: false, bytes: 0, total: 0, messages: 0, longestGapMs: 0 };
       window.__rx = rx;
-      window.__tap.onChannel = (channel) => {
+      const openClock = window.__tap.onChannel;
+      window.__tap.onChannel = (channel, pc) => {
+        openClock?.(channel, pc);
         if (channel.label !== 'bench') return;
         channel.binaryType = 'arraybuffer';
         rx.ready = true;
@@ -207,24 +302,27 @@ async function main() {
   const pages = [];
   try {
     for (let i = 0; i < MESH_PAGES; i += 1) pages.push(await WebPeer.open(browser, `bench${i}`, { tap: true, quiet: true }));
+    await Promise.all(pages.map(installOpenClock));
     const [a, b] = pages;
 
     // --- set-up, two pages ----------------------------------------------------------
     const setup = [];
+    let setupEarly = 0;
     for (let i = 0; i < SETUP_WARMUP + SETUP_RUNS; i += 1) {
-      const ms = await setupOnce(a, b);
+      const { ms, early } = await setupOnce(a, b);
       if (i >= SETUP_WARMUP) setup.push(ms);
+      setupEarly += early;
       await leave([a, b]);
       await sleep(30);
     }
-    progress(`setup2: ${setup.map((x) => x.toFixed(0)).join(' ')} ms`);
+    progress(`setup2: ${setup.map((x) => x.toFixed(0)).join(' ')} ms (${setupEarly} chat channels shown open early)`);
 
     // --- 8-page mesh ----------------------------------------------------------------
     const mesh = [];
     for (let i = 0; i < MESH_RUNS; i += 1) {
-      const ms = await meshOnce(pages);
+      const { ms, early } = await meshOnce(pages);
       mesh.push(ms);
-      progress(`mesh8 run ${i + 1}: ${ms.toFixed(0)} ms`);
+      progress(`mesh8 run ${i + 1}: ${ms.toFixed(0)} ms (${early} chat channels shown open early)`);
       await leave(pages);
       await sleep(300);
     }
@@ -236,8 +334,7 @@ async function main() {
     await startJoin(a, room, 'Sender');
     await welcomed(a);
     await startJoin(b, room, 'Receiver');
-    const open = () => window.__tap.opens.length >= 1;
-    await Promise.all([waitInPage(a, open, null, 'the channel'), waitInPage(b, open, null, 'the channel')]);
+    await allUsable([a, b], 1, 'the chat channel');
     a.id = (await a.state()).id;
     b.id = (await b.state()).id;
     const dropsBefore = udpRcvbufErrors();
@@ -255,14 +352,17 @@ async function main() {
       chromium_version: version,
       setup_method:
         'two pages of the served page over the real signaling server: from the newcomer page sending its join frame ' +
-        '(window.confab.join, what the form calls) to the chat channel open on both pages; a fresh room each run, ' +
+        '(window.confab.join, what the form calls) to the chat channel open on both pages (its latest open event, confirmed by ' +
+        'its native state); a fresh room each run, ' +
         `${SETUP_WARMUP} warm-up runs not counted`,
       setup2_ms: round(median(setup)),
       setup2_p90_ms: round(percentile(setup, 90)),
       setup2_runs: setup.map((x) => round(x)),
       mesh8_ms: round(median(mesh)),
       mesh8_runs: mesh.map((x) => round(x)),
-      mesh8_method: `${MESH_PAGES} pages join one room at once: from the first join frame sent to the last page having all ${MESH_PAGES - 1} chat channels open`,
+      mesh8_method:
+        `${MESH_PAGES} pages join one room at once: from the first join frame sent to the last page having all ${MESH_PAGES - 1} chat channels open, ` +
+        'per connection of the current room, each at its latest open event and confirmed by its native state (getStats)',
       throughput_mbps: round(t.mbps, 2),
       throughput_longest_gap_ms: round(t.rx.longestGapMs),
       udp_loss_pct: Number(process.env.BENCH_LOSS_PCT || 0),

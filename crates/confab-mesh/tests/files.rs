@@ -9,11 +9,8 @@ use common::*;
 use confab_mesh::{Command, Event, Mesh};
 use sha2::{Digest, Sha256};
 
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("confab-files-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+fn scratch(name: &str) -> TempDir {
+    TempDir::new("files", name)
 }
 
 fn write_file(dir: &Path, name: &str, size: usize) -> PathBuf {

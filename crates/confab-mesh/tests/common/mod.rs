@@ -130,11 +130,41 @@ pub async fn connected_pair(server: &ServerHandle, room: &str) -> (Mesh, String,
     (a, a_id, b, b_id)
 }
 
+/// A folder of a test's own, removed when it goes out of scope (also when the test fails).
+pub struct TempDir(PathBuf);
+
+impl TempDir {
+    /// An empty folder, `confab-KIND-PID-NAME` under the system's temporary folder.
+    pub fn new(kind: &str, name: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!("confab-{kind}-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        Self(dir)
+    }
+}
+
+impl std::ops::Deref for TempDir {
+    type Target = Path;
+    fn deref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl AsRef<Path> for TempDir {
+    fn as_ref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
 /// A fresh install folder for a peer that keeps its identity and store.
-pub fn install(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("confab-install-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    dir
+pub fn install(name: &str) -> TempDir {
+    TempDir::new("install", name)
 }
 
 /// A peer with an install folder (identity and store).

@@ -141,6 +141,18 @@ pub fn notify(title: String, body: String, app: AppHandle) -> bool {
     }
 }
 
+/// An invite link as a QR code, an SVG document, for a phone or another computer's camera.
+#[tauri::command]
+pub fn invite_qr(link: String) -> Result<String, ShellError> {
+    let code = qrcode::QrCode::new(link.as_bytes())
+        .map_err(|e| ShellError::BadCommand(format!("no QR code for this link: {e}")))?;
+    Ok(code
+        .render::<qrcode::render::svg::Color<'_>>()
+        .min_dimensions(192, 192)
+        .quiet_zone(true)
+        .build())
+}
+
 /// Opens a link from a chat in the desktop's browser. Only web and mail links: a message
 /// must not be able to start arbitrary programs.
 #[tauri::command]
@@ -178,4 +190,19 @@ pub async fn choose_file(app: AppHandle) -> Result<Option<String>, ShellError> {
     Ok(file
         .and_then(|file| file.into_path().ok())
         .map(|path| path.display().to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn an_invite_becomes_an_svg_qr_code() {
+        let svg =
+            invite_qr("confab://join?server=ws%3A%2F%2F192.0.2.1%3A8787%2Fws&room=team".into())
+                .unwrap();
+        assert!(svg.starts_with("<?xml") && svg.contains("<svg"), "{svg}");
+        assert!(svg.contains("<path"));
+    }
 }

@@ -5,6 +5,8 @@ import type { Backend } from "./backend";
 import { errorCode, errorText } from "./backend";
 import type { ErrorArea, Store } from "./store";
 import { CONTACT, ROOM } from "./store";
+import type { Invite } from "./format";
+import { inviteLink } from "./format";
 import type { PeerCommand, Settings } from "./types";
 
 /** How often peers' statistics (RTT, candidate type) are asked for. */
@@ -230,6 +232,22 @@ export class Actions {
     } catch (error) {
       this.store.showError({ area: "settings", code: "settings", message: errorText(error) });
       return false;
+    }
+  }
+
+  /** The room's invite: the server others can reach (a hosted one's network address
+   * rather than this computer's loopback one), with its QR code. */
+  async invite(): Promise<{ invite: Invite; qr: string | null } | null> {
+    const state = this.store.state;
+    let server = state.settings.server;
+    const local = /^wss?:\/\/(127\.|localhost|\[::1\])/i.test(server);
+    if (local && state.host.running && state.host.urls.length) server = state.host.urls[0] ?? server;
+    const invite = { server, room: state.room ?? state.settings.room };
+    try {
+      return { invite, qr: await this.backend.inviteQr(inviteLink(invite)) };
+    } catch {
+      // The link works without its picture.
+      return { invite, qr: null };
     }
   }
 

@@ -33,6 +33,10 @@ export class FakeBackend implements Backend {
     this.listener?.(event);
   }
 
+  async inviteQr(link: string): Promise<string> {
+    return `<svg xmlns="http://www.w3.org/2000/svg"><desc>${encodeURIComponent(link)}</desc></svg>`;
+  }
+
   async discoverServers(): Promise<FoundServer[]> {
     return this.found;
   }

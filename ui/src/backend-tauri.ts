@@ -39,6 +39,10 @@ export class TauriBackend implements Backend {
     return invoke<HostState>("host_state");
   }
 
+  inviteQr(link: string): Promise<string> {
+    return invoke<string>("invite_qr", { link });
+  }
+
   discoverServers(): Promise<FoundServer[]> {
     return invoke<FoundServer[]>("discover_servers");
   }

@@ -12,6 +12,8 @@ export interface Backend {
   hostStart(): Promise<HostState>;
   hostStop(): Promise<HostState>;
   hostState(): Promise<HostState>;
+  /** An invite link as a QR code: an SVG document. */
+  inviteQr(link: string): Promise<string>;
   /** The servers announced on the local network (takes about 2 s). */
   discoverServers(): Promise<FoundServer[]>;
   /** A desktop notification, shown only while the window is not focused. */

@@ -133,3 +133,44 @@ export function serverProblem(url: string): string | null {
     return "That is not a server address (e.g. ws://192.168.1.20:8787/ws)";
   }
 }
+
+/** Where an invite leads: a server and a room (the password is asked on joining). */
+export interface Invite {
+  server: string;
+  room: string;
+}
+
+/** The invite link the app opens: `confab://join?server=…&room=…`. */
+export function inviteLink(invite: Invite): string {
+  const query = new URLSearchParams({ server: invite.server, room: invite.room });
+  return `confab://join?${query.toString()}`;
+}
+
+/** The same room for someone with only a browser: the server's own page. */
+export function browserLink(invite: Invite): string | null {
+  const match = /^(wss?):\/\/([^/]+)\//i.exec(invite.server);
+  if (!match) return null;
+  const scheme = match[1]?.toLowerCase() === "wss" ? "https" : "http";
+  return `${scheme}://${match[2]}/?${new URLSearchParams({ room: invite.room }).toString()}`;
+}
+
+/** Reads an invite pasted or opened: the app's link, or a browser link to a server's page.
+ * Null when the text is neither. */
+export function parseInvite(text: string): Invite | null {
+  let url: URL;
+  try {
+    url = new URL(text.trim());
+  } catch {
+    return null;
+  }
+  const room = url.searchParams.get("room")?.trim();
+  if (!room) return null;
+  if (url.protocol === "confab:") {
+    const server = url.searchParams.get("server")?.trim();
+    return server && !serverProblem(server) ? { server, room } : null;
+  }
+  if (url.protocol === "http:" || url.protocol === "https:") {
+    return { server: `${url.protocol === "https:" ? "wss" : "ws"}://${url.host}/ws`, room };
+  }
+  return null;
+}

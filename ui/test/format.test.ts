@@ -1,6 +1,19 @@
 import { describe, expect, it } from "vitest";
 
-import { formatBytes, formatRate, formatTimeLeft, iceServerProblem, initials, linkHref, meterPercent, serverProblem, splitLinks } from "../src/format";
+import {
+  browserLink,
+  formatBytes,
+  formatRate,
+  formatTimeLeft,
+  iceServerProblem,
+  initials,
+  inviteLink,
+  linkHref,
+  meterPercent,
+  parseInvite,
+  serverProblem,
+  splitLinks,
+} from "../src/format";
 
 describe("format", () => {
   it("finds links and leaves sentence punctuation out", () => {
@@ -44,5 +57,25 @@ describe("format", () => {
     expect(initials("Ada Lovelace")).toBe("AL");
     expect(initials("bo")).toBe("BO");
     expect(initials("  ")).toBe("?");
+  });
+});
+
+describe("invites", () => {
+  it("round-trips the app's link and offers the server's page to browsers", () => {
+    const invite = { server: "ws://192.0.2.1:8787/ws", room: "team talk" };
+    const link = inviteLink(invite);
+    expect(link).toBe("confab://join?server=ws%3A%2F%2F192.0.2.1%3A8787%2Fws&room=team+talk");
+    expect(parseInvite(link)).toEqual(invite);
+    const page = browserLink(invite);
+    expect(page).toBe("http://192.0.2.1:8787/?room=team+talk");
+    expect(parseInvite(page ?? "")).toEqual(invite);
+    expect(browserLink({ server: "wss://chat.example.org/ws", room: "a" })).toBe("https://chat.example.org/?room=a");
+  });
+
+  it("refuses what is not an invite", () => {
+    expect(parseInvite("hello")).toBeNull();
+    expect(parseInvite("confab://join?room=a")).toBeNull();
+    expect(parseInvite("confab://join?server=ftp%3A%2F%2Fx&room=a")).toBeNull();
+    expect(parseInvite("http://192.0.2.1:8787/")).toBeNull();
   });
 });

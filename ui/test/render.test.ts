@@ -310,6 +310,19 @@ describe("views", () => {
   });
 });
 
+describe("invites", () => {
+  it("shows the room's invite link, its browser link and its QR code", async () => {
+    store.setSettings({ ...store.state.settings, server: "ws://192.0.2.1:8787/ws" });
+    store.flush();
+    $('[data-action="invite"]').click();
+    await settle();
+    const link = ($('[data-field="invite-link"]') as HTMLInputElement).value;
+    expect(link).toBe("confab://join?server=ws%3A%2F%2F192.0.2.1%3A8787%2Fws&room=lobby");
+    expect(($('[data-field="browser-link"]') as HTMLInputElement).value).toBe("http://192.0.2.1:8787/?room=lobby");
+    expect(($(".invite img.qr") as HTMLImageElement).src).toContain("data:image/svg+xml");
+  });
+});
+
 describe("first run", () => {
   it("lists the servers found on the network and joins one in one click", async () => {
     const fresh = new FakeBackend({ onboarded: false, name: "Bo", room: "lobby" });
@@ -332,5 +345,21 @@ describe("first run", () => {
     await new Promise((resolve) => setTimeout(resolve, 0));
     expect(fresh.sent).toContainEqual({ cmd: "connect", server: "ws://192.0.2.1:8787/ws", room: "team", name: "Bo" });
     expect(fresh.settings.onboarded).toBe(true);
+  });
+
+  it("fills in the server and room from a pasted invite", async () => {
+    const fresh = new FakeBackend({ onboarded: false, name: "Bo" });
+    const firstStore = new Store(null);
+    const view = new AppView(firstStore, new Actions(firstStore, fresh));
+    document.body.replaceChildren(view.el);
+    firstStore.setSettings((await fresh.attach((event) => firstStore.apply(event))).settings);
+    firstStore.setView("onboarding");
+    firstStore.flush();
+    const server = view.el.querySelector<HTMLInputElement>('.onboarding [data-field="server"]');
+    if (!server) throw new Error("no server field");
+    server.value = "confab://join?server=ws%3A%2F%2F192.0.2.1%3A8787%2Fws&room=team";
+    server.dispatchEvent(new Event("input"));
+    expect(server.value).toBe("ws://192.0.2.1:8787/ws");
+    expect(view.el.querySelector<HTMLInputElement>('.onboarding [data-field="room"]')?.value).toBe("team");
   });
 });

@@ -4,10 +4,10 @@
 import type { Actions } from "../actions";
 import { fill, h, refill } from "../dom";
 import { icon } from "../icons";
-import { formatBytes, formatLastSeen, formatRate, formatTimeLeft, formatTime, linkHref, splitLinks } from "../format";
+import { browserLink, formatBytes, formatLastSeen, formatRate, formatTimeLeft, formatTime, inviteLink, linkHref, splitLinks } from "../format";
 import type { Message, Store, Transfer } from "../store";
 import { CONTACT, ROOM, secondsLeft } from "../store";
-import { avatar, errorList, peerStateText } from "./common";
+import { avatar, copyButton, errorList, peerStateText } from "./common";
 
 export class ChatView {
   readonly el = h("section", { class: "chat", "aria-label": "Conversation" });
@@ -22,6 +22,8 @@ export class ChatView {
     "aria-label": "Message",
   });
   private readonly fileForm = h("form", { class: "file-form", hidden: true });
+  /** The room's invite: its links and QR code, shown from the header's Invite button. */
+  private readonly invitePanel = h("section", { class: "invite", hidden: true, "aria-label": "Invite to this room" });
   private drawn = "";
 
   constructor(
@@ -43,7 +45,7 @@ export class ChatView {
       send,
     );
     this.buildFileForm();
-    this.el.append(this.header, this.list, this.files, this.errors, this.fileForm, composer);
+    this.el.append(this.header, this.invitePanel, this.list, this.files, this.errors, this.fileForm, composer);
   }
 
   focus(): void {
@@ -131,6 +133,7 @@ export class ChatView {
         this.header,
         h("span", { class: "hash big", "aria-hidden": "true" }, "#"),
         h("div", { class: "who" }, h("h1", {}, s.room ?? s.settings.room), h("span", { class: "sub" }, `${s.peers.size + 1} in the room`)),
+        h("button", { type: "button", "data-action": "invite", "aria-expanded": String(!this.invitePanel.hidden), onclick: () => void this.toggleInvite() }, "Invite"),
         h(
           "button",
           { type: "button", "data-action": "call-room", disabled: inCall || s.peers.size === 0, onclick: () => void this.actions.call(null) },
@@ -139,6 +142,7 @@ export class ChatView {
       );
       return;
     }
+    this.invitePanel.hidden = true;
     const peer = s.peers.get(s.active);
     const name = peer?.name ?? this.store.peerName(s.active);
     const contact = s.active.startsWith(CONTACT) ? s.contacts.get(s.active.slice(CONTACT.length)) : undefined;
@@ -159,6 +163,34 @@ export class ChatView {
       h("button", { type: "button", disabled: !peer, onclick: () => ((this.fileForm.hidden = false), this.fileForm.querySelector("input")?.focus()) }, icon("clip"), "File"),
       h("button", { type: "button", disabled: !peer, onclick: () => void this.actions.showSafetyCode(s.active) }, icon("shield"), peer?.trust === "verified" ? "Verified" : "Verify"),
     );
+  }
+
+  private async toggleInvite(): Promise<void> {
+    if (!this.invitePanel.hidden) {
+      this.invitePanel.hidden = true;
+      this.drawHeader();
+      return;
+    }
+    const made = await this.actions.invite();
+    if (!made) return;
+    const link = inviteLink(made.invite);
+    const page = browserLink(made.invite);
+    const copyable = (label: string, text: string, field: string) =>
+      h(
+        "div",
+        { class: "copyable" },
+        h("label", {}, h("span", { class: "label" }, label), h("input", { type: "text", readonly: true, value: text, "data-field": field })),
+        copyButton(this.actions, text, label.toLowerCase()),
+      );
+    fill(
+      this.invitePanel,
+      h("p", { class: "sub" }, "Others open this link in Confab, or paste it on its first screen. The room's password, if it has one, is asked, never put in the link."),
+      copyable("Invite link", link, "invite-link"),
+      page ? copyable("For a browser", page, "browser-link") : null,
+      made.qr ? h("img", { class: "qr", alt: "QR code of the invite link", src: `data:image/svg+xml;charset=utf-8,${encodeURIComponent(made.qr)}` }) : null,
+    );
+    this.invitePanel.hidden = false;
+    this.drawHeader();
   }
 
   private message(m: Message, previous: Message | undefined): HTMLElement {

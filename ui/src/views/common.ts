@@ -128,3 +128,15 @@ export function foundServers(store: Store, actions: Actions, pick: (server: Foun
         : h("p", { class: "hint" }, "No server announced on this network.");
   return h("div", { class: "found", "aria-live": "polite" }, h("span", { class: "label" }, "On your network"), list, again);
 }
+
+/** A Copy button for `text`; it says whether the copy worked, then reads Copy again. */
+export function copyButton(actions: Actions, text: string, label: string): HTMLElement {
+  const button = h("button", { type: "button", class: "small", "aria-label": `Copy ${label}` }, "Copy");
+  button.addEventListener("click", () => {
+    void actions.copy(text).then((ok) => {
+      button.textContent = ok ? "Copied" : "Copy failed";
+      setTimeout(() => (button.textContent = "Copy"), 1500);
+    });
+  });
+  return button;
+}

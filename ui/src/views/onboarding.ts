@@ -2,7 +2,7 @@
 
 import type { Actions } from "../actions";
 import { fill, h } from "../dom";
-import { serverProblem } from "../format";
+import { parseInvite, serverProblem } from "../format";
 import type { Store } from "../store";
 import type { FoundServer } from "../types";
 import { errorList, foundServers } from "./common";
@@ -13,7 +13,7 @@ export class Onboarding {
   private readonly room = h("input", { type: "text", maxlength: 64, required: true, "data-field": "room" });
   private readonly host = h("input", { type: "radio", name: "mode", value: "host", "data-field": "mode-host" });
   private readonly join = h("input", { type: "radio", name: "mode", value: "join", "data-field": "mode-join" });
-  private readonly server = h("input", { type: "text", "data-field": "server", placeholder: "ws://192.168.1.20:8787/ws" });
+  private readonly server = h("input", { type: "text", "data-field": "server", placeholder: "ws://192.168.1.20:8787/ws, or paste an invite" });
   private readonly errors = h("div", { role: "alert" });
   private readonly found = h("div", {});
   private drawnFound = -1;
@@ -27,6 +27,13 @@ export class Onboarding {
     const toggle = () => (this.server.disabled = this.host.checked);
     this.host.addEventListener("change", toggle);
     this.join.addEventListener("change", toggle);
+    // An invite pasted here (or a server page's link) fills in its server and room.
+    this.server.addEventListener("input", () => {
+      const invite = parseInvite(this.server.value);
+      if (!invite) return;
+      this.server.value = invite.server;
+      this.room.value = invite.room;
+    });
     fill(
       this.el,
       h(

@@ -5,7 +5,7 @@ import { fill, h } from "../dom";
 import { iceServerProblem, serverProblem } from "../format";
 import type { Store } from "../store";
 import type { Device, Settings } from "../types";
-import { errorList, foundServers, meter } from "./common";
+import { copyButton, errorList, foundServers, meter } from "./common";
 
 export class SettingsView {
   readonly el = h("section", { class: "settings", "aria-label": "Settings" });
@@ -197,7 +197,7 @@ export class SettingsView {
             "li",
             {},
             h("code", {}, url),
-            h("button", { type: "button", class: "small", "aria-label": `Copy ${url}`, onclick: (e: Event) => void this.copy(url, e.target as HTMLButtonElement) }, "Copy"),
+            copyButton(this.actions, url, url),
           ),
         ),
       ),
@@ -231,12 +231,6 @@ export class SettingsView {
         : null,
       errorList(this.store, "audio"),
     );
-  }
-
-  private async copy(url: string, button: HTMLButtonElement): Promise<void> {
-    const ok = await this.actions.copy(url);
-    button.textContent = ok ? "Copied" : "Copy failed";
-    setTimeout(() => (button.textContent = "Copy"), 1500);
   }
 
   private async toggleHost(): Promise<void> {

@@ -17,6 +17,8 @@ export interface Author {
 export interface Contact {
   key: string;
   name: string;
+  /** Names it went by before, the most recent first. */
+  earlier_names?: string[];
   verified: boolean;
   /** Unix ms. */
   last_seen: number;

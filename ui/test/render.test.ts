@@ -96,9 +96,10 @@ describe("views", () => {
   });
 
   it("lists a contact who is away, opens its past conversation and writes to it by key", async () => {
-    store.apply({ event: "contacts", contacts: [{ key: "fp2", name: "Bea", verified: true, last_seen: Date.now() - 5 * 60_000 }] });
+    store.apply({ event: "contacts", contacts: [{ key: "fp2", name: "Bea", earlier_names: ["B"], verified: true, last_seen: Date.now() - 5 * 60_000 }] });
     store.flush();
     expect($('[data-contact="fp2"] .state').textContent).toBe("away · seen 5 min ago");
+    expect(($('[data-contact="fp2"] button') as HTMLButtonElement).title).toBe("Also known as B");
     $('[data-contact="fp2"] button').click();
     store.flush();
     expect(backend.sent).toContainEqual({ cmd: "history", key: "fp2" });

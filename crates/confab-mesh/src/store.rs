@@ -50,6 +50,13 @@ CREATE TABLE IF NOT EXISTS contacts (
     name TEXT NOT NULL,
     last_seen INTEGER NOT NULL
 );
+-- every name a contact has gone by, for the names it had before
+CREATE TABLE IF NOT EXISTS contact_names (
+    key TEXT NOT NULL,
+    name TEXT NOT NULL,
+    last_used INTEGER NOT NULL,
+    PRIMARY KEY (key, name)
+);
 CREATE TABLE IF NOT EXISTS members (
     room TEXT NOT NULL,
     key TEXT NOT NULL,
@@ -96,6 +103,9 @@ pub enum Conversation {
 pub struct Contact {
     pub key: String,
     pub name: String,
+    /// Names it went by before, the most recent first.
+    #[serde(default)]
+    pub earlier_names: Vec<String>,
     pub verified: bool,
     /// Unix ms.
     pub last_seen: u64,
@@ -198,6 +208,14 @@ impl Store {
                  CREATE INDEX IF NOT EXISTS signed_by_room ON messages (room, ts)
                      WHERE conversation = '' AND sig IS NOT NULL;
                  PRAGMA user_version = 2;",
+            )
+            .map_err(db_error)?;
+        }
+        if version < 3 {
+            // Version 3 keeps the names contacts went by: start with the one each has.
+            db.execute_batch(
+                "INSERT OR IGNORE INTO contact_names SELECT key, name, last_seen FROM contacts;
+                 PRAGMA user_version = 3;",
             )
             .map_err(db_error)?;
         }
@@ -401,10 +419,17 @@ impl Store {
     /// messages from now on.
     pub(crate) fn met(&self, key: &str, name: &str, room: &str) -> Result<(), MeshError> {
         let tx = self.db.unchecked_transaction().map_err(db_error)?;
+        let now = crate::api::unix_ms() as i64;
         tx.execute(
             "INSERT INTO contacts VALUES (?1, ?2, ?3)
              ON CONFLICT(key) DO UPDATE SET name = ?2, last_seen = ?3",
-            params![key, name, crate::api::unix_ms() as i64],
+            params![key, name, now],
+        )
+        .map_err(db_error)?;
+        tx.execute(
+            "INSERT INTO contact_names VALUES (?1, ?2, ?3)
+             ON CONFLICT(key, name) DO UPDATE SET last_used = ?3",
+            params![key, name, now],
         )
         .map_err(db_error)?;
         tx.execute(
@@ -444,15 +469,20 @@ impl Store {
             .db
             .prepare(
                 "SELECT c.key, c.name, c.last_seen,
-                        EXISTS (SELECT 1 FROM verified v WHERE v.fingerprint = c.key)
+                        EXISTS (SELECT 1 FROM verified v WHERE v.fingerprint = c.key),
+                        (SELECT json_group_array(name) FROM (
+                            SELECT n.name FROM contact_names n
+                            WHERE n.key = c.key AND n.name <> c.name ORDER BY n.last_used DESC))
                  FROM contacts c ORDER BY c.last_seen DESC",
             )
             .map_err(db_error)?;
         let rows = statement
             .query_map([], |row| {
+                let earlier: String = row.get(4)?;
                 Ok(Contact {
                     key: row.get(0)?,
                     name: row.get(1)?,
+                    earlier_names: serde_json::from_str(&earlier).unwrap_or_default(),
                     last_seen: row.get::<_, i64>(2)? as u64,
                     verified: row.get(3)?,
                 })
@@ -673,5 +703,17 @@ mod tests {
         assert_eq!(contacts.len(), 1);
         assert!(contacts[0].verified);
         assert_eq!(store.members("r").unwrap(), ["k1"]);
+        assert!(contacts[0].earlier_names.is_empty());
+    }
+
+    #[test]
+    fn a_contact_keeps_the_names_it_went_by() {
+        let store = Store::in_memory().unwrap();
+        store.met("k1", "Ada", "r").unwrap();
+        store.met("k1", "Ada L.", "r").unwrap();
+        store.met("k1", "Ada L.", "r").unwrap();
+        let contacts = store.contacts().unwrap();
+        assert_eq!(contacts[0].name, "Ada L.");
+        assert_eq!(contacts[0].earlier_names, ["Ada"]);
     }
 }

@@ -105,6 +105,7 @@ export class Sidebar {
           type: "button",
           "data-conv": key,
           "aria-label": `${contact.name}, away`,
+          title: contact.earlier_names?.length ? `Also known as ${contact.earlier_names.join(", ")}` : contact.name,
           onclick: () => this.actions.openConversation(key),
         },
         avatar(contact.name),

@@ -108,23 +108,39 @@ async fn a_latecomer_gets_what_was_said_before_it_came_in_order_once() {
     connect(&c, &url(&server), "history", "C");
     let mut chats = Vec::new();
     exchanges_done(&mut c, &[&a_id, &b_id], &mut chats).await;
-    let texts: Vec<(String, bool)> = texts_of(&chats);
-    let expected: Vec<(String, bool)> = ["one", "two", "three"]
-        .iter()
-        .map(|t| (t.to_string(), true))
-        .collect();
-    assert_eq!(texts, expected);
-    let authors: Vec<&str> = chats
+    // Each once, from history, by its author, in author time order: by time, then by id
+    // (two messages a millisecond apart on loopback may share a time).
+    let shown: Vec<(u64, String, String, String, bool)> = chats
         .iter()
         .filter_map(|e| match e {
-            Event::Chat { author, .. } => Some(author.name.as_str()),
+            Event::Chat {
+                ts,
+                id,
+                text,
+                author,
+                history,
+                ..
+            } => Some((*ts, id.clone(), text.clone(), author.name.clone(), *history)),
             _ => None,
         })
         .collect();
-    assert_eq!(authors, ["A", "B", "A"]);
+    let mut in_order = shown.clone();
+    in_order.sort();
+    assert_eq!(shown, in_order, "not in author time order");
+    let mut said: Vec<(&str, &str, bool)> = shown
+        .iter()
+        .map(|(_, _, text, author, history)| (text.as_str(), author.as_str(), *history))
+        .collect();
+    said.sort();
+    assert_eq!(
+        said,
+        [("one", "A", true), ("three", "A", true), ("two", "B", true)],
+        "{chats:#?}"
+    );
     no_more_chat(&mut c).await;
     let kept: Vec<String> = history(&mut c).await.into_iter().map(|m| m.text).collect();
-    assert_eq!(kept, ["one", "two", "three"]);
+    let shown_texts: Vec<String> = shown.into_iter().map(|(_, _, text, _, _)| text).collect();
+    assert_eq!(kept, shown_texts);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -2,5 +2,7 @@
 //!
 //! - [`loopback_pair`]: two peer connections built as the mesh builds them, negotiated by
 //!   hand on loopback, for measuring what a raw channel or track carries.
+//! - [`peers`]: finding the `confab` binary beside a bench, and waiting for a peer's event.
 
 pub mod loopback_pair;
+pub mod peers;

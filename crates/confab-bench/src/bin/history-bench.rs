@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use clap::Parser;
+use confab_bench::peers::{sibling_confab, until_within};
 use confab_mesh::api::ChannelState;
 use confab_mesh::{Command, Event, Identity, Mesh, MeshConfig, TransportConfig};
 use confab_signal::{ServerConfig, ServerHandle};
@@ -34,14 +35,6 @@ struct Args {
     /// The `confab` binary the newcomer runs.
     #[arg(long, default_value_os_t = sibling_confab())]
     confab: PathBuf,
-}
-
-/// `confab`, built beside this binary.
-fn sibling_confab() -> PathBuf {
-    std::env::current_exe()
-        .ok()
-        .and_then(|me| Some(me.parent()?.join("confab")))
-        .unwrap_or_else(|| PathBuf::from("confab"))
 }
 
 const WAIT: Duration = Duration::from_secs(300);
@@ -216,14 +209,6 @@ fn connect(mesh: &Mesh, url: &str, name: &str) {
     });
 }
 
-async fn until(mesh: &mut Mesh, mut matches: impl FnMut(&Event) -> bool) -> anyhow::Result<Event> {
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
-        match tokio::time::timeout_at(deadline, mesh.next_event()).await {
-            Ok(Some(event)) if matches(&event) => return Ok(event),
-            Ok(Some(_)) => {}
-            Ok(None) => bail!("the peer stopped"),
-            Err(_) => bail!("nothing came within {WAIT:?}"),
-        }
-    }
+async fn until(mesh: &mut Mesh, matches: impl FnMut(&Event) -> bool) -> anyhow::Result<Event> {
+    until_within(mesh, WAIT, matches).await
 }

@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use clap::Parser;
+use confab_bench::peers::{sibling_confab, until_within};
 use confab_mesh::api::{ChannelState, SignalingState};
 use confab_mesh::{Command, Event, Identity, Mesh, MeshConfig, TransportConfig};
 use confab_signal::{ServerConfig, ServerHandle};
@@ -54,14 +55,6 @@ struct Args {
     /// The `confab` binary whose server's built-in relay `--relay` measures.
     #[arg(long, default_value_os_t = sibling_confab())]
     confab: PathBuf,
-}
-
-/// `confab`, built beside this binary.
-fn sibling_confab() -> PathBuf {
-    std::env::current_exe()
-        .ok()
-        .and_then(|me| Some(me.parent()?.join("confab")))
-        .unwrap_or_else(|| PathBuf::from("confab"))
 }
 
 const WAIT: Duration = Duration::from_secs(20);
@@ -194,16 +187,8 @@ fn connect(mesh: &Mesh, url: &str, room: &str) {
     });
 }
 
-async fn until(mesh: &mut Mesh, mut matches: impl FnMut(&Event) -> bool) -> anyhow::Result<Event> {
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
-        match tokio::time::timeout_at(deadline, mesh.next_event()).await {
-            Ok(Some(event)) if matches(&event) => return Ok(event),
-            Ok(Some(_)) => {}
-            Ok(None) => bail!("peer stopped"),
-            Err(_) => bail!("timed out"),
-        }
-    }
+async fn until(mesh: &mut Mesh, matches: impl FnMut(&Event) -> bool) -> anyhow::Result<Event> {
+    until_within(mesh, WAIT, matches).await
 }
 
 async fn connected(mesh: &mut Mesh) -> anyhow::Result<()> {
@@ -369,18 +354,8 @@ pub(crate) async fn file_throughput(route: &Route, mib: u64) -> anyhow::Result<(
 }
 
 /// Like [`until`], for something that takes minutes.
-async fn until_long(
-    mesh: &mut Mesh,
-    mut matches: impl FnMut(&Event) -> bool,
-) -> anyhow::Result<Event> {
-    loop {
-        match tokio::time::timeout(Duration::from_secs(600), mesh.next_event()).await {
-            Ok(Some(event)) if matches(&event) => return Ok(event),
-            Ok(Some(_)) => {}
-            Ok(None) => bail!("peer stopped"),
-            Err(_) => bail!("timed out"),
-        }
-    }
+async fn until_long(mesh: &mut Mesh, matches: impl FnMut(&Event) -> bool) -> anyhow::Result<Event> {
+    until_within(mesh, Duration::from_secs(600), matches).await
 }
 
 /// This process's peak resident memory (both peers of the file transfer live here).

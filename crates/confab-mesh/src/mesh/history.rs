@@ -5,8 +5,8 @@
 //! opens, both sides say where their recent history starts (`history-since`); the one
 //! with the lower key then opens a range reconcile over the later of the two starts. Each
 //! side learns what the other lacks and says so (`history-have`); each fetches what it
-//! lacks a batch at a time (`history-want`), so memory and the channel's queue stay
-//! bounded however much is missing. Every message that comes is checked against its
+//! lacks a batch at a time (`history-want`, at most two batches on their way), so memory
+//! and the channel's queue stay bounded however much is missing. Every message that comes is checked against its
 //! author's certificate before it is kept or shown.
 
 use std::collections::{HashMap, HashSet, VecDeque};
@@ -21,7 +21,8 @@ use crate::history::signed::{self, AuthorCert, SignatureError, SignedFields};
 use crate::peer::PeerInput;
 use crate::store::{self, SignedMessage};
 
-/// Messages fetched per `history-want`: one batch at a time is in flight.
+/// Messages fetched per `history-want`. Two batches are in flight at most: the next is
+/// asked for as soon as one is in, so the link does not idle a round trip per batch.
 const WANT_BATCH: usize = 32;
 /// The most ids one `history-have` lists.
 const HAVE_BATCH: usize = 500;
@@ -44,6 +45,8 @@ pub(super) struct Exchange {
     awaiting_answer: bool,
     wanted: VecDeque<String>,
     in_flight: HashSet<String>,
+    /// Messages in and checked, kept in one transaction once a batch's worth is here.
+    arrived: Vec<SignedMessage>,
     /// Certificates the peer sent in this exchange, by key.
     certs: HashMap<String, AuthorCert>,
     /// Authors whose certificate went to the peer in this exchange.
@@ -58,7 +61,11 @@ pub(super) struct Exchange {
 
 impl Exchange {
     fn idle(&self) -> bool {
-        self.began && !self.awaiting_answer && self.wanted.is_empty() && self.in_flight.is_empty()
+        self.began
+            && !self.awaiting_answer
+            && self.wanted.is_empty()
+            && self.in_flight.is_empty()
+            && self.arrived.is_empty()
     }
 }
 
@@ -148,6 +155,7 @@ impl MeshTask {
             awaiting_answer: false,
             wanted: VecDeque::new(),
             in_flight: HashSet::new(),
+            arrived: Vec::new(),
             certs: HashMap::new(),
             certs_sent: HashSet::new(),
             bytes_out: 0,
@@ -202,6 +210,7 @@ impl MeshTask {
             ),
             _ => {}
         }
+        self.keep_arrived(peer);
         self.fetch_more(peer);
         self.report_if_done(peer);
     }
@@ -299,18 +308,56 @@ impl MeshTask {
         }
     }
 
-    /// Asks for the next batch once the last one is in.
-    fn fetch_more(&mut self, peer: &str) {
+    /// Keeps a batch's worth of checked messages (or the last of them) in one
+    /// transaction, then shows those seen for the first time, in the order they came.
+    fn keep_arrived(&mut self, peer: &str) {
+        let room = self.room();
         let Some(exchange) = self.exchange(peer) else {
             return;
         };
-        if !exchange.in_flight.is_empty() || exchange.wanted.is_empty() {
+        if exchange.arrived.len() < WANT_BATCH && !exchange.in_flight.is_empty() {
             return;
         }
-        let take = exchange.wanted.len().min(WANT_BATCH);
-        let ids: Vec<String> = exchange.wanted.drain(..take).collect();
-        exchange.in_flight.extend(ids.iter().cloned());
-        self.send_history(peer, &PeerMessage::HistoryWant { ids });
+        let arrived = std::mem::take(&mut exchange.arrived);
+        let Some(first) = self.report_store(self.store.record_history(&room, &arrived)) else {
+            return;
+        };
+        for (message, first) in arrived.into_iter().zip(first) {
+            if !first {
+                continue;
+            }
+            if let Some(exchange) = self.exchange(peer) {
+                exchange.got += 1;
+            }
+            self.emit(Event::Chat {
+                from: peer.to_owned(),
+                id: message.id,
+                text: message.text,
+                ts: message.ts,
+                scope: ChatScope::Room,
+                author: store::Author {
+                    name: message.name,
+                    key: message.author,
+                },
+                history: true,
+            });
+        }
+    }
+
+    /// Asks for more while at most one batch is on its way.
+    fn fetch_more(&mut self, peer: &str) {
+        loop {
+            let Some(exchange) = self.exchange(peer) else {
+                return;
+            };
+            if exchange.in_flight.len() > WANT_BATCH || exchange.wanted.is_empty() {
+                return;
+            }
+            let take = exchange.wanted.len().min(WANT_BATCH);
+            let ids: Vec<String> = exchange.wanted.drain(..take).collect();
+            exchange.in_flight.extend(ids.iter().cloned());
+            self.send_history(peer, &PeerMessage::HistoryWant { ids });
+        }
     }
 
     /// Sends the messages asked for, each author's certificate before its first one.
@@ -402,7 +449,8 @@ impl MeshTask {
         }
     }
 
-    /// A message asked for: kept and shown when its author's signature checks out.
+    /// A message asked for: kept (with its batch) and shown when its author's signature
+    /// checks out.
     fn on_history_message(&mut self, peer: &str, message: SignedMessage) {
         let room = self.room();
         let Some(exchange) = self.exchange(peer) else {
@@ -444,25 +492,9 @@ impl MeshTask {
         if let Some(cert) = cert {
             self.report_store(self.store.save_cert(&cert.key, &cert.der));
         }
-        let first = self.report_store(self.store.record_history(&room, &message));
-        if first != Some(true) {
-            return;
-        }
         if let Some(exchange) = self.exchange(peer) {
-            exchange.got += 1;
+            exchange.arrived.push(message);
         }
-        self.emit(Event::Chat {
-            from: peer.to_owned(),
-            id: message.id,
-            text: message.text,
-            ts: message.ts,
-            scope: ChatScope::Room,
-            author: store::Author {
-                name: message.name,
-                key: message.author,
-            },
-            history: true,
-        });
     }
 
     /// The certificate that checks an author's messages: sent in this exchange, the

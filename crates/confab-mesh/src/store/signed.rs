@@ -108,32 +108,40 @@ impl Store {
             .map_err(db_error)
     }
 
-    /// Records a room message that came by history (its signature checked); true the first
-    /// time its id is seen.
+    /// Records room messages that came by history (their signatures checked), in one
+    /// transaction; for each, true the first time its id is seen.
     pub(crate) fn record_history(
         &self,
         room: &str,
-        message: &SignedMessage,
-    ) -> Result<bool, MeshError> {
-        let inserted = self
-            .db
-            .prepare_cached(
-                "INSERT OR IGNORE INTO messages
-                     (id, room, conversation, sender, sender_name, text, ts, json, sig)
-                 VALUES (?1, ?2, '', ?3, ?4, ?5, ?6, '', ?7)",
-            )
-            .map_err(db_error)?
-            .execute(params![
-                message.id,
-                room,
-                message.author,
-                message.name,
-                message.text,
-                message.ts as i64,
-                message.sig
-            ])
-            .map_err(db_error)?;
-        Ok(inserted == 1)
+        messages: &[SignedMessage],
+    ) -> Result<Vec<bool>, MeshError> {
+        let tx = self.db.unchecked_transaction().map_err(db_error)?;
+        let mut first = Vec::with_capacity(messages.len());
+        {
+            let mut insert = tx
+                .prepare_cached(
+                    "INSERT OR IGNORE INTO messages
+                         (id, room, conversation, sender, sender_name, text, ts, json, sig)
+                     VALUES (?1, ?2, '', ?3, ?4, ?5, ?6, '', ?7)",
+                )
+                .map_err(db_error)?;
+            for message in messages {
+                let inserted = insert
+                    .execute(params![
+                        message.id,
+                        room,
+                        message.author,
+                        message.name,
+                        message.text,
+                        message.ts as i64,
+                        message.sig
+                    ])
+                    .map_err(db_error)?;
+                first.push(inserted == 1);
+            }
+        }
+        tx.commit().map_err(db_error)?;
+        Ok(first)
     }
 
     /// Keeps an author's certificate (DER), to pass on with its messages.
@@ -176,10 +184,14 @@ mod tests {
     #[test]
     fn history_is_kept_once_and_read_back_in_order() {
         let store = Store::in_memory().unwrap();
-        assert!(store.record_history("lobby", &message("b", 20)).unwrap());
-        assert!(store.record_history("lobby", &message("a", 10)).unwrap());
-        assert!(!store.record_history("lobby", &message("a", 10)).unwrap());
-        store.record_history("other", &message("c", 15)).unwrap();
+        let first = store
+            .record_history(
+                "lobby",
+                &[message("b", 20), message("a", 10), message("a", 10)],
+            )
+            .unwrap();
+        assert_eq!(first, [true, true, false]);
+        store.record_history("other", &[message("c", 15)]).unwrap();
         let keys = store.signed_keys("lobby", 0).unwrap();
         let ids: Vec<&str> = keys.iter().map(|k| k.id.as_str()).collect();
         assert_eq!(ids, ["a", "b"]);
@@ -197,11 +209,10 @@ mod tests {
         let store = Store::in_memory().unwrap();
         let now = 100 * HISTORY_MS;
         assert_eq!(store.history_start("lobby", now).unwrap(), now - HISTORY_MS);
-        for i in 0..HISTORY_MESSAGES as u64 + 10 {
-            store
-                .record_history("lobby", &message(&format!("m{i}"), now - 1000 + i))
-                .unwrap();
-        }
+        let history: Vec<SignedMessage> = (0..HISTORY_MESSAGES as u64 + 10)
+            .map(|i| message(&format!("m{i}"), now - 1000 + i))
+            .collect();
+        store.record_history("lobby", &history).unwrap();
         // The 5,000th newest is the 11th oldest.
         assert_eq!(store.history_start("lobby", now).unwrap(), now - 1000 + 10);
     }

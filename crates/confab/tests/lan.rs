@@ -10,6 +10,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::Process;
+use common::netns::wait_for_listener;
 use serde_json::Value;
 
 /// Two namespaces and a veth between them, with TEST-NET-1 addresses that exist only
@@ -101,6 +102,7 @@ fn a_server_on_the_lan_is_found_by_name_with_its_rooms_and_joined() {
             "--no-turn",
         ],
     );
+    wait_for_listener(&lan.a, "127.0.0.1:8787");
     let ada = Process::spawn_in_netns(
         &lan.a,
         &[

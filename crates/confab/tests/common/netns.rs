@@ -80,19 +80,8 @@ impl TestNetns {
     /// The signaling server, once it takes connections.
     pub fn server(&self) -> Process {
         let server = self.spawn(&["server", "--listen", SERVER]);
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            let probe = Command::new("ip")
-                .args(["netns", "exec", &self.name, "bash", "-c"])
-                .arg(format!("exec 3<>/dev/tcp/{}", SERVER.replace(':', "/")))
-                .status()
-                .unwrap();
-            if probe.success() {
-                return server;
-            }
-            assert!(Instant::now() < deadline, "server did not start");
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        wait_for_listener(&self.name, SERVER);
+        server
     }
 
     pub fn peer(&self, room: &str, name: &str, extra: &[&str]) -> Process {
@@ -110,6 +99,27 @@ impl Drop for TestNetns {
         let _ = Command::new("ip")
             .args(["netns", "del", &self.name])
             .status();
+    }
+}
+
+/// Waits until something in namespace `netns` accepts TCP connections on `addr`
+/// (`IP:PORT`); panics after 10 s.
+pub fn wait_for_listener(netns: &str, addr: &str) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let probe = Command::new("ip")
+            .args(["netns", "exec", netns, "bash", "-c"])
+            .arg(format!("exec 3<>/dev/tcp/{}", addr.replace(':', "/")))
+            .status()
+            .unwrap();
+        if probe.success() {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "nothing listens on {addr} in {netns}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
     }
 }
 

@@ -462,6 +462,7 @@ class Peer {
     channel.onopen = () => {
       log('state', `${short(this.id)} channel "chat" open`);
       this.send({ type: 'hello', name: session.name, app: APP });
+      this.resendUnacked();
       render();
     };
     channel.onclose = () => {
@@ -470,6 +471,17 @@ class Peer {
     };
     channel.onerror = (event) => log('error', `${short(this.id)} channel error: ${event.error?.message ?? ''}`);
     channel.onmessage = (event) => this.onMessage(event.data);
+  }
+
+  // What went out to this peer and was not acknowledged goes again, same id: under loss
+  // Chromium may call a channel open before it is, and then fire open once more when it
+  // is; what was sent in between was lost. The receiver shows each id once.
+  resendUnacked() {
+    for (const m of session.messages.values()) {
+      if (m.mine && m.sentTo.includes(this.id) && !m.ackedBy.has(this.id)) {
+        this.send({ type: 'chat', id: m.id, text: m.text, ts: m.ts, scope: m.scope });
+      }
+    }
   }
 
   send(message) {

@@ -5,9 +5,10 @@
 pub mod netns;
 pub mod pulse;
 
+use std::collections::VecDeque;
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::mpsc;
+use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -16,12 +17,17 @@ pub fn confab() -> Command {
     Command::new(env!("CARGO_BIN_EXE_confab"))
 }
 
-/// A `confab` process whose stdout lines arrive on a channel.
+/// A `confab` process whose stdout lines arrive on a channel; the last lines of its
+/// stderr are kept, to say what it was doing when a wait for it fails.
 pub struct Process {
     pub child: Child,
     pub stdin: Option<ChildStdin>,
     lines: mpsc::Receiver<String>,
+    stderr_tail: Arc<Mutex<VecDeque<String>>>,
 }
+
+/// How many stderr lines a failed wait shows.
+const STDERR_TAIL: usize = 30;
 
 impl Process {
     pub fn spawn(args: &[&str]) -> Process {
@@ -63,18 +69,23 @@ impl Process {
             }
         });
         let stderr = child.stderr.take().unwrap();
-        let (tx, errs) = mpsc::channel::<String>();
+        let stderr_tail = Arc::new(Mutex::new(VecDeque::new()));
+        let tail = stderr_tail.clone();
+        // Read to the end, so the process never blocks on a full pipe.
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                let _ = tx.send(line);
+                let mut tail = tail.lock().unwrap();
+                if tail.len() == STDERR_TAIL {
+                    tail.pop_front();
+                }
+                tail.push_back(line);
             }
         });
-        // Server processes announce their URL on stderr; keep it reachable for them.
-        std::mem::forget(errs);
         Process {
             child,
             stdin,
             lines,
+            stderr_tail,
         }
     }
 
@@ -97,13 +108,34 @@ impl Process {
             let line = self
                 .lines
                 .recv_timeout(left)
-                .unwrap_or_else(|_| panic!("no {what} within {wait:?}"));
+                .unwrap_or_else(|_| panic!("no {what} within {wait:?}\n{}", self.state()));
             let event: Value = serde_json::from_str(&line)
                 .unwrap_or_else(|e| panic!("stdout line is not JSON ({e}): {line}"));
             if matches(&event) {
                 return event;
             }
         }
+    }
+}
+
+impl Process {
+    /// Whether the process is still running, and the last lines of its stderr: for the
+    /// message of a failed wait (it may take a stdout line that was waiting).
+    fn state(&self) -> String {
+        let tail: Vec<String> = self.stderr_tail.lock().unwrap().iter().cloned().collect();
+        format!(
+            "process {}; its stderr ended with:\n{}",
+            if self.lines_closed() {
+                "gone (stdout closed)"
+            } else {
+                "running"
+            },
+            tail.join("\n")
+        )
+    }
+
+    fn lines_closed(&self) -> bool {
+        matches!(self.lines.try_recv(), Err(mpsc::TryRecvError::Disconnected))
     }
 }
 

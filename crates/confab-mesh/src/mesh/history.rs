@@ -412,12 +412,7 @@ impl MeshTask {
         {
             return true;
         }
-        let der = if author == self.identity.fingerprint() {
-            Some(self.identity.certificate_der().to_vec())
-        } else {
-            self.report_store(self.store.cert(author)).flatten()
-        };
-        let Some(cert) = der.and_then(|der| AuthorCert::from_der(der).ok()) else {
+        let Some(cert) = self.kept_cert(author) else {
             return false;
         };
         if let Some(exchange) = self.exchange(peer) {
@@ -476,7 +471,7 @@ impl MeshTask {
             text: &message.text,
         };
         let checked = match &cert {
-            Some(cert) => cert.verify(&fields, &message.sig),
+            Some((cert, _)) => cert.verify(&fields, &message.sig),
             None => Err(SignatureError::UnknownAuthor),
         };
         if let Err(e) = checked {
@@ -489,7 +484,9 @@ impl MeshTask {
                 Some(peer),
             );
         }
-        if let Some(cert) = cert {
+        // A certificate this install already held (the peer's, its own, a kept one) is
+        // not written again for every message it checks.
+        if let Some((cert, true)) = cert {
             self.report_store(self.store.save_cert(&cert.key, &cert.der));
         }
         if let Some(exchange) = self.exchange(peer) {
@@ -497,16 +494,22 @@ impl MeshTask {
         }
     }
 
-    /// The certificate that checks an author's messages: sent in this exchange, the
-    /// peer's own, or kept from before.
-    fn author_cert(&self, peer: &str, author: &str) -> Option<AuthorCert> {
+    /// The certificate that checks an author's messages, and whether it is new to this
+    /// install (sent in this exchange, so worth keeping); else the peer's own from its
+    /// `hello`, or one kept from before.
+    fn author_cert(&self, peer: &str, author: &str) -> Option<(AuthorCert, bool)> {
         let remote = self.peers.get(peer)?;
         if let Some(cert) = remote.history.as_ref()?.certs.get(author) {
-            return Some(cert.clone());
+            return Some((cert.clone(), true));
         }
         if let Some(cert) = remote.cert.as_ref().filter(|c| c.key == author) {
-            return Some(cert.clone());
+            return Some((cert.clone(), false));
         }
+        self.kept_cert(author).map(|cert| (cert, false))
+    }
+
+    /// This install's own certificate, or one kept from before.
+    fn kept_cert(&self, author: &str) -> Option<AuthorCert> {
         let der = if author == self.identity.fingerprint() {
             Some(self.identity.certificate_der().to_vec())
         } else {

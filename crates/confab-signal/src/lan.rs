@@ -134,18 +134,20 @@ fn txt(announce: &Announce, tls: bool, shared: &Shared) -> BTreeMap<String, Stri
     ])
 }
 
+/// This machine's host name, when it has one.
+pub fn host_name() -> Option<String> {
+    let name = std::fs::read_to_string("/etc/hostname").ok()?;
+    Some(name.trim().to_owned()).filter(|name| !name.is_empty())
+}
+
 /// This machine's host name as one DNS label.
 fn host_label() -> String {
-    let name = std::fs::read_to_string("/etc/hostname").unwrap_or_default();
-    let label: String = name
-        .trim()
-        .chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
-        .collect();
-    if label.is_empty() {
-        "confab".to_owned()
-    } else {
-        label
+    match host_name() {
+        Some(name) => name
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+            .collect(),
+        None => "confab".to_owned(),
     }
 }
 

@@ -218,10 +218,9 @@ pub(crate) async fn run(args: ServerArgs) -> anyhow::Result<()> {
 
 /// "Confab on HOSTNAME".
 fn default_name() -> String {
-    let host = std::fs::read_to_string("/etc/hostname").unwrap_or_default();
-    match host.trim() {
-        "" => "Confab server".to_owned(),
-        host => format!("Confab on {host}"),
+    match confab_signal::lan::host_name() {
+        Some(host) => format!("Confab on {host}"),
+        None => "Confab server".to_owned(),
     }
 }
 

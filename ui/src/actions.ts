@@ -4,7 +4,7 @@
 import type { Backend } from "./backend";
 import { errorCode, errorText } from "./backend";
 import type { ErrorArea, Store } from "./store";
-import { CONTACT, ROOM } from "./store";
+import { ROOM, contactKey } from "./store";
 import type { Invite } from "./format";
 import { inviteLink } from "./format";
 import type { PeerCommand, Settings } from "./types";
@@ -82,8 +82,9 @@ export class Actions {
     const key = conversation ?? ROOM;
     if (this.historyAsked.has(key)) return;
     this.historyAsked.add(key);
+    const contact = conversation === null ? null : contactKey(conversation);
     if (conversation === null) await this.send({ cmd: "history" });
-    else if (conversation.startsWith(CONTACT)) await this.send({ cmd: "history", key: conversation.slice(CONTACT.length) });
+    else if (contact !== null) await this.send({ cmd: "history", key: contact });
     else await this.send({ cmd: "history", peer: conversation });
   }
 
@@ -106,12 +107,13 @@ export class Actions {
     if (!text.trim()) return;
     this.store.dismissErrors("chat");
     const message = this.store.addOwnMessage(text, to);
+    const away = to === null ? null : contactKey(to);
     const command: PeerCommand =
       to === null
         ? { cmd: "chat", text }
-        : to.startsWith(CONTACT)
+        : away !== null
           ? // Someone away: the message waits for them, by key.
-            { cmd: "chat", text, to_key: to.slice(CONTACT.length) }
+            { cmd: "chat", text, to_key: away }
           : { cmd: "chat", text, to };
     const sent = await this.send(command, "chat");
     if (!sent) this.store.failOwnMessage(message);

@@ -23,11 +23,16 @@ import { defaultSettings, stoppedHost } from "./types";
 /** The room's conversation; a present peer's is keyed by its id, an away contact's by
  * this prefix and its key. */
 export const ROOM = "room";
-export const CONTACT = "key:";
+const CONTACT = "key:";
 
 /** The conversation key of a contact (by its key) that is away. */
 export function contactConversation(key: string): string {
   return CONTACT + key;
+}
+
+/** The contact's key an away contact's conversation key names; null for any other. */
+export function contactKey(conversation: string): string | null {
+  return conversation.startsWith(CONTACT) ? conversation.slice(CONTACT.length) : null;
 }
 
 /** Where unread counts are kept between runs (the webview's localStorage). */
@@ -311,7 +316,8 @@ export class Store {
 
   peerName(id: string | null | undefined): string {
     if (!id) return "Someone";
-    if (id.startsWith(CONTACT)) return this.state.contacts.get(id.slice(CONTACT.length))?.name ?? "Someone";
+    const contact = contactKey(id);
+    if (contact !== null) return this.state.contacts.get(contact)?.name ?? "Someone";
     return this.state.peers.get(id)?.name ?? id;
   }
 
@@ -336,7 +342,8 @@ export class Store {
   /** The name a conversation's unread count is kept under between runs, once it has one. */
   private lastingName(key: string): string | undefined {
     if (key === ROOM) return `room:${this.state.room ?? this.state.settings.room}`;
-    if (key.startsWith(CONTACT)) return key.slice(CONTACT.length);
+    const contact = contactKey(key);
+    if (contact !== null) return contact;
     return this.state.peers.get(key)?.fingerprint;
   }
 

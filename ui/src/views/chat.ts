@@ -6,7 +6,7 @@ import { fill, h, refill } from "../dom";
 import { icon } from "../icons";
 import { browserLink, formatBytes, formatLastSeen, formatRate, formatTimeLeft, formatTime, inviteLink, linkHref, splitLinks } from "../format";
 import type { Message, Store, Transfer } from "../store";
-import { CONTACT, ROOM, secondsLeft } from "../store";
+import { ROOM, contactKey, secondsLeft } from "../store";
 import { avatar, copyButton, errorList, peerStateText } from "./common";
 
 export class ChatView {
@@ -145,7 +145,8 @@ export class ChatView {
     this.invitePanel.hidden = true;
     const peer = s.peers.get(s.active);
     const name = peer?.name ?? this.store.peerName(s.active);
-    const contact = s.active.startsWith(CONTACT) ? s.contacts.get(s.active.slice(CONTACT.length)) : undefined;
+    const away = contactKey(s.active);
+    const contact = away === null ? undefined : s.contacts.get(away);
     const sub = peer
       ? peerStateText(peer)
       : contact

@@ -30,6 +30,7 @@ mod stats;
 pub mod store;
 pub mod transport;
 mod turn_check;
+mod turn_tunnel;
 pub mod voice;
 
 pub use api::{Command, Event};

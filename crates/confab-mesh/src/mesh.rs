@@ -24,8 +24,9 @@ use crate::history::signed::{AuthorCert, SignedFields};
 use crate::identity::Identity;
 use crate::peer::{PeerHandle, PeerInput, PeerOutput, PeerSetup, VoicePacket};
 use crate::store::{self, Store};
-use crate::transport::TransportConfig;
+use crate::transport::{IceServer, TransportConfig};
 use crate::turn_check;
+use crate::turn_tunnel::TurnTunnels;
 
 mod call;
 mod history;
@@ -80,7 +81,7 @@ impl Mesh {
         let (voice_in, voice_in_rx) = mpsc::unbounded_channel();
         let (loss_reports, loss_reports_rx) = mpsc::unbounded_channel();
         let engine = start_engine(&config, voice_in_rx, &event_tx, loss_reports);
-        let task = MeshTask {
+        let mut task = MeshTask {
             engine,
             voice_in,
             call: None,
@@ -94,6 +95,7 @@ impl Mesh {
             name: config.name,
             configured: Arc::new(config.transport.clone()),
             transport: Arc::new(config.transport),
+            tunnels: Arc::default(),
             identity: Arc::new(config.identity),
             events: event_tx,
             peer_out,
@@ -103,6 +105,7 @@ impl Mesh {
             peers: BTreeMap::new(),
             waiting: Vec::new(),
         };
+        task.open_tunnels();
         task.report_unsupported(None);
         task.check_turn_credentials(None);
         let task = tokio::spawn(task.run(
@@ -219,6 +222,8 @@ struct MeshTask {
     /// What new connections use: the user's settings and the servers the last `welcome`
     /// offered.
     transport: Arc<TransportConfig>,
+    /// How new connections reach `transport`'s TURN servers over TCP and TLS.
+    tunnels: Arc<TurnTunnels>,
     identity: Arc<Identity>,
     events: mpsc::UnboundedSender<Event>,
     peer_out: mpsc::UnboundedSender<(String, PeerOutput)>,
@@ -555,6 +560,7 @@ impl MeshTask {
         let transport = self.configured.with_offered(&welcome.ice_servers);
         if transport != *self.transport {
             let before = std::mem::replace(&mut self.transport, Arc::new(transport));
+            self.open_tunnels();
             self.report_unsupported(Some(&before));
             self.check_turn_credentials(Some(&before));
         }
@@ -603,6 +609,16 @@ impl MeshTask {
         }
     }
 
+    /// Tunnels for the current transport's TURN servers over TCP and TLS, keeping those
+    /// already open. One that cannot open leaves its server out, with a warning.
+    fn open_tunnels(&mut self) {
+        let (tunnels, failed) = self.tunnels.for_servers(&self.transport.ice_servers);
+        self.tunnels = Arc::new(tunnels);
+        for (url, why) in failed {
+            self.log(LogLevel::Warn, format!("{url}: not used: {why}"), None);
+        }
+    }
+
     /// An `ice-server-unsupported` error for each server of the current transport that
     /// this peer cannot use and `before` did not have (already reported).
     fn report_unsupported(&self, before: Option<&TransportConfig>) {
@@ -634,10 +650,14 @@ impl MeshTask {
             {
                 continue;
             }
-            let (server, events) = (server.clone(), self.events.clone());
+            // A server over TCP or TLS is tried through its tunnel, as connections reach it.
+            let tried = IceServer {
+                url: (self.tunnels.local_url(&server.url)).unwrap_or_else(|| server.url.clone()),
+                ..server.clone()
+            };
+            let (url, events) = (server.url.clone(), self.events.clone());
             tokio::spawn(async move {
-                let url = &server.url;
-                let event = match turn_check::try_credentials(&server, local).await {
+                let event = match turn_check::try_credentials(&tried, local).await {
                     turn_check::Verdict::Refused(why) => Event::error(
                         ErrorCode::TurnAuthFailed,
                         format!("{url} refused the credentials: {why}"),
@@ -695,6 +715,7 @@ impl MeshTask {
             remote_id: id.to_owned(),
             create_chat: newcomer,
             transport: self.transport.clone(),
+            tunnels: self.tunnels.clone(),
             identity: self.identity.clone(),
             out: self.peer_out.clone(),
             voice_in: self.voice_in.clone(),

@@ -33,7 +33,8 @@ use crate::identity::Identity;
 use crate::negotiation::{Negotiation, Step};
 use crate::safety::{safety_code, sdp_fingerprint};
 use crate::stats;
-use crate::transport::{FAILED_AFTER, TransportConfig, build_peer_connection};
+use crate::transport::{FAILED_AFTER, TransportConfig, build_peer_connection_through};
+use crate::turn_tunnel::TurnTunnels;
 use crate::voice;
 use webrtc::media_stream::track_local::TrackLocal;
 use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
@@ -162,6 +163,7 @@ pub(crate) struct PeerSetup {
     /// The newcomer creates the chat channel, which makes it offer.
     pub(crate) create_chat: bool,
     pub(crate) transport: Arc<TransportConfig>,
+    pub(crate) tunnels: Arc<TurnTunnels>,
     pub(crate) identity: Arc<Identity>,
     pub(crate) out: mpsc::UnboundedSender<(String, PeerOutput)>,
     /// Voice packets received from this peer go here, tagged with its id.
@@ -306,8 +308,9 @@ struct Peer {
 
 async fn run(setup: PeerSetup, mut inputs: mpsc::UnboundedReceiver<PeerInput>) {
     let (pc_tx, mut pc_events) = mpsc::unbounded_channel();
-    let pc = match build_peer_connection(
+    let pc = match build_peer_connection_through(
         &setup.transport,
+        &setup.tunnels,
         &setup.identity,
         Arc::new(Callbacks(pc_tx)),
     )
@@ -1127,9 +1130,10 @@ impl Peer {
     }
 
     async fn report_stats(&self) {
-        let pair = stats::selected_pair(self.pc.as_ref())
-            .await
-            .map(|p| p.with_signalled_types(&self.signalled));
+        let pair = stats::selected_pair(self.pc.as_ref()).await.map(|p| {
+            p.with_signalled_types(&self.signalled)
+                .through(&self.setup.tunnels)
+        });
         self.emit(Event::Stats {
             peer: self.setup.remote_id.clone(),
             rtt_ms: pair.as_ref().map_or(0.0, |p| p.rtt_ms),
@@ -1143,10 +1147,10 @@ impl Peer {
     }
 
     async fn log_selected_pair(&self) {
-        if let Some(pair) = stats::selected_pair(self.pc.as_ref())
-            .await
-            .map(|p| p.with_signalled_types(&self.signalled))
-        {
+        if let Some(pair) = stats::selected_pair(self.pc.as_ref()).await.map(|p| {
+            p.with_signalled_types(&self.signalled)
+                .through(&self.setup.tunnels)
+        }) {
             self.log(
                 LogLevel::Info,
                 format!(

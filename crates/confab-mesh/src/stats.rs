@@ -1,6 +1,7 @@
 //! The selected candidate pair of a connection, read from its ICE transport and the
 //! library's stats report, and what kind of path it is (PEER-API.md `stats`).
 
+use crate::turn_tunnel::TurnTunnels;
 use webrtc::peer_connection::{
     PeerConnection, RTCIceCandidate, RTCStatsReportEntry, StatsSelector,
 };
@@ -69,6 +70,18 @@ impl SelectedPair {
             && let Some(kind) = signalled.get(&self.remote.addr)
         {
             self.remote.kind = kind.clone();
+        }
+        self
+    }
+
+    /// A local relay candidate allocated through a TCP or TLS tunnel reaches its relay
+    /// that way: the library saw TURN over UDP to loopback.
+    pub(crate) fn through(mut self, tunnels: &TurnTunnels) -> Self {
+        let relayed = (self.local.kind == "relay")
+            .then(|| self.local.addr.parse().ok())
+            .flatten();
+        if let Some(stream) = relayed.and_then(|addr| tunnels.stream_of(addr)) {
+            self.local.relay_protocol = Some(stream.name().to_owned());
         }
         self
     }

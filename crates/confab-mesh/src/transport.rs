@@ -23,6 +23,7 @@ use confab_proto::IceServerInfo;
 
 use crate::MeshError;
 use crate::identity::Identity;
+use crate::turn_tunnel::TurnTunnels;
 
 /// Binding checks while connecting: one every 10 ms instead of 200 ms, for up to a second
 /// per candidate pair. Only while checking; a connected pair falls back to keepalives.
@@ -97,15 +98,15 @@ impl IceServer {
 }
 
 impl IceServer {
-    /// Why the WebRTC stack cannot use this server, if it cannot: webrtc-rs 0.21 reaches
-    /// a TURN relay over UDP only and skips other URLs with no more than a log line, so
-    /// they are refused here where the user can be told.
+    /// Why this peer cannot use the server, if it cannot. TURN over TCP and TLS goes
+    /// through a tunnel (turn_tunnel.rs); STUN over TLS and TURN over DTLS are not
+    /// something WebRTC stacks use.
     pub fn unsupported(&self) -> Option<&'static str> {
         let url = self.url.to_ascii_lowercase();
-        if url.starts_with("turns:") || url.starts_with("stuns:") {
-            Some("TURN and STUN over TLS are not supported by this peer yet; use turn: over UDP")
-        } else if url.starts_with("turn:") && url.contains("transport=tcp") {
-            Some("TURN over TCP is not supported by this peer yet; use turn: over UDP")
+        if url.starts_with("stuns:") {
+            Some("STUN over TLS is not supported; use stun: or a turns: relay")
+        } else if url.starts_with("turns:") && url.contains("transport=udp") {
+            Some("TURN over DTLS is not supported; use turns: over TCP, or turn:")
         } else {
             None
         }
@@ -181,13 +182,23 @@ impl TransportConfig {
             .filter_map(|server| server.unsupported().map(|why| (server, why)))
     }
 
-    pub(crate) fn rtc_configuration(&self, identity: &Identity) -> RTCConfiguration {
+    /// The library's configuration; TURN servers over TCP and TLS are given as the
+    /// loopback URLs of their `tunnels`.
+    pub(crate) fn rtc_configuration(
+        &self,
+        identity: &Identity,
+        tunnels: &TurnTunnels,
+    ) -> RTCConfiguration {
         let ice_servers = self
             .ice_servers
             .iter()
             .filter(|server| server.unsupported().is_none())
             .map(|server| RTCIceServer {
-                urls: vec![server.url.clone()],
+                urls: vec![
+                    tunnels
+                        .local_url(&server.url)
+                        .unwrap_or_else(|| server.url.clone()),
+                ],
                 username: server.username.clone().unwrap_or_default(),
                 credential: server.credential.clone().unwrap_or_default(),
             })
@@ -205,10 +216,21 @@ impl TransportConfig {
     }
 }
 
-/// Builds one peer connection with these settings (the mesh uses it for every peer;
-/// benchmarks use it for raw channels).
+/// Builds one peer connection with these settings (benchmarks use it for raw channels).
+/// It has no tunnels, so the library skips TURN servers over TCP or TLS.
 pub async fn build_peer_connection(
     config: &TransportConfig,
+    identity: &Identity,
+    handler: Arc<dyn PeerConnectionEventHandler>,
+) -> Result<Arc<dyn PeerConnection>, MeshError> {
+    build_peer_connection_through(config, &TurnTunnels::default(), identity, handler).await
+}
+
+/// Builds one of a mesh's peer connections, its TCP and TLS TURN servers reached through
+/// `tunnels`.
+pub(crate) async fn build_peer_connection_through(
+    config: &TransportConfig,
+    tunnels: &TurnTunnels,
     identity: &Identity,
     handler: Arc<dyn PeerConnectionEventHandler>,
 ) -> Result<Arc<dyn PeerConnection>, MeshError> {
@@ -234,7 +256,7 @@ pub async fn build_peer_connection(
         .with_multicast_dns_mode(mdns)
         .build();
     let pc = PeerConnectionBuilder::new()
-        .with_configuration(config.rtc_configuration(identity))
+        .with_configuration(config.rtc_configuration(identity, tunnels))
         .with_media_engine(media)
         .with_setting_engine(settings)
         .with_runtime(Arc::new(BufferedRuntime(TokioRuntime)))
@@ -383,14 +405,9 @@ mod tests {
             ]
         );
         assert_eq!(merged.ice_servers[1].username.as_deref(), Some("99:p1"));
-        let unusable: Vec<&str> = merged.unsupported().map(|(s, _)| s.url.as_str()).collect();
-        assert_eq!(
-            unusable,
-            [
-                "turn:198.51.100.1:3478?transport=tcp",
-                "turns:198.51.100.1:443"
-            ]
-        );
+        assert_eq!(merged.unsupported().count(), 0, "TCP and TLS are tunnelled");
+        let dtls = IceServer::parse("turns:a:b@198.51.100.1:443?transport=udp").unwrap();
+        assert!(dtls.unsupported().is_some());
         assert_eq!(merged.with_offered(&offered), merged);
     }
 }

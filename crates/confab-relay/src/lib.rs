@@ -8,14 +8,17 @@
 //! networks unless allowed), how much (allocations in total and per peer,
 //! bandwidth per allocation), and counts it all ([`RelayMetrics`]).
 //!
-//! - [`Relay`]: a running relay, with the address a client that reached the server at a
-//!   given IP should use.
+//! - [`Relay`]: a running relay, with the addresses (UDP, TCP, TLS) a client that reached
+//!   the server at a given IP should use.
 //! - [`rest_credential`]: the password of a REST username, for `welcome.ice_servers`.
+//! - [`framing`]: TURN messages on a TCP or TLS stream, for the relay and its clients.
 
 mod credentials;
+pub mod framing;
 mod metrics;
 mod policy;
 mod sockets;
+mod streams;
 
 use std::io::ErrorKind;
 use std::net::{IpAddr, SocketAddr};
@@ -24,8 +27,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rand::RngExt as _;
-use tokio::net::UdpSocket;
+use tokio::net::{TcpListener, UdpSocket};
 use tokio::sync::mpsc;
+use tokio_rustls::TlsAcceptor;
+use tokio_rustls::rustls;
 use tracing::{info, warn};
 use turn::allocation::AllocationInfo;
 use turn::server::Server;
@@ -35,6 +40,7 @@ use credentials::RestAuth;
 pub use credentials::rest_credential;
 pub use metrics::{Refusal, RelayMetrics};
 use sockets::{Allocator, Listener, with_large_buffers};
+use streams::StreamListener;
 
 /// The realm the relay names in its challenges.
 const REALM: &str = "confab";
@@ -63,6 +69,34 @@ pub struct RelayConfig {
     pub max_allocations_per_peer: usize,
     /// Bytes per second each allocation may relay, both directions together; 0 is none.
     pub bytes_per_second: u64,
+    /// Also listen for TURN over TCP on `listen`'s port, for networks that let no UDP out.
+    pub tcp: bool,
+    /// Also listen for TURN over TLS (`turns:`), for networks that let only TLS out.
+    pub tls: Option<RelayTls>,
+}
+
+/// TURN over TLS: the port and the server's certificate (the signaling server's own).
+#[derive(Clone)]
+pub struct RelayTls {
+    /// On each listening IP; port 443 passes the strictest firewalls when it is free.
+    pub port: u16,
+    pub config: Arc<rustls::ServerConfig>,
+}
+
+impl std::fmt::Debug for RelayTls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RelayTls")
+            .field("port", &self.port)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Where a client reaches the relay, by transport.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Endpoints {
+    pub udp: SocketAddr,
+    pub tcp: Option<SocketAddr>,
+    pub tls: Option<SocketAddr>,
 }
 
 impl Default for RelayConfig {
@@ -77,6 +111,8 @@ impl Default for RelayConfig {
             // A full mesh of 16 with a spare: one allocation per other peer's connection.
             max_allocations_per_peer: 16,
             bytes_per_second: 50_000_000,
+            tcp: true,
+            tls: None,
         }
     }
 }
@@ -102,8 +138,10 @@ pub enum RelayError {
 /// runtime.
 pub struct Relay {
     server: Server,
-    /// The listeners' local addresses.
+    /// The UDP listeners' local addresses.
     listeners: Vec<SocketAddr>,
+    tcp_listeners: Vec<SocketAddr>,
+    tls_listeners: Vec<SocketAddr>,
     external_ip: Option<IpAddr>,
     secret: String,
     metrics: Arc<RelayMetrics>,
@@ -114,6 +152,8 @@ impl std::fmt::Debug for Relay {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Relay")
             .field("listeners", &self.listeners)
+            .field("tcp_listeners", &self.tcp_listeners)
+            .field("tls_listeners", &self.tls_listeners)
             .field("external_ip", &self.external_ip)
             .finish_non_exhaustive()
     }
@@ -134,7 +174,19 @@ impl Relay {
             metrics.clone(),
         ));
         let mut conn_configs = Vec::new();
-        let mut listeners = Vec::new();
+        let (mut listeners, mut tcp_listeners, mut tls_listeners) =
+            (Vec::new(), Vec::new(), Vec::new());
+        let allocator = |ip: IpAddr| Allocator {
+            bind_ip: ip,
+            advertised_ip: config.external_ip.unwrap_or(ip),
+            ports: config.relay_ports.clone(),
+            allow_private: config.allow_private,
+            max_allocations: config.max_allocations,
+            bytes_per_second: config.bytes_per_second,
+            metrics: metrics.clone(),
+        };
+        // Each stream client holds a connection whether or not it allocates.
+        let max_stream_clients = usize::try_from(config.max_allocations).unwrap_or(usize::MAX);
         for ip in listen_ips(config.listen.ip())? {
             let addr = SocketAddr::new(ip, config.listen.port());
             let socket = match UdpSocket::bind(addr).await {
@@ -154,16 +206,32 @@ impl Relay {
             listeners.push(local);
             conn_configs.push(ConnConfig {
                 conn: Arc::new(Listener(socket)),
-                relay_addr_generator: Box::new(Allocator {
-                    bind_ip: ip,
-                    advertised_ip: config.external_ip.unwrap_or(ip),
-                    ports: config.relay_ports.clone(),
-                    allow_private: config.allow_private,
-                    max_allocations: config.max_allocations,
-                    bytes_per_second: config.bytes_per_second,
-                    metrics: metrics.clone(),
-                }),
+                relay_addr_generator: Box::new(allocator(ip)),
             });
+            let streams = [
+                config
+                    .tcp
+                    .then_some((local.port(), None, &mut tcp_listeners)),
+                config.tls.as_ref().map(|tls| {
+                    let acceptor = TlsAcceptor::from(tls.config.clone());
+                    (tls.port, Some(acceptor), &mut tls_listeners)
+                }),
+            ];
+            for (port, tls, bound) in streams.into_iter().flatten() {
+                let addr = SocketAddr::new(ip, port);
+                let listener = bind_tcp(addr, config.any_port_if_taken).await?;
+                let listener =
+                    StreamListener::start(listener, tls, max_stream_clients, metrics.clone())
+                        .map_err(|source| RelayError::Bind { addr, source })?;
+                bound.push(
+                    webrtc_util::Conn::local_addr(&listener)
+                        .map_err(|e| RelayError::Turn(e.to_string()))?,
+                );
+                conn_configs.push(ConnConfig {
+                    conn: Arc::new(listener),
+                    relay_addr_generator: Box::new(allocator(ip)),
+                });
+            }
         }
         let (closed_tx, closed_rx) = mpsc::channel(64);
         tokio::spawn(release_quotas(closed_rx, auth.clone()));
@@ -176,25 +244,39 @@ impl Relay {
         })
         .await
         .map_err(|e| RelayError::Turn(e.to_string()))?;
-        info!(?listeners, external_ip = ?config.external_ip, "TURN relay listening");
+        info!(
+            udp = ?listeners,
+            tcp = ?tcp_listeners,
+            tls = ?tls_listeners,
+            external_ip = ?config.external_ip,
+            "TURN relay listening"
+        );
         Ok(Self {
             server,
             listeners,
+            tcp_listeners,
+            tls_listeners,
             external_ip: config.external_ip,
             secret,
             metrics,
         })
     }
 
-    /// The STUN and TURN address for a client that reached this host at `reached`: the
-    /// external address when one is set, else the listener on that address, if any.
-    pub fn address_for(&self, reached: IpAddr) -> Option<SocketAddr> {
-        let port = self.listeners.first()?.port();
-        if let Some(external) = self.external_ip {
-            return Some(SocketAddr::new(external, port));
-        }
+    /// The STUN and TURN addresses for a client that reached this host at `reached`: the
+    /// external address when one is set, else the listeners on that address, if any.
+    pub fn endpoints_for(&self, reached: IpAddr) -> Option<Endpoints> {
         let reached = canonical(reached);
-        self.listeners.iter().copied().find(|l| l.ip() == reached)
+        let on = |listeners: &[SocketAddr]| match self.external_ip {
+            Some(external) => listeners
+                .first()
+                .map(|l| SocketAddr::new(external, l.port())),
+            None => listeners.iter().copied().find(|l| l.ip() == reached),
+        };
+        Some(Endpoints {
+            udp: on(&self.listeners)?,
+            tcp: on(&self.tcp_listeners),
+            tls: on(&self.tls_listeners),
+        })
     }
 
     /// The addresses it listens on.
@@ -216,6 +298,21 @@ impl Relay {
         if let Err(e) = self.server.close().await {
             warn!("TURN relay did not close cleanly: {e}");
         }
+    }
+}
+
+/// A TCP listener on `addr`, or on any free port of its IP when `addr`'s is taken and
+/// that is allowed.
+async fn bind_tcp(addr: SocketAddr, any_port_if_taken: bool) -> Result<TcpListener, RelayError> {
+    match TcpListener::bind(addr).await {
+        Ok(listener) => Ok(listener),
+        Err(e) if any_port_if_taken && e.kind() == ErrorKind::AddrInUse => {
+            warn!("TURN port {addr} (TCP) is taken: listening on another port");
+            TcpListener::bind((addr.ip(), 0))
+                .await
+                .map_err(|source| RelayError::Bind { addr, source })
+        }
+        Err(source) => Err(RelayError::Bind { addr, source }),
     }
 }
 

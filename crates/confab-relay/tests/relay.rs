@@ -2,7 +2,6 @@
 //! allocate, what it relays to, quotas, and what it counts.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -149,6 +148,9 @@ async fn a_peer_holds_at_most_its_quota_of_allocations() {
         text.contains("confab_relay_refusals_total{reason=\"credentials\"} 1\n"),
         "{text}"
     );
-    let _: SocketAddr = relay.address_for("127.0.0.1".parse().unwrap()).unwrap();
+    let endpoints = relay.endpoints_for("127.0.0.1".parse().unwrap()).unwrap();
+    assert_eq!(endpoints.udp, relay.listeners()[0]);
+    assert_eq!(endpoints.tcp.map(|a| a.ip()), Some(endpoints.udp.ip()));
+    assert_eq!(endpoints.tls, None);
     relay.stop().await;
 }

@@ -88,29 +88,48 @@ impl IceConfig {
     }
 }
 
+/// Where a client reached the server: the relay it is handed is the one there.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Reached {
+    pub(crate) ip: IpAddr,
+    /// The name it asked for in TLS (SNI), which the server's certificate carries: a
+    /// `turns:` URL names it so that the client can check the relay's certificate.
+    pub(crate) name: Option<String>,
+}
+
 /// The built-in relay's entries for `peer_id`, who reached the server at `reached`: its
-/// STUN and its TURN over UDP. None when the relay does not listen on that address.
+/// STUN, and its TURN over UDP, TCP and TLS (those it listens for). None when the relay
+/// does not listen on that address.
 pub(crate) fn relay_servers(
     relay: &Relay,
-    reached: IpAddr,
+    reached: &Reached,
     peer_id: &str,
     now: SystemTime,
 ) -> Vec<IceServerInfo> {
-    let Some(addr) = relay.address_for(reached) else {
+    let Some(endpoints) = relay.endpoints_for(reached.ip) else {
         return Vec::new();
     };
+    let mut turn_urls = vec![format!("turn:{}?transport=udp", endpoints.udp)];
+    if let Some(tcp) = endpoints.tcp {
+        turn_urls.push(format!("turn:{tcp}?transport=tcp"));
+    }
+    if let Some(tls) = endpoints.tls {
+        let host = match &reached.name {
+            Some(name) => name.clone(),
+            None => match tls.ip() {
+                IpAddr::V4(v4) => v4.to_string(),
+                IpAddr::V6(v6) => format!("[{v6}]"),
+            },
+        };
+        turn_urls.push(format!("turns:{host}:{}?transport=tcp", tls.port()));
+    }
     vec![
         IceServerInfo {
-            urls: vec![format!("stun:{addr}")],
+            urls: vec![format!("stun:{}", endpoints.udp)],
             username: None,
             credential: None,
         },
-        turn_server(
-            vec![format!("turn:{addr}?transport=udp")],
-            relay.secret(),
-            peer_id,
-            now,
-        ),
+        turn_server(turn_urls, relay.secret(), peer_id, now),
     ]
 }
 

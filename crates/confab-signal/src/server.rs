@@ -1,7 +1,7 @@
 //! The accept loop, the state every socket shares, and a handle to run a server in the
 //! background.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -21,6 +21,7 @@ use tracing::{debug, info, warn};
 
 use crate::config::ServerConfig;
 use crate::http::{self, HeadError, Route};
+use crate::ice::Reached;
 use crate::metrics::Metrics;
 use crate::registry::{Limits, Registry};
 use crate::session::{self, ConnHandle};
@@ -205,7 +206,10 @@ async fn handle_connection(tcp: TcpStream, peer: SocketAddr, shared: Arc<Shared>
     let (_open, over_limit) = OpenConnection::count(&shared.metrics, shared.config.max_connections);
     debug!(%peer, "connection");
     // The address the client reached: the relay it is handed is the one on that address.
-    let reached = tcp.local_addr().ok().map(|a| a.ip());
+    let reached = tcp.local_addr().ok().map(|a| Reached {
+        ip: a.ip(),
+        name: None,
+    });
     match shared.config.tls.clone() {
         None => serve_connection(tcp, reached, over_limit, &shared).await,
         // Boxed: a TLS connection's state is large, and plain connections should not
@@ -217,14 +221,18 @@ async fn handle_connection(tcp: TcpStream, peer: SocketAddr, shared: Arc<Shared>
 async fn serve_tls(
     tcp: TcpStream,
     peer: SocketAddr,
-    reached: Option<IpAddr>,
+    reached: Option<Reached>,
     tls: crate::tls::TlsConfig,
     over_limit: bool,
     shared: &Arc<Shared>,
 ) {
     let acceptor = TlsAcceptor::from(tls.server);
     match timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
-        Ok(Ok(stream)) => serve_connection(stream, reached, over_limit, shared).await,
+        Ok(Ok(stream)) => {
+            let name = stream.get_ref().1.server_name().map(str::to_owned);
+            let reached = reached.map(|reached| Reached { name, ..reached });
+            serve_connection(stream, reached, over_limit, shared).await
+        }
         Ok(Err(e)) => debug!(%peer, "TLS handshake failed: {e}"),
         Err(_) => debug!(%peer, "TLS handshake timed out"),
     }
@@ -233,7 +241,7 @@ async fn serve_tls(
 /// Answers plain HTTP, or upgrades and serves the WebSocket for as long as it lives.
 async fn serve_connection<S>(
     stream: S,
-    reached: Option<IpAddr>,
+    reached: Option<Reached>,
     over_limit: bool,
     shared: &Arc<Shared>,
 ) where

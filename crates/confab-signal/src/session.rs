@@ -5,7 +5,6 @@
 //! it, the socket is dropped (its id waits for a resume) rather than the queue growing:
 //! memory per socket stays bounded whatever a client does.
 
-use std::net::IpAddr;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant, SystemTime};
@@ -22,6 +21,7 @@ use tokio_tungstenite::tungstenite::{Bytes, Error as WsError, Message, Utf8Bytes
 use tokio_util::sync::CancellationToken;
 use tracing::debug;
 
+use crate::ice::Reached;
 use crate::rate_limit::TokenBucket;
 use crate::registry::{Conn, ConnId, MemberKey, Secrets};
 use crate::server::Shared;
@@ -122,7 +122,7 @@ struct Session<S> {
     shared: Arc<Shared>,
     conn: ConnHandle,
     /// The server address the client reached, for the built-in relay's entry.
-    reached: Option<IpAddr>,
+    reached: Option<Reached>,
     member: Option<MemberKey>,
     rate: TokenBucket,
     abuse: TokenBucket,
@@ -130,7 +130,7 @@ struct Session<S> {
 }
 
 /// Serves one upgraded WebSocket until it ends.
-pub(crate) async fn run<S>(ws: WebSocketStream<S>, reached: Option<IpAddr>, shared: Arc<Shared>)
+pub(crate) async fn run<S>(ws: WebSocketStream<S>, reached: Option<Reached>, shared: Arc<Shared>)
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
@@ -400,7 +400,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
     fn ice_servers(&self, id: &str) -> Vec<IceServerInfo> {
         let now = SystemTime::now();
         let mut servers = self.shared.config.ice.servers_for(id, now);
-        if let (Some(relay), Some(reached)) = (&self.shared.relay, self.reached) {
+        if let (Some(relay), Some(reached)) = (&self.shared.relay, &self.reached) {
             servers.extend(crate::ice::relay_servers(relay, reached, id, now));
         }
         servers

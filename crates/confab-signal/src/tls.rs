@@ -62,11 +62,16 @@ impl TlsConfig {
             server: Arc::new(server),
         })
     }
+
+    /// The rustls settings, for the built-in relay's TURN over TLS.
+    pub fn server_config(&self) -> Arc<rustls::ServerConfig> {
+        self.server.clone()
+    }
 }
 
 /// The client's TLS settings: the system's roots plus any extra ones (a self-signed
 /// server's certificate, say).
-pub(crate) fn client_config(
+pub fn client_config(
     extra_roots: &[CertificateDer<'static>],
 ) -> Result<rustls::ClientConfig, TlsError> {
     let mut roots = rustls::RootCertStore::empty();

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::Args;
-use confab_relay::RelayConfig;
+use confab_relay::{RelayConfig, RelayTls};
 use confab_signal::lan::Announce;
 use confab_signal::{IceConfig, ServerConfig, TlsConfig};
 use tokio::net::TcpListener;
@@ -85,11 +85,16 @@ pub(crate) struct ServerArgs {
     #[arg(long)]
     no_turn: bool,
 
-    /// UDP address of the built-in relay [default: the --listen IP, port 3478, or any
-    /// free port when another server holds 3478]. An unspecified IP listens on every
-    /// interface address.
+    /// Address of the built-in relay, for UDP and TCP [default: the --listen IP, port
+    /// 3478, or any free port when another server holds 3478]. An unspecified IP listens
+    /// on every interface address.
     #[arg(long, value_name = "ADDR:PORT")]
     turn_listen: Option<SocketAddr>,
+
+    /// Port of the built-in relay's TURN over TLS, served with --tls-cert (443 gets
+    /// through networks that let only HTTPS out, if nothing else holds it).
+    #[arg(long, default_value_t = 5349, value_name = "PORT")]
+    turn_tls_port: u16,
 
     /// The host's public IP when it sits behind a 1:1 NAT (a cloud VM): handed to peers
     /// and put in relayed addresses.
@@ -166,16 +171,16 @@ impl ServerArgs {
         config.join_timeout = self.join_timeout;
         config.resume_grace = self.resume_grace;
         config.ping_interval = self.ping_interval;
-        config.tls = tls;
         config.ice = ice;
-        config.relay = self.relay_config()?;
+        config.relay = self.relay_config(tls.as_ref())?;
+        config.tls = tls;
         config.announce = (!self.no_announce).then(|| Announce {
             name: self.name.clone().unwrap_or_else(default_name),
         });
         Ok(config)
     }
 
-    fn relay_config(&self) -> anyhow::Result<Option<RelayConfig>> {
+    fn relay_config(&self, tls: Option<&TlsConfig>) -> anyhow::Result<Option<RelayConfig>> {
         if self.no_turn || !self.turn_urls.is_empty() {
             return Ok(None);
         }
@@ -196,6 +201,10 @@ impl ServerArgs {
         relay.max_allocations = self.turn_max_allocations;
         relay.max_allocations_per_peer = self.turn_max_allocations_per_peer;
         relay.bytes_per_second = (self.turn_max_rate * 1e6) as u64;
+        relay.tls = tls.map(|tls| RelayTls {
+            port: self.turn_tls_port,
+            config: tls.server_config(),
+        });
         Ok(Some(relay))
     }
 }

@@ -1,6 +1,7 @@
 //! A TURN server that refuses a peer's credentials is a `turn-auth-failed` error, not a
 //! line on stderr; right credentials are none. Against Debian's coturn on loopback, and
-//! against the relay built into `confab server`.
+//! against the relay built into `confab server`. And the built-in relay over TCP, for a
+//! network that lets no UDP out.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -8,7 +9,8 @@ mod common;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{Process, WAIT, server};
+use common::netns::TestNetns;
+use common::{Process, WAIT, chat_open, connected_id, server};
 
 /// coturn on a free loopback port with one long-term user, killed when dropped.
 struct Coturn {
@@ -133,4 +135,46 @@ fn the_servers_built_in_relay_takes_the_credentials_its_welcome_hands_out() {
         verdict["msg"].as_str().unwrap().contains("127.0.0.1"),
         "the relay on the address the peer reached: {verdict}"
     );
+}
+
+/// A peer whose network lets no UDP out (only its own loopback tunnel's) reaches the
+/// server's built-in relay over TCP, with nothing configured, and talks both ways with a
+/// peer on an open network. In a namespace of the test's own; needs root.
+#[test]
+fn a_peer_on_a_network_that_lets_no_udp_out_talks_through_the_relay_over_tcp() {
+    let Some(netns) = TestNetns::new("tcp-relay") else {
+        return;
+    };
+    let _server = netns.server_on("127.0.0.4:8787", &["--turn-allow-private"]);
+    netns.block_udp_of("127.0.0.2");
+    let url = "ws://127.0.0.4:8787/ws";
+    let peer = |name: &str, ip: &str| {
+        netns.spawn(&[
+            "-v", "peer", "--server", url, "--room", "tcp", "--name", name, "--udp", ip,
+        ])
+    };
+    let mut a = peer("A", "127.0.0.2");
+    let a_id = connected_id(&a);
+    let mut b = peer("B", "127.0.0.3");
+    let b_id = connected_id(&b);
+    chat_open(&a, &b_id);
+    chat_open(&b, &a_id);
+
+    a.send(&format!(r#"{{"cmd":"stats","peer":"{b_id}"}}"#));
+    let stats = a.event(WAIT, "stats", |e| {
+        e["event"] == "stats" && e["peer"] == b_id
+    });
+    assert_eq!(stats["candidate_type"], "relay", "{stats}");
+    assert_eq!(stats["transport"], "tcp", "{stats}");
+    let local = stats["local_candidate"].as_str().unwrap_or_default();
+    assert!(local.starts_with("relay 127.0.0.4:"), "{stats}");
+
+    a.send(r#"{"cmd":"chat","text":"from behind the firewall"}"#);
+    b.event(WAIT, "A's chat", |e| {
+        e["event"] == "chat" && e["text"] == "from behind the firewall"
+    });
+    b.send(r#"{"cmd":"chat","text":"heard you"}"#);
+    a.event(WAIT, "B's chat", |e| {
+        e["event"] == "chat" && e["text"] == "heard you"
+    });
 }

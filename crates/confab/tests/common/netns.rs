@@ -60,6 +60,18 @@ impl TestNetns {
         self.drop_arriving(&format!("udp dport {port}"));
     }
 
+    /// Drops every UDP datagram to or from `ip` (a loopback address its peer binds with
+    /// `--udp`), except those with 127.0.0.1, where that peer's own TURN tunnels listen:
+    /// a host on a network that lets only TCP out.
+    pub fn block_udp_of(&self, ip: &str) {
+        self.drop_arriving(&format!(
+            "meta l4proto udp ip saddr {ip} ip daddr != 127.0.0.1"
+        ));
+        self.drop_arriving(&format!(
+            "meta l4proto udp ip daddr {ip} ip saddr != 127.0.0.1"
+        ));
+    }
+
     fn drop_arriving(&self, matching: &str) {
         run(
             "ip",
@@ -79,8 +91,15 @@ impl TestNetns {
 
     /// The signaling server, once it takes connections.
     pub fn server(&self) -> Process {
-        let server = self.spawn(&["server", "--listen", SERVER]);
-        wait_for_listener(&self.name, SERVER);
+        self.server_on(SERVER, &[])
+    }
+
+    /// A signaling server on `listen`, with `extra` flags, once it takes connections.
+    pub fn server_on(&self, listen: &str, extra: &[&str]) -> Process {
+        let mut args = vec!["server", "--listen", listen];
+        args.extend_from_slice(extra);
+        let server = self.spawn(&args);
+        wait_for_listener(&self.name, listen);
         server
     }
 

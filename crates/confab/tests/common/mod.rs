@@ -43,10 +43,16 @@ impl Process {
 
     /// Inside a network namespace (`ip netns exec` becomes the `confab` process itself).
     pub fn spawn_in_netns(netns: &str, args: &[&str]) -> Process {
+        Self::spawn_in_netns_with_env(netns, args, &[])
+    }
+
+    /// Inside a network namespace, with extra environment variables.
+    pub fn spawn_in_netns_with_env(netns: &str, args: &[&str], env: &[(&str, &str)]) -> Process {
         let mut command = Command::new("ip");
         command
             .args(["netns", "exec", netns, env!("CARGO_BIN_EXE_confab")])
-            .args(args);
+            .args(args)
+            .envs(env.iter().copied());
         Self::spawn_command(command)
     }
 

@@ -72,6 +72,11 @@ impl TestNetns {
         ));
     }
 
+    /// Drops every TCP segment to `port`: a firewall that lets no TCP out to it.
+    pub fn block_tcp_port(&self, port: u16) {
+        self.drop_arriving(&format!("tcp dport {port}"));
+    }
+
     fn drop_arriving(&self, matching: &str) {
         run(
             "ip",
@@ -87,6 +92,10 @@ impl TestNetns {
 
     pub fn spawn(&self, args: &[&str]) -> Process {
         Process::spawn_in_netns(&self.name, args)
+    }
+
+    pub fn spawn_with_env(&self, args: &[&str], env: &[(&str, &str)]) -> Process {
+        Process::spawn_in_netns_with_env(&self.name, args, env)
     }
 
     /// The signaling server, once it takes connections.

@@ -171,19 +171,34 @@ test('c. two symmetric NATs, no UDP between them: through coturn, chat and a fil
   step(`${data.length} bytes through coturn in ${Date.now() - started} ms, written to ${got.path}`);
 });
 
+/**
+ * A file of `bytes` random bytes from `a` to `b` (which auto-accepts into `inbox`): arrives
+ * whole with the same sha256. Returns the MB/s it went at.
+ */
+async function fileArrivesIntact(a, b, inbox, name, bytes) {
+  const files = joinPath(lab.out, 'files');
+  rmSync(inbox, { recursive: true, force: true });
+  mkdirSync(inbox, { recursive: true });
+  const source = joinPath(files, name);
+  const data = randomBytes(bytes);
+  writeFileSync(source, data);
+  const sha = createHash('sha256').update(data).digest('hex');
+  const started = Date.now();
+  const from = a.events.length;
+  a.command({ cmd: 'send-file', to: b.id, path: source });
+  const offered = await a.waitForEvent((e) => e.event === 'file-offered', { what: 'file-offered', from, timeout: 5_000 });
+  const got = await b.waitForEvent((e) => e.event === 'file-done' && e.file === offered.file, { what: `${b.label}'s file-done`, timeout: 60_000 });
+  assert.equal(got.ok, true, `${b.label}: file-done ok`);
+  assert.equal(createHash('sha256').update(readFileSync(got.path)).digest('hex'), sha, 'the written file is the sent one');
+  const ms = Date.now() - started;
+  return data.length / ms / 1000;
+}
+
 test('h. two symmetric NATs, no UDP between them: through the server\'s built-in relay with no flag, chat and a file', { timeout: 90_000 }, async () => {
   knob('nat', 'r1', 'fully-random');
   knob('nat', 'r2', 'fully-random');
   knob('drop_udp_between_routers');
-  const files = joinPath(lab.out, 'files');
-  const inbox = joinPath(files, 'h-inbox');
-  rmSync(inbox, { recursive: true, force: true });
-  mkdirSync(inbox, { recursive: true });
-  const source = joinPath(files, 'h-relayed.bin');
-  const data = randomBytes(5 * 1024 * 1024 + 17);
-  writeFileSync(source, data);
-  const sha = createHash('sha256').update(data).digest('hex');
-
+  const inbox = joinPath(lab.out, 'files', 'h-inbox');
   const a = peer('h-h1', 'h1', { ws: lab.wsBuiltin });
   const b = peer('h-h2', 'h2', { ws: lab.wsBuiltin, args: ['--auto-accept-files', inbox] });
   const setup = Date.now();
@@ -196,16 +211,27 @@ test('h. two symmetric NATs, no UDP between them: through the server\'s built-in
     const remote = parseCandidate(s.remote_candidate, 'remote_candidate');
     assert.ok([local, remote].some((c) => c.type === 'relay' && c.addr === lab.ip.signal), `${self.label}: a relay candidate on the signaling server (${s.local_candidate} / ${s.remote_candidate})`);
   });
+  const mbps = await fileArrivesIntact(a, b, inbox, 'h-relayed.bin', 5 * 1024 * 1024 + 17);
+  step(`a 5 MiB file through the built-in relay at ${mbps.toFixed(2)} MB/s`);
+});
 
-  const started = Date.now();
-  const from = a.events.length;
-  a.command({ cmd: 'send-file', to: b.id, path: source });
-  const offered = await a.waitForEvent((e) => e.event === 'file-offered', { what: 'file-offered', from, timeout: 5_000 });
-  const got = await b.waitForEvent((e) => e.event === 'file-done' && e.file === offered.file, { what: `${b.label}'s file-done`, timeout: 60_000 });
-  assert.equal(got.ok, true, `${b.label}: file-done ok`);
-  assert.equal(createHash('sha256').update(readFileSync(got.path)).digest('hex'), sha, 'the written file is the sent one');
-  const ms = Date.now() - started;
-  step(`${data.length} bytes through the built-in relay in ${ms} ms (${(data.length / ms / 1000).toFixed(2)} MB/s)`);
+test('i. UDP blocked at r1: h1 reaches the built-in relay over TCP with no flag, chat and a file', { timeout: 90_000 }, async () => {
+  knob('block_udp', 'r1');
+  const inbox = joinPath(lab.out, 'files', 'i-inbox');
+  const a = peer('i-h1', 'h1', { ws: lab.wsBuiltin });
+  const b = peer('i-h2', 'h2', { ws: lab.wsBuiltin, args: ['--auto-accept-files', inbox] });
+  const setup = Date.now();
+  await connect(a, b, uniqueRoom('tcp'), { timeout: 30_000 });
+  await chatBothWays(a, b);
+  step(`chat both ways ${Date.now() - setup} ms after the join`);
+  const s = await a.stats(b);
+  assert.equal(s.candidate_type, 'relay', `${a.label}: path type (${JSON.stringify(s)})`);
+  assert.equal(s.transport, 'tcp', `${a.label} reaches its relay over TCP (${JSON.stringify(s)})`);
+  const local = parseCandidate(s.local_candidate, 'local_candidate');
+  assert.equal(local.type, 'relay', `${a.label} sends from its relay candidate`);
+  assert.equal(local.addr, lab.ip.signal, `${a.label}'s relay candidate is on the signaling server`);
+  const mbps = await fileArrivesIntact(a, b, inbox, 'i-relayed.bin', 5 * 1024 * 1024 + 17);
+  step(`a 5 MiB file through the built-in relay over TCP at ${mbps.toFixed(2)} MB/s`);
 });
 
 test('d. two symmetric NATs, no UDP between them, STUN but no relay: ice fails, quit exits 0', { timeout: 45_000 }, async () => {

@@ -1,5 +1,6 @@
-//! `--relay`: the same pair of peers three ways in one run, on loopback: direct (the
-//! anchor), through the relay built into `confab server`, and through Debian's coturn.
+//! `--relay`: the same pair of peers four ways in one run, on loopback: direct (the
+//! anchor), through the relay built into `confab server` over UDP and over TCP, and through
+//! Debian's coturn.
 //! The relayed peers offer relay candidates only, so every byte crosses the relay. Each
 //! relay runs as a process of its own, so its CPU time and memory are its alone.
 
@@ -133,7 +134,7 @@ async fn measure_route(
     Ok(figures)
 }
 
-/// The three routes, in this order: direct, built-in relay, coturn.
+/// The four routes, in this order: direct, built-in relay over UDP and over TCP, coturn.
 pub(crate) async fn compare(mib: u64, confab: &Path) -> anyhow::Result<Vec<RouteFigures>> {
     let server = ServerHandle::start(
         SocketAddr::from(([127, 0, 0, 1], 0)),
@@ -153,6 +154,14 @@ pub(crate) async fn compare(mib: u64, confab: &Path) -> anyhow::Result<Vec<Route
         transport: relayed(),
     };
     figures.push(measure_route("built-in relay", &route, mib, Some(&built_in.0)).await?);
+    let route = Route {
+        url: bare_url.clone(),
+        transport: TransportConfig {
+            ice_servers: vec![built_in_over_tcp(built_in.1).await?],
+            ..relayed()
+        },
+    };
+    figures.push(measure_route("built-in, TCP", &route, mib, Some(&built_in.0)).await?);
     drop(built_in);
 
     let (coturn, port) = start_coturn()?;
@@ -181,7 +190,7 @@ fn start_confab_server(confab: &Path) -> anyhow::Result<(RelayProcess, SocketAdd
     let child = Command::new(confab)
         .args(["server", "--listen", &listen.to_string()])
         .args(["--turn-listen", &turn.to_string(), "--turn-allow-private"])
-        .args(["--turn-max-rate", "0"])
+        .args(["--turn-max-rate", "0", "--turn-max-allocations-per-peer", "1000"])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -189,6 +198,34 @@ fn start_confab_server(confab: &Path) -> anyhow::Result<(RelayProcess, SocketAdd
     let process = RelayProcess(child);
     wait_for_tcp(listen, "confab server")?;
     Ok((process, listen))
+}
+
+/// The built-in relay's TURN over TCP with credentials from a welcome of its server: the
+/// peers, on a server that offers no relay, reach it only that way.
+async fn built_in_over_tcp(server: SocketAddr) -> anyhow::Result<IceServer> {
+    let join = confab_proto::Join {
+        room: "credentials".to_owned(),
+        name: "bench".to_owned(),
+        version: confab_proto::PROTOCOL_VERSION,
+        password: None,
+        resume: None,
+    };
+    let url = format!("ws://{server}/ws");
+    let (client, welcome) =
+        confab_signal::SignalClient::join(&url, &Default::default(), join).await?;
+    client.close().await;
+    welcome
+        .ice_servers
+        .into_iter()
+        .find_map(|server| {
+            let url = server.urls.into_iter().find(|u| u.ends_with("transport=tcp"))?;
+            Some(IceServer {
+                url,
+                username: server.username,
+                credential: server.credential,
+            })
+        })
+        .context("the server's welcome offers no TURN over TCP")
 }
 
 /// Debian's coturn on loopback with one static user, relaying to loopback peers.

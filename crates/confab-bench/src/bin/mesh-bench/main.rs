@@ -60,6 +60,11 @@ struct Args {
 const WAIT: Duration = Duration::from_secs(20);
 
 fn main() -> anyhow::Result<()> {
+    // Quiet unless RUST_LOG asks: what the libraries log while a figure is measured.
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_writer(std::io::stderr)
+        .init();
     let args = Args::parse();
     if let Some(percent) = args.loss
         && std::env::var_os(lossy::INSIDE).is_none()

@@ -69,6 +69,14 @@ step "browser tests (headless Chromium and confab peer)"
 cargo build -p confab
 as_root env CONFAB_BIN="$CARGO_TARGET_DIR/debug/confab" ./tests/browser/run.sh
 
+# confab peer across NAT routers (both kinds), a LAN, a firewall that lets no UDP out, and
+# no path at all, built from network namespaces with nftables, with coturn and the built-in
+# relay (tests/netlab/README.md). The loss and throughput cases (e, f, g) run by hand: the
+# loss tests above cover loss, and g is a benchmark.
+step "network lab: NATs, relays and firewalls in network namespaces"
+as_root env CONFAB_BIN="$CARGO_TARGET_DIR/debug/confab" ./tests/netlab/run.sh \
+    --test-name-pattern='^(0|a|b|c|d|h|i)\.'
+
 # The built desktop app under Xvfb through tauri-driver, with a headless peer; then the
 # .deb built by tauri-cli, installed with apt-get and started.
 step "desktop app end to end (Xvfb, tauri-driver, confab peer)"

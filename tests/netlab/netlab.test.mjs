@@ -234,6 +234,42 @@ test('i. UDP blocked at r1: h1 reaches the built-in relay over TCP with no flag,
   step(`a 5 MiB file through the built-in relay over TCP at ${mbps.toFixed(2)} MB/s`);
 });
 
+/** `confab check` against the built-in relay's server from `host`: its findings. */
+function connectionTest(host) {
+  const out = inNs(host, process.env.CONFAB_BIN, ['check', '--server', lab.wsBuiltin], { timeout: 30_000 });
+  const findings = out.trim().split('\n').map((line) => JSON.parse(line));
+  for (const f of findings) step(`${host} ${f.check}${f.transport ? ` over ${f.transport}` : ''}: ${f.ok} - ${f.words}`);
+  return findings;
+}
+
+function finding(findings, check, transport) {
+  const found = findings.find((f) => f.check === check && (transport === undefined || f.transport === transport));
+  assert.ok(found, `a ${check} finding${transport ? ` over ${transport}` : ''} in ${JSON.stringify(findings)}`);
+  return found;
+}
+
+test('j. the connection test: an endpoint-independent NAT, a symmetric one, and a router that lets no UDP out', { timeout: 90_000 }, async () => {
+  let found = connectionTest('h1');
+  assert.equal(finding(found, 'server').ok, true, 'the server answers');
+  assert.equal(finding(found, 'reflexive').ok, true, 'STUN answers');
+  assert.ok(finding(found, 'reflexive').words.includes(lab.ip.r1), 'h1 is seen at r1\'s address');
+  assert.equal(finding(found, 'mapping').ok, true, 'masquerade keeps one mapping');
+  assert.equal(finding(found, 'relay', 'udp').ok, true, 'a relay over UDP');
+  assert.equal(finding(found, 'relay', 'tcp').ok, true, 'a relay over TCP');
+
+  knob('nat', 'r1', 'fully-random');
+  found = connectionTest('h1');
+  assert.equal(finding(found, 'mapping').ok, false, 'a symmetric NAT is told as one');
+
+  knob('reset');
+  knob('block_udp', 'r1');
+  found = connectionTest('h1');
+  assert.equal(finding(found, 'server').ok, true, 'the server answers over TCP');
+  assert.equal(finding(found, 'reflexive').ok, false, 'no STUN answer without UDP');
+  assert.equal(finding(found, 'relay', 'udp').ok, false, 'no relay over UDP');
+  assert.equal(finding(found, 'relay', 'tcp').ok, true, 'the relay over TCP still works');
+});
+
 test('d. two symmetric NATs, no UDP between them, STUN but no relay: ice fails, quit exits 0', { timeout: 45_000 }, async () => {
   knob('nat', 'r1', 'fully-random');
   knob('nat', 'r2', 'fully-random');

@@ -17,6 +17,7 @@
 //! - [`safety`]: safety codes, which users compare to know their connection is direct.
 
 pub mod api;
+pub mod connection_test;
 mod engine;
 pub mod error;
 pub mod files;

@@ -310,6 +310,11 @@ impl TurnTunnels {
         self.0.get(url).map(|tunnel| tunnel.local_url())
     }
 
+    /// How `url`'s server is reached, when that is through a tunnel.
+    pub(crate) fn kind_of(&self, url: &str) -> Option<StreamKind> {
+        self.0.get(url).map(|tunnel| tunnel.kind)
+    }
+
     /// How the relay candidate at `relayed` reaches its server, when the server
     /// allocated it through one of these tunnels.
     pub(crate) fn stream_of(&self, relayed: SocketAddr) -> Option<StreamKind> {

@@ -95,6 +95,10 @@ impl std::fmt::Debug for RelayTls {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Endpoints {
     pub udp: SocketAddr,
+    /// A second UDP port (the next one when free), answering STUN as the first does: a
+    /// client that asks both from one socket learns whether its NAT keeps one mapping for
+    /// every destination (RFC 5780's alternate port).
+    pub udp_alternate: Option<SocketAddr>,
     pub tcp: Option<SocketAddr>,
     pub tls: Option<SocketAddr>,
 }
@@ -140,6 +144,7 @@ pub struct Relay {
     server: Server,
     /// The UDP listeners' local addresses.
     listeners: Vec<SocketAddr>,
+    alternate_listeners: Vec<SocketAddr>,
     tcp_listeners: Vec<SocketAddr>,
     tls_listeners: Vec<SocketAddr>,
     external_ip: Option<IpAddr>,
@@ -152,6 +157,7 @@ impl std::fmt::Debug for Relay {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Relay")
             .field("listeners", &self.listeners)
+            .field("alternate_listeners", &self.alternate_listeners)
             .field("tcp_listeners", &self.tcp_listeners)
             .field("tls_listeners", &self.tls_listeners)
             .field("external_ip", &self.external_ip)
@@ -174,8 +180,8 @@ impl Relay {
             metrics.clone(),
         ));
         let mut conn_configs = Vec::new();
-        let (mut listeners, mut tcp_listeners, mut tls_listeners) =
-            (Vec::new(), Vec::new(), Vec::new());
+        let (mut listeners, mut alternate_listeners) = (Vec::new(), Vec::new());
+        let (mut tcp_listeners, mut tls_listeners) = (Vec::new(), Vec::new());
         let allocator = |ip: IpAddr| Allocator {
             bind_ip: ip,
             advertised_ip: config.external_ip.unwrap_or(ip),
@@ -208,6 +214,21 @@ impl Relay {
                 conn: Arc::new(Listener(socket)),
                 relay_addr_generator: Box::new(allocator(ip)),
             });
+            // Best effort: without it the mapping test says it cannot tell.
+            let next = SocketAddr::new(ip, local.port().wrapping_add(1).max(1));
+            let alternate = match UdpSocket::bind(next).await {
+                Ok(socket) => Ok(socket),
+                Err(_) => UdpSocket::bind((ip, 0)).await,
+            };
+            if let Ok(alternate) = alternate
+                && let Ok(local) = alternate.local_addr()
+            {
+                alternate_listeners.push(local);
+                conn_configs.push(ConnConfig {
+                    conn: Arc::new(Listener(with_large_buffers(alternate))),
+                    relay_addr_generator: Box::new(allocator(ip)),
+                });
+            }
             let streams = [
                 config
                     .tcp
@@ -246,6 +267,7 @@ impl Relay {
         .map_err(|e| RelayError::Turn(e.to_string()))?;
         info!(
             udp = ?listeners,
+            stun_alternate = ?alternate_listeners,
             tcp = ?tcp_listeners,
             tls = ?tls_listeners,
             external_ip = ?config.external_ip,
@@ -254,6 +276,7 @@ impl Relay {
         Ok(Self {
             server,
             listeners,
+            alternate_listeners,
             tcp_listeners,
             tls_listeners,
             external_ip: config.external_ip,
@@ -274,6 +297,7 @@ impl Relay {
         };
         Some(Endpoints {
             udp: on(&self.listeners)?,
+            udp_alternate: on(&self.alternate_listeners),
             tcp: on(&self.tcp_listeners),
             tls: on(&self.tls_listeners),
         })

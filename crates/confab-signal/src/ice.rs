@@ -98,7 +98,8 @@ pub(crate) struct Reached {
 }
 
 /// The built-in relay's entries for `peer_id`, who reached the server at `reached`: its
-/// STUN, and its TURN over UDP, TCP and TLS (those it listens for). None when the relay
+/// STUN (on two ports, for the connection test's mapping check), and its TURN over UDP, TCP
+/// and TLS (those it listens for). None when the relay
 /// does not listen on that address.
 pub(crate) fn relay_servers(
     relay: &Relay,
@@ -123,9 +124,13 @@ pub(crate) fn relay_servers(
         };
         turn_urls.push(format!("turns:{host}:{}?transport=tcp", tls.port()));
     }
+    let mut stun_urls = vec![format!("stun:{}", endpoints.udp)];
+    if let Some(alternate) = endpoints.udp_alternate {
+        stun_urls.push(format!("stun:{alternate}"));
+    }
     vec![
         IceServerInfo {
-            urls: vec![format!("stun:{}", endpoints.udp)],
+            urls: stun_urls,
             username: None,
             credential: None,
         },

@@ -1,5 +1,6 @@
 //! `confab`: the command line. Flags and logging only; the work is in the library crates.
 
+mod check_cmd;
 mod discover_cmd;
 mod peer_cmd;
 mod server_cmd;
@@ -30,6 +31,8 @@ enum Command {
     Peer(peer_cmd::PeerArgs),
     /// List the Confab servers announced on the local network, one JSON line each.
     Discover(discover_cmd::DiscoverArgs),
+    /// Test what works from here: the server, STUN, and its relays over UDP, TCP and TLS.
+    Check(check_cmd::CheckArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -51,6 +54,7 @@ fn main() -> std::process::ExitCode {
             Command::Discover(args) => discover_cmd::run(args)
                 .await
                 .map(|()| std::process::ExitCode::SUCCESS),
+            Command::Check(args) => check_cmd::run(args).await,
         }
     });
     // The peer's libraries may leave background tasks (socket readers) behind: do not

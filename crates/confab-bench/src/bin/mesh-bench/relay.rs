@@ -190,7 +190,12 @@ fn start_confab_server(confab: &Path) -> anyhow::Result<(RelayProcess, SocketAdd
     let child = Command::new(confab)
         .args(["server", "--listen", &listen.to_string()])
         .args(["--turn-listen", &turn.to_string(), "--turn-allow-private"])
-        .args(["--turn-max-rate", "0", "--turn-max-allocations-per-peer", "1000"])
+        .args([
+            "--turn-max-rate",
+            "0",
+            "--turn-max-allocations-per-peer",
+            "1000",
+        ])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -218,7 +223,10 @@ async fn built_in_over_tcp(server: SocketAddr) -> anyhow::Result<IceServer> {
         .ice_servers
         .into_iter()
         .find_map(|server| {
-            let url = server.urls.into_iter().find(|u| u.ends_with("transport=tcp"))?;
+            let url = server
+                .urls
+                .into_iter()
+                .find(|u| u.ends_with("transport=tcp"))?;
             Some(IceServer {
                 url,
                 username: server.username,

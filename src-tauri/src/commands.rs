@@ -4,7 +4,8 @@
 
 use std::time::Duration;
 
-use confab_mesh::{Command, Event};
+use confab_mesh::connection_test;
+use confab_mesh::{Command, Event, IceServer};
 use confab_signal::lan::FoundServer;
 use serde::Serialize;
 use tauri::ipc::Channel;
@@ -113,6 +114,20 @@ pub async fn discover_servers() -> Result<Vec<FoundServer>, ShellError> {
     confab_signal::lan::discover(DISCOVERY_WAIT)
         .await
         .map_err(|e| ShellError::Discovery(e.to_string()))
+}
+
+/// The connection test against `server`, with the user's own ICE servers (one spec per
+/// entry, as Settings keeps them): what works from here, in plain words.
+#[tauri::command]
+pub async fn connection_test(
+    server: String,
+    ice_servers: Vec<String>,
+) -> Result<Vec<connection_test::Finding>, ShellError> {
+    let ice = ice_servers
+        .iter()
+        .map(|spec| IceServer::parse(spec).map_err(ShellError::BadCommand))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(connection_test::run(&server, &ice).await)
 }
 
 #[tauri::command]

@@ -113,6 +113,7 @@ pub fn run() {
             commands::host_stop,
             commands::host_state,
             commands::discover_servers,
+            commands::connection_test,
             commands::invite_qr,
             commands::notify,
             commands::open_url,

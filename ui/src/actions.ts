@@ -7,7 +7,7 @@ import type { ErrorArea, Store } from "./store";
 import { ROOM, contactKey } from "./store";
 import type { Invite } from "./format";
 import { inviteLink } from "./format";
-import type { PeerCommand, Settings } from "./types";
+import type { ConnectionFinding, PeerCommand, Settings } from "./types";
 
 /** How often peers' statistics (RTT, candidate type) are asked for. */
 const STATS_EVERY_MS = 3000;
@@ -250,6 +250,17 @@ export class Actions {
     } catch {
       // The link works without its picture.
       return { invite, qr: null };
+    }
+  }
+
+  /** The connection test: its findings, or null (with the error shown) when it could not run. */
+  async testConnection(server: string, iceServers: string[]): Promise<ConnectionFinding[] | null> {
+    this.store.dismissErrors("settings");
+    try {
+      return await this.backend.connectionTest(server, iceServers);
+    } catch (error) {
+      this.store.showError({ area: "settings", code: errorCode(error), message: errorText(error) });
+      return null;
     }
   }
 

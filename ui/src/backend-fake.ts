@@ -3,7 +3,7 @@
 // caller push events; it answers the few commands the views wait on.
 
 import type { Backend } from "./backend";
-import type { Boot, FoundServer, HostState, PeerCommand, PeerEvent, Settings } from "./types";
+import type { Boot, ConnectionFinding, FoundServer, HostState, PeerCommand, PeerEvent, Settings } from "./types";
 import { defaultSettings, stoppedHost } from "./types";
 
 export class FakeBackend implements Backend {
@@ -16,6 +16,9 @@ export class FakeBackend implements Backend {
   host: HostState = stoppedHost();
   /** What looking for servers on the network finds. */
   found: FoundServer[] = [];
+  /** What the connection test finds, and what it was asked. */
+  findings: ConnectionFinding[] = [];
+  readonly tested: { server: string; iceServers: string[] }[] = [];
   private listener: ((event: PeerEvent) => void) | null = null;
   private nextId = 1;
 
@@ -39,6 +42,11 @@ export class FakeBackend implements Backend {
 
   async discoverServers(): Promise<FoundServer[]> {
     return this.found;
+  }
+
+  async connectionTest(server: string, iceServers: string[]): Promise<ConnectionFinding[]> {
+    this.tested.push({ server, iceServers });
+    return this.findings;
   }
 
   async send(command: PeerCommand): Promise<void> {

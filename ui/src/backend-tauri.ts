@@ -5,7 +5,7 @@ import { Channel, invoke } from "@tauri-apps/api/core";
 import { listen } from "@tauri-apps/api/event";
 
 import type { Backend } from "./backend";
-import type { Boot, FoundServer, HostState, PeerCommand, PeerEvent, Settings } from "./types";
+import type { Boot, ConnectionFinding, FoundServer, HostState, PeerCommand, PeerEvent, Settings } from "./types";
 
 export function isTauri(): boolean {
   return typeof window !== "undefined" && "__TAURI_INTERNALS__" in window;
@@ -45,6 +45,10 @@ export class TauriBackend implements Backend {
 
   discoverServers(): Promise<FoundServer[]> {
     return invoke<FoundServer[]>("discover_servers");
+  }
+
+  connectionTest(server: string, iceServers: string[]): Promise<ConnectionFinding[]> {
+    return invoke<ConnectionFinding[]>("connection_test", { server, iceServers });
   }
 
   async notify(title: string, body: string): Promise<void> {

@@ -1,7 +1,7 @@
 // The one interface the page talks to the app through. The Tauri shell implements it
 // (backend-tauri.ts); tests and a plain browser use the in-memory one (backend-fake.ts).
 
-import type { Boot, FoundServer, HostState, PeerCommand, PeerEvent, Settings, ShellErrorCode } from "./types";
+import type { Boot, ConnectionFinding, FoundServer, HostState, PeerCommand, PeerEvent, Settings, ShellErrorCode } from "./types";
 
 export interface Backend {
   /** Starts receiving events (all of them, the high-rate ones included), then the core. */
@@ -16,6 +16,8 @@ export interface Backend {
   inviteQr(link: string): Promise<string>;
   /** The servers announced on the local network (takes about 2 s). */
   discoverServers(): Promise<FoundServer[]>;
+  /** What works from here towards `server` (with these STUN/TURN specs): about 10 s at most. */
+  connectionTest(server: string, iceServers: string[]): Promise<ConnectionFinding[]>;
   /** A desktop notification, shown only while the window is not focused. */
   notify(title: string, body: string): Promise<void>;
   /** Opens a web link from a message in the desktop's browser. */

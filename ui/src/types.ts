@@ -101,6 +101,17 @@ export interface FoundServer {
   people: number;
 }
 
+/** One finding of the connection test (crates/confab-mesh/src/connection_test.rs). */
+export interface ConnectionFinding {
+  check: "server" | "reflexive" | "mapping" | "relay";
+  /** For a relay: how it is reached. */
+  transport?: "udp" | "tcp" | "tls";
+  /** Whether it works; null when it cannot be told from here. */
+  ok: boolean | null;
+  /** What it means, in plain words. */
+  words: string;
+}
+
 /** Problems the page finds itself; `shell` is a shell error without a code. */
 export type PageErrorCode = "chooser" | "no-folder" | "start" | "send" | "invalid" | "declined" | "busy" | "shell";
 

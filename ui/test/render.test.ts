@@ -234,6 +234,32 @@ describe("views", () => {
     expect(($('[data-action="disconnect"]') as HTMLButtonElement).disabled).toBe(true);
   });
 
+  it("tests the connection to the server in the form, with the STUN/TURN servers typed, and says what it found", async () => {
+    backend.findings = [
+      { check: "server", ok: true, words: "The server answers (2 ms)." },
+      { check: "mapping", ok: null, words: "Not known." },
+      { check: "relay", transport: "udp", ok: false, words: "The relay over UDP did not answer." },
+      { check: "relay", transport: "tcp", ok: true, words: "A relay over TCP works." },
+    ];
+    $('[data-nav="settings"]').click();
+    store.flush();
+    ($('.settings [data-field="server"]') as HTMLInputElement).value = "ws://192.0.2.7:8787/ws";
+    ($('.settings [data-field="ice"]') as HTMLTextAreaElement).value = "stun:192.0.2.8:3478\n\n  turn:u:p@192.0.2.8:3478 ";
+    const button = $('[data-action="connection-test"]') as HTMLButtonElement;
+    button.click();
+    expect(button.disabled).toBe(true);
+    await settle();
+    expect(backend.tested).toEqual([{ server: "ws://192.0.2.7:8787/ws", iceServers: ["stun:192.0.2.8:3478", "turn:u:p@192.0.2.8:3478"] }]);
+    expect(button.disabled).toBe(false);
+    const items = [...app.el.querySelectorAll(".connection-test li")].map((li) => [li.className, li.textContent]);
+    expect(items).toEqual([
+      ["works", "✓ The server answers (2 ms)."],
+      ["unknown", "? Not known."],
+      ["fails", "✗ The relay over UDP did not answer."],
+      ["works", "✓ A relay over TCP works."],
+    ]);
+  });
+
   it("shows server errors in the banner, in plain words", () => {
     store.apply({ event: "error", code: "bad-password", message: "bad-password" });
     store.flush();

@@ -31,6 +31,9 @@ export class SettingsView {
   private readonly noise = h("input", { type: "checkbox", "data-field": "noise-suppression" });
   private readonly echo = h("input", { type: "checkbox", "data-field": "echo-cancellation" });
   private readonly formErrors = h("div", { class: "form-errors", role: "alert" });
+  /** The connection test: what works from here towards the server in the form. */
+  private readonly testButton = h("button", { type: "button", "data-action": "connection-test" }, "Test the connection");
+  private readonly testResults = h("ul", { class: "connection-test", "aria-live": "polite", "aria-label": "Connection test" });
   private readonly saved = h("span", { class: "saved", "aria-live": "polite" });
   /** Closes the signaling link only: connected peers stay. */
   private readonly disconnect = h(
@@ -71,6 +74,8 @@ export class SettingsView {
         {},
         h("legend", {}, "Network"),
         field("STUN and TURN servers", this.ice, "One per line: stun:HOST:PORT or turn:USER:PASS@HOST:PORT. Needed only across the internet."),
+        h("div", { class: "row" }, this.testButton),
+        this.testResults,
       ),
       h(
         "div",
@@ -82,6 +87,7 @@ export class SettingsView {
       this.formErrors,
     );
     this.hostToggle.addEventListener("change", () => void this.toggleHost());
+    this.testButton.addEventListener("click", () => void this.testConnection());
     this.disconnect.addEventListener("click", () => void this.actions.disconnect());
     const host = h(
       "fieldset",
@@ -160,6 +166,31 @@ export class SettingsView {
       this.drawnAudio = audioKey;
       this.drawAudio();
     }
+  }
+
+  /** Runs the connection test on the server and STUN/TURN servers in the form, as typed. */
+  private async testConnection(): Promise<void> {
+    const ice = this.ice.value
+      .split("\n")
+      .map((line) => line.trim())
+      .filter(Boolean);
+    this.testButton.disabled = true;
+    this.testButton.textContent = "Testing…";
+    fill(this.testResults);
+    const findings = await this.actions.testConnection(this.server.value.trim(), ice);
+    this.testButton.disabled = false;
+    this.testButton.textContent = "Test the connection";
+    if (!findings) {
+      fill(this.formErrors, errorList(this.store, "settings"));
+      return;
+    }
+    fill(
+      this.testResults,
+      findings.map((f) => {
+        const [mark, kind] = f.ok === true ? ["✓", "works"] : f.ok === false ? ["✗", "fails"] : ["?", "unknown"];
+        return h("li", { class: kind, "data-check": f.check }, h("span", { "aria-hidden": "true" }, mark), " ", f.words);
+      }),
+    );
   }
 
   private fillForm(settings: Settings): void {

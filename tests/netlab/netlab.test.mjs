@@ -270,6 +270,35 @@ test('j. the connection test: an endpoint-independent NAT, a symmetric one, and 
   assert.equal(finding(found, 'relay', 'tcp').ok, true, 'the relay over TCP still works');
 });
 
+test('k. the NAT under a running connection changes its mapping: back by ICE restart within 10 s, on the same peers and channel, nothing lost', { timeout: 60_000 }, async () => {
+  const a = peer('k-h1', 'h1', { ws: lab.wsBuiltin });
+  const b = peer('k-h2', 'h2', { ws: lab.wsBuiltin });
+  await connect(a, b, uniqueRoom('moved'));
+  await chatBothWays(a, b);
+  const before = await a.stats(b);
+  step(`before: ${before.candidate_type} ${before.local_candidate} -> ${before.remote_candidate}`);
+  const from = { a: a.events.length, b: b.events.length };
+  // r1 becomes endpoint-dependent and forgets its mappings (conntrack flushed): the pair's
+  // packets now leave from another port, and r2 drops them.
+  knob('nat', 'r1', 'fully-random');
+  const cut = Date.now();
+  const text = 'typed just after the mapping changed';
+  a.command({ cmd: 'chat', text });
+  await b.waitForEvent((e) => e.event === 'chat' && e.text === text, { what: `${b.label} to get the chat typed after the change`, from: from.b, timeout: 15_000 });
+  const ms = Date.now() - cut;
+  step(`the chat typed after the change arrived ${ms} ms later`);
+  assert.ok(ms < 10_000, `back within 10 s (took ${ms} ms)`);
+  for (const p of [a, b]) {
+    const since = p.events.slice(from[p === a ? 'a' : 'b']);
+    assert.ok(!since.some((e) => e.event === 'peer-left'), `${p.label} saw nobody leave`);
+    // A fresh connection (the mesh's retry) would open a new chat channel; a restart keeps it.
+    assert.ok(!since.some((e) => e.event === 'channel' && e.label === 'chat' && e.state === 'open'), `${p.label} kept the same chat channel`);
+  }
+  await chatBothWays(a, b);
+  const after = await a.stats(b);
+  step(`after: ${after.candidate_type} ${after.local_candidate} -> ${after.remote_candidate}`);
+});
+
 test('d. two symmetric NATs, no UDP between them, STUN but no relay: ice fails, quit exits 0', { timeout: 45_000 }, async () => {
   knob('nat', 'r1', 'fully-random');
   knob('nat', 'r2', 'fully-random');

@@ -2,7 +2,7 @@
 //! peer, and chat routing. Commands come in through [`Mesh::send`]; events go out through
 //! [`Mesh::next_event`].
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::time::Duration;
@@ -37,6 +37,9 @@ use transfers::{Described, Transfers};
 
 /// Reconnect delays: from a quarter second, doubling, to ten seconds at most.
 const BACKOFF_FIRST: Duration = Duration::from_millis(250);
+/// Signals held while the link is down, at most (the oldest go first): a restart's offer
+/// and its candidates for a full mesh are a few dozen.
+const MAX_HELD_SIGNALS: usize = 256;
 const BACKOFF_MAX: Duration = Duration::from_secs(10);
 
 /// What a peer is: its display name, how it connects, and its DTLS identity.
@@ -104,6 +107,7 @@ impl Mesh {
             link: Link::Down,
             peers: BTreeMap::new(),
             waiting: Vec::new(),
+            held_signals: VecDeque::new(),
         };
         task.open_tunnels();
         task.report_unsupported(None);
@@ -233,6 +237,11 @@ struct MeshTask {
     peers: BTreeMap<String, RemotePeer>,
     store: Store,
     waiting: Vec<WaitingChat>,
+    /// Signals to peers made while the signaling link was down (or that its dead socket
+    /// took): sent once the link is back under the same id. An ICE restart happens just
+    /// when a network changes, which is when the link drops too; its offer must not be
+    /// lost to the reconnect.
+    held_signals: VecDeque<(String, serde_json::Value)>,
 }
 
 impl MeshTask {
@@ -506,6 +515,7 @@ impl MeshTask {
             LinkEvent::Joined(Ok((client, welcome))) => {
                 self.link = Link::Up(client);
                 self.on_welcome(welcome);
+                self.send_held_signals().await;
             }
             LinkEvent::Joined(Err(e)) => {
                 let attempt = match &self.link {
@@ -602,6 +612,7 @@ impl MeshTask {
             return;
         }
         // A fresh id: whatever we had belongs to our old one.
+        self.held_signals.clear();
         self.drop_all_peers();
         for peer in welcome.peers {
             self.add_peer(peer.id.clone(), peer.name);
@@ -785,31 +796,62 @@ impl MeshTask {
         }
     }
 
+    /// Sends a signal to `peer`, or holds it while the link is down (see `held_signals`).
+    async fn send_signal(&mut self, peer: String, data: serde_json::Value) {
+        let Link::Up(client) = &mut self.link else {
+            return self.hold_signal(peer, data);
+        };
+        let kind = signal_kind(&data);
+        match client.signal(&peer, data.clone()).await {
+            Ok(()) => self.log(
+                LogLevel::Debug,
+                format!("signal to {peer}: {kind}"),
+                Some(&peer),
+            ),
+            Err(e) => {
+                self.log(
+                    LogLevel::Warn,
+                    format!("signal to {peer} not sent ({e}): held for the reconnect"),
+                    Some(&peer),
+                );
+                self.hold_signal(peer, data);
+            }
+        }
+    }
+
+    fn hold_signal(&mut self, peer: String, data: serde_json::Value) {
+        if self.session.is_none() {
+            return;
+        }
+        if self.held_signals.len() == MAX_HELD_SIGNALS {
+            self.held_signals.pop_front();
+        }
+        self.held_signals.push_back((peer, data));
+    }
+
+    /// The held signals, in order, to the peers still here.
+    async fn send_held_signals(&mut self) {
+        let held = std::mem::take(&mut self.held_signals);
+        if !held.is_empty() {
+            self.log(
+                LogLevel::Info,
+                format!(
+                    "sending {} signals held while signaling was down",
+                    held.len()
+                ),
+                None,
+            );
+        }
+        for (peer, data) in held {
+            if self.peers.contains_key(&peer) {
+                self.send_signal(peer, data).await;
+            }
+        }
+    }
+
     async fn on_peer_output(&mut self, peer: String, output: PeerOutput) {
         match output {
-            PeerOutput::Signal(data) => {
-                if let Link::Up(client) = &mut self.link {
-                    let kind = signal_kind(&data);
-                    match client.signal(&peer, data).await {
-                        Ok(()) => self.log(
-                            LogLevel::Debug,
-                            format!("signal to {peer}: {kind}"),
-                            Some(&peer),
-                        ),
-                        Err(e) => self.log(
-                            LogLevel::Warn,
-                            format!("signal to {peer} lost: {e}"),
-                            Some(&peer),
-                        ),
-                    }
-                } else {
-                    self.log(
-                        LogLevel::Warn,
-                        format!("signaling is down: signal to {peer} dropped"),
-                        Some(&peer),
-                    );
-                }
-            }
+            PeerOutput::Signal(data) => self.send_signal(peer, data).await,
             PeerOutput::Event(event) => {
                 if let Event::FileDone { file, ok, .. } = &event {
                     self.forget_transfer(file, *ok);
@@ -1248,6 +1290,7 @@ impl MeshTask {
     }
 
     async fn leave(&mut self) {
+        self.held_signals.clear();
         self.drop_all_peers();
         match std::mem::replace(&mut self.link, Link::Down) {
             Link::Up(client) => {

@@ -94,6 +94,11 @@ impl Negotiation {
         false
     }
 
+    /// Our offer is out and no answer has come.
+    pub(crate) fn awaiting_answer(&self) -> bool {
+        self.signaling == Signaling::HaveLocalOffer
+    }
+
     /// Candidates of an offer we ignore fail to apply; that is expected, not an error.
     pub(crate) fn ignoring_offer(&self) -> bool {
         self.ignoring_offer
@@ -102,6 +107,29 @@ impl Negotiation {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn an_offer_awaits_its_answer_until_the_answer_or_a_rollback() {
+        let mut us = Negotiation::new("p1", "p2");
+        assert!(!us.awaiting_answer());
+        assert!(us.may_offer());
+        us.local_offer_set();
+        assert!(us.awaiting_answer());
+        us.remote_applied(SdpType::Answer);
+        assert!(!us.awaiting_answer());
+
+        us.local_offer_set();
+        // The polite side rolls its offer back for a colliding one: no answer awaited.
+        assert_eq!(
+            us.on_remote(SdpType::Offer),
+            Step::Apply {
+                rollback: true,
+                answer: true
+            }
+        );
+        us.remote_applied(SdpType::Offer);
+        assert!(!us.awaiting_answer());
+    }
+
     use super::*;
 
     #[test]

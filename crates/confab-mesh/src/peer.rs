@@ -64,6 +64,10 @@ const SETUP_DEADLINE: Duration = Duration::from_secs(15);
 const CHANNEL_CLOSE_WAIT: Duration = Duration::from_millis(200);
 /// How long a dropped peer's task gets to close its connection before it is aborted.
 const CLOSE_GRACE: Duration = Duration::from_secs(5);
+/// While an ICE restart's offer goes unanswered, it goes again this often: the network
+/// change that set the restart off often takes a signaling socket down too, and whatever
+/// the server had written to the dead one is lost.
+const RESTART_OFFER_AGAIN: Duration = Duration::from_millis(1500);
 
 /// What the mesh asks of a peer task.
 #[derive(Debug)]
@@ -283,6 +287,9 @@ struct Peer {
     set_up: bool,
     /// While an ICE restart of ours is under way (see `on_ice_state`): when it has failed.
     restart_gives_up: Option<Instant>,
+    /// Our last offer, and when it goes again if still unanswered during a restart.
+    last_offer: Option<String>,
+    offer_again_at: Option<Instant>,
     /// Messages given before the chat channel opened (a call accept to a peer whose channel
     /// is still coming up): sent, in order, once it opens.
     early_out: Vec<String>,
@@ -346,6 +353,8 @@ async fn run(setup: PeerSetup, mut inputs: mpsc::UnboundedReceiver<PeerInput>) {
         chat_open: false,
         set_up: false,
         restart_gives_up: None,
+        last_offer: None,
+        offer_again_at: None,
         early_out: Vec::new(),
         channel_tx,
         pollers: JoinSet::new(),
@@ -399,6 +408,8 @@ async fn run(setup: PeerSetup, mut inputs: mpsc::UnboundedReceiver<PeerInput>) {
                 peer.give_up("ICE restart found no path".to_owned());
                 break;
             }
+            _ = tokio::time::sleep_until(peer.offer_again_at.unwrap_or(give_up_at)),
+                if peer.offer_again_at.is_some() => peer.offer_again(),
         }
     }
     peer.close(&mut channel_events).await;
@@ -545,6 +556,13 @@ impl Peer {
             LogLevel::Debug,
             format!("SDP {} received:\n{}", sdp_kind(kind), description.sdp),
         );
+        if kind == SdpType::Answer && !self.negotiation.awaiting_answer() {
+            // The answer to a repeat of an offer already answered (see offer_again).
+            return self.log(
+                LogLevel::Debug,
+                "an answer to no outstanding offer: ignored",
+            );
+        }
         let step = self.negotiation.on_remote(kind);
         let fingerprint = sdp_fingerprint(&description.sdp);
         let sdp_has_audio = voice::sdp_sends_audio(&description.sdp);
@@ -619,6 +637,20 @@ impl Peer {
         }
     }
 
+    /// Sends our restart offer again if it is still unanswered (see
+    /// [`RESTART_OFFER_AGAIN`]); the remote answers a repeat as any offer.
+    fn offer_again(&mut self) {
+        let unanswered = self.restart_gives_up.is_some() && self.negotiation.awaiting_answer();
+        match (&self.last_offer, unanswered) {
+            (Some(sdp), true) => {
+                self.log(LogLevel::Info, "restart offer unanswered: sending it again");
+                self.send_description(SdpType::Offer, sdp.clone());
+                self.offer_again_at = Some(Instant::now() + RESTART_OFFER_AGAIN);
+            }
+            _ => self.offer_again_at = None,
+        }
+    }
+
     async fn offer(&mut self) {
         if !self.negotiation.may_offer() {
             return;
@@ -631,6 +663,7 @@ impl Peer {
             return self.fail_negotiation(format!("cannot set our offer: {e}"));
         }
         self.negotiation.local_offer_set();
+        self.last_offer = Some(offer.sdp.clone());
         self.send_description(SdpType::Offer, offer.sdp);
     }
 
@@ -758,9 +791,11 @@ impl Peer {
                 self.restart_gives_up
                     .get_or_insert(Instant::now() + FAILED_AFTER);
                 self.offer().await;
+                self.offer_again_at = Some(Instant::now() + RESTART_OFFER_AGAIN);
             }
             RTCIceConnectionState::Connected if self.restart_gives_up.is_some() => {
                 self.restart_gives_up = None;
+                self.offer_again_at = None;
                 self.log(LogLevel::Info, "ICE restart found a path");
                 self.log_selected_pair().await;
             }

@@ -37,7 +37,8 @@ pub(crate) fn with_large_buffers(socket: UdpSocket) -> UdpSocket {
     socket
 }
 
-fn unsupported(what: &str) -> webrtc_util::Error {
+/// What a relay socket answers to the `Conn` methods the turn crate never calls on it.
+pub(crate) fn unsupported(what: &str) -> webrtc_util::Error {
     webrtc_util::Error::Other(format!("{what} is not used on a relay socket"))
 }
 

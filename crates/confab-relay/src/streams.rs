@@ -20,6 +20,7 @@ use webrtc_util::Conn;
 
 use crate::framing::{FramingError, read_message, write_message};
 use crate::metrics::{Refusal, RelayMetrics};
+use crate::sockets::unsupported;
 
 /// A new connection must finish its TLS handshake and send its first message within this.
 const FIRST_MESSAGE_WITHIN: Duration = Duration::from_secs(10);
@@ -178,10 +179,6 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
-fn unsupported(what: &str) -> webrtc_util::Error {
-    webrtc_util::Error::Other(format!("{what} is not used on a TURN stream listener"))
 }
 
 #[async_trait]

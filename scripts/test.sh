@@ -75,7 +75,7 @@ as_root env CONFAB_BIN="$CARGO_TARGET_DIR/debug/confab" ./tests/browser/run.sh
 # loss tests above cover loss, and g is a benchmark.
 step "network lab: NATs, relays and firewalls in network namespaces"
 as_root env CONFAB_BIN="$CARGO_TARGET_DIR/debug/confab" ./tests/netlab/run.sh \
-    --test-name-pattern='^(0|a|b|c|d|h|i|j|k)\.'
+    --test-name-pattern='^(0|a|b|c|d|h|i|j|k|l)\.'
 
 # The built desktop app under Xvfb through tauri-driver, with a headless peer; then the
 # .deb built by tauri-cli, installed with apt-get and started.

@@ -65,10 +65,14 @@ let roomCount = 0;
 /** A room name no other test of this run uses. */
 export const uniqueRoom = (prefix = 'room') => `${prefix}-${process.pid}-${++roomCount}`;
 
-/** Headless Debian Chromium; never a downloaded browser. */
-export function launchBrowser() {
+/**
+ * Headless Debian Chromium; never a downloaded browser. `executablePath` and `processEnv`
+ * let a caller start it through a wrapper (the netlab runs it inside a lab namespace).
+ */
+export function launchBrowser({ executablePath = env.chromium, processEnv } = {}) {
   return chromium.launch({
-    executablePath: env.chromium,
+    executablePath,
+    ...(processEnv ? { env: processEnv } : {}),
     headless: true,
     args: [
       '--no-sandbox', // root, and a namespace without user namespaces

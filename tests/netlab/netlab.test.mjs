@@ -8,7 +8,7 @@ import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join as joinPath } from 'node:path';
 import { afterEach, beforeEach, test } from 'node:test';
 
-import { chatOnce, step, uniqueRoom, waitForMesh } from '../browser/lib.mjs';
+import { WebPeer, chatOnce, launchBrowser, step, uniqueRoom, waitForMesh } from '../browser/lib.mjs';
 import { LabPeer, inNs, knob, lab, turnCredentials } from './peers.mjs';
 
 const here = new URL('.', import.meta.url).pathname;
@@ -297,6 +297,41 @@ test('k. the NAT under a running connection changes its mapping: back by ICE res
   await chatBothWays(a, b);
   const after = await a.stats(b);
   step(`after: ${after.candidate_type} ${after.local_candidate} -> ${after.remote_candidate}`);
+});
+
+test('l. a Chromium page behind one symmetric NAT and confab peer behind the other: through the relay the server hands out', { timeout: 90_000 }, async () => {
+  knob('nat', 'r1', 'fully-random');
+  knob('nat', 'r2', 'fully-random');
+  knob('drop_udp_between_routers');
+  // Debian's chromium, run inside h1's namespace (chromium-in-netns.sh), on the page of
+  // the server with the built-in relay: the page passes welcome.ice_servers straight to
+  // RTCPeerConnection.
+  const browser = await launchBrowser({
+    executablePath: joinPath(here, 'chromium-in-netns.sh'),
+    processEnv: { ...process.env, NETLAB_EXEC_NS: lab.ns.h1 },
+  });
+  try {
+    const context = await browser.newContext();
+    const page = await context.newPage();
+    await page.goto(lab.wsBuiltin.replace(/^ws:/, 'http:').replace(/\/ws$/, '/'));
+    await page.waitForFunction(() => Boolean(window.confab), null, { timeout: 10_000 });
+    const web = new WebPeer('l-page-h1', context, page);
+    const native = peer('l-h2', 'h2', { ws: lab.wsBuiltin });
+    const room = uniqueRoom('browser');
+    await web.join(room, 'Page');
+    await native.join(room);
+    await waitForMesh([web, native], { timeout: 30_000 });
+    await chatOnce(web, [native], 'hello from the page');
+    await chatOnce(native, [web], 'hello from confab peer');
+    const s = await native.stats(web);
+    assert.equal(s.candidate_type, 'relay', `the pair goes through the relay: ${JSON.stringify(s)}`);
+    const remote = parseCandidate(s.remote_candidate, 'remote_candidate');
+    const local = parseCandidate(s.local_candidate, 'local_candidate');
+    assert.ok([local, remote].some((c) => c.type === 'relay' && c.addr === lab.ip.signal), `a relay candidate on the server (${s.local_candidate} / ${s.remote_candidate})`);
+    assert.deepEqual(web.pageErrors, [], 'no page errors');
+  } finally {
+    await browser.close();
+  }
 });
 
 test('d. two symmetric NATs, no UDP between them, STUN but no relay: ice fails, quit exits 0', { timeout: 45_000 }, async () => {

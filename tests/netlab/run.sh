@@ -53,6 +53,8 @@ cleanup() {
 need_root
 lab_install_deps
 ensure_node
+# Case l runs Debian's chromium inside a lab namespace.
+[ -x "${CHROMIUM:-/usr/bin/chromium}" ] || apt_install chromium
 if [ ! -d "$browser/node_modules/playwright-core" ]; then
     command -v npm >/dev/null || apt_install npm
     say "installing tests/browser's npm packages (npm ci): lib.mjs imports playwright-core"

@@ -18,7 +18,8 @@ const session = {
   id: null,
   room: null,
   name: null,
-  iceServers: [],
+  ownIceServers: [], // typed by the user
+  iceServers: [], // theirs, then those the server's welcome offers
   peers: new Map(), // peer id -> Peer
   messages: new Map(), // message id -> message; a Map keeps arrival order
   errors: [], // {code, message} from the server or the page itself
@@ -196,12 +197,25 @@ function redact(frame) {
   return copy;
 }
 
+/** `own` ICE servers, then the `offered` ones, each URL once. */
+function withOffered(own, offered) {
+  const seen = new Set(own.flatMap((server) => [].concat(server.urls)));
+  const merged = [...own];
+  for (const server of offered) {
+    const urls = [].concat(server.urls).filter((url) => !seen.has(url));
+    for (const url of urls) seen.add(url);
+    if (urls.length) merged.push({ ...server, urls });
+  }
+  return merged;
+}
+
 function join({ server, room, name, password, ice }) {
   if (session.ws) leave();
-  session.iceServers = (ice || '')
+  session.ownIceServers = (ice || '')
     .split(/[\s,]+/)
     .filter(Boolean)
     .map((url) => ({ urls: url }));
+  session.iceServers = session.ownIceServers;
   session.room = room;
   session.name = name;
   session.errors = [];
@@ -250,6 +264,9 @@ function onServerFrame(frame) {
     case 'welcome':
       session.id = frame.id;
       session.room = frame.room;
+      // The server's STUN and TURN servers (its relay, with fresh credentials) go with the
+      // user's own into every connection from now on.
+      session.iceServers = withOffered(session.ownIceServers, frame.ice_servers || []);
       setSignaling('connected');
       // The newcomer offers to everyone already here; creating the channel first makes
       // `negotiationneeded` fire, which sends the offer.

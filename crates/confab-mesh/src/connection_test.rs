@@ -264,12 +264,7 @@ async fn relays(ice: &[IceServer]) -> Vec<Finding> {
 /// One TURN server's allocation, over UDP directly or over TCP or TLS through a tunnel.
 async fn relay(server: &IceServer) -> Finding {
     let (tunnels, failed) = TurnTunnels::default().for_servers(std::slice::from_ref(server));
-    let tried = IceServer {
-        url: tunnels
-            .local_url(&server.url)
-            .unwrap_or_else(|| server.url.clone()),
-        ..server.clone()
-    };
+    let tried = tunnels.reached_through(server);
     let transport = match tunnels.kind_of(&server.url) {
         Some(kind) => kind.name(),
         None => "udp",

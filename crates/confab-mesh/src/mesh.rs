@@ -24,7 +24,7 @@ use crate::history::signed::{AuthorCert, SignedFields};
 use crate::identity::Identity;
 use crate::peer::{PeerHandle, PeerInput, PeerOutput, PeerSetup, VoicePacket};
 use crate::store::{self, Store};
-use crate::transport::{IceServer, TransportConfig};
+use crate::transport::TransportConfig;
 use crate::turn_check;
 use crate::turn_tunnel::TurnTunnels;
 
@@ -37,10 +37,10 @@ use transfers::{Described, Transfers};
 
 /// Reconnect delays: from a quarter second, doubling, to ten seconds at most.
 const BACKOFF_FIRST: Duration = Duration::from_millis(250);
+const BACKOFF_MAX: Duration = Duration::from_secs(10);
 /// Signals held while the link is down, at most (the oldest go first): a restart's offer
 /// and its candidates for a full mesh are a few dozen.
 const MAX_HELD_SIGNALS: usize = 256;
-const BACKOFF_MAX: Duration = Duration::from_secs(10);
 
 /// What a peer is: its display name, how it connects, and its DTLS identity.
 #[derive(Debug, Clone)]
@@ -662,10 +662,7 @@ impl MeshTask {
                 continue;
             }
             // A server over TCP or TLS is tried through its tunnel, as connections reach it.
-            let tried = IceServer {
-                url: (self.tunnels.local_url(&server.url)).unwrap_or_else(|| server.url.clone()),
-                ..server.clone()
-            };
+            let tried = self.tunnels.reached_through(server);
             let (url, events) = (server.url.clone(), self.events.clone());
             tokio::spawn(async move {
                 let event = match turn_check::try_credentials(&tried, local).await {

@@ -193,14 +193,11 @@ impl TransportConfig {
             .ice_servers
             .iter()
             .filter(|server| server.unsupported().is_none())
+            .map(|server| tunnels.reached_through(server))
             .map(|server| RTCIceServer {
-                urls: vec![
-                    tunnels
-                        .local_url(&server.url)
-                        .unwrap_or_else(|| server.url.clone()),
-                ],
-                username: server.username.clone().unwrap_or_default(),
-                credential: server.credential.clone().unwrap_or_default(),
+                urls: vec![server.url],
+                username: server.username.unwrap_or_default(),
+                credential: server.credential.unwrap_or_default(),
             })
             .collect();
         let policy = if self.relay_only {
@@ -269,6 +266,14 @@ pub(crate) async fn build_peer_connection_through(
     Ok(Arc::new(pc))
 }
 
+/// Asks for `SOCKET_BUFFER`-sized buffers on `socket`: best effort, as the kernel caps
+/// them at net.core.{r,w}mem_max.
+pub(crate) fn enlarge_buffers(socket: &std::net::UdpSocket) {
+    let sock = socket2::SockRef::from(socket);
+    let _ = sock.set_recv_buffer_size(SOCKET_BUFFER);
+    let _ = sock.set_send_buffer_size(SOCKET_BUFFER);
+}
+
 /// The tokio runtime, but every UDP socket handed to the library gets large buffers.
 #[derive(Debug)]
 struct BufferedRuntime(TokioRuntime);
@@ -292,10 +297,7 @@ impl Runtime for BufferedRuntime {
         &self,
         socket: std::net::UdpSocket,
     ) -> std::io::Result<Arc<dyn AsyncUdpSocket>> {
-        // Best effort: the kernel caps these at net.core.{r,w}mem_max.
-        let sock = socket2::SockRef::from(&socket);
-        let _ = sock.set_recv_buffer_size(SOCKET_BUFFER);
-        let _ = sock.set_send_buffer_size(SOCKET_BUFFER);
+        enlarge_buffers(&socket);
         self.0.wrap_udp_socket(socket)
     }
 

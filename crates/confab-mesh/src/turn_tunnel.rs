@@ -25,7 +25,7 @@ use tokio::time::timeout;
 use tokio_rustls::TlsConnector;
 use tokio_rustls::rustls::pki_types::ServerName;
 
-use crate::transport::IceServer;
+use crate::transport::{IceServer, enlarge_buffers};
 
 /// How long connecting to the server (TCP and TLS) may take.
 const CONNECT_WITHIN: Duration = Duration::from_secs(5);
@@ -34,9 +34,6 @@ const CONNECT_WITHIN: Duration = Duration::from_secs(5);
 const IDLE_LIMIT: Duration = Duration::from_secs(600);
 /// Messages waiting for one client's stream; more are dropped, as a full UDP socket would.
 const QUEUE: usize = 1024;
-/// Socket buffers on the loopback side: a relayed data channel sends in bursts of a
-/// congestion window, as on any of the peers' sockets.
-const SOCKET_BUFFER: usize = 4 << 20;
 
 /// How a tunnel reaches its server.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -135,10 +132,9 @@ impl TurnTunnel {
 fn bind_loopback() -> std::io::Result<UdpSocket> {
     let socket = std::net::UdpSocket::bind((Ipv4Addr::LOCALHOST, 0))?;
     socket.set_nonblocking(true)?;
-    let sock = socket2::SockRef::from(&socket);
-    // Best effort: the kernel caps these at net.core.{r,w}mem_max.
-    let _ = sock.set_recv_buffer_size(SOCKET_BUFFER);
-    let _ = sock.set_send_buffer_size(SOCKET_BUFFER);
+    // A relayed data channel sends in bursts of a congestion window, as on any of the
+    // peers' sockets.
+    enlarge_buffers(&socket);
     UdpSocket::from_std(socket)
 }
 
@@ -305,9 +301,16 @@ impl TurnTunnels {
         (Self(tunnels), failed)
     }
 
-    /// The URL the library reaches `url`'s server at, when that is through a tunnel.
-    pub(crate) fn local_url(&self, url: &str) -> Option<String> {
-        self.0.get(url).map(|tunnel| tunnel.local_url())
+    /// `server` as the library (and the credential check) reaches it: at its tunnel's
+    /// loopback URL when it has one, else as it is.
+    pub(crate) fn reached_through(&self, server: &IceServer) -> IceServer {
+        match self.0.get(&server.url) {
+            Some(tunnel) => IceServer {
+                url: tunnel.local_url(),
+                ..server.clone()
+            },
+            None => server.clone(),
+        }
     }
 
     /// How `url`'s server is reached, when that is through a tunnel.
@@ -348,15 +351,19 @@ mod tests {
         ];
         let (tunnels, failed) = TurnTunnels::default().for_servers(&servers);
         assert!(failed.is_empty(), "{failed:?}");
-        assert!(tunnels.local_url(&servers[0].url).is_none());
-        assert!(tunnels.local_url(&servers[1].url).is_none());
-        let tcp = tunnels.local_url(&servers[2].url).unwrap();
-        let tls = tunnels.local_url(&servers[3].url).unwrap();
-        assert!(tcp.starts_with("turn:127.0.0.1:") && tcp.ends_with("?transport=udp"));
-        assert_ne!(tcp, tls);
+        assert_eq!(tunnels.reached_through(&servers[0]), servers[0]);
+        assert_eq!(tunnels.reached_through(&servers[1]), servers[1]);
+        let tcp = tunnels.reached_through(&servers[2]);
+        let tls = tunnels.reached_through(&servers[3]);
+        assert!(tcp.url.starts_with("turn:127.0.0.1:") && tcp.url.ends_with("?transport=udp"));
+        assert_eq!(
+            tcp.credential, servers[2].credential,
+            "the credentials go along"
+        );
+        assert_ne!(tcp.url, tls.url);
 
         let (again, _) = tunnels.for_servers(&servers[2..]);
-        assert_eq!(again.local_url(&servers[2].url), Some(tcp));
+        assert_eq!(again.reached_through(&servers[2]), tcp);
         let (none, _) = again.for_servers(&servers[..2]);
         assert!(none.0.is_empty());
     }

@@ -195,16 +195,7 @@ impl Relay {
         let max_stream_clients = usize::try_from(config.max_allocations).unwrap_or(usize::MAX);
         for ip in listen_ips(config.listen.ip())? {
             let addr = SocketAddr::new(ip, config.listen.port());
-            let socket = match UdpSocket::bind(addr).await {
-                Ok(socket) => socket,
-                Err(e) if config.any_port_if_taken && e.kind() == ErrorKind::AddrInUse => {
-                    warn!("TURN port {addr} is taken: listening on another port");
-                    UdpSocket::bind((ip, 0))
-                        .await
-                        .map_err(|source| RelayError::Bind { addr, source })?
-                }
-                Err(source) => return Err(RelayError::Bind { addr, source }),
-            };
+            let socket = bind_or_any_port(addr, config.any_port_if_taken, UdpSocket::bind).await?;
             let socket = with_large_buffers(socket);
             let local = socket
                 .local_addr()
@@ -240,7 +231,8 @@ impl Relay {
             ];
             for (port, tls, bound) in streams.into_iter().flatten() {
                 let addr = SocketAddr::new(ip, port);
-                let listener = bind_tcp(addr, config.any_port_if_taken).await?;
+                let listener =
+                    bind_or_any_port(addr, config.any_port_if_taken, TcpListener::bind).await?;
                 let listener =
                     StreamListener::start(listener, tls, max_stream_clients, metrics.clone())
                         .map_err(|source| RelayError::Bind { addr, source })?;
@@ -325,14 +317,22 @@ impl Relay {
     }
 }
 
-/// A TCP listener on `addr`, or on any free port of its IP when `addr`'s is taken and
-/// that is allowed.
-async fn bind_tcp(addr: SocketAddr, any_port_if_taken: bool) -> Result<TcpListener, RelayError> {
-    match TcpListener::bind(addr).await {
-        Ok(listener) => Ok(listener),
+/// `bind` on `addr`, or on any free port of its IP when `addr`'s is taken and that is
+/// allowed (UDP and TCP listeners alike).
+async fn bind_or_any_port<T, F, Fut>(
+    addr: SocketAddr,
+    any_port_if_taken: bool,
+    bind: F,
+) -> Result<T, RelayError>
+where
+    F: Fn(SocketAddr) -> Fut,
+    Fut: Future<Output = std::io::Result<T>>,
+{
+    match bind(addr).await {
+        Ok(bound) => Ok(bound),
         Err(e) if any_port_if_taken && e.kind() == ErrorKind::AddrInUse => {
-            warn!("TURN port {addr} (TCP) is taken: listening on another port");
-            TcpListener::bind((addr.ip(), 0))
+            warn!("TURN port {addr} is taken: listening on another port");
+            bind(SocketAddr::new(addr.ip(), 0))
                 .await
                 .map_err(|source| RelayError::Bind { addr, source })
         }

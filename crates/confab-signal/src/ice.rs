@@ -99,8 +99,7 @@ pub(crate) struct Reached {
 
 /// The built-in relay's entries for `peer_id`, who reached the server at `reached`: its
 /// STUN (on two ports, for the connection test's mapping check), and its TURN over UDP, TCP
-/// and TLS (those it listens for). None when the relay
-/// does not listen on that address.
+/// and TLS (those it listens for). None when the relay does not listen on that address.
 pub(crate) fn relay_servers(
     relay: &Relay,
     reached: &Reached,

@@ -462,16 +462,28 @@ impl Peer {
                 }
             }
             PeerInput::Send(text) => {
-                if let Some(chat) = self.chat.as_ref()
-                    && let Err(e) = chat.send_text(&text).await
-                {
-                    let message = format!("chat channel send failed: {e}");
-                    self.log(LogLevel::Warn, message.clone());
-                    self.emit(Event::error(
-                        ErrorCode::SendFailed,
-                        message,
-                        Some(&self.setup.remote_id),
-                    ));
+                let Some(chat) = self.chat.as_ref() else {
+                    return;
+                };
+                match chat.send_text(&text).await {
+                    Ok(()) => {}
+                    // The remote closed the channel (it is leaving) before its close reached
+                    // us. Nothing is lost that the next channel does not redo: what it did
+                    // not acknowledge goes again (resend_unacked), and hello and history are
+                    // exchanged anew. So it is no failure to report.
+                    Err(webrtc::error::Error::ErrDataChannelClosed) => self.log(
+                        LogLevel::Info,
+                        "chat channel closed: a message was not sent",
+                    ),
+                    Err(e) => {
+                        let message = format!("chat channel send failed: {e}");
+                        self.log(LogLevel::Warn, message.clone());
+                        self.emit(Event::error(
+                            ErrorCode::SendFailed,
+                            message,
+                            Some(&self.setup.remote_id),
+                        ));
+                    }
                 }
             }
             PeerInput::Stats => self.report_stats().await,

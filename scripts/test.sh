@@ -26,9 +26,10 @@ check_rust_tools() {
 # PulseAudio (daemon and pactl/paplay/pacat) for the device tests, which start a daemon of
 # their own with null sinks for devices; iproute2 and nftables for the loss tests, which
 # drop UDP in network namespaces of their own; coturn, which the TURN credential tests
-# start on loopback.
+# start on loopback; nats-server, which the cluster tests start on loopback ports of
+# their own (one per test, stopped and restarted by it).
 install_packages "${BUILD_PACKAGES[@]}" pulseaudio pulseaudio-utils libasound2-plugins \
-    iproute2 nftables coturn
+    iproute2 nftables coturn nats-server
 check_rust_tools
 
 # The tests open hundreds of sockets in one process.

@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use confab_relay::RelayConfig;
 
+use crate::cluster::ClusterConfig;
 use crate::ice::IceConfig;
 use crate::tls::TlsConfig;
 
@@ -37,6 +38,8 @@ pub struct ServerConfig {
     pub relay: Option<RelayConfig>,
     /// Announce the server on the local network (DNS-SD); `None` stays quiet.
     pub announce: Option<crate::lan::Announce>,
+    /// Share rooms with the other servers on this NATS server; `None` serves alone.
+    pub cluster: Option<ClusterConfig>,
 }
 
 impl Default for ServerConfig {
@@ -56,6 +59,7 @@ impl Default for ServerConfig {
             announce: None,
             ice: IceConfig::default(),
             relay: None,
+            cluster: None,
         }
     }
 }

@@ -11,13 +11,18 @@
 //!   credentials ([`IceConfig`]).
 //! - `registry`: room membership, passwords, resume tokens and grace periods as plain data
 //!   with no IO and no clock, so its rules are tested in microseconds.
-//! - `session`: one task per WebSocket: limits, keepalive, and the registry's decisions.
+//! - `session`: one task per WebSocket: limits, keepalive, and the room's decisions.
+//! - `rooms`: what a session asks of its room, in this server's registry or, in a
+//!   cluster, in the owner's ([`cluster`]: several servers sharing rooms over NATS);
+//!   `endpoint`: where the registry's frames go, a socket here or on another server.
 //! - `http`: the one port's plain HTTP side (`/healthz`, `/metrics`, the browser page from
 //!   `web/`) and the upgrade to `/ws`.
 //! - `metrics`, `rate_limit`, `password`, `tls`: one small job each.
 
 pub mod client;
+pub mod cluster;
 pub mod config;
+mod endpoint;
 mod http;
 pub mod ice;
 pub mod lan;
@@ -25,11 +30,13 @@ mod metrics;
 mod password;
 mod rate_limit;
 mod registry;
+mod rooms;
 pub mod server;
 mod session;
 pub mod tls;
 
 pub use client::{ClientError, ClientOptions, SignalClient, Welcome};
+pub use cluster::{ClusterConfig, ClusterError};
 pub use config::ServerConfig;
 pub use ice::{IceConfig, IceConfigError};
 pub use server::{ServerError, ServerHandle, ServerState, run};

@@ -1,8 +1,11 @@
 //! Room passwords: kept only as a salted SHA-256, compared in constant time.
 
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
+/// Serialisable so that a room can move to another server of a cluster with its password.
+#[derive(Clone, Serialize, Deserialize)]
 pub(crate) struct PasswordHash {
     salt: [u8; 16],
     digest: [u8; 32],

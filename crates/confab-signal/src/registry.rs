@@ -6,10 +6,11 @@
 //! releasing it, which is what makes "every two members learn of each other exactly
 //! once" hold even when they join at the same moment.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
 use confab_proto::{ErrorCode, Join, PeerInfo, ServerFrame};
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::password::PasswordHash;
@@ -23,10 +24,15 @@ pub(crate) type ConnId = u64;
 /// What the registry keeps of a socket: something that frames can be delivered to.
 pub(crate) trait Conn: Clone {
     fn conn_id(&self) -> ConnId;
+
+    /// The server of a cluster that holds the socket; `None` for this server's own.
+    fn node(&self) -> Option<&str> {
+        None
+    }
 }
 
 /// Where a member sits: the room and its id there.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct MemberKey {
     pub(crate) room: String,
     pub(crate) id: String,
@@ -59,16 +65,44 @@ pub(crate) struct Joined<C> {
 }
 
 /// A refused join or relay: the error frame to send back.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct Refusal {
     pub(crate) code: ErrorCode,
-    pub(crate) message: &'static str,
+    pub(crate) message: std::borrow::Cow<'static, str>,
 }
 
 impl Refusal {
     const fn new(code: ErrorCode, message: &'static str) -> Self {
-        Self { code, message }
+        Self {
+            code,
+            message: std::borrow::Cow::Borrowed(message),
+        }
     }
+}
+
+/// A room as another server needs it to take the room over: who is in it under which
+/// token and on which server's socket, and its password.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct RoomSnapshot {
+    pub(crate) room: String,
+    pub(crate) password: Option<PasswordHash>,
+    pub(crate) members: Vec<MemberSnapshot>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct MemberSnapshot {
+    pub(crate) id: String,
+    pub(crate) name: String,
+    pub(crate) token: String,
+    /// The member's socket; `None` in its grace period.
+    pub(crate) socket: Option<SocketRef>,
+}
+
+/// A socket anywhere in a cluster: the server that holds it, and its number there.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct SocketRef {
+    pub(crate) node: String,
+    pub(crate) conn: ConnId,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -85,7 +119,12 @@ pub(crate) struct Registry<C> {
     tokens: HashMap<String, MemberKey>,
     /// Grace deadlines in the order they fall: the grace period is the same for all.
     expiries: VecDeque<Expiry>,
+    /// Ids are this prefix and a counter. In a cluster the prefix is unique to the
+    /// process, so that ids stay unique when rooms move between servers.
+    id_prefix: String,
     next_id: u64,
+    /// Rooms whose members or tokens changed since [`Registry::take_changed`].
+    changed: BTreeSet<String>,
 }
 
 #[derive(Debug)]
@@ -119,13 +158,15 @@ struct Expiry {
 }
 
 impl<C: Conn> Registry<C> {
-    pub(crate) fn new(limits: Limits) -> Self {
+    pub(crate) fn new(limits: Limits, id_prefix: String) -> Self {
         Self {
             limits,
             rooms: HashMap::new(),
             tokens: HashMap::new(),
             expiries: VecDeque::new(),
+            id_prefix,
             next_id: 1,
+            changed: BTreeSet::new(),
         }
     }
 
@@ -169,7 +210,7 @@ impl<C: Conn> Registry<C> {
                 self.rooms.insert(join.room.clone(), room);
             }
         }
-        let id = format!("p{}", self.next_id);
+        let id = format!("{}{}", self.id_prefix, self.next_id);
         self.next_id += 1;
         let key = MemberKey {
             room: join.room.clone(),
@@ -212,6 +253,7 @@ impl<C: Conn> Registry<C> {
             },
         );
         self.tokens.insert(secrets.token, key.clone());
+        self.changed.insert(key.room.clone());
         Ok(Joined {
             key,
             replies: vec![welcome],
@@ -252,6 +294,7 @@ impl<C: Conn> Registry<C> {
         };
         self.tokens.remove(&old_token);
         self.tokens.insert(token.clone(), key.clone());
+        self.changed.insert(key.room.clone());
         let mut replies = vec![ServerFrame::Welcome {
             id: key.id.clone(),
             token,
@@ -337,6 +380,7 @@ impl<C: Conn> Registry<C> {
             conn,
             pending: VecDeque::new(),
         };
+        self.changed.insert(key.room.clone());
         self.expiries.push_back(Expiry {
             at: now + grace,
             key: key.clone(),
@@ -388,6 +432,145 @@ impl<C: Conn> Registry<C> {
         rooms
     }
 
+    /// The rooms changed since the last call: what a cluster tells the other servers.
+    pub(crate) fn take_changed(&mut self) -> BTreeSet<String> {
+        std::mem::take(&mut self.changed)
+    }
+
+    /// Whether this registry holds the room.
+    pub(crate) fn has_room(&self, room: &str) -> bool {
+        self.rooms.contains_key(room)
+    }
+
+    /// The room as another server would take it over; `None` once it is empty. `me` names
+    /// this server, which holds the sockets with no node of their own.
+    pub(crate) fn snapshot(&self, room: &str, me: &str) -> Option<RoomSnapshot> {
+        let held = self.rooms.get(room)?;
+        Some(RoomSnapshot {
+            room: room.to_owned(),
+            password: held.password.clone(),
+            members: held
+                .members
+                .iter()
+                .map(|(id, m)| MemberSnapshot {
+                    id: id.clone(),
+                    name: m.name.clone(),
+                    token: m.token.clone(),
+                    socket: match &m.link {
+                        Link::Attached(c) => Some(SocketRef {
+                            node: c.node().unwrap_or(me).to_owned(),
+                            conn: c.conn_id(),
+                        }),
+                        Link::Detached { .. } => None,
+                    },
+                })
+                .collect(),
+        })
+    }
+
+    /// The names of every room held.
+    pub(crate) fn room_names(&self) -> Vec<String> {
+        self.rooms.keys().cloned().collect()
+    }
+
+    /// Takes over a room from a server that is gone. A member whose socket `attach` still
+    /// finds (held by a server alive) stays attached; every other starts a grace period,
+    /// as if its socket had dropped: it keeps its id and token for a resume, and the room
+    /// hears of it only if it never comes back. A room already held is left as it is.
+    pub(crate) fn restore(
+        &mut self,
+        snapshot: RoomSnapshot,
+        now: Instant,
+        conn: ConnId,
+        attach: impl Fn(&SocketRef) -> Option<C>,
+    ) {
+        if self.rooms.contains_key(&snapshot.room) {
+            return;
+        }
+        self.changed.insert(snapshot.room.clone());
+        let mut members = BTreeMap::new();
+        for m in snapshot.members {
+            let key = MemberKey {
+                room: snapshot.room.clone(),
+                id: m.id.clone(),
+            };
+            self.tokens.insert(m.token.clone(), key.clone());
+            let link = match m.socket.as_ref().and_then(&attach) {
+                Some(c) => Link::Attached(c),
+                None => {
+                    self.expiries.push_back(Expiry {
+                        at: now + self.limits.resume_grace,
+                        key,
+                        conn,
+                    });
+                    Link::Detached {
+                        conn,
+                        pending: VecDeque::new(),
+                    }
+                }
+            };
+            members.insert(
+                m.id,
+                Member {
+                    name: m.name,
+                    token: m.token,
+                    link,
+                },
+            );
+        }
+        let room = Room {
+            password: snapshot.password,
+            members,
+        };
+        self.rooms.insert(snapshot.room, room);
+    }
+
+    /// Gives a member in its grace period a socket again without a new `welcome`: its
+    /// room moved to this server while its socket stayed open on another. Returns the
+    /// signals kept meanwhile, to deliver in order.
+    pub(crate) fn reattach(
+        &mut self,
+        key: &MemberKey,
+        token: &str,
+        conn: C,
+    ) -> Result<Vec<ServerFrame>, Refusal> {
+        let missing = Refusal::new(ErrorCode::NotJoined, "no such member to reattach");
+        if self.tokens.get(token) != Some(key) {
+            return Err(missing);
+        }
+        let member = self.member_mut(key).ok_or(missing)?;
+        let link = std::mem::replace(&mut member.link, Link::Attached(conn));
+        self.changed.insert(key.room.clone());
+        match link {
+            Link::Detached { pending, .. } => Ok(pending.into()),
+            Link::Attached(_) => Ok(Vec::new()),
+        }
+    }
+
+    /// Starts a grace period for every attached member whose socket `lost` says is gone
+    /// (a server of the cluster that died, with all its sockets). Returns how many.
+    pub(crate) fn detach_where(&mut self, lost: impl Fn(&C) -> bool, now: Instant) -> usize {
+        let keys: Vec<(MemberKey, ConnId)> = self
+            .rooms
+            .iter()
+            .flat_map(|(room, held)| {
+                held.members.iter().filter_map(|(id, m)| match &m.link {
+                    Link::Attached(c) if lost(c) => Some((
+                        MemberKey {
+                            room: room.clone(),
+                            id: id.clone(),
+                        },
+                        c.conn_id(),
+                    )),
+                    _ => None,
+                })
+            })
+            .collect();
+        keys.iter()
+            .filter(|(key, conn)| self.detach(key, *conn, now))
+            .count()
+    }
+
     fn member(&self, key: &MemberKey) -> Option<&Member<C>> {
         self.rooms.get(&key.room)?.members.get(&key.id)
     }
@@ -404,6 +587,7 @@ impl<C: Conn> Registry<C> {
             return Vec::new();
         };
         self.tokens.remove(&member.token);
+        self.changed.insert(key.room.clone());
         let notify = room
             .members
             .values()
@@ -449,11 +633,14 @@ mod tests {
     }
 
     fn registry(max_room_peers: usize) -> Registry<TestConn> {
-        Registry::new(Limits {
-            max_rooms: 2,
-            max_room_peers,
-            resume_grace: Duration::from_secs(30),
-        })
+        Registry::new(
+            Limits {
+                max_rooms: 2,
+                max_room_peers,
+                resume_grace: Duration::from_secs(30),
+            },
+            "p".into(),
+        )
     }
 
     fn join_req(room: &str, name: &str, password: Option<&str>, resume: Option<&str>) -> Join {
@@ -707,5 +894,117 @@ mod tests {
             assert!(seen.insert(j.key.id.clone()));
             reg.leave(&j.key, i);
         }
+    }
+
+    #[test]
+    fn a_room_taken_over_keeps_attached_sockets_and_its_password_and_waits_for_the_rest() {
+        let mut old = registry(16);
+        let now = Instant::now();
+        let a = old
+            .join(
+                &join_req("r", "A", Some("pw"), None),
+                TestConn(1),
+                secrets("ta"),
+            )
+            .unwrap();
+        let b = old
+            .join(
+                &join_req("r", "B", Some("pw"), None),
+                TestConn(2),
+                secrets("tb"),
+            )
+            .unwrap();
+        assert_eq!(old.take_changed().len(), 1);
+        let snapshot = old.snapshot("r", "old").unwrap();
+        // Through the wire, as another server gets it.
+        let snapshot: RoomSnapshot =
+            serde_json::from_str(&serde_json::to_string(&snapshot).unwrap()).unwrap();
+
+        let mut new = Registry::<TestConn>::new(
+            Limits {
+                max_rooms: 2,
+                max_room_peers: 16,
+                resume_grace: Duration::from_secs(30),
+            },
+            "q".into(),
+        );
+        // A's socket survived the move (conn 1 on a live server), B's did not.
+        new.restore(snapshot, now, 99, |socket| {
+            (socket.conn == 1).then_some(TestConn(socket.conn))
+        });
+        assert!(new.holds(&a.key, 1));
+        assert!(!new.holds(&b.key, 2));
+        assert_eq!(
+            new.relay(&a.key, &b.key.id, json!("kept"))
+                .unwrap()
+                .map(|d| d.to),
+            None,
+            "B waits in its grace period: the signal is kept"
+        );
+
+        // B resumes with its token: same id, the kept signal, and the password still holds.
+        let refused = new.join(
+            &join_req("r", "B", None, Some("tb")),
+            TestConn(3),
+            secrets("x"),
+        );
+        assert_eq!(refused.unwrap_err().code, ErrorCode::BadPassword);
+        let back = new
+            .join(
+                &join_req("r", "B", Some("pw"), Some("tb")),
+                TestConn(3),
+                secrets("tb2"),
+            )
+            .unwrap();
+        assert_eq!(back.key, b.key);
+        assert!(back.notify.is_empty());
+        assert_eq!(back.replies.len(), 2);
+
+        // A member that never comes back leaves after the grace, heard once.
+        assert!(new.detach(&a.key, 1, now));
+        let left = new.sweep(now + Duration::from_secs(31));
+        assert_eq!(left.len(), 1);
+        assert_eq!(left[0].to, TestConn(3));
+    }
+
+    #[test]
+    fn reattach_needs_the_members_token_and_hands_over_kept_signals() {
+        let mut reg = registry(16);
+        let now = Instant::now();
+        let a = reg
+            .join(&join_req("r", "A", None, None), TestConn(1), secrets("ta"))
+            .unwrap();
+        let b = reg
+            .join(&join_req("r", "B", None, None), TestConn(2), secrets("tb"))
+            .unwrap();
+        assert!(reg.detach(&a.key, 1, now));
+        reg.relay(&b.key, &a.key.id, json!(1)).unwrap();
+        assert_eq!(
+            reg.reattach(&a.key, "tb", TestConn(1)).unwrap_err().code,
+            ErrorCode::NotJoined
+        );
+        let kept = reg.reattach(&a.key, "ta", TestConn(1)).unwrap();
+        assert_eq!(kept.len(), 1);
+        assert!(reg.holds(&a.key, 1));
+        assert!(
+            reg.sweep(now + Duration::from_secs(31)).is_empty(),
+            "no expiry"
+        );
+    }
+
+    #[test]
+    fn ids_carry_the_registrys_prefix() {
+        let mut reg = Registry::<TestConn>::new(
+            Limits {
+                max_rooms: 2,
+                max_room_peers: 16,
+                resume_grace: Duration::from_secs(30),
+            },
+            "pab12-".into(),
+        );
+        let a = reg
+            .join(&join_req("r", "A", None, None), TestConn(1), secrets("ta"))
+            .unwrap();
+        assert_eq!(a.key.id, "pab12-1");
     }
 }

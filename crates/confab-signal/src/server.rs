@@ -19,12 +19,14 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, info, warn};
 
+use crate::cluster::{Cluster, ClusterError};
 use crate::config::ServerConfig;
+use crate::endpoint::Endpoint;
 use crate::http::{self, HeadError, Route};
 use crate::ice::Reached;
 use crate::metrics::Metrics;
 use crate::registry::{Limits, Registry};
-use crate::session::{self, ConnHandle};
+use crate::session;
 
 /// How long a TLS handshake may take.
 const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -47,6 +49,8 @@ pub enum ServerError {
     },
     #[error(transparent)]
     Relay(#[from] RelayError),
+    #[error(transparent)]
+    Cluster(#[from] ClusterError),
 }
 
 /// A snapshot of a running server, for the app's settings and for tests.
@@ -65,13 +69,15 @@ pub struct ServerState {
 #[derive(Debug)]
 pub(crate) struct Shared {
     pub(crate) config: ServerConfig,
-    registry: Mutex<Registry<ConnHandle>>,
+    registry: Mutex<Registry<Endpoint>>,
     /// Wakes the grace-period sweeper when a new grace period starts.
     pub(crate) sweeper: Notify,
     pub(crate) metrics: Metrics,
     pub(crate) shutdown: CancellationToken,
     /// The built-in relay, when the config asks for one.
     pub(crate) relay: Option<Relay>,
+    /// This server's part in a cluster, when it is one of several.
+    pub(crate) cluster: Option<Cluster>,
     next_conn: AtomicU64,
     ws_config: WebSocketConfig,
 }
@@ -82,6 +88,19 @@ impl Shared {
         let relay = match &config.relay {
             Some(relay) => Some(Relay::start(relay.clone()).await?),
             None => None,
+        };
+        let cluster = match &config.cluster {
+            Some(cluster) => Some(Cluster::connect(cluster).await?),
+            None => None,
+        };
+        // In a cluster, ids and socket numbers must not collide with another server's
+        // when a room moves: both get a part drawn at random per process.
+        let (id_prefix, first_conn) = match &cluster {
+            Some(_) => (
+                format!("p{:08x}-", rand::random::<u32>()),
+                u64::from(rand::random::<u32>()) << 32 | 1,
+            ),
+            None => ("p".to_owned(), 1),
         };
         let limits = Limits {
             max_rooms: config.max_rooms,
@@ -96,19 +115,20 @@ impl Shared {
             .max_frame_size(Some(config.max_frame));
         Ok(Self {
             config,
-            registry: Mutex::new(Registry::new(limits)),
+            registry: Mutex::new(Registry::new(limits, id_prefix)),
             sweeper: Notify::new(),
             metrics: Metrics::default(),
             shutdown,
             relay,
-            next_conn: AtomicU64::new(1),
+            cluster,
+            next_conn: AtomicU64::new(first_conn),
             ws_config,
         })
     }
 
     /// The registry. A panic elsewhere cannot leave it half-updated (every change is
     /// made in one call), so a poisoned lock is still safe to use.
-    pub(crate) fn lock(&self) -> MutexGuard<'_, Registry<ConnHandle>> {
+    pub(crate) fn lock(&self) -> MutexGuard<'_, Registry<Endpoint>> {
         self.registry
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -151,6 +171,11 @@ pub async fn run(
 async fn serve(listener: TcpListener, shared: Arc<Shared>) {
     let tracker = TaskTracker::new();
     tracker.spawn(sweep_grace_periods(shared.clone()));
+    if let Some(cluster) = &shared.cluster {
+        tracker.spawn(Cluster::run(shared.clone()));
+        // A server new to the cluster learns its rooms before it takes a join.
+        cluster.sync().await;
+    }
     if let (Some(announce), Ok(addr)) = (shared.config.announce.clone(), listener.local_addr()) {
         let tls = shared.config.tls.is_some();
         tracker.spawn(crate::lan::announce(announce, addr, tls, shared.clone()));
@@ -285,6 +310,9 @@ where
         Route::Metrics => {
             let (rooms, peers) = shared.lock().counts();
             let mut body = shared.metrics.render(rooms, peers);
+            if let Some(cluster) = &shared.cluster {
+                cluster.render_metrics(&mut body, rooms);
+            }
             if let Some(relay) = &shared.relay {
                 relay.metrics().render(&mut body);
             }
@@ -334,6 +362,7 @@ async fn sweep_grace_periods(shared: Arc<Shared>) {
         for delivery in registry.sweep(Instant::now()) {
             delivery.to.deliver(&delivery.frame);
         }
+        shared.settle(&mut registry);
     }
 }
 

@@ -5,11 +5,10 @@
 //! it, the socket is dropped (its id waits for a resume) rather than the queue growing:
 //! memory per socket stays bounded whatever a client does.
 
-use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, OnceLock};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
-use confab_proto::{ClientFrame, ErrorCode, IceServerInfo, Join, PROTOCOL_VERSION, ServerFrame};
+use confab_proto::{ClientFrame, ErrorCode, Join, PROTOCOL_VERSION, ServerFrame};
 use futures_util::{SinkExt, StreamExt};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::mpsc;
@@ -23,7 +22,8 @@ use tracing::debug;
 
 use crate::ice::Reached;
 use crate::rate_limit::TokenBucket;
-use crate::registry::{Conn, ConnId, MemberKey, Secrets};
+use crate::registry::{ConnId, MemberKey};
+use crate::rooms::RoomError;
 use crate::server::Shared;
 
 /// Frames waiting for one socket. Enough for a burst of negotiation with a full room;
@@ -59,15 +59,25 @@ enum KickReason {
     Replaced,
     /// The outbox overflowed: the client does not read fast enough.
     TooSlow,
-}
-
-impl Conn for ConnHandle {
-    fn conn_id(&self) -> ConnId {
-        self.id
-    }
+    /// Its room moved to another server of the cluster without it: the client resumes.
+    Lost,
 }
 
 impl ConnHandle {
+    pub(crate) fn conn_id(&self) -> ConnId {
+        self.id
+    }
+
+    /// A resume on another socket took this socket's id: it is closed.
+    pub(crate) fn replaced(&self) {
+        self.kick(KickReason::Replaced);
+    }
+
+    /// The socket is dropped without a close frame, so that its client reconnects.
+    pub(crate) fn lost(&self) {
+        self.kick(KickReason::Lost);
+    }
+
     /// Queues a frame without waiting. Returns false if it could not be queued.
     pub(crate) fn deliver(&self, frame: &ServerFrame) -> bool {
         match self.outbox.try_send(Utf8Bytes::from(frame.to_json())) {
@@ -155,7 +165,7 @@ where
     debug!(conn = session.conn.id, "socket open");
     let exit = session.serve(&mut inbox).await;
     // The room hears first, so a leave is announced at once, not after the close handshake.
-    session.finish(&exit.end);
+    session.finish(&exit.end).await;
     if let Some((code, reason)) = exit.close {
         session.close(code, reason).await;
     }
@@ -230,6 +240,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
                 debug!(conn = self.conn.id, "outbox full: dropped as too slow");
                 Exit::DROPPED
             }
+            Some(KickReason::Lost) => {
+                debug!(conn = self.conn.id, "its room moved without it: dropped");
+                Exit::DROPPED
+            }
         }
     }
 
@@ -294,25 +308,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         };
         match frame {
             ClientFrame::Join(_) => None,
-            ClientFrame::Signal { to, data } => {
-                let relayed = {
-                    let mut registry = self.shared.lock();
-                    registry.relay(&key, &to, data).map(|delivery| {
-                        if let Some(delivery) = delivery {
-                            delivery.to.deliver(&delivery.frame);
-                        }
-                    })
-                };
-                match relayed {
-                    Ok(()) => {
-                        self.shared.metrics.frames_relayed.fetch_add(1, Relaxed);
-                        None
-                    }
-                    Err(refusal) => self.refuse(refusal.code, refusal.message).await,
-                }
-            }
+            ClientFrame::Signal { to, data } => match self.shared.relay(&key, &to, data).await {
+                Ok(()) => None,
+                Err(e) => self.on_room_error(e).await,
+            },
             ClientFrame::List => {
-                let peers = self.shared.lock().peers(&key);
+                let peers = match self.shared.peers(&key).await {
+                    Ok(peers) => peers,
+                    Err(e) => return self.on_room_error(e).await,
+                };
                 let sent = self
                     .send(Message::text(ServerFrame::Peers { peers }.to_json()))
                     .await;
@@ -338,72 +342,37 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
                 )
                 .await;
         }
-        let secrets = Secrets {
-            token: random_token(),
-            salt: rand::random(),
-        };
-        let joined = {
-            let mut registry = self.shared.lock();
-            registry
-                .join(&join, self.conn.clone(), secrets)
-                .map(|joined| {
-                    // The welcome and any kept signals go through this socket's own queue,
-                    // ahead of anything the others can send it from now on.
-                    for frame in &joined.replies {
-                        self.conn.deliver(&self.with_ice_servers(frame));
-                    }
-                    for delivery in &joined.notify {
-                        delivery.to.deliver(&delivery.frame);
-                    }
-                    if let Some(old) = &joined.replaced {
-                        old.kick(KickReason::Replaced);
-                    }
-                    joined.key
-                })
-        };
-        match joined {
+        match self
+            .shared
+            .join(&join, &self.conn, self.reached.as_ref())
+            .await
+        {
             Ok(key) => {
                 debug!(conn = self.conn.id, room = %key.room, id = %key.id, name = %join.name,
                     resumed = join.resume.is_some(), "joined");
                 self.member = Some(key);
                 None
             }
-            Err(refusal) if refusal.code == ErrorCode::BadPassword => {
-                self.strike(refusal.code, refusal.message).await
+            Err(RoomError::Refused(refusal)) if refusal.code == ErrorCode::BadPassword => {
+                self.strike(refusal.code, &refusal.message).await
             }
-            Err(refusal) => self.refuse(refusal.code, refusal.message).await,
+            Err(e) => self.on_room_error(e).await,
         }
     }
 
-    /// A `welcome` gets this server's ICE servers with credentials fresh for its peer id
-    /// (the registry has no clock); other frames go as they are.
-    fn with_ice_servers<'a>(&self, frame: &'a ServerFrame) -> std::borrow::Cow<'a, ServerFrame> {
-        match frame {
-            ServerFrame::Welcome {
-                id,
-                token,
-                room,
-                peers,
-                ..
-            } => std::borrow::Cow::Owned(ServerFrame::Welcome {
-                id: id.clone(),
-                token: token.clone(),
-                room: room.clone(),
-                peers: peers.clone(),
-                ice_servers: self.ice_servers(id),
-            }),
-            other => std::borrow::Cow::Borrowed(other),
+    /// A refusal is answered; a room no server answers for drops the socket, so that
+    /// its client reconnects and resumes once the cluster has settled.
+    async fn on_room_error(&mut self, e: RoomError) -> Option<Exit> {
+        match e {
+            RoomError::Refused(refusal) => self.refuse(refusal.code, &refusal.message).await,
+            RoomError::Unreachable => {
+                debug!(
+                    conn = self.conn.id,
+                    "no server answers for the room: dropped"
+                );
+                Some(Exit::DROPPED)
+            }
         }
-    }
-
-    /// The configured ICE servers and the built-in relay's, with credentials for `id`.
-    fn ice_servers(&self, id: &str) -> Vec<IceServerInfo> {
-        let now = SystemTime::now();
-        let mut servers = self.shared.config.ice.servers_for(id, now);
-        if let (Some(relay), Some(reached)) = (&self.shared.relay, &self.reached) {
-            servers.extend(crate::ice::relay_servers(relay, reached, id, now));
-        }
-        servers
     }
 
     /// Answers with an error frame. Returns an exit if the socket is gone.
@@ -458,28 +427,26 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         }
     }
 
-    /// Tells the registry how the socket ended.
-    fn finish(&self, end: &End) {
+    /// Tells the room how the socket ended.
+    async fn finish(&self, end: &End) {
         let Some(key) = &self.member else {
             debug!(conn = self.conn.id, "socket closed before joining");
             return;
         };
-        match end {
-            End::Left => {
-                let mut registry = self.shared.lock();
-                for delivery in registry.leave(key, self.conn.id) {
-                    delivery.to.deliver(&delivery.frame);
-                }
-                debug!(conn = self.conn.id, room = %key.room, id = %key.id, "left");
+        let told = match end {
+            End::Left => self.shared.leave(key, self.conn.id).await,
+            End::Dropped => self.shared.detach(key, self.conn.id).await,
+            End::Superseded => {
+                self.shared.release(self.conn.id);
+                Ok(())
             }
-            End::Dropped => {
-                let detached = self.shared.lock().detach(key, self.conn.id, Instant::now());
-                if detached {
-                    self.shared.sweeper.notify_one();
-                    debug!(conn = self.conn.id, room = %key.room, id = %key.id, "dropped: grace period started");
-                }
-            }
-            End::Superseded => {}
+        };
+        match told {
+            Ok(()) => debug!(conn = self.conn.id, room = %key.room, id = %key.id, "ended"),
+            Err(e) => debug!(
+                conn = self.conn.id,
+                "the room did not hear of the end: {e:?}"
+            ),
         }
     }
 }
@@ -496,10 +463,4 @@ async fn write_unless_kicked(
         () = kicked.cancelled() => false,
         written = timeout(SEND_TIMEOUT, write) => matches!(written, Ok(Ok(()))),
     }
-}
-
-/// A secret resume token: 256 random bits, hex.
-fn random_token() -> String {
-    let bytes: [u8; 32] = rand::random();
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

@@ -9,7 +9,7 @@ use anyhow::{Context, bail};
 use clap::Args;
 use confab_relay::{RelayConfig, RelayTls};
 use confab_signal::lan::Announce;
-use confab_signal::{IceConfig, ServerConfig, TlsConfig};
+use confab_signal::{ClusterConfig, IceConfig, ServerConfig, ServerError, TlsConfig};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tracing::info;
@@ -68,6 +68,16 @@ pub(crate) struct ServerArgs {
     /// Do not announce the server on the local network (DNS-SD `_confab._tcp`).
     #[arg(long)]
     no_announce: bool,
+
+    /// Share rooms with the other servers on this NATS server (`nats://HOST:PORT`), so that
+    /// several instances serve one address; clients may reach any of them.
+    #[arg(long, value_name = "URL")]
+    cluster: Option<String>,
+
+    /// This instance's name in the cluster: letters, digits, '-' and '_'
+    /// [default: a random one].
+    #[arg(long, requires = "cluster", value_name = "ID")]
+    node_id: Option<String>,
 
     /// A STUN or TURN server to hand to every peer in its `welcome` (`stun:HOST:PORT`,
     /// `turn:HOST:PORT`, `turns:HOST:PORT`); repeatable. TURN URLs get short-lived
@@ -177,6 +187,10 @@ impl ServerArgs {
         config.announce = (!self.no_announce).then(|| Announce {
             name: self.name.clone().unwrap_or_else(default_name),
         });
+        config.cluster = match &self.cluster {
+            Some(url) => Some(ClusterConfig::new(url, self.node_id.clone()).context("--node-id")?),
+            None => None,
+        };
         Ok(config)
     }
 
@@ -221,8 +235,11 @@ pub(crate) async fn run(args: ServerArgs) -> anyhow::Result<()> {
     tokio::spawn(stop_on_signal(shutdown.clone()));
     confab_signal::run(listener, config, shutdown)
         .await
-        .context("the built-in relay (--turn-listen to move it, --no-turn for none)")?;
-    Ok(())
+        .map_err(|e| match e {
+            ServerError::Relay(_) => anyhow::Error::new(e)
+                .context("the built-in relay (--turn-listen to move it, --no-turn for none)"),
+            other => anyhow::Error::new(other).context("--cluster"),
+        })
 }
 
 /// "Confab on HOSTNAME".

@@ -2,6 +2,7 @@
 //! channel, a server on a free loopback port, and reading tones out of recordings.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
+pub mod cluster;
 pub mod netns;
 pub mod pulse;
 

@@ -1,0 +1,136 @@
+//! What the servers of a cluster say to each other over NATS, and on which subjects.
+//!
+//! Subjects name servers, not rooms: a room name may hold any character, a subject may
+//! not, and every request goes to the one server that owns the room anyway.
+
+use confab_proto::{Join, PeerInfo, ServerFrame};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::registry::{ConnId, MemberKey, Refusal, RoomSnapshot};
+
+/// Every server's heartbeat: "I am alive".
+pub(crate) const HEARTBEAT: &str = "confab.cluster.heartbeat";
+/// A server stopping cleanly: its rooms move at once, not after the heartbeat timeout.
+pub(crate) const GOODBYE: &str = "confab.cluster.goodbye";
+/// An owner's rooms as they change: what another server needs to take one over.
+pub(crate) const CLAIMS: &str = "confab.cluster.claims";
+/// A server coming up asks the others for every claim they know.
+pub(crate) const SYNC: &str = "confab.cluster.sync";
+
+/// Requests to the server that owns a room.
+pub(crate) fn requests(node: &str) -> String {
+    format!("confab.node.{node}.requests")
+}
+
+/// Frames for sockets a server holds in rooms owned elsewhere.
+pub(crate) fn sockets(node: &str) -> String {
+    format!("confab.node.{node}.sockets")
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct Heartbeat {
+    pub(crate) node: String,
+}
+
+/// What the owner of `room` says of it; `snapshot` is `None` once it has emptied.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct ClaimMessage {
+    pub(crate) room: String,
+    pub(crate) owner: String,
+    pub(crate) snapshot: Option<RoomSnapshot>,
+}
+
+/// One part of a server's answer to [`SYNC`]; the last has `done`.
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub(crate) struct SyncPart {
+    pub(crate) node: String,
+    pub(crate) claims: Vec<ClaimMessage>,
+    pub(crate) done: bool,
+}
+
+/// A socket's request to the owner of its room. `node` and `conn` name the socket, so
+/// that the owner can deliver to it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "kebab-case")]
+pub(crate) enum Request {
+    Join {
+        join: Join,
+        node: String,
+        conn: ConnId,
+    },
+    /// The room moved while the socket stayed open: attach it again, with no welcome.
+    Reattach {
+        key: MemberKey,
+        token: String,
+        node: String,
+        conn: ConnId,
+    },
+    Relay {
+        from: MemberKey,
+        to: String,
+        data: Value,
+    },
+    List {
+        key: MemberKey,
+    },
+    Leave {
+        key: MemberKey,
+        conn: ConnId,
+    },
+    Detach {
+        key: MemberKey,
+        conn: ConnId,
+    },
+}
+
+impl Request {
+    pub(crate) fn room(&self) -> &str {
+        match self {
+            Self::Join { join, .. } => &join.room,
+            Self::Reattach { key, .. }
+            | Self::List { key }
+            | Self::Leave { key, .. }
+            | Self::Detach { key, .. } => &key.room,
+            Self::Relay { from, .. } => &from.room,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(tag = "reply", rename_all = "kebab-case")]
+pub(crate) enum Reply {
+    /// The welcome went to the socket; this is what its server needs to follow the room.
+    Joined {
+        key: MemberKey,
+        token: String,
+    },
+    Done,
+    Peers {
+        peers: Vec<PeerInfo>,
+    },
+    Refused {
+        refusal: Refusal,
+    },
+    /// This server does not own the room: ask `owner`.
+    NotOwner {
+        owner: String,
+    },
+}
+
+/// Something for one socket of the server the message goes to.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct ToSocket {
+    pub(crate) conn: ConnId,
+    pub(crate) what: SocketItem,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(tag = "item", rename_all = "kebab-case")]
+pub(crate) enum SocketItem {
+    Frame {
+        frame: ServerFrame,
+    },
+    /// A resume on another socket took this socket's id: close it.
+    Replaced,
+}

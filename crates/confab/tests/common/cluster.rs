@@ -1,0 +1,133 @@
+//! A cluster on loopback: a real `nats-server` and real `confab server` instances, each a
+//! process of its own (so that one can be SIGKILLed), and clients on any of them.
+
+use std::net::TcpStream;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use super::Process;
+
+/// A free loopback port (taken by nothing the moment it is returned).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn wait_for_listener(addr: &str, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while TcpStream::connect(addr).is_err() {
+        assert!(Instant::now() < deadline, "{what} did not start on {addr}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Debian's `nats-server`, on a loopback port of its own; killed when dropped.
+pub struct Nats {
+    port: u16,
+    child: Option<Child>,
+}
+
+impl Nats {
+    pub fn start() -> Nats {
+        let mut nats = Nats {
+            port: free_port(),
+            child: None,
+        };
+        nats.run();
+        nats
+    }
+
+    pub fn url(&self) -> String {
+        format!("nats://127.0.0.1:{}", self.port)
+    }
+
+    fn run(&mut self) {
+        let child = Command::new("nats-server")
+            .args(["-a", "127.0.0.1", "-p", &self.port.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("nats-server runs (apt install nats-server)");
+        self.child = Some(child);
+        wait_for_listener(&format!("127.0.0.1:{}", self.port), "nats-server");
+    }
+
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Stops it, waits `down`, and starts it again on the same port.
+    pub fn restart(&mut self, down: Duration) {
+        self.stop();
+        std::thread::sleep(down);
+        self.run();
+    }
+}
+
+impl Drop for Nats {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// One `confab server --cluster` instance on a loopback port of its own.
+pub struct Instance {
+    pub process: Process,
+    pub url: String,
+    pub addr: String,
+}
+
+impl Instance {
+    pub fn start(nats: &Nats, node: &str, extra: &[&str]) -> Instance {
+        let addr = format!("127.0.0.1:{}", free_port());
+        let nats_url = nats.url();
+        let mut args = vec![
+            "server",
+            "--listen",
+            &addr,
+            "--no-turn",
+            "--no-announce",
+            "--cluster",
+            &nats_url,
+            "--node-id",
+            node,
+        ];
+        args.extend_from_slice(extra);
+        let process = Process::spawn(&args);
+        wait_for_listener(&addr, "confab server");
+        Instance {
+            process,
+            url: format!("ws://{addr}/ws"),
+            addr,
+        }
+    }
+
+    /// SIGKILL: no goodbye, no close frames, sockets reset by the kernel.
+    pub fn kill(&mut self) {
+        let _ = self.process.child.kill();
+        let _ = self.process.child.wait();
+    }
+
+    /// The value of one line of its `/metrics`.
+    pub fn metric(&self, name: &str) -> f64 {
+        use std::io::{Read, Write};
+        let mut tcp = TcpStream::connect(&self.addr).unwrap();
+        write!(
+            tcp,
+            "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut body = String::new();
+        tcp.read_to_string(&mut body).unwrap();
+        body.lines()
+            .find_map(|line| line.strip_prefix(&format!("{name} ")))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or_else(|| panic!("{name} not in /metrics:\n{body}"))
+    }
+}

@@ -3,7 +3,7 @@
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
 use confab_relay::{Relay, RelayError};
@@ -17,7 +17,7 @@ use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use tracing::{debug, info, warn};
+use tracing::{debug, error, info, warn};
 
 use crate::cluster::{Cluster, ClusterError};
 use crate::config::ServerConfig;
@@ -51,6 +51,10 @@ pub enum ServerError {
     Relay(#[from] RelayError),
     #[error(transparent)]
     Cluster(#[from] ClusterError),
+    /// The cluster took this server's rooms over: it stopped so that its clients move
+    /// to the others (a supervisor starts it again as a new member).
+    #[error("stopped: {0}")]
+    Fenced(String),
 }
 
 /// A snapshot of a running server, for the app's settings and for tests.
@@ -78,6 +82,8 @@ pub(crate) struct Shared {
     pub(crate) relay: Option<Relay>,
     /// This server's part in a cluster, when it is one of several.
     pub(crate) cluster: Option<Cluster>,
+    /// Why the cluster stopped this server, if it did.
+    fenced: OnceLock<String>,
     next_conn: AtomicU64,
     ws_config: WebSocketConfig,
 }
@@ -121,6 +127,7 @@ impl Shared {
             shutdown,
             relay,
             cluster,
+            fenced: OnceLock::new(),
             next_conn: AtomicU64::new(first_conn),
             ws_config,
         })
@@ -132,6 +139,14 @@ impl Shared {
         self.registry
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Stops the server because the cluster found it dead and moved its rooms: acting
+    /// for them any longer would split them in two.
+    pub(crate) fn fence(&self, why: String) {
+        error!("{why}: stopping");
+        let _ = self.fenced.set(why);
+        self.shutdown.cancel();
     }
 
     pub(crate) fn next_conn_id(&self) -> u64 {
@@ -158,14 +173,20 @@ impl Shared {
 
 /// Serves signaling on `listener` (and the relay, if the config has one) until `shutdown`
 /// fires, then sends every client a close frame (1001) and returns once they are closed
-/// (or after a short grace). Fails only when the relay cannot start.
+/// (or after a short grace). Fails when the relay cannot start, when the cluster's NATS
+/// server cannot be reached at start, and when the cluster stopped this server (it found
+/// it dead and moved its rooms).
 pub async fn run(
     listener: TcpListener,
     config: ServerConfig,
     shutdown: CancellationToken,
 ) -> Result<(), ServerError> {
-    serve(listener, Arc::new(Shared::start(config, shutdown).await?)).await;
-    Ok(())
+    let shared = Arc::new(Shared::start(config, shutdown).await?);
+    serve(listener, shared.clone()).await;
+    match shared.fenced.get() {
+        Some(why) => Err(ServerError::Fenced(why.clone())),
+        None => Ok(()),
+    }
 }
 
 async fn serve(listener: TcpListener, shared: Arc<Shared>) {

@@ -254,7 +254,40 @@ async fn a_client_whose_instance_is_killed_resumes_on_another_with_its_id() {
     let mut pairs = pairs(&doomed, &stays, &[&doomed, &stays], 2.0).await;
     doomed.kill();
 
-    for pair in &mut pairs {
+    resume_each_on(&stays, &mut pairs).await;
+}
+
+#[tokio::test]
+async fn an_instance_stalled_past_the_death_timeout_stops_and_its_clients_resume_elsewhere() {
+    let nats = Nats::start();
+    let mut stalled = Instance::start(&nats, "stalled", &[]);
+    let stays = Instance::start(&nats, "stays", &[]);
+    let mut pairs = pairs(&stalled, &stays, &[&stalled, &stays], 2.0).await;
+
+    // Stopped (SIGSTOP) for longer than the cluster waits for a silent member: its rooms
+    // move. Once it runs again it must not act for them: it stops.
+    stalled.signal("STOP");
+    sleep(Duration::from_secs(4)).await;
+    stalled.signal("CONT");
+    let status = timeout(TAKEOVER, async {
+        loop {
+            if let Some(status) = stalled.process.child.try_wait().unwrap() {
+                return status;
+            }
+            sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .expect("the stalled instance stops");
+    assert!(!status.success(), "it says why it stopped: {status}");
+
+    resume_each_on(&stays, &mut pairs).await;
+}
+
+/// Every A, whose instance is gone, resumes on `stays` and keeps its id; its partner B
+/// heard nothing of the move, and they relay both ways.
+async fn resume_each_on(stays: &Instance, pairs: &mut [Pair]) {
+    for pair in pairs.iter_mut() {
         let resume = Join {
             resume: Some(pair.wa.token.clone()),
             ..join_frame(&pair.wa.room, "A")
@@ -278,7 +311,7 @@ async fn a_client_whose_instance_is_killed_resumes_on_another_with_its_id() {
         pair.a = a;
         pair.wa = welcome;
     }
-    for pair in &mut pairs {
+    for pair in pairs.iter_mut() {
         relayed(&mut pair.a, &pair.wa.id, &mut pair.b, &pair.wb.id).await;
         relayed(&mut pair.b, &pair.wb.id, &mut pair.a, &pair.wa.id).await;
         // The one that stayed heard nothing of the move: no peer-left, no peer-joined.

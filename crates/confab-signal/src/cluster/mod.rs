@@ -16,6 +16,7 @@
 //! server retries what was not answered).
 
 mod ring;
+mod stream;
 mod wire;
 
 use std::collections::{HashMap, HashSet};
@@ -40,11 +41,14 @@ use crate::session::ConnHandle;
 
 pub(crate) use ring::Owner;
 use ring::Ring;
+use stream::{Envelope, Incoming, Outgoing, Resend};
 use wire::{ClaimMessage, Heartbeat, SocketItem, SyncPart, ToSocket};
 pub(crate) use wire::{Reply, Request};
 
 /// How often a server says it is alive; [`ring::DEATH_AFTER`] of silence is death.
 const HEARTBEAT_EVERY: Duration = Duration::from_millis(250);
+/// A gap this long between two heartbeats means this process stood still.
+const STALL: Duration = Duration::from_secs(1);
 /// How long one request to an owner may take before it is asked again.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
 /// How long a server coming up listens for the others before it asks them for rooms.
@@ -135,27 +139,52 @@ impl RemoteSocket {
             conn: self.conn,
             what,
         };
-        self.outlet.publish(wire::sockets(&self.node), &message);
+        self.outlet.to_socket(&self.node, message);
     }
 }
 
 /// Messages for other servers, published in order by one task.
 #[derive(Debug, Clone)]
 struct Outlet {
+    me: Arc<str>,
     queue: mpsc::Sender<(String, Bytes)>,
+    /// Numbered messages to other servers' sockets, kept for a resend.
+    outgoing: Arc<Mutex<Outgoing>>,
     metrics: Arc<ClusterMetrics>,
 }
 
 impl Outlet {
     fn publish(&self, subject: String, message: &impl Serialize) {
-        let payload = match serde_json::to_vec(message) {
-            Ok(payload) => Bytes::from(payload),
-            Err(e) => {
-                warn!("cluster message not encoded: {e}");
-                return;
-            }
-        };
-        if self.queue.try_send((subject, payload)).is_err() {
+        match serde_json::to_vec(message) {
+            Ok(payload) => self.enqueue(subject, payload),
+            Err(e) => warn!("cluster message not encoded: {e}"),
+        }
+    }
+
+    /// A numbered message for a socket of `node`. One that does not fit the queue is
+    /// still kept: the receiver asks for it when it sees the gap.
+    fn to_socket(&self, node: &str, message: ToSocket) {
+        // Numbered and queued under one lock, so numbers go out in order.
+        let mut outgoing = self.outgoing();
+        if let Some(payload) = outgoing.stamp(&self.me, node, message) {
+            self.enqueue(wire::sockets(node), payload);
+        }
+    }
+
+    /// Sends again what `node` asked for.
+    fn resend(&self, node: &str, from: u64) {
+        let outgoing = self.outgoing();
+        for payload in outgoing.resend(node, from) {
+            self.enqueue(wire::sockets(node), payload);
+        }
+    }
+
+    fn outgoing(&self) -> MutexGuard<'_, Outgoing> {
+        self.outgoing.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn enqueue(&self, subject: String, payload: Vec<u8>) {
+        if self.queue.try_send((subject, payload.into())).is_err() {
             self.metrics.dropped.fetch_add(1, Relaxed);
             debug!("cluster outbox full: a message to another server was dropped");
         }
@@ -186,6 +215,8 @@ struct Inbound {
     syncs: Subscriber,
     requests: Subscriber,
     sockets: Subscriber,
+    resends: Subscriber,
+    fenced: Subscriber,
     link: mpsc::UnboundedReceiver<bool>,
     outbox: mpsc::Receiver<(String, Bytes)>,
 }
@@ -199,8 +230,12 @@ pub(crate) struct Cluster {
     me: Arc<str>,
     ring: Mutex<Ring>,
     sockets: Mutex<HashMap<ConnId, HeldSocket>>,
+    /// Numbered messages from other servers for this one's sockets.
+    incoming: Mutex<Incoming>,
     outlet: Outlet,
     inbound: Mutex<Option<Inbound>>,
+    /// When the last heartbeat went out, to notice this process stalling.
+    last_beat: Mutex<Instant>,
     pub(crate) metrics: Arc<ClusterMetrics>,
 }
 
@@ -244,20 +279,26 @@ impl Cluster {
             syncs: client.subscribe(wire::SYNC).await?,
             requests: client.subscribe(wire::requests(&me)).await?,
             sockets: client.subscribe(wire::sockets(&me)).await?,
+            resends: client.subscribe(wire::resends(&me)).await?,
+            fenced: client.subscribe(wire::fenced(&me)).await?,
             link,
             outbox,
         };
         info!(node = %me, url = %config.url, "joined the cluster's bus");
         Ok(Self {
             ring: Mutex::new(Ring::new(me.to_string(), Instant::now())),
-            me,
+            me: me.clone(),
             client,
             sockets: Mutex::new(HashMap::new()),
+            incoming: Mutex::new(Incoming::default()),
             outlet: Outlet {
+                me,
                 queue,
+                outgoing: Arc::default(),
                 metrics: metrics.clone(),
             },
             inbound: Mutex::new(Some(inbound)),
+            last_beat: Mutex::new(Instant::now()),
             metrics,
         })
     }
@@ -424,13 +465,28 @@ impl Cluster {
             tokio::select! {
                 biased;
                 () = shutdown.cancelled() => break,
-                Some(up) = inbound.link.recv() => cluster.on_link(up),
+                Some(up) = inbound.link.recv() => cluster.on_link(&shared, up),
                 Some(message) = inbound.requests.next() => cluster.answer(&shared, message),
                 Some(message) = inbound.sockets.next() => cluster.on_socket_message(&shared, &message),
+                Some(message) = inbound.resends.next() => {
+                    if let Ok(ask) = serde_json::from_slice::<Resend>(&message.payload) {
+                        cluster.outlet.resend(&ask.node, ask.from);
+                    }
+                }
                 Some(message) = inbound.heartbeats.next() => {
                     if let Ok(beat) = serde_json::from_slice::<Heartbeat>(&message.payload) {
-                        cluster.ring().heard_from(&beat.node, Instant::now());
+                        cluster.on_heartbeat(beat);
                     }
+                }
+                Some(message) = inbound.fenced.next() => {
+                    let by = serde_json::from_slice::<Heartbeat>(&message.payload)
+                        .map(|beat| beat.node)
+                        .unwrap_or_default();
+                    shared.fence(format!(
+                        "{by} found this server dead (silent on the cluster's bus for \
+                         {:?}: a stalled process or a cut link) and took its rooms over",
+                        ring::DEATH_AFTER
+                    ));
                 }
                 Some(message) = inbound.goodbyes.next() => {
                     if let Ok(beat) = serde_json::from_slice::<Heartbeat>(&message.payload)
@@ -446,29 +502,70 @@ impl Cluster {
                     }
                 }
                 Some(message) = inbound.syncs.next() => cluster.answer_sync(&shared, &message).await,
-                _ = beat.tick() => cluster.beat(&shared).await,
+                _ = beat.tick() => cluster.beat(&shared),
                 _ = rtt.tick() => cluster.measure_rtt(),
             }
         }
         cluster.say_goodbye().await;
     }
 
-    fn on_link(&self, up: bool) {
+    /// Every room this server owns, as the others need it to take one over.
+    fn own_claims(&self, shared: &Shared) -> Vec<ClaimMessage> {
+        let registry = shared.lock();
+        registry
+            .room_names()
+            .into_iter()
+            .filter_map(|room| {
+                registry
+                    .snapshot(&room, &self.me)
+                    .map(|snapshot| ClaimMessage {
+                        room,
+                        owner: self.me.to_string(),
+                        snapshot: Some(snapshot),
+                    })
+            })
+            .collect()
+    }
+
+    fn on_link(&self, shared: &Arc<Shared>, up: bool) {
         if up {
             info!("cluster bus connected");
             self.ring().link_back(Instant::now());
+            // Claims published while the bus was away were lost; tell them again once
+            // the others are likely back on it too.
+            let shared = shared.clone();
+            tokio::spawn(async move {
+                sleep(STALL).await;
+                if let Some(cluster) = &shared.cluster {
+                    for claim in cluster.own_claims(&shared) {
+                        cluster.outlet.publish(wire::CLAIMS.to_owned(), &claim);
+                    }
+                }
+            });
         } else {
             warn!("cluster bus lost: reconnecting");
             self.ring().link_down();
         }
     }
 
-    async fn beat(&self, shared: &Arc<Shared>) {
+    fn beat(&self, shared: &Arc<Shared>) {
         let beat = Heartbeat {
             node: self.me.to_string(),
+            sent: self.outlet.outgoing().last_sent(),
         };
         self.outlet.publish(wire::HEARTBEAT.to_owned(), &beat);
-        let dead = self.ring().expire(Instant::now());
+        let now = Instant::now();
+        let gap = now.duration_since(std::mem::replace(
+            &mut *self.last_beat.lock().unwrap_or_else(|p| p.into_inner()),
+            now,
+        ));
+        if gap >= STALL {
+            // This process heard nothing while it stood still: the others' silence proves
+            // nothing, and if they found it dead meanwhile, they say so in a moment.
+            warn!(?gap, "this server stalled: no heartbeat went out meanwhile");
+            self.ring().link_back(now);
+        }
+        let dead = self.ring().expire(now);
         for node in dead {
             warn!(%node, "a server of the cluster went silent: its rooms move");
             self.on_death(shared, &node);
@@ -493,6 +590,8 @@ impl Cluster {
     /// owned are attached again wherever those rooms went.
     fn on_death(&self, shared: &Arc<Shared>, node: &str) {
         let now = Instant::now();
+        self.outlet.outgoing().forget(node);
+        self.incoming().forget(node);
         {
             let mut registry = shared.lock();
             let detached = registry.detach_where(|e| e.node() == Some(node), now);
@@ -519,33 +618,68 @@ impl Cluster {
     }
 
     async fn say_goodbye(&self) {
-        let beat = Heartbeat {
-            node: self.me.to_string(),
-        };
-        if let Ok(payload) = serde_json::to_vec(&beat) {
+        if let Ok(payload) = serde_json::to_vec(&Heartbeat::of(&self.me)) {
             let _ = self.client.publish(wire::GOODBYE, payload.into()).await;
             let _ = timeout(REQUEST_TIMEOUT, self.client.flush()).await;
         }
     }
 
-    /// A frame (or a kick) from the owner of a room, for one of this server's sockets.
+    fn on_heartbeat(&self, beat: Heartbeat) {
+        let now = Instant::now();
+        if !self.ring().heard_from(&beat.node, now) {
+            self.outlet
+                .publish(wire::fenced(&beat.node), &Heartbeat::of(&self.me));
+            return;
+        }
+        if let Some(last) = beat.sent.get(&*self.me) {
+            let ask = self.incoming().check(&beat.node, *last, now);
+            self.ask_again(&beat.node, ask);
+        }
+    }
+
+    /// Frames (or kicks) from the owner of a room, for this server's sockets, delivered
+    /// in the order they were sent.
     fn on_socket_message(&self, shared: &Shared, message: &Message) {
-        let Ok(to) = serde_json::from_slice::<ToSocket>(&message.payload) else {
+        let Ok(envelope) = serde_json::from_slice::<Envelope>(&message.payload) else {
             warn!("unreadable message for a socket from another server");
             return;
         };
+        let sender = envelope.from.clone();
+        let (ready, ask) = self.incoming().accept(envelope, Instant::now());
+        self.ask_again(&sender, ask);
         let sockets = self.sockets();
-        let Some(socket) = sockets.get(&to.conn) else {
-            return;
-        };
-        match to.what {
-            SocketItem::Frame { frame } => {
-                socket
-                    .handle
-                    .deliver(&shared.with_ice_servers(socket.reached.as_ref(), &frame));
+        for to in ready {
+            let Some(socket) = sockets.get(&to.conn) else {
+                continue;
+            };
+            match to.what {
+                SocketItem::Frame { frame } => {
+                    socket
+                        .handle
+                        .deliver(&shared.with_ice_servers(socket.reached.as_ref(), &frame));
+                }
+                SocketItem::Replaced => socket.handle.replaced(),
             }
-            SocketItem::Replaced => socket.handle.replaced(),
         }
+    }
+
+    /// Asks `sender` for what was lost on the way, from number `from` on.
+    fn ask_again(&self, sender: &str, from: Option<u64>) {
+        if let Some(from) = from {
+            debug!(
+                sender,
+                from, "messages from another server were lost: asked again"
+            );
+            let ask = Resend {
+                node: self.me.to_string(),
+                from,
+            };
+            self.outlet.publish(wire::resends(sender), &ask);
+        }
+    }
+
+    fn incoming(&self) -> MutexGuard<'_, Incoming> {
+        self.incoming.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Serves one request for a room this server owns, or says who does.
@@ -625,10 +759,7 @@ impl Cluster {
             warn!("cannot ask the cluster for its rooms");
             return;
         };
-        let ask = Heartbeat {
-            node: self.me.to_string(),
-        };
-        let Ok(payload) = serde_json::to_vec(&ask) else {
+        let Ok(payload) = serde_json::to_vec(&Heartbeat::of(&self.me)) else {
             return;
         };
         if self
@@ -674,22 +805,7 @@ impl Cluster {
             Ok(asker) if asker.node != *self.me => {}
             _ => return,
         }
-        let mut claims: Vec<ClaimMessage> = {
-            let registry = shared.lock();
-            registry
-                .room_names()
-                .into_iter()
-                .filter_map(|room| {
-                    registry
-                        .snapshot(&room, &self.me)
-                        .map(|snapshot| ClaimMessage {
-                            room,
-                            owner: self.me.to_string(),
-                            snapshot: Some(snapshot),
-                        })
-                })
-                .collect()
-        };
+        let mut claims = self.own_claims(shared);
         claims.extend(self.ring().claims().map(|(room, claim)| ClaimMessage {
             room: room.to_owned(),
             owner: claim.owner.clone(),

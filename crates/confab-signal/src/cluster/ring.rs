@@ -7,7 +7,7 @@
 //! would gain nothing (rooms are small) and would open a window in which two servers
 //! both think they hold it.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
@@ -43,6 +43,9 @@ pub(crate) struct Ring {
     link_up: Option<Instant>,
     /// Rooms owned by other servers, as their owners last told.
     claims: HashMap<String, Claim>,
+    /// Servers found dead or gone. Their rooms have moved: one heard from again (a
+    /// process stalled too long, or cut off from the bus) must not act for them.
+    buried: HashSet<String>,
 }
 
 impl Ring {
@@ -52,13 +55,18 @@ impl Ring {
             heard: HashMap::new(),
             link_up: Some(now),
             claims: HashMap::new(),
+            buried: HashSet::new(),
         }
     }
 
-    /// A heartbeat from `node`.
-    pub(crate) fn heard_from(&mut self, node: &str, now: Instant) {
+    /// A heartbeat from `node`. Returns false when `node` was found dead before: it is
+    /// not alive again, and should be told so.
+    pub(crate) fn heard_from(&mut self, node: &str, now: Instant) -> bool {
         if node == self.me {
-            return;
+            return true;
+        }
+        if self.buried.contains(node) {
+            return false;
         }
         match self.heard.get_mut(node) {
             Some(at) => *at = now,
@@ -66,10 +74,12 @@ impl Ring {
                 self.heard.insert(node.to_owned(), now);
             }
         }
+        true
     }
 
-    /// `node` said goodbye, or was found dead: it owns nothing from now on.
+    /// `node` said goodbye: it owns nothing from now on.
     pub(crate) fn forget(&mut self, node: &str) -> bool {
+        self.buried.insert(node.to_owned());
         self.heard.remove(node).is_some()
     }
 
@@ -94,6 +104,7 @@ impl Ring {
             .collect();
         for node in &dead {
             self.heard.remove(node);
+            self.buried.insert(node.clone());
         }
         dead
     }
@@ -281,6 +292,16 @@ mod tests {
         a.link_back(t + Duration::from_secs(10));
         assert!(a.expire(t + Duration::from_secs(11)).is_empty());
         assert_eq!(a.expire(t + Duration::from_secs(12)), vec!["b".to_owned()]);
+    }
+
+    #[test]
+    fn a_server_found_dead_stays_dead_when_heard_again() {
+        let t = Instant::now();
+        let mut a = Ring::new("a".into(), t);
+        assert!(a.heard_from("b", t));
+        assert_eq!(a.expire(t + DEATH_AFTER), vec!["b".to_owned()]);
+        assert!(!a.heard_from("b", t + DEATH_AFTER), "told it is dead");
+        assert_eq!(a.alive().count(), 0);
     }
 
     #[test]

@@ -3,6 +3,8 @@
 //! Subjects name servers, not rooms: a room name may hold any character, a subject may
 //! not, and every request goes to the one server that owns the room anyway.
 
+use std::collections::HashMap;
+
 use confab_proto::{Join, PeerInfo, ServerFrame};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -23,14 +25,37 @@ pub(crate) fn requests(node: &str) -> String {
     format!("confab.node.{node}.requests")
 }
 
+/// "The cluster found you dead": a server heard again after its rooms moved stops.
+pub(crate) fn fenced(node: &str) -> String {
+    format!("confab.node.{node}.fenced")
+}
+
+/// A server asking another to send again what it lost (see `stream`).
+pub(crate) fn resends(node: &str) -> String {
+    format!("confab.node.{node}.resends")
+}
+
 /// Frames for sockets a server holds in rooms owned elsewhere.
 pub(crate) fn sockets(node: &str) -> String {
     format!("confab.node.{node}.sockets")
 }
 
+/// A server's heartbeat, and its name in the other messages about it.
 #[derive(Debug, Serialize, Deserialize)]
 pub(crate) struct Heartbeat {
     pub(crate) node: String,
+    /// The last number it sent to each server's sockets (see `stream`).
+    #[serde(default)]
+    pub(crate) sent: HashMap<String, u64>,
+}
+
+impl Heartbeat {
+    pub(crate) fn of(node: &str) -> Self {
+        Self {
+            node: node.to_owned(),
+            sent: HashMap::new(),
+        }
+    }
 }
 
 /// What the owner of `room` says of it; `snapshot` is `None` once it has emptied.

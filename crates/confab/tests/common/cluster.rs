@@ -114,6 +114,15 @@ impl Instance {
         let _ = self.process.child.wait();
     }
 
+    /// Sends a signal (`STOP`, `CONT`) to the process.
+    pub fn signal(&self, name: &str) {
+        let sent = Command::new("kill")
+            .args([&format!("-{name}"), &self.process.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(sent.success(), "kill -{name}");
+    }
+
     /// The value of one line of its `/metrics`.
     pub fn metric(&self, name: &str) -> f64 {
         use std::io::{Read, Write};

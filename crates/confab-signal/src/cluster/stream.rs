@@ -1,0 +1,280 @@
+//! Frames from the owner of a room to the sockets another server holds: in order, and
+//! none lost while both servers live.
+//!
+//! Core NATS delivers at most once: a message published while the receiver's
+//! subscription is being restored (the bus restarting, a reconnect) is dropped. So each
+//! sender numbers what it sends to each server and keeps the recent messages; a
+//! receiver that sees a gap (a later number, or a heartbeat announcing one) asks for the
+//! rest again, and holds what came early until the gap is filled. Plain data: no IO, no
+//! clock but the `now` passed in.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+use super::wire::ToSocket;
+
+/// Messages kept per receiving server for a resend: seconds of heavy traffic.
+const KEPT: usize = 16_384;
+/// A receiver asks again for a gap no sooner than this.
+const ASK_AGAIN: Duration = Duration::from_millis(200);
+
+/// One numbered message from `from` to a server.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct Envelope {
+    pub(crate) from: String,
+    pub(crate) seq: u64,
+    /// The oldest number the sender still keeps: a receiver missing older ones will
+    /// never get them, and goes on from here.
+    pub(crate) floor: u64,
+    pub(crate) socket: ToSocket,
+}
+
+/// "Send me again everything from `from` on", to the sender `to` of a stream.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct Resend {
+    pub(crate) node: String,
+    pub(crate) from: u64,
+}
+
+/// What this server has sent to each other server.
+#[derive(Debug, Default)]
+pub(crate) struct Outgoing {
+    streams: HashMap<String, OutStream>,
+}
+
+#[derive(Debug)]
+struct OutStream {
+    next: u64,
+    kept: VecDeque<(u64, Vec<u8>)>,
+}
+
+impl Outgoing {
+    /// Numbers `socket`'s message for `to`, keeps it, and returns it encoded.
+    pub(crate) fn stamp(&mut self, me: &str, to: &str, socket: ToSocket) -> Option<Vec<u8>> {
+        let stream = self
+            .streams
+            .entry(to.to_owned())
+            .or_insert_with(|| OutStream {
+                next: 1,
+                kept: VecDeque::new(),
+            });
+        let seq = stream.next;
+        if stream.kept.len() == KEPT {
+            stream.kept.pop_front();
+        }
+        let floor = stream.kept.front().map_or(seq, |(s, _)| *s);
+        let envelope = Envelope {
+            from: me.to_owned(),
+            seq,
+            floor,
+            socket,
+        };
+        let bytes = serde_json::to_vec(&envelope).ok()?;
+        stream.next += 1;
+        stream.kept.push_back((seq, bytes.clone()));
+        Some(bytes)
+    }
+
+    /// The last number sent to each server: told in heartbeats, so that a receiver
+    /// notices a loss at the end of a burst too.
+    pub(crate) fn last_sent(&self) -> HashMap<String, u64> {
+        self.streams
+            .iter()
+            .map(|(node, stream)| (node.clone(), stream.next - 1))
+            .collect()
+    }
+
+    /// The kept messages for `to` from number `from` on, in order.
+    pub(crate) fn resend(&self, to: &str, from: u64) -> Vec<Vec<u8>> {
+        self.streams.get(to).map_or_else(Vec::new, |stream| {
+            stream
+                .kept
+                .iter()
+                .filter(|(seq, _)| *seq >= from)
+                .map(|(_, bytes)| bytes.clone())
+                .collect()
+        })
+    }
+
+    /// `to` is gone: nothing more is kept for it.
+    pub(crate) fn forget(&mut self, to: &str) {
+        self.streams.remove(to);
+    }
+}
+
+/// What this server has received from each other server.
+#[derive(Debug, Default)]
+pub(crate) struct Incoming {
+    streams: HashMap<String, InStream>,
+}
+
+#[derive(Debug)]
+struct InStream {
+    expected: u64,
+    early: BTreeMap<u64, ToSocket>,
+    asked: Option<Instant>,
+}
+
+impl Default for InStream {
+    fn default() -> Self {
+        Self {
+            expected: 1,
+            early: BTreeMap::new(),
+            asked: None,
+        }
+    }
+}
+
+impl InStream {
+    /// The number to ask again from, unless asked too recently.
+    fn ask(&mut self, now: Instant) -> Option<u64> {
+        if self
+            .asked
+            .is_some_and(|at| now.duration_since(at) < ASK_AGAIN)
+        {
+            return None;
+        }
+        self.asked = Some(now);
+        Some(self.expected)
+    }
+}
+
+impl Incoming {
+    /// Takes one message. Returns what can be delivered now, in order, and the number to
+    /// ask again from when a gap showed.
+    pub(crate) fn accept(
+        &mut self,
+        envelope: Envelope,
+        now: Instant,
+    ) -> (Vec<ToSocket>, Option<u64>) {
+        let stream = self.streams.entry(envelope.from).or_default();
+        if stream.expected < envelope.floor {
+            // Gone for good at the sender: go on from what it still has.
+            stream.expected = envelope.floor;
+            stream.early.retain(|seq, _| *seq >= envelope.floor);
+        }
+        if envelope.seq < stream.expected {
+            return (Vec::new(), None);
+        }
+        stream.early.insert(envelope.seq, envelope.socket);
+        let mut ready = Vec::new();
+        while let Some(next) = stream.early.remove(&stream.expected) {
+            ready.push(next);
+            stream.expected += 1;
+            stream.asked = None;
+        }
+        let ask = if stream.early.is_empty() {
+            None
+        } else {
+            stream.ask(now)
+        };
+        (ready, ask)
+    }
+
+    /// A heartbeat from `from` says it has sent up to `last`: the number to ask again
+    /// from, if some of that never came.
+    pub(crate) fn check(&mut self, from: &str, last: u64, now: Instant) -> Option<u64> {
+        let stream = self.streams.entry(from.to_owned()).or_default();
+        if last >= stream.expected {
+            stream.ask(now)
+        } else {
+            None
+        }
+    }
+
+    /// `from` is gone: its numbering starts again if it ever comes back.
+    pub(crate) fn forget(&mut self, from: &str) {
+        self.streams.remove(from);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::cluster::wire::SocketItem;
+
+    fn socket(conn: u64) -> ToSocket {
+        ToSocket {
+            conn,
+            what: SocketItem::Replaced,
+        }
+    }
+
+    fn open(bytes: &[u8]) -> Envelope {
+        serde_json::from_slice(bytes).unwrap()
+    }
+
+    fn conns(ready: &[ToSocket]) -> Vec<u64> {
+        ready.iter().map(|s| s.conn).collect()
+    }
+
+    #[test]
+    fn a_lost_message_is_asked_for_and_everything_arrives_in_order() {
+        let t = Instant::now();
+        let mut out = Outgoing::default();
+        let mut inc = Incoming::default();
+        let sent: Vec<Vec<u8>> = (1..=4)
+            .map(|conn| out.stamp("a", "b", socket(conn)).unwrap())
+            .collect();
+
+        assert_eq!(conns(&inc.accept(open(&sent[0]), t).0), vec![1]);
+        // The second is lost: the third and fourth wait, and the gap is asked for once.
+        let (ready, ask) = inc.accept(open(&sent[2]), t);
+        assert!(ready.is_empty());
+        assert_eq!(ask, Some(2));
+        assert_eq!(inc.accept(open(&sent[3]), t).1, None, "asked recently");
+
+        let again = out.resend("b", 2);
+        assert_eq!(again.len(), 3);
+        let mut ready = Vec::new();
+        for bytes in again {
+            ready.extend(inc.accept(open(&bytes), t).0);
+        }
+        assert_eq!(
+            conns(&ready),
+            vec![2, 3, 4],
+            "in order, the early ones once"
+        );
+    }
+
+    #[test]
+    fn a_loss_at_the_end_of_a_burst_shows_in_the_heartbeat() {
+        let t = Instant::now();
+        let mut out = Outgoing::default();
+        let mut inc = Incoming::default();
+        let first = out.stamp("a", "b", socket(1)).unwrap();
+        let _lost = out.stamp("a", "b", socket(2)).unwrap();
+        inc.accept(open(&first), t);
+        assert_eq!(inc.check("a", out.last_sent()["b"], t), Some(2));
+        assert_eq!(inc.check("a", 1, t + ASK_AGAIN), None, "nothing missing");
+    }
+
+    #[test]
+    fn what_the_sender_no_longer_keeps_is_skipped() {
+        let t = Instant::now();
+        let mut out = Outgoing::default();
+        let mut inc = Incoming::default();
+        let mut last = Vec::new();
+        for conn in 0..(KEPT as u64 + 10) {
+            last = out.stamp("a", "b", socket(conn)).unwrap();
+        }
+        let envelope = open(&last);
+        assert!(envelope.floor > 1);
+        let (ready, ask) = inc.accept(envelope, t);
+        assert_eq!(ready.len(), 0, "a gap still open after the floor");
+        assert!(ask.unwrap() >= 11);
+    }
+
+    #[test]
+    fn duplicates_are_dropped() {
+        let t = Instant::now();
+        let mut out = Outgoing::default();
+        let mut inc = Incoming::default();
+        let bytes = out.stamp("a", "b", socket(7)).unwrap();
+        assert_eq!(inc.accept(open(&bytes), t).0.len(), 1);
+        assert_eq!(inc.accept(open(&bytes), t).0.len(), 0);
+    }
+}

@@ -87,17 +87,22 @@ impl Shared {
         }
     }
 
-    /// Relays a signal from `from` to the member `to` of its room.
+    /// Relays a signal from `from` (on socket `conn`) to the member `to` of its room.
+    /// `seq` counts the socket's relays.
     pub(crate) async fn relay(
         &self,
         from: &MemberKey,
         to: &str,
         data: Value,
+        (conn, seq): (ConnId, u64),
     ) -> Result<(), RoomError> {
         let request = Request::Relay {
             from: from.clone(),
             to: to.to_owned(),
             data: data.clone(),
+            node: self.node_name(),
+            conn,
+            seq,
         };
         let (_, owner) = self
             .route(
@@ -138,6 +143,7 @@ impl Shared {
     pub(crate) async fn leave(&self, key: &MemberKey, conn: ConnId) -> Result<(), RoomError> {
         let request = Request::Leave {
             key: key.clone(),
+            node: self.node_name(),
             conn,
         };
         let left = self
@@ -159,6 +165,7 @@ impl Shared {
     pub(crate) async fn detach(&self, key: &MemberKey, conn: ConnId) -> Result<(), RoomError> {
         let request = Request::Detach {
             key: key.clone(),
+            node: self.node_name(),
             conn,
         };
         let detached = self
@@ -174,6 +181,13 @@ impl Shared {
             .await;
         self.release(conn);
         detached.map(|_| ())
+    }
+
+    /// This server's name in its cluster; empty when it serves alone.
+    fn node_name(&self) -> String {
+        self.cluster
+            .as_ref()
+            .map_or_else(String::new, |c| c.me().to_owned())
     }
 
     /// A socket that is gone gets nothing more from other servers.

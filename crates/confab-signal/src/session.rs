@@ -134,6 +134,8 @@ struct Session<S> {
     /// The server address the client reached, for the built-in relay's entry.
     reached: Option<Reached>,
     member: Option<MemberKey>,
+    /// Signals relayed so far: numbers them for the room's owner in a cluster.
+    relays: u64,
     rate: TokenBucket,
     abuse: TokenBucket,
     last_heard: Instant,
@@ -158,6 +160,7 @@ where
         conn,
         reached,
         member: None,
+        relays: 0,
         rate,
         abuse: TokenBucket::new(ABUSE_RATE, ABUSE_BURST, now),
         last_heard: now,
@@ -308,10 +311,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         };
         match frame {
             ClientFrame::Join(_) => None,
-            ClientFrame::Signal { to, data } => match self.shared.relay(&key, &to, data).await {
-                Ok(()) => None,
-                Err(e) => self.on_room_error(e).await,
-            },
+            ClientFrame::Signal { to, data } => {
+                self.relays += 1;
+                let relay = (self.conn.id, self.relays);
+                match self.shared.relay(&key, &to, data, relay).await {
+                    Ok(()) => None,
+                    Err(e) => self.on_room_error(e).await,
+                }
+            }
             ClientFrame::List => {
                 let peers = match self.shared.peers(&key).await {
                     Ok(peers) => peers,

@@ -199,6 +199,15 @@ struct HeldSocket {
     member: Option<Membership>,
 }
 
+/// What the owner of a room remembers of a socket on another server.
+#[derive(Debug)]
+struct RemoteMember {
+    key: MemberKey,
+    token: String,
+    /// The number of its last relay done.
+    relays: u64,
+}
+
 #[derive(Debug, Clone)]
 struct Membership {
     key: MemberKey,
@@ -232,6 +241,9 @@ pub(crate) struct Cluster {
     sockets: Mutex<HashMap<ConnId, HeldSocket>>,
     /// Numbered messages from other servers for this one's sockets.
     incoming: Mutex<Incoming>,
+    /// Sockets of other servers in rooms owned here, so that a request asked again (its
+    /// answer lost or late) is not done twice.
+    members: Mutex<HashMap<(String, ConnId), RemoteMember>>,
     outlet: Outlet,
     inbound: Mutex<Option<Inbound>>,
     /// When the last heartbeat went out, to notice this process stalling.
@@ -291,6 +303,7 @@ impl Cluster {
             client,
             sockets: Mutex::new(HashMap::new()),
             incoming: Mutex::new(Incoming::default()),
+            members: Mutex::new(HashMap::new()),
             outlet: Outlet {
                 me,
                 queue,
@@ -592,6 +605,7 @@ impl Cluster {
         let now = Instant::now();
         self.outlet.outgoing().forget(node);
         self.incoming().forget(node);
+        self.members().retain(|(of, _), _| of != node);
         {
             let mut registry = shared.lock();
             let detached = registry.detach_where(|e| e.node() == Some(node), now);
@@ -678,6 +692,10 @@ impl Cluster {
         }
     }
 
+    fn members(&self) -> MutexGuard<'_, HashMap<(String, ConnId), RemoteMember>> {
+        self.members.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     fn incoming(&self) -> MutexGuard<'_, Incoming> {
         self.incoming.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -707,13 +725,31 @@ impl Cluster {
         }
         let reply = match request {
             Request::Join { join, node, conn } => {
-                let endpoint = self.remote(&node, conn);
-                let welcome_to = endpoint.clone();
-                shared
-                    .join_here(&mut registry, &join, endpoint, |frame| {
-                        welcome_to.deliver(frame);
-                    })
-                    .map(|(key, token)| Reply::Joined { key, token })
+                let mut members = self.members();
+                let socket = (node, conn);
+                match members.get(&socket) {
+                    Some(done) if registry.holds(&done.key, conn) => Ok(Reply::Joined {
+                        key: done.key.clone(),
+                        token: done.token.clone(),
+                    }),
+                    _ => {
+                        let endpoint = self.remote(&socket.0, conn);
+                        let welcome_to = endpoint.clone();
+                        shared
+                            .join_here(&mut registry, &join, endpoint, |frame| {
+                                welcome_to.deliver(frame);
+                            })
+                            .map(|(key, token)| {
+                                let member = RemoteMember {
+                                    key: key.clone(),
+                                    token: token.clone(),
+                                    relays: 0,
+                                };
+                                members.insert(socket, member);
+                                Reply::Joined { key, token }
+                            })
+                    }
+                }
             }
             Request::Reattach {
                 key,
@@ -728,20 +764,44 @@ impl Cluster {
                         for frame in &kept {
                             endpoint.deliver(frame);
                         }
+                        let member = RemoteMember {
+                            key,
+                            token,
+                            relays: 0,
+                        };
+                        self.members().insert((node, conn), member);
                         Reply::Done
                     })
             }
-            Request::Relay { from, to, data } => {
-                Shared::relay_here(&mut registry, &from, &to, data).map(|()| Reply::Done)
+            Request::Relay {
+                from,
+                to,
+                data,
+                node,
+                conn,
+                seq,
+            } => {
+                let mut members = self.members();
+                match members.get_mut(&(node, conn)) {
+                    Some(member) if seq <= member.relays => Ok(Reply::Done),
+                    member => Shared::relay_here(&mut registry, &from, &to, data).map(|()| {
+                        if let Some(member) = member {
+                            member.relays = seq;
+                        }
+                        Reply::Done
+                    }),
+                }
             }
             Request::List { key } => Ok(Reply::Peers {
                 peers: registry.peers(&key),
             }),
-            Request::Leave { key, conn } => {
+            Request::Leave { key, node, conn } => {
+                self.members().remove(&(node, conn));
                 Shared::leave_here(&mut registry, &key, conn);
                 Ok(Reply::Done)
             }
-            Request::Detach { key, conn } => {
+            Request::Detach { key, node, conn } => {
+                self.members().remove(&(node, conn));
                 shared.detach_here(&mut registry, &key, conn);
                 Ok(Reply::Done)
             }

@@ -91,20 +91,27 @@ pub(crate) enum Request {
         node: String,
         conn: ConnId,
     },
+    /// `seq` counts the socket's relays, so that one asked again (its answer lost or
+    /// late) is not delivered twice.
     Relay {
         from: MemberKey,
         to: String,
         data: Value,
+        node: String,
+        conn: ConnId,
+        seq: u64,
     },
     List {
         key: MemberKey,
     },
     Leave {
         key: MemberKey,
+        node: String,
         conn: ConnId,
     },
     Detach {
         key: MemberKey,
+        node: String,
         conn: ConnId,
     },
 }

@@ -466,9 +466,7 @@ impl Cluster {
         let Some(mut inbound) = taken else {
             return;
         };
-        let client = cluster.client.clone();
-        let outbox = std::mem::replace(&mut inbound.outbox, mpsc::channel(1).1);
-        tokio::spawn(publish_outbox(client, outbox));
+        tokio::spawn(publish_outbox(cluster.client.clone(), inbound.outbox));
         let mut beat = interval(HEARTBEAT_EVERY);
         beat.set_missed_tick_behavior(MissedTickBehavior::Delay);
         let mut rtt = interval(Duration::from_secs(2));

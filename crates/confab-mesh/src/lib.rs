@@ -6,6 +6,8 @@
 //! - [`error`]: [`ErrorCode`], the stable code of every `error` event, and [`MeshError`].
 //! - [`mesh`]: [`Mesh::start`] runs one peer: signaling with reconnect and resume, one
 //!   task per remote peer, chat routing and de-duplication.
+//! - `call_control`: call control as plain data (invitations, crossing calls, newcomers):
+//!   inputs in, actions out, tested without IO; `mesh/call.rs` carries the actions out.
 //! - `peer`: one remote peer's connection: perfect negotiation, trickle ICE, the `chat`
 //!   channel, stats.
 //! - [`transport`]: how connections are built (ICE servers, interfaces, timers, buffers).
@@ -17,6 +19,7 @@
 //! - [`safety`]: safety codes, which users compare to know their connection is direct.
 
 pub mod api;
+mod call_control;
 pub mod connection_test;
 mod engine;
 pub mod error;

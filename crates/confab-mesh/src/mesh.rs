@@ -2,7 +2,7 @@
 //! peer, and chat routing. Commands come in through [`Mesh::send`]; events go out through
 //! [`Mesh::next_event`].
 
-use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::time::Duration;
@@ -32,7 +32,7 @@ mod call;
 mod history;
 mod retry;
 mod transfers;
-use call::Call;
+use crate::call_control::CallControl;
 use transfers::{Described, Transfers};
 
 /// Reconnect delays: from a quarter second, doubling, to ten seconds at most.
@@ -87,9 +87,7 @@ impl Mesh {
         let mut task = MeshTask {
             engine,
             voice_in,
-            call: None,
-            early_accepts: HashMap::new(),
-            auto_accept_calls: config.auto_accept_calls,
+            calls: CallControl::new(config.auto_accept_calls),
             store,
             auto_accept_files: config.auto_accept_files,
             internal,
@@ -211,10 +209,7 @@ struct MeshTask {
     engine: Engine,
     /// Where peer tasks send the voice they receive (the engine's mixer).
     voice_in: mpsc::UnboundedSender<VoicePacket>,
-    call: Option<Call>,
-    /// Accepts of calls whose invitation has not arrived yet.
-    early_accepts: HashMap<String, std::collections::BTreeSet<String>>,
-    auto_accept_calls: bool,
+    calls: CallControl,
     auto_accept_files: Option<std::path::PathBuf>,
     /// Work the mesh hands off (hashing a file) reports back here.
     internal: mpsc::UnboundedSender<Described>,

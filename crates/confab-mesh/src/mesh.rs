@@ -30,14 +30,13 @@ use crate::turn_tunnel::TurnTunnels;
 
 mod call;
 mod history;
+mod reconnect;
 mod retry;
 mod transfers;
 use crate::call_control::CallControl;
+use reconnect::{AfterFailure, Reconnect};
 use transfers::{Described, Transfers};
 
-/// Reconnect delays: from a quarter second, doubling, to ten seconds at most.
-const BACKOFF_FIRST: Duration = Duration::from_millis(250);
-const BACKOFF_MAX: Duration = Duration::from_secs(10);
 /// Signals held while the link is down, at most (the oldest go first): a restart's offer
 /// and its candidates for a full mesh are a few dozen.
 const MAX_HELD_SIGNALS: usize = 256;
@@ -102,7 +101,10 @@ impl Mesh {
             peer_out,
             live_peer_tasks: live_peer_tasks.clone(),
             session: None,
-            link: Link::Down,
+            link: Link {
+                io: LinkIo::None,
+                reconnect: Reconnect::new(),
+            },
             peers: BTreeMap::new(),
             waiting: Vec::new(),
             held_signals: VecDeque::new(),
@@ -161,13 +163,34 @@ struct Session {
 type Joined = Result<(Box<SignalClient>, Welcome), ClientError>;
 type Joining = JoinHandle<Joined>;
 
-/// The signaling connection.
+/// The signaling connection: its sockets and tasks, and when to try again
+/// (`reconnect.rs`).
 #[derive(Debug)]
-enum Link {
-    Down,
-    Connecting { joining: Joining, attempt: u32 },
+struct Link {
+    io: LinkIo,
+    reconnect: Reconnect,
+}
+
+#[derive(Debug)]
+enum LinkIo {
+    None,
+    Joining(Joining),
     Up(Box<SignalClient>),
-    Waiting { until: Instant, attempt: u32 },
+}
+
+impl Link {
+    /// Stops whatever the link does; returns the client if it was up.
+    fn take_down(&mut self) -> Option<Box<SignalClient>> {
+        self.reconnect.stop();
+        match std::mem::replace(&mut self.io, LinkIo::None) {
+            LinkIo::Up(client) => Some(client),
+            LinkIo::Joining(joining) => {
+                joining.abort();
+                None
+            }
+            LinkIo::None => None,
+        }
+    }
 }
 
 enum LinkEvent {
@@ -302,7 +325,7 @@ impl MeshTask {
                 name,
                 password,
             } => {
-                if !matches!(self.link, Link::Down) {
+                if !self.link.reconnect.is_idle() {
                     return self.error(
                         ErrorCode::AlreadyConnected,
                         "leave or disconnect first",
@@ -324,10 +347,10 @@ impl MeshTask {
                     id: None,
                     token: None,
                 });
-                self.start_joining(0);
+                self.start_joining();
             }
             Command::Disconnect => {
-                if let Link::Up(client) = std::mem::replace(&mut self.link, Link::Down) {
+                if let Some(client) = self.link.take_down() {
                     // A clean close; the peer connections do not depend on it.
                     client.close().await;
                 }
@@ -475,7 +498,7 @@ impl MeshTask {
 
     /// Connects (or reconnects, with the resume token) on a task of its own, so that
     /// chat and peers go on while the server is slow or away.
-    fn start_joining(&mut self, attempt: u32) {
+    fn start_joining(&mut self) {
         let Some(session) = &self.session else {
             return;
         };
@@ -502,37 +525,37 @@ impl MeshTask {
         } else {
             SignalingState::Connecting
         });
-        self.link = Link::Connecting { joining, attempt };
+        self.link.io = LinkIo::Joining(joining);
+        self.link.reconnect.joining();
     }
 
     async fn on_link_event(&mut self, event: LinkEvent) {
         match event {
             LinkEvent::Joined(Ok((client, welcome))) => {
-                self.link = Link::Up(client);
+                self.link.io = LinkIo::Up(client);
+                self.link.reconnect.joined();
                 self.on_welcome(welcome);
                 self.send_held_signals().await;
             }
             LinkEvent::Joined(Err(e)) => {
-                let attempt = match &self.link {
-                    Link::Connecting { attempt, .. } => *attempt,
-                    _ => 0,
-                };
-                self.link = Link::Down;
+                self.link.io = LinkIo::None;
                 let rejoining = self.session.as_ref().is_some_and(|s| s.token.is_some());
-                match e {
-                    ClientError::Refused { code, message } => {
+                let refused = matches!(e, ClientError::Refused { .. });
+                let after = self.link.reconnect.join_failed(
+                    Instant::now(),
+                    refused,
+                    rejoining,
+                    rand::random(),
+                );
+                match (after, e) {
+                    (AfterFailure::RetryIn(delay), e) => {
+                        self.log(LogLevel::Warn, format!("{e}; retrying in {delay:?}"), None);
+                    }
+                    (AfterFailure::GiveUp, ClientError::Refused { code, message }) => {
                         self.error(code.into(), message, None);
                         self.emit_signaling(SignalingState::Disconnected);
                     }
-                    e if rejoining => {
-                        let delay = backoff(attempt);
-                        self.log(LogLevel::Warn, format!("{e}; retrying in {delay:?}"), None);
-                        self.link = Link::Waiting {
-                            until: Instant::now() + delay,
-                            attempt: attempt + 1,
-                        };
-                    }
-                    e => {
+                    (AfterFailure::GiveUp, e) => {
                         self.error(ErrorCode::ServerUnreachable, e.to_string(), None);
                         self.emit_signaling(SignalingState::Disconnected);
                     }
@@ -541,18 +564,14 @@ impl MeshTask {
             LinkEvent::Frame(Ok(frame)) => self.on_server_frame(frame),
             LinkEvent::Frame(Err(e)) => {
                 self.log(LogLevel::Warn, format!("signaling lost: {e}"), None);
-                self.link = Link::Waiting {
-                    until: Instant::now(),
-                    attempt: 0,
-                };
+                self.link.io = LinkIo::None;
+                self.link.reconnect.lost(Instant::now());
                 self.emit_signaling(SignalingState::Reconnecting);
             }
             LinkEvent::RetryDue => {
-                let attempt = match &self.link {
-                    Link::Waiting { attempt, .. } => *attempt,
-                    _ => 0,
-                };
-                self.start_joining(attempt);
+                if self.link.reconnect.handle_timeout(Instant::now()) {
+                    self.start_joining();
+                }
             }
         }
     }
@@ -790,7 +809,7 @@ impl MeshTask {
 
     /// Sends a signal to `peer`, or holds it while the link is down (see `held_signals`).
     async fn send_signal(&mut self, peer: String, data: serde_json::Value) {
-        let Link::Up(client) = &mut self.link else {
+        let LinkIo::Up(client) = &mut self.link.io else {
             return self.hold_signal(peer, data);
         };
         let kind = signal_kind(&data);
@@ -1284,12 +1303,8 @@ impl MeshTask {
     async fn leave(&mut self) {
         self.held_signals.clear();
         self.drop_all_peers();
-        match std::mem::replace(&mut self.link, Link::Down) {
-            Link::Up(client) => {
-                let _ = client.leave().await;
-            }
-            Link::Connecting { joining, .. } => joining.abort(),
-            Link::Down | Link::Waiting { .. } => {}
+        if let Some(client) = self.link.take_down() {
+            let _ = client.leave().await;
         }
         if self.session.take().is_some() {
             self.emit(Event::Signaling {
@@ -1303,17 +1318,19 @@ impl MeshTask {
 
 /// Waits for whatever the signaling link does next.
 async fn next_link_event(link: &mut Link) -> LinkEvent {
-    match link {
-        Link::Down => std::future::pending().await,
-        Link::Connecting { joining, .. } => LinkEvent::Joined(match joining.await {
+    match &mut link.io {
+        LinkIo::Joining(joining) => LinkEvent::Joined(match joining.await {
             Ok(result) => result,
             Err(e) => Err(ClientError::Disconnected(e.to_string())),
         }),
-        Link::Up(client) => LinkEvent::Frame(client.recv().await),
-        Link::Waiting { until, .. } => {
-            tokio::time::sleep_until(*until).await;
-            LinkEvent::RetryDue
-        }
+        LinkIo::Up(client) => LinkEvent::Frame(client.recv().await),
+        LinkIo::None => match link.reconnect.poll_timeout() {
+            Some(due) => {
+                tokio::time::sleep_until(due).await;
+                LinkEvent::RetryDue
+            }
+            None => std::future::pending().await,
+        },
     }
 }
 
@@ -1357,15 +1374,6 @@ fn open_store(dir: Option<&std::path::Path>, events: &mpsc::UnboundedSender<Even
     }
 }
 
-/// The delay before reconnect attempt `attempt`, with ±20 % jitter so that a room full
-/// of peers does not hammer a restarted server in step.
-fn backoff(attempt: u32) -> Duration {
-    let base = BACKOFF_FIRST
-        .saturating_mul(2u32.saturating_pow(attempt.min(16)))
-        .min(BACKOFF_MAX);
-    base.mul_f64(0.8 + 0.4 * rand::random::<f64>())
-}
-
 /// A random UUID (version 4) for a chat message.
 fn new_message_id() -> String {
     let mut b: [u8; 16] = rand::random();
@@ -1401,16 +1409,6 @@ fn signal_kind(data: &serde_json::Value) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn backoff_doubles_up_to_the_cap() {
-        for _ in 0..100 {
-            let first = backoff(0);
-            assert!(first >= Duration::from_millis(200) && first <= Duration::from_millis(300));
-            let late = backoff(30);
-            assert!(late >= Duration::from_secs(8) && late <= Duration::from_secs(12));
-        }
-    }
 
     #[test]
     fn message_ids_look_like_uuids_and_differ() {

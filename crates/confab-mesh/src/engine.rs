@@ -21,7 +21,7 @@ use tokio::time::{Instant, MissedTickBehavior};
 
 use crate::api::{Event, LogLevel};
 use crate::error::ErrorCode;
-use crate::peer::VoicePacket;
+use crate::voice::VoicePacket;
 
 /// Packets waiting for a peer's track writer; a writer further behind skips ahead.
 const PACKET_QUEUE: usize = 50;

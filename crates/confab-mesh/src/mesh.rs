@@ -22,11 +22,12 @@ use crate::engine::Engine;
 use crate::error::ErrorCode;
 use crate::history::signed::{AuthorCert, SignedFields};
 use crate::identity::Identity;
-use crate::peer::{PeerHandle, PeerInput, PeerOutput, PeerSetup, VoicePacket};
+use crate::peer::{PeerHandle, PeerInput, PeerOutput, PeerSetup};
 use crate::store::{self, Store};
 use crate::transport::TransportConfig;
 use crate::turn_check;
 use crate::turn_tunnel::TurnTunnels;
+use crate::voice::VoicePacket;
 
 mod call;
 mod history;

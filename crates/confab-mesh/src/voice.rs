@@ -3,6 +3,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use confab_audio::call_audio::RtpNumbers;
 use rtc::media::Sample;
 use rtc::media_stream::MediaStreamTrack;
 use rtc::peer_connection::configuration::media_engine::MIME_TYPE_OPUS;
@@ -12,6 +13,14 @@ use rtc::rtp_transceiver::rtp_sender::{
 use tokio::sync::broadcast;
 use webrtc::media_stream::track_local::static_sample::TrackLocalStaticSample;
 use webrtc::rtp_transceiver::RtpSender;
+
+/// An RTP packet of a peer's voice.
+#[derive(Debug)]
+pub(crate) struct VoicePacket {
+    pub(crate) peer: String,
+    pub(crate) rtp: RtpNumbers,
+    pub(crate) payload: Vec<u8>,
+}
 
 /// An Opus track with one stream, `ssrc`.
 pub fn local_track(ssrc: u32) -> Result<TrackLocalStaticSample, String> {

@@ -13,7 +13,7 @@ use serde::Serialize;
 use tokio::time::Instant;
 use tracing::{info, warn};
 
-use crate::server::Shared;
+use crate::shared::Shared;
 
 /// The DNS-SD service type.
 const SERVICE: &str = "_confab._tcp.local.";

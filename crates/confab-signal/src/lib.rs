@@ -11,6 +11,8 @@
 //!   credentials ([`IceConfig`]).
 //! - `registry`: room membership, passwords, resume tokens and grace periods as plain data
 //!   with no IO and no clock, so its rules are tested in microseconds.
+//! - `shared`: what every socket of a server shares (the registry under its lock, the
+//!   limits, metrics, relay and cluster).
 //! - `session`: one task per WebSocket: limits, keepalive, and the room's decisions.
 //! - `rooms`: what a session asks of its room, in this server's registry or, in a
 //!   cluster, in the owner's ([`cluster`]: several servers sharing rooms over NATS);
@@ -33,6 +35,7 @@ mod registry;
 mod rooms;
 pub mod server;
 mod session;
+mod shared;
 pub mod tls;
 
 pub use client::{ClientError, ClientOptions, SignalClient, Welcome};

@@ -14,8 +14,8 @@ use crate::cluster::{Owner, Reply, Request};
 use crate::endpoint::Endpoint;
 use crate::ice::Reached;
 use crate::registry::{ConnId, MemberKey, Refusal, Registry, Secrets};
-use crate::server::Shared;
 use crate::session::ConnHandle;
+use crate::shared::Shared;
 
 /// How long a socket's request waits for its room's owner to answer, across an owner's
 /// death and the bus reconnecting, before the socket is dropped (its client resumes).

@@ -1,61 +1,36 @@
-//! The accept loop, the state every socket shares, and a handle to run a server in the
+//! The accept loop, the HTTP side of the one port, and a handle to run a server in the
 //! background.
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 
-use confab_relay::{Relay, RelayError};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 use tokio::time::{sleep, timeout};
 use tokio_rustls::TlsAcceptor;
 use tokio_tungstenite::WebSocketStream;
-use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
+use tokio_tungstenite::tungstenite::protocol::Role;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use tracing::{debug, error, info, warn};
+use tracing::{debug, info, warn};
 
-use crate::cluster::{Cluster, ClusterError};
+use crate::cluster::Cluster;
 use crate::config::ServerConfig;
-use crate::endpoint::Endpoint;
 use crate::http::{self, HeadError, Route};
 use crate::ice::Reached;
 use crate::metrics::Metrics;
-use crate::registry::{Limits, Registry};
 use crate::session;
+use crate::shared::Shared;
 
 /// How long a TLS handshake may take.
 const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long sockets get to finish their close handshakes when the server stops.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
-/// tungstenite's buffers default to 128 KiB each, which would make an idle socket cost
-/// ~256 KiB. Signaling frames are small: a few KiB to read into is plenty, and larger
-/// frames (up to the frame limit) still fit because the buffer grows on demand.
-const READ_BUFFER: usize = 4 * 1024;
-const WRITE_BUFFER: usize = 8 * 1024;
 
-/// Why a server could not start.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum ServerError {
-    #[error("cannot listen on {addr}: {source}")]
-    Bind {
-        addr: String,
-        source: std::io::Error,
-    },
-    #[error(transparent)]
-    Relay(#[from] RelayError),
-    #[error(transparent)]
-    Cluster(#[from] ClusterError),
-    /// The cluster took this server's rooms over: it stopped so that its clients move
-    /// to the others (a supervisor starts it again as a new member).
-    #[error("stopped: {0}")]
-    Fenced(String),
-}
+pub use crate::shared::ServerError;
 
 /// A snapshot of a running server, for the app's settings and for tests.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -67,108 +42,6 @@ pub struct ServerState {
     /// Members of rooms, counting those in their resume grace period.
     pub peers: usize,
     pub frames_relayed: u64,
-}
-
-/// What every socket of one server shares.
-#[derive(Debug)]
-pub(crate) struct Shared {
-    pub(crate) config: ServerConfig,
-    registry: Mutex<Registry<Endpoint>>,
-    /// Wakes the grace-period sweeper when a new grace period starts.
-    pub(crate) sweeper: Notify,
-    pub(crate) metrics: Metrics,
-    pub(crate) shutdown: CancellationToken,
-    /// The built-in relay, when the config asks for one.
-    pub(crate) relay: Option<Relay>,
-    /// This server's part in a cluster, when it is one of several.
-    pub(crate) cluster: Option<Cluster>,
-    /// Why the cluster stopped this server, if it did.
-    fenced: OnceLock<String>,
-    next_conn: AtomicU64,
-    ws_config: WebSocketConfig,
-}
-
-impl Shared {
-    /// Starts the relay the config asks for, if any.
-    async fn start(config: ServerConfig, shutdown: CancellationToken) -> Result<Self, ServerError> {
-        let relay = match &config.relay {
-            Some(relay) => Some(Relay::start(relay.clone()).await?),
-            None => None,
-        };
-        let cluster = match &config.cluster {
-            Some(cluster) => Some(Cluster::connect(cluster).await?),
-            None => None,
-        };
-        // In a cluster, ids and socket numbers must not collide with another server's
-        // when a room moves: both get a part drawn at random per process.
-        let (id_prefix, first_conn) = match &cluster {
-            Some(_) => (
-                format!("p{:08x}-", rand::random::<u32>()),
-                u64::from(rand::random::<u32>()) << 32 | 1,
-            ),
-            None => ("p".to_owned(), 1),
-        };
-        let limits = Limits {
-            max_rooms: config.max_rooms,
-            max_room_peers: config.max_room_peers,
-            resume_grace: config.resume_grace,
-        };
-        let ws_config = WebSocketConfig::default()
-            .read_buffer_size(READ_BUFFER)
-            .write_buffer_size(WRITE_BUFFER)
-            .max_write_buffer_size(WRITE_BUFFER + 4 * config.max_frame)
-            .max_message_size(Some(config.max_frame))
-            .max_frame_size(Some(config.max_frame));
-        Ok(Self {
-            config,
-            registry: Mutex::new(Registry::new(limits, id_prefix)),
-            sweeper: Notify::new(),
-            metrics: Metrics::default(),
-            shutdown,
-            relay,
-            cluster,
-            fenced: OnceLock::new(),
-            next_conn: AtomicU64::new(first_conn),
-            ws_config,
-        })
-    }
-
-    /// The registry. A panic elsewhere cannot leave it half-updated (every change is
-    /// made in one call), so a poisoned lock is still safe to use.
-    pub(crate) fn lock(&self) -> MutexGuard<'_, Registry<Endpoint>> {
-        self.registry
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-
-    /// Stops the server because the cluster found it dead and moved its rooms: acting
-    /// for them any longer would split them in two.
-    pub(crate) fn fence(&self, why: String) {
-        error!("{why}: stopping");
-        let _ = self.fenced.set(why);
-        self.shutdown.cancel();
-    }
-
-    pub(crate) fn next_conn_id(&self) -> u64 {
-        self.next_conn.fetch_add(1, Relaxed)
-    }
-
-    /// The open rooms (largest first, with their people) and everyone in any room: what
-    /// the network announcement tells.
-    pub(crate) fn census(&self) -> (Vec<(String, usize)>, usize) {
-        let registry = self.lock();
-        (registry.open_rooms(), registry.counts().1)
-    }
-
-    fn state(&self) -> ServerState {
-        let (rooms, peers) = self.lock().counts();
-        ServerState {
-            connections: self.metrics.connections_open.load(Relaxed),
-            rooms,
-            peers,
-            frames_relayed: self.metrics.frames_relayed.load(Relaxed),
-        }
-    }
 }
 
 /// Serves signaling on `listener` (and the relay, if the config has one) until `shutdown`
@@ -427,7 +300,14 @@ impl ServerHandle {
 
     /// Connections, rooms, peers and relayed frames right now.
     pub fn state(&self) -> ServerState {
-        self.shared.state()
+        let (rooms, peers) = self.shared.lock().counts();
+        let metrics = &self.shared.metrics;
+        ServerState {
+            connections: metrics.connections_open.load(Relaxed),
+            rooms,
+            peers,
+            frames_relayed: metrics.frames_relayed.load(Relaxed),
+        }
     }
 
     /// Closes every socket with a close frame and stops listening.

@@ -24,7 +24,7 @@ use crate::ice::Reached;
 use crate::rate_limit::TokenBucket;
 use crate::registry::{ConnId, MemberKey};
 use crate::rooms::RoomError;
-use crate::server::Shared;
+use crate::shared::Shared;
 
 /// Frames waiting for one socket. Enough for a burst of negotiation with a full room;
 /// a reader that lets this many pile up is not keeping up.

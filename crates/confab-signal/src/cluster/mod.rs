@@ -36,8 +36,8 @@ use tracing::{debug, info, warn};
 use crate::endpoint::Endpoint;
 use crate::ice::Reached;
 use crate::registry::{Conn, ConnId, MemberKey, Registry, RoomSnapshot};
-use crate::server::Shared;
 use crate::session::ConnHandle;
+use crate::shared::Shared;
 
 pub(crate) use ring::Owner;
 use ring::Ring;

@@ -1,23 +1,37 @@
 //! One Confab peer: the signaling link (with reconnect and resume), a task per remote
 //! peer, and chat routing. Commands come in through [`Mesh::send`]; events go out through
 //! [`Mesh::next_event`].
+//!
+//! This file holds the mesh task, its commands and the peers' comings and goings; each
+//! other job is an `impl MeshTask` of its own: `link` (joining, the welcome, signals),
+//! `reconnect` (when to rejoin, as plain data), `chat` (messages out and resent),
+//! `trust` (keys and verification), `history` (exchanging it on a channel), `call`
+//! (carrying out call control's actions), `transfers` (files) and `retry` (connections
+//! that failed).
 
-use std::collections::{BTreeMap, HashSet, VecDeque};
+mod call;
+mod chat;
+mod history;
+mod link;
+mod reconnect;
+mod retry;
+mod transfers;
+mod trust;
+
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::time::Duration;
 
-use confab_proto::peer::MAX_CHAT_TEXT_BYTES;
-use confab_proto::{ChatScope, Join, PROTOCOL_VERSION, PeerMessage, ServerFrame};
-use confab_signal::{ClientError, ClientOptions, SignalClient, Welcome};
+use confab_proto::{ChatScope, ServerFrame};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use crate::api::{
-    Command, DeviceEntry, Event, LogLevel, PeerRef, PeerState, PeerSummary, SignalingState,
-    TrustStatus, unix_ms,
+    Command, DeviceEntry, Event, LogLevel, PeerRef, PeerState, PeerSummary, SignalingState, unix_ms,
 };
+use crate::call_control::CallControl;
 use crate::engine::Engine;
 use crate::error::ErrorCode;
 use crate::history::signed::{AuthorCert, SignedFields};
@@ -25,22 +39,11 @@ use crate::identity::Identity;
 use crate::peer::{PeerHandle, PeerInput, PeerOutput, PeerSetup};
 use crate::store::{self, Store};
 use crate::transport::TransportConfig;
-use crate::turn_check;
 use crate::turn_tunnel::TurnTunnels;
 use crate::voice::VoicePacket;
-
-mod call;
-mod history;
-mod reconnect;
-mod retry;
-mod transfers;
-use crate::call_control::CallControl;
-use reconnect::{AfterFailure, Reconnect};
+use chat::WaitingChat;
+use link::{Link, next_link_event, signal_kind};
 use transfers::{Described, Transfers};
-
-/// Signals held while the link is down, at most (the oldest go first): a restart's offer
-/// and its candidates for a full mesh are a few dozen.
-const MAX_HELD_SIGNALS: usize = 256;
 
 /// What a peer is: its display name, how it connects, and its DTLS identity.
 #[derive(Debug, Clone)]
@@ -102,10 +105,7 @@ impl Mesh {
             peer_out,
             live_peer_tasks: live_peer_tasks.clone(),
             session: None,
-            link: Link {
-                io: LinkIo::None,
-                reconnect: Reconnect::new(),
-            },
+            link: Link::new(),
             peers: BTreeMap::new(),
             waiting: Vec::new(),
             held_signals: VecDeque::new(),
@@ -161,45 +161,6 @@ struct Session {
     token: Option<String>,
 }
 
-type Joined = Result<(Box<SignalClient>, Welcome), ClientError>;
-type Joining = JoinHandle<Joined>;
-
-/// The signaling connection: its sockets and tasks, and when to try again
-/// (`reconnect.rs`).
-#[derive(Debug)]
-struct Link {
-    io: LinkIo,
-    reconnect: Reconnect,
-}
-
-#[derive(Debug)]
-enum LinkIo {
-    None,
-    Joining(Joining),
-    Up(Box<SignalClient>),
-}
-
-impl Link {
-    /// Stops whatever the link does; returns the client if it was up.
-    fn take_down(&mut self) -> Option<Box<SignalClient>> {
-        self.reconnect.stop();
-        match std::mem::replace(&mut self.io, LinkIo::None) {
-            LinkIo::Up(client) => Some(client),
-            LinkIo::Joining(joining) => {
-                joining.abort();
-                None
-            }
-            LinkIo::None => None,
-        }
-    }
-}
-
-enum LinkEvent {
-    Joined(Joined),
-    Frame(Result<ServerFrame, ClientError>),
-    RetryDue,
-}
-
 #[derive(Debug)]
 struct RemotePeer {
     name: String,
@@ -216,16 +177,6 @@ struct RemotePeer {
     cert: Option<AuthorCert>,
     /// The history exchange on its chat channel (history.rs).
     history: Option<history::Exchange>,
-}
-
-/// A chat message that found no open channel yet.
-#[derive(Debug)]
-/// A direct message to a present peer whose key is not known yet (so the store cannot
-/// name its reader): it waits for that peer's channel.
-struct WaitingChat {
-    id: String,
-    to: String,
-    json: String,
 }
 
 struct MeshTask {
@@ -488,222 +439,6 @@ impl MeshTask {
         });
     }
 
-    fn emit_signaling(&self, state: SignalingState) {
-        let session = self.session.as_ref();
-        self.emit(Event::Signaling {
-            state,
-            id: session.and_then(|s| s.id.clone()),
-            room: session.map(|s| s.room.clone()),
-        });
-    }
-
-    /// Connects (or reconnects, with the resume token) on a task of its own, so that
-    /// chat and peers go on while the server is slow or away.
-    fn start_joining(&mut self) {
-        let Some(session) = &self.session else {
-            return;
-        };
-        let join = Join {
-            room: session.room.clone(),
-            name: self.name.clone(),
-            version: PROTOCOL_VERSION,
-            password: session.password.clone(),
-            resume: session.token.clone(),
-        };
-        let server = session.server.clone();
-        self.log(
-            LogLevel::Info,
-            format!("joining {} on {server}", join.room),
-            None,
-        );
-        let joining = tokio::spawn(async move {
-            SignalClient::join(&server, &ClientOptions::default(), join)
-                .await
-                .map(|(client, welcome)| (Box::new(client), welcome))
-        });
-        self.emit_signaling(if session.token.is_some() {
-            SignalingState::Reconnecting
-        } else {
-            SignalingState::Connecting
-        });
-        self.link.io = LinkIo::Joining(joining);
-        self.link.reconnect.joining();
-    }
-
-    async fn on_link_event(&mut self, event: LinkEvent) {
-        match event {
-            LinkEvent::Joined(Ok((client, welcome))) => {
-                self.link.io = LinkIo::Up(client);
-                self.link.reconnect.joined();
-                self.on_welcome(welcome);
-                self.send_held_signals().await;
-            }
-            LinkEvent::Joined(Err(e)) => {
-                self.link.io = LinkIo::None;
-                let rejoining = self.session.as_ref().is_some_and(|s| s.token.is_some());
-                let refused = matches!(e, ClientError::Refused { .. });
-                let after = self.link.reconnect.join_failed(
-                    Instant::now(),
-                    refused,
-                    rejoining,
-                    rand::random(),
-                );
-                match (after, e) {
-                    (AfterFailure::RetryIn(delay), e) => {
-                        self.log(LogLevel::Warn, format!("{e}; retrying in {delay:?}"), None);
-                    }
-                    (AfterFailure::GiveUp, ClientError::Refused { code, message }) => {
-                        self.error(code.into(), message, None);
-                        self.emit_signaling(SignalingState::Disconnected);
-                    }
-                    (AfterFailure::GiveUp, e) => {
-                        self.error(ErrorCode::ServerUnreachable, e.to_string(), None);
-                        self.emit_signaling(SignalingState::Disconnected);
-                    }
-                }
-            }
-            LinkEvent::Frame(Ok(frame)) => self.on_server_frame(frame),
-            LinkEvent::Frame(Err(e)) => {
-                self.log(LogLevel::Warn, format!("signaling lost: {e}"), None);
-                self.link.io = LinkIo::None;
-                self.link.reconnect.lost(Instant::now());
-                self.emit_signaling(SignalingState::Reconnecting);
-            }
-            LinkEvent::RetryDue => {
-                if self.link.reconnect.handle_timeout(Instant::now()) {
-                    self.start_joining();
-                }
-            }
-        }
-    }
-
-    fn on_welcome(&mut self, welcome: Welcome) {
-        if self.session.is_none() {
-            return;
-        }
-        // Connections made from now on use the servers this welcome offers.
-        let transport = self.configured.with_offered(&welcome.ice_servers);
-        if transport != *self.transport {
-            let before = std::mem::replace(&mut self.transport, Arc::new(transport));
-            self.open_tunnels();
-            self.report_unsupported(Some(&before));
-            self.check_turn_credentials(Some(&before));
-        }
-        let Some(session) = self.session.as_mut() else {
-            return;
-        };
-        let resumed = session.id.as_deref() == Some(welcome.id.as_str());
-        session.id = Some(welcome.id.clone());
-        session.token = Some(welcome.token);
-        self.log(
-            LogLevel::Info,
-            format!(
-                "{} {} as {} with {} peers",
-                if resumed { "resumed" } else { "joined" },
-                welcome.room,
-                welcome.id,
-                welcome.peers.len()
-            ),
-            None,
-        );
-        self.emit_signaling(SignalingState::Connected);
-        if resumed {
-            // Peers that left while we were away were not announced to us.
-            let present: HashSet<&str> = welcome.peers.iter().map(|p| p.id.as_str()).collect();
-            let gone: Vec<String> = self
-                .peers
-                .keys()
-                .filter(|id| !present.contains(id.as_str()))
-                .cloned()
-                .collect();
-            for id in gone {
-                self.on_peer_left(id);
-            }
-            for peer in welcome.peers {
-                if !self.peers.contains_key(&peer.id) {
-                    self.add_peer(peer.id, peer.name);
-                }
-            }
-            return;
-        }
-        // A fresh id: whatever we had belongs to our old one.
-        self.held_signals.clear();
-        self.drop_all_peers();
-        for peer in welcome.peers {
-            self.add_peer(peer.id.clone(), peer.name);
-            self.connect_peer(&peer.id, true);
-        }
-    }
-
-    /// Tunnels for the current transport's TURN servers over TCP and TLS, keeping those
-    /// already open. One that cannot open leaves its server out, with a warning.
-    fn open_tunnels(&mut self) {
-        let (tunnels, failed) = self.tunnels.for_servers(&self.transport.ice_servers);
-        self.tunnels = Arc::new(tunnels);
-        for (url, why) in failed {
-            self.log(LogLevel::Warn, format!("{url}: not used: {why}"), None);
-        }
-    }
-
-    /// An `ice-server-unsupported` error for each server of the current transport that
-    /// this peer cannot use and `before` did not have (already reported).
-    fn report_unsupported(&self, before: Option<&TransportConfig>) {
-        for (server, why) in self.transport.unsupported() {
-            if before.is_some_and(|b| b.ice_servers.contains(server)) {
-                continue;
-            }
-            self.emit(Event::error(
-                ErrorCode::IceServerUnsupported,
-                format!("{}: {why}", server.url),
-                None,
-            ));
-        }
-    }
-
-    /// Tries the credentials of each TURN server new since `before`: a refusal is a
-    /// `turn-auth-failed` error (the WebRTC stack would only log it and go on without it).
-    fn check_turn_credentials(&self, before: Option<&TransportConfig>) {
-        let local = self
-            .transport
-            .udp_addrs
-            .first()
-            .map_or(std::net::Ipv4Addr::UNSPECIFIED.into(), |addr| addr.ip());
-        for server in &self.transport.ice_servers {
-            let is_turn = server.url.to_ascii_lowercase().starts_with("turn:");
-            if !is_turn
-                || server.unsupported().is_some()
-                || before.is_some_and(|b| b.ice_servers.contains(server))
-            {
-                continue;
-            }
-            // A server over TCP or TLS is tried through its tunnel, as connections reach it.
-            let tried = self.tunnels.reached_through(server);
-            let (url, events) = (server.url.clone(), self.events.clone());
-            tokio::spawn(async move {
-                let event = match turn_check::try_credentials(&tried, local).await {
-                    turn_check::Verdict::Refused(why) => Event::error(
-                        ErrorCode::TurnAuthFailed,
-                        format!("{url} refused the credentials: {why}"),
-                        None,
-                    ),
-                    turn_check::Verdict::Accepted => Event::Log {
-                        level: LogLevel::Info,
-                        msg: format!("{url} accepted the credentials"),
-                        peer: None,
-                        ts: unix_ms(),
-                    },
-                    turn_check::Verdict::Unknown(why) => Event::Log {
-                        level: LogLevel::Warn,
-                        msg: format!("{url}: credentials not checked: {why}"),
-                        peer: None,
-                        ts: unix_ms(),
-                    },
-                };
-                let _ = events.send(event);
-            });
-        }
-    }
-
     fn add_peer(&mut self, id: String, name: String) {
         self.emit(Event::PeerJoined {
             peer: PeerRef {
@@ -804,59 +539,6 @@ impl MeshTask {
         for (id, peer) in std::mem::take(&mut self.peers) {
             if !peer.left_room {
                 self.emit(Event::PeerLeft { id });
-            }
-        }
-    }
-
-    /// Sends a signal to `peer`, or holds it while the link is down (see `held_signals`).
-    async fn send_signal(&mut self, peer: String, data: serde_json::Value) {
-        let LinkIo::Up(client) = &mut self.link.io else {
-            return self.hold_signal(peer, data);
-        };
-        let kind = signal_kind(&data);
-        match client.signal(&peer, data.clone()).await {
-            Ok(()) => self.log(
-                LogLevel::Debug,
-                format!("signal to {peer}: {kind}"),
-                Some(&peer),
-            ),
-            Err(e) => {
-                self.log(
-                    LogLevel::Warn,
-                    format!("signal to {peer} not sent ({e}): held for the reconnect"),
-                    Some(&peer),
-                );
-                self.hold_signal(peer, data);
-            }
-        }
-    }
-
-    fn hold_signal(&mut self, peer: String, data: serde_json::Value) {
-        if self.session.is_none() {
-            return;
-        }
-        if self.held_signals.len() == MAX_HELD_SIGNALS {
-            self.held_signals.pop_front();
-        }
-        self.held_signals.push_back((peer, data));
-    }
-
-    /// The held signals, in order, to the peers still here.
-    async fn send_held_signals(&mut self) {
-        let held = std::mem::take(&mut self.held_signals);
-        if !held.is_empty() {
-            self.log(
-                LogLevel::Info,
-                format!(
-                    "sending {} signals held while signaling was down",
-                    held.len()
-                ),
-                None,
-            );
-        }
-        for (peer, data) in held {
-            if self.peers.contains_key(&peer) {
-                self.send_signal(peer, data).await;
             }
         }
     }
@@ -1016,169 +698,6 @@ impl MeshTask {
         }
     }
 
-    fn chat(&mut self, text: String, to: Option<String>, to_key: Option<String>) {
-        if text.len() > MAX_CHAT_TEXT_BYTES {
-            return self.error(
-                ErrorCode::TooLarge,
-                format!("a message holds at most {MAX_CHAT_TEXT_BYTES} bytes"),
-                None,
-            );
-        }
-        if let Some(peer) = &to
-            && !self.peers.contains_key(peer)
-        {
-            return self.error(
-                ErrorCode::UnknownPeer,
-                format!("no peer {peer}"),
-                Some(peer),
-            );
-        }
-        let room = self.room();
-        // Its readers, by key: a direct message's one, or everyone present or ever met in
-        // the room. Each gets it when its channel next opens, until it acknowledges it.
-        let (direct_to, readers): (Option<String>, Vec<String>) = match (&to, to_key) {
-            (_, Some(key)) => (Some(key.clone()), vec![key]),
-            (Some(peer), None) => {
-                let key = self.fingerprint(peer);
-                (key.clone(), key.into_iter().collect())
-            }
-            (None, None) => {
-                let own = self.identity.fingerprint();
-                let mut readers: Vec<String> = self
-                    .peers
-                    .values()
-                    .filter_map(|p| p.fingerprint.clone())
-                    .collect();
-                let members = self.store.members(&room);
-                readers.extend(self.report_store(members).unwrap_or_default());
-                readers.retain(|key| key != own);
-                readers.sort();
-                readers.dedup();
-                (None, readers)
-            }
-        };
-        let id = new_message_id();
-        let ts = unix_ms();
-        let for_room = direct_to.is_none() && to.is_none();
-        // Room messages are signed, so others can pass them on to latecomers.
-        let sig = for_room
-            .then(|| self.sign_room_message(&id, ts, &text))
-            .flatten();
-        let message = PeerMessage::Chat {
-            id: id.clone(),
-            text: text.clone(),
-            ts,
-            scope: if for_room {
-                ChatScope::Room
-            } else {
-                ChatScope::Direct
-            },
-            sig: sig.clone(),
-        };
-        let json = message.to_json();
-        let recorded = self.store.record_sent(
-            &store::Outgoing {
-                id: &id,
-                room: &room,
-                direct_to: direct_to.as_deref(),
-                for_room,
-                name: &self.name,
-                text: &text,
-                ts,
-                json: &json,
-                sig: sig.as_deref(),
-            },
-            &readers,
-        );
-        self.report_store(recorded);
-        let sent_to = match (&to, &direct_to) {
-            // A peer whose key is not known yet: it waits in memory for that peer.
-            (Some(peer), None) => {
-                let sent_to = self.send_chat(&id, &json, Some(peer));
-                if sent_to.is_empty() {
-                    self.waiting.push(WaitingChat {
-                        id: id.clone(),
-                        to: peer.clone(),
-                        json,
-                    });
-                }
-                sent_to
-            }
-            (_, Some(key)) => {
-                let peer = self.peer_with_key(key);
-                match peer {
-                    Some(peer) => self.send_chat(&id, &json, Some(&peer)),
-                    None => Vec::new(),
-                }
-            }
-            (None, None) => self.send_chat(&id, &json, None),
-        };
-        self.emit(Event::ChatSent { id, to: sent_to });
-    }
-
-    /// Sends on the open chat channels `to` names (all of them when `None`), and notes
-    /// which readers it reached.
-    fn send_chat(&self, id: &str, json: &str, to: Option<&str>) -> Vec<String> {
-        let sent_to: Vec<(String, Option<String>)> = self
-            .peers
-            .iter()
-            .filter(|(peer, p)| p.chat_open && to.is_none_or(|to| to == peer.as_str()))
-            .filter_map(|(peer, p)| {
-                let handle = p.handle.as_ref()?;
-                handle.input.send(PeerInput::Send(json.to_owned())).ok()?;
-                Some((peer.clone(), p.fingerprint.clone()))
-            })
-            .collect();
-        for key in sent_to.iter().filter_map(|(_, key)| key.as_deref()) {
-            self.report_store(self.store.mark_sent(id, key));
-        }
-        sent_to.into_iter().map(|(peer, _)| peer).collect()
-    }
-
-    /// The present peer with this key, if any.
-    fn peer_with_key(&self, key: &str) -> Option<String> {
-        self.peers
-            .iter()
-            .find(|(_, p)| p.fingerprint.as_deref() == Some(key))
-            .map(|(peer, _)| peer.clone())
-    }
-
-    /// A channel opened: what waited for it goes out now.
-    fn flush_waiting(&mut self, peer: &str) {
-        let waiting = std::mem::take(&mut self.waiting);
-        for chat in waiting {
-            if chat.to == peer {
-                let sent_to = self.send_chat(&chat.id, &chat.json, Some(peer));
-                self.emit(Event::ChatSent {
-                    id: chat.id,
-                    to: sent_to,
-                });
-            } else {
-                self.waiting.push(chat);
-            }
-        }
-    }
-
-    /// Own messages this peer has not acknowledged go out again (same ids: it shows each
-    /// once), room messages that waited for anyone included.
-    fn resend_unacked(&mut self, peer: &str) {
-        let Some(fingerprint) = self.fingerprint(peer) else {
-            return;
-        };
-        let room = self.room();
-        self.report_store(self.store.claim_waiting_for_anyone(&room, &fingerprint));
-        let pending = self.store.unacked_for(&fingerprint);
-        for (id, json) in self.report_store(pending).unwrap_or_default() {
-            let sent_to = self.send_chat(&id, &json, Some(peer));
-            self.log(LogLevel::Info, format!("resent {id} to {peer}"), Some(peer));
-            self.emit(Event::ChatSent { id, to: sent_to });
-        }
-    }
-
-    fn fingerprint(&self, peer: &str) -> Option<String> {
-        self.peers.get(peer).and_then(|p| p.fingerprint.clone())
-    }
-
     fn room(&self) -> String {
         self.session
             .as_ref()
@@ -1194,77 +713,6 @@ impl MeshTask {
                 self.error(ErrorCode::Store, e.to_string(), None);
                 None
             }
-        }
-    }
-
-    /// A peer said who it is: a name the user verified must come with the key it had
-    /// then, and a name met before with another key is a warning too (trust on first use).
-    /// Then it is a contact, and a reader of this room's messages.
-    fn check_trust(&self, peer: &str, name: &str) {
-        let Some(fingerprint) = self.fingerprint(peer) else {
-            return;
-        };
-        let verified = self
-            .report_store(self.store.verified_fingerprint(name))
-            .flatten();
-        let known_otherwise = self
-            .report_store(self.store.name_known_with_other_key(name, &fingerprint))
-            .unwrap_or(false);
-        let status = match verified {
-            Some(verified) if verified == fingerprint => TrustStatus::Verified,
-            Some(_) => {
-                self.error(
-                    ErrorCode::IdentityChanged,
-                    format!("{name} was verified with another key: this may not be {name}"),
-                    Some(peer),
-                );
-                TrustStatus::Changed
-            }
-            None if known_otherwise => {
-                self.error(
-                    ErrorCode::IdentityChanged,
-                    format!("{name} was met before with another key: this may not be {name}"),
-                    Some(peer),
-                );
-                TrustStatus::Changed
-            }
-            None => TrustStatus::Unverified,
-        };
-        self.emit(Event::Trust {
-            peer: peer.to_owned(),
-            name: name.to_owned(),
-            fingerprint: fingerprint.clone(),
-            status,
-        });
-        self.report_store(self.store.met(&fingerprint, name, &self.room()));
-    }
-
-    fn verify(&mut self, peer: &str) {
-        let Some(remote) = self.peers.get(peer) else {
-            return self.error(
-                ErrorCode::UnknownPeer,
-                format!("no peer {peer}"),
-                Some(peer),
-            );
-        };
-        let Some(fingerprint) = remote.fingerprint.clone() else {
-            return self.error(
-                ErrorCode::NotConnected,
-                format!("{peer} has no known key yet"),
-                Some(peer),
-            );
-        };
-        let name = remote.name.clone();
-        if self
-            .report_store(self.store.verify(&name, &fingerprint))
-            .is_some()
-        {
-            self.emit(Event::Trust {
-                peer: peer.to_owned(),
-                name,
-                fingerprint,
-                status: TrustStatus::Verified,
-            });
         }
     }
 
@@ -1314,24 +762,6 @@ impl MeshTask {
                 room: None,
             });
         }
-    }
-}
-
-/// Waits for whatever the signaling link does next.
-async fn next_link_event(link: &mut Link) -> LinkEvent {
-    match &mut link.io {
-        LinkIo::Joining(joining) => LinkEvent::Joined(match joining.await {
-            Ok(result) => result,
-            Err(e) => Err(ClientError::Disconnected(e.to_string())),
-        }),
-        LinkIo::Up(client) => LinkEvent::Frame(client.recv().await),
-        LinkIo::None => match link.reconnect.poll_timeout() {
-            Some(due) => {
-                tokio::time::sleep_until(due).await;
-                LinkEvent::RetryDue
-            }
-            None => std::future::pending().await,
-        },
     }
 }
 
@@ -1389,22 +819,6 @@ fn new_message_id() -> String {
         &hex[16..20],
         &hex[20..32]
     )
-}
-
-fn signal_kind(data: &serde_json::Value) -> String {
-    match (
-        data.get("kind").and_then(|k| k.as_str()),
-        data.pointer("/description/type"),
-    ) {
-        (Some("description"), Some(kind)) => {
-            format!("description {}", kind.as_str().unwrap_or("?"))
-        }
-        (Some("candidate"), _) if data.get("candidate").is_some_and(|c| c.is_null()) => {
-            "end of candidates".to_owned()
-        }
-        (Some(kind), _) => kind.to_owned(),
-        (None, _) => "unknown".to_owned(),
-    }
 }
 
 #[cfg(test)]

@@ -245,7 +245,7 @@ pub enum Event {
         text: String,
         ts: u64,
         scope: ChatScope,
-        author: crate::store::Author,
+        author: Author,
         /// True when it came by history reconcile rather than live.
         history: bool,
     },
@@ -314,7 +314,7 @@ pub enum Event {
         room: Option<String>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         key: Option<String>,
-        messages: Vec<crate::store::HistoryEntry>,
+        messages: Vec<HistoryEntry>,
     },
     Contacts {
         contacts: Vec<crate::store::Contact>,
@@ -397,6 +397,30 @@ pub(crate) fn unix_ms() -> u64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
         .unwrap_or(0)
+}
+
+/// Who wrote a message: the name it came with, and the writer's key (DTLS fingerprint).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Author {
+    pub name: String,
+    pub key: String,
+}
+
+/// One message of the history, as the `history` event lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HistoryEntry {
+    pub id: String,
+    /// Fingerprint of the writer; absent for this install's own messages.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<String>,
+    pub name: String,
+    pub text: String,
+    pub ts: u64,
+    pub scope: ChatScope,
+    pub author: Author,
+    /// For own messages: `queued` (no reader reached yet), `sent` (waiting for acks) or
+    /// `delivered` (every reader acked); for others' messages: `received`.
+    pub state: String,
 }
 
 #[cfg(test)]

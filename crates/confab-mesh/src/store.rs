@@ -17,6 +17,8 @@ use confab_proto::ChatScope;
 
 use crate::MeshError;
 
+pub use crate::api::{Author, HistoryEntry};
+
 mod signed;
 pub(crate) use signed::SignedMessage;
 
@@ -82,13 +84,6 @@ CREATE TABLE IF NOT EXISTS files_in (
 );
 ";
 
-/// Who wrote a message: the name it came with, and the writer's key (DTLS fingerprint).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Author {
-    pub name: String,
-    pub key: String,
-}
-
 /// Whose messages a `history` answer holds.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Conversation {
@@ -109,23 +104,6 @@ pub struct Contact {
     pub verified: bool,
     /// Unix ms.
     pub last_seen: u64,
-}
-
-/// One message of the history, as the `history` event lists it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct HistoryEntry {
-    pub id: String,
-    /// Fingerprint of the writer; absent for this install's own messages.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub from: Option<String>,
-    pub name: String,
-    pub text: String,
-    pub ts: u64,
-    pub scope: ChatScope,
-    pub author: Author,
-    /// For own messages: `queued` (no reader reached yet), `sent` (waiting for acks) or
-    /// `delivered` (every reader acked); for others' messages: `received`.
-    pub state: String,
 }
 
 /// A message this install wrote.

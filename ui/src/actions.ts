@@ -128,6 +128,12 @@ export class Actions {
     if (!ok) this.store.endCall();
   }
 
+  /** Invites `peer` (or everyone not in it yet) into the call under way. */
+  async addToCall(peer: string | null): Promise<void> {
+    this.store.dismissErrors("call");
+    await this.send(peer ? { cmd: "call", peers: [peer] } : { cmd: "call" }, "call");
+  }
+
   async accept(): Promise<void> {
     const incoming = this.store.state.incoming;
     if (!incoming) return;

@@ -453,6 +453,11 @@ export class Store {
     this.touch("call");
   }
 
+  /** Connected peers who are neither in the call nor ringing: whom it can grow to. */
+  outsideCall(): Peer[] {
+    return [...this.state.peers.values()].filter((p) => p.state === "connected" && p.callState !== "active" && p.callState !== "ringing");
+  }
+
   startCalling(): void {
     this.state.call = { id: null, phase: "calling", muted: this.state.call.muted };
     this.touch("call", "peers");

@@ -168,6 +168,43 @@ describe("views", () => {
     expect($(".callbar").hidden).toBe(true);
   });
 
+  it("adds someone to a running call from their conversation, the room and the call bar", async () => {
+    store.apply({ event: "peers", peers: [{ id: "p1", name: "Ada", state: "connected" }, { id: "p2", name: "Bob", state: "connected" }, { id: "p3", name: "Cy", state: "connected" }] });
+    store.apply({ event: "call-state", call: "c1", peer: "p1", state: "active" });
+    store.flush();
+    // Ada is in: her conversation says so, and nobody can add her twice.
+    store.open("p1");
+    store.flush();
+    expect($('.chat [data-action="add-to-call"]').textContent).toContain("In the call");
+    expect(($('.chat [data-action="add-to-call"]') as HTMLButtonElement).disabled).toBe(true);
+    // Bob is not: his conversation adds him, and the call goes on meanwhile.
+    store.open("p2");
+    store.flush();
+    const add = $('.chat [data-action="add-to-call"]') as HTMLButtonElement;
+    expect(add.textContent).toContain("Add to call");
+    add.click();
+    await settle();
+    expect(backend.sent).toContainEqual({ cmd: "call", peers: ["p2"] });
+    expect($(".call-title").textContent).toBe("In a call with Ada");
+    store.apply({ event: "call-state", call: "c1", peer: "p2", state: "ringing" });
+    store.flush();
+    // The call bar offers whoever is left; the room header adds them all.
+    const picker = $(".callbar select.add-to-call") as HTMLSelectElement;
+    expect([...picker.options].map((o) => o.textContent)).toEqual(["Add to call…", "Cy"]);
+    picker.value = "p3";
+    picker.dispatchEvent(new Event("change"));
+    await settle();
+    expect(backend.sent).toContainEqual({ cmd: "call", peers: ["p3"] });
+    store.open("room");
+    store.flush();
+    $('[data-action="add-everyone"]').click();
+    await settle();
+    expect(backend.sent).toContainEqual({ cmd: "call" });
+    store.apply({ event: "call-state", call: "c1", peer: "p3", state: "ringing" });
+    store.flush();
+    expect(($('[data-action="add-everyone"]') as HTMLButtonElement).disabled).toBe(true);
+  });
+
   it("says so when signaling drops while peers stay connected", () => {
     store.apply({ event: "signaling", state: "disconnected" });
     store.flush();

@@ -83,6 +83,7 @@ export class CallBar {
           { type: "button", class: call.muted ? "toggled" : "", "aria-pressed": String(call.muted), "data-action": "mute", onclick: () => void this.actions.toggleMute() },
           call.muted ? [icon("micOff"), "Unmute"] : [icon("mic"), "Mute"],
         ),
+        this.addPicker(),
         h("button", { class: "danger", type: "button", "data-action": "hangup", onclick: () => void this.actions.hangup() }, "Hang up"),
       ),
       h(
@@ -114,6 +115,27 @@ export class CallBar {
         ),
       ),
       errors,
+    );
+  }
+
+  /** Someone to add to the call, from the connected peers not in it; none when all are. */
+  private addPicker(): HTMLElement | null {
+    const outside = this.store.outsideCall();
+    if (outside.length === 0) return null;
+    return h(
+      "select",
+      {
+        class: "add-to-call",
+        "aria-label": "Add someone to the call",
+        onchange: (e: Event) => {
+          const select = e.target as HTMLSelectElement;
+          const peer = select.value;
+          select.value = "";
+          if (peer) void this.actions.addToCall(peer);
+        },
+      },
+      h("option", { value: "" }, "Add to call…"),
+      outside.map((p) => h("option", { value: p.id }, p.name)),
     );
   }
 }

@@ -5,7 +5,7 @@ import type { Actions } from "../actions";
 import { fill, h, refill } from "../dom";
 import { icon } from "../icons";
 import { browserLink, formatBytes, formatLastSeen, formatRate, formatTimeLeft, formatTime, inviteLink, linkHref, splitLinks } from "../format";
-import type { Message, Store, Transfer } from "../store";
+import type { Message, Peer, Store, Transfer } from "../store";
 import { ROOM, contactKey, secondsLeft } from "../store";
 import { avatar, copyButton, errorList, peerStateText } from "./common";
 
@@ -134,11 +134,17 @@ export class ChatView {
         h("span", { class: "hash big", "aria-hidden": "true" }, "#"),
         h("div", { class: "who" }, h("h1", {}, s.room ?? s.settings.room), h("span", { class: "sub" }, `${s.peers.size + 1} in the room`)),
         h("button", { type: "button", "data-action": "invite", "aria-expanded": String(!this.invitePanel.hidden), onclick: () => void this.toggleInvite() }, "Invite"),
-        h(
-          "button",
-          { type: "button", "data-action": "call-room", disabled: inCall || s.peers.size === 0, onclick: () => void this.actions.call(null) },
-          icon("phone"), "Call everyone",
-        ),
+        inCall
+          ? h(
+              "button",
+              { type: "button", "data-action": "add-everyone", disabled: this.store.outsideCall().length === 0, onclick: () => void this.actions.addToCall(null) },
+              icon("phone"), "Add everyone to the call",
+            )
+          : h(
+              "button",
+              { type: "button", "data-action": "call-room", disabled: s.peers.size === 0, onclick: () => void this.actions.call(null) },
+              icon("phone"), "Call everyone",
+            ),
       );
       return;
     }
@@ -156,13 +162,24 @@ export class ChatView {
       this.header,
       avatar(name),
       h("div", { class: "who" }, h("h1", {}, name), h("span", { class: "sub" }, sub)),
-      h(
-        "button",
-        { type: "button", "data-action": "call-peer", disabled: inCall || !peer, onclick: () => void this.actions.call(s.active) },
-        icon("phone"), "Call",
-      ),
+      this.callButton(peer, inCall),
       h("button", { type: "button", disabled: !peer, onclick: () => ((this.fileForm.hidden = false), this.fileForm.querySelector("input")?.focus()) }, icon("clip"), "File"),
       h("button", { type: "button", disabled: !peer, onclick: () => void this.actions.showSafetyCode(s.active) }, icon("shield"), peer?.trust === "verified" ? "Verified" : "Verify"),
+    );
+  }
+
+  /** Call a peer; in a call, add it (or say it is in already). */
+  private callButton(peer: Peer | undefined, inCall: boolean): HTMLElement {
+    const active = this.store.state.active;
+    if (!inCall) {
+      return h("button", { type: "button", "data-action": "call-peer", disabled: !peer, onclick: () => void this.actions.call(active) }, icon("phone"), "Call");
+    }
+    const joined = peer?.callState === "active" || peer?.callState === "ringing";
+    return h(
+      "button",
+      { type: "button", "data-action": "add-to-call", disabled: !peer || joined || peer.state !== "connected", onclick: () => void this.actions.addToCall(active) },
+      icon("phone"),
+      joined ? "In the call" : "Add to call",
     );
   }
 

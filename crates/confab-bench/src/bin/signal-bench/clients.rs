@@ -17,7 +17,7 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 use crate::target::{Kind, Server};
 
-type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+pub type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
 /// Sockets opened at once while setting up: more would overflow the listen backlog.
 const CONNECT_CONCURRENCY: usize = 256;
@@ -40,7 +40,7 @@ async fn connect(server: &Server, room: &str) -> anyhow::Result<Ws> {
 }
 
 /// The next text frame as JSON.
-async fn next_json(ws: &mut Ws) -> anyhow::Result<Value> {
+pub async fn next_json(ws: &mut Ws) -> anyhow::Result<Value> {
     loop {
         match ws.next().await.context("socket closed")?? {
             Message::Text(text) => return Ok(serde_json::from_str(text.as_str())?),
@@ -50,11 +50,34 @@ async fn next_json(ws: &mut Ws) -> anyhow::Result<Value> {
     }
 }
 
-/// Connects and joins `room`; returns the socket and the id the server gave it.
-async fn join(server: &Server, room: &str) -> anyhow::Result<(Ws, String)> {
+/// A joined client.
+pub struct Member {
+    pub ws: Ws,
+    /// The id the server gave it.
+    pub id: String,
+    /// The resume token of its `welcome` (Confab only).
+    pub token: Option<String>,
+    /// The port of the server it joined through.
+    pub port: u16,
+}
+
+/// Connects and joins `room`.
+async fn join(server: &Server, room: &str) -> anyhow::Result<Member> {
+    join_with(server, room, None).await
+}
+
+/// Connects and joins `room` with the token of an earlier `welcome`, to get its id back.
+pub async fn resume(server: &Server, room: &str, token: &str) -> anyhow::Result<Member> {
+    join_with(server, room, Some(token)).await
+}
+
+async fn join_with(server: &Server, room: &str, resume: Option<&str>) -> anyhow::Result<Member> {
     let mut ws = connect(server, room).await?;
     if server.kind == Kind::Confab {
-        let join = json!({"type":"join","room":room,"name":"bench","version":1});
+        let mut join = json!({"type":"join","room":room,"name":"bench","version":1});
+        if let Some(token) = resume {
+            join["resume"] = json!(token);
+        }
         ws.send(Message::text(join.to_string())).await?;
     }
     loop {
@@ -66,7 +89,12 @@ async fn join(server: &Server, room: &str) -> anyhow::Result<(Ws, String)> {
             Kind::Confab => continue,
         };
         if let Some(id) = id.as_str() {
-            return Ok((ws, id.to_owned()));
+            return Ok(Member {
+                id: id.to_owned(),
+                token: frame["token"].as_str().map(str::to_owned),
+                port: server.port,
+                ws,
+            });
         }
     }
 }
@@ -95,7 +123,7 @@ pub async fn open_idle(server: &Server, n: usize) -> Idle {
     let mut failures = 0;
     while let Some(joined) = joins.next().await {
         match joined {
-            Ok((mut ws, _)) => {
+            Ok(Member { mut ws, .. }) => {
                 alive.fetch_add(1, Relaxed);
                 let alive = alive.clone();
                 tasks.spawn(async move {
@@ -122,44 +150,50 @@ impl Drop for Idle {
 
 /// Two clients in a room of their own, each knowing the other's id.
 pub struct Pair {
-    kind: Kind,
-    a: Ws,
-    a_id: String,
-    b: Ws,
-    b_id: String,
+    pub kind: Kind,
+    pub room: String,
+    pub a: Member,
+    pub b: Member,
 }
 
-async fn open_pair(server: &Server, room: String) -> anyhow::Result<Pair> {
-    let (mut a, a_id) = join(server, &room).await?;
-    let (mut b, b_id) = join(server, &room).await?;
+/// A pair whose A joins through `a_server` and B through `b_server`.
+async fn open_pair(a_server: &Server, b_server: &Server, room: String) -> anyhow::Result<Pair> {
+    let kind = a_server.kind;
+    let mut a = join(a_server, &room).await?;
+    let mut b = join(b_server, &room).await?;
     // Wait until A has heard of B; matchbox does not tell B about A, so A introduces itself.
     loop {
-        let frame = next_json(&mut a).await?;
-        if frame["peer"]["id"] == b_id.as_str() || frame["NewPeer"] == b_id.as_str() {
+        let frame = next_json(&mut a.ws).await?;
+        if frame["peer"]["id"] == b.id.as_str() || frame["NewPeer"] == b.id.as_str() {
             break;
         }
     }
-    if server.kind == Kind::Matchbox {
-        a.send(Message::text(server.kind.signal(&b_id, 0))).await?;
+    if kind == Kind::Matchbox {
+        a.ws.send(Message::text(kind.signal(&b.id, 0))).await?;
         loop {
-            let frame = next_json(&mut b).await?;
-            if frame["Signal"]["sender"] == a_id.as_str() {
+            let frame = next_json(&mut b.ws).await?;
+            if frame["Signal"]["sender"] == a.id.as_str() {
                 break;
             }
         }
     }
-    Ok(Pair {
-        kind: server.kind,
-        a,
-        a_id,
-        b,
-        b_id,
-    })
+    Ok(Pair { kind, room, a, b })
 }
 
-pub async fn open_pairs(server: &Server, n: usize, tag: &str) -> anyhow::Result<Vec<Pair>> {
+/// Opens `n` pairs in rooms `{tag}{i}`. Pair i's A joins through `servers[i % len]` and
+/// its B through the next server, so that with several servers (a cluster) every pair
+/// spans two of them, and with one both sides share it.
+pub async fn open_pairs(servers: &[Server], n: usize, tag: &str) -> anyhow::Result<Vec<Pair>> {
+    anyhow::ensure!(!servers.is_empty(), "no server to open pairs on");
+    let count = servers.len();
     futures_util::stream::iter(0..n)
-        .map(|i| open_pair(server, format!("{tag}{i}")))
+        .map(|i| {
+            open_pair(
+                &servers[i % count],
+                &servers[(i + 1) % count],
+                format!("{tag}{i}"),
+            )
+        })
         .buffer_unordered(CONNECT_CONCURRENCY)
         .collect::<Vec<_>>()
         .await
@@ -176,13 +210,8 @@ pub async fn echo_throughput(pairs: Vec<Pair>, window: usize, seconds: u64) -> f
     let mut echoes = JoinSet::new();
     let mut senders = JoinSet::new();
     for pair in pairs {
-        let Pair {
-            kind,
-            mut a,
-            a_id,
-            mut b,
-            b_id,
-        } = pair;
+        let Pair { kind, a, b, .. } = pair;
+        let (mut a, a_id, mut b, b_id) = (a.ws, a.id, b.ws, b.id);
         echoes.spawn(async move {
             while let Some(Ok(message)) = b.next().await {
                 if let Message::Text(text) = message
@@ -256,7 +285,7 @@ pub async fn paced_latency(pairs: Vec<Pair>, rate: u32, seconds: u64) -> Latency
     let mut receivers = JoinSet::new();
     for (i, pair) in pairs.into_iter().enumerate() {
         let kind = pair.kind;
-        for (ws, to) in [(pair.a, pair.b_id), (pair.b, pair.a_id)] {
+        for (ws, to) in [(pair.a.ws, pair.b.id), (pair.b.ws, pair.a.id)] {
             let (mut sink, mut stream) = ws.split();
             // Spread the clients' send times evenly over one period.
             let offset = period.mul_f64(i as f64 / clients as f64);

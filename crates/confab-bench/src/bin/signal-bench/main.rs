@@ -7,20 +7,40 @@
 //! - relay throughput: pairs of clients echoing signals with a fixed window in flight;
 //! - relay latency: p50/p99 at a fixed offered load, paced open-loop.
 //!
+//! With `--cluster N` it then compares Confab clusters with one instance, in the same run:
+//! one instance alone (the anchor), then clusters of 2, 3 ... N instances, each on a
+//! nats-server of its own, every process on loopback with `--no-turn --no-announce`, and
+//! all of them killed at the end, on an error too. The relay phases run over pairs whose
+//! two clients join through different instances (pair i: instance i mod N and the next),
+//! so a signal crosses the bus to its room's owner and back; the figures are throughput,
+//! p50/p99/max latency and the share delivered, and what the forward adds to the anchor's
+//! p50/p99. Then a fresh cluster of N holds `--failover-pairs` pairs and its last
+//! instance is SIGKILLed: each client that was on it waits for its socket to end, sends
+//! `join` with its old resume token to a survivor every 100 ms until welcomed, then
+//! signals its partner every 100 ms until one arrives. Printed: the median and max time
+//! from the kill until then, how many got their old id back, the same time for pairs
+//! that had no client on the killed instance (whose room may have moved), and the
+//! warnings in the instances' logs (kept under the temporary directory).
+//!
 //! ```text
 //! cargo build --release -p confab -p confab-bench
 //! target/release/signal-bench --matchbox /path/to/matchbox_server
+//! target/release/signal-bench --sockets 2000 --cluster 3   # needs nats-server on PATH
 //! ```
 
 mod clients;
+mod cluster;
+mod failover;
 mod target;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use anyhow::Context;
+use anyhow::{Context, bail};
 use clap::Parser;
 
+use crate::cluster::{BusFigures, Deployment, LogNotes};
+use crate::failover::Failover;
 use crate::target::{Kind, Server};
 
 #[derive(Debug, Parser)]
@@ -47,6 +67,16 @@ struct Args {
     /// Signals in flight per pair in the throughput phase.
     #[arg(long, default_value_t = 16)]
     window: usize,
+    /// Also compare Confab clusters of 2 to N instances with one instance, and measure
+    /// a failover in the cluster of N; 0 for none.
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    cluster: usize,
+    /// The nats-server binary the clusters talk over.
+    #[arg(long, default_value = "nats-server")]
+    nats_server: PathBuf,
+    /// Pairs of clients across the instances in the failover.
+    #[arg(long, default_value_t = 50)]
+    failover_pairs: usize,
 }
 
 #[derive(Debug, Default)]
@@ -60,8 +90,22 @@ struct Figures {
     delivered: f64,
 }
 
+/// The cluster comparison's results.
+struct Comparison {
+    /// One instance first, then the clusters by size.
+    setups: Vec<(String, Figures, Option<BusFigures>)>,
+    failover: Failover,
+    /// The survivors' figures after the failover.
+    failover_bus: Option<BusFigures>,
+    logs: PathBuf,
+    warnings: Vec<LogNotes>,
+}
+
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    if args.cluster == 1 {
+        bail!("--cluster N compares clusters of 2 to N instances: give N >= 2, or 0 for none");
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -72,7 +116,7 @@ fn main() -> anyhow::Result<()> {
             .context("no folder for this binary")?
             .join("confab"),
     };
-    let mut kinds = vec![(Kind::Confab, confab)];
+    let mut kinds = vec![(Kind::Confab, confab.clone())];
     if let Some(path) = &args.matchbox {
         kinds.push((Kind::Matchbox, path.clone()));
     }
@@ -83,6 +127,12 @@ fn main() -> anyhow::Result<()> {
         results.push((kind, figures));
     }
     print_report(&args, &results);
+    if args.cluster >= 2 {
+        let logs = std::env::temp_dir().join(format!("signal-bench-{}", std::process::id()));
+        std::fs::create_dir_all(&logs).with_context(|| format!("{}", logs.display()))?;
+        let comparison = runtime.block_on(compare_clusters(&confab, &args, logs))?;
+        print_cluster_report(&args, &comparison);
+    }
     Ok(())
 }
 
@@ -103,22 +153,69 @@ async fn measure(kind: Kind, binary: &std::path::Path, args: &Args) -> anyhow::R
     drop(idle);
     tokio::time::sleep(Duration::from_secs(1)).await;
 
-    let pairs = clients::open_pairs(&server, args.pairs, "tput").await?;
+    measure_relay(std::slice::from_ref(&server), args, &mut figures).await?;
+    server.stop();
+    Ok(figures)
+}
+
+/// The throughput and latency phases, over pairs spread across `servers` as
+/// [`clients::open_pairs`] does.
+async fn measure_relay(
+    servers: &[Server],
+    args: &Args,
+    figures: &mut Figures,
+) -> anyhow::Result<()> {
+    let pairs = clients::open_pairs(servers, args.pairs, "tput").await?;
     figures.throughput = clients::echo_throughput(pairs, args.window, args.seconds).await;
     eprintln!("   throughput: {:.0} messages/s", figures.throughput);
 
-    let pairs = clients::open_pairs(&server, args.pairs, "lat").await?;
+    let pairs = clients::open_pairs(servers, args.pairs, "lat").await?;
     let latency = clients::paced_latency(pairs, args.rate, args.seconds).await;
     figures.p50_ms = latency.percentile(50.0);
     figures.p99_ms = latency.percentile(99.0);
     figures.max_ms = latency.percentile(100.0);
     figures.delivered = latency.delivered_ratio();
     eprintln!(
-        "   latency: p50 {:.3} ms, p99 {:.3} ms",
-        figures.p50_ms, figures.p99_ms
+        "   latency: p50 {:.3} ms, p99 {:.3} ms, {:.2}% delivered",
+        figures.p50_ms,
+        figures.p99_ms,
+        figures.delivered * 100.0
     );
-    server.stop();
-    Ok(figures)
+    Ok(())
+}
+
+/// One instance, then clusters of 2 to N, each with fresh processes (gone when the
+/// deployment is dropped), then the failover in a fresh cluster of N.
+async fn compare_clusters(confab: &Path, args: &Args, logs: PathBuf) -> anyhow::Result<Comparison> {
+    let mut setups = Vec::new();
+    for size in std::iter::once(1).chain(2..=args.cluster) {
+        let deployment = match size {
+            1 => Deployment::lone(confab, &logs).await?,
+            _ => {
+                let name = format!("cluster{size}");
+                Deployment::cluster(size, confab, &args.nats_server, &logs, &name).await?
+            }
+        };
+        eprintln!("== {}", deployment.label());
+        let mut figures = Figures::default();
+        measure_relay(&deployment.instances, args, &mut figures).await?;
+        let bus = deployment.bus_figures().await?;
+        setups.push((deployment.label(), figures, bus));
+    }
+    eprintln!("== failover in a cluster of {}", args.cluster);
+    let mut deployment =
+        Deployment::cluster(args.cluster, confab, &args.nats_server, &logs, "failover").await?;
+    let failover = failover::measure(&mut deployment, args.failover_pairs).await?;
+    let failover_bus = deployment.bus_figures().await?;
+    drop(deployment);
+    let warnings = cluster::warnings_in(&logs)?;
+    Ok(Comparison {
+        setups,
+        failover,
+        failover_bus,
+        logs,
+        warnings,
+    })
 }
 
 fn print_report(args: &Args, results: &[(Kind, Figures)]) {
@@ -142,5 +239,135 @@ fn print_report(args: &Args, results: &[(Kind, Figures)]) {
             f.max_ms,
             f.delivered * 100.0
         );
+    }
+}
+
+fn print_cluster_report(args: &Args, comparison: &Comparison) {
+    println!(
+        "\ncluster comparison: {} pairs, each pair's two clients on different instances; throughput window {}; latency at {} msgs/s; {} s per phase",
+        args.pairs, args.window, args.rate, args.seconds
+    );
+    println!(
+        "{:<14} {:>12} {:>9} {:>9} {:>9} {:>10} {:>9} {:>9} {:>10} {:>8}",
+        "servers",
+        "relay msg/s",
+        "p50 ms",
+        "p99 ms",
+        "max ms",
+        "delivered",
+        "+p50 ms",
+        "+p99 ms",
+        "forwarded",
+        "dropped"
+    );
+    let Some((_, anchor, _)) = comparison.setups.first() else {
+        return;
+    };
+    for (i, (label, f, bus)) in comparison.setups.iter().enumerate() {
+        // The anchor adds nothing to itself.
+        let added = |figure: f64, anchor: f64| match i {
+            0 => "-".to_owned(),
+            _ => format!("{:+.3}", figure - anchor),
+        };
+        let (forwarded, dropped) = match bus {
+            Some(bus) => (bus.forwarded.to_string(), bus.dropped.to_string()),
+            None => ("-".to_owned(), "-".to_owned()),
+        };
+        println!(
+            "{:<14} {:>12.0} {:>9.3} {:>9.3} {:>9.3} {:>9.2}% {:>9} {:>9} {:>10} {:>8}",
+            label,
+            f.throughput,
+            f.p50_ms,
+            f.p99_ms,
+            f.max_ms,
+            f.delivered * 100.0,
+            added(f.p50_ms, anchor.p50_ms),
+            added(f.p99_ms, anchor.p99_ms),
+            forwarded,
+            dropped
+        );
+    }
+    for (label, _, bus) in &comparison.setups {
+        if let Some(bus) = bus {
+            println!("{label}: {}", describe_bus(bus));
+        }
+    }
+    print_failover(&comparison.failover, comparison.failover_bus.as_ref());
+    print_warnings(&comparison.logs, &comparison.warnings);
+}
+
+fn describe_bus(bus: &BusFigures) -> String {
+    let owned: Vec<String> = bus.owned_rooms.iter().map(u64::to_string).collect();
+    format!(
+        "rooms owned per instance {}; last NATS round trip up to {:.3} ms",
+        owned.join("/"),
+        bus.rtt_ms
+    )
+}
+
+fn print_failover(f: &Failover, bus: Option<&BusFigures>) {
+    println!(
+        "failover, cluster of {} ({} pairs across the instances; instance {} SIGKILLed, time from the kill):",
+        f.instances, f.pairs, f.killed
+    );
+    println!(
+        "  clients on it: {}; served again (resumed, and a signal reached the partner): {}; {}; old id back: {}/{}; most resume attempts by one client: {}",
+        f.victims,
+        f.victims_served.len(),
+        median_and_max(&f.victims_served),
+        f.old_id_back,
+        f.victims,
+        f.most_attempts
+    );
+    println!(
+        "  pairs with no client on it: {}; served again: {}; {}",
+        f.bystanders,
+        f.bystanders_served.len(),
+        median_and_max(&f.bystanders_served)
+    );
+    if let Some(bus) = bus {
+        println!(
+            "  survivors afterwards: {}; dropped {}",
+            describe_bus(bus),
+            bus.dropped
+        );
+    }
+    for (note, count) in &f.notes {
+        println!("  {count} x {note}");
+    }
+}
+
+fn median_and_max(times: &[Duration]) -> String {
+    match (times.get(times.len() / 2), times.last()) {
+        (Some(median), Some(max)) => format!(
+            "median {:.3} s, max {:.3} s",
+            median.as_secs_f64(),
+            max.as_secs_f64()
+        ),
+        _ => "no figures".to_owned(),
+    }
+}
+
+/// How many distinct lines of each log to show.
+const WARNINGS_SHOWN: usize = 6;
+
+fn print_warnings(dir: &Path, notes: &[LogNotes]) {
+    if notes.is_empty() {
+        println!("no warnings or errors in the logs under {}", dir.display());
+        return;
+    }
+    println!("warnings and errors in the logs under {}:", dir.display());
+    for log in notes {
+        let total: usize = log.lines.iter().map(|(_, count)| count).sum();
+        println!("  {}: {total}", log.file);
+        for (line, count) in log.lines.iter().take(WARNINGS_SHOWN) {
+            println!("    {count} x {line}");
+        }
+        if log.lines.len() > WARNINGS_SHOWN {
+            println!(
+                "    ... {} more distinct lines",
+                log.lines.len() - WARNINGS_SHOWN
+            );
+        }
     }
 }

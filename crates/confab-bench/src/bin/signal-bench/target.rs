@@ -1,5 +1,6 @@
 //! The two servers under test: how to start each, and how each frames a relayed signal.
 
+use std::fs::File;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -43,15 +44,34 @@ impl Kind {
     }
 }
 
-/// A server process on a loopback port.
+/// A server process on a loopback port, killed when dropped (an error on the way out
+/// leaves nothing running).
 pub struct Server {
     pub kind: Kind,
     pub port: u16,
     child: Child,
 }
 
+/// How long a server may take to answer its health check: a cluster instance listens only
+/// after it has synced with the others (up to ~4 s).
+const HEALTHY_WITHIN: Duration = Duration::from_secs(15);
+
 impl Server {
     pub async fn spawn(kind: Kind, binary: &Path) -> anyhow::Result<Self> {
+        Self::spawn_with(kind, binary, &[], None).await
+    }
+
+    /// A Confab server with `extra` flags after the bench's own, its log in `log`.
+    pub async fn spawn_confab(binary: &Path, extra: &[String], log: &Path) -> anyhow::Result<Self> {
+        Self::spawn_with(Kind::Confab, binary, extra, Some(log)).await
+    }
+
+    async fn spawn_with(
+        kind: Kind,
+        binary: &Path,
+        extra: &[String],
+        log: Option<&Path>,
+    ) -> anyhow::Result<Self> {
         let port = free_port()?;
         let addr = format!("127.0.0.1:{port}");
         let mut command = Command::new(binary);
@@ -69,24 +89,37 @@ impl Server {
             ]),
             Kind::Matchbox => command.arg(&addr).env("RUST_LOG", "error"),
         };
+        command.args(extra);
+        let stderr = match log {
+            // Plain text, so that the report can search it for warnings.
+            Some(path) => {
+                command.env("NO_COLOR", "1");
+                Stdio::from(File::create(path).with_context(|| format!("{}", path.display()))?)
+            }
+            None => Stdio::null(),
+        };
         let child = command
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(stderr)
             .spawn()
             .with_context(|| format!("cannot start {}", binary.display()))?;
-        let server = Self { kind, port, child };
+        let mut server = Self { kind, port, child };
         server.wait_healthy().await?;
         Ok(server)
     }
 
-    async fn wait_healthy(&self) -> anyhow::Result<()> {
+    async fn wait_healthy(&mut self) -> anyhow::Result<()> {
         let path = match self.kind {
             Kind::Confab => "/healthz",
             Kind::Matchbox => "/health",
         };
-        for _ in 0..100 {
+        let deadline = tokio::time::Instant::now() + HEALTHY_WITHIN;
+        while tokio::time::Instant::now() < deadline {
             if http_ok(self.port, path).await {
                 return Ok(());
+            }
+            if let Some(status) = self.child.try_wait()? {
+                bail!("{} exited before it listened: {status}", self.kind.label());
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
@@ -115,13 +148,25 @@ impl Server {
             .context("no VmRSS")
     }
 
-    pub fn stop(mut self) {
+    /// The server's `/metrics` text.
+    pub async fn metrics(&self) -> anyhow::Result<String> {
+        http_get(self.port, "/metrics").await
+    }
+
+    /// Kills the server with SIGKILL (no goodbye to a cluster) and reaps it.
+    pub fn stop(self) {
+        drop(self);
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
 }
 
-fn free_port() -> anyhow::Result<u16> {
+pub fn free_port() -> anyhow::Result<u16> {
     let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
     Ok(listener.local_addr()?.port())
 }
@@ -137,4 +182,36 @@ async fn http_ok(port: u16, path: &str) -> bool {
     }
     let mut head = [0u8; 12];
     tcp.read_exact(&mut head).await.is_ok() && head.ends_with(b"200")
+}
+
+/// The body of a `GET` that answers 200.
+async fn http_get(port: u16, path: &str) -> anyhow::Result<String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut tcp = tokio::net::TcpStream::connect(("127.0.0.1", port)).await?;
+    let request = format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    tcp.write_all(request.as_bytes()).await?;
+    let mut response = String::new();
+    tokio::time::timeout(Duration::from_secs(5), tcp.read_to_string(&mut response))
+        .await
+        .context("no answer within 5 s")??;
+    let (head, body) = response
+        .split_once("\r\n\r\n")
+        .context("no end to the response's head")?;
+    if !head.starts_with("HTTP/1.1 200") {
+        bail!("GET {path}: {}", head.lines().next().unwrap_or_default());
+    }
+    Ok(body.to_owned())
+}
+
+/// The value of the `name` line of a Prometheus text exposition.
+pub fn metric(text: &str, name: &str) -> Option<f64> {
+    text.lines()
+        .filter(|line| !line.starts_with('#'))
+        .find_map(|line| {
+            line.strip_prefix(name)?
+                .strip_prefix(' ')?
+                .trim()
+                .parse()
+                .ok()
+        })
 }

@@ -164,6 +164,14 @@ impl Peer {
             audio_out: Some(audio_out),
             auto_accept_calls: false,
         });
+        // The microphone's processing as the user last left it: a new mesh starts with
+        // both switches on.
+        mesh.send(Command::SetAudio {
+            input: None,
+            output: None,
+            noise_suppression: Some(settings.noise_suppression),
+            echo_cancellation: Some(settings.echo_cancellation),
+        });
         let (commands, command_rx) = mpsc::unbounded_channel();
         let pump = tauri::async_runtime::spawn(pump(mesh, command_rx, self.forwarder.clone()));
         Ok(Running {

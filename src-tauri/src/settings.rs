@@ -1,5 +1,6 @@
 //! What the user chose, kept as JSON in the app's config folder across restarts.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -28,6 +29,12 @@ pub struct Settings {
     pub audio_in: String,
     /// Speakers: `default`, `device:NAME`, `none`.
     pub audio_out: String,
+    /// The microphone's processing, as last switched.
+    pub noise_suppression: bool,
+    pub echo_cancellation: bool,
+    /// How loud each peer plays here, by key (DTLS fingerprint): 0 to 2, 1 as sent. A
+    /// peer not listed plays at 1.
+    pub volumes: BTreeMap<String, f32>,
     pub host: HostSettings,
 }
 
@@ -65,6 +72,9 @@ impl Default for Settings {
             ice_servers: Vec::new(),
             audio_in: "default".to_owned(),
             audio_out: "default".to_owned(),
+            noise_suppression: true,
+            echo_cancellation: true,
+            volumes: BTreeMap::new(),
             host: HostSettings::default(),
         }
     }
@@ -150,6 +160,8 @@ mod tests {
                 ..HostSettings::default()
             },
             ice_servers: vec!["stun:example.org:3478".into()],
+            noise_suppression: false,
+            volumes: BTreeMap::from([("key-ada".to_owned(), 0.5)]),
             ..Settings::default()
         };
         file.save(&settings).unwrap();
@@ -172,6 +184,8 @@ mod tests {
         assert_eq!(loaded.host.port, 1234);
         assert!(loaded.host.enabled);
         assert_eq!(loaded.room, "lobby");
+        assert!(loaded.noise_suppression && loaded.echo_cancellation);
+        assert!(loaded.volumes.is_empty());
 
         std::fs::write(dir.join("settings.json"), "{not json").unwrap();
         assert_eq!(file.load(), Settings::default());

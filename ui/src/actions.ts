@@ -159,7 +159,22 @@ export class Actions {
     if (await this.send({ cmd: "mute", muted }, "call")) this.store.setMuted(muted);
   }
 
+  /** Sets how loud a peer plays here, and keeps it for that peer's key. */
   async setVolume(peer: string, volume: number): Promise<void> {
+    this.store.setVolume(peer, volume);
+    if (!(await this.send({ cmd: "volume", peer, volume }, "call"))) return;
+    const key = this.store.state.peers.get(peer)?.fingerprint;
+    if (!key) return;
+    const volumes = { ...this.store.state.settings.volumes };
+    if (volume === 1) delete volumes[key];
+    else volumes[key] = volume;
+    await this.saveSettings({ ...this.store.state.settings, volumes });
+  }
+
+  /** A peer's key became known: the volume kept for that key applies to it again. */
+  async restoreVolume(peer: string, key: string): Promise<void> {
+    const volume = this.store.state.settings.volumes[key];
+    if (volume === undefined) return;
     this.store.setVolume(peer, volume);
     await this.send({ cmd: "volume", peer, volume }, "call");
   }
@@ -176,8 +191,10 @@ export class Actions {
     await this.send({ cmd: "set-audio", input, output }, "audio");
   }
 
+  /** Switches the microphone's processing, and keeps the choice for the next start. */
   async setProcessing(noiseSuppression: boolean, echoCancellation: boolean): Promise<void> {
-    await this.send({ cmd: "set-audio", noise_suppression: noiseSuppression, echo_cancellation: echoCancellation }, "audio");
+    const sent = await this.send({ cmd: "set-audio", noise_suppression: noiseSuppression, echo_cancellation: echoCancellation }, "audio");
+    if (sent) await this.saveSettings({ ...this.store.state.settings, noise_suppression: noiseSuppression, echo_cancellation: echoCancellation });
   }
 
   /** The microphone meter of Settings: opens the microphone outside a call, or stops. */

@@ -29,6 +29,7 @@ async function main(): Promise<void> {
       if (event.event === "signaling" && event.state === "connected") void actions.joined();
       // Someone new met, or someone gone: the away list changes.
       if (event.event === "trust" || event.event === "peer-left") void actions.contacts();
+      if (event.event === "trust") void actions.restoreVolume(event.peer, event.fingerprint);
     });
     actions.downloads = boot.downloads ?? "";
     store.setSettings(boot.settings);

@@ -198,6 +198,10 @@ export interface Settings {
   ice_servers: string[];
   audio_in: string;
   audio_out: string;
+  noise_suppression: boolean;
+  echo_cancellation: boolean;
+  /** Playback volume per peer key (DTLS fingerprint), 0..2; absent is 1. */
+  volumes: Record<string, number>;
   host: { enabled: boolean; port: number; lan: boolean };
 }
 
@@ -236,6 +240,9 @@ export function defaultSettings(): Settings {
     ice_servers: [],
     audio_in: "default",
     audio_out: "default",
+    noise_suppression: true,
+    echo_cancellation: true,
+    volumes: {},
     host: { enabled: true, port: 8787, lan: true },
   };
 }

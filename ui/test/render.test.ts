@@ -8,6 +8,7 @@ import { AppView } from "../src/views/app";
 let backend: FakeBackend;
 let store: Store;
 let app: AppView;
+let actions: Actions;
 
 function settle(): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, 0)).then(() => store.flush());
@@ -22,7 +23,7 @@ function $(selector: string): HTMLElement {
 beforeEach(async () => {
   backend = new FakeBackend({ onboarded: true, name: "Me" });
   store = new Store(null);
-  const actions = new Actions(store, backend);
+  actions = new Actions(store, backend);
   app = new AppView(store, actions);
   document.body.replaceChildren(app.el);
   const boot = await backend.attach((event) => store.apply(event));
@@ -203,6 +204,45 @@ describe("views", () => {
     store.apply({ event: "call-state", call: "c1", peer: "p3", state: "ringing" });
     store.flush();
     expect(($('[data-action="add-everyone"]') as HTMLButtonElement).disabled).toBe(true);
+  });
+
+  it("keeps a peer's volume by its key, and gives it back when the key comes again", async () => {
+    store.apply({ event: "trust", peer: "p1", name: "Ada", fingerprint: "key-ada", status: "unverified" });
+    store.apply({ event: "call-state", call: "c1", peer: "p1", state: "active" });
+    store.flush();
+    const slider = $('.callbar input[type="range"]') as HTMLInputElement;
+    slider.value = "50";
+    slider.dispatchEvent(new Event("change"));
+    await settle();
+    expect(backend.sent).toContainEqual({ cmd: "volume", peer: "p1", volume: 0.5 });
+    expect(backend.settings.volumes).toEqual({ "key-ada": 0.5 });
+    // Next run: Ada comes back under another id; her key brings her volume with it.
+    store.apply({ event: "peers", peers: [{ id: "p7", name: "Ada", state: "connected" }] });
+    store.apply({ event: "trust", peer: "p7", name: "Ada", fingerprint: "key-ada", status: "unverified" });
+    await actions.restoreVolume("p7", "key-ada");
+    expect(backend.sent).toContainEqual({ cmd: "volume", peer: "p7", volume: 0.5 });
+    expect(store.state.peers.get("p7")?.volume).toBe(0.5);
+    // Back to full volume: nothing is kept for her.
+    store.apply({ event: "call-state", call: "c2", peer: "p7", state: "active" });
+    store.flush();
+    const again = $('.callbar input[type="range"]') as HTMLInputElement;
+    again.value = "100";
+    again.dispatchEvent(new Event("change"));
+    await settle();
+    expect(backend.settings.volumes).toEqual({});
+  });
+
+  it("keeps the microphone's processing switches in the settings", async () => {
+    $('[data-nav="settings"]').click();
+    store.apply({ event: "audio", input: "default", output: "default", noise_suppression: true, echo_cancellation: true });
+    store.flush();
+    const noise = $('[data-field="noise-suppression"]') as HTMLInputElement;
+    noise.checked = false;
+    noise.dispatchEvent(new Event("change"));
+    await settle();
+    expect(backend.sent).toContainEqual({ cmd: "set-audio", noise_suppression: false, echo_cancellation: true });
+    expect(backend.settings.noise_suppression).toBe(false);
+    expect(backend.settings.echo_cancellation).toBe(true);
   });
 
   it("says so when signaling drops while peers stay connected", () => {

@@ -200,6 +200,9 @@ struct Stream {
 #[derive(Default)]
 pub struct Mixer {
     streams: BTreeMap<String, Stream>,
+    /// Volumes set per peer, kept while it has no stream (before its voice starts, or
+    /// between calls) and given to each new one.
+    gains: BTreeMap<String, f32>,
 }
 
 impl std::fmt::Debug for Mixer {
@@ -236,7 +239,7 @@ impl Mixer {
         // one. The volume set for the peer stays.
         let fresh = self.streams.get(peer).is_none_or(|s| s.ssrc != rtp.ssrc);
         if fresh {
-            let gain = self.streams.get(peer).map_or(1.0, |s| s.gain);
+            let gain = self.gains.get(peer).copied().unwrap_or(1.0);
             let stream = Stream {
                 ssrc: rtp.ssrc,
                 jitter: JitterBuffer::new(),
@@ -254,10 +257,12 @@ impl Mixer {
         Ok(())
     }
 
-    /// A peer's volume, 0 to 2 (1 as sent).
+    /// A peer's volume, 0 to 2 (1 as sent), now and for its later streams.
     pub fn set_gain(&mut self, peer: &str, gain: f32) {
+        let gain = gain.clamp(0.0, 2.0);
+        self.gains.insert(peer.to_owned(), gain);
         if let Some(stream) = self.streams.get_mut(peer) {
-            stream.gain = gain.clamp(0.0, 2.0);
+            stream.gain = gain;
         }
     }
 
@@ -449,5 +454,28 @@ mod tests {
         assert!((level + 18.0).abs() < 3.0, "half volume is -6 dB: {level}");
         mixer.remove("a");
         assert!(mixer.stats("a").is_none());
+    }
+
+    #[test]
+    fn a_volume_set_before_a_peers_voice_or_between_calls_holds_for_it() {
+        let mut mixer = Mixer::new();
+        mixer.set_gain("a", 0.25);
+        let mut tone = Capture::new(Box::new(Tone::new(440.0))).unwrap();
+        for call in 0..2u32 {
+            let mut out = Vec::new();
+            for i in 0..40u16 {
+                let packet = tone.tick().unwrap().packet.unwrap();
+                mixer
+                    .push("a", rtp(10 + call, i), packet, f64::from(i) * 20.0)
+                    .unwrap();
+                out.extend_from_slice(&mixer.tick().unwrap().frame);
+            }
+            let level = goertzel_dbfs(&out[20 * FRAME_SAMPLES..], 440.0);
+            assert!(
+                (level + 24.0).abs() < 3.0,
+                "quarter volume in call {call}: {level}"
+            );
+            mixer.remove("a");
+        }
     }
 }

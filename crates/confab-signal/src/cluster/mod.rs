@@ -1,9 +1,9 @@
 //! Several `confab server`s behind one address, sharing nothing but a NATS server.
 //!
-//! Each room is owned by one live server ([`ring`] says which), whose registry holds it
+//! Each room is owned by one live server (`ring` says which), whose registry holds it
 //! exactly as a lone server's would: that is what keeps every promise of the protocol
 //! (joins heard exactly once, `from` stamped, passwords, limits) across servers. A socket
-//! on another server has its requests forwarded to the owner ([`wire::Request`]), and
+//! on another server has its requests forwarded to the owner (`wire::Request`), and
 //! the owner's frames for it come back on its server's subject.
 //!
 //! Owners publish each room as it changes (members, tokens and the password hash), so that when an owner dies the room's next owner takes it over with

@@ -32,6 +32,9 @@ pub struct Settings {
     /// The microphone's processing, as last switched.
     pub noise_suppression: bool,
     pub echo_cancellation: bool,
+    /// In a call, the microphone is open only while the talk key is held (the window
+    /// does this; the shell only keeps the choice).
+    pub push_to_talk: bool,
     /// How loud each peer plays here, by key (DTLS fingerprint): 0 to 2, 1 as sent. A
     /// peer not listed plays at 1.
     pub volumes: BTreeMap<String, f32>,
@@ -74,6 +77,7 @@ impl Default for Settings {
             audio_out: "default".to_owned(),
             noise_suppression: true,
             echo_cancellation: true,
+            push_to_talk: false,
             volumes: BTreeMap::new(),
             host: HostSettings::default(),
         }

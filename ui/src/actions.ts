@@ -125,7 +125,8 @@ export class Actions {
     this.store.dismissErrors("call");
     this.store.startCalling();
     const ok = await this.send(peer ? { cmd: "call", peers: [peer] } : { cmd: "call" }, "call");
-    if (!ok) this.store.endCall();
+    if (ok) await this.mutedForPushToTalk();
+    else this.store.endCall();
   }
 
   /** Invites `peer` (or everyone not in it yet) into the call under way. */
@@ -139,7 +140,7 @@ export class Actions {
     if (!incoming) return;
     this.store.clearIncoming();
     this.store.startCalling();
-    await this.send({ cmd: "accept-call", call: incoming.call }, "call");
+    if (await this.send({ cmd: "accept-call", call: incoming.call }, "call")) await this.mutedForPushToTalk();
   }
 
   async decline(): Promise<void> {
@@ -155,8 +156,16 @@ export class Actions {
   }
 
   async toggleMute(): Promise<void> {
-    const muted = !this.store.state.call.muted;
+    await this.setMuted(!this.store.state.call.muted);
+  }
+
+  async setMuted(muted: boolean): Promise<void> {
     if (await this.send({ cmd: "mute", muted }, "call")) this.store.setMuted(muted);
+  }
+
+  /** With push-to-talk, a call starts with the microphone muted until the key is held. */
+  private async mutedForPushToTalk(): Promise<void> {
+    if (this.store.state.settings.push_to_talk) await this.setMuted(true);
   }
 
   /** Sets how loud a peer plays here, and keeps it for that peer's key. */

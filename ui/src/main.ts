@@ -6,6 +6,7 @@ import type { Backend } from "./backend";
 import { errorText } from "./backend";
 import { FakeBackend } from "./backend-fake";
 import { TauriBackend, isTauri } from "./backend-tauri";
+import { PushToTalk } from "./ptt";
 import { Store } from "./store";
 import "./styles.css";
 import { AppView } from "./views/app";
@@ -17,6 +18,7 @@ async function main(): Promise<void> {
   const actions = new Actions(store, backend);
   const view = new AppView(store, actions);
   document.body.replaceChildren(view.el);
+  new PushToTalk(store, actions, window);
 
   store.notifier = (title, body) => void backend.notify(title, body).catch(() => undefined);
   store.focused = document.hasFocus();

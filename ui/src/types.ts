@@ -200,6 +200,8 @@ export interface Settings {
   audio_out: string;
   noise_suppression: boolean;
   echo_cancellation: boolean;
+  /** In a call, the microphone is open only while Space is held. */
+  push_to_talk: boolean;
   /** Playback volume per peer key (DTLS fingerprint), 0..2; absent is 1. */
   volumes: Record<string, number>;
   host: { enabled: boolean; port: number; lan: boolean };
@@ -242,6 +244,7 @@ export function defaultSettings(): Settings {
     audio_out: "default",
     noise_suppression: true,
     echo_cancellation: true,
+    push_to_talk: false,
     volumes: {},
     host: { enabled: true, port: 8787, lan: true },
   };

@@ -2,6 +2,7 @@ import { beforeEach, describe, expect, it } from "vitest";
 
 import { Actions } from "../src/actions";
 import { FakeBackend } from "../src/backend-fake";
+import { PushToTalk } from "../src/ptt";
 import { Store } from "../src/store";
 import { AppView } from "../src/views/app";
 
@@ -243,6 +244,45 @@ describe("views", () => {
     expect(backend.sent).toContainEqual({ cmd: "set-audio", noise_suppression: false, echo_cancellation: true });
     expect(backend.settings.noise_suppression).toBe(false);
     expect(backend.settings.echo_cancellation).toBe(true);
+  });
+
+  it("with push-to-talk, opens the microphone in a call only while Space is held", async () => {
+    const window = new EventTarget() as unknown as Window;
+    new PushToTalk(store, actions, window);
+    const key = (type: string, target: EventTarget = document.body) => {
+      const event = new KeyboardEvent(type, { key: " ", bubbles: true });
+      Object.defineProperty(event, "target", { value: target });
+      window.dispatchEvent(event);
+    };
+    $('[data-nav="settings"]').click();
+    store.flush();
+    const ptt = $('[data-field="push-to-talk"]') as HTMLInputElement;
+    ptt.checked = true;
+    ptt.dispatchEvent(new Event("change"));
+    await settle();
+    expect(backend.settings.push_to_talk).toBe(true);
+
+    key("keydown");
+    await settle();
+    expect(backend.sent.filter((c) => c.cmd === "mute")).toEqual([]);
+    store.apply({ event: "call-incoming", call: "c1", from: "p1" });
+    store.flush();
+    $('[data-action="accept-call"]').click();
+    await settle();
+    expect(backend.sent.at(-1)).toEqual({ cmd: "mute", muted: true });
+    key("keydown");
+    await settle();
+    expect(backend.sent.at(-1)).toEqual({ cmd: "mute", muted: false });
+    store.flush();
+    expect($("[data-mic]").textContent).toBe("Talking");
+    key("keyup");
+    await settle();
+    expect(backend.sent.at(-1)).toEqual({ cmd: "mute", muted: true });
+    // Space typed in the message field is text, not talk.
+    const before = backend.sent.length;
+    key("keydown", document.createElement("textarea"));
+    await settle();
+    expect(backend.sent.length).toBe(before);
   });
 
   it("says so when signaling drops while peers stay connected", () => {

@@ -56,7 +56,7 @@ export class CallBar {
   update(): void {
     const s = this.store;
     const call = s.state.call;
-    const key = `${s.rev("call")}:${s.rev("peers")}:${s.rev("errors")}`;
+    const key = `${s.rev("call")}:${s.rev("peers")}:${s.rev("errors")}:${s.rev("settings")}`;
     if (key === this.drawn) return;
     this.drawn = key;
     const errors = errorList(s, "call");
@@ -77,7 +77,7 @@ export class CallBar {
         { class: "call-main" },
         h("span", { class: `call-icon ${call.phase}` }, icon("phone")),
         h("strong", { class: "call-title", "data-phase": call.phase }, title),
-        h("span", { class: "me-level" }, h("span", { class: "sub" }, call.muted ? "Mic muted" : "Your mic"), meter("", "Your microphone level", s.state.levels.get(""))),
+        h("span", { class: "me-level" }, h("span", { class: "sub", "data-mic": "" }, micLabel(call.muted, s.state.settings.push_to_talk)), meter("", "Your microphone level", s.state.levels.get(""))),
         h(
           "button",
           { type: "button", class: call.muted ? "toggled" : "", "aria-pressed": String(call.muted), "data-action": "mute", onclick: () => void this.actions.toggleMute() },
@@ -138,4 +138,10 @@ export class CallBar {
       outside.map((p) => h("option", { value: p.id }, p.name)),
     );
   }
+}
+
+/** What the call bar says of our microphone. */
+function micLabel(muted: boolean, pushToTalk: boolean): string {
+  if (pushToTalk) return muted ? "Hold Space to talk" : "Talking";
+  return muted ? "Mic muted" : "Your mic";
 }

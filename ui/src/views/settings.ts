@@ -30,6 +30,7 @@ export class SettingsView {
   private readonly audioInfo = h("div", { class: "audio-info", "aria-live": "polite" });
   private readonly noise = h("input", { type: "checkbox", "data-field": "noise-suppression" });
   private readonly echo = h("input", { type: "checkbox", "data-field": "echo-cancellation" });
+  private readonly pushToTalk = h("input", { type: "checkbox", "data-field": "push-to-talk" });
   private readonly formErrors = h("div", { class: "form-errors", role: "alert" });
   /** The connection test: what works from here towards the server in the form. */
   private readonly testButton = h("button", { type: "button", "data-action": "connection-test" }, "Test the connection");
@@ -114,6 +115,7 @@ export class SettingsView {
         { class: "row checks" },
         h("label", { class: "switch" }, this.noise, h("span", {}, "Noise suppression")),
         h("label", { class: "switch" }, this.echo, h("span", {}, "Echo cancellation")),
+        h("label", { class: "switch" }, this.pushToTalk, h("span", {}, "Push to talk: in a call, hold Space to speak")),
       ),
       h("button", { type: "button", "data-action": "refresh-devices", onclick: () => void this.actions.refreshDevices() }, "Find devices again"),
       this.audioInfo,
@@ -121,6 +123,10 @@ export class SettingsView {
     const processing = () => void this.actions.setProcessing(this.noise.checked, this.echo.checked);
     this.noise.addEventListener("change", processing);
     this.echo.addEventListener("change", processing);
+    this.pushToTalk.addEventListener(
+      "change",
+      () => void this.actions.saveSettings({ ...this.store.state.settings, push_to_talk: this.pushToTalk.checked }),
+    );
     this.input.addEventListener("change", () => void this.audioChanged());
     this.output.addEventListener("change", () => void this.audioChanged());
     fill(this.el, form, host, audio);
@@ -245,6 +251,7 @@ export class SettingsView {
     fillDevices(this.input, devices?.inputs ?? [], s.settings.audio_in);
     fillDevices(this.output, devices?.outputs ?? [], s.settings.audio_out);
     const audio = s.audio;
+    this.pushToTalk.checked = s.settings.push_to_talk;
     this.noise.disabled = this.echo.disabled = !audio;
     if (audio) {
       this.noise.checked = audio.noise_suppression;

@@ -80,7 +80,12 @@ impl ConnHandle {
 
     /// Queues a frame without waiting. Returns false if it could not be queued.
     pub(crate) fn deliver(&self, frame: &ServerFrame) -> bool {
-        match self.outbox.try_send(Utf8Bytes::from(frame.to_json())) {
+        self.deliver_json(frame.to_json())
+    }
+
+    /// Queues a frame already encoded (as another server of the cluster sent it).
+    pub(crate) fn deliver_json(&self, json: String) -> bool {
+        match self.outbox.try_send(Utf8Bytes::from(json)) {
             Ok(()) => true,
             Err(mpsc::error::TrySendError::Full(_)) => {
                 self.kick(KickReason::TooSlow);

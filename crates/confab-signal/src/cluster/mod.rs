@@ -126,7 +126,8 @@ pub(crate) struct RemoteSocket {
 impl RemoteSocket {
     pub(crate) fn deliver(&self, frame: &ServerFrame) {
         self.send(SocketItem::Frame {
-            frame: frame.clone(),
+            json: frame.to_json(),
+            welcome: matches!(frame, ServerFrame::Welcome { .. }),
         });
     }
 
@@ -665,11 +666,23 @@ impl Cluster {
                 continue;
             };
             match to.what {
-                SocketItem::Frame { frame } => {
-                    socket
-                        .handle
-                        .deliver(&shared.with_ice_servers(socket.reached.as_ref(), &frame));
+                SocketItem::Frame {
+                    json,
+                    welcome: false,
+                } => {
+                    socket.handle.deliver_json(json);
                 }
+                SocketItem::Frame {
+                    json,
+                    welcome: true,
+                } => match ServerFrame::parse(&json) {
+                    Ok(frame) => {
+                        socket
+                            .handle
+                            .deliver(&shared.with_ice_servers(socket.reached.as_ref(), &frame));
+                    }
+                    Err(e) => warn!("unreadable welcome from another server: {e}"),
+                },
                 SocketItem::Replaced => socket.handle.replaced(),
             }
         }

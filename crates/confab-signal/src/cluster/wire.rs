@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 
-use confab_proto::{Join, PeerInfo, ServerFrame};
+use confab_proto::{Join, PeerInfo};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -160,9 +160,9 @@ pub(crate) struct ToSocket {
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(tag = "item", rename_all = "kebab-case")]
 pub(crate) enum SocketItem {
-    Frame {
-        frame: ServerFrame,
-    },
+    /// A frame as its JSON text, passed to the socket as it is; only a `welcome` is read
+    /// again, to add the relay this server offers.
+    Frame { json: String, welcome: bool },
     /// A resume on another socket took this socket's id: close it.
     Replaced,
 }

@@ -518,6 +518,14 @@ mod tests {
             self.apply(who, actions);
         }
 
+        /// `a` calls `b` in call `c1`, and `b` accepts.
+        fn a_calls_b_who_accepts(&mut self) {
+            self.call("a", &["b"], "c1");
+            self.deliver_all();
+            self.accept("b", "c1");
+            self.deliver_all();
+        }
+
         fn deliver_all(&mut self) {
             while let Some((from, to, message)) = self.wire.pop_front() {
                 let actions = self
@@ -606,10 +614,7 @@ mod tests {
     #[test]
     fn a_newcomer_added_to_a_running_call_gets_voice_with_every_member() {
         let mut net = Net::new(&["a", "b", "c"]);
-        net.call("a", &["b"], "c1");
-        net.deliver_all();
-        net.accept("b", "c1");
-        net.deliver_all();
+        net.a_calls_b_who_accepts();
         net.call("a", &["c"], "ignored");
         net.deliver_all();
         assert_eq!(net.incoming("c"), ["c1"], "into the running call");
@@ -641,10 +646,7 @@ mod tests {
     #[test]
     fn someone_in_a_call_declines_another_as_busy() {
         let mut net = Net::new(&["a", "b", "c"]);
-        net.call("a", &["b"], "c1");
-        net.deliver_all();
-        net.accept("b", "c1");
-        net.deliver_all();
+        net.a_calls_b_who_accepts();
         net.call("c", &["a"], "c2");
         net.deliver_all();
         assert!(net.done["a"].contains(&Action::State {
@@ -664,10 +666,7 @@ mod tests {
     #[test]
     fn hanging_up_ends_the_call_for_the_last_other_member() {
         let mut net = Net::new(&["a", "b"]);
-        net.call("a", &["b"], "c1");
-        net.deliver_all();
-        net.accept("b", "c1");
-        net.deliver_all();
+        net.a_calls_b_who_accepts();
         let actions = net.nodes.get_mut("b").unwrap().hang_up("b");
         net.apply("b", actions);
         net.deliver_all();

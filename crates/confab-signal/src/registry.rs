@@ -660,6 +660,17 @@ mod tests {
         }
     }
 
+    /// A (socket 1, token `ta`) and B (socket 2, token `tb`) in room `r`.
+    fn a_and_b(reg: &mut Registry<TestConn>) -> (Joined<TestConn>, Joined<TestConn>) {
+        let a = reg
+            .join(&join_req("r", "A", None, None), TestConn(1), secrets("ta"))
+            .unwrap();
+        let b = reg
+            .join(&join_req("r", "B", None, None), TestConn(2), secrets("tb"))
+            .unwrap();
+        (a, b)
+    }
+
     fn welcome_peers(joined: &Joined<TestConn>) -> Vec<String> {
         match &joined.replies[0] {
             ServerFrame::Welcome { peers, .. } => peers.iter().map(|p| p.id.clone()).collect(),
@@ -689,12 +700,7 @@ mod tests {
     #[test]
     fn relay_stamps_the_sender_and_refuses_self_and_strangers() {
         let mut reg = registry(16);
-        let a = reg
-            .join(&join_req("r", "A", None, None), TestConn(1), secrets("ta"))
-            .unwrap();
-        let b = reg
-            .join(&join_req("r", "B", None, None), TestConn(2), secrets("tb"))
-            .unwrap();
+        let (a, b) = a_and_b(&mut reg);
         let other = reg
             .join(&join_req("s", "C", None, None), TestConn(3), secrets("tc"))
             .unwrap();
@@ -781,12 +787,7 @@ mod tests {
     fn resume_in_grace_keeps_the_id_and_delivers_kept_signals() {
         let mut reg = registry(16);
         let now = Instant::now();
-        let a = reg
-            .join(&join_req("r", "A", None, None), TestConn(1), secrets("ta"))
-            .unwrap();
-        let b = reg
-            .join(&join_req("r", "B", None, None), TestConn(2), secrets("tb"))
-            .unwrap();
+        let (a, b) = a_and_b(&mut reg);
         assert!(reg.detach(&a.key, 1, now));
         for i in 0..70 {
             assert!(reg.relay(&b.key, &a.key.id, json!(i)).unwrap().is_none());
@@ -825,12 +826,7 @@ mod tests {
     #[test]
     fn resume_of_an_open_socket_replaces_it_and_the_old_one_cannot_leave() {
         let mut reg = registry(16);
-        let a = reg
-            .join(&join_req("r", "A", None, None), TestConn(1), secrets("ta"))
-            .unwrap();
-        let b = reg
-            .join(&join_req("r", "B", None, None), TestConn(2), secrets("tb"))
-            .unwrap();
+        let (a, b) = a_and_b(&mut reg);
         let again = reg
             .join(
                 &join_req("r", "A", None, Some("ta")),
@@ -849,12 +845,7 @@ mod tests {
     fn grace_expiry_tells_the_others_and_frees_the_room() {
         let mut reg = registry(16);
         let now = Instant::now();
-        let a = reg
-            .join(&join_req("r", "A", None, None), TestConn(1), secrets("ta"))
-            .unwrap();
-        let b = reg
-            .join(&join_req("r", "B", None, None), TestConn(2), secrets("tb"))
-            .unwrap();
+        let (a, b) = a_and_b(&mut reg);
         reg.detach(&a.key, 1, now);
         assert_eq!(reg.next_expiry(), Some(now + Duration::from_secs(30)));
         let gone = reg.sweep(now + Duration::from_secs(30));
@@ -971,12 +962,7 @@ mod tests {
     fn reattach_needs_the_members_token_and_hands_over_kept_signals() {
         let mut reg = registry(16);
         let now = Instant::now();
-        let a = reg
-            .join(&join_req("r", "A", None, None), TestConn(1), secrets("ta"))
-            .unwrap();
-        let b = reg
-            .join(&join_req("r", "B", None, None), TestConn(2), secrets("tb"))
-            .unwrap();
+        let (a, b) = a_and_b(&mut reg);
         assert!(reg.detach(&a.key, 1, now));
         reg.relay(&b.key, &a.key.id, json!(1)).unwrap();
         assert_eq!(

@@ -11,36 +11,45 @@
 //! again without a sound; the clients of the dead server reconnect to any other and
 //! resume with their tokens, keeping their ids.
 //!
+//! Modules: `ring` (who is alive and owns what, as plain data), `wire` (the messages and
+//! subjects), `stream` (numbered frames for other servers' sockets, resent when lost),
+//! `outlet` (publishing in order), `owner` (serving the rooms owned here and taking rooms
+//! over), `sockets` (this server's sockets in rooms owned elsewhere), `sync` (learning the
+//! rooms on start). This file joins the bus and runs the heartbeat and the event loop.
+//!
 //! What is not kept: signals the dead owner held for members in their grace period, and
 //! a relayed frame the owner took just before it died may arrive twice (the sender's
 //! server retries what was not answered).
 
+mod outlet;
+mod owner;
 mod ring;
+mod sockets;
 mod stream;
+mod sync;
 mod wire;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use async_nats::{Client, ConnectOptions, Event, Message, Subscriber};
+use async_nats::{Client, ConnectOptions, Event, Subscriber};
 use bytes::Bytes;
-use confab_proto::ServerFrame;
 use futures_util::StreamExt;
-use serde::Serialize;
 use tokio::sync::mpsc;
 use tokio::time::{MissedTickBehavior, interval, sleep, timeout};
 use tracing::{debug, info, warn};
 
-use crate::endpoint::Endpoint;
-use crate::ice::Reached;
-use crate::registry::{Conn, ConnId, MemberKey, Registry, RoomSnapshot};
-use crate::session::ConnHandle;
+use crate::registry::ConnId;
 use crate::shared::Shared;
 
+pub(crate) use outlet::RemoteSocket;
+use outlet::{Outlet, publish_outbox};
+use owner::RemoteMember;
 pub(crate) use ring::Owner;
 use ring::Ring;
+use sockets::{HeldSocket, reattach};
 use stream::{Envelope, Incoming, Outgoing, Resend};
 use wire::{ClaimMessage, Heartbeat, SocketItem, SyncPart, ToSocket};
 pub(crate) use wire::{Reply, Request};
@@ -51,12 +60,6 @@ const HEARTBEAT_EVERY: Duration = Duration::from_millis(250);
 const STALL: Duration = Duration::from_secs(1);
 /// How long one request to an owner may take before it is asked again.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
-/// How long a server coming up listens for the others before it asks them for rooms.
-const LISTEN_BEFORE_SYNC: Duration = Duration::from_millis(600);
-/// How long it waits for their answers.
-const SYNC_TIMEOUT: Duration = Duration::from_secs(3);
-/// Claims per part of a sync answer, well under NATS's 1 MiB message limit.
-const SYNC_PART: usize = 200;
 /// Messages to other servers waiting to be published. A bus this far behind drops
 /// messages (counted), as a socket too slow to read is dropped, rather than grow.
 const OUTBOX: usize = 65_536;
@@ -113,107 +116,6 @@ pub(crate) struct ClusterMetrics {
     pub(crate) forwarded: AtomicU64,
     pub(crate) dropped: AtomicU64,
     pub(crate) rtt_micros: AtomicU64,
-}
-
-/// A socket of another server, as the owner of its room delivers to it.
-#[derive(Debug, Clone)]
-pub(crate) struct RemoteSocket {
-    pub(crate) node: Arc<str>,
-    pub(crate) conn: ConnId,
-    outlet: Outlet,
-}
-
-impl RemoteSocket {
-    pub(crate) fn deliver(&self, frame: &ServerFrame) {
-        self.send(SocketItem::Frame {
-            json: frame.to_json(),
-            welcome: matches!(frame, ServerFrame::Welcome { .. }),
-        });
-    }
-
-    pub(crate) fn replaced(&self) {
-        self.send(SocketItem::Replaced);
-    }
-
-    fn send(&self, what: SocketItem) {
-        let message = ToSocket {
-            conn: self.conn,
-            what,
-        };
-        self.outlet.to_socket(&self.node, message);
-    }
-}
-
-/// Messages for other servers, published in order by one task.
-#[derive(Debug, Clone)]
-struct Outlet {
-    me: Arc<str>,
-    queue: mpsc::Sender<(String, Bytes)>,
-    /// Numbered messages to other servers' sockets, kept for a resend.
-    outgoing: Arc<Mutex<Outgoing>>,
-    metrics: Arc<ClusterMetrics>,
-}
-
-impl Outlet {
-    fn publish(&self, subject: String, message: &impl Serialize) {
-        match serde_json::to_vec(message) {
-            Ok(payload) => self.enqueue(subject, payload),
-            Err(e) => warn!("cluster message not encoded: {e}"),
-        }
-    }
-
-    /// A numbered message for a socket of `node`. One that does not fit the queue is
-    /// still kept: the receiver asks for it when it sees the gap.
-    fn to_socket(&self, node: &str, message: ToSocket) {
-        // Numbered and queued under one lock, so numbers go out in order.
-        let mut outgoing = self.outgoing();
-        if let Some(payload) = outgoing.stamp(&self.me, node, message) {
-            self.enqueue(wire::sockets(node), payload);
-        }
-    }
-
-    /// Sends again what `node` asked for.
-    fn resend(&self, node: &str, from: u64) {
-        let outgoing = self.outgoing();
-        for payload in outgoing.resend(node, from) {
-            self.enqueue(wire::sockets(node), payload);
-        }
-    }
-
-    fn outgoing(&self) -> MutexGuard<'_, Outgoing> {
-        self.outgoing.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    fn enqueue(&self, subject: String, payload: Vec<u8>) {
-        if self.queue.try_send((subject, payload.into())).is_err() {
-            self.metrics.dropped.fetch_add(1, Relaxed);
-            debug!("cluster outbox full: a message to another server was dropped");
-        }
-    }
-}
-
-/// A socket of this server in a room that another server owns (or owned).
-#[derive(Debug)]
-struct HeldSocket {
-    handle: ConnHandle,
-    reached: Option<Reached>,
-    member: Option<Membership>,
-}
-
-/// What the owner of a room remembers of a socket on another server.
-#[derive(Debug)]
-struct RemoteMember {
-    key: MemberKey,
-    token: String,
-    /// The number of its last relay done.
-    relays: u64,
-}
-
-#[derive(Debug, Clone)]
-struct Membership {
-    key: MemberKey,
-    token: String,
-    owner: String,
 }
 
 /// What the background tasks take over once the server runs.
@@ -321,30 +223,6 @@ impl Cluster {
         &self.me
     }
 
-    /// Takes over a room from a server that is gone: members whose sockets are on a
-    /// server alive (this one included) stay attached, the others wait for a resume.
-    pub(crate) fn restore(
-        &self,
-        shared: &Shared,
-        registry: &mut Registry<Endpoint>,
-        snapshot: RoomSnapshot,
-        now: Instant,
-    ) {
-        let sockets = self.sockets();
-        let ring = self.ring();
-        registry.restore(snapshot, now, shared.next_conn_id(), |socket| {
-            if socket.node == *self.me {
-                let held = sockets.get(&socket.conn)?;
-                Some(Endpoint::Local(held.handle.clone()))
-            } else if ring.is_alive(&socket.node) {
-                Some(self.remote(&socket.node, socket.conn))
-            } else {
-                None
-            }
-        });
-        shared.sweeper.notify_one();
-    }
-
     /// The other servers alive, for `/metrics`.
     pub(crate) fn nodes_alive(&self) -> usize {
         self.ring().alive().count()
@@ -376,81 +254,9 @@ impl Cluster {
         self.ring.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn sockets(&self) -> MutexGuard<'_, HashMap<ConnId, HeldSocket>> {
-        self.sockets.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
     /// Where `room` lives when the registry does not hold it.
     pub(crate) fn owner_of(&self, room: &str) -> Owner {
         self.ring().owner_of(room)
-    }
-
-    /// The registry's changed rooms, told to the other servers.
-    pub(crate) fn publish_changes(&self, registry: &mut Registry<Endpoint>) {
-        for room in registry.take_changed() {
-            let claim = ClaimMessage {
-                snapshot: registry.snapshot(&room, &self.me),
-                room,
-                owner: self.me.to_string(),
-            };
-            self.outlet.publish(wire::CLAIMS.to_owned(), &claim);
-        }
-    }
-
-    /// Asks `owner` once. Errors (no such server, a timeout, the bus down) are for the
-    /// caller to retry once the ring has caught up.
-    pub(crate) async fn ask(&self, owner: &str, request: &Request) -> Option<Reply> {
-        let payload = serde_json::to_vec(request).ok()?;
-        match self
-            .client
-            .request(wire::requests(owner), Bytes::from(payload))
-            .await
-        {
-            Ok(message) => match serde_json::from_slice(&message.payload) {
-                Ok(reply) => Some(reply),
-                Err(e) => {
-                    warn!(owner, "unreadable reply from another server: {e}");
-                    None
-                }
-            },
-            Err(e) => {
-                debug!(owner, "request not answered: {e}");
-                None
-            }
-        }
-    }
-
-    /// A socket about to join a room another server owns: frames for it come here.
-    pub(crate) fn hold(&self, handle: &ConnHandle, reached: Option<&Reached>) {
-        self.sockets().insert(
-            handle.conn_id(),
-            HeldSocket {
-                handle: handle.clone(),
-                reached: reached.cloned(),
-                member: None,
-            },
-        );
-    }
-
-    /// The socket joined (or was attached again) at `owner`.
-    pub(crate) fn joined(&self, conn: ConnId, key: MemberKey, token: String, owner: String) {
-        if let Some(socket) = self.sockets().get_mut(&conn) {
-            socket.member = Some(Membership { key, token, owner });
-        }
-    }
-
-    /// The socket is gone: nothing more is delivered to it.
-    pub(crate) fn release(&self, conn: ConnId) {
-        self.sockets().remove(&conn);
-    }
-
-    /// An endpoint for a socket of `node`, as the owner's registry keeps it.
-    fn remote(&self, node: &str, conn: ConnId) -> Endpoint {
-        Endpoint::Remote(RemoteSocket {
-            node: node.into(),
-            conn,
-            outlet: self.outlet.clone(),
-        })
     }
 
     /// Runs the heartbeat, serves requests for the rooms this server owns and frames for
@@ -521,24 +327,6 @@ impl Cluster {
         cluster.say_goodbye().await;
     }
 
-    /// Every room this server owns, as the others need it to take one over.
-    fn own_claims(&self, shared: &Shared) -> Vec<ClaimMessage> {
-        let registry = shared.lock();
-        registry
-            .room_names()
-            .into_iter()
-            .filter_map(|room| {
-                registry
-                    .snapshot(&room, &self.me)
-                    .map(|snapshot| ClaimMessage {
-                        room,
-                        owner: self.me.to_string(),
-                        snapshot: Some(snapshot),
-                    })
-            })
-            .collect()
-    }
-
     fn on_link(&self, shared: &Arc<Shared>, up: bool) {
         if up {
             info!("cluster bus connected");
@@ -597,39 +385,6 @@ impl Cluster {
         });
     }
 
-    /// A server is gone: its sockets in rooms here start their grace periods, the rooms it
-    /// owned that this server wins are taken over, and this server's sockets in rooms it
-    /// owned are attached again wherever those rooms went.
-    fn on_death(&self, shared: &Arc<Shared>, node: &str) {
-        let now = Instant::now();
-        self.outlet.outgoing().forget(node);
-        self.incoming().forget(node);
-        self.members().retain(|(of, _), _| of != node);
-        {
-            let mut registry = shared.lock();
-            let detached = registry.detach_where(|e| e.node() == Some(node), now);
-            let orphans = self.ring().orphans();
-            let adopted = orphans.len();
-            for snapshot in orphans {
-                self.restore(shared, &mut registry, snapshot, now);
-            }
-            self.publish_changes(&mut registry);
-            if detached + adopted > 0 {
-                info!(%node, detached, adopted, "took over from a server that is gone");
-                shared.sweeper.notify_one();
-            }
-        }
-        let moved: Vec<ConnId> = self
-            .sockets()
-            .iter()
-            .filter(|(_, s)| s.member.as_ref().is_some_and(|m| m.owner == node))
-            .map(|(conn, _)| *conn)
-            .collect();
-        for conn in moved {
-            tokio::spawn(reattach(shared.clone(), conn));
-        }
-    }
-
     async fn say_goodbye(&self) {
         if let Ok(payload) = serde_json::to_vec(&Heartbeat::of(&self.me)) {
             let _ = self.client.publish(wire::GOODBYE, payload.into()).await;
@@ -647,321 +402,6 @@ impl Cluster {
         if let Some(last) = beat.sent.get(&*self.me) {
             let ask = self.incoming().check(&beat.node, *last, now);
             self.ask_again(&beat.node, ask);
-        }
-    }
-
-    /// Frames (or kicks) from the owner of a room, for this server's sockets, delivered
-    /// in the order they were sent.
-    fn on_socket_message(&self, shared: &Shared, message: &Message) {
-        let Ok(envelope) = serde_json::from_slice::<Envelope>(&message.payload) else {
-            warn!("unreadable message for a socket from another server");
-            return;
-        };
-        let sender = envelope.from.clone();
-        let (ready, ask) = self.incoming().accept(envelope, Instant::now());
-        self.ask_again(&sender, ask);
-        let sockets = self.sockets();
-        for to in ready {
-            let Some(socket) = sockets.get(&to.conn) else {
-                continue;
-            };
-            match to.what {
-                SocketItem::Frame {
-                    json,
-                    welcome: false,
-                } => {
-                    socket.handle.deliver_json(json);
-                }
-                SocketItem::Frame {
-                    json,
-                    welcome: true,
-                } => match ServerFrame::parse(&json) {
-                    Ok(frame) => {
-                        socket
-                            .handle
-                            .deliver(&shared.with_ice_servers(socket.reached.as_ref(), &frame));
-                    }
-                    Err(e) => warn!("unreadable welcome from another server: {e}"),
-                },
-                SocketItem::Replaced => socket.handle.replaced(),
-            }
-        }
-    }
-
-    /// Asks `sender` for what was lost on the way, from number `from` on.
-    fn ask_again(&self, sender: &str, from: Option<u64>) {
-        if let Some(from) = from {
-            debug!(
-                sender,
-                from, "messages from another server were lost: asked again"
-            );
-            let ask = Resend {
-                node: self.me.to_string(),
-                from,
-            };
-            self.outlet.publish(wire::resends(sender), &ask);
-        }
-    }
-
-    fn members(&self) -> MutexGuard<'_, HashMap<(String, ConnId), RemoteMember>> {
-        self.members.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    fn incoming(&self) -> MutexGuard<'_, Incoming> {
-        self.incoming.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// Serves one request for a room this server owns, or says who does.
-    fn answer(&self, shared: &Shared, message: Message) {
-        let Some(reply_to) = message.reply else {
-            return;
-        };
-        let reply = match serde_json::from_slice::<Request>(&message.payload) {
-            Ok(request) => self.serve(shared, request),
-            Err(e) => {
-                warn!("unreadable request from another server: {e}");
-                return;
-            }
-        };
-        // The reply goes through the outbox, behind the frames the request made: a
-        // sender that got its answer knows they are on their way, even if this server
-        // dies the next moment.
-        self.outlet.publish(reply_to.to_string(), &reply);
-    }
-
-    fn serve(&self, shared: &Shared, request: Request) -> Reply {
-        let mut registry = shared.lock();
-        if let Owner::There(owner) = shared.resolve(&mut registry, request.room()) {
-            return Reply::NotOwner { owner };
-        }
-        let reply = match request {
-            Request::Join { join, node, conn } => {
-                let mut members = self.members();
-                let socket = (node, conn);
-                match members.get(&socket) {
-                    Some(done) if registry.holds(&done.key, conn) => Ok(Reply::Joined {
-                        key: done.key.clone(),
-                        token: done.token.clone(),
-                    }),
-                    _ => {
-                        let endpoint = self.remote(&socket.0, conn);
-                        let welcome_to = endpoint.clone();
-                        shared
-                            .join_here(&mut registry, &join, endpoint, |frame| {
-                                welcome_to.deliver(frame);
-                            })
-                            .map(|(key, token)| {
-                                let member = RemoteMember {
-                                    key: key.clone(),
-                                    token: token.clone(),
-                                    relays: 0,
-                                };
-                                members.insert(socket, member);
-                                Reply::Joined { key, token }
-                            })
-                    }
-                }
-            }
-            Request::Reattach {
-                key,
-                token,
-                node,
-                conn,
-            } => {
-                let endpoint = self.remote(&node, conn);
-                registry
-                    .reattach(&key, &token, endpoint.clone())
-                    .map(|kept| {
-                        for frame in &kept {
-                            endpoint.deliver(frame);
-                        }
-                        let member = RemoteMember {
-                            key,
-                            token,
-                            relays: 0,
-                        };
-                        self.members().insert((node, conn), member);
-                        Reply::Done
-                    })
-            }
-            Request::Relay {
-                from,
-                to,
-                data,
-                node,
-                conn,
-                seq,
-            } => {
-                let mut members = self.members();
-                match members.get_mut(&(node, conn)) {
-                    Some(member) if seq <= member.relays => Ok(Reply::Done),
-                    member => Shared::relay_here(&mut registry, &from, &to, data).map(|()| {
-                        if let Some(member) = member {
-                            member.relays = seq;
-                        }
-                        Reply::Done
-                    }),
-                }
-            }
-            Request::List { key } => Ok(Reply::Peers {
-                peers: registry.peers(&key),
-            }),
-            Request::Leave { key, node, conn } => {
-                self.members().remove(&(node, conn));
-                Shared::leave_here(&mut registry, &key, conn);
-                Ok(Reply::Done)
-            }
-            Request::Detach { key, node, conn } => {
-                self.members().remove(&(node, conn));
-                shared.detach_here(&mut registry, &key, conn);
-                Ok(Reply::Done)
-            }
-        };
-        self.publish_changes(&mut registry);
-        reply.unwrap_or_else(|refusal| Reply::Refused { refusal })
-    }
-
-    /// Asks the others for every room they know, so that this server, new to the
-    /// cluster, neither creates a room that exists nor misses one it should take over.
-    pub(crate) async fn sync(&self) {
-        sleep(LISTEN_BEFORE_SYNC).await;
-        let inbox = self.client.new_inbox();
-        let Ok(mut answers) = self.client.subscribe(inbox.clone()).await else {
-            warn!("cannot ask the cluster for its rooms");
-            return;
-        };
-        let Ok(payload) = serde_json::to_vec(&Heartbeat::of(&self.me)) else {
-            return;
-        };
-        if self
-            .client
-            .publish_with_reply(wire::SYNC, inbox, payload.into())
-            .await
-            .is_err()
-        {
-            warn!("cannot ask the cluster for its rooms");
-            return;
-        }
-        let mut waiting: HashSet<String> = self.ring().alive().map(str::to_owned).collect();
-        let deadline = tokio::time::Instant::now() + SYNC_TIMEOUT;
-        while !waiting.is_empty() {
-            let Ok(Some(message)) = tokio::time::timeout_at(deadline, answers.next()).await else {
-                warn!(
-                    missing = waiting.len(),
-                    "some servers did not tell their rooms in time"
-                );
-                break;
-            };
-            let Ok(part) = serde_json::from_slice::<SyncPart>(&message.payload) else {
-                continue;
-            };
-            let mut ring = self.ring();
-            for claim in part.claims {
-                ring.claim(&claim.room, &claim.owner, claim.snapshot);
-            }
-            if part.done {
-                waiting.remove(&part.node);
-            }
-        }
-        let rooms = self.ring().claims().count();
-        info!(rooms, "learnt the cluster's rooms");
-    }
-
-    /// Tells a server coming up every room this one owns or knows of.
-    async fn answer_sync(&self, shared: &Shared, message: &Message) {
-        let Some(reply_to) = &message.reply else {
-            return;
-        };
-        match serde_json::from_slice::<Heartbeat>(&message.payload) {
-            Ok(asker) if asker.node != *self.me => {}
-            _ => return,
-        }
-        let mut claims = self.own_claims(shared);
-        claims.extend(self.ring().claims().map(|(room, claim)| ClaimMessage {
-            room: room.to_owned(),
-            owner: claim.owner.clone(),
-            snapshot: Some(claim.snapshot.clone()),
-        }));
-        let mut parts: Vec<SyncPart> = Vec::new();
-        while !claims.is_empty() || parts.is_empty() {
-            let rest = claims.split_off(claims.len().min(SYNC_PART));
-            parts.push(SyncPart {
-                node: self.me.to_string(),
-                claims: std::mem::replace(&mut claims, rest),
-                done: false,
-            });
-        }
-        if let Some(last) = parts.last_mut() {
-            last.done = true;
-        }
-        for part in parts {
-            if let Ok(payload) = serde_json::to_vec(&part) {
-                let _ = self.client.publish(reply_to.clone(), payload.into()).await;
-            }
-        }
-    }
-}
-
-/// Publishes what the registry and the heartbeat queue for other servers, in order.
-async fn publish_outbox(client: Client, mut outbox: mpsc::Receiver<(String, Bytes)>) {
-    while let Some((subject, payload)) = outbox.recv().await {
-        if let Err(e) = client.publish(subject, payload).await {
-            debug!("cluster message not published: {e}");
-        }
-    }
-}
-
-/// Attaches a socket of this server again after its room's owner died, wherever the room
-/// went. A member that did not survive the move (its grace ran out) has its socket
-/// dropped, so that the client joins anew.
-async fn reattach(shared: Arc<Shared>, conn: ConnId) {
-    let Some(cluster) = shared.cluster.as_ref() else {
-        return;
-    };
-    let held = {
-        let sockets = cluster.sockets();
-        sockets
-            .get(&conn)
-            .and_then(|s| s.member.clone().map(|m| (s.handle.clone(), m)))
-    };
-    let Some((handle, member)) = held else {
-        return;
-    };
-    let request = Request::Reattach {
-        key: member.key.clone(),
-        token: member.token.clone(),
-        node: cluster.me.to_string(),
-        conn,
-    };
-    let attached = shared
-        .route(
-            &member.key.room,
-            |registry| {
-                registry
-                    .reattach(&member.key, &member.token, Endpoint::Local(handle.clone()))
-                    .map(|kept| {
-                        for frame in &kept {
-                            handle.deliver(frame);
-                        }
-                    })
-            },
-            &request,
-            |reply| match reply {
-                Reply::Done => Some(Ok(())),
-                Reply::Refused { refusal } => Some(Err(refusal)),
-                _ => None,
-            },
-        )
-        .await;
-    match attached {
-        Ok(((), owner)) => {
-            debug!(conn, room = %member.key.room, "attached again after its room moved");
-            let owner = owner.unwrap_or_else(|| cluster.me.to_string());
-            cluster.joined(conn, member.key, member.token, owner);
-        }
-        Err(e) => {
-            debug!(conn, "not attached again after its room moved: {e:?}");
-            handle.lost();
         }
     }
 }

@@ -1,0 +1,101 @@
+//! Messages to the other servers, published in order by one task; and a socket of
+//! another server as the owner of its room delivers to it.
+
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use async_nats::Client;
+use bytes::Bytes;
+use confab_proto::ServerFrame;
+use serde::Serialize;
+use tokio::sync::mpsc;
+use tracing::{debug, warn};
+
+use super::{ClusterMetrics, Outgoing, SocketItem, ToSocket, wire};
+use crate::registry::ConnId;
+
+/// A socket of another server, as the owner of its room delivers to it.
+#[derive(Debug, Clone)]
+pub(crate) struct RemoteSocket {
+    pub(crate) node: Arc<str>,
+    pub(crate) conn: ConnId,
+    pub(super) outlet: Outlet,
+}
+
+impl RemoteSocket {
+    pub(crate) fn deliver(&self, frame: &ServerFrame) {
+        self.send(SocketItem::Frame {
+            json: frame.to_json(),
+            welcome: matches!(frame, ServerFrame::Welcome { .. }),
+        });
+    }
+
+    pub(crate) fn replaced(&self) {
+        self.send(SocketItem::Replaced);
+    }
+
+    fn send(&self, what: SocketItem) {
+        let message = ToSocket {
+            conn: self.conn,
+            what,
+        };
+        self.outlet.to_socket(&self.node, message);
+    }
+}
+
+/// Messages for other servers, published in order by one task.
+#[derive(Debug, Clone)]
+pub(super) struct Outlet {
+    pub(super) me: Arc<str>,
+    pub(super) queue: mpsc::Sender<(String, Bytes)>,
+    /// Numbered messages to other servers' sockets, kept for a resend.
+    pub(super) outgoing: Arc<Mutex<Outgoing>>,
+    pub(super) metrics: Arc<ClusterMetrics>,
+}
+
+impl Outlet {
+    pub(super) fn publish(&self, subject: String, message: &impl Serialize) {
+        match serde_json::to_vec(message) {
+            Ok(payload) => self.enqueue(subject, payload),
+            Err(e) => warn!("cluster message not encoded: {e}"),
+        }
+    }
+
+    /// A numbered message for a socket of `node`. One that does not fit the queue is
+    /// still kept: the receiver asks for it when it sees the gap.
+    pub(super) fn to_socket(&self, node: &str, message: ToSocket) {
+        // Numbered and queued under one lock, so numbers go out in order.
+        let mut outgoing = self.outgoing();
+        if let Some(payload) = outgoing.stamp(&self.me, node, message) {
+            self.enqueue(wire::sockets(node), payload);
+        }
+    }
+
+    /// Sends again what `node` asked for.
+    pub(super) fn resend(&self, node: &str, from: u64) {
+        let outgoing = self.outgoing();
+        for payload in outgoing.resend(node, from) {
+            self.enqueue(wire::sockets(node), payload);
+        }
+    }
+
+    pub(super) fn outgoing(&self) -> MutexGuard<'_, Outgoing> {
+        self.outgoing.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub(super) fn enqueue(&self, subject: String, payload: Vec<u8>) {
+        if self.queue.try_send((subject, payload.into())).is_err() {
+            self.metrics.dropped.fetch_add(1, Relaxed);
+            debug!("cluster outbox full: a message to another server was dropped");
+        }
+    }
+}
+
+/// Publishes what the registry and the heartbeat queue for other servers, in order.
+pub(super) async fn publish_outbox(client: Client, mut outbox: mpsc::Receiver<(String, Bytes)>) {
+    while let Some((subject, payload)) = outbox.recv().await {
+        if let Err(e) = client.publish(subject, payload).await {
+            debug!("cluster message not published: {e}");
+        }
+    }
+}

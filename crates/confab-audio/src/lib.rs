@@ -17,8 +17,10 @@
 //! - [`resample`]: a device's native rate to and from 48 kHz (rubato).
 //! - [`denoise`]: noise suppression of the microphone (RNNoise, in pure Rust).
 //! - [`echo`]: echo cancellation of the microphone (WebRTC's AEC3, in pure Rust).
-//! - [`io`]: the [`io::Source`] and [`io::Sink`] traits and the headless forms
-//!   (`none`, `sine:HZ`, `wav:PATH`).
+//! - [`io`]: the [`io::Source`] and [`io::Sink`] traits, for devices and the headless
+//!   forms alike.
+//! - [`open`]: the specs of a source and a sink (`default`, `device:NAME`, `none`,
+//!   `sine:HZ`, `wav:PATH`), and opening what they name.
 //! - [`call_audio`]: one side of a call: capture (source, mute, Opus, level) and a mixer
 //!   of every peer's stream (jitter buffer, decoder, volume, level).
 
@@ -31,6 +33,7 @@ pub mod dsp;
 pub mod echo;
 pub mod io;
 pub mod jitter;
+pub mod open;
 pub mod priority;
 pub mod resample;
 pub mod wav;

@@ -13,8 +13,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use confab_audio::call_audio::{Capture, Mixer};
-use confab_audio::io::{Discard, Sink, Source, open_sink, open_source};
+use confab_audio::io::{Discard, Sink, Source};
 use confab_audio::jitter::JitterStats;
+use confab_audio::open::{open_sink, open_source};
 use confab_audio::{AudioError, FRAME_SAMPLES};
 use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio::time::{Instant, MissedTickBehavior};

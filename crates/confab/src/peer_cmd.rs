@@ -9,7 +9,7 @@ use std::str::FromStr;
 
 use clap::Args;
 use confab_audio::AudioError;
-use confab_audio::io::{SinkSpec, SourceSpec};
+use confab_audio::open::{SinkSpec, SourceSpec};
 use confab_mesh::api::{LogLevel, SignalingState};
 use confab_mesh::{
     Command, ErrorCode, Event, IceServer, Identity, Mdns, Mesh, MeshConfig, TransportConfig,

@@ -7,8 +7,10 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use confab_mesh::{Command, IceServer, Identity, Mesh, MeshConfig, TransportConfig};
-use tokio::sync::{Mutex, mpsc};
+use confab_mesh::{
+    Command, IceServer, Identity, Mesh, MeshConfig, MeshEvents, MeshHandle, TransportConfig,
+};
+use tokio::sync::Mutex;
 
 use crate::error::ShellError;
 use crate::settings::Settings;
@@ -68,11 +70,12 @@ fn audio_forms(settings: &Settings, overrides: &Overrides) -> (String, String) {
     )
 }
 
-/// A running mesh: commands go to its pump task, which owns it.
+/// A running mesh: commands go straight to it; its events go to the window through the
+/// pump task.
 #[derive(Debug)]
 struct Running {
     key: MeshKey,
-    commands: mpsc::UnboundedSender<Command>,
+    commands: MeshHandle,
     pump: tauri::async_runtime::JoinHandle<()>,
 }
 
@@ -121,7 +124,7 @@ impl Peer {
         let Some(current) = running.as_ref() else {
             return Err(ShellError::PeerStopped);
         };
-        if current.commands.send(command).is_err() {
+        if !current.commands.send(command) {
             // The pump ended (the mesh stopped on `quit`): nothing is there to take it.
             running.take();
             return Err(ShellError::PeerStopped);
@@ -172,8 +175,8 @@ impl Peer {
             noise_suppression: Some(settings.noise_suppression),
             echo_cancellation: Some(settings.echo_cancellation),
         });
-        let (commands, command_rx) = mpsc::unbounded_channel();
-        let pump = tauri::async_runtime::spawn(pump(mesh, command_rx, self.forwarder.clone()));
+        let (commands, events) = mesh.split();
+        let pump = tauri::async_runtime::spawn(pump(events, self.forwarder.clone()));
         Ok(Running {
             key,
             commands,
@@ -188,30 +191,10 @@ async fn stop(running: Running) {
     let _ = running.pump.await;
 }
 
-/// Owns the mesh: feeds it commands and forwards its events until it stops.
-async fn pump(
-    mut mesh: Mesh,
-    mut commands: mpsc::UnboundedReceiver<Command>,
-    forwarder: Arc<Forwarder>,
-) {
-    let mut taking_commands = true;
-    loop {
-        tokio::select! {
-            command = commands.recv(), if taking_commands => match command {
-                Some(command) => {
-                    mesh.send(command);
-                }
-                None => {
-                    // The app dropped its end: leave cleanly.
-                    taking_commands = false;
-                    mesh.send(Command::Quit);
-                }
-            },
-            event = mesh.next_event() => match event {
-                Some(event) => forwarder.forward(event),
-                None => break,
-            },
-        }
+/// Forwards the mesh's events to the window until it stops.
+async fn pump(mut events: MeshEvents, forwarder: Arc<Forwarder>) {
+    while let Some(event) = events.next_event().await {
+        forwarder.forward(event);
     }
 }
 

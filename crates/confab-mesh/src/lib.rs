@@ -40,6 +40,6 @@ pub mod voice;
 pub use api::{Command, Event};
 pub use error::{ErrorCode, MeshError};
 pub use identity::Identity;
-pub use mesh::{Mesh, MeshConfig};
+pub use mesh::{Mesh, MeshConfig, MeshEvents, MeshHandle};
 
 pub use transport::{IceServer, Mdns, TransportConfig};

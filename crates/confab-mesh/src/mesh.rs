@@ -65,10 +65,24 @@ pub struct MeshConfig {
     pub auto_accept_calls: bool,
 }
 
-/// A running peer.
+/// A running peer: the handle that commands it and the events it gives, together.
+/// [`Mesh::split`] parts them, for a face whose commands and events live apart.
 #[derive(Debug)]
 pub struct Mesh {
+    handle: MeshHandle,
+    events: MeshEvents,
+}
+
+/// Commands a running peer; clones command the same peer.
+#[derive(Debug, Clone)]
+pub struct MeshHandle {
     commands: mpsc::UnboundedSender<Command>,
+}
+
+/// A running peer's events, and its end. The peer stops when every [`MeshHandle`] is
+/// dropped, as on `quit`.
+#[derive(Debug)]
+pub struct MeshEvents {
     events: mpsc::UnboundedReceiver<Event>,
     live_peer_tasks: Arc<AtomicUsize>,
     task: JoinHandle<()>,
@@ -121,19 +135,51 @@ impl Mesh {
             loss_reports_rx,
         ));
         Self {
-            commands,
-            events,
-            live_peer_tasks,
-            task,
+            handle: MeshHandle { commands },
+            events: MeshEvents {
+                events,
+                live_peer_tasks,
+                task,
+            },
         }
+    }
+
+    /// The handle and the events, apart.
+    pub fn split(self) -> (MeshHandle, MeshEvents) {
+        (self.handle, self.events)
     }
 
     /// Queues a command. Returns false once the peer has stopped.
     pub fn send(&self, command: Command) -> bool {
-        self.commands.send(command).is_ok()
+        self.handle.send(command)
     }
 
     /// The next event; `None` once the peer has stopped (after `quit`).
+    pub async fn next_event(&mut self) -> Option<Event> {
+        self.events.next_event().await
+    }
+
+    /// Peer tasks still running, closing ones included: for leak checks.
+    pub fn live_peer_tasks(&self) -> usize {
+        self.events.live_peer_tasks()
+    }
+
+    /// Waits until the peer has stopped; returns how many peer tasks were still running
+    /// then (zero unless something leaked).
+    pub async fn stopped(self) -> usize {
+        self.events.stopped().await
+    }
+}
+
+impl MeshHandle {
+    /// Queues a command. Returns false once the peer has stopped.
+    pub fn send(&self, command: Command) -> bool {
+        self.commands.send(command).is_ok()
+    }
+}
+
+impl MeshEvents {
+    /// The next event; `None` once the peer has stopped.
     pub async fn next_event(&mut self) -> Option<Event> {
         self.events.recv().await
     }

@@ -180,6 +180,39 @@ async fn clients_spread_over_three_instances_meet_exactly_once_and_relay_each_wa
 }
 
 #[tokio::test]
+async fn a_welcome_names_the_relay_of_the_instance_the_client_reached() {
+    let nats = Nats::start();
+    let relay_a = common::cluster::free_port().to_string();
+    let relay_b = common::cluster::free_port().to_string();
+    let turn = |port: &str| format!("127.0.0.1:{port}");
+    let (listen_a, listen_b) = (turn(&relay_a), turn(&relay_b));
+    let a = Instance::start_with_relay(&nats, "a", &["--turn-listen", &listen_a]);
+    let b = Instance::start_with_relay(&nats, "b", &["--turn-listen", &listen_b]);
+    // A room that `a` owns, joined through `b`: the welcome comes from `a`'s registry, and
+    // still names `b`'s relay, the one the client can reach.
+    let mut kept = Vec::new();
+    for i in 0..40 {
+        let owned = a.metric("confab_cluster_owned_rooms");
+        let (client, welcome) = join(&b, &format!("relay{i}"), "A").await;
+        kept.push(client);
+        if a.metric("confab_cluster_owned_rooms") > owned {
+            let urls: Vec<&String> = welcome.ice_servers.iter().flat_map(|s| &s.urls).collect();
+            assert!(
+                urls.iter()
+                    .any(|u| u.starts_with("turn:") && u.contains(&listen_b)),
+                "b's relay in {urls:?}"
+            );
+            assert!(
+                !urls.iter().any(|u| u.contains(&listen_a)),
+                "a's relay in {urls:?}"
+            );
+            return;
+        }
+    }
+    panic!("40 rooms and `a` owns none");
+}
+
+#[tokio::test]
 async fn passwords_and_room_limits_hold_across_instances() {
     let nats = Nats::start();
     let limit = ["--max-room-peers", "2"];

@@ -84,14 +84,21 @@ pub struct Instance {
 }
 
 impl Instance {
+    /// An instance with no relay.
     pub fn start(nats: &Nats, node: &str, extra: &[&str]) -> Instance {
+        let mut args = vec!["--no-turn"];
+        args.extend_from_slice(extra);
+        Self::start_with_relay(nats, node, &args)
+    }
+
+    /// An instance with its built-in relay (unless `extra` says `--no-turn`).
+    pub fn start_with_relay(nats: &Nats, node: &str, extra: &[&str]) -> Instance {
         let addr = format!("127.0.0.1:{}", free_port());
         let nats_url = nats.url();
         let mut args = vec![
             "server",
             "--listen",
             &addr,
-            "--no-turn",
             "--no-announce",
             "--cluster",
             &nats_url,

@@ -8,7 +8,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use confab_mesh::{
-    Command, IceServer, Identity, Mesh, MeshConfig, MeshEvents, MeshHandle, TransportConfig,
+    Command, IceServer, Identity, Mesh, MeshConfig, MeshEvents, MeshHandle, SinkSpec, SourceSpec,
+    TransportConfig,
 };
 use tokio::sync::Mutex;
 
@@ -56,17 +57,20 @@ impl MeshKey {
     }
 }
 
-/// The devices a new mesh opens: Settings' choice unless a test overrides it.
-fn audio_forms(settings: &Settings, overrides: &Overrides) -> (String, String) {
+/// The devices a new mesh opens: Settings' choice unless a test overrides it. A form that
+/// names nothing (a hand-edited settings file) falls back to the default device.
+fn audio_forms(settings: &Settings, overrides: &Overrides) -> (SourceSpec, SinkSpec) {
+    let input = overrides.audio_in.as_ref().unwrap_or(&settings.audio_in);
+    let output = overrides.audio_out.as_ref().unwrap_or(&settings.audio_out);
     (
-        overrides
-            .audio_in
-            .clone()
-            .unwrap_or_else(|| settings.audio_in.clone()),
-        overrides
-            .audio_out
-            .clone()
-            .unwrap_or_else(|| settings.audio_out.clone()),
+        input.parse().unwrap_or_else(|e| {
+            log::warn!("microphone {input:?}: {e}; the default is used");
+            SourceSpec::Default
+        }),
+        output.parse().unwrap_or_else(|e| {
+            log::warn!("speakers {output:?}: {e}; the default is used");
+            SinkSpec::Default
+        }),
     )
 }
 
@@ -210,8 +214,16 @@ mod tests {
             ..Overrides::default()
         };
         let (input, output) = audio_forms(&settings, &overrides);
-        assert_eq!(input, "sine:440");
-        assert_eq!(output, "default");
+        assert_eq!(input, SourceSpec::Sine(440.0));
+        assert_eq!(output, SinkSpec::Default);
+        let broken = Settings {
+            audio_out: "tape:1".into(),
+            ..Settings::default()
+        };
+        assert_eq!(
+            audio_forms(&broken, &Overrides::default()).1,
+            SinkSpec::Default
+        );
     }
 
     #[test]

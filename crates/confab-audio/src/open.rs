@@ -43,6 +43,19 @@ impl std::str::FromStr for SourceSpec {
     }
 }
 
+impl std::fmt::Display for SourceSpec {
+    /// The form it is parsed from.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Default => f.write_str("default"),
+            Self::Device(name) => write!(f, "device:{name}"),
+            Self::None => f.write_str("none"),
+            Self::Sine(hz) => write!(f, "sine:{hz}"),
+            Self::Wav(path) => write!(f, "wav:{}", path.display()),
+        }
+    }
+}
+
 /// Where voice goes, as `--audio-out` names it.
 #[derive(Debug, Clone, PartialEq)]
 pub enum SinkSpec {
@@ -70,24 +83,36 @@ impl std::str::FromStr for SinkSpec {
     }
 }
 
+impl std::fmt::Display for SinkSpec {
+    /// The form it is parsed from.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Default => f.write_str("default"),
+            Self::Device(name) => write!(f, "device:{name}"),
+            Self::None => f.write_str("none"),
+            Self::Wav(path) => write!(f, "wav:{}", path.display()),
+        }
+    }
+}
+
 /// Opens a source. A device blocks for up to a few seconds: call it off the async threads.
-pub fn open_source(spec: &str) -> Result<Box<dyn Source>, AudioError> {
-    Ok(match spec.parse()? {
+pub fn open_source(spec: &SourceSpec) -> Result<Box<dyn Source>, AudioError> {
+    Ok(match spec {
         SourceSpec::Default => Box::new(DeviceSource::open(None)?),
-        SourceSpec::Device(name) => Box::new(DeviceSource::open(Some(&name))?),
+        SourceSpec::Device(name) => Box::new(DeviceSource::open(Some(name))?),
         SourceSpec::None => Box::new(Silence),
-        SourceSpec::Sine(hz) => Box::new(Tone::new(hz)),
-        SourceSpec::Wav(path) => Box::new(WavSource::open(&path)?),
+        SourceSpec::Sine(hz) => Box::new(Tone::new(*hz)),
+        SourceSpec::Wav(path) => Box::new(WavSource::open(path)?),
     })
 }
 
 /// Opens a sink. A device blocks for up to a few seconds: call it off the async threads.
-pub fn open_sink(spec: &str) -> Result<Box<dyn Sink>, AudioError> {
-    Ok(match spec.parse()? {
+pub fn open_sink(spec: &SinkSpec) -> Result<Box<dyn Sink>, AudioError> {
+    Ok(match spec {
         SinkSpec::Default => Box::new(DeviceSink::open(None)?),
-        SinkSpec::Device(name) => Box::new(DeviceSink::open(Some(&name))?),
+        SinkSpec::Device(name) => Box::new(DeviceSink::open(Some(name))?),
         SinkSpec::None => Box::new(Discard),
-        SinkSpec::Wav(path) => Box::new(WavSink::create(&path)?),
+        SinkSpec::Wav(path) => Box::new(WavSink::create(path)?),
     })
 }
 
@@ -97,19 +122,50 @@ mod tests {
 
     #[test]
     fn specs_open_what_they_name_and_refuse_the_rest() {
-        assert!(open_source("none").is_ok());
-        assert!(open_source("sine:440").is_ok());
-        assert!(open_source("sine:loud").is_err());
-        assert!(open_source("sine:-5").is_err());
-        assert!(open_source("wav:/nonexistent/x.wav").is_err());
-        assert!(open_source("radio:1").is_err());
-        assert!(open_sink("none").is_ok());
-        assert!(open_sink("tape:1").is_err());
+        let source = |spec: &str| spec.parse::<SourceSpec>().and_then(|s| open_source(&s));
+        let sink = |spec: &str| spec.parse::<SinkSpec>().and_then(|s| open_sink(&s));
+        assert!(source("none").is_ok());
+        assert!(source("sine:440").is_ok());
+        assert!(source("sine:loud").is_err());
+        assert!(source("sine:-5").is_err());
+        assert!(source("wav:/nonexistent/x.wav").is_err());
+        assert!(source("radio:1").is_err());
+        assert!(sink("none").is_ok());
+        assert!(sink("tape:1").is_err());
         assert!("device:".parse::<SourceSpec>().is_err());
         assert_eq!(
             "device:Mic One".parse::<SourceSpec>().ok(),
             Some(SourceSpec::Device("Mic One".into()))
         );
         assert_eq!("default".parse::<SinkSpec>().ok(), Some(SinkSpec::Default));
+    }
+
+    #[test]
+    fn specs_read_back_as_they_were_written() {
+        for spec in [
+            "default",
+            "none",
+            "device:Mic One",
+            "sine:440",
+            "sine:440.5",
+            "wav:/tmp/a b.wav",
+        ] {
+            assert_eq!(
+                spec.parse::<SourceSpec>()
+                    .map(|s| s.to_string())
+                    .ok()
+                    .as_deref(),
+                Some(spec)
+            );
+        }
+        for spec in ["default", "none", "device:Speakers", "wav:/tmp/out.wav"] {
+            assert_eq!(
+                spec.parse::<SinkSpec>()
+                    .map(|s| s.to_string())
+                    .ok()
+                    .as_deref(),
+                Some(spec)
+            );
+        }
     }
 }

@@ -15,7 +15,7 @@ use std::time::Duration;
 use confab_audio::call_audio::{Capture, Mixer};
 use confab_audio::io::{Discard, Sink, Source};
 use confab_audio::jitter::JitterStats;
-use confab_audio::open::{open_sink, open_source};
+use confab_audio::open::{SinkSpec, SourceSpec, open_sink, open_source};
 use confab_audio::{AudioError, FRAME_SAMPLES};
 use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio::time::{Instant, MissedTickBehavior};
@@ -38,8 +38,8 @@ enum Control {
     Muted(bool),
     /// Report the microphone's level outside calls (a settings screen's meter).
     MicTest(bool),
-    Input(String),
-    Output(String),
+    Input(SourceSpec),
+    Output(SinkSpec),
     NoiseSuppression(bool),
     EchoCancellation(bool),
     Volume(String, f32),
@@ -67,12 +67,12 @@ pub(crate) struct Engine {
 }
 
 impl Engine {
-    /// `input` and `output` in the forms of `--audio-in` and `--audio-out`.
+    /// `input` and `output` as `--audio-in` and `--audio-out` name them.
     /// Every 2 s in a call, each peer's recent loss as heard here goes to `loss_reports`
     /// (peer, percent), for the mesh to tell that peer.
     pub(crate) fn start(
-        input: String,
-        output: String,
+        input: SourceSpec,
+        output: SinkSpec,
         voice_in: mpsc::UnboundedReceiver<VoicePacket>,
         events: mpsc::UnboundedSender<Event>,
         loss_reports: mpsc::UnboundedSender<(String, u8)>,
@@ -105,7 +105,7 @@ impl Engine {
                 };
                 let state = EngineTask {
                     input_spec: input,
-                    output_spec: String::new(),
+                    output_spec: SinkSpec::None,
                     input_name: None,
                     output_name: None,
                     input_generation: 0,
@@ -158,11 +158,11 @@ impl Engine {
         self.send(Control::MicTest(on));
     }
 
-    pub(crate) fn set_input(&self, spec: String) {
+    pub(crate) fn set_input(&self, spec: SourceSpec) {
         self.send(Control::Input(spec));
     }
 
-    pub(crate) fn set_output(&self, spec: String) {
+    pub(crate) fn set_output(&self, spec: SinkSpec) {
         self.send(Control::Output(spec));
     }
 
@@ -201,8 +201,8 @@ impl Engine {
 }
 
 struct EngineTask {
-    input_spec: String,
-    output_spec: String,
+    input_spec: SourceSpec,
+    output_spec: SinkSpec,
     input_name: Option<String>,
     output_name: Option<String>,
     /// Which open is the latest: an older one finishing late is dropped.
@@ -234,7 +234,7 @@ struct EngineTask {
 impl EngineTask {
     async fn run(
         mut self,
-        output: String,
+        output: SinkSpec,
         mut voice_in: mpsc::UnboundedReceiver<VoicePacket>,
         mut control: mpsc::UnboundedReceiver<Control>,
         mut opened: mpsc::UnboundedReceiver<Opened>,
@@ -357,7 +357,7 @@ impl EngineTask {
         self.capture = None;
     }
 
-    fn open_output(&mut self, spec: String) {
+    fn open_output(&mut self, spec: SinkSpec) {
         self.output_spec = spec.clone();
         self.output_name = None;
         self.output_generation += 1;
@@ -538,8 +538,8 @@ impl EngineTask {
 
     fn report_audio(&self) {
         self.emit(Event::Audio {
-            input: self.input_spec.clone(),
-            output: self.output_spec.clone(),
+            input: self.input_spec.to_string(),
+            output: self.output_spec.to_string(),
             input_name: self.input_name.clone(),
             output_name: self.output_name.clone(),
             noise_suppression: self.noise_suppression,

@@ -38,6 +38,8 @@ mod turn_tunnel;
 pub mod voice;
 
 pub use api::{Command, Event};
+/// The voice input and output a [`MeshConfig`] names.
+pub use confab_audio::open::{SinkSpec, SourceSpec};
 pub use error::{ErrorCode, MeshError};
 pub use identity::Identity;
 pub use mesh::{Mesh, MeshConfig, MeshEvents, MeshHandle};

@@ -31,6 +31,8 @@ use tokio::time::Instant;
 use crate::api::{
     Command, DeviceEntry, Event, LogLevel, PeerRef, PeerState, PeerSummary, SignalingState, unix_ms,
 };
+use confab_audio::open::{SinkSpec, SourceSpec};
+
 use crate::call_control::CallControl;
 use crate::engine::Engine;
 use crate::error::ErrorCode;
@@ -56,11 +58,10 @@ pub struct MeshConfig {
     /// Where this install keeps its chat history and unfinished transfers; `None` keeps
     /// them in memory only.
     pub data_dir: Option<std::path::PathBuf>,
-    /// Voice input: `default`, `device:NAME`, `none`, `sine:HZ` or `wav:PATH` (`None`:
-    /// none).
-    pub audio_in: Option<String>,
-    /// Voice output: `default`, `device:NAME`, `none` or `wav:PATH` (`None`: none).
-    pub audio_out: Option<String>,
+    /// Voice input (`None`: none).
+    pub audio_in: Option<SourceSpec>,
+    /// Voice output (`None`: none).
+    pub audio_out: Option<SinkSpec>,
     /// Accept every incoming call (after `call-incoming`).
     pub auto_accept_calls: bool,
 }
@@ -436,11 +437,16 @@ impl MeshTask {
                 noise_suppression,
                 echo_cancellation,
             } => {
-                if let Some(input) = input {
-                    self.engine.set_input(input);
+                // A spec that names nothing leaves the device in use as it is.
+                match input.map(|spec| spec.parse::<SourceSpec>()) {
+                    Some(Ok(spec)) => self.engine.set_input(spec),
+                    Some(Err(e)) => self.error(ErrorCode::AudioIn, e.to_string(), None),
+                    None => {}
                 }
-                if let Some(output) = output {
-                    self.engine.set_output(output);
+                match output.map(|spec| spec.parse::<SinkSpec>()) {
+                    Some(Ok(spec)) => self.engine.set_output(spec),
+                    Some(Err(e)) => self.error(ErrorCode::AudioOut, e.to_string(), None),
+                    None => {}
                 }
                 if let Some(on) = noise_suppression {
                     self.engine.set_noise_suppression(on);
@@ -820,11 +826,8 @@ fn start_engine(
     loss_reports: mpsc::UnboundedSender<(String, u8)>,
 ) -> Engine {
     Engine::start(
-        config.audio_in.clone().unwrap_or_else(|| "none".to_owned()),
-        config
-            .audio_out
-            .clone()
-            .unwrap_or_else(|| "none".to_owned()),
+        config.audio_in.clone().unwrap_or(SourceSpec::None),
+        config.audio_out.clone().unwrap_or(SinkSpec::None),
         voice_in,
         events.clone(),
         loss_reports,

@@ -45,11 +45,11 @@ pub(crate) struct PeerArgs {
 
     /// Audio input: default, none, device:NAME, sine:HZ or wav:PATH (default: none).
     #[arg(long, value_name = "SOURCE", value_parser = audio_spec::<SourceSpec>)]
-    audio_in: Option<String>,
+    audio_in: Option<SourceSpec>,
 
     /// Audio output: default, none, device:NAME or wav:PATH (default: none).
     #[arg(long, value_name = "SINK", value_parser = audio_spec::<SinkSpec>)]
-    audio_out: Option<String>,
+    audio_out: Option<SinkSpec>,
 
     /// Accept every incoming call (after emitting call-incoming).
     #[arg(long)]
@@ -88,10 +88,8 @@ impl PeerArgs {
 
 /// Checks an audio flag's form at start (a wrong one exits 2); the device itself is opened
 /// when a call needs it.
-fn audio_spec<Spec: FromStr<Err = AudioError>>(spec: &str) -> Result<String, String> {
-    spec.parse::<Spec>()
-        .map(|_| spec.to_owned())
-        .map_err(|e| e.to_string())
+fn audio_spec<Spec: FromStr<Err = AudioError>>(spec: &str) -> Result<Spec, String> {
+    spec.parse::<Spec>().map_err(|e| e.to_string())
 }
 
 fn server_is_loopback(url: &str) -> bool {

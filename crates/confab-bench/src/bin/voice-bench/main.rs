@@ -19,6 +19,7 @@ use anyhow::bail;
 use confab_audio::FRAME_SAMPLES;
 use confab_audio::codec::{VoiceDecoder, VoiceEncoder};
 use confab_audio::jitter::{JitterBuffer, Playout};
+use confab_audio::open::{SinkSpec, SourceSpec};
 use confab_bench::loopback_pair::{Arrival, LoopbackPair};
 use confab_mesh::api::{CallState, ChannelState, SignalingState};
 use confab_mesh::{Command, Event, Identity, Mesh, MeshConfig, TransportConfig};
@@ -231,8 +232,8 @@ async fn call_cpu(n: usize) -> anyhow::Result<f64> {
             identity: Identity::ephemeral()?,
             auto_accept_files: None,
             data_dir: None,
-            audio_in: Some(format!("sine:{}", 300 + 100 * i)),
-            audio_out: Some("none".to_owned()),
+            audio_in: Some(SourceSpec::Sine((300 + 100 * i) as f64)),
+            audio_out: Some(SinkSpec::None),
             auto_accept_calls: true,
         });
         mesh.send(Command::Connect {

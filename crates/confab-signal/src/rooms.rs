@@ -78,6 +78,7 @@ impl Shared {
             }
             Ok(((key, _), None)) => {
                 cluster.release(conn.conn_id());
+                cluster.forget_remote_member(&key);
                 Ok(key)
             }
             Err(e) => {

@@ -23,6 +23,12 @@ pub(super) struct RemoteMember {
 }
 
 impl Cluster {
+    /// A member resumed on one of this server's own sockets: a socket of another server
+    /// no longer holds its id.
+    pub(crate) fn forget_remote_member(&self, key: &MemberKey) {
+        self.members().retain(|_, m| m.key != *key);
+    }
+
     /// Takes over a room from a server that is gone: members whose sockets are on a
     /// server alive (this one included) stay attached, the others wait for a resume.
     pub(crate) fn restore(
@@ -145,6 +151,8 @@ impl Cluster {
                                 welcome_to.deliver(frame);
                             })
                             .map(|(key, token)| {
+                                // A resume takes the id from whichever socket held it.
+                                members.retain(|_, m| m.key != key);
                                 let member = RemoteMember {
                                     key: key.clone(),
                                     token: token.clone(),

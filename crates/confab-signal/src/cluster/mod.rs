@@ -82,12 +82,12 @@ pub struct ClusterConfig {
 pub enum ClusterError {
     #[error("node id {0:?}: use 1-64 letters, digits, '-' or '_'")]
     BadNodeId(String),
-    #[error("cannot reach the cluster's NATS server at {url}: {source}")]
+    #[error("cannot reach the cluster's NATS server at {url}")]
     Connect {
         url: String,
         source: async_nats::ConnectError,
     },
-    #[error("cannot subscribe on the cluster's NATS server: {0}")]
+    #[error("cannot subscribe on the cluster's NATS server")]
     Subscribe(#[from] async_nats::SubscribeError),
 }
 

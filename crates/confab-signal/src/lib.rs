@@ -22,25 +22,45 @@
 //! - `metrics`, `rate_limit`, `password`, `tls`: one small job each.
 
 pub mod client;
-pub mod cluster;
-pub mod config;
-mod endpoint;
-mod http;
-pub mod ice;
-pub mod lan;
-mod metrics;
-mod password;
-mod rate_limit;
-mod registry;
-mod rooms;
-pub mod server;
-mod session;
-mod shared;
 pub mod tls;
 
 pub use client::{ClientError, ClientOptions, SignalClient, Welcome};
-pub use cluster::{ClusterConfig, ClusterError};
-pub use config::ServerConfig;
-pub use ice::{IceConfig, IceConfigError};
-pub use server::{ServerError, ServerHandle, ServerState, run};
 pub use tls::{TlsConfig, TlsError};
+
+#[cfg(feature = "server")]
+pub mod cluster;
+#[cfg(feature = "server")]
+pub mod config;
+#[cfg(feature = "server")]
+mod endpoint;
+#[cfg(feature = "server")]
+mod http;
+#[cfg(feature = "server")]
+pub mod ice;
+#[cfg(feature = "server")]
+pub mod lan;
+#[cfg(feature = "server")]
+mod metrics;
+#[cfg(feature = "server")]
+mod password;
+#[cfg(feature = "server")]
+mod rate_limit;
+#[cfg(feature = "server")]
+mod registry;
+#[cfg(feature = "server")]
+mod rooms;
+#[cfg(feature = "server")]
+pub mod server;
+#[cfg(feature = "server")]
+mod session;
+#[cfg(feature = "server")]
+mod shared;
+
+#[cfg(feature = "server")]
+pub use cluster::{ClusterConfig, ClusterError};
+#[cfg(feature = "server")]
+pub use config::ServerConfig;
+#[cfg(feature = "server")]
+pub use ice::{IceConfig, IceConfigError};
+#[cfg(feature = "server")]
+pub use server::{ServerError, ServerHandle, ServerState, run};

@@ -27,9 +27,10 @@ check_rust_tools() {
 # their own with null sinks for devices; iproute2 and nftables for the loss tests, which
 # drop UDP in network namespaces of their own; coturn, which the TURN credential tests
 # start on loopback; nats-server, which the cluster tests start on loopback ports of
-# their own (one per test, stopped and restarted by it).
+# their own (one per test, stopped and restarted by it), and haproxy, which one of them puts
+# in front of the instances.
 install_packages "${BUILD_PACKAGES[@]}" pulseaudio pulseaudio-utils libasound2-plugins \
-    iproute2 nftables coturn nats-server
+    iproute2 nftables coturn nats-server haproxy
 check_rust_tools
 
 # The tests open hundreds of sockets in one process.

@@ -8,7 +8,7 @@ mod common;
 use std::collections::HashSet;
 use std::time::Duration;
 
-use common::cluster::{Instance, Nats};
+use common::cluster::{Front, Instance, Nats};
 use confab_proto::{ClientFrame, ErrorCode, Join, ServerFrame};
 use confab_signal::{ClientError, ClientOptions, SignalClient, Welcome};
 use futures_util::SinkExt;
@@ -210,6 +210,66 @@ async fn a_welcome_names_the_relay_of_the_instance_the_client_reached() {
         }
     }
     panic!("40 rooms and `a` owns none");
+}
+
+#[tokio::test]
+async fn behind_haproxy_clients_of_a_killed_instance_come_back_through_the_front() {
+    let nats = Nats::start();
+    let mut doomed = Instance::start(&nats, "doomed", &[]);
+    let stays = Instance::start(&nats, "stays", &[]);
+    let front = Front::start(&[&doomed, &stays]);
+    // Everyone joins through the one address; round robin spreads them over both.
+    let mut pairs = Vec::new();
+    for i in 0..6 {
+        let room = format!("front{i}");
+        let (a, wa) = try_join(&front.url, join_frame(&room, "A")).await.unwrap();
+        let (b, wb) = try_join(&front.url, join_frame(&room, "B")).await.unwrap();
+        let mut pair = Pair { a, wa, b, wb };
+        assert!(matches!(
+            next(&mut pair.a).await,
+            ServerFrame::PeerJoined { .. }
+        ));
+        pairs.push(pair);
+    }
+    doomed.kill();
+    sleep(Duration::from_millis(500)).await;
+
+    let mut moved = 0;
+    for pair in &mut pairs {
+        for (client, welcome) in [(&mut pair.a, &mut pair.wa), (&mut pair.b, &mut pair.wb)] {
+            // A socket on the killed instance was reset; one on the other is quiet.
+            let dropped = matches!(
+                timeout(Duration::from_millis(200), client.recv()).await,
+                Ok(Err(_))
+            );
+            if !dropped {
+                continue;
+            }
+            moved += 1;
+            let resume = Join {
+                resume: Some(welcome.token.clone()),
+                ..join_frame(&welcome.room, "again")
+            };
+            let (again, back) = timeout(TAKEOVER, async {
+                loop {
+                    match try_join(&front.url, resume.clone()).await {
+                        Ok(joined) => return joined,
+                        Err(_) => sleep(Duration::from_millis(200)).await,
+                    }
+                }
+            })
+            .await
+            .expect("resumed through the front");
+            assert_eq!(back.id, welcome.id, "the id is kept");
+            *client = again;
+            *welcome = back;
+        }
+    }
+    assert!(moved > 0, "round robin put nobody on the killed instance");
+    for pair in &mut pairs {
+        relayed(&mut pair.a, &pair.wa.id, &mut pair.b, &pair.wb.id).await;
+        relayed(&mut pair.b, &pair.wb.id, &mut pair.a, &pair.wa.id).await;
+    }
 }
 
 #[tokio::test]

@@ -147,3 +147,60 @@ impl Instance {
             .unwrap_or_else(|| panic!("{name} not in /metrics:\n{body}"))
     }
 }
+
+/// Debian's HAProxy in front of instances, as docs/signaling-server.md sets it up: round
+/// robin, `/healthz` checks, WebSocket upgrades passed through, no sticky sessions.
+pub struct Front {
+    pub url: String,
+    child: Child,
+    config: std::path::PathBuf,
+}
+
+impl Front {
+    pub fn start(backends: &[&Instance]) -> Front {
+        let port = free_port();
+        let servers: String = backends
+            .iter()
+            .enumerate()
+            .map(|(i, b)| {
+                format!(
+                    "    server s{i} {} check inter 200ms fall 1 rise 1\n",
+                    b.addr
+                )
+            })
+            .collect();
+        let config = std::env::temp_dir().join(format!("confab-front-{port}.cfg"));
+        std::fs::write(
+            &config,
+            format!(
+                "defaults\n    mode http\n    timeout connect 1s\n    timeout client 60s\n    \
+                 timeout server 60s\n    timeout tunnel 1h\n    retries 3\n    option redispatch\n\
+                 frontend confab\n    bind 127.0.0.1:{port}\n    default_backend servers\n\
+                 backend servers\n    balance roundrobin\n    option httpchk GET /healthz\n{servers}"
+            ),
+        )
+        .unwrap();
+        let child = Command::new("haproxy")
+            .args(["-db", "-f"])
+            .arg(&config)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("haproxy runs (apt install haproxy)");
+        let addr = format!("127.0.0.1:{port}");
+        wait_for_listener(&addr, "haproxy");
+        Front {
+            url: format!("ws://{addr}/ws"),
+            child,
+            config,
+        }
+    }
+}
+
+impl Drop for Front {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_file(&self.config);
+    }
+}

@@ -41,29 +41,24 @@ impl Shared {
         conn: &ConnHandle,
         reached: Option<&Reached>,
     ) -> Result<MemberKey, RoomError> {
-        let Some(cluster) = &self.cluster else {
-            let mut registry = self.lock();
-            let joined = self.join_here(&mut registry, join, Endpoint::Local(conn.clone()), |f| {
-                conn.deliver(&self.with_ice_servers(reached, f));
-            });
-            self.settle(&mut registry);
-            return joined.map(|(key, _)| key).map_err(RoomError::Refused);
-        };
-        cluster.hold(conn, reached);
-        let request = Request::Join {
-            join: join.clone(),
-            node: cluster.me().to_owned(),
-            conn: conn.conn_id(),
-        };
+        // Frames for the socket may come from another server, the welcome first.
+        if let Some(cluster) = &self.cluster {
+            cluster.hold(conn, reached);
+        }
         let joined = self
             .route(
                 &join.room,
-                |registry| {
+                (),
+                |registry, ()| {
                     self.join_here(registry, join, Endpoint::Local(conn.clone()), |f| {
                         conn.deliver(&self.with_ice_servers(reached, f));
                     })
                 },
-                &request,
+                |()| Request::Join {
+                    join: join.clone(),
+                    node: self.node_name(),
+                    conn: conn.conn_id(),
+                },
                 |reply| match reply {
                     Reply::Joined { key, token } => Some(Ok((key, token))),
                     Reply::Refused { refusal } => Some(Err(refusal)),
@@ -71,6 +66,9 @@ impl Shared {
                 },
             )
             .await;
+        let Some(cluster) = &self.cluster else {
+            return joined.map(|((key, _), _)| key);
+        };
         match joined {
             Ok(((key, token), Some(owner))) => {
                 cluster.joined(conn.conn_id(), key.clone(), token, owner);
@@ -97,19 +95,19 @@ impl Shared {
         data: Value,
         (conn, seq): (ConnId, u64),
     ) -> Result<(), RoomError> {
-        let request = Request::Relay {
-            from: from.clone(),
-            to: to.to_owned(),
-            data: data.clone(),
-            node: self.node_name(),
-            conn,
-            seq,
-        };
         let (_, owner) = self
             .route(
                 &from.room,
-                |registry| Self::relay_here(registry, from, to, data.clone()),
-                &request,
+                data,
+                |registry, data| Self::relay_here(registry, from, to, data),
+                |data| Request::Relay {
+                    from: from.clone(),
+                    to: to.to_owned(),
+                    data: data.clone(),
+                    node: self.node_name(),
+                    conn,
+                    seq,
+                },
                 |reply| match reply {
                     Reply::Done => Some(Ok(())),
                     Reply::Refused { refusal } => Some(Err(refusal)),
@@ -126,11 +124,11 @@ impl Shared {
 
     /// Everyone in the member's room but itself.
     pub(crate) async fn peers(&self, key: &MemberKey) -> Result<Vec<PeerInfo>, RoomError> {
-        let request = Request::List { key: key.clone() };
         self.route(
             &key.room,
-            |registry| Ok(registry.peers(key)),
-            &request,
+            (),
+            |registry, ()| Ok(registry.peers(key)),
+            |()| Request::List { key: key.clone() },
             |reply| match reply {
                 Reply::Peers { peers } => Some(Ok(peers)),
                 _ => None,
@@ -142,19 +140,19 @@ impl Shared {
 
     /// The member left: the room hears at once.
     pub(crate) async fn leave(&self, key: &MemberKey, conn: ConnId) -> Result<(), RoomError> {
-        let request = Request::Leave {
-            key: key.clone(),
-            node: self.node_name(),
-            conn,
-        };
         let left = self
             .route(
                 &key.room,
-                |registry| {
+                (),
+                |registry, ()| {
                     Self::leave_here(registry, key, conn);
                     Ok(())
                 },
-                &request,
+                |()| Request::Leave {
+                    key: key.clone(),
+                    node: self.node_name(),
+                    conn,
+                },
                 done,
             )
             .await;
@@ -164,19 +162,19 @@ impl Shared {
 
     /// The member's socket dropped: its id waits for a resume.
     pub(crate) async fn detach(&self, key: &MemberKey, conn: ConnId) -> Result<(), RoomError> {
-        let request = Request::Detach {
-            key: key.clone(),
-            node: self.node_name(),
-            conn,
-        };
         let detached = self
             .route(
                 &key.room,
-                |registry| {
+                (),
+                |registry, ()| {
                     self.detach_here(registry, key, conn);
                     Ok(())
                 },
-                &request,
+                |()| Request::Detach {
+                    key: key.clone(),
+                    node: self.node_name(),
+                    conn,
+                },
                 done,
             )
             .await;
@@ -199,22 +197,26 @@ impl Shared {
     }
 
     /// Does `here` when this server holds (or now takes over) the room; otherwise asks its
-    /// owner, and asks again while the cluster learns where the room is. Returns what was
-    /// done, and the owner asked (`None` when it was done here).
-    pub(crate) async fn route<T>(
+    /// owner the `request` made (once) from `payload`, and asks again while the cluster
+    /// learns where the room is. `payload` goes to whichever is needed, so a lone server
+    /// copies nothing to build a request it never sends. Returns what was done, and the
+    /// owner asked (`None` when it was done here).
+    pub(crate) async fn route<P, T>(
         &self,
         room: &str,
-        mut here: impl FnMut(&mut Registry<Endpoint>) -> Result<T, Refusal>,
-        request: &Request,
+        payload: P,
+        here: impl FnOnce(&mut Registry<Endpoint>, P) -> Result<T, Refusal>,
+        request: impl Fn(&P) -> Request,
         answer: impl Fn(Reply) -> Option<Result<T, Refusal>>,
     ) -> Result<(T, Option<String>), RoomError> {
         let deadline = Instant::now() + OWNER_PATIENCE;
+        let mut asking = None;
         loop {
             let owner = {
                 let mut registry = self.lock();
                 match self.resolve(&mut registry, room) {
                     Owner::Here(_) => {
-                        let done = here(&mut registry);
+                        let done = here(&mut registry, payload);
                         self.settle(&mut registry);
                         return done.map(|t| (t, None)).map_err(RoomError::Refused);
                     }
@@ -224,7 +226,8 @@ impl Shared {
             let Some(cluster) = &self.cluster else {
                 return Err(RoomError::Unreachable);
             };
-            if let Some(reply) = cluster.ask(&owner, request).await
+            let asking = asking.get_or_insert_with(|| request(&payload));
+            if let Some(reply) = cluster.ask(&owner, asking).await
                 && let Some(done) = answer(reply)
             {
                 return done.map(|t| (t, Some(owner))).map_err(RoomError::Refused);

@@ -159,16 +159,11 @@ pub(super) async fn reattach(shared: Arc<Shared>, conn: ConnId) {
     let Some((handle, member)) = held else {
         return;
     };
-    let request = Request::Reattach {
-        key: member.key.clone(),
-        token: member.token.clone(),
-        node: cluster.me.to_string(),
-        conn,
-    };
     let attached = shared
         .route(
             &member.key.room,
-            |registry| {
+            (),
+            |registry, ()| {
                 registry
                     .reattach(&member.key, &member.token, Endpoint::Local(handle.clone()))
                     .map(|kept| {
@@ -177,7 +172,12 @@ pub(super) async fn reattach(shared: Arc<Shared>, conn: ConnId) {
                         }
                     })
             },
-            &request,
+            |()| Request::Reattach {
+                key: member.key.clone(),
+                token: member.token.clone(),
+                node: cluster.me.to_string(),
+                conn,
+            },
             |reply| match reply {
                 Reply::Done => Some(Ok(())),
                 Reply::Refused { refusal } => Some(Err(refusal)),

@@ -76,7 +76,7 @@ pub(crate) struct SyncPart {
 
 /// A socket's request to the owner of its room. `node` and `conn` name the socket, so
 /// that the owner can deliver to it.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "kebab-case")]
 pub(crate) enum Request {
     Join {

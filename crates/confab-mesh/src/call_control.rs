@@ -391,21 +391,10 @@ impl CallControl {
     /// Ends our own call that nobody has joined yet: those still ringing are told. (Not
     /// `hang_up`: no voice to stop, and a mute set before the call stays.)
     fn withdraw(&mut self, me: &str) -> Vec<Action> {
-        let Some(current) = self.call.take() else {
-            return Vec::new();
-        };
-        let end = PeerMessage::CallEnd {
-            call: current.id.clone(),
-        };
-        let mut actions = Vec::new();
-        for member in others(&current.members, me) {
-            actions.push(Action::Send {
-                peer: member.clone(),
-                message: end.clone(),
-            });
-            actions.push(state(current.id.clone(), &member, CallState::Ended));
+        match self.call.take() {
+            Some(current) => ended(&current, me, false),
+            None => Vec::new(),
         }
-        actions
     }
 
     /// `hangup`: tell every member, stop all voice.
@@ -413,18 +402,7 @@ impl CallControl {
         let Some(current) = self.call.as_ref() else {
             return error(ErrorCode::NotInCall, "no call to hang up", None);
         };
-        let end = PeerMessage::CallEnd {
-            call: current.id.clone(),
-        };
-        let mut actions = Vec::new();
-        for member in others(&current.members, me) {
-            actions.push(Action::Send {
-                peer: member.clone(),
-                message: end.clone(),
-            });
-            actions.push(Action::StopVoice(member.clone()));
-            actions.push(state(current.id.clone(), &member, CallState::Ended));
-        }
+        let mut actions = ended(current, me, true);
         actions.extend(self.end());
         actions
     }
@@ -452,6 +430,26 @@ impl CallControl {
         actions.push(Action::Muted { peer: None, muted });
         actions
     }
+}
+
+/// Every other member of `call` is told it ended and shown as ended; with `stop_voice`,
+/// the voice with each stops too.
+fn ended(call: &Call, me: &str, stop_voice: bool) -> Vec<Action> {
+    let end = PeerMessage::CallEnd {
+        call: call.id.clone(),
+    };
+    let mut actions = Vec::new();
+    for member in others(&call.members, me) {
+        actions.push(Action::Send {
+            peer: member.clone(),
+            message: end.clone(),
+        });
+        if stop_voice {
+            actions.push(Action::StopVoice(member.clone()));
+        }
+        actions.push(state(call.id.clone(), &member, CallState::Ended));
+    }
+    actions
 }
 
 fn state(call: String, peer: &str, state: CallState) -> Action {

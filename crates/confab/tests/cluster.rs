@@ -182,8 +182,8 @@ async fn clients_spread_over_three_instances_meet_exactly_once_and_relay_each_wa
 #[tokio::test]
 async fn a_welcome_names_the_relay_of_the_instance_the_client_reached() {
     let nats = Nats::start();
-    let relay_a = common::cluster::free_port().to_string();
-    let relay_b = common::cluster::free_port().to_string();
+    let relay_a = common::free_port().to_string();
+    let relay_b = common::free_port().to_string();
     let turn = |port: &str| format!("127.0.0.1:{port}");
     let (listen_a, listen_b) = (turn(&relay_a), turn(&relay_b));
     let a = Instance::start_with_relay(&nats, "a", &["--turn-listen", &listen_a]);

@@ -9,7 +9,8 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::{
-    Process, WAIT, chat_open, confab, connected_id, peer, server, tone_in_recording, voice_peer,
+    Process, WAIT, chat_open, confab, connected_id, free_port, peer, server, tone_in_recording,
+    voice_peer,
 };
 use serde_json::Value;
 
@@ -99,12 +100,7 @@ fn a_killed_peer_is_reported_gone_within_15_seconds() {
 
 #[test]
 fn an_unreachable_server_is_an_error_and_exit_1() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let url = format!("ws://127.0.0.1:{port}/ws");
+    let url = format!("ws://127.0.0.1:{}/ws", free_port());
     let mut process = peer(&url, "A");
     process.event(WAIT, "server-unreachable", |e| {
         e["event"] == "error" && e["code"] == "server-unreachable"

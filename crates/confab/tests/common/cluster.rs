@@ -3,25 +3,16 @@
 
 use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use super::Process;
+use super::{Process, free_port, wait_until_listening};
 
-/// A free loopback port (taken by nothing the moment it is returned).
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+/// How long a process of the cluster may take to listen: an instance first learns the
+/// cluster's rooms (up to 3.6 s).
+const START: Duration = Duration::from_secs(15);
 
 fn wait_for_listener(addr: &str, what: &str) {
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while TcpStream::connect(addr).is_err() {
-        assert!(Instant::now() < deadline, "{what} did not start on {addr}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_until_listening(addr, what, START);
 }
 
 /// Debian's `nats-server`, on a loopback port of its own; killed when dropped.

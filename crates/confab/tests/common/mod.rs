@@ -153,20 +153,29 @@ impl Drop for Process {
     }
 }
 
-/// A signaling server process on a free loopback port.
-pub fn server() -> (Process, String) {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
+/// A free loopback port (taken by nothing the moment it is returned).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap()
-        .port();
-    let listen = format!("127.0.0.1:{port}");
-    let process = Process::spawn(&["server", "--listen", &listen]);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while std::net::TcpStream::connect(&listen).is_err() {
-        assert!(Instant::now() < deadline, "server did not start");
+        .port()
+}
+
+/// Waits up to `wait` for something to accept TCP connections on the loopback `addr`.
+pub fn wait_until_listening(addr: &str, what: &str, wait: Duration) {
+    let deadline = Instant::now() + wait;
+    while std::net::TcpStream::connect(addr).is_err() {
+        assert!(Instant::now() < deadline, "{what} did not start on {addr}");
         std::thread::sleep(Duration::from_millis(20));
     }
+}
+
+/// A signaling server process on a free loopback port.
+pub fn server() -> (Process, String) {
+    let listen = format!("127.0.0.1:{}", free_port());
+    let process = Process::spawn(&["server", "--listen", &listen]);
+    wait_until_listening(&listen, "server", Duration::from_secs(10));
     (process, format!("ws://{listen}/ws"))
 }
 

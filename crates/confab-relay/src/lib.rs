@@ -69,7 +69,8 @@ pub struct RelayConfig {
     pub max_allocations_per_peer: usize,
     /// Bytes per second each allocation may relay, both directions together; 0 is none.
     pub bytes_per_second: u64,
-    /// Also listen for TURN over TCP on `listen`'s port, for networks that let no UDP out.
+    /// Also listen for TURN over TCP on `listen`'s port, for networks that let no UDP out
+    /// (with port 0, on the UDP port the system chose, or any TCP port if that one is taken).
     pub tcp: bool,
     /// Also listen for TURN over TLS (`turns:`), for networks that let only TLS out.
     pub tls: Option<RelayTls>,
@@ -220,19 +221,26 @@ impl Relay {
                     relay_addr_generator: Box::new(allocator(ip)),
                 });
             }
+            // A relay asked to listen on any port took the UDP one the system chose; that
+            // number may be another program's on TCP, and any other TCP port serves as well.
+            let any_tcp_port = config.any_port_if_taken || config.listen.port() == 0;
             let streams = [
                 config
                     .tcp
-                    .then_some((local.port(), None, &mut tcp_listeners)),
+                    .then_some((local.port(), any_tcp_port, None, &mut tcp_listeners)),
                 config.tls.as_ref().map(|tls| {
                     let acceptor = TlsAcceptor::from(tls.config.clone());
-                    (tls.port, Some(acceptor), &mut tls_listeners)
+                    (
+                        tls.port,
+                        config.any_port_if_taken,
+                        Some(acceptor),
+                        &mut tls_listeners,
+                    )
                 }),
             ];
-            for (port, tls, bound) in streams.into_iter().flatten() {
+            for (port, any_port, tls, bound) in streams.into_iter().flatten() {
                 let addr = SocketAddr::new(ip, port);
-                let listener =
-                    bind_or_any_port(addr, config.any_port_if_taken, TcpListener::bind).await?;
+                let listener = bind_or_any_port(addr, any_port, TcpListener::bind).await?;
                 let listener =
                     StreamListener::start(listener, tls, max_stream_clients, metrics.clone())
                         .map_err(|source| RelayError::Bind { addr, source })?;

@@ -257,6 +257,23 @@ impl Mixer {
         Ok(())
     }
 
+    /// A copy of an earlier frame of a peer (RED) came in the packet numbered `carrier`,
+    /// `offset` RTP timestamp units before that packet's frame. Push the packet's own frame
+    /// first: a copy is for a stream that exists.
+    pub fn push_redundant(
+        &mut self,
+        peer: &str,
+        carrier: RtpNumbers,
+        offset: u32,
+        payload: Vec<u8>,
+    ) {
+        if let Some(stream) = self.streams.get_mut(peer)
+            && stream.ssrc == carrier.ssrc
+        {
+            stream.jitter.push_redundant(carrier.seq, offset, payload);
+        }
+    }
+
     /// A peer's volume, 0 to 2 (1 as sent), now and for its later streams.
     pub fn set_gain(&mut self, peer: &str, gain: f32) {
         let gain = gain.clamp(0.0, 2.0);

@@ -14,6 +14,7 @@
 //!   source and a speaker sink, fed through lock-free rings whose margins grow with the
 //!   underruns they meet (`cushion`).
 //! - [`priority`]: real-time scheduling for the sound threads.
+//! - [`red`]: redundant audio data (RFC 2198): copies of earlier frames in each packet.
 //! - [`resample`]: a device's native rate to and from 48 kHz (rubato).
 //! - [`denoise`]: noise suppression of the microphone (RNNoise, in pure Rust).
 //! - [`echo`]: echo cancellation of the microphone (WebRTC's AEC3, in pure Rust).
@@ -35,6 +36,7 @@ pub mod io;
 pub mod jitter;
 pub mod open;
 pub mod priority;
+pub mod red;
 pub mod resample;
 pub mod wav;
 

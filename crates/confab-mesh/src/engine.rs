@@ -269,6 +269,9 @@ impl EngineTask {
                     if let Err(e) = self.mixer.push(&packet.peer, packet.rtp, packet.payload, arrival_ms) {
                         self.error(ErrorCode::Audio, format!("voice from {}: {e}", packet.peer));
                     }
+                    for (offset, copy) in packet.redundant {
+                        self.mixer.push_redundant(&packet.peer, packet.rtp, offset, copy);
+                    }
                 }
                 _ = ticks.tick() => self.tick(),
             }
@@ -512,9 +515,11 @@ impl EngineTask {
         self.emit(Event::Log {
             level: LogLevel::Info,
             msg: format!(
-                "voice from {peer}: {} frames played, {} rebuilt from FEC, {} concealed, \
-                 {} late, {} stretched and {} skipped to follow the network's delay",
+                "voice from {peer}: {} frames played ({} from copies in later packets), \
+                 {} rebuilt from FEC, {} concealed, {} late, {} stretched and {} skipped to \
+                 follow the network's delay",
                 stats.played,
+                stats.repaired,
                 stats.recovered,
                 stats.concealed,
                 stats.late,

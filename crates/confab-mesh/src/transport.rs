@@ -233,6 +233,12 @@ pub(crate) async fn build_peer_connection_through(
 ) -> Result<Arc<dyn PeerConnection>, MeshError> {
     let mut media = MediaEngine::default();
     media.register_default_codecs().map_err(MeshError::WebRtc)?;
+    media
+        .register_codec(
+            crate::voice::red_codec(),
+            rtc::rtp_transceiver::rtp_sender::RtpCodecKind::Audio,
+        )
+        .map_err(MeshError::WebRtc)?;
     let mdns = match config.mdns {
         Mdns::Off => rtc::ice::mdns::MulticastDnsMode::Disabled,
         Mdns::QueryOnly => rtc::ice::mdns::MulticastDnsMode::QueryOnly,

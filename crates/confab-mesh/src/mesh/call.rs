@@ -100,6 +100,7 @@ impl MeshTask {
                 Action::Muted { peer, muted } => self.emit(Event::Muted { peer, muted }),
                 Action::ReportedLoss { peer, percent } => {
                     self.engine.set_reported_loss(&peer, percent);
+                    self.send_to(&peer, PeerInput::VoiceLoss(percent));
                 }
                 Action::SetMuted(muted) => self.engine.set_muted(muted),
                 Action::Ended => {

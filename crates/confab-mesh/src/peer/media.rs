@@ -6,10 +6,11 @@ use std::sync::Arc;
 use confab_audio::call_audio::RtpNumbers;
 use webrtc::media_stream::track_local::TrackLocal;
 use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
+use webrtc::peer_connection::PeerConnection;
 
 use super::Peer;
 use crate::api::LogLevel;
-use crate::voice::{self, VoicePacket};
+use crate::voice::{self, VoiceCodecs, VoicePacket};
 
 impl Peer {
     /// Adds our audio track, fed from the call's packets.
@@ -31,21 +32,38 @@ impl Peer {
             Err(e) => return self.log(LogLevel::Error, format!("cannot add our audio track: {e}")),
         };
         self.log(LogLevel::Info, "audio track added");
-        let feeder = self
-            .transfers
-            .spawn(voice::feed_track(track, sender.clone(), ssrc, packets));
+        self.voice_loss.send_replace(None);
+        let feeder = self.transfers.spawn(voice::feed_track(
+            track,
+            sender.clone(),
+            ssrc,
+            packets,
+            self.voice_loss.subscribe(),
+        ));
         self.voice_sender = Some((sender, feeder));
     }
 
-    /// The peer's audio track: its RTP packets go to the mixer.
+    /// The peer's audio track: its RTP packets go to the mixer, each as its Opus frame and
+    /// the copies of earlier ones it carries in RED.
     pub(super) fn receive_voice(&mut self, track: Arc<dyn TrackRemote>) {
         self.log(LogLevel::Info, "remote audio track");
         let out = self.setup.voice_in.clone();
         let peer = self.setup.remote_id.clone();
+        let pc = self.pc.clone();
         self.transfers.spawn(async move {
+            let mut codecs = None;
             while let Some(event) = track.poll().await {
                 match event {
                     TrackRemoteEvent::OnRtpPacket(packet) => {
+                        if codecs.is_none() {
+                            codecs = receive_codecs(pc.as_ref()).await;
+                        }
+                        let Some((payload, redundant)) = codecs
+                            .as_ref()
+                            .and_then(|c| c.read(packet.header.payload_type, &packet.payload))
+                        else {
+                            continue;
+                        };
                         let voice = VoicePacket {
                             peer: peer.clone(),
                             rtp: RtpNumbers {
@@ -53,7 +71,8 @@ impl Peer {
                                 seq: packet.header.sequence_number,
                                 timestamp: packet.header.timestamp,
                             },
-                            payload: packet.payload.to_vec(),
+                            payload,
+                            redundant,
                         };
                         if out.send(voice).is_err() {
                             return;
@@ -65,4 +84,16 @@ impl Peer {
             }
         });
     }
+}
+
+/// The voice payload types negotiated for receiving (one audio section per connection).
+async fn receive_codecs(pc: &dyn PeerConnection) -> Option<VoiceCodecs> {
+    for receiver in pc.get_receivers().await {
+        if let Ok(parameters) = receiver.get_parameters().await
+            && let Some(codecs) = VoiceCodecs::find(&parameters.rtp_parameters.codecs)
+        {
+            return Some(codecs);
+        }
+    }
+    None
 }

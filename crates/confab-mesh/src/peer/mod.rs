@@ -28,7 +28,7 @@ use std::time::Duration;
 
 use confab_proto::{ChatScope, IceCandidate, PeerMessage, SignalData};
 use tokio::sync::broadcast;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio::task::{AbortHandle, JoinSet};
 use tokio::time::{Instant, MissedTickBehavior};
 use webrtc::data_channel::DataChannel;
@@ -110,6 +110,8 @@ pub(crate) enum PeerInput {
     },
     /// Stop sending our voice to this peer.
     StopAudio,
+    /// The share of our voice this peer last said it lost, in percent.
+    VoiceLoss(u8),
 }
 
 /// What a peer task tells the mesh.
@@ -249,6 +251,8 @@ struct Peer {
     remote_offered_audio: bool,
     /// Our audio track on this connection and the task feeding it.
     voice_sender: Option<(Arc<dyn RtpSender>, AbortHandle)>,
+    /// What this peer last reported losing of our voice, for the task feeding our track.
+    voice_loss: watch::Sender<Option<u8>>,
     /// Receivers report their outcome here, to be answered on the chat channel.
     received_tx: mpsc::UnboundedSender<(String, Received)>,
 }
@@ -303,6 +307,7 @@ async fn run(setup: PeerSetup, mut inputs: mpsc::UnboundedReceiver<PeerInput>) {
         expected_files: HashMap::new(),
         voice_packets: None,
         voice_sender: None,
+        voice_loss: watch::Sender::new(None),
         remote_offered_audio: false,
         transfers: JoinSet::new(),
         transfer_handles: HashMap::new(),
@@ -465,6 +470,9 @@ impl Peer {
                     // change finds nothing new and costs one exchange.
                     self.offer().await;
                 }
+            }
+            PeerInput::VoiceLoss(percent) => {
+                self.voice_loss.send_replace(Some(percent));
             }
             PeerInput::StopAudio => {
                 self.voice_packets = None;

@@ -161,6 +161,18 @@ pub fn distance_for_loss(reported_percent: Option<u8>) -> usize {
     }
 }
 
+/// The loss, in percent, that copies sized by [`distance_for_loss`] leave when a receiver
+/// reports `reported_percent`: a frame is lost for good only with every packet carrying it.
+/// Random loss is assumed; at least 1 % while anything is lost, for the bursts it misses.
+pub fn loss_left(reported_percent: u8) -> u8 {
+    if reported_percent == 0 {
+        return 0;
+    }
+    let share = f64::from(reported_percent.min(100)) / 100.0;
+    let copies = distance_for_loss(Some(reported_percent)) as i32;
+    (share.powi(copies + 1) * 100.0).ceil().clamp(1.0, 100.0) as u8
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -269,5 +281,15 @@ mod tests {
         assert_eq!(distance_for_loss(Some(2)), 1);
         assert_eq!(distance_for_loss(Some(3)), 2);
         assert_eq!(distance_for_loss(Some(40)), 2);
+    }
+
+    #[test]
+    fn copies_leave_a_small_share_of_the_loss() {
+        assert_eq!(loss_left(0), 0);
+        assert_eq!(loss_left(2), 1);
+        assert_eq!(loss_left(10), 1);
+        assert_eq!(loss_left(20), 1);
+        // Half the packets lost: one frame in eight still is.
+        assert_eq!(loss_left(50), 13);
     }
 }

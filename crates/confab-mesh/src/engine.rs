@@ -8,7 +8,7 @@
 //! they do. A device that fails is an `error` event, and the call goes on without it
 //! (receive-only without a microphone, silent without a speaker).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -16,6 +16,7 @@ use confab_audio::call_audio::{Capture, Mixer};
 use confab_audio::io::{Discard, Sink, Source};
 use confab_audio::jitter::JitterStats;
 use confab_audio::open::{SinkSpec, SourceSpec, open_sink, open_source};
+use confab_audio::red;
 use confab_audio::{AudioError, FRAME_SAMPLES};
 use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio::time::{Instant, MissedTickBehavior};
@@ -49,6 +50,7 @@ enum Control {
     Hush(String),
     /// A peer reported how much of our voice it lost lately (percent).
     ReportedLoss(String, u8),
+    Redundancy(String, bool),
     /// Finish the output (a WAV's header) and stop.
     Stop(oneshot::Sender<()>),
 }
@@ -126,6 +128,7 @@ impl Engine {
                     opened_tx,
                     loss_reports,
                     reported_loss: HashMap::new(),
+                    redundant_peers: HashSet::new(),
                     expected_loss: None,
                 };
                 runtime.block_on(state.run(output, voice_in, control_rx, opened));
@@ -191,6 +194,12 @@ impl Engine {
         self.send(Control::ReportedLoss(peer.to_owned(), percent));
     }
 
+    /// Whether our voice goes to a peer with copies of earlier frames (RED), which leave
+    /// FEC less to do for it.
+    pub(crate) fn set_redundancy(&self, peer: &str, on: bool) {
+        self.send(Control::Redundancy(peer.to_owned(), on));
+    }
+
     /// Completes the output and stops.
     pub(crate) async fn stop(&self) {
         let (done, finished) = oneshot::channel();
@@ -227,6 +236,8 @@ struct EngineTask {
     loss_reports: mpsc::UnboundedSender<(String, u8)>,
     /// What each peer in the call last said it lost of our voice, in percent.
     reported_loss: HashMap<String, u8>,
+    /// The peers our voice goes to with copies of earlier frames (RED).
+    redundant_peers: HashSet<String>,
     /// What the encoder's FEC is sized for now, once a report set it.
     expected_loss: Option<u8>,
 }
@@ -324,11 +335,20 @@ impl EngineTask {
                     self.log_playout(&peer, stats);
                 }
                 self.reported_loss.remove(&peer);
+                self.redundant_peers.remove(&peer);
                 self.apply_expected_loss();
             }
             Control::Hush(peer) => self.mixer.hush(&peer),
             Control::ReportedLoss(peer, percent) => {
                 self.reported_loss.insert(peer, percent);
+                self.apply_expected_loss();
+            }
+            Control::Redundancy(peer, on) => {
+                if on {
+                    self.redundant_peers.insert(peer);
+                } else {
+                    self.redundant_peers.remove(&peer);
+                }
                 self.apply_expected_loss();
             }
             Control::Stop(_) => {}
@@ -470,11 +490,27 @@ impl EngineTask {
     }
 
     /// The encoder's FEC protects against the worst loss a peer in the call reports (one
-    /// encoder feeds every peer); until one reports, the capture's initial guess stands.
+    /// encoder feeds every peer), or for a peer that gets copies of earlier frames (RED),
+    /// against what the copies leave: FEC's bits come out of the voice's own, so sizing it
+    /// for loss the copies already cover would only make every frame sound worse. Until a
+    /// peer reports, the capture's initial guess stands.
     fn apply_expected_loss(&mut self) {
-        let Some(worst) = self.reported_loss.values().max().copied() else {
+        let Some((worst_peer, worst)) = self
+            .reported_loss
+            .iter()
+            .map(|(peer, &percent)| {
+                let left = if self.redundant_peers.contains(peer) {
+                    red::loss_left(percent)
+                } else {
+                    percent
+                };
+                (peer, left)
+            })
+            .max_by_key(|(_, left)| *left)
+        else {
             return;
         };
+        let reported = self.reported_loss.get(worst_peer).copied().unwrap_or(worst);
         let Some(capture) = self.capture.as_mut() else {
             return;
         };
@@ -483,7 +519,15 @@ impl EngineTask {
                 self.expected_loss = Some(worst);
                 self.emit(Event::Log {
                     level: LogLevel::Info,
-                    msg: format!("voice FEC sized for {worst} % loss (the worst report)"),
+                    msg: format!(
+                        "voice FEC sized for {worst} % loss (the worst left: {reported} % \
+                         reported{})",
+                        if worst == reported {
+                            ""
+                        } else {
+                            ", the rest covered by copies"
+                        }
+                    ),
                     peer: None,
                     ts: crate::api::unix_ms(),
                 });

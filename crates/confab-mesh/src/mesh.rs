@@ -730,6 +730,7 @@ impl MeshTask {
             PeerOutput::FileRejected { file } => self.on_file_rejected(peer, file),
             PeerOutput::FileReceived { file, ok } => self.on_file_received(peer, file, ok),
             PeerOutput::Call(message) => self.on_call_message(peer, message),
+            PeerOutput::VoiceRedundancy(on) => self.engine.set_redundancy(&peer, on),
             PeerOutput::Gone(state) => {
                 self.leave_call_of(&peer);
                 if let Some(key) = self.fingerprint(&peer) {

@@ -139,14 +139,16 @@ pub fn local_track(ssrc: u32) -> Result<TrackLocalStaticSample, String> {
 /// the loss this peer last reported calls for (`loss`, in percent, `None` before its first
 /// report), where RED was negotiated; else as plain Opus. Until the track is negotiated
 /// there is no payload type to stamp, and those packets are skipped, as live audio would
-/// be.
+/// be. Once negotiated, `negotiated` is told whether RED is in use.
 pub(crate) async fn feed_track(
     track: Arc<TrackLocalStaticSample>,
     sender: Arc<dyn RtpSender>,
     ssrc: u32,
     mut packets: broadcast::Receiver<Arc<Vec<u8>>>,
     loss: watch::Receiver<Option<u8>>,
+    negotiated_with: impl FnOnce(VoiceCodecs) + Send,
 ) {
+    let mut negotiated_with = Some(negotiated_with);
     let mut negotiated: Option<(VoiceCodecs, RedEncoder)> = None;
     let frame_ticks = FRAME_SAMPLES as u32;
     loop {
@@ -163,6 +165,11 @@ pub(crate) async fn feed_track(
                 .ok()
                 .and_then(|p| VoiceCodecs::find(&p.rtp_parameters.codecs))
                 .map(|codecs| (codecs, RedEncoder::new(codecs.opus)));
+            if let Some((codecs, _)) = &negotiated
+                && let Some(tell) = negotiated_with.take()
+            {
+                tell(*codecs);
+            }
         }
         let Some((codecs, encoder)) = negotiated.as_mut() else {
             continue;

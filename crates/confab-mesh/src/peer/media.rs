@@ -8,7 +8,7 @@ use webrtc::media_stream::track_local::TrackLocal;
 use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
 use webrtc::peer_connection::PeerConnection;
 
-use super::Peer;
+use super::{Peer, PeerOutput};
 use crate::api::LogLevel;
 use crate::voice::{self, VoiceCodecs, VoicePacket};
 
@@ -33,12 +33,16 @@ impl Peer {
         };
         self.log(LogLevel::Info, "audio track added");
         self.voice_loss.send_replace(None);
+        let (out, remote) = (self.setup.out.clone(), self.setup.remote_id.clone());
         let feeder = self.transfers.spawn(voice::feed_track(
             track,
             sender.clone(),
             ssrc,
             packets,
             self.voice_loss.subscribe(),
+            move |codecs| {
+                let _ = out.send((remote, PeerOutput::VoiceRedundancy(codecs.red.is_some())));
+            },
         ));
         self.voice_sender = Some((sender, feeder));
     }

@@ -163,6 +163,8 @@ pub(crate) enum PeerOutput {
     },
     /// A call-control message (invite, accept, decline, end, mute).
     Call(PeerMessage),
+    /// Whether our voice goes to this peer with copies of earlier frames (RED).
+    VoiceRedundancy(bool),
     /// The connection failed or closed: the mesh forgets the peer.
     Gone(PeerState),
 }

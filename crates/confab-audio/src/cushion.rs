@@ -1,12 +1,32 @@
 //! How much a device ring keeps queued beyond what one request takes: the margin that
 //! absorbs the jitter between two clocks (the engine's 20 ms tick and the sound server's
 //! requests or deliveries). It grows by a step at each underrun, and only then; it gives a
-//! step back after a long run in which the spare it kept was never needed. Counts, not time:
-//! each request served is one observation.
+//! step back after a long run (five watches) in which the spare it kept was never needed.
+//! What the ring held beyond the margin all through one watch (a stream that started with
+//! a backlog, a clock that drifted) is not cushion but delay: it is dropped. Counts, not
+//! time: each request served is one observation.
 
-/// Requests served with spare above one step, in a row, before the margin shrinks by a step
-/// (about ten seconds at 20 ms requests).
-const CLEAN_REQUESTS_TO_SHRINK: u32 = 500;
+/// Watches without a need for the margin before it shrinks a step.
+const WATCHES_TO_SHRINK: u32 = 5;
+
+/// The least spare seen over a run of requests served.
+#[derive(Debug, Clone, Copy)]
+struct Watch {
+    served: u32,
+    least_spare: usize,
+}
+
+impl Watch {
+    const FRESH: Self = Self {
+        served: 0,
+        least_spare: usize::MAX,
+    };
+
+    fn note(&mut self, spare: usize) {
+        self.served += 1;
+        self.least_spare = self.least_spare.min(spare);
+    }
+}
 
 /// The margin of one ring, in samples.
 #[derive(Debug, Clone)]
@@ -15,22 +35,27 @@ pub(crate) struct Cushion {
     floor: usize,
     ceiling: usize,
     step: usize,
-    /// Requests served since the last change, and the least spare seen over them.
-    clean: u32,
-    least_spare: usize,
+    /// Requests in one watch.
+    window: u32,
+    /// Since the last underrun or backlog check: for dropping a backlog.
+    recent: Watch,
+    /// Since the margin last changed: for shrinking it.
+    long: Watch,
     underruns: u64,
 }
 
 impl Cushion {
-    /// A margin starting at `floor`, growing by `step` up to `ceiling`.
-    pub(crate) fn new(floor: usize, step: usize, ceiling: usize) -> Self {
+    /// A margin starting at `floor`, growing by `step` up to `ceiling`, watched over runs of
+    /// `window` requests.
+    pub(crate) fn new(floor: usize, step: usize, ceiling: usize, window: u32) -> Self {
         Self {
             margin: floor,
             floor,
             ceiling: ceiling.max(floor),
             step: step.max(1),
-            clean: 0,
-            least_spare: usize::MAX,
+            window: window.max(1),
+            recent: Watch::FRESH,
+            long: Watch::FRESH,
             underruns: 0,
         }
     }
@@ -49,26 +74,33 @@ impl Cushion {
     pub(crate) fn underrun(&mut self) {
         self.underruns += 1;
         self.margin = (self.margin + self.step).min(self.ceiling);
-        self.restart_watch();
+        self.recent = Watch::FRESH;
+        self.long = Watch::FRESH;
     }
 
-    /// A request was served in full, leaving `spare` samples queued.
-    pub(crate) fn served(&mut self, spare: usize) {
-        self.least_spare = self.least_spare.min(spare);
-        self.clean += 1;
-        if self.clean < CLEAN_REQUESTS_TO_SHRINK {
-            return;
+    /// A request was served in full, leaving `spare` samples queued. Returns how many of
+    /// them to drop now (the oldest): at the end of a watch in which the spare never came
+    /// within a step of the margin, what it always held beyond the margin.
+    pub(crate) fn served(&mut self, spare: usize) -> usize {
+        self.recent.note(spare);
+        self.long.note(spare);
+        if self.long.served >= self.window * WATCHES_TO_SHRINK {
+            // The jitter has not come near the margin for a long while: one step back.
+            if self.long.least_spare > self.step && self.margin > self.floor {
+                self.margin = self.margin.saturating_sub(self.step).max(self.floor);
+            }
+            self.long = Watch::FRESH;
         }
-        // The jitter has not come near the margin for a long while: one step back.
-        if self.least_spare > self.step && self.margin > self.floor {
-            self.margin = self.margin.saturating_sub(self.step).max(self.floor);
+        if self.recent.served < self.window {
+            return 0;
         }
-        self.restart_watch();
-    }
-
-    fn restart_watch(&mut self) {
-        self.clean = 0;
-        self.least_spare = usize::MAX;
+        let least = self.recent.least_spare;
+        self.recent = Watch::FRESH;
+        if least > self.margin + self.step {
+            least - self.margin
+        } else {
+            0
+        }
     }
 }
 
@@ -76,9 +108,13 @@ impl Cushion {
 mod tests {
     use super::*;
 
+    const WINDOW: u32 = 100;
+    /// Requests before the margin may shrink.
+    const SHRINK: u32 = WINDOW * WATCHES_TO_SHRINK;
+
     #[test]
     fn each_underrun_grows_the_margin_a_step_up_to_the_ceiling() {
-        let mut cushion = Cushion::new(240, 240, 1_000);
+        let mut cushion = Cushion::new(240, 240, 1_000, WINDOW);
         assert_eq!(cushion.margin(), 240);
         cushion.underrun();
         assert_eq!(cushion.margin(), 480);
@@ -91,27 +127,41 @@ mod tests {
 
     #[test]
     fn a_margin_never_needed_is_given_back_a_step_at_a_time() {
-        let mut cushion = Cushion::new(240, 240, 2_400);
+        let mut cushion = Cushion::new(240, 240, 2_400, WINDOW);
         cushion.underrun();
         cushion.underrun();
         assert_eq!(cushion.margin(), 720);
-        for _ in 0..CLEAN_REQUESTS_TO_SHRINK - 1 {
+        for _ in 0..SHRINK - 1 {
             cushion.served(600);
         }
         assert_eq!(cushion.margin(), 720, "not before the whole run");
         cushion.served(600);
         assert_eq!(cushion.margin(), 480);
-        for _ in 0..CLEAN_REQUESTS_TO_SHRINK * 4 {
+        for _ in 0..SHRINK * 4 {
             cushion.served(600);
         }
         assert_eq!(cushion.margin(), 240, "never below the floor");
     }
 
     #[test]
+    fn a_backlog_held_all_through_a_run_is_dropped_down_to_the_margin() {
+        let mut cushion = Cushion::new(240, 240, 2_400, WINDOW);
+        // Never less than 2,000 queued after a request: 1,760 of it is delay.
+        let dropped: usize = (0..WINDOW)
+            .map(|i| cushion.served(if i % 4 == 0 { 2_000 } else { 2_700 }))
+            .sum();
+        assert_eq!(dropped, 1_760);
+        assert_eq!(cushion.margin(), 240);
+        // Spare within a step of the margin is cushion: kept.
+        let kept: usize = (0..SHRINK).map(|_| cushion.served(470)).sum();
+        assert_eq!(kept, 0);
+    }
+
+    #[test]
     fn a_margin_the_jitter_used_stays() {
-        let mut cushion = Cushion::new(240, 240, 2_400);
+        let mut cushion = Cushion::new(240, 240, 2_400, WINDOW);
         cushion.underrun();
-        for i in 0..CLEAN_REQUESTS_TO_SHRINK * 3 {
+        for i in 0..SHRINK * 3 {
             // Once in each run the spare came within a step of running dry.
             cushion.served(if i % 400 == 0 { 100 } else { 600 });
         }

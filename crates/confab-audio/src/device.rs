@@ -21,35 +21,43 @@ use crate::cushion::Cushion;
 use crate::io::{Sink, Source};
 use crate::priority;
 use crate::resample::RateConverter;
-use crate::{AudioError, SAMPLE_RATE};
+use crate::{AudioError, FRAME_MS, SAMPLE_RATE};
 
 /// `ms` milliseconds of samples at `rate`.
 fn samples(rate: u32, ms: u32) -> usize {
     (u64::from(rate) * u64::from(ms) / 1000) as usize
 }
 
-/// A margin for a ring at `rate`, starting at `floor_ms`.
-fn cushion(rate: u32, floor_ms: u32) -> Cushion {
+/// A margin for a ring at `rate`, starting at `floor_ms`, for requests of `request_ms`.
+fn cushion(rate: u32, floor_ms: u32, request_ms: u32) -> Cushion {
     Cushion::new(
         samples(rate, floor_ms),
         samples(rate, MARGIN_STEP_MS),
         samples(rate, MARGIN_MOST_MS),
+        CUSHION_WATCH_MS / request_ms.max(1),
     )
 }
 
-/// Device buffers of 20 ms (Pulse's default is two seconds): with 10 ms, a busy machine
-/// misses the sound server's deadlines audibly more often.
-const DEVICE_BUFFER_MS: u32 = 20;
+/// Device requests of 5 ms (Pulse's default buffer is two seconds; cpal asks it for two
+/// requests' worth, 10 ms, on playback). The callbacks run at real-time priority
+/// (`priority`), so a busy machine rarely makes them late; when it does, the ring's margin
+/// grows instead. At 20 ms the device side of a call took about 100 ms; at 5 ms with the
+/// margins below and backlogs dropped, about 31 ms (voice-bench, a null sink's monitor).
+const DEVICE_BUFFER_MS: u32 = 5;
 /// The rings hold half a second at the highest rate a device may run at (two seconds at
 /// 48 kHz); the engine keeps them far emptier than that.
 const RING_MS: u32 = 500;
-/// The margins kept beyond one request (see `cushion`): the capture's starts at 5 ms and
-/// the playback's at 10 ms (its requests are the sound server's, less regular than our
-/// tick), each growing by 5 ms per underrun up to 60 ms.
-const CAPTURE_MARGIN_MS: u32 = 5;
-const PLAYBACK_MARGIN_MS: u32 = 10;
+/// The margins kept beyond one request (see `cushion`): the capture's starts at 2 ms and
+/// the playback's at 5 ms (its requests are the sound server's, less regular than our
+/// tick), each growing by 5 ms per underrun up to 60 ms: small where the machine keeps up,
+/// as large as it needs where it does not.
+const CAPTURE_MARGIN_MS: u32 = 2;
+const PLAYBACK_MARGIN_MS: u32 = 5;
 const MARGIN_STEP_MS: u32 = 5;
 const MARGIN_MOST_MS: u32 = 60;
+/// How long a margin must go unneeded before it shrinks a step, and a backlog held all
+/// that time is dropped: long enough to have met the jitter a busy machine shows.
+const CUSHION_WATCH_MS: u32 = 2_000;
 /// Queued beyond request and margin by more than this (a device clock faster than ours on
 /// capture, one slower or a late start on playback) is cut back to the margin at once: one
 /// small skip rather than delay that builds up.
@@ -484,7 +492,7 @@ where
 {
     let channels = usize::from(config.channels).max(1);
     let excess = samples(config.sample_rate, EXCESS_MS);
-    let mut cushion = cushion(config.sample_rate, PLAYBACK_MARGIN_MS);
+    let mut cushion = cushion(config.sample_rate, PLAYBACK_MARGIN_MS, DEVICE_BUFFER_MS);
     let mut primed = false;
     let mut promoted = false;
     let alive = health.clone();
@@ -517,7 +525,8 @@ where
                 alive.underruns.fetch_add(1, Relaxed);
                 primed = false;
             } else {
-                cushion.served(queued - request);
+                let standing = cushion.served(queued - request);
+                ring.skip(standing);
             }
             // The same mono sample on every channel.
             for frame in data.chunks_exact_mut(channels) {
@@ -573,7 +582,7 @@ impl DeviceSource {
             converter: RateConverter::new(opened.rate, SAMPLE_RATE)?,
             scratch: vec![0.0; 4096],
             primed: false,
-            cushion: cushion(SAMPLE_RATE, CAPTURE_MARGIN_MS),
+            cushion: cushion(SAMPLE_RATE, CAPTURE_MARGIN_MS, FRAME_MS as u32),
             health,
             watchdog: Watchdog::new(Instant::now()),
             name: opened.name,
@@ -608,7 +617,11 @@ impl Source for DeviceSource {
         frame[got..].fill(0.0);
         if got == frame.len() {
             self.primed = true;
-            self.cushion.served(self.converter.available());
+            let spare = self.converter.available();
+            let standing = self.cushion.served(spare);
+            if standing > 0 {
+                self.converter.trim_to(spare - standing);
+            }
         } else {
             // Ran dry: wait for the (larger) margin again rather than stutter frame by frame.
             self.primed = false;

@@ -70,6 +70,12 @@ export function meterPercent(dbfs: number | undefined): number {
 }
 
 /** Two letters for an avatar. */
+/** Names as a sentence lists them: "Ada", "Ada and Bob", "Ada, Bob and Cy". */
+export function listNames(names: readonly string[]): string {
+  if (names.length <= 1) return names.join("");
+  return `${names.slice(0, -1).join(", ")} and ${names[names.length - 1]}`;
+}
+
 export function initials(name: string): string {
   const words = name.trim().split(/\s+/).filter(Boolean);
   const first = words[0]?.[0] ?? "?";

@@ -19,6 +19,7 @@ import type {
   TrustStatus,
 } from "./types";
 import { defaultSettings, stoppedHost } from "./types";
+import { listNames } from "./format";
 
 /** The room's conversation; a present peer's is keyed by its id, an away contact's by
  * this prefix and its key. */
@@ -170,7 +171,8 @@ export interface State {
   contacts: Map<string, Contact>;
   active: string;
   call: CallInfo;
-  incoming: { call: string; from: string } | null;
+  /** A call ringing here: who calls, and who else is in or invited to it. */
+  incoming: { call: string; from: string; members: string[] } | null;
   /** dBFS by peer id; "" is the own microphone. */
   levels: Map<string, number>;
   transfers: Map<string, Transfer>;
@@ -319,6 +321,11 @@ export class Store {
     const contact = contactKey(id);
     if (contact !== null) return this.state.contacts.get(contact)?.name ?? "Someone";
     return this.state.peers.get(id)?.name ?? id;
+  }
+
+  /** Who else is in a call, as the tail of a sentence: "" for nobody, else ", with Bob and Cy". */
+  alsoInCall(members: readonly string[]): string {
+    return members.length === 0 ? "" : `, with ${listNames(members.map((m) => this.peerName(m)))}`;
   }
 
   conversation(key: string): Conversation {
@@ -602,8 +609,8 @@ export class Store {
         this.mergeHistory(event.peer ?? (event.key ? contactConversation(event.key) : ROOM), event.messages);
         break;
       case "call-incoming":
-        s.incoming = { call: event.call, from: event.from };
-        this.notify("Incoming call", `${this.peerName(event.from)} is calling you`);
+        s.incoming = { call: event.call, from: event.from, members: event.members ?? [] };
+        this.notify("Incoming call", `${this.peerName(event.from)} is calling you${this.alsoInCall(s.incoming.members)}`);
         this.touch("call");
         break;
       case "call-state":

@@ -147,7 +147,7 @@ export type PeerEvent =
       remote_candidate?: string;
       transport?: "udp" | "tcp" | "tls";
     }
-  | { event: "call-incoming"; call: string; from: string }
+  | { event: "call-incoming"; call: string; from: string; members?: string[] }
   | { event: "call-state"; call: string; peer: string; state: CallState }
   | { event: "muted"; peer?: string; muted: boolean }
   | { event: "level"; peer?: string; dbfs: number }

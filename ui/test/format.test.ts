@@ -9,6 +9,7 @@ import {
   initials,
   inviteLink,
   linkHref,
+  listNames,
   meterPercent,
   parseInvite,
   serverProblem,
@@ -26,6 +27,13 @@ describe("format", () => {
     ]);
     expect(splitLinks("no links")).toEqual([{ text: "no links" }]);
     expect(linkHref("www.x.org")).toBe("https://www.x.org");
+  });
+
+  it("lists names as a sentence does", () => {
+    expect(listNames([])).toBe("");
+    expect(listNames(["Ada"])).toBe("Ada");
+    expect(listNames(["Ada", "Bob"])).toBe("Ada and Bob");
+    expect(listNames(["Ada", "Bob", "Cy"])).toBe("Ada, Bob and Cy");
   });
 
   it("maps levels to meter widths", () => {

@@ -146,11 +146,27 @@ describe("views", () => {
     expect(backend.sent).toContainEqual({ cmd: "history", peer: "p1" });
   });
 
+  it("names who else is in a call the prompt invites into", () => {
+    store.apply({
+      event: "peers",
+      peers: [
+        { id: "p1", name: "Ada", state: "connected" },
+        { id: "p2", name: "Bob", state: "connected" },
+        { id: "p3", name: "Cy", state: "connected" },
+      ],
+    });
+    store.apply({ event: "call-incoming", call: "c1", from: "p1", members: ["p2", "p3"] });
+    store.flush();
+    expect($(".incoming h2").textContent).toBe("Ada is calling");
+    expect($(".incoming .sub").textContent).toBe("Voice call, with Bob and Cy");
+  });
+
   it("prompts for an incoming call, then shows the call bar with meters and hangs up", async () => {
     store.apply({ event: "call-incoming", call: "c1", from: "p1" });
     store.flush();
     expect($(".incoming").hidden).toBe(false);
     expect($(".incoming h2").textContent).toBe("Ada is calling");
+    expect($(".incoming .sub").textContent).toBe("Voice call");
     $('[data-action="accept-call"]').click();
     await settle();
     expect(backend.sent).toContainEqual({ cmd: "accept-call", call: "c1" });

@@ -282,6 +282,10 @@ pub enum Event {
     CallIncoming {
         call: String,
         from: String,
+        /// Everyone else in or invited to the call, so a prompt can say who is in it;
+        /// left out when the call is just the two of us.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        members: Vec<String>,
     },
     CallState {
         call: String,

@@ -25,10 +25,12 @@ pub(crate) enum Action {
         peer: String,
         state: CallState,
     },
-    /// A `call-incoming` event.
+    /// A `call-incoming` event; `members` are the others in or invited to the call
+    /// besides its inviter.
     Incoming {
         call: String,
         from: String,
+        members: Vec<String>,
     },
     /// Our voice starts going to `peer`, and its voice is played.
     StartVoice(String),
@@ -282,6 +284,11 @@ impl CallControl {
         let mut joined = self.early_accepts.remove(&call).unwrap_or_default();
         self.early_accepts.clear();
         joined.insert(from.to_owned());
+        let others = members
+            .iter()
+            .filter(|m| *m != me && *m != from)
+            .cloned()
+            .collect();
         self.call = Some(Call {
             id: call.clone(),
             members,
@@ -291,6 +298,7 @@ impl CallControl {
         actions.push(Action::Incoming {
             call: call.clone(),
             from: from.to_owned(),
+            members: others,
         });
         if self.auto_accept || join_at_once {
             actions.extend(self.accept(me, &call));
@@ -616,6 +624,18 @@ mod tests {
         net.call("a", &["c"], "ignored");
         net.deliver_all();
         assert_eq!(net.incoming("c"), ["c1"], "into the running call");
+        // The newcomer's prompt can say who is in the call besides its inviter; a plain
+        // two-way call names nobody else.
+        assert!(net.done["c"].contains(&Action::Incoming {
+            call: "c1".into(),
+            from: "a".into(),
+            members: vec!["b".into()],
+        }));
+        assert!(net.done["b"].contains(&Action::Incoming {
+            call: "c1".into(),
+            from: "a".into(),
+            members: vec![],
+        }));
         net.accept("c", "c1");
         net.deliver_all();
         assert_eq!(net.voice("a"), Net::set(&["b", "c"]));

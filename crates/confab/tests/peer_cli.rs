@@ -556,6 +556,8 @@ fn a_newcomer_is_added_to_a_running_call() {
     a.send(&format!(r#"{{"cmd":"call","peers":["{c_id}"]}}"#));
     let incoming = c.event(WAIT, "the invitation", |e| e["event"] == "call-incoming");
     assert_eq!(incoming["from"], a_id.as_str());
+    // The prompt can say who else is in the call.
+    assert_eq!(incoming["members"], serde_json::json!([b_id]));
     for (who, id) in [(&c, &a_id), (&c, &b_id), (&b, &c_id), (&a, &c_id)] {
         who.event(WAIT, &format!("{id} heard"), |e| {
             e["event"] == "level"

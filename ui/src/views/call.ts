@@ -35,7 +35,7 @@ export class IncomingCall {
         "div",
         { class: "incoming-card" },
         avatar(name),
-        h("div", {}, h("h2", { id: "incoming-title" }, `${name} is calling`), h("p", { class: "sub" }, "Voice call")),
+        h("div", {}, h("h2", { id: "incoming-title" }, `${name} is calling`), h("p", { class: "sub" }, `Voice call${this.store.alsoInCall(incoming.members)}`)),
         accept,
         h("button", { class: "danger", type: "button", "data-action": "decline-call", onclick: () => void this.actions.decline() }, "Decline"),
       ),

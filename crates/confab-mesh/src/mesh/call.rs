@@ -86,7 +86,15 @@ impl MeshTask {
                 Action::State { call, peer, state } => {
                     self.emit(Event::CallState { call, peer, state });
                 }
-                Action::Incoming { call, from } => self.emit(Event::CallIncoming { call, from }),
+                Action::Incoming {
+                    call,
+                    from,
+                    members,
+                } => self.emit(Event::CallIncoming {
+                    call,
+                    from,
+                    members,
+                }),
                 Action::StartVoice(peer) => {
                     self.engine.set_sending(true);
                     let packets = self.engine.packets();

@@ -13,10 +13,11 @@ use tauri::{AppHandle, Manager, State};
 use tauri_plugin_dialog::DialogExt;
 use tauri_plugin_notification::NotificationExt;
 
+use confab_session::host::HostState;
+use confab_session::settings::Settings;
+
 use crate::AppState;
 use crate::error::ShellError;
-use crate::host::HostState;
-use crate::settings::Settings;
 use crate::window::MAIN_WINDOW;
 
 /// How long the app listens for servers' announcements.
@@ -42,17 +43,7 @@ pub async fn attach(
     state: State<'_, AppState>,
 ) -> Result<Boot, ShellError> {
     state.forwarder.attach(streams);
-    let settings = state.settings().await;
-    state.peer.ensure_started(&settings).await?;
-    let mut host_error = None;
-    // Before the first run is through, the user has not chosen to host yet.
-    if settings.onboarded
-        && settings.host.enabled
-        && !state.host.state().await.running
-        && let Err(e) = state.host.start(&settings.host, &settings.name).await
-    {
-        host_error = Some(e.to_string());
-    }
+    let attached = state.session.attach().await?;
     let downloads = app
         .path()
         .download_dir()
@@ -60,9 +51,9 @@ pub async fn attach(
         .ok()
         .map(|dir| dir.display().to_string());
     Ok(Boot {
-        settings,
-        host: state.host.state().await,
-        host_error,
+        settings: attached.settings,
+        host: attached.host,
+        host_error: attached.host_error,
         downloads,
     })
 }
@@ -75,8 +66,7 @@ pub async fn peer_command(
 ) -> Result<(), ShellError> {
     let command: Command =
         serde_json::from_value(command).map_err(|e| ShellError::BadCommand(e.to_string()))?;
-    let settings = state.settings().await;
-    state.peer.send(command, &settings).await
+    Ok(state.session.command(command).await?)
 }
 
 /// Saves the settings. Those the core is built with (name, ICE servers, devices) apply
@@ -86,26 +76,18 @@ pub async fn settings_set(
     settings: Settings,
     state: State<'_, AppState>,
 ) -> Result<Settings, ShellError> {
-    state.save_settings(settings).await
+    Ok(state.session.save_settings(settings).await?)
 }
 
 /// Starts (or restarts, on a new port) the hosted server, and remembers it is wanted.
 #[tauri::command]
 pub async fn host_start(state: State<'_, AppState>) -> Result<HostState, ShellError> {
-    let mut settings = state.settings().await;
-    let host = state.host.start(&settings.host, &settings.name).await?;
-    settings.host.enabled = true;
-    state.save_settings(settings).await?;
-    Ok(host)
+    Ok(state.session.host_start().await?)
 }
 
 #[tauri::command]
 pub async fn host_stop(state: State<'_, AppState>) -> Result<HostState, ShellError> {
-    let host = state.host.stop().await;
-    let mut settings = state.settings().await;
-    settings.host.enabled = false;
-    state.save_settings(settings).await?;
-    Ok(host)
+    Ok(state.session.host_stop().await?)
 }
 
 /// The Confab servers announced on the local network (listening for about 2 s).
@@ -132,7 +114,7 @@ pub async fn connection_test(
 
 #[tauri::command]
 pub async fn host_state(state: State<'_, AppState>) -> Result<HostState, ShellError> {
-    Ok(state.host.state().await)
+    Ok(state.session.host_state().await)
 }
 
 /// A desktop notification, shown only when the window is not focused (the user is

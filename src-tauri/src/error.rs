@@ -1,6 +1,7 @@
 //! The shell's errors, as the frontend receives them: a stable `code` to branch on and a
 //! plain-words `message` to show.
 
+use confab_session::SessionError;
 use serde::ser::SerializeStruct;
 
 #[derive(Debug, thiserror::Error)]
@@ -9,18 +10,9 @@ pub enum ShellError {
     /// The frontend sent a command the core does not know, or with wrong fields.
     #[error("{0}")]
     BadCommand(String),
-    /// The core has stopped (the app is quitting) and takes no more commands.
-    #[error("the connection engine has stopped; restart Confab")]
-    PeerStopped,
-    /// This install's identity (its DTLS certificate) could not be read or created.
-    #[error("could not load this install's identity: {0}")]
-    Identity(String),
-    /// Settings could not be read or written.
-    #[error("could not save the settings: {0}")]
-    Settings(String),
-    /// The hosted signaling server could not start.
-    #[error("could not host a server: {0}")]
-    Host(String),
+    /// The session (settings, the core peer, the hosted server) refused.
+    #[error(transparent)]
+    Session(#[from] SessionError),
     /// Servers on the network could not be looked for (no multicast socket).
     #[error("could not look for servers on the network: {0}")]
     Discovery(String),
@@ -34,10 +26,7 @@ impl ShellError {
     pub fn code(&self) -> &'static str {
         match self {
             Self::BadCommand(_) => "bad-command",
-            Self::PeerStopped => "stopped",
-            Self::Identity(_) => "identity",
-            Self::Settings(_) => "settings",
-            Self::Host(_) => "host",
+            Self::Session(e) => e.code(),
             Self::Discovery(_) => "discovery",
             Self::Folder(_) => "folder",
         }

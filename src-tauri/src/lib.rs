@@ -1,32 +1,24 @@
-//! Confab's desktop app: a thin Tauri shell over the core crates.
+//! Confab's desktop app: a thin Tauri shell over the core crates. What is not about the
+//! window (settings, the core peer, the hosted server) is `confab_session`'s.
 //!
 //! Layout:
 //! - [`commands`]: what the page invokes: the core API in one command, and the shell's own
-//!   (settings, the hosted server, notifications).
+//!   (settings, the hosted server, notifications, links, the file chooser).
 //! - [`window`]: the one place where core events become frontend events.
-//! - [`peer`]: the core peer (`confab_mesh::Mesh`) and the task that pumps its events.
-//! - [`host`]: a signaling server hosted in-process for others to join.
-//! - [`settings`]: what the user chose, kept as JSON in the config folder.
 //! - [`error`]: errors as the page sees them, `{code, message}`.
 
 pub mod commands;
 pub mod error;
-pub mod host;
-pub mod peer;
-pub mod settings;
 pub mod window;
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use confab_session::{Overrides, Session};
 use tauri::{Manager, RunEvent};
 use tauri_plugin_log::{Target, TargetKind};
-use tokio::sync::Mutex;
 
 use crate::error::ShellError;
-use crate::host::Host;
-use crate::peer::{Overrides, Peer};
-use crate::settings::{Settings, SettingsFile};
 use crate::window::Forwarder;
 
 /// How long leaving the room may take when the app closes.
@@ -35,24 +27,8 @@ const LEAVE_TIMEOUT: Duration = Duration::from_secs(3);
 /// Everything the commands share.
 #[derive(Debug)]
 pub struct AppState {
-    settings_file: SettingsFile,
-    settings: Mutex<Settings>,
-    peer: Peer,
-    host: Host,
+    session: Session,
     forwarder: Arc<Forwarder>,
-}
-
-impl AppState {
-    async fn settings(&self) -> Settings {
-        self.settings.lock().await.clone()
-    }
-
-    async fn save_settings(&self, settings: Settings) -> Result<Settings, ShellError> {
-        let mut current = self.settings.lock().await;
-        self.settings_file.save(&settings)?;
-        *current = settings.clone();
-        Ok(settings)
-    }
 }
 
 fn build_state(app: &tauri::AppHandle) -> Result<AppState, ShellError> {
@@ -63,20 +39,14 @@ fn build_state(app: &tauri::AppHandle) -> Result<AppState, ShellError> {
     let data_dir = paths
         .app_data_dir()
         .map_err(|_| ShellError::Folder("history"))?;
-    let settings_file = SettingsFile::new(&config_dir);
-    let settings = settings_file.load();
     let forwarder = Arc::new(Forwarder::new(app.clone()));
-    let overrides = Overrides::from_env();
-    if overrides.loopback_only {
-        log::info!("CONFAB_LOOPBACK_ONLY: ICE candidates on 127.0.0.1 only");
-    }
-    Ok(AppState {
-        settings_file,
-        settings: Mutex::new(settings),
-        peer: Peer::new(forwarder.clone(), overrides, data_dir),
-        host: Host::default(),
-        forwarder,
-    })
+    let session = Session::open(
+        &config_dir,
+        &data_dir,
+        Overrides::from_env(),
+        forwarder.clone(),
+    );
+    Ok(AppState { session, forwarder })
 }
 
 /// Builds and runs the app until its window closes.
@@ -133,8 +103,7 @@ pub fn run() {
         {
             // Leave the room cleanly so others see us go at once, not after a timeout.
             tauri::async_runtime::block_on(async {
-                let _ = tokio::time::timeout(LEAVE_TIMEOUT, state.peer.shutdown()).await;
-                state.host.stop().await;
+                let _ = tokio::time::timeout(LEAVE_TIMEOUT, state.session.shutdown()).await;
             });
         }
     });

@@ -10,6 +10,7 @@ use std::sync::Mutex;
 
 use confab_mesh::Event;
 use confab_mesh::api::LogLevel;
+use confab_session::EventSink;
 use tauri::ipc::Channel;
 use tauri::{AppHandle, Emitter};
 
@@ -46,7 +47,7 @@ impl Forwarder {
         *self.lock() = Some(channel);
     }
 
-    pub fn forward(&self, event: Event) {
+    fn forward(&self, event: Event) {
         match event {
             Event::Level { .. } | Event::FileProgress { .. } => {
                 if let Some(channel) = self.lock().as_ref()
@@ -74,6 +75,12 @@ impl Forwarder {
         self.streams
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+impl EventSink for Forwarder {
+    fn event(&self, event: Event) {
+        self.forward(event);
     }
 }
 

@@ -2,7 +2,7 @@
 //! on stdout (PEER-API.md).
 
 use std::io::Write;
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::str::FromStr;
@@ -12,7 +12,7 @@ use confab_audio::AudioError;
 use confab_audio::open::{SinkSpec, SourceSpec};
 use confab_mesh::api::{LogLevel, SignalingState};
 use confab_mesh::{
-    Command, ErrorCode, Event, IceServer, Identity, Mdns, Mesh, MeshConfig, TransportConfig,
+    Command, ErrorCode, Event, IceServer, Identity, Mesh, MeshConfig, TransportConfig,
 };
 use tokio::io::AsyncBufReadExt;
 
@@ -67,22 +67,7 @@ pub(crate) struct PeerArgs {
 
 impl PeerArgs {
     fn transport(&self) -> TransportConfig {
-        let mut transport = if !self.udp.is_empty() {
-            TransportConfig {
-                udp_addrs: self.udp.iter().map(|ip| SocketAddr::new(*ip, 0)).collect(),
-                mdns: Mdns::QueryOnly,
-                ..TransportConfig::all_interfaces()
-            }
-        } else if server_is_loopback(&self.server) {
-            TransportConfig::loopback()
-        } else {
-            TransportConfig::all_interfaces()
-        };
-        if self.udp.iter().all(IpAddr::is_loopback) && !self.udp.is_empty() {
-            transport.mdns = Mdns::Off;
-        }
-        transport.ice_servers = self.ice.clone();
-        transport
+        confab_session::transport::for_peer(&self.server, &self.udp, self.ice.clone())
     }
 }
 
@@ -90,18 +75,6 @@ impl PeerArgs {
 /// when a call needs it.
 fn audio_spec<Spec: FromStr<Err = AudioError>>(spec: &str) -> Result<Spec, String> {
     spec.parse::<Spec>().map_err(|e| e.to_string())
-}
-
-fn server_is_loopback(url: &str) -> bool {
-    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
-    let authority = rest.split('/').next().unwrap_or(rest);
-    let host = match authority.strip_prefix('[') {
-        Some(v6) => v6.split(']').next().unwrap_or(v6),
-        None => authority
-            .rsplit_once(':')
-            .map_or(authority, |(host, _)| host),
-    };
-    host == "localhost" || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
 /// Writes events as JSON lines; logs go to stderr unless `verbose` asks for them here.
@@ -224,18 +197,4 @@ async fn terminate_signal() {
         }
     }
     let _ = tokio::signal::ctrl_c().await;
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn loopback_servers_are_recognised() {
-        assert!(server_is_loopback("ws://127.0.0.1:8787/ws"));
-        assert!(server_is_loopback("ws://localhost:8787/ws"));
-        assert!(server_is_loopback("wss://[::1]:8787/ws"));
-        assert!(!server_is_loopback("ws://10.0.0.1:8787/ws"));
-        assert!(!server_is_loopback("wss://example.org/ws"));
-    }
 }

@@ -11,7 +11,7 @@ use confab_signal::{ServerConfig, ServerHandle};
 use serde::Serialize;
 use tokio::sync::Mutex;
 
-use crate::error::ShellError;
+use crate::error::SessionError;
 use crate::settings::HostSettings;
 
 /// What the Settings screen shows about the hosted server.
@@ -44,7 +44,7 @@ impl Host {
         &self,
         settings: &HostSettings,
         owner: &str,
-    ) -> Result<HostState, ShellError> {
+    ) -> Result<HostState, SessionError> {
         let mut server = self.server.lock().await;
         if let Some(old) = server.take() {
             old.stop().await;
@@ -57,8 +57,8 @@ impl Host {
         let handle =
             ServerHandle::start(SocketAddr::new(ip, settings.port), config(settings, owner))
                 .await
-                .map_err(|e| ShellError::Host(plain_bind_error(&e, settings.port)))?;
-        log::info!(
+                .map_err(|e| SessionError::Host(plain_bind_error(&e, settings.port)))?;
+        tracing::info!(
             "hosting a signaling server on {}, TURN relay on {:?}",
             handle.local_addr(),
             handle.relay_listeners()
@@ -72,7 +72,7 @@ impl Host {
         let mut server = self.server.lock().await;
         if let Some(old) = server.take() {
             old.stop().await;
-            log::info!("stopped hosting the signaling server");
+            tracing::info!("stopped hosting the signaling server");
         }
         describe(None)
     }
@@ -157,7 +157,7 @@ pub fn lan_addresses() -> Vec<IpAddr> {
     let interfaces = match if_addrs::get_if_addrs() {
         Ok(interfaces) => interfaces,
         Err(e) => {
-            log::warn!("cannot list network interfaces: {e}");
+            tracing::warn!("cannot list network interfaces: {e}");
             return Vec::new();
         }
     };

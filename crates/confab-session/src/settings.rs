@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::ShellError;
+use crate::error::SessionError;
 
 /// The port a hosted server listens on unless the user picks another: the one
 /// `confab server` uses, so the URL people share is the same either way.
@@ -117,7 +117,7 @@ impl SettingsFile {
         match serde_json::from_str(&text) {
             Ok(settings) => settings,
             Err(e) => {
-                log::warn!("{}: {e}; starting from the defaults", self.path.display());
+                tracing::warn!("{}: {e}; starting from the defaults", self.path.display());
                 let _ = std::fs::rename(&self.path, self.path.with_extension("json.bad"));
                 Settings::default()
             }
@@ -126,14 +126,14 @@ impl SettingsFile {
 
     /// Writes to a temporary file and renames it over, so a crash mid-write never leaves
     /// half a file.
-    pub fn save(&self, settings: &Settings) -> Result<(), ShellError> {
+    pub fn save(&self, settings: &Settings) -> Result<(), SessionError> {
         let fail =
-            |e: std::io::Error| ShellError::Settings(format!("{}: {e}", self.path.display()));
+            |e: std::io::Error| SessionError::Settings(format!("{}: {e}", self.path.display()));
         if let Some(dir) = self.path.parent() {
             std::fs::create_dir_all(dir).map_err(fail)?;
         }
         let text = serde_json::to_string_pretty(settings)
-            .map_err(|e| ShellError::Settings(e.to_string()))?;
+            .map_err(|e| SessionError::Settings(e.to_string()))?;
         let tmp = self.path.with_extension("json.tmp");
         std::fs::write(&tmp, text).map_err(fail)?;
         std::fs::rename(&tmp, &self.path).map_err(fail)

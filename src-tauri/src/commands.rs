@@ -32,6 +32,8 @@ pub struct Boot {
     host_error: Option<String>,
     /// Where accepted files go.
     downloads: Option<String>,
+    /// An invite link the app was opened with, for the window to offer.
+    invite: Option<String>,
 }
 
 /// The page is ready for events: `streams` carries the high-rate ones. Starts the core
@@ -55,6 +57,7 @@ pub async fn attach(
         host: attached.host,
         host_error: attached.host_error,
         downloads,
+        invite: state.invites.attached(),
     })
 }
 

@@ -5,10 +5,12 @@
 //! - [`commands`]: what the page invokes: the core API in one command, and the shell's own
 //!   (settings, the hosted server, notifications, links, the file chooser).
 //! - [`window`]: the one place where core events become frontend events.
+//! - [`invites`]: `confab://` invite links the desktop opens with the app.
 //! - [`error`]: errors as the page sees them, `{code, message}`.
 
 pub mod commands;
 pub mod error;
+pub mod invites;
 pub mod window;
 
 use std::sync::Arc;
@@ -19,7 +21,8 @@ use tauri::{Manager, RunEvent};
 use tauri_plugin_log::{Target, TargetKind};
 
 use crate::error::ShellError;
-use crate::window::Forwarder;
+use crate::invites::Invites;
+use crate::window::{Forwarder, MAIN_WINDOW};
 
 /// How long leaving the room may take when the app closes.
 const LEAVE_TIMEOUT: Duration = Duration::from_secs(3);
@@ -29,6 +32,7 @@ const LEAVE_TIMEOUT: Duration = Duration::from_secs(3);
 pub struct AppState {
     session: Session,
     forwarder: Arc<Forwarder>,
+    invites: Invites,
 }
 
 fn build_state(app: &tauri::AppHandle) -> Result<AppState, ShellError> {
@@ -46,7 +50,11 @@ fn build_state(app: &tauri::AppHandle) -> Result<AppState, ShellError> {
         Overrides::from_env(),
         forwarder.clone(),
     );
-    Ok(AppState { session, forwarder })
+    Ok(AppState {
+        session,
+        forwarder,
+        invites: Invites::default(),
+    })
 }
 
 /// Builds and runs the app until its window closes.
@@ -67,12 +75,22 @@ pub fn run() {
         })
         .build();
     let app = tauri::Builder::default()
+        // First, so that a second start goes no further than handing over its arguments
+        // (its invite link goes on to the deep-link plugin).
+        .plugin(tauri_plugin_single_instance::init(|app, _argv, _cwd| {
+            if let Some(window) = app.get_webview_window(MAIN_WINDOW) {
+                let _ = window.unminimize();
+                let _ = window.set_focus();
+            }
+        }))
+        .plugin(tauri_plugin_deep_link::init())
         .plugin(log)
         .plugin(tauri_plugin_notification::init())
         .plugin(tauri_plugin_dialog::init())
         .setup(|app| {
             let state = build_state(app.handle())?;
             app.manage(state);
+            invites::listen(app.handle());
             Ok(())
         })
         .invoke_handler(tauri::generate_handler![

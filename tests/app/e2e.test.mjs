@@ -277,4 +277,32 @@ test("first run, hosting from Settings, chat both ways, a call, logs, settings k
     assert.equal(await driver.exec("return document.querySelector('.settings [data-field=\"reach\"]').value;"), "local");
     await screenshot("restarted");
   });
+
+  const invite = (room) => `confab://join?${new URLSearchParams({ server, room })}`;
+  const savedRoom = () => JSON.parse(readFileSync(join(configHome, "app.confab.desktop", "settings.json"), "utf8")).room;
+
+  await t.test("an invite link the app is opened with offers its room, and joins it", async () => {
+    await driver.stop();
+    await driver.start(app, [invite("invited")]);
+    await driver.waitFor("the invite prompt", visible(".invite-prompt"), [], 15000);
+    assert.equal(await text("#invite-title"), "Join the room “invited”?");
+    await screenshot("invite-opened");
+    await driver.click('[data-action="join-invite"]');
+    await driver.waitFor("the prompt gone", "return document.querySelector('.invite-prompt').hidden;");
+    await driver.waitFor("signaling connected in the invited room", visible(".dot.ok"), [], 20000);
+    assert.equal(savedRoom(), "invited");
+  });
+
+  await t.test("an invite opened while the app runs goes to it, not to a second window", async () => {
+    // As the desktop does for a link clicked elsewhere: a second start, with the link.
+    const second = spawn(app, [invite("second")], { stdio: "ignore" });
+    const code = await new Promise((resolve) => second.once("exit", resolve));
+    assert.equal(code, 0, "the second start hands the link over and exits");
+    await driver.waitFor("the invite prompt in the running app", visible(".invite-prompt"), [], 15000);
+    assert.equal(await text("#invite-title"), "Join the room “second”?");
+    await screenshot("invite-forwarded");
+    await driver.click('[data-action="dismiss-invite"]');
+    await driver.waitFor("the prompt gone", "return document.querySelector('.invite-prompt').hidden;");
+    assert.equal(savedRoom(), "invited", "Not now keeps the room");
+  });
 });

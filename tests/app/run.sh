@@ -47,7 +47,8 @@ as_root() {
 
 install_packages() {
     local wanted=(libwebkit2gtk-4.1-dev build-essential libssl-dev libayatana-appindicator3-dev
-        librsvg2-dev libxdo-dev pkg-config file xvfb xauth webkit2gtk-driver)
+        librsvg2-dev libxdo-dev pkg-config file xvfb xauth webkit2gtk-driver dbus-daemon
+        desktop-file-utils xdg-utils)
     local missing=()
     for package in "${wanted[@]}"; do
         dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" \
@@ -80,11 +81,13 @@ build() {
 
 xvfb_pid=""
 driver_pid=""
+bus_pid=""
 cleanup() {
     local rc=$?
     trap - EXIT INT TERM
     [ -n "$driver_pid" ] && kill "$driver_pid" 2>/dev/null || true
     [ -n "$xvfb_pid" ] && kill "$xvfb_pid" 2>/dev/null || true
+    [ -n "$bus_pid" ] && kill "$bus_pid" 2>/dev/null || true
     wait 2>/dev/null || true
     # The app's own log file (tauri-plugin-log).
     cp "$state/data/app.confab.desktop/logs/"*.log "$out/" 2>/dev/null || true
@@ -149,6 +152,13 @@ xvfb_pid=$!
 sleep 1
 kill -0 "$xvfb_pid" 2>/dev/null || die "Xvfb did not start (see $out/xvfb.log)"
 
+# A session bus of the test's own, as a desktop has: a second start of the app (an invite
+# link opened while it runs) finds the first through it.
+say "starting a D-Bus session bus"
+bus="$(dbus-daemon --session --fork --print-address=1 --print-pid=1)"
+export DBUS_SESSION_BUS_ADDRESS="${bus%%$'\n'*}"
+bus_pid="${bus##*$'\n'}"
+
 say "starting tauri-driver on port $driver_port"
 env DISPLAY="$display" XDG_CONFIG_HOME="$state/config" XDG_DATA_HOME="$state/data" \
     XDG_CACHE_HOME="$state/cache" NO_AT_BRIDGE=1 \
@@ -159,4 +169,6 @@ driver_pid=$!
 say "running $(basename "$test_file")"
 CONFAB_APP="$app" CONFAB_BIN="$target/debug/confab" CONFAB_DRIVER="http://127.0.0.1:$driver_port" \
     CONFAB_PORT="$server_port" CONFAB_OUT="$out" XDG_CONFIG_HOME="$state/config" \
+    XDG_DATA_HOME="$state/data" XDG_CACHE_HOME="$state/cache" DISPLAY="$display" NO_AT_BRIDGE=1 \
+    CONFAB_LOOPBACK_ONLY=1 CONFAB_AUDIO_IN=sine:440 CONFAB_AUDIO_OUT=none \
     node --test --test-reporter=spec "$test_file"

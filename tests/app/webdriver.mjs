@@ -30,9 +30,11 @@ export class WebDriver {
   }
 
   /** Launches the app at `application` and opens a session on its window. */
-  async start(application) {
+  /** Starts the app, with `args` on its command line (an invite link, as the desktop
+   * passes one). */
+  async start(application, args = []) {
     const value = await this.request("POST", "/session", {
-      capabilities: { alwaysMatch: { "tauri:options": { application } } },
+      capabilities: { alwaysMatch: { "tauri:options": { application, args } } },
     });
     this.session = value.sessionId;
   }

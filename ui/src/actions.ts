@@ -42,8 +42,10 @@ export class Actions {
     const { server, room, name, password } = this.store.state.settings;
     const target = JSON.stringify([server, room, name]);
     if (this.joinedAs !== null && this.joinedAs !== target) {
-      // Another room, server or name: the core starts afresh, and so does the list.
+      // Another room, server or name: the core starts afresh, and so do the list and the
+      // room's conversation (the new room's history comes once joined).
       this.store.state.peers.clear();
+      this.store.clearRoomConversation();
       this.store.touch("peers");
     }
     this.joinedAs = target;
@@ -267,6 +269,16 @@ export class Actions {
       this.store.showError({ area: "settings", code: "settings", message: errorText(error) });
       return false;
     }
+  }
+
+  /** Joins the room an opened invite names, with the room's password if it has one (never
+   * in the link). The settings keep it, as if typed in Settings. */
+  async joinInvite(invite: Invite, password: string): Promise<void> {
+    const settings = { ...this.store.state.settings, server: invite.server, room: invite.room, password };
+    this.store.clearInvite();
+    if (!(await this.saveSettings(settings))) return;
+    this.store.open("room");
+    await this.reconnect();
   }
 
   /** The room's invite: the server others can reach (a hosted one's network address

@@ -20,15 +20,24 @@ export class FakeBackend implements Backend {
   findings: ConnectionFinding[] = [];
   readonly tested: { server: string; iceServers: string[] }[] = [];
   private listener: ((event: PeerEvent) => void) | null = null;
+  private inviteListener: ((link: string) => void) | null = null;
+  /** The link the app is opened with. */
+  invite: string | null = null;
   private nextId = 1;
 
   constructor(settings: Partial<Settings> = {}) {
     this.settings = { ...defaultSettings(), ...settings };
   }
 
-  async attach(onEvent: (event: PeerEvent) => void): Promise<Boot> {
+  async attach(onEvent: (event: PeerEvent) => void, onInvite: (link: string) => void): Promise<Boot> {
     this.listener = onEvent;
-    return { settings: this.settings, host: this.host, host_error: null, downloads: "/tmp" };
+    this.inviteListener = onInvite;
+    return { settings: this.settings, host: this.host, host_error: null, downloads: "/tmp", invite: this.invite };
+  }
+
+  /** An invite link opened while the app runs, as the desktop hands it over. */
+  openInvite(link: string): void {
+    this.inviteListener?.(link);
   }
 
   /** Delivers an event as the core would. */

@@ -12,8 +12,9 @@ export function isTauri(): boolean {
 }
 
 export class TauriBackend implements Backend {
-  async attach(onEvent: (event: PeerEvent) => void): Promise<Boot> {
+  async attach(onEvent: (event: PeerEvent) => void, onInvite: (link: string) => void): Promise<Boot> {
     await listen<PeerEvent>("peer-event", (message) => onEvent(message.payload));
+    await listen<string>("invite-opened", (message) => onInvite(message.payload));
     const streams = new Channel<PeerEvent>();
     streams.onmessage = onEvent;
     return invoke<Boot>("attach", { streams });

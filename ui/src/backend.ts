@@ -5,7 +5,9 @@ import type { Boot, ConnectionFinding, FoundServer, HostState, PeerCommand, Peer
 
 export interface Backend {
   /** Starts receiving events (all of them, the high-rate ones included), then the core. */
-  attach(onEvent: (event: PeerEvent) => void): Promise<Boot>;
+  /** Starts the core; its events go to `onEvent`, and invite links opened while the app
+   * runs to `onInvite` (the one it was opened with comes in the answer). */
+  attach(onEvent: (event: PeerEvent) => void, onInvite: (link: string) => void): Promise<Boot>;
   /** One command of the core API. Rejects with a ShellError. */
   send(command: PeerCommand): Promise<void>;
   saveSettings(settings: Settings): Promise<Settings>;

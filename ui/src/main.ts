@@ -26,17 +26,21 @@ async function main(): Promise<void> {
   window.addEventListener("blur", () => store.setFocused(false));
 
   try {
-    const boot = await backend.attach((event) => {
-      store.apply(event);
-      if (event.event === "signaling" && event.state === "connected") void actions.joined();
-      // Someone new met, or someone gone: the away list changes.
-      if (event.event === "trust" || event.event === "peer-left") void actions.contacts();
-      if (event.event === "trust") void actions.restoreVolume(event.peer, event.fingerprint);
-    });
+    const boot = await backend.attach(
+      (event) => {
+        store.apply(event);
+        if (event.event === "signaling" && event.state === "connected") void actions.joined();
+        // Someone new met, or someone gone: the away list changes.
+        if (event.event === "trust" || event.event === "peer-left") void actions.contacts();
+        if (event.event === "trust") void actions.restoreVolume(event.peer, event.fingerprint);
+      },
+      (link) => store.offerInvite(link),
+    );
     actions.downloads = boot.downloads ?? "";
     store.setSettings(boot.settings);
     store.setHost(boot.host);
     if (boot.host_error) store.showError({ area: "host", code: "host", message: boot.host_error });
+    if (boot.invite) store.offerInvite(boot.invite);
     if (boot.settings.onboarded) {
       store.open("room");
       await actions.connect();

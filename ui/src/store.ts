@@ -19,7 +19,8 @@ import type {
   TrustStatus,
 } from "./types";
 import { defaultSettings, stoppedHost } from "./types";
-import { listNames } from "./format";
+import { listNames, parseInvite } from "./format";
+import type { Invite } from "./format";
 
 /** The room's conversation; a present peer's is keyed by its id, an away contact's by
  * this prefix and its key. */
@@ -57,6 +58,7 @@ export type Part =
   | "settings"
   | "audio"
   | "errors"
+  | "invite"
   | "view";
 
 export interface Peer {
@@ -185,6 +187,8 @@ export interface State {
   verifying: string | null;
   /** Servers found on the local network; null until looked for, "looking" meanwhile. */
   found: FoundServer[] | "looking" | null;
+  /** An invite link opened with the app, waiting for the user to join or not. */
+  invite: Invite | null;
 }
 
 export function initialState(): State {
@@ -210,6 +214,7 @@ export function initialState(): State {
     errors: [],
     verifying: null,
     found: null,
+    invite: null,
   };
 }
 
@@ -489,6 +494,29 @@ export class Store {
   clearLogs(): void {
     this.state.logs = [];
     this.touch("logs");
+  }
+
+  /** The room's conversation starts empty: another room is being joined. */
+  clearRoomConversation(): void {
+    this.state.conversations.set(ROOM, { key: ROOM, messages: [], unread: 0 });
+    this.touch("chat");
+  }
+
+  /** An invite link opened with the app: offered to join, or said plainly not to be one. */
+  offerInvite(link: string): void {
+    const invite = parseInvite(link);
+    if (!invite) {
+      this.showError({ area: "general", code: "invite", message: "That link is not a Confab invite." });
+      return;
+    }
+    this.state.invite = invite;
+    this.touch("invite");
+  }
+
+  /** The invite was taken up or turned down. */
+  clearInvite(): void {
+    this.state.invite = null;
+    this.touch("invite");
   }
 
   showError(error: ShownError): void {

@@ -113,7 +113,7 @@ export interface ConnectionFinding {
 }
 
 /** Problems the page finds itself; `shell` is a shell error without a code. */
-export type PageErrorCode = "chooser" | "no-folder" | "start" | "send" | "invalid" | "declined" | "busy" | "shell";
+export type PageErrorCode = "chooser" | "no-folder" | "start" | "send" | "invalid" | "declined" | "busy" | "shell" | "invite";
 
 export type AnyErrorCode = ErrorCode | ShellErrorCode | PageErrorCode;
 
@@ -224,6 +224,8 @@ export interface Boot {
   host_error: string | null;
   /** Where accepted files go. */
   downloads: string | null;
+  /** An invite link the app was opened with (`confab://join?…`). */
+  invite: string | null;
 }
 
 /** An error from the shell itself: `{code, message}`. */

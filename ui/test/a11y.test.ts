@@ -14,7 +14,7 @@ beforeEach(async () => {
   const actions = new Actions(store, backend);
   app = new AppView(store, actions);
   document.body.replaceChildren(app.el);
-  const boot = await backend.attach((event) => store.apply(event));
+  const boot = await backend.attach((event) => store.apply(event), (link) => store.offerInvite(link));
   store.setSettings(boot.settings);
   store.open("room");
   store.apply({ event: "signaling", state: "connected", id: "me", room: "lobby" });

@@ -27,7 +27,7 @@ beforeEach(async () => {
   actions = new Actions(store, backend);
   app = new AppView(store, actions);
   document.body.replaceChildren(app.el);
-  const boot = await backend.attach((event) => store.apply(event));
+  const boot = await backend.attach((event) => store.apply(event), (link) => store.offerInvite(link));
   actions.downloads = boot.downloads ?? "";
   store.setSettings(boot.settings);
   store.open("room");
@@ -37,6 +37,39 @@ beforeEach(async () => {
 });
 
 describe("views", () => {
+  it("asks before joining the room of an invite opened while the app runs, password included", async () => {
+    await actions.connect();
+    store.apply({ event: "chat", id: "m1", from: "p1", text: "said in the lobby", ts: 1 });
+    store.flush();
+    expect(app.el.querySelector(".msg")).not.toBeNull();
+    backend.openInvite("confab://join?server=ws%3A%2F%2F192.0.2.1%3A8787%2Fws&room=team");
+    store.flush();
+    expect($(".invite-prompt").hidden).toBe(false);
+    expect($("#invite-title").textContent).toBe("Join the room “team”?");
+    ($('[data-field="invite-password"]') as HTMLInputElement).value = "s3cret";
+    $('[data-action="join-invite"]').click();
+    await settle();
+    await settle();
+    expect(backend.settings.server).toBe("ws://192.0.2.1:8787/ws");
+    expect(backend.settings.room).toBe("team");
+    expect(backend.sent).toContainEqual({ cmd: "connect", server: "ws://192.0.2.1:8787/ws", room: "team", name: "Me", password: "s3cret" });
+    expect($(".invite-prompt").hidden).toBe(true);
+    // The lobby's messages are not shown as the new room's.
+    expect(app.el.querySelector(".msg")).toBeNull();
+  });
+
+  it("turns down an invite with Not now, and says when a link is not one", () => {
+    backend.openInvite("confab://join?server=ws%3A%2F%2F192.0.2.1%3A8787%2Fws&room=team");
+    store.flush();
+    $('[data-action="dismiss-invite"]').click();
+    store.flush();
+    expect($(".invite-prompt").hidden).toBe(true);
+    expect(backend.sent.some((c) => c.cmd === "connect")).toBe(false);
+    backend.openInvite("confab://nothing");
+    store.flush();
+    expect(store.state.errors.map((e) => e.message)).toContain("That link is not a Confab invite.");
+  });
+
   it("lists peers with their state, badges and RTT on hover", () => {
     store.apply({ event: "stats", peer: "p1", rtt_ms: 2.25, bytes_sent: 0, bytes_received: 0, candidate_type: "host" });
     store.apply({ event: "trust", peer: "p1", name: "Ada", fingerprint: "f", status: "verified" });
@@ -493,7 +526,7 @@ describe("first run", () => {
     const firstActions = new Actions(firstStore, fresh);
     const view = new AppView(firstStore, firstActions);
     document.body.replaceChildren(view.el);
-    const boot = await fresh.attach((event) => firstStore.apply(event));
+    const boot = await fresh.attach((event) => firstStore.apply(event), () => undefined);
     firstStore.setSettings(boot.settings);
     firstStore.setView("onboarding");
     firstStore.flush();
@@ -507,12 +540,29 @@ describe("first run", () => {
     expect(fresh.settings.onboarded).toBe(true);
   });
 
+  it("fills in the first-run screen from the invite the app was opened with", async () => {
+    const fresh = new FakeBackend({ onboarded: false, name: "Bo" });
+    fresh.invite = "confab://join?server=ws%3A%2F%2F192.0.2.1%3A8787%2Fws&room=team";
+    const firstStore = new Store(null);
+    const view = new AppView(firstStore, new Actions(firstStore, fresh));
+    document.body.replaceChildren(view.el);
+    const boot = await fresh.attach((event) => firstStore.apply(event), (link) => firstStore.offerInvite(link));
+    firstStore.setSettings(boot.settings);
+    if (boot.invite) firstStore.offerInvite(boot.invite);
+    firstStore.setView("onboarding");
+    firstStore.flush();
+    expect(view.el.querySelector<HTMLInputElement>('.onboarding [data-field="server"]')?.value).toBe("ws://192.0.2.1:8787/ws");
+    expect(view.el.querySelector<HTMLInputElement>('.onboarding [data-field="room"]')?.value).toBe("team");
+    expect(view.el.querySelector<HTMLInputElement>('.onboarding [data-field="mode-join"]')?.checked).toBe(true);
+    expect(view.el.querySelector<HTMLElement>(".invite-prompt")?.hidden).toBe(true);
+  });
+
   it("fills in the server and room from a pasted invite", async () => {
     const fresh = new FakeBackend({ onboarded: false, name: "Bo" });
     const firstStore = new Store(null);
     const view = new AppView(firstStore, new Actions(firstStore, fresh));
     document.body.replaceChildren(view.el);
-    firstStore.setSettings((await fresh.attach((event) => firstStore.apply(event))).settings);
+    firstStore.setSettings((await fresh.attach((event) => firstStore.apply(event), () => undefined)).settings);
     firstStore.setView("onboarding");
     firstStore.flush();
     const server = view.el.querySelector<HTMLInputElement>('.onboarding [data-field="server"]');

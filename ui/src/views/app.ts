@@ -7,6 +7,7 @@ import type { Store, View } from "../store";
 import { CallBar, IncomingCall } from "./call";
 import { ChatView } from "./chat";
 import { errorList, updateMeters } from "./common";
+import { InvitePrompt } from "./invite";
 import { LogsView } from "./logs";
 import { Onboarding } from "./onboarding";
 import { SettingsView } from "./settings";
@@ -20,6 +21,7 @@ export class AppView {
   private readonly sidebar: Sidebar;
   private readonly callBar: CallBar;
   private readonly incoming: IncomingCall;
+  private readonly invite: InvitePrompt;
   private readonly views: Record<View, { el: HTMLElement; update(): void }>;
   private readonly chat: ChatView;
   private readonly settings: SettingsView;
@@ -35,6 +37,7 @@ export class AppView {
     this.sidebar = new Sidebar(store, actions);
     this.callBar = new CallBar(store, actions);
     this.incoming = new IncomingCall(store, actions);
+    this.invite = new InvitePrompt(store, actions);
     this.chat = new ChatView(store, actions);
     this.settings = new SettingsView(store, actions);
     this.onboarding = new Onboarding(store, actions);
@@ -51,7 +54,7 @@ export class AppView {
       content.append(view.el);
     }
     fill(this.main, this.banner, this.callBar.el, content);
-    fill(this.el, this.sidebar.el, this.main, this.incoming.el);
+    fill(this.el, this.sidebar.el, this.main, this.incoming.el, this.invite.el);
     this.el.addEventListener("keydown", (e) => this.shortcut(e));
     store.subscribe(() => this.update());
   }
@@ -72,6 +75,7 @@ export class AppView {
     this.views[s.view].update();
     this.callBar.update();
     this.incoming.update();
+    this.invite.update();
     this.drawBanner();
     if (this.store.rev("levels") !== this.drawnLevels) {
       this.drawnLevels = this.store.rev("levels");

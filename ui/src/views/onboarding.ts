@@ -70,6 +70,15 @@ export class Onboarding {
       this.filled = true;
       if (s.state.found === null) void this.actions.discover();
     }
+    // An invite the app was opened with fills in its server and room.
+    const invite = s.state.invite;
+    if (invite) {
+      this.join.checked = true;
+      this.server.disabled = false;
+      this.server.value = invite.server;
+      this.room.value = invite.room;
+      s.clearInvite();
+    }
     if (s.rev("settings") !== this.drawnFound) {
       this.drawnFound = s.rev("settings");
       fill(this.found, foundServers(s, this.actions, (server) => void this.joinFound(server)));

@@ -39,7 +39,7 @@ beforeEach(async () => {
 describe("views", () => {
   it("asks before joining the room of an invite opened while the app runs, password included", async () => {
     await actions.connect();
-    store.apply({ event: "chat", id: "m1", from: "p1", text: "said in the lobby", ts: 1 });
+    store.apply({ event: "chat", id: "m1", from: "p1", text: "said in the lobby", ts: 1, scope: "room", author: { name: "Ada", key: "fp1" }, history: false });
     store.flush();
     expect(app.el.querySelector(".msg")).not.toBeNull();
     backend.openInvite("confab://join?server=ws%3A%2F%2F192.0.2.1%3A8787%2Fws&room=team");

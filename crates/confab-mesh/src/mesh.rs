@@ -730,7 +730,15 @@ impl MeshTask {
             PeerOutput::FileRejected { file } => self.on_file_rejected(peer, file),
             PeerOutput::FileReceived { file, ok } => self.on_file_received(peer, file, ok),
             PeerOutput::Call(message) => self.on_call_message(peer, message),
-            PeerOutput::VoiceRedundancy(on) => self.engine.set_redundancy(&peer, on),
+            PeerOutput::VoiceRedundancy(on) => {
+                let how = if on {
+                    "with copies of earlier frames (RED)"
+                } else {
+                    "as plain Opus (RED not negotiated yet)"
+                };
+                self.log(LogLevel::Info, format!("our voice goes {how}"), Some(&peer));
+                self.engine.set_redundancy(&peer, on);
+            }
             PeerOutput::Gone(state) => {
                 self.leave_call_of(&peer);
                 if let Some(key) = self.fingerprint(&peer) {

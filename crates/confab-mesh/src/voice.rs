@@ -135,21 +135,26 @@ pub fn local_track(ssrc: u32) -> Result<TrackLocalStaticSample, String> {
     .map_err(|e| e.to_string())
 }
 
+/// How often, in frames, a sender without RED asks again what was negotiated (1 s): the
+/// first packets can come before the answer is applied, when the sender knows only the
+/// track's own codec, Opus.
+const RENEGOTIATED_CHECK_FRAMES: u32 = 50;
+
 /// Writes each packet of the call to the track: in RED, carrying as many earlier frames as
 /// the loss this peer last reported calls for (`loss`, in percent, `None` before its first
 /// report), where RED was negotiated; else as plain Opus. Until the track is negotiated
 /// there is no payload type to stamp, and those packets are skipped, as live audio would
-/// be. Once negotiated, `negotiated` is told whether RED is in use.
+/// be. `negotiated_with` is told the codecs each time whether RED is in use changes.
 pub(crate) async fn feed_track(
     track: Arc<TrackLocalStaticSample>,
     sender: Arc<dyn RtpSender>,
     ssrc: u32,
     mut packets: broadcast::Receiver<Arc<Vec<u8>>>,
     loss: watch::Receiver<Option<u8>>,
-    negotiated_with: impl FnOnce(VoiceCodecs) + Send,
+    negotiated_with: impl Fn(VoiceCodecs) + Send,
 ) {
-    let mut negotiated_with = Some(negotiated_with);
     let mut negotiated: Option<(VoiceCodecs, RedEncoder)> = None;
+    let mut since_asked = 0u32;
     let frame_ticks = FRAME_SAMPLES as u32;
     loop {
         let packet = match packets.recv().await {
@@ -158,19 +163,28 @@ pub(crate) async fn feed_track(
             Err(broadcast::error::RecvError::Lagged(_)) => continue,
             Err(broadcast::error::RecvError::Closed) => return,
         };
-        if negotiated.is_none() {
-            negotiated = sender
+        let without_red = negotiated.as_ref().is_none_or(|(c, _)| c.red.is_none());
+        if negotiated.is_none() || (without_red && since_asked >= RENEGOTIATED_CHECK_FRAMES) {
+            since_asked = 0;
+            let now = sender
                 .get_parameters()
                 .await
                 .ok()
-                .and_then(|p| VoiceCodecs::find(&p.rtp_parameters.codecs))
-                .map(|codecs| (codecs, RedEncoder::new(codecs.opus)));
-            if let Some((codecs, _)) = &negotiated
-                && let Some(tell) = negotiated_with.take()
+                .and_then(|p| VoiceCodecs::find(&p.rtp_parameters.codecs));
+            if let Some(codecs) = now
+                && negotiated
+                    .as_ref()
+                    .is_none_or(|(before, _)| *before != codecs)
             {
-                tell(*codecs);
+                negotiated_with(codecs);
+                // The frames kept to repeat stay, unless Opus itself changed number.
+                negotiated = Some(match negotiated.take() {
+                    Some((before, encoder)) if before.opus == codecs.opus => (codecs, encoder),
+                    _ => (codecs, RedEncoder::new(codecs.opus)),
+                });
             }
         }
+        since_asked += 1;
         let Some((codecs, encoder)) = negotiated.as_mut() else {
             continue;
         };

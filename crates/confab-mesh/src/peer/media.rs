@@ -2,6 +2,7 @@
 //! fed to the call's mixer.
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use confab_audio::call_audio::RtpNumbers;
 use webrtc::media_stream::track_local::TrackLocal;
@@ -11,6 +12,9 @@ use webrtc::peer_connection::PeerConnection;
 use super::{Peer, PeerOutput};
 use crate::api::LogLevel;
 use crate::voice::{self, VoiceCodecs, VoicePacket};
+
+/// How often at most a receiver asks again which payload types were negotiated.
+const CODECS_ASKED_EVERY: Duration = Duration::from_secs(1);
 
 impl Peer {
     /// Adds our audio track, fed from the call's packets.
@@ -41,7 +45,8 @@ impl Peer {
             packets,
             self.voice_loss.subscribe(),
             move |codecs| {
-                let _ = out.send((remote, PeerOutput::VoiceRedundancy(codecs.red.is_some())));
+                let on = codecs.red.is_some();
+                let _ = out.send((remote.clone(), PeerOutput::VoiceRedundancy(on)));
             },
         ));
         self.voice_sender = Some((sender, feeder));
@@ -55,16 +60,23 @@ impl Peer {
         let peer = self.setup.remote_id.clone();
         let pc = self.pc.clone();
         self.transfers.spawn(async move {
-            let mut codecs = None;
+            let mut codecs: Option<VoiceCodecs> = None;
+            let mut asked: Option<Instant> = None;
             while let Some(event) = track.poll().await {
                 match event {
                     TrackRemoteEvent::OnRtpPacket(packet) => {
-                        if codecs.is_none() {
-                            codecs = receive_codecs(pc.as_ref()).await;
+                        let pt = packet.header.payload_type;
+                        // A payload type not known yet (the first packet, or RED first used
+                        // after a renegotiation): ask what was negotiated, at most once a
+                        // second, since comfort noise or tones would ask every packet.
+                        if codecs.is_none_or(|c| pt != c.opus && Some(pt) != c.red)
+                            && asked.is_none_or(|at| at.elapsed() >= CODECS_ASKED_EVERY)
+                        {
+                            asked = Some(Instant::now());
+                            codecs = receive_codecs(pc.as_ref()).await.or(codecs);
                         }
-                        let Some((payload, redundant)) = codecs
-                            .as_ref()
-                            .and_then(|c| c.read(packet.header.payload_type, &packet.payload))
+                        let Some((payload, redundant)) =
+                            codecs.as_ref().and_then(|c| c.read(pt, &packet.payload))
                         else {
                             continue;
                         };

@@ -1,6 +1,7 @@
-//! `voice-bench`: what a call costs and how it sounds, on loopback. Run by hand; it prints
-//! figures and asserts nothing.
+//! `voice-bench`: what a call costs and how it sounds. Run by hand; it prints figures and
+//! asserts nothing.
 //!
+//! On loopback, in-process:
 //! - capture-to-playout latency: a click injected at the source every 400 ms is found in the
 //!   far side's playout, over a real peer connection built as calls build them (Opus, RTP,
 //!   jitter buffer, decoder); device buffers are not involved and are reported apart,
@@ -9,18 +10,37 @@
 //! - CPU time per second of call, per peer, for 2- and 5-peer group calls of real peers;
 //! - the fraction of 20 ms frames concealed (and recovered by FEC) under 0 % and 5 % random
 //!   packet loss.
+//!
+//! Speech quality (`speech`), at each `--loss` rate: about 24 s of espeak-ng speech sent
+//! by one release `confab peer` to another, which records it, both in a network namespace
+//! where nftables drops that share of arriving UDP; and two anchors computed in-process
+//! with the same codec: plain Opus with a perfect receiver at that loss, and the ceiling
+//! (nothing lost). Each is scored with wide-band PESQ and STOI (`pesq_score.py`). Needs
+//! root, nftables, espeak-ng, sox and Python's `pesq` and `pystoi`; what is missing is
+//! named and its part skipped. About 40 s per loss rate.
+//!
+//! ```text
+//! cargo build --release -p confab -p confab-bench
+//! target/release/voice-bench                                      # everything
+//! target/release/voice-bench --speech-only --loss 0,5,10,20       # as root
+//! target/release/voice-bench --no-speech                          # loopback figures only
+//! ```
 
 mod devices;
+mod speech;
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::bail;
+use clap::Parser;
 use confab_audio::FRAME_SAMPLES;
 use confab_audio::codec::{VoiceDecoder, VoiceEncoder};
 use confab_audio::jitter::{JitterBuffer, Playout};
 use confab_audio::open::{SinkSpec, SourceSpec};
 use confab_bench::loopback_pair::{Arrival, LoopbackPair};
+use confab_bench::peers::sibling_confab;
 use confab_mesh::api::{CallState, ChannelState, SignalingState};
 use confab_mesh::{Command, Event, Identity, Mesh, MeshConfig, TransportConfig};
 use confab_signal::{ServerConfig, ServerHandle};
@@ -28,13 +48,56 @@ use tokio::sync::mpsc;
 use webrtc::media_stream::track_local::TrackLocal;
 use webrtc::media_stream::track_remote::TrackRemoteEvent;
 
+#[derive(Debug, Parser)]
+#[command(about = "Measure what a Confab call costs and how its speech sounds under loss")]
+struct Args {
+    /// Only the speech-quality run.
+    #[arg(long, conflicts_with = "no_speech")]
+    speech_only: bool,
+    /// Leave the speech-quality run out.
+    #[arg(long)]
+    no_speech: bool,
+    /// Random UDP loss rates of the speech-quality run, in percent.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_values_t = [0u8, 5, 10, 20],
+        value_parser = clap::value_parser!(u8).range(0..=100),
+    )]
+    loss: Vec<u8>,
+    /// The `confab` binary the speech-quality run calls with.
+    #[arg(long, default_value_os_t = sibling_confab())]
+    confab: PathBuf,
+    /// Keep the speech-quality run's WAVs (reference, recordings, anchors) in DIR.
+    #[arg(long, value_name = "DIR")]
+    keep_audio: Option<PathBuf>,
+}
+
 const CLICKS: usize = 50;
 const CLICK_EVERY_FRAMES: usize = 20;
 
 fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
+    if !args.speech_only {
+        loopback_figures(&runtime)?;
+    }
+    if !args.no_speech {
+        let options = speech::Options {
+            losses: args.loss,
+            confab: args.confab,
+            keep_audio: args.keep_audio,
+        };
+        speech::run(&runtime, &options)?;
+    }
+    runtime.shutdown_timeout(Duration::from_millis(200));
+    Ok(())
+}
+
+/// The in-process figures, on loopback.
+fn loopback_figures(runtime: &tokio::runtime::Runtime) -> anyhow::Result<()> {
     let (latency, depth) = runtime.block_on(click_latency())?;
     let cpu2 = runtime.block_on(call_cpu(2))?;
     let cpu5 = runtime.block_on(call_cpu(5))?;
@@ -74,7 +137,6 @@ fn main() -> anyhow::Result<()> {
         "{:<52} {:>10.2} % ({:.2} % recovered by FEC)",
         "frames concealed at 5 % loss", concealed5, recovered5
     );
-    runtime.shutdown_timeout(Duration::from_millis(200));
     Ok(())
 }
 

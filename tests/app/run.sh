@@ -4,7 +4,9 @@
 # the app with a headless `confab peer` in the same room.
 #
 #   tests/app/run.sh              the end-to-end test of the built app
-#   tests/app/run.sh --deb FILE   installs FILE with apt-get and checks the installed app starts
+#   tests/app/run.sh --deb FILE   installs FILE with apt-get, checks the installed app starts
+#                                 and handles confab:// links, then removes it and checks it
+#                                 left nothing behind
 #
 # On a fresh Debian 12 machine (as root) it installs what is missing: the WebKitGTK,
 # Xvfb and WebKitWebDriver packages (apt), Node 20 (as tests/browser does) and
@@ -47,7 +49,7 @@ as_root() {
 
 install_packages() {
     local wanted=(libwebkit2gtk-4.1-dev build-essential libssl-dev libayatana-appindicator3-dev
-        librsvg2-dev libxdo-dev pkg-config file xvfb xauth webkit2gtk-driver dbus-daemon
+        librsvg2-dev libxdo-dev pkg-config file xvfb xauth webkit2gtk-driver dbus-daemon dbus-bin
         desktop-file-utils xdg-utils)
     local missing=()
     for package in "${wanted[@]}"; do
@@ -172,3 +174,16 @@ CONFAB_APP="$app" CONFAB_BIN="$target/debug/confab" CONFAB_DRIVER="http://127.0.
     XDG_DATA_HOME="$state/data" XDG_CACHE_HOME="$state/cache" DISPLAY="$display" NO_AT_BRIDGE=1 \
     CONFAB_LOOPBACK_ONLY=1 CONFAB_AUDIO_IN=sine:440 CONFAB_AUDIO_OUT=none \
     node --test --test-reporter=spec "$test_file"
+
+if [ -n "$deb" ]; then
+    # And it goes as cleanly: nothing of it left, and confab:// no longer handled.
+    say "removing the package"
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get remove -y -qq confab >&2
+    for path in /usr/bin/confab-desktop /usr/share/applications/Confab.desktop \
+        /usr/share/icons/hicolor/128x128/apps/confab-desktop.png; do
+        [ ! -e "$path" ] || die "removing the package left $path behind"
+    done
+    if [ -n "$(xdg-mime query default x-scheme-handler/confab)" ]; then
+        die "confab:// links are still handled after the package was removed"
+    fi
+fi

@@ -1,7 +1,26 @@
 // A small W3C WebDriver client over HTTP (Node's fetch): enough to drive the app through
 // tauri-driver. No dependencies.
 
+import { execFileSync } from "node:child_process";
+
 const ELEMENT = "element-6066-11e4-a52e-4f735466cecf";
+
+/** Whether the app's single-instance name is still owned on the session bus: until it is
+ * released, a new start hands its arguments to the leaving app and exits. */
+function instanceNameOwned() {
+  if (!process.env.DBUS_SESSION_BUS_ADDRESS) return false;
+  try {
+    const reply = execFileSync(
+      "dbus-send",
+      ["--session", "--print-reply", "--dest=org.freedesktop.DBus", "/org/freedesktop/DBus",
+        "org.freedesktop.DBus.NameHasOwner", "string:app.confab.desktop.SingleInstance"],
+      { encoding: "utf8" },
+    );
+    return /boolean true/.test(reply);
+  } catch {
+    return false;
+  }
+}
 
 export class WebDriver {
   constructor(base) {
@@ -39,12 +58,18 @@ export class WebDriver {
     this.session = value.sessionId;
   }
 
-  /** Ends the session, which closes the app. */
+  /** Ends the session, which closes the app, and waits for the app to release its
+   * single-instance name: the session ends before the app has left its room, and a start
+   * in between would hand its arguments to the leaving app and exit. */
   async stop() {
     if (!this.session) return;
     const session = this.session;
     this.session = null;
     await this.request("DELETE", `/session/${session}`);
+    const deadline = Date.now() + 10000;
+    while (Date.now() < deadline && instanceNameOwned()) {
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
   }
 
   path(rest) {

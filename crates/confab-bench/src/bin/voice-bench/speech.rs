@@ -2,7 +2,7 @@
 //! STOI, next to two anchors computed in the same run with the same codec: the ceiling
 //! (Opus with nothing lost) and plain Opus with a perfect receiver at each loss rate.
 //!
-//! - [`reference`]: the speech (espeak-ng, sox);
+//! - [`reference`](mod@reference): the speech (espeak-ng, sox);
 //! - [`call`]: Confab end to end, two `confab peer` processes in a lossy namespace;
 //! - [`anchors`]: the codec alone, in-process;
 //! - [`score`]: PESQ-WB and STOI, by `pesq_score.py`;

@@ -116,6 +116,12 @@ pub fn run() {
         }
     };
     app.run(|app, event| {
+        // Closing: the single-instance name goes first, so that Confab started again
+        // while this one is still leaving its room opens a window, instead of handing its
+        // arguments to this one and exiting.
+        if let RunEvent::ExitRequested { .. } = event {
+            tauri_plugin_single_instance::destroy(app);
+        }
         if let RunEvent::Exit = event
             && let Some(state) = app.try_state::<AppState>()
         {

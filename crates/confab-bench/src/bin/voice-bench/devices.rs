@@ -2,8 +2,11 @@
 //! speaker is found again on that speaker's monitor, through Confab's own device source and
 //! sink (rings, cushions, device buffers, the sound server). Needs a sound server: with
 //! PulseAudio, `PULSE_SERVER` and a null sink (`CONFAB_BENCH_SINK`, default the default
-//! sink) whose monitor is read back.
+//! sink) whose monitor is read back. Run twice: idle, and with a busy loop on every core
+//! (as a parallel build keeps a machine), with the underruns each run met.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use confab_audio::FRAME_SAMPLES;
@@ -13,11 +16,66 @@ use confab_audio::io::{Sink, Source};
 const CLICKS: usize = 50;
 const CLICK_EVERY_FRAMES: usize = 20;
 
-/// Median and p95, in ms, of speaker-to-monitor time; `None` without a sound server.
-pub fn round_trip() -> anyhow::Result<Option<(f64, f64)>> {
+/// What one run measured.
+pub struct RoundTrip {
+    /// Speaker-to-monitor time, in ms.
+    pub median: f64,
+    pub p95: f64,
+    /// Underruns of the speaker and the monitor over the run.
+    pub underruns: u64,
+}
+
+/// Speaker-to-monitor time, idle and with every core kept busy; `None` without a sound
+/// server.
+pub fn round_trips() -> anyhow::Result<Option<(RoundTrip, RoundTrip)>> {
     if std::env::var_os("PULSE_SERVER").is_none() {
         return Ok(None);
     }
+    let idle = round_trip()?;
+    let busy = {
+        let _hog = CpuHog::start();
+        round_trip()?
+    };
+    Ok(Some((idle, busy)))
+}
+
+/// A busy loop on every core until dropped.
+struct CpuHog {
+    stop: Arc<AtomicBool>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl CpuHog {
+    fn start() -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let threads = (0..cores)
+            .map(|_| {
+                let stop = stop.clone();
+                std::thread::spawn(move || {
+                    let mut x = 0u64;
+                    while !stop.load(Ordering::Relaxed) {
+                        x = std::hint::black_box(
+                            x.wrapping_mul(6364136223846793005).wrapping_add(1),
+                        );
+                    }
+                })
+            })
+            .collect();
+        Self { stop, threads }
+    }
+}
+
+impl Drop for CpuHog {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        for thread in self.threads.drain(..) {
+            let _ = thread.join();
+        }
+    }
+}
+
+fn round_trip() -> anyhow::Result<RoundTrip> {
     let sink_name = std::env::var("CONFAB_BENCH_SINK").ok();
     let monitor = format!(
         "{}.monitor",
@@ -65,5 +123,9 @@ pub fn round_trip() -> anyhow::Result<Option<(f64, f64)>> {
     }
     latencies.sort_by(f64::total_cmp);
     let pick = |p: f64| latencies[((p / 100.0) * (latencies.len() - 1) as f64).round() as usize];
-    Ok(Some((pick(50.0), pick(95.0))))
+    Ok(RoundTrip {
+        median: pick(50.0),
+        p95: pick(95.0),
+        underruns: sink.underruns() + source.underruns(),
+    })
 }

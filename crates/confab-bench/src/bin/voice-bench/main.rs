@@ -103,7 +103,7 @@ fn loopback_figures(runtime: &tokio::runtime::Runtime) -> anyhow::Result<()> {
     let cpu5 = runtime.block_on(call_cpu(5))?;
     let (concealed0, recovered0) = concealment(0.0);
     let (concealed5, recovered5) = concealment(0.05);
-    let device = devices::round_trip()?;
+    let device = devices::round_trips()?;
     println!("\nvoice-bench on loopback (Opus 48 kHz mono, 20 ms frames)");
     println!(
         "{:<52} {:>10.1} ms",
@@ -111,10 +111,17 @@ fn loopback_figures(runtime: &tokio::runtime::Runtime) -> anyhow::Result<()> {
     );
     println!("{:<52} {:>10.1} ms", "capture to playout, p95", latency.1);
     match device {
-        Some((median, p95)) => println!(
-            "{:<52} {:>10.1} ms (p95 {p95:.1} ms)",
-            "device side, speaker to its monitor, median", median
-        ),
+        Some((idle, busy)) => {
+            for (label, run) in [("idle", idle), ("all cores busy", busy)] {
+                println!(
+                    "{:<52} {:>10.1} ms (p95 {:.1} ms, {} underruns)",
+                    format!("device side, speaker to its monitor, {label}"),
+                    run.median,
+                    run.p95,
+                    run.underruns
+                );
+            }
+        }
         None => println!(
             "{:<52} {:>10}",
             "device side (not included)", "no sound server"

@@ -10,7 +10,7 @@ use tauri::{AppHandle, Emitter, Manager};
 use tauri_plugin_deep_link::DeepLinkExt;
 
 use crate::AppState;
-use crate::window::MAIN_WINDOW;
+use crate::window::{self, MAIN_WINDOW};
 
 /// The frontend event carrying an opened invite link.
 pub const INVITE_EVENT: &str = "invite-opened";
@@ -82,8 +82,5 @@ fn deliver(app: &AppHandle, url: &tauri::Url) {
     if let Some(state) = app.try_state::<AppState>() {
         state.invites.opened(app, url.to_string());
     }
-    if let Some(window) = app.get_webview_window(MAIN_WINDOW) {
-        let _ = window.unminimize();
-        let _ = window.set_focus();
-    }
+    window::bring_forward(app);
 }

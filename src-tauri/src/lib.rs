@@ -22,7 +22,7 @@ use tauri_plugin_log::{Target, TargetKind};
 
 use crate::error::ShellError;
 use crate::invites::Invites;
-use crate::window::{Forwarder, MAIN_WINDOW};
+use crate::window::Forwarder;
 
 /// How long leaving the room may take when the app closes.
 const LEAVE_TIMEOUT: Duration = Duration::from_secs(3);
@@ -78,10 +78,7 @@ pub fn run() {
         // First, so that a second start goes no further than handing over its arguments
         // (its invite link goes on to the deep-link plugin).
         .plugin(tauri_plugin_single_instance::init(|app, _argv, _cwd| {
-            if let Some(window) = app.get_webview_window(MAIN_WINDOW) {
-                let _ = window.unminimize();
-                let _ = window.set_focus();
-            }
+            window::bring_forward(app);
         }))
         .plugin(tauri_plugin_deep_link::init())
         .plugin(log)

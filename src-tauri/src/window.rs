@@ -12,7 +12,7 @@ use confab_mesh::Event;
 use confab_mesh::api::LogLevel;
 use confab_session::EventSink;
 use tauri::ipc::Channel;
-use tauri::{AppHandle, Emitter};
+use tauri::{AppHandle, Emitter, Manager};
 
 /// The window the app shows (tauri.conf.json's only window).
 pub const MAIN_WINDOW: &str = "main";
@@ -75,6 +75,14 @@ impl Forwarder {
         self.streams
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+/// Brings the main window to the front (a second start of the app, an invite opened).
+pub fn bring_forward(app: &AppHandle) {
+    if let Some(window) = app.get_webview_window(MAIN_WINDOW) {
+        let _ = window.unminimize();
+        let _ = window.set_focus();
     }
 }
 

@@ -90,6 +90,8 @@ class HeadlessPeer {
   }
 }
 
+/** The settings file the app writes. */
+const savedSettings = () => JSON.parse(readFileSync(join(configHome, "app.confab.desktop", "settings.json"), "utf8"));
 const text = (css) => driver.exec("const el = document.querySelector(arguments[0]); return el ? el.textContent : null;", [css]);
 const visible = (css) => `const el = document.querySelector(${JSON.stringify(css)}); return !!el && !el.closest('[hidden]');`;
 
@@ -261,7 +263,7 @@ test("first run, hosting from Settings, chat both ways, a call, logs, settings k
 
   await t.test("after a restart the settings are kept", async () => {
     await driver.stop();
-    const saved = JSON.parse(readFileSync(join(configHome, "app.confab.desktop", "settings.json"), "utf8"));
+    const saved = savedSettings();
     assert.equal(saved.name, "Tester");
     assert.equal(saved.room, "e2e");
     assert.equal(saved.host.port, port);
@@ -279,7 +281,6 @@ test("first run, hosting from Settings, chat both ways, a call, logs, settings k
   });
 
   const invite = (room) => `confab://join?${new URLSearchParams({ server, room })}`;
-  const savedRoom = () => JSON.parse(readFileSync(join(configHome, "app.confab.desktop", "settings.json"), "utf8")).room;
 
   await t.test("an invite link the app is opened with offers its room, and joins it", async () => {
     await driver.stop();
@@ -290,7 +291,7 @@ test("first run, hosting from Settings, chat both ways, a call, logs, settings k
     await driver.click('[data-action="join-invite"]');
     await driver.waitFor("the prompt gone", "return document.querySelector('.invite-prompt').hidden;");
     await driver.waitFor("signaling connected in the invited room", visible(".dot.ok"), [], 20000);
-    assert.equal(savedRoom(), "invited");
+    assert.equal(savedSettings().room, "invited");
   });
 
   await t.test("an invite opened while the app runs goes to it, not to a second window", async () => {
@@ -303,6 +304,6 @@ test("first run, hosting from Settings, chat both ways, a call, logs, settings k
     await screenshot("invite-forwarded");
     await driver.click('[data-action="dismiss-invite"]');
     await driver.waitFor("the prompt gone", "return document.querySelector('.invite-prompt').hidden;");
-    assert.equal(savedRoom(), "invited", "Not now keeps the room");
+    assert.equal(savedSettings().room, "invited", "Not now keeps the room");
   });
 });

@@ -77,6 +77,14 @@ describe("accessibility", () => {
     expect(unreachable()).toEqual([]);
   });
 
+  it("names every control of the invite prompt", () => {
+    store.offerInvite("confab://join?server=ws%3A%2F%2F192.0.2.1%3A8787%2Fws&room=team");
+    store.flush();
+    expect(app.el.querySelector<HTMLElement>(".invite-prompt")?.hidden).toBe(false);
+    expect(unnamed()).toEqual([]);
+    expect(unreachable()).toEqual([]);
+  });
+
   it("names every control of the first-run screen and the incoming-call prompt", () => {
     store.apply({ event: "call-incoming", call: "c2", from: "p2" });
     store.setView("onboarding");

@@ -495,7 +495,7 @@ impl EngineTask {
     /// for loss the copies already cover would only make every frame sound worse. Until a
     /// peer reports, the capture's initial guess stands.
     fn apply_expected_loss(&mut self) {
-        let Some((worst_peer, worst)) = self
+        let Some((reported, worst)) = self
             .reported_loss
             .iter()
             .map(|(peer, &percent)| {
@@ -504,13 +504,12 @@ impl EngineTask {
                 } else {
                     percent
                 };
-                (peer, left)
+                (percent, left)
             })
             .max_by_key(|(_, left)| *left)
         else {
             return;
         };
-        let reported = self.reported_loss.get(worst_peer).copied().unwrap_or(worst);
         let Some(capture) = self.capture.as_mut() else {
             return;
         };

@@ -93,20 +93,24 @@ impl Session {
 
     /// Starts (or restarts, on a new port) the hosted server, and remembers it is wanted.
     pub async fn host_start(&self) -> Result<HostState, SessionError> {
-        let mut settings = self.settings().await;
+        let settings = self.settings().await;
         let host = self.host.start(&settings.host, &settings.name).await?;
-        settings.host.enabled = true;
-        self.save_settings(settings).await?;
+        self.remember_hosting(true).await?;
         Ok(host)
     }
 
     /// Stops the hosted server, and remembers it is not wanted.
     pub async fn host_stop(&self) -> Result<HostState, SessionError> {
         let host = self.host.stop().await;
-        let mut settings = self.settings().await;
-        settings.host.enabled = false;
-        self.save_settings(settings).await?;
+        self.remember_hosting(false).await?;
         Ok(host)
+    }
+
+    /// Whether the server is wanted at the next start, saved.
+    async fn remember_hosting(&self, enabled: bool) -> Result<(), SessionError> {
+        let mut settings = self.settings().await;
+        settings.host.enabled = enabled;
+        self.save_settings(settings).await.map(|_| ())
     }
 
     pub async fn host_state(&self) -> HostState {

@@ -73,9 +73,7 @@ export class Onboarding {
     // An invite the app was opened with fills in its server and room.
     const invite = s.state.invite;
     if (invite) {
-      this.join.checked = true;
-      this.server.disabled = false;
-      this.server.value = invite.server;
+      this.joinServer(invite.server);
       this.room.value = invite.room;
       s.clearInvite();
     }
@@ -95,14 +93,19 @@ export class Onboarding {
 
   /** One click on a server found: join it, in its busiest room unless one was typed. */
   private async joinFound(server: FoundServer): Promise<void> {
-    this.join.checked = true;
-    this.server.disabled = false;
-    this.server.value = server.url;
+    this.joinServer(server.url);
     const busiest = server.rooms[0];
     if (busiest && (!this.room.value.trim() || this.room.value === this.store.state.settings.room)) {
       this.room.value = busiest.room;
     }
     await this.start();
+  }
+
+  /** "Connect to a server" chosen, with this one filled in. */
+  private joinServer(url: string): void {
+    this.join.checked = true;
+    this.server.disabled = false;
+    this.server.value = url;
   }
 
   private async start(): Promise<void> {

@@ -11,51 +11,15 @@ use confab_audio::FRAME_SAMPLES;
 use confab_audio::codec::{VoiceDecoder, VoiceEncoder};
 use confab_audio::dsp::{Tone, heard_tone_dbfs};
 use confab_audio::jitter::{JitterBuffer, Playout};
-use confab_mesh::{Identity, TransportConfig};
+use confab_testkit::loopback_pair::{Arrival, LoopbackPair};
 use rtc::media::Sample;
-use tokio::sync::mpsc;
 use webrtc::media_stream::track_local::TrackLocal;
-use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
-use webrtc::peer_connection::{
-    PeerConnection, PeerConnectionEventHandler, RTCIceCandidateInit, RTCPeerConnectionIceEvent,
-};
-
-enum Signal {
-    Candidate(RTCIceCandidateInit),
-    Track(Arc<dyn TrackRemote>),
-}
-
-struct Forward(mpsc::UnboundedSender<Signal>);
-
-#[async_trait::async_trait]
-impl PeerConnectionEventHandler for Forward {
-    async fn on_ice_candidate(&self, event: RTCPeerConnectionIceEvent) {
-        if let Ok(init) = event.candidate.to_json() {
-            let _ = self.0.send(Signal::Candidate(init));
-        }
-    }
-
-    async fn on_track(&self, track: Arc<dyn TrackRemote>) {
-        let _ = self.0.send(Signal::Track(track));
-    }
-}
-
-async fn build() -> (Arc<dyn PeerConnection>, mpsc::UnboundedReceiver<Signal>) {
-    let (tx, rx) = mpsc::unbounded_channel();
-    let pc = confab_mesh::transport::build_peer_connection(
-        &TransportConfig::loopback(),
-        &Identity::ephemeral().unwrap(),
-        Arc::new(Forward(tx)),
-    )
-    .await
-    .unwrap();
-    (pc, rx)
-}
+use webrtc::media_stream::track_remote::TrackRemoteEvent;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_opus_tone_crosses_a_peer_connection() {
-    let (a, mut a_signals) = build().await;
-    let (b, mut b_signals) = build().await;
+    let pair = LoopbackPair::build().await.unwrap();
+    let (a, b) = (pair.a.clone(), pair.b.clone());
     let ssrc = rand::random::<u32>();
     // The track exactly as a call builds it.
     let track = Arc::new(confab_mesh::voice::local_track(ssrc).unwrap());
@@ -63,34 +27,7 @@ async fn an_opus_tone_crosses_a_peer_connection() {
         .add_track(track.clone() as Arc<dyn TrackLocal>)
         .await
         .unwrap();
-    let offer = a.create_offer(None).await.unwrap();
-    a.set_local_description(offer.clone()).await.unwrap();
-    b.set_remote_description(offer).await.unwrap();
-    let answer = b.create_answer(None).await.unwrap();
-    b.set_local_description(answer.clone()).await.unwrap();
-    a.set_remote_description(answer).await.unwrap();
-
-    // Candidates both ways; B's side hands over the remote track.
-    let (track_tx, mut track_rx) = mpsc::unbounded_channel();
-    let to_b = b.clone();
-    tokio::spawn(async move {
-        while let Some(Signal::Candidate(init)) = a_signals.recv().await {
-            let _ = to_b.add_ice_candidate(init).await;
-        }
-    });
-    let to_a = a.clone();
-    tokio::spawn(async move {
-        while let Some(signal) = b_signals.recv().await {
-            match signal {
-                Signal::Candidate(init) => {
-                    let _ = to_a.add_ice_candidate(init).await;
-                }
-                Signal::Track(track) => {
-                    let _ = track_tx.send(track);
-                }
-            }
-        }
-    });
+    let mut arrivals = pair.connect().await.unwrap();
 
     // Send 2 s of a 440 Hz tone in real time, as the capture side will.
     let payload_type = sender.get_parameters().await.unwrap().rtp_parameters.codecs[0].payload_type;
@@ -116,10 +53,16 @@ async fn an_opus_tone_crosses_a_peer_connection() {
         }
     });
 
-    let remote = tokio::time::timeout(Duration::from_secs(10), track_rx.recv())
-        .await
-        .expect("a remote track")
-        .expect("a remote track");
+    let remote = loop {
+        match tokio::time::timeout(Duration::from_secs(10), arrivals.recv())
+            .await
+            .expect("a remote track")
+            .expect("a remote track")
+        {
+            Arrival::Track(track) => break track,
+            Arrival::Channel(_) => {}
+        }
+    };
     let mut jitter = JitterBuffer::new();
     let mut decoder = VoiceDecoder::new().unwrap();
     let mut played = Vec::new();

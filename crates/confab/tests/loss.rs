@@ -16,7 +16,7 @@ use serde_json::Value;
 /// A namespace of the test's own losing `per_mille` of the UDP arriving in it.
 fn lossy(per_mille: u32) -> Option<TestNetns> {
     let netns = TestNetns::new("loss")?;
-    netns.lose_udp(per_mille);
+    netns.lose_udp(per_mille).expect("nftables");
     Some(netns)
 }
 

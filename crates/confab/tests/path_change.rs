@@ -65,8 +65,8 @@ fn a_path_cut_off_for_good_comes_back_by_ice_restart_on_the_same_chat_channel() 
 
     let a_port = local_port(&mut a, &b_id);
     let b_port = local_port(&mut b, &a_id);
-    netns.cut_udp_port(a_port);
-    netns.cut_udp_port(b_port);
+    netns.cut_udp_port(a_port).expect("nftables");
+    netns.cut_udp_port(b_port).expect("nftables");
     let cut = Instant::now();
 
     let on_a = until_connected_again(&a, &b_id);

@@ -6,83 +6,10 @@
 
 mod common;
 
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
-
 use common::netns::TestNetns;
 use common::{Process, WAIT, chat_open, connected_id, server};
+use confab_testkit::coturn::Coturn;
 use serde_json::Value;
-
-/// coturn on a free loopback port with one long-term user, killed when dropped.
-struct Coturn {
-    child: Child,
-    port: u16,
-}
-
-impl Coturn {
-    fn start() -> Coturn {
-        let port = std::net::UdpSocket::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let child = Command::new("turnserver")
-            .args([
-                "-n",
-                "--listening-ip",
-                "127.0.0.1",
-                "--relay-ip",
-                "127.0.0.1",
-            ])
-            .args(["--listening-port", &port.to_string()])
-            .args([
-                "--lt-cred-mech",
-                "--user",
-                "ada:right",
-                "--realm",
-                "confab.test",
-            ])
-            .args(["--no-tls", "--no-dtls", "--no-cli", "--log-file", "stdout"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("turnserver (Debian's coturn) is installed");
-        let coturn = Coturn { child, port };
-        coturn.wait_until_it_answers();
-        coturn
-    }
-
-    /// A STUN binding request until coturn answers (it starts in well under a second).
-    fn wait_until_it_answers(&self) {
-        let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-        socket
-            .set_read_timeout(Some(Duration::from_millis(100)))
-            .unwrap();
-        // A binding request: type 0x0001, no attributes, the magic cookie, a transaction id.
-        let mut request = vec![0x00, 0x01, 0x00, 0x00, 0x21, 0x12, 0xa4, 0x42];
-        request.extend_from_slice(&[7u8; 12]);
-        let deadline = Instant::now() + Duration::from_secs(10);
-        let mut buf = [0u8; 512];
-        loop {
-            socket.send_to(&request, ("127.0.0.1", self.port)).unwrap();
-            if socket.recv_from(&mut buf).is_ok() {
-                return;
-            }
-            assert!(Instant::now() < deadline, "coturn did not start");
-        }
-    }
-
-    fn url(&self, user: &str, password: &str) -> String {
-        format!("turn:{user}:{password}@127.0.0.1:{}", self.port)
-    }
-}
-
-impl Drop for Coturn {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 fn peer_with_ice(url: &str, ice: &str) -> Process {
     Process::spawn(&[
@@ -92,7 +19,7 @@ fn peer_with_ice(url: &str, ice: &str) -> Process {
 
 #[test]
 fn a_refused_turn_password_is_a_turn_auth_failed_error() {
-    let coturn = Coturn::start();
+    let coturn = Coturn::start("ada", "right").expect("Debian's coturn");
     let (_server, url) = server();
     let peer = peer_with_ice(&url, &coturn.url("ada", "wrong"));
     let error = peer.event(WAIT, "turn-auth-failed", |e| {
@@ -105,7 +32,7 @@ fn a_refused_turn_password_is_a_turn_auth_failed_error() {
 
 #[test]
 fn accepted_turn_credentials_raise_no_error() {
-    let coturn = Coturn::start();
+    let coturn = Coturn::start("ada", "right").expect("Debian's coturn");
     let (_server, url) = server();
     let peer = peer_with_ice(&url, &coturn.url("ada", "right"));
     let verdict = peer.event(WAIT, "the check's verdict", |e| {
@@ -180,7 +107,7 @@ fn a_peer_on_a_network_that_lets_no_udp_out_talks_through_the_relay_over_tcp() {
         return;
     };
     let _server = netns.server_on("127.0.0.4:8787", &["--turn-allow-private"]);
-    netns.block_udp_of("127.0.0.2");
+    netns.block_udp_of("127.0.0.2").expect("nftables");
     let stats = a_talks_with_b(&netns, "ws://127.0.0.4:8787/ws", &[]);
     assert_eq!(stats["candidate_type"], "relay", "{stats}");
     assert_eq!(stats["transport"], "tcp", "{stats}");
@@ -211,8 +138,8 @@ fn a_peer_on_a_network_that_lets_only_tls_out_talks_through_the_relay_over_tls()
             key_pem.to_str().unwrap(),
         ],
     );
-    netns.block_udp_of("127.0.0.2");
-    netns.block_tcp_port(3478);
+    netns.block_udp_of("127.0.0.2").expect("nftables");
+    netns.block_tcp_port(3478).expect("nftables");
     let trust = [("SSL_CERT_FILE", cert_pem.to_str().unwrap())];
     let stats = a_talks_with_b(&netns, "wss://127.0.0.4:8787/ws", &trust);
     assert_eq!(stats["candidate_type"], "relay", "{stats}");

@@ -4,7 +4,7 @@
 //! namespace when that run ends, however it ends.
 
 use anyhow::bail;
-use confab_bench::netns::Netns;
+use confab_testkit::netns::Netns;
 
 /// Set in the run inside the namespace, so it measures instead of making another one.
 pub(crate) const INSIDE: &str = "CONFAB_BENCH_IN_LOSSY_NETNS";

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use anyhow::bail;
 use bytes::BytesMut;
-use confab_bench::loopback_pair::{Arrival, LoopbackPair};
+use confab_testkit::loopback_pair::{Arrival, LoopbackPair};
 use webrtc::data_channel::DataChannelEvent;
 use webrtc::peer_connection::{PeerConnection, RTCStatsReportEntry, StatsSelector};
 

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use confab_mesh::{IceServer, TransportConfig};
 use confab_signal::{ServerConfig, ServerHandle};
+use confab_testkit::coturn::Coturn;
 
 use crate::{Route, file_throughput, percentile, two_peer_setup};
 
@@ -40,35 +41,34 @@ impl Drop for RelayProcess {
     }
 }
 
-impl RelayProcess {
-    /// User plus system CPU time so far, from `/proc/PID/stat`.
-    fn cpu(&self) -> anyhow::Result<Duration> {
-        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.0.id()))?;
-        // The command name (field 2) may hold spaces; count fields after its ')'.
-        let after = stat
-            .rsplit_once(')')
-            .map(|(_, rest)| rest)
-            .context("unreadable /proc stat")?;
-        let fields: Vec<&str> = after.split_whitespace().collect();
-        let ticks = |i: usize| -> anyhow::Result<u64> {
-            Ok(fields.get(i).context("short /proc stat")?.parse::<u64>()?)
-        };
-        // utime and stime are fields 14 and 15: 11 and 12 after the name.
-        let total = ticks(11)? + ticks(12)?;
-        Ok(Duration::from_millis(
-            total * 1000 / clock_ticks_per_second()?,
-        ))
-    }
+/// User plus system CPU time of process `pid` so far, from `/proc/PID/stat`.
+fn cpu_of(pid: u32) -> anyhow::Result<Duration> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    // The command name (field 2) may hold spaces; count fields after its ')'.
+    let after = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest)
+        .context("unreadable /proc stat")?;
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let ticks = |i: usize| -> anyhow::Result<u64> {
+        Ok(fields.get(i).context("short /proc stat")?.parse::<u64>()?)
+    };
+    // utime and stime are fields 14 and 15: 11 and 12 after the name.
+    let total = ticks(11)? + ticks(12)?;
+    Ok(Duration::from_millis(
+        total * 1000 / clock_ticks_per_second()?,
+    ))
+}
 
-    fn rss_mib(&self) -> anyhow::Result<f64> {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.0.id()))?;
-        let kib = status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmRSS:"))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
-            .context("no VmRSS")?;
-        Ok(kib / 1024.0)
-    }
+/// Resident memory of process `pid`.
+fn rss_mib_of(pid: u32) -> anyhow::Result<f64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    let kib = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .context("no VmRSS")?;
+    Ok(kib / 1024.0)
 }
 
 fn clock_ticks_per_second() -> anyhow::Result<u64> {
@@ -99,23 +99,24 @@ fn relayed() -> TransportConfig {
     }
 }
 
-/// Times the set-up and the file of `mib` MiB on `route`, with `relay`'s usage.
+/// Times the set-up and the file of `mib` MiB on `route`, with the usage of the relay
+/// whose process id is `relay`.
 async fn measure_route(
     name: &'static str,
     route: &Route,
     mib: u64,
-    relay: Option<&RelayProcess>,
+    relay: Option<u32>,
 ) -> anyhow::Result<RouteFigures> {
     let mut setups = Vec::with_capacity(SETUPS);
     for run in 0..SETUPS {
         setups.push(two_peer_setup(route, &format!("{name}-setup{run}")).await?);
     }
     setups.sort_by(f64::total_cmp);
-    let cpu_before = relay.map(RelayProcess::cpu).transpose()?;
+    let cpu_before = relay.map(cpu_of).transpose()?;
     let (file_mbps, file_stall_ms) = file_throughput(route, mib).await?;
     let relay_cpu_ms_per_mb = match (relay, cpu_before) {
         (Some(relay), Some(before)) => {
-            let used = relay.cpu()?.saturating_sub(before);
+            let used = cpu_of(relay)?.saturating_sub(before);
             Some(used.as_secs_f64() * 1000.0 / ((mib << 20) as f64 / 1e6))
         }
         _ => None,
@@ -126,7 +127,7 @@ async fn measure_route(
         file_mbps,
         file_stall_ms,
         relay_cpu_ms_per_mb,
-        relay_rss_mib: relay.map(RelayProcess::rss_mib).transpose()?,
+        relay_rss_mib: relay.map(rss_mib_of).transpose()?,
     };
     eprintln!(
         "{name}: set-up {setups:.1?} ms; file {file_mbps:.2} MB/s, longest stall {file_stall_ms:.0} ms"
@@ -153,7 +154,7 @@ pub(crate) async fn compare(mib: u64, confab: &Path) -> anyhow::Result<Vec<Route
         url: format!("ws://{}/ws", built_in.1),
         transport: relayed(),
     };
-    figures.push(measure_route("built-in relay", &route, mib, Some(&built_in.0)).await?);
+    figures.push(measure_route("built-in relay", &route, mib, Some(built_in.0.0.id())).await?);
     let route = Route {
         url: bare_url.clone(),
         transport: TransportConfig {
@@ -161,22 +162,22 @@ pub(crate) async fn compare(mib: u64, confab: &Path) -> anyhow::Result<Vec<Route
             ..relayed()
         },
     };
-    figures.push(measure_route("built-in, TCP", &route, mib, Some(&built_in.0)).await?);
+    figures.push(measure_route("built-in, TCP", &route, mib, Some(built_in.0.0.id())).await?);
     drop(built_in);
 
-    let (coturn, port) = start_coturn()?;
+    let coturn = Coturn::start("bench", "bench")?;
     let route = Route {
         url: bare_url,
         transport: TransportConfig {
             ice_servers: vec![IceServer {
-                url: format!("turn:127.0.0.1:{port}?transport=udp"),
+                url: format!("turn:127.0.0.1:{}?transport=udp", coturn.port()),
                 username: Some("bench".to_owned()),
                 credential: Some("bench".to_owned()),
             }],
             ..relayed()
         },
     };
-    figures.push(measure_route("coturn", &route, mib, Some(&coturn)).await?);
+    figures.push(measure_route("coturn", &route, mib, Some(coturn.pid())).await?);
     server.stop().await;
     Ok(figures)
 }
@@ -234,42 +235,6 @@ async fn built_in_over_tcp(server: SocketAddr) -> anyhow::Result<IceServer> {
             })
         })
         .context("the server's welcome offers no TURN over TCP")
-}
-
-/// Debian's coturn on loopback with one static user, relaying to loopback peers.
-fn start_coturn() -> anyhow::Result<(RelayProcess, u16)> {
-    let port = free_port()?;
-    let child = Command::new("turnserver")
-        .args([
-            "-n",
-            "--listening-ip",
-            "127.0.0.1",
-            "--relay-ip",
-            "127.0.0.1",
-        ])
-        .args(["--listening-port", &port.to_string()])
-        .args([
-            "--lt-cred-mech",
-            "--user",
-            "bench:bench",
-            "--realm",
-            "confab",
-        ])
-        .args([
-            "--allow-loopback-peers",
-            "--no-tls",
-            "--no-dtls",
-            "--no-cli",
-        ])
-        .args(["--log-file", "stdout"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .context("cannot run turnserver (Debian's coturn)")?;
-    let process = RelayProcess(child);
-    // coturn listens on TCP on the same port as on UDP.
-    wait_for_tcp(SocketAddr::from(([127, 0, 0, 1], port)), "coturn")?;
-    Ok((process, port))
 }
 
 pub(crate) fn report(mib: u64, routes: &[RouteFigures]) {

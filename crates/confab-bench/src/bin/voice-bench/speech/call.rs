@@ -12,7 +12,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use anyhow::Context;
-use confab_bench::netns::Netns;
+use confab_testkit::netns::Netns;
 
 use super::interrupt;
 use super::playout::Playout;
@@ -140,7 +140,7 @@ fn connected_id(peer: &ConfabProcess) -> anyhow::Result<String> {
 /// What the Confab column needs beyond the reference and the scoring, or what is missing.
 pub fn missing(confab: &Path) -> Vec<String> {
     let mut missing = Vec::new();
-    if !confab_bench::netns::is_root() {
+    if !confab_testkit::netns::is_root() {
         missing.push("root (for a network namespace)".to_owned());
     }
     if !works("nft", "--version") {

@@ -1,8 +1,9 @@
-//! A network namespace of a bench's own, with loopback only, where nftables drops a share
-//! of arriving UDP: this kernel has no netem (PLATFORM.md). Whatever runs inside talks
-//! over the namespace's loopback, so every datagram between two processes in it crosses
-//! the rule once. The namespace is deleted when the value is dropped, however the bench
-//! ends (except by SIGKILL). Needs root.
+//! A network namespace of one's own, with loopback only, whose nftables rules shape what
+//! arrives: a share of UDP lost (this kernel has no netem, PLATFORM.md), a port or an
+//! address cut off. Whatever runs inside talks over the namespace's loopback, so every
+//! datagram between two processes in it crosses the rules once. The namespace is deleted
+//! when the value is dropped, however the test or bench ends (except by SIGKILL). Needs
+//! root.
 
 use std::ffi::OsStr;
 use std::process::Command;
@@ -18,12 +19,12 @@ pub struct Netns {
 
 impl Netns {
     /// A new namespace, loopback up, with an nftables input chain for the rules that
-    /// shape what arrives. `purpose` goes into its name, to tell benches apart in
+    /// shape what arrives. `purpose` goes into its name, to tell them apart in
     /// `ip netns list`.
     pub fn new(purpose: &str) -> anyhow::Result<Self> {
         static NEXT: AtomicU32 = AtomicU32::new(0);
         let name = format!(
-            "confab-bench-{purpose}-{}-{}",
+            "confab-{purpose}-{}-{}",
             std::process::id(),
             NEXT.fetch_add(1, Ordering::Relaxed)
         );
@@ -47,9 +48,33 @@ impl Netns {
     /// `sendto()` would fail with EPERM instead, which the network never does.
     pub fn lose_udp(&self, per_mille: u32) -> anyhow::Result<()> {
         let per_mille = per_mille.min(1000);
-        self.nft(&format!(
-            "add rule inet shape in meta l4proto udp numgen random mod 1000 < {per_mille} drop"
+        self.drop_arriving(&format!(
+            "meta l4proto udp numgen random mod 1000 < {per_mille}"
         ))
+    }
+
+    /// Drops every UDP datagram to or from `port`: a path that is gone for good, as when a
+    /// NAT mapping expires or a laptop leaves its network.
+    pub fn cut_udp_port(&self, port: u16) -> anyhow::Result<()> {
+        self.drop_arriving(&format!("udp sport {port}"))?;
+        self.drop_arriving(&format!("udp dport {port}"))
+    }
+
+    /// Drops every UDP datagram to or from `ip` (a loopback address a peer binds), except
+    /// those with 127.0.0.1, where that peer's own TURN tunnels listen: a host on a
+    /// network that lets only TCP out.
+    pub fn block_udp_of(&self, ip: &str) -> anyhow::Result<()> {
+        self.drop_arriving(&format!(
+            "meta l4proto udp ip saddr {ip} ip daddr != 127.0.0.1"
+        ))?;
+        self.drop_arriving(&format!(
+            "meta l4proto udp ip daddr {ip} ip saddr != 127.0.0.1"
+        ))
+    }
+
+    /// Drops every TCP segment to `port`: a firewall that lets no TCP out to it.
+    pub fn block_tcp_port(&self, port: u16) -> anyhow::Result<()> {
+        self.drop_arriving(&format!("tcp dport {port}"))
     }
 
     /// `program`, to be run inside the namespace (`ip netns exec` becomes `program`, so
@@ -62,27 +87,11 @@ impl Netns {
 
     /// Waits until something inside accepts TCP connections on `addr` (`IP:PORT`).
     pub fn wait_for_listener(&self, addr: &str, wait: Duration) -> anyhow::Result<()> {
-        let deadline = Instant::now() + wait;
-        let (ip, port) = addr
-            .rsplit_once(':')
-            .with_context(|| format!("{addr} is not IP:PORT"))?;
-        loop {
-            // bash's /dev/tcp connects from inside, where the bench itself cannot.
-            let probe = self
-                .command("bash")
-                .arg("-c")
-                .arg(format!("exec 3<>/dev/tcp/{ip}/{port}"))
-                .stderr(std::process::Stdio::null())
-                .status()
-                .context("cannot run bash in the namespace")?;
-            if probe.success() {
-                return Ok(());
-            }
-            if Instant::now() >= deadline {
-                bail!("nothing listens on {addr} in {} after {wait:?}", self.name);
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        wait_for_listener_in(&self.name, addr, wait)
+    }
+
+    fn drop_arriving(&self, matching: &str) -> anyhow::Result<()> {
+        self.nft(&format!("add rule inet shape in {matching} drop"))
     }
 
     fn nft(&self, script: &str) -> anyhow::Result<()> {
@@ -97,6 +106,31 @@ impl Drop for Netns {
         let _ = Command::new("ip")
             .args(["netns", "del", &self.name])
             .status();
+    }
+}
+
+/// Waits until something in the namespace named `netns` (made here or elsewhere) accepts
+/// TCP connections on `addr` (`IP:PORT`).
+pub fn wait_for_listener_in(netns: &str, addr: &str, wait: Duration) -> anyhow::Result<()> {
+    let deadline = Instant::now() + wait;
+    let (ip, port) = addr
+        .rsplit_once(':')
+        .with_context(|| format!("{addr} is not IP:PORT"))?;
+    loop {
+        // bash's /dev/tcp connects from inside, where the caller itself cannot.
+        let probe = Command::new("ip")
+            .args(["netns", "exec", netns, "bash", "-c"])
+            .arg(format!("exec 3<>/dev/tcp/{ip}/{port}"))
+            .stderr(std::process::Stdio::null())
+            .status()
+            .context("cannot run bash in the namespace")?;
+        if probe.success() {
+            return Ok(());
+        }
+        if Instant::now() >= deadline {
+            bail!("nothing listens on {addr} in {netns} after {wait:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
     }
 }
 

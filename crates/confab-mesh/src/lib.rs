@@ -8,6 +8,8 @@
 //!   task per remote peer, chat routing and de-duplication.
 //! - `call_control`: call control as plain data (invitations, crossing calls, newcomers):
 //!   inputs in, actions out, tested without IO; `mesh/call.rs` carries the actions out.
+//! - `chat_outbox`: the chat outbox as plain data (readers, open channels, what waits, what
+//!   goes again on a new channel); `mesh/chat.rs` carries out its deliveries.
 //! - `peer`: one remote peer's connection: perfect negotiation, trickle ICE, the `chat`
 //!   channel, stats.
 //! - [`transport`]: how connections are built (ICE servers, interfaces, timers, buffers).
@@ -20,6 +22,7 @@
 
 pub mod api;
 mod call_control;
+mod chat_outbox;
 pub mod connection_test;
 mod engine;
 pub mod error;

@@ -34,6 +34,7 @@ use crate::api::{
 use confab_audio::open::{SinkSpec, SourceSpec};
 
 use crate::call_control::CallControl;
+use crate::chat_outbox::ChatOutbox;
 use crate::engine::Engine;
 use crate::error::ErrorCode;
 use crate::history::signed::{AuthorCert, SignedFields};
@@ -43,7 +44,6 @@ use crate::store::{self, Store};
 use crate::transport::TransportConfig;
 use crate::turn_tunnel::TurnTunnels;
 use crate::voice::VoicePacket;
-use chat::WaitingChat;
 use link::{Link, next_link_event, signal_kind};
 use transfers::{Described, Transfers};
 
@@ -102,6 +102,7 @@ impl Mesh {
         let (voice_in, voice_in_rx) = mpsc::unbounded_channel();
         let (loss_reports, loss_reports_rx) = mpsc::unbounded_channel();
         let engine = start_engine(&config, voice_in_rx, &event_tx, loss_reports);
+        let own_key = config.identity.fingerprint().to_owned();
         let mut task = MeshTask {
             engine,
             voice_in,
@@ -122,7 +123,7 @@ impl Mesh {
             session: None,
             link: Link::new(),
             peers: BTreeMap::new(),
-            waiting: Vec::new(),
+            outbox: ChatOutbox::new(own_key),
             held_signals: VecDeque::new(),
         };
         task.open_tunnels();
@@ -215,7 +216,6 @@ struct RemotePeer {
     left_room: bool,
     state: PeerState,
     handle: Option<PeerHandle>,
-    chat_open: bool,
     /// Its DTLS fingerprint, once its description arrived: who it is across ids and runs.
     fingerprint: Option<String>,
     /// Connections to it that failed since one was last up (retry.rs).
@@ -253,7 +253,8 @@ struct MeshTask {
     link: Link,
     peers: BTreeMap<String, RemotePeer>,
     store: Store,
-    waiting: Vec<WaitingChat>,
+    /// Which chat channels are open, and direct messages waiting for one.
+    outbox: ChatOutbox,
     /// Signals to peers made while the signaling link was down (or that its dead socket
     /// took): sent once the link is back under the same id. An ICE restart happens just
     /// when a network changes, which is when the link drops too; its offer must not be
@@ -505,7 +506,6 @@ impl MeshTask {
                 left_room: false,
                 state: PeerState::New,
                 handle: None,
-                chat_open: false,
                 fingerprint: None,
                 failures: 0,
                 cert: None,
@@ -534,8 +534,8 @@ impl MeshTask {
         let handle = PeerHandle::spawn(setup, live);
         if let Some(peer) = self.peers.get_mut(id) {
             peer.handle = Some(handle);
-            peer.chat_open = false;
         }
+        self.outbox.closed(id);
     }
 
     fn on_server_frame(&mut self, frame: ServerFrame) {
@@ -577,18 +577,24 @@ impl MeshTask {
         self.leave_call_of(&id);
         self.log(LogLevel::Info, format!("{id} left the room"), Some(&id));
         self.emit(Event::PeerLeft { id: id.clone() });
+        let chat_open = self.outbox.is_open(&id);
         match self.peers.get_mut(&id) {
-            Some(peer) if peer.state == PeerState::Connected && peer.chat_open => {
+            Some(peer) if peer.state == PeerState::Connected && chat_open => {
                 peer.left_room = true;
             }
-            _ => {
-                self.peers.remove(&id);
-            }
+            _ => self.remove_peer(&id),
         }
+    }
+
+    /// Forgets a peer: gone from the room and from the mesh.
+    fn remove_peer(&mut self, id: &str) {
+        self.peers.remove(id);
+        self.outbox.forget(id);
     }
 
     fn drop_all_peers(&mut self) {
         for (id, peer) in std::mem::take(&mut self.peers) {
+            self.outbox.forget(&id);
             if !peer.left_room {
                 self.emit(Event::PeerLeft { id });
             }
@@ -629,7 +635,7 @@ impl MeshTask {
                         format!("closing {peer}: left and silent"),
                         Some(&peer),
                     );
-                    self.peers.remove(&peer);
+                    self.remove_peer(&peer);
                 }
             }
             PeerOutput::Hello { name, cert } => {
@@ -700,21 +706,17 @@ impl MeshTask {
                 }
             }
             PeerOutput::ChannelOpen => {
-                if let Some(remote) = self.peers.get_mut(&peer) {
-                    remote.chat_open = true;
-                }
                 self.connection_up(&peer);
                 self.start_history(&peer);
-                self.flush_waiting(&peer);
-                self.resend_unacked(&peer);
+                self.chat_opened(&peer);
                 self.reoffer_unfinished_files(&peer);
             }
             PeerOutput::ChannelClosed => {
                 // Gone from the room and now from the mesh: forget it.
+                self.outbox.closed(&peer);
                 if self.peers.get(&peer).is_some_and(|p| p.left_room) {
-                    self.peers.remove(&peer);
+                    self.remove_peer(&peer);
                 } else if let Some(remote) = self.peers.get_mut(&peer) {
-                    remote.chat_open = false;
                     remote.history = None;
                 }
             }
@@ -744,11 +746,11 @@ impl MeshTask {
                 if let Some(key) = self.fingerprint(&peer) {
                     self.report_store(self.store.seen(&key));
                 }
+                self.outbox.closed(&peer);
                 if self.peers.get(&peer).is_some_and(|p| p.left_room) {
-                    self.peers.remove(&peer);
+                    self.remove_peer(&peer);
                 } else if let Some(remote) = self.peers.get_mut(&peer) {
                     remote.handle = None;
-                    remote.chat_open = false;
                     remote.history = None;
                     remote.state = state;
                     if state == PeerState::Failed {

@@ -23,9 +23,9 @@ impl MeshTask {
     pub(super) fn start_call(&mut self, peers: Option<Vec<String>>) {
         let open: BTreeSet<String> = self
             .peers
-            .iter()
-            .filter(|(_, p)| p.chat_open)
-            .map(|(id, _)| id.clone())
+            .keys()
+            .filter(|id| self.outbox.is_open(id))
+            .cloned()
             .collect();
         let me = self.own_id();
         let actions = self.calls.start(&me, peers, &open, super::new_message_id());

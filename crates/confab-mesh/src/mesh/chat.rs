@@ -1,23 +1,16 @@
-//! Chat messages out: who reads each (present peers and everyone met in the room, by
-//! key), sending on open channels, and sending again what was not acknowledged.
+//! Chat messages out, carried out: the outbox (`chat_outbox.rs`) decides who reads each
+//! and which channels it goes out on; this signs and records it, sends, and notes in the
+//! store which readers it reached.
 
 use confab_proto::peer::MAX_CHAT_TEXT_BYTES;
 use confab_proto::{ChatScope, PeerMessage};
 
 use super::{MeshTask, new_message_id};
 use crate::api::{Event, LogLevel, unix_ms};
+use crate::chat_outbox::{Delivery, Target};
 use crate::error::ErrorCode;
 use crate::peer::PeerInput;
 use crate::store;
-
-/// A direct message to a present peer whose key is not known yet (so the store cannot
-/// name its reader): it waits for that peer's channel.
-#[derive(Debug)]
-pub(super) struct WaitingChat {
-    id: String,
-    to: String,
-    json: String,
-}
 
 impl MeshTask {
     pub(super) fn chat(&mut self, text: String, to: Option<String>, to_key: Option<String>) {
@@ -38,32 +31,39 @@ impl MeshTask {
             );
         }
         let room = self.room();
-        // Its readers, by key: a direct message's one, or everyone present or ever met in
-        // the room. Each gets it when its channel next opens, until it acknowledges it.
-        let (direct_to, readers): (Option<String>, Vec<String>) = match (&to, to_key) {
-            (_, Some(key)) => (Some(key.clone()), vec![key]),
-            (Some(peer), None) => {
-                let key = self.fingerprint(peer);
-                (key.clone(), key.into_iter().collect())
-            }
-            (None, None) => {
-                let own = self.identity.fingerprint();
-                let mut readers: Vec<String> = self
+        let target = match (to, to_key) {
+            (_, Some(key)) => Target::Key(key),
+            (Some(peer), None) => Target::Peer(peer),
+            (None, None) => Target::Room,
+        };
+        let (peer_key, readers) = match &target {
+            Target::Room => {
+                let present: Vec<String> = self
                     .peers
                     .values()
                     .filter_map(|p| p.fingerprint.clone())
                     .collect();
-                let members = self.store.members(&room);
-                readers.extend(self.report_store(members).unwrap_or_default());
-                readers.retain(|key| key != own);
-                readers.sort();
-                readers.dedup();
+                let members = self.report_store(self.store.members(&room));
+                let readers =
+                    self.outbox
+                        .readers(&target, None, present, members.unwrap_or_default());
                 (None, readers)
             }
+            Target::Peer(peer) => {
+                let key = self.fingerprint(peer);
+                let readers = self.outbox.readers(&target, key.as_deref(), [], []);
+                (key, readers)
+            }
+            Target::Key(_) => (None, self.outbox.readers(&target, None, [], [])),
+        };
+        let direct_to = match &target {
+            Target::Key(key) => Some(key.clone()),
+            Target::Peer(_) => peer_key.clone(),
+            Target::Room => None,
         };
         let id = new_message_id();
         let ts = unix_ms();
-        let for_room = direct_to.is_none() && to.is_none();
+        let for_room = target == Target::Room;
         // Room messages are signed, so others can pass them on to latecomers.
         let sig = for_room
             .then(|| self.sign_room_message(&id, ts, &text))
@@ -95,86 +95,56 @@ impl MeshTask {
             &readers,
         );
         self.report_store(recorded);
-        let sent_to = match (&to, &direct_to) {
-            // A peer whose key is not known yet: it waits in memory for that peer.
-            (Some(peer), None) => {
-                let sent_to = self.send_chat(&id, &json, Some(peer));
-                if sent_to.is_empty() {
-                    self.waiting.push(WaitingChat {
-                        id: id.clone(),
-                        to: peer.clone(),
-                        json,
-                    });
-                }
-                sent_to
-            }
-            (_, Some(key)) => {
-                let peer = self.peer_with_key(key);
-                match peer {
-                    Some(peer) => self.send_chat(&id, &json, Some(&peer)),
-                    None => Vec::new(),
-                }
-            }
-            (None, None) => self.send_chat(&id, &json, None),
-        };
+        let deliveries = self.outbox.send(&target, peer_key.as_deref(), &id, &json);
+        let sent_to = self.deliver(deliveries);
         self.emit(Event::ChatSent { id, to: sent_to });
     }
 
-    /// Sends on the open chat channels `to` names (all of them when `None`), and notes
-    /// which readers it reached.
-    pub(super) fn send_chat(&self, id: &str, json: &str, to: Option<&str>) -> Vec<String> {
-        let sent_to: Vec<(String, Option<String>)> = self
-            .peers
-            .iter()
-            .filter(|(peer, p)| p.chat_open && to.is_none_or(|to| to == peer.as_str()))
-            .filter_map(|(peer, p)| {
-                let handle = p.handle.as_ref()?;
-                handle.input.send(PeerInput::Send(json.to_owned())).ok()?;
-                Some((peer.clone(), p.fingerprint.clone()))
-            })
-            .collect();
-        for key in sent_to.iter().filter_map(|(_, key)| key.as_deref()) {
-            self.report_store(self.store.mark_sent(id, key));
-        }
-        sent_to.into_iter().map(|(peer, _)| peer).collect()
-    }
-
-    /// The present peer with this key, if any.
-    pub(super) fn peer_with_key(&self, key: &str) -> Option<String> {
-        self.peers
-            .iter()
-            .find(|(_, p)| p.fingerprint.as_deref() == Some(key))
-            .map(|(peer, _)| peer.clone())
-    }
-
-    /// A channel opened: what waited for it goes out now.
-    pub(super) fn flush_waiting(&mut self, peer: &str) {
-        let waiting = std::mem::take(&mut self.waiting);
-        for chat in waiting {
-            if chat.to == peer {
-                let sent_to = self.send_chat(&chat.id, &chat.json, Some(peer));
-                self.emit(Event::ChatSent {
-                    id: chat.id,
-                    to: sent_to,
-                });
-            } else {
-                self.waiting.push(chat);
+    /// Sends each delivery on its peer's chat channel, notes in the store which readers
+    /// it reached, and says which peers it went to.
+    fn deliver(&self, deliveries: Vec<Delivery>) -> Vec<String> {
+        let mut sent_to = Vec::with_capacity(deliveries.len());
+        for delivery in deliveries {
+            let sent = self
+                .peers
+                .get(&delivery.peer)
+                .and_then(|p| p.handle.as_ref())
+                .is_some_and(|h| h.input.send(PeerInput::Send(delivery.json)).is_ok());
+            if !sent {
+                continue;
             }
+            if let Some(key) = &delivery.key {
+                self.report_store(self.store.mark_sent(&delivery.id, key));
+            }
+            if delivery.again {
+                self.log(
+                    LogLevel::Info,
+                    format!("resent {} to {}", delivery.id, delivery.peer),
+                    Some(&delivery.peer),
+                );
+            }
+            sent_to.push(delivery.peer);
         }
+        sent_to
     }
 
-    /// Own messages this peer has not acknowledged go out again (same ids: it shows each
-    /// once), room messages that waited for anyone included.
-    pub(super) fn resend_unacked(&mut self, peer: &str) {
-        let Some(fingerprint) = self.fingerprint(peer) else {
-            return;
+    /// A peer's chat channel opened: what waited for it goes out now, then its own
+    /// messages it has not acknowledged (same ids: it shows each once), room messages that
+    /// waited for anyone included.
+    pub(super) fn chat_opened(&mut self, peer: &str) {
+        let key = self.fingerprint(peer);
+        let unacked = match &key {
+            Some(key) => {
+                let room = self.room();
+                self.report_store(self.store.claim_waiting_for_anyone(&room, key));
+                let pending = self.store.unacked_for(key);
+                self.report_store(pending).unwrap_or_default()
+            }
+            None => Vec::new(),
         };
-        let room = self.room();
-        self.report_store(self.store.claim_waiting_for_anyone(&room, &fingerprint));
-        let pending = self.store.unacked_for(&fingerprint);
-        for (id, json) in self.report_store(pending).unwrap_or_default() {
-            let sent_to = self.send_chat(&id, &json, Some(peer));
-            self.log(LogLevel::Info, format!("resent {id} to {peer}"), Some(peer));
+        for delivery in self.outbox.opened(peer, key, unacked) {
+            let id = delivery.id.clone();
+            let sent_to = self.deliver(vec![delivery]);
             self.emit(Event::ChatSent { id, to: sent_to });
         }
     }

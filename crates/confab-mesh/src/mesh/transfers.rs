@@ -48,7 +48,7 @@ pub(super) struct Described {
 impl MeshTask {
     /// `send-file`: hashes the file off the mesh task, then offers it.
     pub(super) fn send_file(&mut self, to: String, path: String) {
-        if !self.peers.get(&to).is_some_and(|p| p.chat_open) {
+        if !self.outbox.is_open(&to) {
             return self.error(
                 ErrorCode::NotConnected,
                 format!("no open channel to {to}"),

@@ -7,7 +7,8 @@
 // uses loopback since its server is there: no test traffic leaves the machine.
 
 import { spawn } from "node:child_process";
-import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { createHash, randomBytes } from "node:crypto";
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { after, before, test } from "node:test";
@@ -21,6 +22,7 @@ const driverUrl = process.env.CONFAB_DRIVER ?? "http://127.0.0.1:4444";
 const port = Number(process.env.CONFAB_PORT ?? "18787");
 const out = process.env.CONFAB_OUT ?? "out";
 const configHome = process.env.XDG_CONFIG_HOME;
+const downloads = process.env.CONFAB_DOWNLOADS;
 const server = `ws://127.0.0.1:${port}/ws`;
 const shots = join(out, "screenshots");
 mkdirSync(shots, { recursive: true });
@@ -28,6 +30,7 @@ mkdirSync(shots, { recursive: true });
 const driver = new WebDriver(driverUrl);
 let shot = 0;
 let bot = null;
+let bot2 = null;
 
 async function screenshot(name) {
   shot += 1;
@@ -37,7 +40,9 @@ async function screenshot(name) {
 
 /** A headless peer; its events are JSON lines on stdout. */
 class HeadlessPeer {
-  constructor(args) {
+  /** `label` names its log files in $CONFAB_OUT. */
+  constructor(label, args) {
+    this.label = label;
     this.events = [];
     this.waiters = [];
     this.process = spawn(confab, ["peer", ...args], { stdio: ["pipe", "pipe", "pipe"] });
@@ -60,8 +65,9 @@ class HeadlessPeer {
     this.process.stdin.write(`${JSON.stringify(command)}\n`);
   }
 
-  waitFor(what, predicate, timeoutMs = 20000) {
-    const seen = this.events.find(predicate);
+  /** The first event (from the `since`-th on) that `predicate` takes. */
+  waitFor(what, predicate, timeoutMs = 20000, since = 0) {
+    const seen = this.events.slice(since).find(predicate);
     if (seen) return Promise.resolve(seen);
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
@@ -85,14 +91,20 @@ class HeadlessPeer {
     const timer = setTimeout(() => this.process.kill("SIGKILL"), 5000);
     await exited;
     clearTimeout(timer);
-    writeFileSync(join(out, "headless-peer.log"), this.log.join("\n"));
-    writeFileSync(join(out, "headless-peer-events.jsonl"), this.events.map((e) => JSON.stringify(e)).join("\n"));
+    writeFileSync(join(out, `${this.label}.log`), this.log.join("\n"));
+    writeFileSync(join(out, `${this.label}-events.jsonl`), this.events.map((e) => JSON.stringify(e)).join("\n"));
   }
 }
 
 /** The settings file the app writes. */
 const savedSettings = () => JSON.parse(readFileSync(join(configHome, "app.confab.desktop", "settings.json"), "utf8"));
 const text = (css) => driver.exec("const el = document.querySelector(arguments[0]); return el ? el.textContent : null;", [css]);
+const sha256 = (data) => createHash("sha256").update(data).digest("hex");
+/** The id the page gives the peer named `name`. */
+const peerId = (name) => driver.exec("return document.querySelector(`[data-name=\"${arguments[0]}\"]`)?.dataset.peer ?? null;", [name]);
+/** A page script: whether the call bar's meter for the peer in `arguments[0]` ("" for the
+ * own microphone) shows sound. */
+const meterMoves = "const m = document.querySelector(`.callbar [data-level=\"${arguments[0]}\"]`); return !!m && Number(m.getAttribute('aria-valuenow')) > 0;";
 const visible = (css) => `const el = document.querySelector(${JSON.stringify(css)}); return !!el && !el.closest('[hidden]');`;
 
 before(async () => {
@@ -103,12 +115,13 @@ before(async () => {
 after(async () => {
   try {
     await bot?.quit();
+    await bot2?.quit();
   } finally {
     await driver.stop().catch(() => undefined);
   }
 });
 
-test("first run, hosting from Settings, chat both ways, a call, logs, settings kept", async (t0) => {
+test("first run, hosting, chat and files both ways, safety codes, calls that grow, push-to-talk, logs, settings kept", async (t0) => {
   // Each step builds on the one before: after a failure the rest are skipped, not failed.
   let failed = false;
   const t = {
@@ -169,7 +182,7 @@ test("first run, hosting from Settings, chat both ways, a call, logs, settings k
   });
 
   await t.test("the headless peer joins and appears", async () => {
-    bot = new HeadlessPeer(["--server", server, "--room", "e2e", "--name", "Bot", "--audio-in", "sine:880", "--audio-out", "none", "--auto-accept-calls"]);
+    bot = new HeadlessPeer("headless-peer", ["--server", server, "--room", "e2e", "--name", "Bot", "--audio-in", "sine:880", "--audio-out", "none", "--auto-accept-calls"]);
     await bot.waitFor("its signaling", (e) => e.event === "signaling" && e.state === "connected");
     await driver.waitFor("Bot connected in the peer list", visible('[data-name="Bot"][data-state="connected"]'), [], 30000);
     await driver.waitFor("the hosted server counting two", "return /2 in rooms/.test(document.querySelector('[data-host=\"running\"]')?.textContent ?? '')", [], 10000);
@@ -192,23 +205,86 @@ test("first run, hosting from Settings, chat both ways, a call, logs, settings k
     await screenshot("chat");
   });
 
+  // The app's and Bot's ids, as everyone in the room knows them.
+  let appId = null;
+  let botId = null;
+
+  await t.test("direct chat both ways, in Bot's own conversation", async () => {
+    botId = await peerId("Bot");
+    const channel = await bot.waitFor("the app's chat channel", (e) => e.event === "channel" && e.label === "chat" && e.state === "open");
+    appId = channel.peer;
+    await driver.click(`[data-conv="${botId}"]`);
+    await driver.waitFor("Bot's conversation", visible('[data-action="verify"]'));
+    await driver.type(".composer-input", "Just between us\uE007");
+    const direct = await bot.waitFor("the direct message", (e) => e.event === "chat" && e.text === "Just between us");
+    assert.equal(direct.scope, "direct");
+    bot.send({ cmd: "chat", to: appId, text: "Agreed, only you see this" });
+    await driver.waitFor(
+      "Bot's direct answer",
+      "return [...document.querySelectorAll('.msg.theirs .text')].some((el) => el.textContent === 'Agreed, only you see this');",
+    );
+    await screenshot("direct-chat");
+  });
+
+  await t.test("a file sent by its path with its progress, and one from Bot accepted", async () => {
+    // Big enough that the window draws its progress on the way, even on loopback.
+    const outgoing = randomBytes(64 << 20);
+    const outgoingPath = join(out, "to-bot.bin");
+    writeFileSync(outgoingPath, outgoing);
+    await driver.exec(
+      "window.progressSeen = []; new MutationObserver(() => { for (const p of document.querySelectorAll('.transfer progress')) window.progressSeen.push(Number(p.value)); }).observe(document.body, { subtree: true, childList: true, attributes: true });",
+    );
+    await driver.click('[data-action="send-file"]');
+    await driver.type('input[aria-label="Path of the file to send"]', `${outgoingPath}\uE007`);
+    const offer = await bot.waitFor("the app's offer", (e) => e.event === "file-incoming" && e.name === "to-bot.bin");
+    assert.equal(offer.sha256, sha256(outgoing));
+    bot.send({ cmd: "accept-file", file: offer.file, dir: join(out, "bot-inbox") });
+    const arrived = await bot.waitFor("the file at Bot", (e) => e.event === "file-done" && e.file === offer.file, 60000);
+    assert.equal(arrived.ok, true);
+    assert.equal(sha256(readFileSync(arrived.path)), sha256(outgoing));
+    await driver.waitFor("the transfer done in the window", visible(`.transfer.done[data-file="${offer.file}"]`), [], 10000);
+    const progress = await driver.exec("return window.progressSeen;");
+    assert.ok(progress.some((v) => v > 0 && v < 100), `progress drawn on the way: ${JSON.stringify(progress.slice(0, 10))}`);
+
+    const incoming = randomBytes(3 << 20);
+    const incomingPath = join(out, "from-bot.bin");
+    writeFileSync(incomingPath, incoming);
+    bot.send({ cmd: "send-file", to: appId, path: incomingPath });
+    const offered = await bot.waitFor("Bot's offer", (e) => e.event === "file-offered" && e.name === "from-bot.bin");
+    const accept = `.transfer.incoming[data-file="${offered.file}"] button.primary`;
+    await driver.waitFor("the offer in the window", visible(accept));
+    await screenshot("file-offered");
+    await driver.click(accept);
+    await driver.waitFor("the file saved", visible(`.transfer.done[data-file="${offered.file}"]`), [], 30000);
+    assert.equal(sha256(readFileSync(join(downloads, "from-bot.bin"))), sha256(incoming));
+    await screenshot("files");
+    for (const file of [outgoingPath, arrived.path, incomingPath]) rmSync(file);
+  });
+
+  await t.test("a safety code compared with Bot's and verified", async () => {
+    await driver.click('[data-action="verify"]');
+    await driver.waitFor(
+      "the safety code",
+      "const c = document.querySelector('.verify .safety-code'); return !!c && !c.closest('[hidden]') && c.textContent !== '…';",
+    );
+    const shown = await text(".verify .safety-code");
+    bot.send({ cmd: "safety-code", peer: appId });
+    const theirs = await bot.waitFor("Bot's safety code", (e) => e.event === "safety-code" && e.peer === appId);
+    assert.equal(shown.replace(/\s/g, ""), theirs.code.replace(/\s/g, ""), "both ends show the same code");
+    await screenshot("safety-code");
+    await driver.click('[data-action="mark-verified"]');
+    await driver.waitFor("verified", visible(".verify .ok"));
+    await driver.click(`[data-conv="${botId}"]`);
+    await driver.waitFor("the Verified mark", "return document.querySelector('[data-action=\"verify\"]')?.textContent.includes('Verified');");
+  });
+
   await t.test("a call the headless peer accepts, with level meters moving", async () => {
+    await driver.click('[data-conv="room"]');
     await driver.click('[data-action="call-room"]');
     await bot.waitFor("the incoming call", (e) => e.event === "call-incoming");
     await driver.waitFor("the call to be active", visible('.call-title[data-phase="active"]'), [], 20000);
-    const botId = await driver.exec("return document.querySelector('[data-name=\"Bot\"]').dataset.peer;");
-    await driver.waitFor(
-      "Bot's level meter to move",
-      "const m = document.querySelector(`.callbar [data-level=\"${arguments[0]}\"]`); return m && Number(m.getAttribute('aria-valuenow')) > 0;",
-      [botId],
-      20000,
-    );
-    await driver.waitFor(
-      "the own microphone meter to move",
-      "const m = document.querySelector('.callbar [data-level=\"\"]'); return m && Number(m.getAttribute('aria-valuenow')) > 0;",
-      [],
-      20000,
-    );
+    await driver.waitFor("Bot's level meter to move", meterMoves, [botId], 20000);
+    await driver.waitFor("the own microphone meter to move", meterMoves, [""], 20000);
     await bot.waitFor("levels from the app", (e) => e.event === "level" && e.peer && e.dbfs > -60);
     await driver.waitFor("the in-call badge", visible('[data-name="Bot"] .badge.call'));
     await screenshot("in-call");
@@ -218,12 +294,70 @@ test("first run, hosting from Settings, chat both ways, a call, logs, settings k
     );
     await new Promise((resolve) => setTimeout(resolve, 300));
     assert.equal(await text(".callbar .errors"), null, "the volume command is taken");
+  });
+
+  let bot2Id = null;
+
+  await t.test("a third member added to the running call from their conversation", async () => {
+    bot2 = new HeadlessPeer("headless-peer-2", ["--server", server, "--room", "e2e", "--name", "Bot2", "--audio-in", "sine:660", "--audio-out", "none", "--auto-accept-calls"]);
+    await driver.waitFor("Bot2 connected in the peer list", visible('[data-name="Bot2"][data-state="connected"]'), [], 30000);
+    bot2Id = await peerId("Bot2");
+    await driver.click(`[data-conv="${bot2Id}"]`);
+    await driver.click('[data-action="add-to-call"]');
+    const ringing = await bot2.waitFor("the invitation", (e) => e.event === "call-incoming");
+    assert.equal(ringing.from, appId);
+    assert.ok(ringing.members?.includes(botId), `the invitation names Bot as in the call: ${JSON.stringify(ringing)}`);
+    await driver.waitFor("Bot2's level meter to move", meterMoves, [bot2Id], 20000);
+    // Everyone hears everyone: Bot hears the newcomer too.
+    await bot.waitFor("Bot hearing Bot2", (e) => e.event === "level" && e.peer === bot2Id && e.dbfs > -60);
+    await screenshot("three-in-call");
+  });
+
+  await t.test("muted, then hung up", async () => {
     await driver.click('[data-action="mute"]');
     await driver.waitFor("muted", "return document.querySelector('[data-action=\"mute\"]')?.getAttribute('aria-pressed') === 'true'");
     await driver.click('[data-action="hangup"]');
-    await bot.waitFor("the call's end", (e) => e.event === "call-state" && e.state === "ended");
+    await bot.waitFor("the call's end", (e) => e.event === "call-state" && e.state === "ended" && e.peer === appId);
     await driver.waitFor("the call bar gone", "const bar = document.querySelector('.callbar'); return bar && bar.hidden;");
     await screenshot("hung-up");
+    // The two bots talk on without the app until they hang up too: until then a new call
+    // finds them busy.
+    const since = bot2.events.length;
+    bot.send({ cmd: "hangup" });
+    await bot2.waitFor("the bots' call to end", (e) => e.event === "call-state" && e.state === "ended" && e.peer === botId, 10000, since);
+  });
+
+  await t.test("push-to-talk held and released: the far end hears the window's microphone only meanwhile", async () => {
+    await driver.click('[data-nav="settings"]');
+    await driver.waitFor("the settings", visible(".settings"));
+    await driver.click('.settings [data-field="push-to-talk"]');
+    await driver.waitFor("push-to-talk saved", "return document.querySelector('.settings [data-field=\"push-to-talk\"]').checked;");
+    // The audio switches are kept too (checked after the restart below).
+    await driver.waitFor("the audio switches", "return !document.querySelector('.settings [data-field=\"noise-suppression\"]').disabled;");
+    await driver.click('.settings [data-field="noise-suppression"]');
+    await driver.click('[data-conv="room"]');
+    await driver.click('[data-action="call-room"]');
+    await driver.waitFor("the call to be active", visible('.call-title[data-phase="active"]'), [], 20000);
+    await driver.waitFor("the call starting muted", "return document.querySelector('[data-action=\"mute\"]')?.getAttribute('aria-pressed') === 'true'");
+    const quiet = (since) => bot.waitFor("the app silent at Bot", (e) => e.event === "level" && e.peer === appId && e.dbfs < -60, 10000, since);
+    const heard = (since) => bot.waitFor("the app heard at Bot", (e) => e.event === "level" && e.peer === appId && e.dbfs > -40, 10000, since);
+    // Nothing of the window's microphone reaches Bot before the key goes down.
+    const before = bot.events.length;
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+    assert.ok(
+      !bot.events.slice(before).some((e) => e.event === "level" && e.peer === appId && e.dbfs > -40),
+      "the app is not heard while the key is up",
+    );
+    // Space on the page itself: held in a text field or on a button it types or presses.
+    await driver.exec("document.activeElement?.blur();");
+    await driver.keyDown(" ");
+    await heard(bot.events.length);
+    await driver.waitFor("the bar saying so", "return /Talking/.test(document.querySelector('.callbar')?.textContent ?? '');");
+    await screenshot("push-to-talk-held");
+    await driver.keyUp(" ");
+    await quiet(bot.events.length);
+    await driver.click('[data-action="hangup"]');
+    await driver.waitFor("the call bar gone", "const bar = document.querySelector('.callbar'); return bar && bar.hidden;");
   });
 
   await t.test("leaving the signaling server keeps the chat going, and the app says so", async () => {
@@ -267,6 +401,9 @@ test("first run, hosting from Settings, chat both ways, a call, logs, settings k
     assert.equal(saved.name, "Tester");
     assert.equal(saved.room, "e2e");
     assert.equal(saved.host.port, port);
+    assert.equal(saved.push_to_talk, true);
+    assert.equal(saved.noise_suppression, false);
+    assert.deepEqual(Object.values(saved.volumes), [0.5], "Bot's volume, by its key");
     await driver.start(app);
     await driver.waitFor("the conversation, not the welcome screen", visible(".chat"));
     await driver.waitFor("signaling connected again", visible(".dot.ok"), [], 20000);
@@ -277,6 +414,11 @@ test("first run, hosting from Settings, chat both ways, a call, logs, settings k
     assert.equal(await driver.exec("return document.querySelector('.settings [data-field=\"name\"]').value;"), "Tester");
     assert.equal(await driver.exec("return document.querySelector('.settings [data-field=\"port\"]').value;"), String(port));
     assert.equal(await driver.exec("return document.querySelector('.settings [data-field=\"reach\"]').value;"), "local");
+    assert.equal(await driver.exec("return document.querySelector('.settings [data-field=\"push-to-talk\"]').checked;"), true);
+    await driver.waitFor(
+      "noise suppression shown off, as left",
+      "const n = document.querySelector('.settings [data-field=\"noise-suppression\"]'); return !n.disabled && !n.checked;",
+    );
     await screenshot("restarted");
   });
 

@@ -147,6 +147,9 @@ mkdir -p "$out/screenshots"
 state="$(mktemp -d)"
 trap cleanup EXIT
 trap 'exit 130' INT TERM
+# Accepted files land in a Downloads folder of the test's own (the desktop's user dirs).
+mkdir -p "$state/config" "$state/downloads"
+printf 'XDG_DOWNLOAD_DIR="%s"\n' "$state/downloads" >"$state/config/user-dirs.dirs"
 
 say "starting Xvfb on $display"
 Xvfb "$display" -screen 0 1280x800x24 -nolisten tcp >"$out/xvfb.log" 2>&1 &
@@ -170,7 +173,8 @@ driver_pid=$!
 
 say "running $(basename "$test_file")"
 CONFAB_APP="$app" CONFAB_BIN="$target/debug/confab" CONFAB_DRIVER="http://127.0.0.1:$driver_port" \
-    CONFAB_PORT="$server_port" CONFAB_OUT="$out" XDG_CONFIG_HOME="$state/config" \
+    CONFAB_PORT="$server_port" CONFAB_OUT="$out" CONFAB_DOWNLOADS="$state/downloads" \
+    XDG_CONFIG_HOME="$state/config" \
     XDG_DATA_HOME="$state/data" XDG_CACHE_HOME="$state/cache" DISPLAY="$display" NO_AT_BRIDGE=1 \
     CONFAB_LOOPBACK_ONLY=1 CONFAB_AUDIO_IN=sine:440 CONFAB_AUDIO_OUT=none \
     node --test --test-reporter=spec "$test_file"

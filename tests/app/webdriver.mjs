@@ -114,6 +114,21 @@ export class WebDriver {
     }
   }
 
+  /** Presses `key` on the keyboard, without releasing it (W3C actions, as a person holds
+   * a key): the page gets one keydown. */
+  async keyDown(key) {
+    await this.request("POST", this.path("/actions"), {
+      actions: [{ type: "key", id: "keyboard", actions: [{ type: "keyDown", value: key }] }],
+    });
+  }
+
+  /** Releases `key`: the page gets its keyup. */
+  async keyUp(key) {
+    await this.request("POST", this.path("/actions"), {
+      actions: [{ type: "key", id: "keyboard", actions: [{ type: "keyUp", value: key }] }],
+    });
+  }
+
   /** Runs a function body in the page; `args` arrive as `arguments`. */
   async exec(script, args = []) {
     return this.request("POST", this.path("/execute/sync"), { script, args });

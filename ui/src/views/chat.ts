@@ -163,8 +163,8 @@ export class ChatView {
       avatar(name),
       h("div", { class: "who" }, h("h1", {}, name), h("span", { class: "sub" }, sub)),
       this.callButton(peer, inCall),
-      h("button", { type: "button", disabled: !peer, onclick: () => ((this.fileForm.hidden = false), this.fileForm.querySelector("input")?.focus()) }, icon("clip"), "File"),
-      h("button", { type: "button", disabled: !peer, onclick: () => void this.actions.showSafetyCode(s.active) }, icon("shield"), peer?.trust === "verified" ? "Verified" : "Verify"),
+      h("button", { type: "button", "data-action": "send-file", disabled: !peer, onclick: () => ((this.fileForm.hidden = false), this.fileForm.querySelector("input")?.focus()) }, icon("clip"), "File"),
+      h("button", { type: "button", "data-action": "verify", disabled: !peer, onclick: () => void this.actions.showSafetyCode(s.active) }, icon("shield"), peer?.trust === "verified" ? "Verified" : "Verify"),
     );
   }
 

@@ -43,7 +43,7 @@ export class VerifyView {
       h(
         "div",
         { class: "actions" },
-        h("button", { class: "primary", type: "button", disabled: !peer.safetyCode || peer.trust === "verified", onclick: () => void this.actions.markVerified(peer.id) }, "The codes match: mark verified"),
+        h("button", { class: "primary", type: "button", "data-action": "mark-verified", disabled: !peer.safetyCode || peer.trust === "verified", onclick: () => void this.actions.markVerified(peer.id) }, "The codes match: mark verified"),
         h("button", { type: "button", onclick: () => this.actions.openConversation(peer.id) }, "Back to the conversation"),
       ),
     );

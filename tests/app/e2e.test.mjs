@@ -448,4 +448,23 @@ test("first run, hosting, chat and files both ways, safety codes, calls that gro
     await driver.waitFor("the prompt gone", "return document.querySelector('.invite-prompt').hidden;");
     assert.equal(savedSettings().room, "invited", "Not now keeps the room");
   });
+
+  await t.test("the window follows the desktop's dark theme", async () => {
+    // What a desktop's dark mode sets for GTK applications, read when the app starts.
+    const gtk = join(configHome, "gtk-3.0");
+    mkdirSync(gtk, { recursive: true });
+    writeFileSync(join(gtk, "settings.ini"), "[Settings]\ngtk-application-prefer-dark-theme=1\n");
+    try {
+      await driver.stop();
+      await driver.start(app);
+      await driver.waitFor("the conversation", visible(".chat"), [], 15000);
+      assert.equal(await driver.exec("return matchMedia('(prefers-color-scheme: dark)').matches;"), true);
+      const background = await driver.exec("return getComputedStyle(document.documentElement).backgroundColor;");
+      const [r, g, b] = background.match(/\d+/g).map(Number);
+      assert.ok(r + g + b < 3 * 64, `a dark background: ${background}`);
+      await screenshot("dark-theme");
+    } finally {
+      rmSync(gtk, { recursive: true, force: true });
+    }
+  });
 });

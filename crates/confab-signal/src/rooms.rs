@@ -19,9 +19,9 @@ use crate::shared::Shared;
 
 /// How long a socket's request waits for its room's owner to answer, across an owner's
 /// death and the bus reconnecting, before the socket is dropped (its client resumes).
-const OWNER_PATIENCE: Duration = Duration::from_secs(15);
+pub(crate) const OWNER_PATIENCE: Duration = Duration::from_secs(15);
 /// The pause before asking again, while the cluster learns where a room went.
-const ASK_AGAIN_AFTER: Duration = Duration::from_millis(100);
+pub(crate) const ASK_AGAIN_AFTER: Duration = Duration::from_millis(100);
 
 /// Why a request about a room was not done.
 #[derive(Debug)]
@@ -87,7 +87,8 @@ impl Shared {
     }
 
     /// Relays a signal from `from` (on socket `conn`) to the member `to` of its room.
-    /// `seq` counts the socket's relays.
+    /// `seq` counts the socket's relays. In a room owned by another server it is sent on
+    /// without waiting, and a refusal comes back later as an error frame.
     pub(crate) async fn relay(
         &self,
         from: &MemberKey,
@@ -95,6 +96,27 @@ impl Shared {
         data: Value,
         (conn, seq): (ConnId, u64),
     ) -> Result<(), RoomError> {
+        let data = match &self.cluster {
+            Some(cluster) => {
+                let sent = cluster.forward(conn, data, |data, node| Request::Relay {
+                    from: from.clone(),
+                    to: to.to_owned(),
+                    data,
+                    node,
+                    conn,
+                    seq,
+                });
+                match sent {
+                    Ok(()) => {
+                        self.metrics.frames_relayed.fetch_add(1, Relaxed);
+                        cluster.metrics.forwarded.fetch_add(1, Relaxed);
+                        return Ok(());
+                    }
+                    Err(data) => data,
+                }
+            }
+            None => data,
+        };
         let (_, owner) = self
             .route(
                 &from.room,
@@ -138,8 +160,15 @@ impl Shared {
         .map(|(peers, _)| peers)
     }
 
-    /// The member left: the room hears at once.
+    /// The member left: the room hears at once (after what the socket sent before).
     pub(crate) async fn leave(&self, key: &MemberKey, conn: ConnId) -> Result<(), RoomError> {
+        if self.forward(conn, |node| Request::Leave {
+            key: key.clone(),
+            node,
+            conn,
+        }) {
+            return Ok(());
+        }
         let left = self
             .route(
                 &key.room,
@@ -162,6 +191,13 @@ impl Shared {
 
     /// The member's socket dropped: its id waits for a resume.
     pub(crate) async fn detach(&self, key: &MemberKey, conn: ConnId) -> Result<(), RoomError> {
+        if self.forward(conn, |node| Request::Detach {
+            key: key.clone(),
+            node,
+            conn,
+        }) {
+            return Ok(());
+        }
         let detached = self
             .route(
                 &key.room,
@@ -187,6 +223,19 @@ impl Shared {
         self.cluster
             .as_ref()
             .map_or_else(String::new, |c| c.me().to_owned())
+    }
+
+    /// Sends a leave or detach to the owner of the socket's room, behind the socket's
+    /// relays, and lets the socket go. False when the room is not owned elsewhere.
+    fn forward(&self, conn: ConnId, request: impl FnOnce(String) -> Request) -> bool {
+        let Some(cluster) = &self.cluster else {
+            return false;
+        };
+        let sent = cluster.forward(conn, (), |(), node| request(node)).is_ok();
+        if sent {
+            cluster.release(conn);
+        }
+        sent
     }
 
     /// A socket that is gone gets nothing more from other servers.

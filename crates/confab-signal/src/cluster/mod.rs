@@ -3,8 +3,10 @@
 //! Each room is owned by one live server (`ring` says which), whose registry holds it
 //! exactly as a lone server's would: that is what keeps every promise of the protocol
 //! (joins heard exactly once, `from` stamped, passwords, limits) across servers. A socket
-//! on another server has its requests forwarded to the owner (`wire::Request`), and
-//! the owner's frames for it come back on its server's subject.
+//! on another server has its requests forwarded to the owner (`wire::Request`): a join or
+//! a list as a NATS request, its relays, leave and detach in a numbered stream from its
+//! server to the owner, unanswered but acknowledged. The owner's frames for it come back
+//! in a numbered stream on its server's subject.
 //!
 //! Owners publish each room as it changes (members, tokens and the password hash), so that when an owner dies the room's next owner takes it over with
 //! every member in its grace period. Sockets that stayed open elsewhere are attached
@@ -17,9 +19,10 @@
 //! over), `sockets` (this server's sockets in rooms owned elsewhere), `sync` (learning the
 //! rooms on start). This file joins the bus and runs the heartbeat and the event loop.
 //!
-//! What is not kept: signals the dead owner held for members in their grace period, and
-//! a relayed frame the owner took just before it died may arrive twice (the sender's
-//! server retries what was not answered).
+//! What is not kept: signals the dead owner held for members in their grace period. And
+//! relays the owner did in its last moments, before it acknowledged them (it does every
+//! 50 ms), may be delivered twice: the sender's server has the next owner do everything
+//! not acknowledged.
 
 mod outlet;
 mod owner;
@@ -49,8 +52,8 @@ use outlet::{Outlet, publish_outbox};
 use owner::RemoteMember;
 pub(crate) use ring::Owner;
 use ring::Ring;
-use sockets::{HeldSocket, reattach};
-use stream::{Envelope, Incoming, Outgoing, Resend};
+use sockets::{HeldSocket, reattach, redo};
+use stream::{Ack, Envelope, Incoming, Kind, Outgoing, Resend};
 use wire::{ClaimMessage, Heartbeat, SocketItem, SyncPart, ToSocket};
 pub(crate) use wire::{Reply, Request};
 
@@ -65,6 +68,10 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
 const OUTBOX: usize = 65_536;
 /// The longest wait between attempts to reach NATS again.
 const RECONNECT_MAX_DELAY: Duration = Duration::from_millis(500);
+/// How often an owner tells other servers how far it has done their relays. What is not
+/// acknowledged when an owner dies is done again by the next one: this bounds the
+/// duplicates, and what a sender keeps.
+const ACK_EVERY: Duration = Duration::from_millis(50);
 
 /// How a server joins a cluster.
 #[derive(Debug, Clone)]
@@ -126,6 +133,8 @@ struct Inbound {
     claims: Subscriber,
     syncs: Subscriber,
     requests: Subscriber,
+    relays: Subscriber,
+    acks: Subscriber,
     sockets: Subscriber,
     resends: Subscriber,
     fenced: Subscriber,
@@ -143,7 +152,9 @@ pub(crate) struct Cluster {
     ring: Mutex<Ring>,
     sockets: Mutex<HashMap<ConnId, HeldSocket>>,
     /// Numbered messages from other servers for this one's sockets.
-    incoming: Mutex<Incoming>,
+    incoming: Mutex<Incoming<ToSocket>>,
+    /// Numbered relays (leaves, detaches) from other servers' sockets, for rooms here.
+    relays_in: Mutex<Incoming<Request>>,
     /// Sockets of other servers in rooms owned here, so that a request asked again (its
     /// answer lost or late) is not done twice.
     members: Mutex<HashMap<(String, ConnId), RemoteMember>>,
@@ -193,6 +204,8 @@ impl Cluster {
             claims: client.subscribe(wire::CLAIMS).await?,
             syncs: client.subscribe(wire::SYNC).await?,
             requests: client.subscribe(wire::requests(&me)).await?,
+            relays: client.subscribe(wire::relays(&me)).await?,
+            acks: client.subscribe(wire::acks(&me)).await?,
             sockets: client.subscribe(wire::sockets(&me)).await?,
             resends: client.subscribe(wire::resends(&me)).await?,
             fenced: client.subscribe(wire::fenced(&me)).await?,
@@ -206,11 +219,13 @@ impl Cluster {
             client,
             sockets: Mutex::new(HashMap::new()),
             incoming: Mutex::new(Incoming::default()),
+            relays_in: Mutex::new(Incoming::default()),
             members: Mutex::new(HashMap::new()),
             outlet: Outlet {
                 me,
                 queue,
                 outgoing: Arc::default(),
+                relays: Arc::default(),
                 metrics: metrics.clone(),
             },
             inbound: Mutex::new(Some(inbound)),
@@ -276,6 +291,8 @@ impl Cluster {
         tokio::spawn(publish_outbox(cluster.client.clone(), inbound.outbox));
         let mut beat = interval(HEARTBEAT_EVERY);
         beat.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        let mut acks = interval(ACK_EVERY);
+        acks.set_missed_tick_behavior(MissedTickBehavior::Delay);
         let mut rtt = interval(Duration::from_secs(2));
         rtt.set_missed_tick_behavior(MissedTickBehavior::Delay);
         let shutdown = shared.shutdown.clone();
@@ -285,10 +302,16 @@ impl Cluster {
                 () = shutdown.cancelled() => break,
                 Some(up) = inbound.link.recv() => cluster.on_link(&shared, up),
                 Some(message) = inbound.requests.next() => cluster.answer(&shared, message),
+                Some(message) = inbound.relays.next() => cluster.on_relays(&shared, &message),
                 Some(message) = inbound.sockets.next() => cluster.on_socket_message(&shared, &message),
+                Some(message) = inbound.acks.next() => {
+                    if let Ok(ack) = serde_json::from_slice::<Ack>(&message.payload) {
+                        cluster.outlet.relays().ack(&ack.node, ack.done);
+                    }
+                }
                 Some(message) = inbound.resends.next() => {
                     if let Ok(ask) = serde_json::from_slice::<Resend>(&message.payload) {
-                        cluster.outlet.resend(&ask.node, ask.from);
+                        cluster.outlet.resend(&ask.node, ask.from, ask.stream);
                     }
                 }
                 Some(message) = inbound.heartbeats.next() => {
@@ -321,6 +344,7 @@ impl Cluster {
                 }
                 Some(message) = inbound.syncs.next() => cluster.answer_sync(&shared, &message).await,
                 _ = beat.tick() => cluster.beat(&shared),
+                _ = acks.tick() => cluster.acknowledge(),
                 _ = rtt.tick() => cluster.measure_rtt(),
             }
         }
@@ -352,6 +376,7 @@ impl Cluster {
         let beat = Heartbeat {
             node: self.me.to_string(),
             sent: self.outlet.outgoing().last_sent(),
+            relayed: self.outlet.relays().last_sent(),
         };
         self.outlet.publish(wire::HEARTBEAT.to_owned(), &beat);
         let now = Instant::now();
@@ -401,7 +426,11 @@ impl Cluster {
         }
         if let Some(last) = beat.sent.get(&*self.me) {
             let ask = self.incoming().check(&beat.node, *last, now);
-            self.ask_again(&beat.node, ask);
+            self.ask_again(&beat.node, ask, Kind::Sockets);
+        }
+        if let Some(last) = beat.relayed.get(&*self.me) {
+            let ask = self.relays_in().check(&beat.node, *last, now);
+            self.ask_again(&beat.node, ask, Kind::Relays);
         }
     }
 }

@@ -11,8 +11,8 @@ use serde::Serialize;
 use tokio::sync::mpsc;
 use tracing::{debug, warn};
 
-use super::{ClusterMetrics, Outgoing, SocketItem, ToSocket, wire};
-use crate::registry::ConnId;
+use super::{ClusterMetrics, Kind, Outgoing, Request, SocketItem, ToSocket, wire};
+use crate::registry::{ConnId, Refusal};
 
 /// A socket of another server, as the owner of its room delivers to it.
 #[derive(Debug, Clone)]
@@ -34,6 +34,14 @@ impl RemoteSocket {
         self.send(SocketItem::Replaced);
     }
 
+    pub(super) fn refused(&self, refusal: Refusal) {
+        self.send(SocketItem::Refused { refusal });
+    }
+
+    pub(super) fn lost(&self) {
+        self.send(SocketItem::Lost);
+    }
+
     fn send(&self, what: SocketItem) {
         let message = ToSocket {
             conn: self.conn,
@@ -50,6 +58,9 @@ pub(super) struct Outlet {
     pub(super) queue: mpsc::Sender<(String, Bytes)>,
     /// Numbered messages to other servers' sockets, kept for a resend.
     pub(super) outgoing: Arc<Mutex<Outgoing>>,
+    /// Numbered relays (leaves, detaches) to the owners of this server's sockets' rooms,
+    /// kept until the owner says it did them.
+    pub(super) relays: Arc<Mutex<Outgoing>>,
     pub(super) metrics: Arc<ClusterMetrics>,
 }
 
@@ -71,16 +82,32 @@ impl Outlet {
         }
     }
 
+    /// A socket's relay (leave, detach) for `owner`, numbered. One that does not fit the
+    /// queue is still kept: the owner asks for it when it sees the gap.
+    pub(super) fn to_owner(&self, owner: &str, request: &Request) {
+        let mut relays = self.relays();
+        if let Some(payload) = relays.stamp(&self.me, owner, request) {
+            self.enqueue(wire::relays(owner), payload);
+        }
+    }
+
     /// Sends again what `node` asked for.
-    pub(super) fn resend(&self, node: &str, from: u64) {
-        let outgoing = self.outgoing();
-        for payload in outgoing.resend(node, from) {
-            self.enqueue(wire::sockets(node), payload);
+    pub(super) fn resend(&self, node: &str, from: u64, stream: Kind) {
+        let (kept, subject) = match stream {
+            Kind::Sockets => (self.outgoing(), wire::sockets(node)),
+            Kind::Relays => (self.relays(), wire::relays(node)),
+        };
+        for payload in kept.resend(node, from) {
+            self.enqueue(subject.clone(), payload);
         }
     }
 
     pub(super) fn outgoing(&self) -> MutexGuard<'_, Outgoing> {
         self.outgoing.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub(super) fn relays(&self) -> MutexGuard<'_, Outgoing> {
+        self.relays.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     pub(super) fn enqueue(&self, subject: String, payload: Vec<u8>) {

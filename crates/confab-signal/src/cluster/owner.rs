@@ -6,9 +6,12 @@ use std::sync::{Arc, MutexGuard};
 use std::time::Instant;
 
 use async_nats::Message;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
-use super::{ClaimMessage, Cluster, Owner, RemoteSocket, Reply, Request, reattach, wire};
+use super::{
+    Ack, ClaimMessage, Cluster, Envelope, Incoming, Kind, Owner, RemoteSocket, Reply, Request,
+    reattach, redo, wire,
+};
 use crate::endpoint::Endpoint;
 use crate::registry::{Conn, ConnId, MemberKey, Registry, RoomSnapshot};
 use crate::shared::Shared;
@@ -67,11 +70,15 @@ impl Cluster {
 
     /// An endpoint for a socket of `node`, as the owner's registry keeps it.
     pub(super) fn remote(&self, node: &str, conn: ConnId) -> Endpoint {
-        Endpoint::Remote(RemoteSocket {
+        Endpoint::Remote(self.remote_socket(node, conn))
+    }
+
+    fn remote_socket(&self, node: &str, conn: ConnId) -> RemoteSocket {
+        RemoteSocket {
             node: node.into(),
             conn,
             outlet: self.outlet.clone(),
-        })
+        }
     }
 
     /// A server is gone: its sockets in rooms here start their grace periods, the rooms it
@@ -81,6 +88,7 @@ impl Cluster {
         let now = Instant::now();
         self.outlet.outgoing().forget(node);
         self.incoming().forget(node);
+        self.relays_in().forget(node);
         self.members().retain(|(of, _), _| of != node);
         {
             let mut registry = shared.lock();
@@ -96,19 +104,79 @@ impl Cluster {
                 shared.sweeper.notify_one();
             }
         }
-        let moved: Vec<ConnId> = self
-            .sockets()
-            .iter()
-            .filter(|(_, s)| s.member.as_ref().is_some_and(|m| m.owner == node))
-            .map(|(conn, _)| *conn)
-            .collect();
+        // What the dead owner had not done yet: a socket still open waits for its room
+        // to be found, holding its own in order before anything it sends meanwhile; the
+        // leaves and detaches of sockets that have closed go as requests.
+        let (moved, undone): (Vec<ConnId>, _) = {
+            // Taken with the sockets locked, as a socket sends under that lock: nothing
+            // goes to the dead owner's stream after it was taken.
+            let mut sockets = self.sockets();
+            let mut undone = by_socket(&self.outlet.relays().forget(node));
+            let moved = sockets
+                .iter_mut()
+                .filter(|(_, s)| s.member.as_ref().is_some_and(|m| m.owner == node))
+                .map(|(conn, socket)| {
+                    socket.parked = Some(undone.remove(conn).unwrap_or_default());
+                    *conn
+                })
+                .collect();
+            (moved, undone)
+        };
         for conn in moved {
             tokio::spawn(reattach(shared.clone(), conn));
+        }
+        for (_, requests) in undone {
+            tokio::spawn(redo(shared.clone(), requests));
         }
     }
 
     pub(super) fn members(&self) -> MutexGuard<'_, HashMap<(String, ConnId), RemoteMember>> {
         self.members.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub(super) fn relays_in(&self) -> MutexGuard<'_, Incoming<Request>> {
+        self.relays_in.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Relays (leaves, detaches) of another server's sockets, done in the order sent.
+    pub(super) fn on_relays(&self, shared: &Shared, message: &Message) {
+        let Ok(envelope) = serde_json::from_slice::<Envelope<Request>>(&message.payload) else {
+            warn!("unreadable relay from another server");
+            return;
+        };
+        let sender = envelope.from.clone();
+        let (ready, ask) = self.relays_in().accept(envelope, Instant::now());
+        self.ask_again(&sender, ask, Kind::Relays);
+        for request in ready {
+            let relay_from = match &request {
+                Request::Relay { conn, .. } => Some(*conn),
+                _ => None,
+            };
+            match (self.serve(shared, request), relay_from) {
+                (Reply::Refused { refusal }, Some(conn)) => {
+                    self.remote_socket(&sender, conn).refused(refusal);
+                }
+                (Reply::NotOwner { owner }, Some(conn)) => {
+                    debug!(%owner, "a relay for a room owned elsewhere: its socket resumes");
+                    self.remote_socket(&sender, conn).lost();
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// Tells each server whose relays were done since the last time how far they are.
+    /// It goes through the outbox behind the frames those relays made: a sender that
+    /// hears it knows they are on their way, even if this server dies the next moment.
+    pub(super) fn acknowledge(&self) {
+        let done = self.relays_in().done();
+        for (node, done) in done {
+            let ack = Ack {
+                node: self.me.to_string(),
+                done,
+            };
+            self.outlet.publish(wire::acks(&node), &ack);
+        }
     }
 
     /// Serves one request for a room this server owns, or says who does.
@@ -222,4 +290,21 @@ impl Cluster {
         self.publish_changes(&mut registry);
         reply.unwrap_or_else(|refusal| Reply::Refused { refusal })
     }
+}
+
+/// Kept messages of a stream of relays, read again and grouped by socket, each group in
+/// the order sent.
+fn by_socket(kept: &[Vec<u8>]) -> HashMap<ConnId, Vec<Request>> {
+    let mut out: HashMap<ConnId, Vec<Request>> = HashMap::new();
+    for bytes in kept {
+        match serde_json::from_slice::<Envelope<Request>>(bytes) {
+            Ok(envelope) => {
+                if let Some(conn) = envelope.item.conn() {
+                    out.entry(conn).or_default().push(envelope.item);
+                }
+            }
+            Err(e) => warn!("a kept relay could not be read again: {e}"),
+        }
+    }
+    out
 }

@@ -1,6 +1,6 @@
-//! This server's sockets in rooms owned elsewhere: asking the owner, delivering what it
-//! sends (in order, asking again for what was lost), and attaching the sockets again
-//! when a room moves.
+//! This server's sockets in rooms owned elsewhere: asking the owner, sending it their
+//! relays in order, delivering what it sends (in order, asking again for what was lost),
+//! and attaching the sockets again when a room moves.
 
 use std::collections::HashMap;
 use std::sync::{Arc, MutexGuard};
@@ -9,12 +9,16 @@ use std::time::Instant;
 use async_nats::Message;
 use bytes::Bytes;
 use confab_proto::ServerFrame;
+use tokio::time::sleep;
 use tracing::{debug, warn};
 
-use super::{Cluster, Envelope, Incoming, Reply, Request, Resend, SocketItem, wire};
+use super::{
+    Cluster, Envelope, Incoming, Kind, Owner, Reply, Request, Resend, SocketItem, ToSocket, wire,
+};
 use crate::endpoint::Endpoint;
 use crate::ice::Reached;
 use crate::registry::{ConnId, MemberKey};
+use crate::rooms::{ASK_AGAIN_AFTER, OWNER_PATIENCE};
 use crate::session::ConnHandle;
 use crate::shared::Shared;
 
@@ -24,6 +28,11 @@ pub(super) struct HeldSocket {
     pub(super) handle: ConnHandle,
     pub(super) reached: Option<Reached>,
     pub(super) member: Option<Membership>,
+    /// While its room moves: what the socket sent that its new owner must do, in order
+    /// (what the old one had not done, then what came since).
+    pub(super) parked: Option<Vec<Request>>,
+    /// The socket closed while its room moved: it goes once what it parked is done.
+    pub(super) closed: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -65,6 +74,8 @@ impl Cluster {
                 handle: handle.clone(),
                 reached: reached.cloned(),
                 member: None,
+                parked: None,
+                closed: false,
             },
         );
     }
@@ -76,11 +87,95 @@ impl Cluster {
         }
     }
 
-    /// The socket is gone: nothing more is delivered to it.
+    /// The socket is gone: nothing more is delivered to it. One whose room is moving
+    /// stays until what it sent is done at the new owner (its detach or leave last).
     pub(crate) fn release(&self, conn: ConnId) {
-        self.sockets().remove(&conn);
+        let mut sockets = self.sockets();
+        match sockets.get_mut(&conn) {
+            Some(socket) if socket.parked.is_some() => socket.closed = true,
+            _ => {
+                sockets.remove(&conn);
+            }
+        }
     }
 
+    /// Sends a relay, leave or detach of a socket joined to a room owned elsewhere to the
+    /// owner, without waiting: numbered in this server's stream to that owner, so that it
+    /// is done in order, once. While the room moves it waits here, in order, until the
+    /// socket is attached again. `request` makes it from `payload`; a socket not in a room
+    /// owned elsewhere gets `payload` back.
+    pub(crate) fn forward<P>(
+        &self,
+        conn: ConnId,
+        payload: P,
+        request: impl FnOnce(P, String) -> Request,
+    ) -> Result<(), P> {
+        let mut sockets = self.sockets();
+        let Some(socket) = sockets.get_mut(&conn) else {
+            return Err(payload);
+        };
+        let Some(member) = &socket.member else {
+            return Err(payload);
+        };
+        if let Some(parked) = &mut socket.parked {
+            parked.push(request(payload, self.me.to_string()));
+            return Ok(());
+        }
+        if member.owner == *self.me {
+            return Err(payload);
+        }
+        let request = request(payload, self.me.to_string());
+        self.outlet.to_owner(&member.owner, &request);
+        Ok(())
+    }
+
+    /// The socket was attached again after its room moved: what it parked goes to the
+    /// new owner, in order, and later ones straight after.
+    fn unpark(&self, shared: &Shared, conn: ConnId) {
+        loop {
+            let (owner, parked) = {
+                let mut sockets = self.sockets();
+                let Some(socket) = sockets.get_mut(&conn) else {
+                    return;
+                };
+                let Some(owner) = socket.member.as_ref().map(|m| m.owner.clone()) else {
+                    return;
+                };
+                let parked = socket.parked.take().unwrap_or_default();
+                if parked.is_empty() {
+                    if socket.closed {
+                        sockets.remove(&conn);
+                    }
+                    return;
+                }
+                // Still parked while these are done here (outside the lock, since the
+                // registry's lock is taken before this one): what comes meanwhile waits.
+                socket.parked = Some(Vec::new());
+                (owner, parked)
+            };
+            for request in parked {
+                if owner == *self.me {
+                    self.serve_own(shared, conn, request);
+                } else {
+                    self.outlet.to_owner(&owner, &request);
+                }
+            }
+        }
+    }
+
+    /// Does a parked request of this server's own socket in a room now owned here.
+    fn serve_own(&self, shared: &Shared, conn: ConnId, request: Request) {
+        let refusal = match self.serve(shared, request) {
+            Reply::Refused { refusal } => refusal,
+            _ => return,
+        };
+        if let Some(socket) = self.sockets().get(&conn) {
+            shared.metrics.count_error(refusal.code);
+            socket
+                .handle
+                .deliver(&ServerFrame::error(refusal.code, refusal.message));
+        }
+    }
     pub(super) fn sockets(&self) -> MutexGuard<'_, HashMap<ConnId, HeldSocket>> {
         self.sockets.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -88,13 +183,13 @@ impl Cluster {
     /// Frames (or kicks) from the owner of a room, for this server's sockets, delivered
     /// in the order they were sent.
     pub(super) fn on_socket_message(&self, shared: &Shared, message: &Message) {
-        let Ok(envelope) = serde_json::from_slice::<Envelope>(&message.payload) else {
+        let Ok(envelope) = serde_json::from_slice::<Envelope<ToSocket>>(&message.payload) else {
             warn!("unreadable message for a socket from another server");
             return;
         };
         let sender = envelope.from.clone();
         let (ready, ask) = self.incoming().accept(envelope, Instant::now());
-        self.ask_again(&sender, ask);
+        self.ask_again(&sender, ask, Kind::Sockets);
         let sockets = self.sockets();
         for to in ready {
             let Some(socket) = sockets.get(&to.conn) else {
@@ -119,33 +214,45 @@ impl Cluster {
                     Err(e) => warn!("unreadable welcome from another server: {e}"),
                 },
                 SocketItem::Replaced => socket.handle.replaced(),
+                SocketItem::Refused { refusal } => {
+                    shared.metrics.count_error(refusal.code);
+                    socket
+                        .handle
+                        .deliver(&ServerFrame::error(refusal.code, refusal.message));
+                }
+                SocketItem::Lost => socket.handle.lost(),
             }
         }
     }
 
-    /// Asks `sender` for what was lost on the way, from number `from` on.
-    pub(super) fn ask_again(&self, sender: &str, from: Option<u64>) {
+    /// Asks `sender` for what was lost on the way in one of its streams, from number
+    /// `from` on.
+    pub(super) fn ask_again(&self, sender: &str, from: Option<u64>, stream: Kind) {
         if let Some(from) = from {
             debug!(
                 sender,
-                from, "messages from another server were lost: asked again"
+                from,
+                ?stream,
+                "messages from another server were lost: asked again"
             );
             let ask = Resend {
                 node: self.me.to_string(),
                 from,
+                stream,
             };
             self.outlet.publish(wire::resends(sender), &ask);
         }
     }
 
-    pub(super) fn incoming(&self) -> MutexGuard<'_, Incoming> {
+    pub(super) fn incoming(&self) -> MutexGuard<'_, Incoming<ToSocket>> {
         self.incoming.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
 
 /// Attaches a socket of this server again after its room's owner died, wherever the room
-/// went. A member that did not survive the move (its grace ran out) has its socket
-/// dropped, so that the client joins anew.
+/// went, then has the new owner do what the socket parked meanwhile. A member that did
+/// not survive the move (its grace ran out) has its socket dropped, so that the client
+/// joins anew.
 pub(super) async fn reattach(shared: Arc<Shared>, conn: ConnId) {
     let Some(cluster) = shared.cluster.as_ref() else {
         return;
@@ -190,10 +297,53 @@ pub(super) async fn reattach(shared: Arc<Shared>, conn: ConnId) {
             debug!(conn, room = %member.key.room, "attached again after its room moved");
             let owner = owner.unwrap_or_else(|| cluster.me.to_string());
             cluster.joined(conn, member.key, member.token, owner);
+            cluster.unpark(&shared, conn);
         }
         Err(e) => {
             debug!(conn, "not attached again after its room moved: {e:?}");
+            // Its member is gone: what it parked has no one to be done for, and what it
+            // sends from now on goes the slow way, as requests.
+            let mut sockets = cluster.sockets();
+            if let Some(socket) = sockets.get_mut(&conn) {
+                socket.parked = None;
+                socket.member = None;
+                if socket.closed {
+                    sockets.remove(&conn);
+                }
+            }
             handle.lost();
+        }
+    }
+}
+
+/// Has the relays, leaves and detaches of a socket that has closed done by its room's
+/// owner, in order, as requests: the owner they were sent to died before doing them.
+pub(super) async fn redo(shared: Arc<Shared>, requests: Vec<Request>) {
+    let Some(cluster) = shared.cluster.as_ref() else {
+        return;
+    };
+    for request in requests {
+        let deadline = Instant::now() + OWNER_PATIENCE;
+        loop {
+            let owner = shared.resolve(&mut shared.lock(), request.room());
+            match owner {
+                Owner::Here(_) => {
+                    cluster.serve(&shared, request);
+                    break;
+                }
+                Owner::There(owner) => {
+                    if let Some(reply) = cluster.ask(&owner, &request).await
+                        && !matches!(reply, Reply::NotOwner { .. })
+                    {
+                        break;
+                    }
+                }
+            }
+            if Instant::now() >= deadline {
+                debug!("a closed socket's request found no owner for its room");
+                break;
+            }
+            sleep(ASK_AGAIN_AFTER).await;
         }
     }
 }

@@ -40,6 +40,17 @@ pub(crate) fn sockets(node: &str) -> String {
     format!("confab.node.{node}.sockets")
 }
 
+/// Relays, leaves and detaches of other servers' sockets, for the rooms a server owns,
+/// as a numbered stream (see `stream`).
+pub(crate) fn relays(node: &str) -> String {
+    format!("confab.node.{node}.relays")
+}
+
+/// An owner saying how far it has done a server's stream of relays.
+pub(crate) fn acks(node: &str) -> String {
+    format!("confab.node.{node}.acks")
+}
+
 /// A server's heartbeat, and its name in the other messages about it.
 #[derive(Debug, Serialize, Deserialize)]
 pub(crate) struct Heartbeat {
@@ -47,6 +58,9 @@ pub(crate) struct Heartbeat {
     /// The last number it sent to each server's sockets (see `stream`).
     #[serde(default)]
     pub(crate) sent: HashMap<String, u64>,
+    /// The last number it sent to each owner in its stream of relays.
+    #[serde(default)]
+    pub(crate) relayed: HashMap<String, u64>,
 }
 
 impl Heartbeat {
@@ -54,6 +68,7 @@ impl Heartbeat {
         Self {
             node: node.to_owned(),
             sent: HashMap::new(),
+            relayed: HashMap::new(),
         }
     }
 }
@@ -75,7 +90,9 @@ pub(crate) struct SyncPart {
 }
 
 /// A socket's request to the owner of its room. `node` and `conn` name the socket, so
-/// that the owner can deliver to it.
+/// that the owner can deliver to it. A relay, leave or detach normally goes in the
+/// socket's server's stream of relays to the owner, unanswered; as a NATS request (with a
+/// [`Reply`]) only while the room moves.
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "kebab-case")]
 pub(crate) enum Request {
@@ -127,6 +144,16 @@ impl Request {
             Self::Relay { from, .. } => &from.room,
         }
     }
+
+    /// The socket a relay, leave or detach comes from.
+    pub(crate) fn conn(&self) -> Option<ConnId> {
+        match self {
+            Self::Relay { conn, .. } | Self::Leave { conn, .. } | Self::Detach { conn, .. } => {
+                Some(*conn)
+            }
+            Self::Join { .. } | Self::Reattach { .. } | Self::List { .. } => None,
+        }
+    }
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -165,4 +192,9 @@ pub(crate) enum SocketItem {
     Frame { json: String, welcome: bool },
     /// A resume on another socket took this socket's id: close it.
     Replaced,
+    /// The owner refused a relay from this socket: the client gets this error frame.
+    Refused { refusal: Refusal },
+    /// A relay reached a server that does not own the socket's room: drop the socket, so
+    /// that its client resumes wherever the room is now.
+    Lost,
 }

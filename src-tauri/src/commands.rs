@@ -93,6 +93,14 @@ pub async fn host_stop(state: State<'_, AppState>) -> Result<HostState, ShellErr
     Ok(state.session.host_stop().await?)
 }
 
+/// Push-to-talk is on (`enabled`) or off: grabs the desktop-wide talk shortcut or lets it
+/// go. Answers the shortcut while it is grabbed, `null` otherwise (also when the desktop
+/// does not allow it).
+#[tauri::command]
+pub fn talk_shortcut(enabled: bool, app: AppHandle) -> Option<&'static str> {
+    crate::talk_key::apply(&app, enabled)
+}
+
 /// The Confab servers announced on the local network (listening for about 2 s).
 #[tauri::command]
 pub async fn discover_servers() -> Result<Vec<FoundServer>, ShellError> {

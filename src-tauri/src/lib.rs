@@ -6,11 +6,13 @@
 //!   (settings, the hosted server, notifications, links, the file chooser).
 //! - [`window`]: the one place where core events become frontend events.
 //! - [`invites`]: `confab://` invite links the desktop opens with the app.
+//! - [`talk_key`]: push-to-talk from anywhere on the desktop (a global shortcut).
 //! - [`error`]: errors as the page sees them, `{code, message}`.
 
 pub mod commands;
 pub mod error;
 pub mod invites;
+pub mod talk_key;
 pub mod window;
 
 use std::sync::Arc;
@@ -84,6 +86,7 @@ pub fn run() {
         .plugin(log)
         .plugin(tauri_plugin_notification::init())
         .plugin(tauri_plugin_dialog::init())
+        .plugin(talk_key::plugin())
         .setup(|app| {
             let state = build_state(app.handle())?;
             app.manage(state);
@@ -98,6 +101,7 @@ pub fn run() {
             commands::host_stop,
             commands::host_state,
             commands::discover_servers,
+            commands::talk_shortcut,
             commands::connection_test,
             commands::invite_qr,
             commands::notify,

@@ -6,7 +6,7 @@
 // The app runs with CONFAB_LOOPBACK_ONLY=1 and hosts on 127.0.0.1, and the headless peer
 // uses loopback since its server is there: no test traffic leaves the machine.
 
-import { spawn } from "node:child_process";
+import { execFileSync, spawn } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -355,6 +355,16 @@ test("first run, hosting, chat and files both ways, safety codes, calls that gro
     await driver.waitFor("the bar saying so", "return /Talking/.test(document.querySelector('.callbar')?.textContent ?? '');");
     await screenshot("push-to-talk-held");
     await driver.keyUp(" ");
+    await quiet(bot.events.length);
+    // The desktop-wide shortcut, pressed as X delivers it to whoever grabbed it (xdotool).
+    assert.equal(await text("[data-mic]"), "Hold Space or Ctrl+Shift+Space to talk", "the shortcut was grabbed");
+    const xdotool = (action) => execFileSync("xdotool", [action, "ctrl+shift+space"]);
+    xdotool("keydown");
+    try {
+      await heard(bot.events.length);
+    } finally {
+      xdotool("keyup");
+    }
     await quiet(bot.events.length);
     await driver.click('[data-action="hangup"]');
     await driver.waitFor("the call bar gone", "const bar = document.querySelector('.callbar'); return bar && bar.hidden;");

@@ -50,7 +50,7 @@ as_root() {
 install_packages() {
     local wanted=(libwebkit2gtk-4.1-dev build-essential libssl-dev libayatana-appindicator3-dev
         librsvg2-dev libxdo-dev pkg-config file xvfb xauth webkit2gtk-driver dbus-daemon dbus-bin
-        desktop-file-utils xdg-utils)
+        desktop-file-utils xdg-utils xdotool)
     local missing=()
     for package in "${wanted[@]}"; do
         dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" \

@@ -165,6 +165,21 @@ export class Actions {
     if (await this.send({ cmd: "mute", muted }, "call")) this.store.setMuted(muted);
   }
 
+  /** Push-to-talk on or off, saved; the desktop-wide talk shortcut is grabbed with it. */
+  async setPushToTalk(on: boolean): Promise<void> {
+    if (await this.saveSettings({ ...this.store.state.settings, push_to_talk: on })) await this.grabTalkShortcut();
+  }
+
+  /** Holds the desktop-wide talk shortcut while push-to-talk is on, and lets it go when not. */
+  async grabTalkShortcut(): Promise<void> {
+    try {
+      this.store.setTalkShortcut(await this.backend.talkShortcut(this.store.state.settings.push_to_talk));
+    } catch {
+      // The window's own key still works.
+      this.store.setTalkShortcut(null);
+    }
+  }
+
   /** With push-to-talk, a call starts with the microphone muted until the key is held. */
   private async mutedForPushToTalk(): Promise<void> {
     if (this.store.state.settings.push_to_talk) await this.setMuted(true);

@@ -23,16 +23,32 @@ export class FakeBackend implements Backend {
   private inviteListener: ((link: string) => void) | null = null;
   /** The link the app is opened with. */
   invite: string | null = null;
+  /** Whether this pretend desktop lets the app grab a global shortcut, and whether it has. */
+  desktopShortcuts = true;
+  talkShortcutGrabbed = false;
+  private talkKeyListener: ((held: boolean) => void) | null = null;
   private nextId = 1;
 
   constructor(settings: Partial<Settings> = {}) {
     this.settings = { ...defaultSettings(), ...settings };
   }
 
-  async attach(onEvent: (event: PeerEvent) => void, onInvite: (link: string) => void): Promise<Boot> {
+  async attach(onEvent: (event: PeerEvent) => void, onInvite: (link: string) => void, onTalkKey?: (held: boolean) => void): Promise<Boot> {
     this.listener = onEvent;
     this.inviteListener = onInvite;
+    this.talkKeyListener = onTalkKey ?? null;
     return { settings: this.settings, host: this.host, host_error: null, downloads: "/tmp", invite: this.invite };
+  }
+
+  /** The desktop-wide talk shortcut pressed (true) or released (false), as a desktop
+   * that grabbed it for the app hands it over. */
+  pressTalkKey(held: boolean): void {
+    this.talkKeyListener?.(held);
+  }
+
+  async talkShortcut(enabled: boolean): Promise<string | null> {
+    this.talkShortcutGrabbed = enabled && this.desktopShortcuts;
+    return this.talkShortcutGrabbed ? "Ctrl+Shift+Space" : null;
   }
 
   /** An invite link opened while the app runs, as the desktop hands it over. */

@@ -12,9 +12,10 @@ export function isTauri(): boolean {
 }
 
 export class TauriBackend implements Backend {
-  async attach(onEvent: (event: PeerEvent) => void, onInvite: (link: string) => void): Promise<Boot> {
+  async attach(onEvent: (event: PeerEvent) => void, onInvite: (link: string) => void, onTalkKey?: (held: boolean) => void): Promise<Boot> {
     await listen<PeerEvent>("peer-event", (message) => onEvent(message.payload));
     await listen<string>("invite-opened", (message) => onInvite(message.payload));
+    if (onTalkKey) await listen<boolean>("talk-key", (message) => onTalkKey(message.payload));
     const streams = new Channel<PeerEvent>();
     streams.onmessage = onEvent;
     return invoke<Boot>("attach", { streams });
@@ -54,6 +55,10 @@ export class TauriBackend implements Backend {
 
   async notify(title: string, body: string): Promise<void> {
     await invoke<boolean>("notify", { title, body });
+  }
+
+  talkShortcut(enabled: boolean): Promise<string | null> {
+    return invoke<string | null>("talk_shortcut", { enabled });
   }
 
   chooseFile(): Promise<string | null> {

@@ -4,10 +4,11 @@
 import type { Boot, ConnectionFinding, FoundServer, HostState, PeerCommand, PeerEvent, Settings, ShellErrorCode } from "./types";
 
 export interface Backend {
-  /** Starts receiving events (all of them, the high-rate ones included), then the core. */
-  /** Starts the core; its events go to `onEvent`, and invite links opened while the app
-   * runs to `onInvite` (the one it was opened with comes in the answer). */
-  attach(onEvent: (event: PeerEvent) => void, onInvite: (link: string) => void): Promise<Boot>;
+  /** Starts the core; its events go to `onEvent` (the high-rate ones included), invite
+   * links opened while the app runs to `onInvite` (the one it was opened with comes in the
+   * answer), and the desktop-wide talk shortcut's presses (true) and releases (false) to
+   * `onTalkKey`. */
+  attach(onEvent: (event: PeerEvent) => void, onInvite: (link: string) => void, onTalkKey?: (held: boolean) => void): Promise<Boot>;
   /** One command of the core API. Rejects with a ShellError. */
   send(command: PeerCommand): Promise<void>;
   saveSettings(settings: Settings): Promise<Settings>;
@@ -24,6 +25,9 @@ export interface Backend {
   notify(title: string, body: string): Promise<void>;
   /** Opens a web link from a message in the desktop's browser. */
   openUrl(url: string): Promise<void>;
+  /** Grabs the desktop-wide talk shortcut (push-to-talk on) or lets it go: the shortcut
+   * while it is grabbed, null otherwise (also where the desktop does not allow one). */
+  talkShortcut(enabled: boolean): Promise<string | null>;
   /** The desktop's file chooser: the path picked, or null when cancelled. */
   chooseFile(): Promise<string | null>;
 }

@@ -18,7 +18,7 @@ async function main(): Promise<void> {
   const actions = new Actions(store, backend);
   const view = new AppView(store, actions);
   document.body.replaceChildren(view.el);
-  new PushToTalk(store, actions, window);
+  const pushToTalk = new PushToTalk(store, actions, window);
 
   store.notifier = (title, body) => void backend.notify(title, body).catch(() => undefined);
   store.focused = document.hasFocus();
@@ -35,12 +35,14 @@ async function main(): Promise<void> {
         if (event.event === "trust") void actions.restoreVolume(event.peer, event.fingerprint);
       },
       (link) => store.offerInvite(link),
+      (held) => pushToTalk.shortcut(held),
     );
     actions.downloads = boot.downloads ?? "";
     store.setSettings(boot.settings);
     store.setHost(boot.host);
     if (boot.host_error) store.showError({ area: "host", code: "host", message: boot.host_error });
     if (boot.invite) store.offerInvite(boot.invite);
+    if (boot.settings.push_to_talk) void actions.grabTalkShortcut();
     if (boot.settings.onboarded) {
       store.open("room");
       await actions.connect();

@@ -1,5 +1,6 @@
 // Push-to-talk: with it switched on in Settings, the microphone stays muted in a call
-// except while Space is held in the window (not while typing in a field).
+// except while Space is held in the window (not while typing in a field), or the
+// desktop-wide talk shortcut anywhere.
 
 import type { Actions } from "./actions";
 import type { Store } from "./store";
@@ -7,8 +8,11 @@ import type { Store } from "./store";
 /** The key held to talk: Space, which types nothing outside text fields. */
 export const TALK_KEY = " ";
 
+/** Which key holds the microphone open. */
+type Holder = "space" | "shortcut";
+
 export class PushToTalk {
-  private held = false;
+  private held: Holder | null = null;
 
   constructor(
     private readonly store: Store,
@@ -17,28 +21,41 @@ export class PushToTalk {
   ) {
     target.addEventListener("keydown", (e) => this.keyDown(e));
     target.addEventListener("keyup", (e) => this.keyUp(e));
-    // A key released while the window was not focused never sends its keyup.
-    target.addEventListener("blur", () => this.release());
+    // Space released while the window was not focused never sends its keyup. The desktop
+    // shortcut is held outside the window: its release comes from the desktop.
+    target.addEventListener("blur", () => this.release("space"));
   }
 
   private active(): boolean {
     return this.store.state.settings.push_to_talk && this.store.state.call.phase !== "idle";
   }
 
+  /** The desktop-wide talk shortcut went down (`held`) or up. */
+  shortcut(held: boolean): void {
+    if (held) this.press("shortcut");
+    else this.release("shortcut");
+  }
+
   private keyDown(e: KeyboardEvent): void {
-    if (e.key !== TALK_KEY || e.repeat || this.held || !this.active() || typing(e.target)) return;
+    if (e.key !== TALK_KEY || e.repeat || !this.active() || typing(e.target)) return;
     e.preventDefault();
-    this.held = true;
-    void this.actions.setMuted(false);
+    this.press("space");
   }
 
   private keyUp(e: KeyboardEvent): void {
-    if (e.key === TALK_KEY) this.release();
+    if (e.key === TALK_KEY) this.release("space");
   }
 
-  private release(): void {
-    if (!this.held) return;
-    this.held = false;
+  private press(by: Holder): void {
+    if (this.held || !this.active()) return;
+    this.held = by;
+    void this.actions.setMuted(false);
+  }
+
+  /** The microphone closes when the key that opened it comes up. */
+  private release(by: Holder): void {
+    if (this.held !== by) return;
+    this.held = null;
     if (this.active()) void this.actions.setMuted(true);
   }
 }

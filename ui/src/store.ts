@@ -189,6 +189,9 @@ export interface State {
   found: FoundServer[] | "looking" | null;
   /** An invite link opened with the app, waiting for the user to join or not. */
   invite: Invite | null;
+  /** The desktop-wide talk shortcut while the app holds it (push-to-talk on, and a desktop
+   * that allows it). */
+  talkShortcut: string | null;
 }
 
 export function initialState(): State {
@@ -215,6 +218,7 @@ export function initialState(): State {
     verifying: null,
     found: null,
     invite: null,
+    talkShortcut: null,
   };
 }
 
@@ -446,6 +450,11 @@ export class Store {
 
   setSettings(settings: Settings): void {
     this.state.settings = settings;
+    this.touch("settings");
+  }
+
+  setTalkShortcut(shortcut: string | null): void {
+    this.state.talkShortcut = shortcut;
     this.touch("settings");
   }
 

@@ -334,6 +334,53 @@ describe("views", () => {
     expect(backend.sent.length).toBe(before);
   });
 
+  it("with push-to-talk, holds the desktop-wide shortcut, and the microphone opens only while it is held", async () => {
+    const window = new EventTarget() as unknown as Window;
+    const ptt = new PushToTalk(store, actions, window);
+    await backend.attach((event) => store.apply(event), () => undefined, (held) => ptt.shortcut(held));
+    $('[data-nav="settings"]').click();
+    store.flush();
+    const toggle = $('[data-field="push-to-talk"]') as HTMLInputElement;
+    toggle.checked = true;
+    toggle.dispatchEvent(new Event("change"));
+    await settle();
+    expect(backend.talkShortcutGrabbed).toBe(true);
+    expect($("[data-talk-shortcut]").textContent).toContain("Ctrl+Shift+Space anywhere on the desktop");
+
+    store.apply({ event: "call-incoming", call: "c1", from: "p1" });
+    store.flush();
+    $('[data-action="accept-call"]').click();
+    await settle();
+    expect($("[data-mic]").textContent).toBe("Hold Space or Ctrl+Shift+Space to talk");
+    backend.pressTalkKey(true);
+    await settle();
+    expect(backend.sent.at(-1)).toEqual({ cmd: "mute", muted: false });
+    // Held from another program: the window losing focus does not close the microphone.
+    window.dispatchEvent(new Event("blur"));
+    await settle();
+    expect(backend.sent.at(-1)).toEqual({ cmd: "mute", muted: false });
+    backend.pressTalkKey(false);
+    await settle();
+    expect(backend.sent.at(-1)).toEqual({ cmd: "mute", muted: true });
+
+    // Switched off, the shortcut goes back to the desktop.
+    toggle.checked = false;
+    toggle.dispatchEvent(new Event("change"));
+    await settle();
+    expect(backend.talkShortcutGrabbed).toBe(false);
+  });
+
+  it("says push-to-talk works in the window only where the desktop keeps its keys", async () => {
+    backend.desktopShortcuts = false;
+    $('[data-nav="settings"]').click();
+    store.flush();
+    const toggle = $('[data-field="push-to-talk"]') as HTMLInputElement;
+    toggle.checked = true;
+    toggle.dispatchEvent(new Event("change"));
+    await settle();
+    expect($("[data-talk-shortcut]").textContent).toContain("In this window only");
+  });
+
   it("says so when signaling drops while peers stay connected", () => {
     store.apply({ event: "signaling", state: "disconnected" });
     store.flush();

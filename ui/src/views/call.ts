@@ -77,7 +77,7 @@ export class CallBar {
         { class: "call-main" },
         h("span", { class: `call-icon ${call.phase}` }, icon("phone")),
         h("strong", { class: "call-title", "data-phase": call.phase }, title),
-        h("span", { class: "me-level" }, h("span", { class: "sub", "data-mic": "" }, micLabel(call.muted, s.state.settings.push_to_talk)), meter("", "Your microphone level", s.state.levels.get(""))),
+        h("span", { class: "me-level" }, h("span", { class: "sub", "data-mic": "" }, micLabel(call.muted, s.state.settings.push_to_talk, s.state.talkShortcut)), meter("", "Your microphone level", s.state.levels.get(""))),
         h(
           "button",
           { type: "button", class: call.muted ? "toggled" : "", "aria-pressed": String(call.muted), "data-action": "mute", onclick: () => void this.actions.toggleMute() },
@@ -141,7 +141,7 @@ export class CallBar {
 }
 
 /** What the call bar says of our microphone. */
-function micLabel(muted: boolean, pushToTalk: boolean): string {
-  if (pushToTalk) return muted ? "Hold Space to talk" : "Talking";
+function micLabel(muted: boolean, pushToTalk: boolean, shortcut: string | null): string {
+  if (pushToTalk) return muted ? `Hold Space${shortcut ? ` or ${shortcut}` : ""} to talk` : "Talking";
   return muted ? "Mic muted" : "Your mic";
 }

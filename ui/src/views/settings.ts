@@ -31,6 +31,7 @@ export class SettingsView {
   private readonly noise = h("input", { type: "checkbox", "data-field": "noise-suppression" });
   private readonly echo = h("input", { type: "checkbox", "data-field": "echo-cancellation" });
   private readonly pushToTalk = h("input", { type: "checkbox", "data-field": "push-to-talk" });
+  private readonly talkHint = h("p", { class: "hint", "data-talk-shortcut": "" });
   private readonly formErrors = h("div", { class: "form-errors", role: "alert" });
   /** The connection test: what works from here towards the server in the form. */
   private readonly testButton = h("button", { type: "button", "data-action": "connection-test" }, "Test the connection");
@@ -117,16 +118,14 @@ export class SettingsView {
         h("label", { class: "switch" }, this.echo, h("span", {}, "Echo cancellation")),
         h("label", { class: "switch" }, this.pushToTalk, h("span", {}, "Push to talk: in a call, hold Space to speak")),
       ),
+      this.talkHint,
       h("button", { type: "button", "data-action": "refresh-devices", onclick: () => void this.actions.refreshDevices() }, "Find devices again"),
       this.audioInfo,
     );
     const processing = () => void this.actions.setProcessing(this.noise.checked, this.echo.checked);
     this.noise.addEventListener("change", processing);
     this.echo.addEventListener("change", processing);
-    this.pushToTalk.addEventListener(
-      "change",
-      () => void this.actions.saveSettings({ ...this.store.state.settings, push_to_talk: this.pushToTalk.checked }),
-    );
+    this.pushToTalk.addEventListener("change", () => void this.actions.setPushToTalk(this.pushToTalk.checked));
     this.input.addEventListener("change", () => void this.audioChanged());
     this.output.addEventListener("change", () => void this.audioChanged());
     fill(this.el, form, host, audio);
@@ -252,6 +251,10 @@ export class SettingsView {
     fillDevices(this.output, devices?.outputs ?? [], s.settings.audio_out);
     const audio = s.audio;
     this.pushToTalk.checked = s.settings.push_to_talk;
+    this.talkHint.hidden = !s.settings.push_to_talk;
+    this.talkHint.textContent = s.talkShortcut
+      ? `Or hold ${s.talkShortcut} anywhere on the desktop, with Confab in the background.`
+      : "In this window only: the desktop does not let Confab take a key everywhere.";
     this.noise.disabled = this.echo.disabled = !audio;
     if (audio) {
       this.noise.checked = audio.noise_suppression;

@@ -1,0 +1,52 @@
+//! Push-to-talk from anywhere on the desktop: a global shortcut held to talk, grabbed only
+//! while push-to-talk is on (so it is not taken from other programs otherwise), and only
+//! where the desktop lets a program grab keys (X11 does; Wayland compositors mostly do
+//! not). Space in the window works either way.
+
+use tauri::plugin::TauriPlugin;
+use tauri::{AppHandle, Emitter, Wry};
+use tauri_plugin_global_shortcut::{GlobalShortcutExt, ShortcutState};
+
+use crate::window::MAIN_WINDOW;
+
+/// The shortcut, in the plugin's accelerator syntax and as the page shows it.
+pub const TALK_SHORTCUT: &str = "Ctrl+Shift+Space";
+/// The frontend event: `true` when the shortcut goes down, `false` when it comes up.
+pub const TALK_KEY_EVENT: &str = "talk-key";
+
+/// The plugin, handing each press and release to the window.
+pub fn plugin() -> TauriPlugin<Wry> {
+    tauri_plugin_global_shortcut::Builder::new()
+        .with_handler(|app, _shortcut, event| {
+            let held = event.state() == ShortcutState::Pressed;
+            if let Err(e) = app.emit_to(MAIN_WINDOW, TALK_KEY_EVENT, held) {
+                log::warn!("the talk key could not reach the window: {e}");
+            }
+        })
+        .build()
+}
+
+/// Grabs the shortcut (`enabled`) or lets it go. Returns the shortcut while it is grabbed;
+/// `None` when it is not, also when the desktop refused it (said once in the log).
+pub fn apply(app: &AppHandle, enabled: bool) -> Option<&'static str> {
+    let shortcuts = app.global_shortcut();
+    let grabbed = shortcuts.is_registered(TALK_SHORTCUT);
+    if !enabled {
+        if grabbed && let Err(e) = shortcuts.unregister(TALK_SHORTCUT) {
+            log::warn!("could not let go of the talk shortcut {TALK_SHORTCUT}: {e}");
+        }
+        return None;
+    }
+    if grabbed {
+        return Some(TALK_SHORTCUT);
+    }
+    match shortcuts.register(TALK_SHORTCUT) {
+        Ok(()) => Some(TALK_SHORTCUT),
+        Err(e) => {
+            log::warn!(
+                "push-to-talk works in the window only: the desktop did not give {TALK_SHORTCUT} to Confab ({e})"
+            );
+            None
+        }
+    }
+}

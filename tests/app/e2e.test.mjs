@@ -405,6 +405,31 @@ test("first run, hosting, chat and files both ways, safety codes, calls that gro
     await driver.waitFor("no log lines", "return document.querySelectorAll('.log-lines li').length === 0;");
   });
 
+  await t.test("a message while the window is in the background is a desktop notification", async () => {
+    const dunstctl = (...args) => execFileSync("dunstctl", args, { encoding: "utf8" });
+    // Bot's messages and calls so far came while the window was in front: none notified.
+    assert.equal(Number(dunstctl("count", "history")) + Number(dunstctl("count", "displayed")), 0);
+    // Another window takes the keyboard (the X root, as no window manager runs here).
+    const root = /Window id: (0x[0-9a-f]+)/.exec(execFileSync("xwininfo", ["-root"], { encoding: "utf8" }))[1];
+    execFileSync("xdotool", ["windowfocus", root]);
+    await driver.waitFor("the window in the background", "return !document.hasFocus();");
+    bot.send({ cmd: "chat", text: "Are you still there?" });
+    const deadline = Date.now() + 10000;
+    while (Number(dunstctl("count", "displayed")) === 0 && Date.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    // What is on screen is read back once closed: the daemon lists only its history.
+    dunstctl("close-all");
+    const shown = JSON.parse(dunstctl("history")).data.flat();
+    const notification = shown.find((n) => n.body?.data?.includes("Are you still there?"));
+    assert.ok(notification, `a notification for the message (the daemon has ${JSON.stringify(shown.map((n) => n.body?.data))})`);
+    assert.match(notification.summary.data, /Bot/);
+    // Back to the front: the app's own window takes the keyboard again.
+    const own = execFileSync("xdotool", ["search", "--name", "^Confab$"], { encoding: "utf8" }).trim().split("\n")[0];
+    execFileSync("xdotool", ["windowfocus", own]);
+    await driver.waitFor("the window in front again", "return document.hasFocus();");
+  });
+
   await t.test("after a restart the settings are kept", async () => {
     await driver.stop();
     const saved = savedSettings();

@@ -50,7 +50,7 @@ as_root() {
 install_packages() {
     local wanted=(libwebkit2gtk-4.1-dev build-essential libssl-dev libayatana-appindicator3-dev
         librsvg2-dev libxdo-dev pkg-config file xvfb xauth webkit2gtk-driver dbus-daemon dbus-bin
-        desktop-file-utils xdg-utils xdotool)
+        desktop-file-utils xdg-utils xdotool x11-utils dunst)
     local missing=()
     for package in "${wanted[@]}"; do
         dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" \
@@ -84,11 +84,13 @@ build() {
 xvfb_pid=""
 driver_pid=""
 bus_pid=""
+dunst_pid=""
 cleanup() {
     local rc=$?
     trap - EXIT INT TERM
     [ -n "$driver_pid" ] && kill "$driver_pid" 2>/dev/null || true
     [ -n "$xvfb_pid" ] && kill "$xvfb_pid" 2>/dev/null || true
+    [ -n "$dunst_pid" ] && kill "$dunst_pid" 2>/dev/null || true
     [ -n "$bus_pid" ] && kill "$bus_pid" 2>/dev/null || true
     wait 2>/dev/null || true
     # The app's own log file (tauri-plugin-log).
@@ -163,6 +165,16 @@ say "starting a D-Bus session bus"
 bus="$(dbus-daemon --session --fork --print-address=1 --print-pid=1)"
 export DBUS_SESSION_BUS_ADDRESS="${bus%%$'\n'*}"
 bus_pid="${bus##*$'\n'}"
+
+# A notification daemon, as a desktop has: the app's notifications are read back from it.
+say "starting dunst"
+DISPLAY="$display" dunst >"$out/dunst.log" 2>&1 &
+dunst_pid=$!
+for _ in $(seq 50); do
+    dunstctl is-paused >/dev/null 2>&1 && break
+    sleep 0.1
+done
+dunstctl is-paused >/dev/null 2>&1 || die "dunst did not start (see $out/dunst.log)"
 
 say "starting tauri-driver on port $driver_port"
 env DISPLAY="$display" XDG_CONFIG_HOME="$state/config" XDG_DATA_HOME="$state/data" \

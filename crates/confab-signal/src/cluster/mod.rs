@@ -38,7 +38,6 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use async_nats::{Client, ConnectOptions, Event, Subscriber};
-use bytes::Bytes;
 use futures_util::StreamExt;
 use tokio::sync::mpsc;
 use tokio::time::{MissedTickBehavior, interval, sleep, timeout};
@@ -48,7 +47,7 @@ use crate::registry::ConnId;
 use crate::shared::Shared;
 
 pub(crate) use outlet::RemoteSocket;
-use outlet::{Outlet, publish_outbox};
+use outlet::{Outbound, Outlet, publish_outbox};
 use owner::RemoteMember;
 pub(crate) use ring::Owner;
 use ring::Ring;
@@ -139,7 +138,7 @@ struct Inbound {
     resends: Subscriber,
     fenced: Subscriber,
     link: mpsc::UnboundedReceiver<bool>,
-    outbox: mpsc::Receiver<(String, Bytes)>,
+    outbox: mpsc::Receiver<Outbound>,
 }
 
 /// This server's part in a cluster.
@@ -302,8 +301,16 @@ impl Cluster {
                 () = shutdown.cancelled() => break,
                 Some(up) = inbound.link.recv() => cluster.on_link(&shared, up),
                 Some(message) = inbound.requests.next() => cluster.answer(&shared, message),
-                Some(message) = inbound.relays.next() => cluster.on_relays(&shared, &message),
-                Some(message) = inbound.sockets.next() => cluster.on_socket_message(&shared, &message),
+                Some(message) = inbound.relays.next() => {
+                    for line in wire::lines(&message.payload) {
+                        cluster.on_relay(&shared, line);
+                    }
+                }
+                Some(message) = inbound.sockets.next() => {
+                    for line in wire::lines(&message.payload) {
+                        cluster.on_socket_message(&shared, line);
+                    }
+                }
                 Some(message) = inbound.acks.next() => {
                     if let Ok(ack) = serde_json::from_slice::<Ack>(&message.payload) {
                         cluster.outlet.relays().ack(&ack.node, ack.done);

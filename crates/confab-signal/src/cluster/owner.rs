@@ -6,6 +6,7 @@ use std::sync::{Arc, MutexGuard};
 use std::time::Instant;
 
 use async_nats::Message;
+use bytes::Bytes;
 use tracing::{debug, info, warn};
 
 use super::{
@@ -138,9 +139,9 @@ impl Cluster {
         self.relays_in.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Relays (leaves, detaches) of another server's sockets, done in the order sent.
-    pub(super) fn on_relays(&self, shared: &Shared, message: &Message) {
-        let Ok(envelope) = serde_json::from_slice::<Envelope<Request>>(&message.payload) else {
+    /// A relay (leave, detach) of another server's socket, done in the order sent.
+    pub(super) fn on_relay(&self, shared: &Shared, line: &[u8]) {
+        let Ok(envelope) = serde_json::from_slice::<Envelope<Request>>(line) else {
             warn!("unreadable relay from another server");
             return;
         };
@@ -294,7 +295,7 @@ impl Cluster {
 
 /// Kept messages of a stream of relays, read again and grouped by socket, each group in
 /// the order sent.
-fn by_socket(kept: &[Vec<u8>]) -> HashMap<ConnId, Vec<Request>> {
+fn by_socket(kept: &[Bytes]) -> HashMap<ConnId, Vec<Request>> {
     let mut out: HashMap<ConnId, Vec<Request>> = HashMap::new();
     for bytes in kept {
         match serde_json::from_slice::<Envelope<Request>>(bytes) {

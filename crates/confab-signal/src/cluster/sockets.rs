@@ -6,7 +6,6 @@ use std::collections::HashMap;
 use std::sync::{Arc, MutexGuard};
 use std::time::Instant;
 
-use async_nats::Message;
 use bytes::Bytes;
 use confab_proto::ServerFrame;
 use tokio::time::sleep;
@@ -182,8 +181,8 @@ impl Cluster {
 
     /// Frames (or kicks) from the owner of a room, for this server's sockets, delivered
     /// in the order they were sent.
-    pub(super) fn on_socket_message(&self, shared: &Shared, message: &Message) {
-        let Ok(envelope) = serde_json::from_slice::<Envelope<ToSocket>>(&message.payload) else {
+    pub(super) fn on_socket_message(&self, shared: &Shared, line: &[u8]) {
+        let Ok(envelope) = serde_json::from_slice::<Envelope<ToSocket>>(line) else {
             warn!("unreadable message for a socket from another server");
             return;
         };

@@ -6,13 +6,15 @@
 //! subscription is being restored (the bus restarting, a reconnect) is dropped. So each
 //! sender numbers what it sends to each server and keeps the recent messages; a
 //! receiver that sees a gap (a later number, or a heartbeat announcing one) asks for the
-//! rest again, and holds what came early until the gap is filled. A stream to an owner
+//! rest again, and holds what came early until the gap is filled. Messages queued
+//! together for one receiver travel as one NATS message, a line each. A stream to an owner
 //! is also acknowledged (see [`Incoming::done`]), so that what its owner never did can
 //! be done elsewhere if it dies. Plain data: no IO, no clock but the `now` passed in.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
 /// Messages kept per receiving server for a resend: seconds of heavy traffic.
@@ -65,12 +67,12 @@ pub(crate) struct Outgoing {
 #[derive(Debug)]
 struct OutStream {
     next: u64,
-    kept: VecDeque<(u64, Vec<u8>)>,
+    kept: VecDeque<(u64, Bytes)>,
 }
 
 impl Outgoing {
     /// Numbers `item` for `to`, keeps it, and returns it encoded.
-    pub(crate) fn stamp(&mut self, me: &str, to: &str, item: impl Serialize) -> Option<Vec<u8>> {
+    pub(crate) fn stamp(&mut self, me: &str, to: &str, item: impl Serialize) -> Option<Bytes> {
         let stream = self
             .streams
             .entry(to.to_owned())
@@ -89,7 +91,7 @@ impl Outgoing {
             floor,
             item,
         };
-        let bytes = serde_json::to_vec(&envelope).ok()?;
+        let bytes = Bytes::from(serde_json::to_vec(&envelope).ok()?);
         stream.next += 1;
         stream.kept.push_back((seq, bytes.clone()));
         Some(bytes)
@@ -105,7 +107,7 @@ impl Outgoing {
     }
 
     /// The kept messages for `to` from number `from` on, in order.
-    pub(crate) fn resend(&self, to: &str, from: u64) -> Vec<Vec<u8>> {
+    pub(crate) fn resend(&self, to: &str, from: u64) -> Vec<Bytes> {
         self.streams.get(to).map_or_else(Vec::new, |stream| {
             stream
                 .kept
@@ -127,7 +129,7 @@ impl Outgoing {
 
     /// `to` is gone: nothing more is kept for it. Returns what it was still kept for,
     /// in order.
-    pub(crate) fn forget(&mut self, to: &str) -> Vec<Vec<u8>> {
+    pub(crate) fn forget(&mut self, to: &str) -> Vec<Bytes> {
         self.streams
             .remove(to)
             .map(|stream| stream.kept.into_iter().map(|(_, bytes)| bytes).collect())
@@ -267,7 +269,7 @@ mod tests {
         let t = Instant::now();
         let mut out = Outgoing::default();
         let mut inc = Incoming::<ToSocket>::default();
-        let sent: Vec<Vec<u8>> = (1..=4)
+        let sent: Vec<Bytes> = (1..=4)
             .map(|conn| out.stamp("a", "b", socket(conn)).unwrap())
             .collect();
 
@@ -308,7 +310,7 @@ mod tests {
         let t = Instant::now();
         let mut out = Outgoing::default();
         let mut inc = Incoming::<ToSocket>::default();
-        let mut last = Vec::new();
+        let mut last = Bytes::new();
         for conn in 0..(KEPT as u64 + 10) {
             last = out.stamp("a", "b", socket(conn)).unwrap();
         }

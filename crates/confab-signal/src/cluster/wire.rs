@@ -51,6 +51,12 @@ pub(crate) fn acks(node: &str) -> String {
     format!("confab.node.{node}.acks")
 }
 
+/// The messages of a stream in one NATS message: a line each (JSON as serde writes it
+/// holds no line break).
+pub(crate) fn lines(payload: &[u8]) -> impl Iterator<Item = &[u8]> {
+    payload.split(|b| *b == b'\n')
+}
+
 /// A server's heartbeat, and its name in the other messages about it.
 #[derive(Debug, Serialize, Deserialize)]
 pub(crate) struct Heartbeat {

@@ -100,7 +100,9 @@ pub(crate) struct SyncPart {
 /// socket's server's stream of relays to the owner, unanswered; as a NATS request (with a
 /// [`Reply`]) only while the room moves.
 #[derive(Debug, Serialize, Deserialize)]
-#[serde(tag = "op", rename_all = "kebab-case")]
+// Externally tagged (`{"relay": {...}}`): serde reads an internally tagged enum into a
+// buffer first, which for a relay meant building its data twice.
+#[serde(rename_all = "kebab-case")]
 pub(crate) enum Request {
     Join {
         join: Join,
@@ -191,7 +193,8 @@ pub(crate) struct ToSocket {
 }
 
 #[derive(Debug, Serialize, Deserialize)]
-#[serde(tag = "item", rename_all = "kebab-case")]
+// Externally tagged, like `Request`: read without a buffer in between.
+#[serde(rename_all = "kebab-case")]
 pub(crate) enum SocketItem {
     /// A frame as its JSON text, passed to the socket as it is; only a `welcome` is read
     /// again, to add the relay this server offers.

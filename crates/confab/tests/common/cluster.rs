@@ -161,10 +161,14 @@ impl Front {
             })
             .collect();
         let config = std::env::temp_dir().join(format!("confab-front-{port}.cfg"));
+        // A check's answer may be slow on a busy machine (two CPU hogs per core): without
+        // `timeout check` it had to come within `inter` (200 ms), and one late answer
+        // (fall 1) took a live instance out, so that a join got 503 from the front. A
+        // killed instance still fails its check at once: its port refuses.
         std::fs::write(
             &config,
             format!(
-                "defaults\n    mode http\n    timeout connect 1s\n    timeout client 60s\n    \
+                "defaults\n    mode http\n    timeout connect 1s\n    timeout check 5s\n    timeout client 60s\n    \
                  timeout server 60s\n    timeout tunnel 1h\n    retries 3\n    option redispatch\n\
                  frontend confab\n    bind 127.0.0.1:{port}\n    default_backend servers\n\
                  backend servers\n    balance roundrobin\n    option httpchk GET /healthz\n{servers}"

@@ -42,6 +42,8 @@ pub(crate) struct Cushion {
     /// Since the margin last changed: for shrinking it.
     long: Watch,
     underruns: u64,
+    /// Requests left to serve before underruns grow the margin: the stream's start.
+    starting: u32,
 }
 
 impl Cushion {
@@ -57,6 +59,7 @@ impl Cushion {
             recent: Watch::FRESH,
             long: Watch::FRESH,
             underruns: 0,
+            starting: window.max(1),
         }
     }
 
@@ -70,9 +73,15 @@ impl Cushion {
         self.underruns
     }
 
-    /// A request found less than it needed.
+    /// A request found less than it needed. In the stream's first watch it is counted but
+    /// leaves the margin as it is: a sound server starting a device stalls and then catches
+    /// up (an idle PulseAudio null sink for a second or two), which says nothing of the
+    /// jitter to come, and a margin grown for it would stay for the shrinking's long runs.
     pub(crate) fn underrun(&mut self) {
         self.underruns += 1;
+        if self.starting > 0 {
+            return;
+        }
         self.margin = (self.margin + self.step).min(self.ceiling);
         self.recent = Watch::FRESH;
         self.long = Watch::FRESH;
@@ -82,6 +91,7 @@ impl Cushion {
     /// them to drop now (the oldest): at the end of a watch in which the spare never came
     /// within a step of the margin, what it always held beyond the margin.
     pub(crate) fn served(&mut self, spare: usize) -> usize {
+        self.starting = self.starting.saturating_sub(1);
         self.recent.note(spare);
         self.long.note(spare);
         if self.long.served >= self.window * WATCHES_TO_SHRINK {
@@ -112,9 +122,39 @@ mod tests {
     /// Requests before the margin may shrink.
     const SHRINK: u32 = WINDOW * WATCHES_TO_SHRINK;
 
+    /// A cushion past its stream's start: a watch served at its margin.
+    fn started(floor: usize, step: usize, ceiling: usize) -> Cushion {
+        let mut cushion = Cushion::new(floor, step, ceiling, WINDOW);
+        for _ in 0..WINDOW {
+            assert_eq!(cushion.served(floor), 0);
+        }
+        cushion
+    }
+
+    #[test]
+    fn gaps_while_a_stream_starts_are_counted_but_grow_nothing() {
+        let mut cushion = Cushion::new(240, 240, 2_400, WINDOW);
+        for _ in 0..3 {
+            cushion.underrun();
+        }
+        for _ in 0..WINDOW - 1 {
+            cushion.served(240);
+        }
+        cushion.underrun();
+        assert_eq!(cushion.margin(), 240);
+        assert_eq!(cushion.underruns(), 4);
+        cushion.served(240);
+        cushion.underrun();
+        assert_eq!(
+            cushion.margin(),
+            480,
+            "past the start, a gap grows the margin"
+        );
+    }
+
     #[test]
     fn each_underrun_grows_the_margin_a_step_up_to_the_ceiling() {
-        let mut cushion = Cushion::new(240, 240, 1_000, WINDOW);
+        let mut cushion = started(240, 240, 1_000);
         assert_eq!(cushion.margin(), 240);
         cushion.underrun();
         assert_eq!(cushion.margin(), 480);
@@ -127,7 +167,7 @@ mod tests {
 
     #[test]
     fn a_margin_never_needed_is_given_back_a_step_at_a_time() {
-        let mut cushion = Cushion::new(240, 240, 2_400, WINDOW);
+        let mut cushion = started(240, 240, 2_400);
         cushion.underrun();
         cushion.underrun();
         assert_eq!(cushion.margin(), 720);
@@ -159,7 +199,7 @@ mod tests {
 
     #[test]
     fn a_margin_the_jitter_used_stays() {
-        let mut cushion = Cushion::new(240, 240, 2_400, WINDOW);
+        let mut cushion = started(240, 240, 2_400);
         cushion.underrun();
         for i in 0..SHRINK * 3 {
             // Once in each run the spare came within a step of running dry.

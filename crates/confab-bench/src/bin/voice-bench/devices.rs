@@ -3,7 +3,9 @@
 //! sink (rings, cushions, device buffers, the sound server). Needs a sound server: with
 //! PulseAudio, `PULSE_SERVER` and a null sink (`CONFAB_BENCH_SINK`, default the default
 //! sink) whose monitor is read back. Run twice: idle, and with a busy loop on every core
-//! (as a parallel build keeps a machine), with the underruns each run met.
+//! (as a parallel build keeps a machine), with the underruns each run met. The clicks are
+//! written and read on a real-time thread, as the engine's 20 ms tick runs. The same
+//! clicks measure a call's path (`call_path`), from one null sink into another.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -13,8 +15,13 @@ use confab_audio::FRAME_SAMPLES;
 use confab_audio::device::{DeviceSink, DeviceSource};
 use confab_audio::io::{Sink, Source};
 
-const CLICKS: usize = 50;
+pub const CLICKS: usize = 50;
 const CLICK_EVERY_FRAMES: usize = 20;
+/// A click: 5 ms of 1 kHz at -2 dBFS peak, a sound a voice codec carries.
+const CLICK_SAMPLES: usize = 240;
+const CLICK_HZ: f32 = 1_000.0;
+/// Found where the signal first passes this.
+const THRESHOLD: f32 = 0.3;
 
 /// What one run measured.
 pub struct RoundTrip {
@@ -23,6 +30,8 @@ pub struct RoundTrip {
     pub p95: f64,
     /// Underruns of the speaker and the monitor over the run.
     pub underruns: u64,
+    /// Clicks found, of `CLICKS`.
+    pub found: usize,
 }
 
 /// Speaker-to-monitor time, idle and with every core kept busy; `None` without a sound
@@ -31,22 +40,24 @@ pub fn round_trips() -> anyhow::Result<Option<(RoundTrip, RoundTrip)>> {
     if std::env::var_os("PULSE_SERVER").is_none() {
         return Ok(None);
     }
-    let idle = round_trip()?;
+    let sink = std::env::var("CONFAB_BENCH_SINK").ok();
+    let monitor = format!("{}.monitor", sink.as_deref().unwrap_or("@DEFAULT_SINK@"));
+    let idle = clicks(sink.clone(), monitor.clone())?;
     let busy = {
         let _hog = CpuHog::start();
-        round_trip()?
+        clicks(sink, monitor)?
     };
     Ok(Some((idle, busy)))
 }
 
 /// A busy loop on every core until dropped.
-struct CpuHog {
+pub struct CpuHog {
     stop: Arc<AtomicBool>,
     threads: Vec<std::thread::JoinHandle<()>>,
 }
 
 impl CpuHog {
-    fn start() -> Self {
+    pub fn start() -> Self {
         let stop = Arc::new(AtomicBool::new(false));
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
         let threads = (0..cores)
@@ -75,14 +86,21 @@ impl Drop for CpuHog {
     }
 }
 
-fn round_trip() -> anyhow::Result<RoundTrip> {
-    let sink_name = std::env::var("CONFAB_BENCH_SINK").ok();
-    let monitor = format!(
-        "{}.monitor",
-        sink_name.as_deref().unwrap_or("@DEFAULT_SINK@")
-    );
-    let mut sink = DeviceSink::open(sink_name.as_deref())?;
-    let mut source = DeviceSource::open(Some(&monitor))?;
+/// Clicks written to `sink` (the default one for `None`) and found on `source`, on a thread
+/// of its own at the priority the engine's tick runs at: the engine's 20 ms clock is what
+/// the device rings work against.
+pub fn clicks(sink: Option<String>, source: String) -> anyhow::Result<RoundTrip> {
+    std::thread::spawn(move || {
+        confab_audio::priority::promote_current_thread("the bench's tick", FRAME_SAMPLES as u32);
+        click_run(sink.as_deref(), &source)
+    })
+    .join()
+    .map_err(|_| anyhow::anyhow!("the click run panicked"))?
+}
+
+fn click_run(sink_name: Option<&str>, monitor: &str) -> anyhow::Result<RoundTrip> {
+    let mut sink = DeviceSink::open(sink_name)?;
+    let mut source = DeviceSource::open(Some(monitor))?;
     // Both on one 20 ms clock, one frame out and one in per tick: a click written at
     // sample N and found at sample M took M - N samples.
     let (mut written, mut read) = (0usize, 0usize);
@@ -92,15 +110,17 @@ fn round_trip() -> anyhow::Result<RoundTrip> {
     for tick in 0..settle + CLICKS * CLICK_EVERY_FRAMES {
         let mut out = [0.0f32; FRAME_SAMPLES];
         if tick >= settle && (tick - settle) % CLICK_EVERY_FRAMES == 0 {
-            out[..48].fill(0.8);
+            for (i, s) in out[..CLICK_SAMPLES].iter_mut().enumerate() {
+                *s = 0.8 * (std::f32::consts::TAU * CLICK_HZ * i as f32 / 48_000.0).sin();
+            }
             clicks.push(written);
         }
         sink.write(&out)?;
         written += FRAME_SAMPLES;
         let mut captured = [0.0f32; FRAME_SAMPLES];
         source.fill(&mut captured)?;
-        if let Some(at) = captured.iter().position(|s| s.abs() > 0.4) {
-            // One detection per click: the click is 1 ms long.
+        if let Some(at) = captured.iter().position(|s| s.abs() > THRESHOLD) {
+            // One detection per click: a click is shorter than a frame.
             if found
                 .last()
                 .is_none_or(|last| read + at > last + FRAME_SAMPLES)
@@ -114,9 +134,18 @@ fn round_trip() -> anyhow::Result<RoundTrip> {
             std::thread::sleep(wait);
         }
     }
+    // Each click paired with the first sound found after it and before the next click: a
+    // click lost on the way is missing, not the next one's arrival.
+    let spacing = CLICK_EVERY_FRAMES * FRAME_SAMPLES;
     let mut latencies: Vec<f64> = clicks
         .iter()
-        .filter_map(|c| found.iter().find(|f| *f > c).map(|f| (f - c) as f64 / 48.0))
+        .filter_map(|c| {
+            found
+                .iter()
+                .find(|f| *f > c && **f < c + spacing)
+                .map(|f| f - c)
+        })
+        .map(|samples| samples as f64 / 48.0)
         .collect();
     if latencies.len() < CLICKS / 2 {
         anyhow::bail!("found {} of {CLICKS} clicks on {monitor}", latencies.len());
@@ -127,5 +156,6 @@ fn round_trip() -> anyhow::Result<RoundTrip> {
         median: pick(50.0),
         p95: pick(95.0),
         underruns: sink.underruns() + source.underruns(),
+        found: latencies.len(),
     })
 }

@@ -6,6 +6,9 @@
 //!   far side's playout, over a real peer connection built as calls build them (Opus, RTP,
 //!   jitter buffer, decoder); device buffers are not involved and are reported apart,
 //!   measured through a sound server's speaker and its monitor when one runs (`devices`);
+//! - a call's whole path through devices (`call_path`): clicks into A's microphone (a null
+//!   sink's monitor) found on B's speaker, two `confab peer` processes on loopback, the
+//!   bench's own device round trip taken off; with B's concealed and stretched frames;
 //! - jitter buffer depth during that run;
 //! - CPU time per second of call, per peer, for 2- and 5-peer group calls of real peers;
 //! - the fraction of 20 ms frames concealed (and recovered by FEC) under 0 % and 5 % random
@@ -24,12 +27,14 @@
 //! target/release/voice-bench                                      # everything
 //! target/release/voice-bench --speech-only --loss 0,5,10,20       # as root
 //! target/release/voice-bench --no-speech                          # loopback figures only
+//! target/release/voice-bench --devices-only                       # through a sound server
 //! ```
 
+mod call_path;
 mod devices;
 mod speech;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -57,6 +62,10 @@ struct Args {
     /// Leave the speech-quality run out.
     #[arg(long)]
     no_speech: bool,
+    /// Only the figures through a sound server's devices: the device round trip and a
+    /// call's path from A's microphone to B's speaker (implies --no-speech).
+    #[arg(long, conflicts_with = "speech_only")]
+    devices_only: bool,
     /// Random UDP loss rates of the speech-quality run, in percent.
     #[arg(
         long,
@@ -81,10 +90,12 @@ fn main() -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    if !args.speech_only {
-        loopback_figures(&runtime)?;
+    if args.devices_only {
+        device_figures(&runtime, &args.confab)?;
+    } else if !args.speech_only {
+        loopback_figures(&runtime, &args.confab)?;
     }
-    if !args.no_speech {
+    if !args.no_speech && !args.devices_only {
         let options = speech::Options {
             losses: args.loss,
             confab: args.confab,
@@ -96,37 +107,21 @@ fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The in-process figures, on loopback.
-fn loopback_figures(runtime: &tokio::runtime::Runtime) -> anyhow::Result<()> {
+/// The figures on loopback: in-process, and through devices and `confab peer`s where a
+/// sound server runs.
+fn loopback_figures(runtime: &tokio::runtime::Runtime, confab: &Path) -> anyhow::Result<()> {
     let (latency, depth) = runtime.block_on(click_latency())?;
     let cpu2 = runtime.block_on(call_cpu(2))?;
     let cpu5 = runtime.block_on(call_cpu(5))?;
     let (concealed0, recovered0) = concealment(0.0);
     let (concealed5, recovered5) = concealment(0.05);
-    let device = devices::round_trips()?;
     println!("\nvoice-bench on loopback (Opus 48 kHz mono, 20 ms frames)");
     println!(
         "{:<52} {:>10.1} ms",
         "capture to playout, median", latency.0
     );
     println!("{:<52} {:>10.1} ms", "capture to playout, p95", latency.1);
-    match device {
-        Some((idle, busy)) => {
-            for (label, run) in [("idle", idle), ("all cores busy", busy)] {
-                println!(
-                    "{:<52} {:>10.1} ms (p95 {:.1} ms, {} underruns)",
-                    format!("device side, speaker to its monitor, {label}"),
-                    run.median,
-                    run.p95,
-                    run.underruns
-                );
-            }
-        }
-        None => println!(
-            "{:<52} {:>10}",
-            "device side (not included)", "no sound server"
-        ),
-    }
+    device_figures(runtime, confab)?;
     println!("{:<52} {:>10.2} frames", "jitter buffer depth, mean", depth);
     println!(
         "{:<52} {:>10.2} %",
@@ -374,6 +369,57 @@ async fn wait(mesh: &mut Mesh, matches: impl Fn(&Event) -> bool) -> anyhow::Resu
             _ => bail!("timed out"),
         }
     }
+}
+
+/// The device side, and a call's whole path through devices, where a sound server runs.
+fn device_figures(runtime: &tokio::runtime::Runtime, confab: &Path) -> anyhow::Result<()> {
+    let device = devices::round_trips()?;
+    // Without its peers or a way to load sinks the rest still stands: said, not fatal.
+    let call = call_path::measure(runtime, confab);
+    match &device {
+        Some((idle, busy)) => {
+            for (label, run) in [("idle", idle), ("all cores busy", busy)] {
+                println!(
+                    "{:<52} {:>10.1} ms (p95 {:.1} ms, {} underruns)",
+                    format!("device side, speaker to its monitor, {label}"),
+                    run.median,
+                    run.p95,
+                    run.underruns
+                );
+            }
+        }
+        None => println!(
+            "{:<52} {:>10}",
+            "device side (not included)", "no sound server"
+        ),
+    }
+    match (call, &device) {
+        (Ok(Some((idle, busy))), Some((own_idle, own_busy))) => {
+            for (label, run, own) in [("idle", idle, own_idle), ("all cores busy", busy, own_busy)]
+            {
+                // The bench's own devices are on both ends of the path: their round trip
+                // (same rig, same load) comes off.
+                println!(
+                    "{:<52} {:>10.1} ms (p95 {:.1} ms, {} of {} clicks)",
+                    format!("A's microphone to B's speaker, {label}"),
+                    run.through.median - own.median,
+                    run.through.p95 - own.median,
+                    run.through.found,
+                    devices::CLICKS,
+                );
+                let playout = run
+                    .playout
+                    .map_or_else(|| "no summary".to_owned(), |p| p.to_string());
+                println!("{:<52} {playout}", format!("  B's playout of A, {label}"));
+            }
+        }
+        (Ok(_), _) => {}
+        (Err(e), _) => println!(
+            "{:<52} {e:#}",
+            "A's microphone to B's speaker: not measured"
+        ),
+    }
+    Ok(())
 }
 
 /// 3000 frames of speech-like tone through Opus (FEC on, expecting `loss`), with `loss` of

@@ -15,8 +15,8 @@
 mod anchors;
 mod call;
 mod interrupt;
-mod playout;
-mod process;
+pub mod playout;
+pub mod process;
 mod reference;
 mod score;
 mod wav;

@@ -1,0 +1,161 @@
+//! A call's whole path through real devices: two `confab peer` processes on loopback, A
+//! capturing a PulseAudio null sink's monitor as its microphone and B playing into another
+//! null sink as its speaker. The bench writes clicks into A's microphone sink and finds them
+//! on B's speaker's monitor, on the same clock and with the same device source and sink as
+//! the device round trip (`devices`), and subtracts that round trip: what is left is A's
+//! microphone device to B's speaker device, i.e. microphone callback to speaker callback
+//! plus the sound server's own buffers on A's capture and B's playback (about 10 ms, see
+//! the round trip), an upper bound of the callback-to-callback time. B's playout summary
+//! at the hang-up gives its concealed and stretched frames. Run idle and with a busy loop
+//! on every core.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+
+use crate::devices::{self, CpuHog, RoundTrip};
+use crate::speech::playout::Playout;
+use crate::speech::process::ConfabProcess;
+
+/// The null sinks loaded for the run: A's microphone (its monitor) and B's speaker.
+const MIC: &str = "confab_bench_mic";
+const SPEAKER: &str = "confab_bench_speaker";
+const SET_UP_WAIT: Duration = Duration::from_secs(20);
+const QUIT_WAIT: Duration = Duration::from_secs(5);
+
+/// One call's figures.
+pub struct CallPath {
+    /// Clicks from A's microphone sink to B's speaker's monitor, through the bench's own
+    /// devices as well.
+    pub through: RoundTrip,
+    /// B's playout of A's voice, from its summary.
+    pub playout: Option<Playout>,
+}
+
+/// A's microphone to B's speaker, idle and with every core busy; `None` without a sound
+/// server.
+pub fn measure(
+    runtime: &tokio::runtime::Runtime,
+    confab: &Path,
+) -> anyhow::Result<Option<(CallPath, CallPath)>> {
+    if std::env::var_os("PULSE_SERVER").is_none() {
+        return Ok(None);
+    }
+    if !confab.exists() {
+        bail!("no `confab` binary at {}", confab.display());
+    }
+    let _sinks = [NullSink::load(MIC)?, NullSink::load(SPEAKER)?];
+    let server = runtime.block_on(confab_signal::ServerHandle::start(
+        ([127, 0, 0, 1], 0).into(),
+        confab_signal::ServerConfig::default(),
+    ))?;
+    let url = format!("ws://{}/ws", server.local_addr());
+    let idle = call(confab, &url, "idle");
+    let busy = {
+        let _hog = CpuHog::start();
+        call(confab, &url, "busy")
+    };
+    runtime.block_on(server.stop());
+    Ok(Some((idle?, busy?)))
+}
+
+/// One call from A to B, clicks through it, and B's summary after the hang-up.
+fn call(confab: &Path, url: &str, room: &str) -> anyhow::Result<CallPath> {
+    let peer = |name: &str, extra: &[&str]| {
+        let mut command = Command::new(confab);
+        command
+            .args([
+                "-v", "peer", "--server", url, "--room", room, "--name", name,
+            ])
+            .args(extra);
+        ConfabProcess::spawn(name, command)
+    };
+    let microphone = format!("device:{MIC}.monitor");
+    let speaker = format!("device:{SPEAKER}");
+    let b = peer(
+        "B",
+        &[
+            "--audio-in",
+            "none",
+            "--audio-out",
+            &speaker,
+            "--auto-accept-calls",
+        ],
+    )?;
+    let b_id = connected_id(&b)?;
+    let mut a = peer("A", &["--audio-in", &microphone, "--audio-out", "none"])?;
+    let a_id = connected_id(&a)?;
+    for (peer, other) in [(&a, &b_id), (&b, &a_id)] {
+        peer.event(SET_UP_WAIT, &format!("the hello of {other}"), |e| {
+            e["event"] == "trust" && e["peer"] == other.as_str()
+        })?;
+    }
+    // Noise suppression takes clicks for noise; it works within each frame and adds no delay.
+    a.send(r#"{"cmd":"set-audio","noise_suppression":false}"#)?;
+    a.send(r#"{"cmd":"call"}"#)?;
+    a.event(SET_UP_WAIT, "the call active", |e| {
+        e["event"] == "call-state" && e["state"] == "active" && e["peer"] == b_id.as_str()
+    })?;
+    b.event(SET_UP_WAIT, "A's voice playing", |e| {
+        e["event"] == "level" && e["peer"] == a_id.as_str()
+    })?;
+    let through = devices::clicks(Some(MIC.to_owned()), format!("{SPEAKER}.monitor"))?;
+    a.send(r#"{"cmd":"hangup"}"#)?;
+    let playout = b
+        .event(SET_UP_WAIT, "the playout summary", |e| {
+            e["event"] == "log"
+                && e["msg"]
+                    .as_str()
+                    .is_some_and(|m| m.starts_with(&format!("voice from {a_id}:")))
+        })
+        .ok()
+        .and_then(|e| e["msg"].as_str().and_then(Playout::parse));
+    b.quit(QUIT_WAIT)?;
+    a.quit(QUIT_WAIT)?;
+    Ok(CallPath { through, playout })
+}
+
+fn connected_id(peer: &ConfabProcess) -> anyhow::Result<String> {
+    let event = peer.event(SET_UP_WAIT, "connected", |e| {
+        e["event"] == "signaling" && e["state"] == "connected"
+    })?;
+    event["id"]
+        .as_str()
+        .map(str::to_owned)
+        .with_context(|| format!("no id in {event}"))
+}
+
+/// A null sink loaded into the sound server for the run, unloaded when dropped.
+struct NullSink {
+    module: String,
+}
+
+impl NullSink {
+    fn load(name: &str) -> anyhow::Result<Self> {
+        let output = Command::new("pactl")
+            .args(["load-module", "module-null-sink"])
+            .arg(format!("sink_name={name}"))
+            .args(["rate=48000", "channels=2"])
+            .output()
+            .context("pactl (Debian `pulseaudio-utils`)")?;
+        if !output.status.success() {
+            bail!(
+                "pactl could not load a null sink: {}",
+                String::from_utf8_lossy(&output.stderr).trim()
+            );
+        }
+        Ok(Self {
+            module: String::from_utf8_lossy(&output.stdout).trim().to_owned(),
+        })
+    }
+}
+
+impl Drop for NullSink {
+    fn drop(&mut self) {
+        let _ = Command::new("pactl")
+            .args(["unload-module", &self.module])
+            .status();
+    }
+}

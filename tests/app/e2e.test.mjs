@@ -23,6 +23,8 @@ const port = Number(process.env.CONFAB_PORT ?? "18787");
 const out = process.env.CONFAB_OUT ?? "out";
 const configHome = process.env.XDG_CONFIG_HOME;
 const downloads = process.env.CONFAB_DOWNLOADS;
+/** A server announced on the LAN of namespaces run.sh made (unset without one). */
+const lanServer = process.env.CONFAB_LAN_SERVER;
 const server = `ws://127.0.0.1:${port}/ws`;
 const shots = join(out, "screenshots");
 mkdirSync(shots, { recursive: true });
@@ -105,6 +107,12 @@ const peerId = (name) => driver.exec("return document.querySelector(`[data-name=
 /** A page script: whether the call bar's meter for the peer in `arguments[0]` ("" for the
  * own microphone) shows sound. */
 const meterMoves = "const m = document.querySelector(`.callbar [data-level=\"${arguments[0]}\"]`); return !!m && Number(m.getAttribute('aria-valuenow')) > 0;";
+/** A page script: whether the server button `css` is listed, pressing *Look again* while
+ * it is not (a server that started moments ago may miss the first look). */
+const lookedFor = (css) =>
+  `if (document.querySelector(${JSON.stringify(css)})) return true; ` +
+  `const again = [...document.querySelectorAll('[data-action="discover"]')].find((b) => !b.closest('[hidden]') && !b.disabled); ` +
+  `again?.click(); return false;`;
 const visible = (css) => `const el = document.querySelector(${JSON.stringify(css)}); return !!el && !el.closest('[hidden]');`;
 
 before(async () => {
@@ -125,9 +133,10 @@ test("first run, hosting, chat and files both ways, safety codes, calls that gro
   // Each step builds on the one before: after a failure the rest are skipped, not failed.
   let failed = false;
   const t = {
-    test: (name, fn) =>
-      failed
-        ? t0.test(name, { skip: "an earlier step failed" }, () => {})
+    /** A step; `skip` (a reason) leaves it out where its setting is missing. */
+    test: (name, fn, skip = false) =>
+      failed || skip
+        ? t0.test(name, { skip: skip || "an earlier step failed" }, () => {})
         : t0.test(name, async () => {
             try {
               await fn();
@@ -141,6 +150,11 @@ test("first run, hosting, chat and files both ways, safety codes, calls that gro
   await t.test("first run asks for a name, a room and a server", async () => {
     await driver.waitFor("the welcome screen", visible(".onboarding"));
     assert.equal(await driver.title(), "Confab");
+    if (lanServer) {
+      const found = `.onboarding [data-found="${lanServer}"]`;
+      await driver.waitFor("the server announced on the LAN", lookedFor(found), [], 20000);
+      assert.equal(await text(found), "Lab server, nobody in yet");
+    }
     await screenshot("first-run");
     await driver.clear('.onboarding [data-field="name"]');
     await driver.type('.onboarding [data-field="name"]', "Tester");
@@ -483,6 +497,18 @@ test("first run, hosting, chat and files both ways, safety codes, calls that gro
     await driver.waitFor("the prompt gone", "return document.querySelector('.invite-prompt').hidden;");
     assert.equal(savedSettings().room, "invited", "Not now keeps the room");
   });
+
+  await t.test("a server found on the LAN joined with one click", async () => {
+    await driver.click('[data-nav="settings"]');
+    const found = `.settings [data-found="${lanServer}"]`;
+    await driver.waitFor("the server announced on the LAN", lookedFor(found), [], 20000);
+    await driver.click(found);
+    assert.equal(await driver.exec("return document.querySelector('.settings [data-field=\"server\"]').value;"), lanServer);
+    await driver.click('[data-action="save-settings"]');
+    await driver.waitFor("signaling connected to the LAN's server", visible(".dot.ok"), [], 20000);
+    assert.equal(savedSettings().server, lanServer);
+    await screenshot("lan-server-joined");
+  }, !lanServer && "no LAN of namespaces (needs root)");
 
   await t.test("the window follows the desktop's dark theme", async () => {
     // What a desktop's dark mode sets for GTK applications, read when the app starts.

@@ -15,7 +15,8 @@
 #
 # Test traffic stays on this machine: the app runs with CONFAB_LOOPBACK_ONLY=1 (ICE on
 # 127.0.0.1 only), hosts its server on 127.0.0.1, and the headless peer, whose server is
-# on loopback, gathers on loopback too.
+# on loopback, gathers on loopback too. As root, the whole run happens inside a LAN of two
+# network namespaces of its own (see below), deleted when it ends.
 #
 # Environment: CARGO_TARGET_DIR (default ~/.cache/confab/target), CONFAB_TEST_DISPLAY
 # (default: the first free from :87), CONFAB_DRIVER_PORT (default: a free port; the one
@@ -100,10 +101,60 @@ cleanup() {
     exit "$rc"
 }
 
-install_packages
-ensure_node
+# The end-to-end run happens on a LAN of two network namespaces of its own, joined by a
+# veth with TEST-NET-1 addresses: the app and everything driving it in one, and in the
+# other a `confab server` announced on the LAN (DNS-SD), which the app must find. Without
+# root (namespaces need it) the run stays where it is and the LAN step is skipped.
+lan_a=""
+lan_b=""
+lan_server_pid=""
+lan_cleanup() {
+    local rc=$?
+    trap - EXIT INT TERM
+    [ -n "$lan_server_pid" ] && kill "$lan_server_pid" 2>/dev/null || true
+    wait 2>/dev/null || true
+    for ns in "$lan_a" "$lan_b"; do
+        [ -n "$ns" ] && ip netns del "$ns" 2>/dev/null || true
+    done
+    exit "$rc"
+}
+
+if [ -z "${CONFAB_IN_LAN:-}" ]; then
+    install_packages
+    ensure_node
+fi
 if [ -z "$deb" ]; then
-    build
+    if [ -z "${CONFAB_IN_LAN:-}" ]; then
+        build
+        if [ "$(id -u)" -eq 0 ]; then
+            lan_a="confab-app-$$-a"
+            lan_b="confab-app-$$-b"
+            trap lan_cleanup EXIT
+            trap 'exit 130' INT TERM
+            ip netns add "$lan_a"
+            ip netns add "$lan_b"
+            ip -n "$lan_a" link add lan0 type veth peer name lan0 netns "$lan_b"
+            ip -n "$lan_a" addr add 192.0.2.1/24 dev lan0
+            ip -n "$lan_b" addr add 192.0.2.2/24 dev lan0
+            for ns in "$lan_a" "$lan_b"; do
+                ip -n "$ns" link set lan0 multicast on up
+                ip -n "$ns" link set lo up
+            done
+            say "a LAN of two namespaces; a server announced on it at 192.0.2.2:8787"
+            mkdir -p "$here/out"
+            ip netns exec "$lan_b" "$target/debug/confab" server --listen 0.0.0.0:8787 \
+                --name "Lab server" >"$here/out/lan-server.log" 2>&1 &
+            lan_server_pid=$!
+            for _ in $(seq 100); do
+                ip netns exec "$lan_b" bash -c 'exec 3<>/dev/tcp/192.0.2.2/8787' 2>/dev/null && break
+                sleep 0.1
+            done
+            CONFAB_IN_LAN=1 CONFAB_LAN_SERVER="ws://192.0.2.2:8787/ws" \
+                ip netns exec "$lan_a" bash "$0" "$@"
+            exit $?
+        fi
+        say "not root: no LAN of namespaces, so the step that finds a server on one is skipped"
+    fi
     app="$target/debug/confab-desktop"
     test_file="$here/e2e.test.mjs"
 else

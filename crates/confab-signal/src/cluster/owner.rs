@@ -117,7 +117,9 @@ impl Cluster {
                 .iter_mut()
                 .filter(|(_, s)| s.member.as_ref().is_some_and(|m| m.owner == node))
                 .map(|(conn, socket)| {
-                    socket.parked = Some(undone.remove(conn).unwrap_or_default());
+                    let mut parked = undone.remove(conn).unwrap_or_default();
+                    parked.extend(socket.parked.take().unwrap_or_default());
+                    socket.parked = Some(parked);
                     *conn
                 })
                 .collect();

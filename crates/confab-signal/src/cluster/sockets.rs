@@ -132,7 +132,7 @@ impl Cluster {
     /// new owner, in order, and later ones straight after.
     fn unpark(&self, shared: &Shared, conn: ConnId) {
         loop {
-            let (owner, parked) = {
+            let parked = {
                 let mut sockets = self.sockets();
                 let Some(socket) = sockets.get_mut(&conn) else {
                     return;
@@ -141,23 +141,24 @@ impl Cluster {
                     return;
                 };
                 let parked = socket.parked.take().unwrap_or_default();
-                if parked.is_empty() {
+                // Sent under the lock, so that a death of the new owner (which parks the
+                // socket again, under this lock) finds all of them in its stream.
+                if owner != *self.me || parked.is_empty() {
+                    for request in &parked {
+                        self.outlet.to_owner(&owner, request);
+                    }
                     if socket.closed {
                         sockets.remove(&conn);
                     }
                     return;
                 }
-                // Still parked while these are done here (outside the lock, since the
-                // registry's lock is taken before this one): what comes meanwhile waits.
+                // Still parked while these are done here, outside the lock (the registry's
+                // lock is taken before this one): what comes meanwhile waits behind them.
                 socket.parked = Some(Vec::new());
-                (owner, parked)
+                parked
             };
             for request in parked {
-                if owner == *self.me {
-                    self.serve_own(shared, conn, request);
-                } else {
-                    self.outlet.to_owner(&owner, &request);
-                }
+                self.serve_own(shared, conn, request);
             }
         }
     }

@@ -14,6 +14,7 @@
 //! - [`framing`]: TURN messages on a TCP or TLS stream, for the relay and its clients.
 
 mod credentials;
+mod farewell;
 pub mod framing;
 mod metrics;
 mod policy;
@@ -241,9 +242,14 @@ impl Relay {
             for (port, any_port, tls, bound) in streams.into_iter().flatten() {
                 let addr = SocketAddr::new(ip, port);
                 let listener = bind_or_any_port(addr, any_port, TcpListener::bind).await?;
-                let listener =
-                    StreamListener::start(listener, tls, max_stream_clients, metrics.clone())
-                        .map_err(|source| RelayError::Bind { addr, source })?;
+                let listener = StreamListener::start(
+                    listener,
+                    tls,
+                    max_stream_clients,
+                    metrics.clone(),
+                    secret.as_str().into(),
+                )
+                .map_err(|source| RelayError::Bind { addr, source })?;
                 bound.push(
                     webrtc_util::Conn::local_addr(&listener)
                         .map_err(|e| RelayError::Turn(e.to_string()))?,

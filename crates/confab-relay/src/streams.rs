@@ -2,7 +2,8 @@
 //! 3.1: a client may reach its TURN server over TCP or TLS; what it relays stays UDP).
 //! The turn crate serves packet connections, so each listener is one to it: a "datagram"
 //! is one message of one client's stream, and the client is named by its stream's remote
-//! address, which is also its 5-tuple's.
+//! address, which is also its 5-tuple's. When a stream ends, its allocation is deleted
+//! on the client's behalf (`farewell.rs`).
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -18,6 +19,8 @@ use tokio::time::timeout;
 use tokio_rustls::TlsAcceptor;
 use webrtc_util::Conn;
 
+use crate::credentials::rest_credential;
+use crate::farewell::Signed;
 use crate::framing::{FramingError, read_message, write_message};
 use crate::metrics::{Refusal, RelayMetrics};
 use crate::sockets::unsupported;
@@ -46,12 +49,13 @@ pub(crate) struct StreamListener {
 impl StreamListener {
     /// Starts accepting on `listener`, with TLS when `tls` is given; at most
     /// `max_clients` connections at once (more are closed as they come, counted as a
-    /// capacity refusal).
+    /// capacity refusal). `secret` makes the REST passwords a farewell is signed with.
     pub(crate) fn start(
         listener: TcpListener,
         tls: Option<TlsAcceptor>,
         max_clients: usize,
         metrics: Arc<RelayMetrics>,
+        secret: Arc<str>,
     ) -> std::io::Result<Self> {
         let local = listener.local_addr()?;
         let (incoming_tx, incoming) = mpsc::channel(INBOUND_QUEUE);
@@ -63,6 +67,7 @@ impl StreamListener {
             Client {
                 incoming: incoming_tx,
                 clients: clients.clone(),
+                secret,
             },
             metrics,
         ));
@@ -86,6 +91,7 @@ impl Drop for StreamListener {
 struct Client {
     incoming: mpsc::Sender<(Vec<u8>, SocketAddr)>,
     clients: Clients,
+    secret: Arc<str>,
 }
 
 async fn accept(
@@ -152,6 +158,8 @@ where
         }
         Ok(())
     };
+    // The credentials of the client's last signed request, for its farewell.
+    let mut last_signed = None;
     let reading = async {
         let mut buf = Vec::new();
         let mut within = FIRST_MESSAGE_WITHIN;
@@ -162,6 +170,9 @@ where
                 Ok(Ok(true)) => {}
             }
             within = IDLE_LIMIT;
+            if let Some(signed) = Signed::of(&buf) {
+                last_signed = Some(signed);
+            }
             if client.incoming.send((buf.clone(), from)).await.is_err() {
                 return Ok(());
             }
@@ -172,7 +183,22 @@ where
         ended = reading => ended,
     };
     lock(&client.clients).remove(&from);
+    if let Some(signed) = last_signed {
+        say_goodbye(&signed, from, client).await;
+    }
     ended
+}
+
+/// Deletes the allocation of a client whose stream ended, if it has one: a Refresh with
+/// LIFETIME 0 in its name. One it never had is answered with an error that goes nowhere.
+async fn say_goodbye(signed: &Signed, from: SocketAddr, client: &Client) {
+    let password = rest_credential(&client.secret, &signed.username);
+    match signed.farewell(&password) {
+        Ok(farewell) => {
+            let _ = client.incoming.send((farewell, from)).await;
+        }
+        Err(e) => tracing::debug!("no farewell for TURN client {from}: {e}"),
+    }
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {

@@ -5,8 +5,11 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use confab_relay::framing::{read_message, write_message};
 use confab_relay::{Refusal, Relay, RelayConfig, rest_credential};
-use tokio::net::UdpSocket;
+use tokio::io::AsyncWriteExt;
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::{TcpStream, UdpSocket};
 use tokio::time::timeout;
 use turn::client::{Client, ClientConfig};
 use webrtc_util::Conn;
@@ -47,6 +50,66 @@ async fn client(relay: &Relay, username: &str, password: &str) -> Client {
     .unwrap();
     client.listen().await.unwrap();
     client
+}
+
+/// The turn crate's client speaks datagrams: over TCP each is one framed message (RFC
+/// 8656 section 3.1), read and written with the relay's own framing.
+struct StreamConn {
+    reader: tokio::sync::Mutex<OwnedReadHalf>,
+    writer: tokio::sync::Mutex<OwnedWriteHalf>,
+    local: std::net::SocketAddr,
+    server: std::net::SocketAddr,
+}
+
+#[async_trait::async_trait]
+impl Conn for StreamConn {
+    async fn connect(&self, _addr: std::net::SocketAddr) -> webrtc_util::Result<()> {
+        Ok(())
+    }
+    async fn recv(&self, buf: &mut [u8]) -> webrtc_util::Result<usize> {
+        Ok(self.recv_from(buf).await?.0)
+    }
+    async fn recv_from(
+        &self,
+        buf: &mut [u8],
+    ) -> webrtc_util::Result<(usize, std::net::SocketAddr)> {
+        let mut message = Vec::new();
+        let mut reader = self.reader.lock().await;
+        match read_message(&mut *reader, &mut message).await {
+            Ok(true) => {
+                buf[..message.len()].copy_from_slice(&message);
+                Ok((message.len(), self.server))
+            }
+            _ => Err(webrtc_util::Error::ErrClosedListener),
+        }
+    }
+    async fn send(&self, buf: &[u8]) -> webrtc_util::Result<usize> {
+        self.send_to(buf, self.server).await
+    }
+    async fn send_to(
+        &self,
+        buf: &[u8],
+        _target: std::net::SocketAddr,
+    ) -> webrtc_util::Result<usize> {
+        let mut writer = self.writer.lock().await;
+        write_message(&mut *writer, buf)
+            .await
+            .map_err(|e| webrtc_util::Error::Other(e.to_string()))?;
+        writer.flush().await?;
+        Ok(buf.len())
+    }
+    fn local_addr(&self) -> webrtc_util::Result<std::net::SocketAddr> {
+        Ok(self.local)
+    }
+    fn remote_addr(&self) -> Option<std::net::SocketAddr> {
+        Some(self.server)
+    }
+    async fn close(&self) -> webrtc_util::Result<()> {
+        Ok(self.writer.lock().await.shutdown().await?)
+    }
+    fn as_any(&self) -> &(dyn std::any::Any + Send + Sync) {
+        self
+    }
 }
 
 /// An allocation with the right REST password for `peer`.
@@ -152,5 +215,54 @@ async fn a_peer_holds_at_most_its_quota_of_allocations() {
     assert_eq!(endpoints.udp, relay.listeners()[0]);
     assert_eq!(endpoints.tcp.map(|a| a.ip()), Some(endpoints.udp.ip()));
     assert_eq!(endpoints.tls, None);
+    relay.stop().await;
+}
+
+#[tokio::test]
+async fn an_allocation_made_over_tcp_ends_with_its_stream_and_frees_its_quota() {
+    let relay = relay(true, 1).await;
+    let server = relay.listeners()[0];
+    let stream = TcpStream::connect(server).await.unwrap();
+    let local = stream.local_addr().unwrap();
+    let (reader, writer) = stream.into_split();
+    let conn = Arc::new(StreamConn {
+        reader: tokio::sync::Mutex::new(reader),
+        writer: tokio::sync::Mutex::new(writer),
+        local,
+        server,
+    });
+    let name = username("p1", 3600);
+    let over_tcp = Client::new(ClientConfig {
+        stun_serv_addr: server.to_string(),
+        turn_serv_addr: server.to_string(),
+        username: name.clone(),
+        password: rest_credential(relay.secret(), &name),
+        realm: String::new(),
+        software: String::new(),
+        rto_in_ms: 0,
+        conn: conn.clone(),
+        vnet: None,
+    })
+    .await
+    .unwrap();
+    over_tcp.listen().await.unwrap();
+    let relayed = timeout(WAIT, over_tcp.allocate()).await.unwrap().unwrap();
+    assert_eq!(relay.metrics().allocations_open(), 1);
+
+    // The stream ends without a goodbye from the client, as when its network goes.
+    drop(relayed);
+    conn.close().await.unwrap();
+    over_tcp.close().await.unwrap();
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while relay.metrics().allocations_open() > 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the allocation outlived its stream"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Its place in the quota is free at once, not when the allocation would have expired.
+    let (_again, _relayed) = allocate(&relay, "p1").await;
+    assert_eq!(relay.metrics().allocations_open(), 1);
     relay.stop().await;
 }

@@ -1,6 +1,7 @@
 //! What a session asks of its room, wherever the room lives: in this server's registry,
 //! or, in a cluster, in the registry of the server that owns it (asked over NATS, and
-//! asked again while ownership moves).
+//! asked again while ownership moves; relays, leaves and detaches are sent there in
+//! order without waiting for an answer).
 
 use std::borrow::Cow;
 use std::sync::atomic::Ordering::Relaxed;

@@ -50,6 +50,16 @@ impl Signed {
         })
     }
 
+    /// Credentials as a client of `username` would sign with.
+    #[cfg(test)]
+    pub(crate) fn for_test(username: &str) -> Self {
+        Self {
+            username: username.to_owned(),
+            realm: "confab".to_owned(),
+            nonce: "n0nce".to_owned(),
+        }
+    }
+
     /// A Refresh request with LIFETIME 0 signed with the long-term key made from `password`.
     pub(crate) fn farewell(&self, password: &str) -> Result<Vec<u8>, stun::Error> {
         let mut message = Message::new();

@@ -5,8 +5,8 @@
 //! The protocol is the webrtc-rs `turn` crate's; this crate decides where it listens, who
 //! may allocate (short-lived REST credentials made from a secret that exists only in this
 //! process), what it relays to (never the host's own or private
-//! networks unless allowed), how much (allocations in total and per peer,
-//! bandwidth per allocation), and counts it all ([`RelayMetrics`]).
+//! networks unless allowed), how much (allocations in total and per peer, bandwidth per
+//! peer), and counts it all ([`RelayMetrics`]).
 //!
 //! - [`Relay`]: a running relay, with the addresses (UDP, TCP, TLS) a client that reached
 //!   the server at a given IP should use.
@@ -17,6 +17,7 @@ mod credentials;
 mod farewell;
 pub mod framing;
 mod metrics;
+mod peer_bandwidth;
 mod policy;
 mod sockets;
 mod streams;
@@ -40,6 +41,7 @@ use turn::server::config::{ConnConfig, ServerConfig};
 use credentials::RestAuth;
 pub use credentials::rest_credential;
 pub use metrics::{Refusal, RelayMetrics};
+use peer_bandwidth::PeerBandwidth;
 use sockets::{Allocator, Listener, with_large_buffers};
 use streams::StreamListener;
 
@@ -68,7 +70,8 @@ pub struct RelayConfig {
     pub max_allocations: u64,
     /// Most allocations one peer id holds at once.
     pub max_allocations_per_peer: usize,
-    /// Bytes per second each allocation may relay, both directions together; 0 is none.
+    /// Bytes per second each peer id may relay through all its allocations, both
+    /// directions together; 0 is none.
     pub bytes_per_second: u64,
     /// Also listen for TURN over TCP on `listen`'s port, for networks that let no UDP out
     /// (with port 0, on the UDP port the system chose, or any TCP port if that one is taken).
@@ -181,6 +184,7 @@ impl Relay {
             config.max_allocations_per_peer,
             metrics.clone(),
         ));
+        let bandwidth = Arc::new(PeerBandwidth::new(config.bytes_per_second, metrics.clone()));
         let mut conn_configs = Vec::new();
         let (mut listeners, mut alternate_listeners) = (Vec::new(), Vec::new());
         let (mut tcp_listeners, mut tls_listeners) = (Vec::new(), Vec::new());
@@ -190,7 +194,6 @@ impl Relay {
             ports: config.relay_ports.clone(),
             allow_private: config.allow_private,
             max_allocations: config.max_allocations,
-            bytes_per_second: config.bytes_per_second,
             metrics: metrics.clone(),
         };
         // Each stream client holds a connection whether or not it allocates.
@@ -204,7 +207,10 @@ impl Relay {
                 .map_err(|source| RelayError::Bind { addr, source })?;
             listeners.push(local);
             conn_configs.push(ConnConfig {
-                conn: Arc::new(Listener(socket)),
+                conn: Arc::new(Listener {
+                    socket,
+                    bandwidth: bandwidth.clone(),
+                }),
                 relay_addr_generator: Box::new(allocator(ip)),
             });
             // Best effort: without it the mapping test says it cannot tell.
@@ -218,7 +224,10 @@ impl Relay {
             {
                 alternate_listeners.push(local);
                 conn_configs.push(ConnConfig {
-                    conn: Arc::new(Listener(with_large_buffers(alternate))),
+                    conn: Arc::new(Listener {
+                        socket: with_large_buffers(alternate),
+                        bandwidth: bandwidth.clone(),
+                    }),
                     relay_addr_generator: Box::new(allocator(ip)),
                 });
             }
@@ -248,6 +257,7 @@ impl Relay {
                     max_stream_clients,
                     metrics.clone(),
                     secret.as_str().into(),
+                    bandwidth.clone(),
                 )
                 .map_err(|source| RelayError::Bind { addr, source })?;
                 bound.push(
@@ -261,7 +271,7 @@ impl Relay {
             }
         }
         let (closed_tx, closed_rx) = mpsc::channel(64);
-        tokio::spawn(release_quotas(closed_rx, auth.clone()));
+        tokio::spawn(release_quotas(closed_rx, auth.clone(), bandwidth));
         let server = Server::new(ServerConfig {
             conn_configs,
             realm: REALM.to_owned(),
@@ -383,9 +393,15 @@ fn canonical(ip: IpAddr) -> IpAddr {
     }
 }
 
-/// Frees each ended allocation's place in its peer's quota.
-async fn release_quotas(mut closed: mpsc::Receiver<AllocationInfo>, auth: Arc<RestAuth>) {
+/// Frees each ended allocation's place in its peer's quota, and its client's tie to the
+/// peer's bandwidth.
+async fn release_quotas(
+    mut closed: mpsc::Receiver<AllocationInfo>,
+    auth: Arc<RestAuth>,
+    bandwidth: Arc<PeerBandwidth>,
+) {
     while let Some(info) = closed.recv().await {
         auth.release(&info.username, info.five_tuple.src_addr);
+        bandwidth.forget(info.five_tuple.src_addr);
     }
 }

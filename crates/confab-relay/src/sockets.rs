@@ -1,16 +1,16 @@
-//! The relay's UDP sockets as the turn crate sees them: the listener clients reach, and one
-//! relayed socket per allocation that applies the peer address policy, the bandwidth limit
-//! and the counters to every datagram.
+//! The relay's UDP sockets as the turn crate sees them: the listener clients reach, which
+//! charges what they relay to their peer's bandwidth (`peer_bandwidth.rs`), and one relayed
+//! socket per allocation that applies the peer address policy and the counters to every
+//! datagram.
 
 use std::net::{IpAddr, SocketAddr};
 use std::ops::RangeInclusive;
+use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use tokio::net::UdpSocket;
-use tokio::time::Instant;
 use turn::Error as TurnError;
 use turn::relay::RelayAddressGenerator;
 
@@ -18,6 +18,7 @@ type Result<T> = std::result::Result<T, TurnError>;
 use webrtc_util::Conn;
 
 use crate::metrics::{Refusal, RelayMetrics};
+use crate::peer_bandwidth::PeerBandwidth;
 use crate::policy::may_relay_to;
 
 /// Random ports tried in a configured range before the allocation fails.
@@ -44,7 +45,10 @@ pub(crate) fn unsupported(what: &str) -> webrtc_util::Error {
 
 /// A listener socket. The turn crate ends its read loop on the first receive error; one
 /// transient error (an ICMP report some kernels pass up) must not stop the relay.
-pub(crate) struct Listener(pub(crate) UdpSocket);
+pub(crate) struct Listener {
+    pub(crate) socket: UdpSocket,
+    pub(crate) bandwidth: Arc<PeerBandwidth>,
+}
 
 #[async_trait]
 impl Conn for Listener {
@@ -56,8 +60,12 @@ impl Conn for Listener {
     }
     async fn recv_from(&self, buf: &mut [u8]) -> webrtc_util::Result<(usize, SocketAddr)> {
         loop {
-            match self.0.recv_from(buf).await {
-                Ok(got) => return Ok(got),
+            match self.socket.recv_from(buf).await {
+                Ok((len, from)) => {
+                    if self.bandwidth.admit_from(from, &buf[..len]) {
+                        return Ok((len, from));
+                    }
+                }
                 Err(e) => {
                     tracing::debug!("TURN listener: {e}");
                     tokio::time::sleep(Duration::from_millis(1)).await;
@@ -69,10 +77,14 @@ impl Conn for Listener {
         Err(unsupported("send"))
     }
     async fn send_to(&self, buf: &[u8], target: SocketAddr) -> webrtc_util::Result<usize> {
-        Ok(self.0.send_to(buf, target).await?)
+        // Over the peer's rate: dropped, as a full link would drop it.
+        if !self.bandwidth.admit_to(target, buf) {
+            return Ok(buf.len());
+        }
+        Ok(self.socket.send_to(buf, target).await?)
     }
     fn local_addr(&self) -> webrtc_util::Result<SocketAddr> {
-        Ok(self.0.local_addr()?)
+        Ok(self.socket.local_addr()?)
     }
     fn remote_addr(&self) -> Option<SocketAddr> {
         None
@@ -85,56 +97,21 @@ impl Conn for Listener {
     }
 }
 
-/// A token bucket of bytes: `rate` per second, bursts of one second's worth.
-struct Bandwidth {
-    rate: f64,
-    state: Mutex<(f64, Instant)>,
-}
-
-impl Bandwidth {
-    fn new(bytes_per_second: u64) -> Self {
-        let rate = bytes_per_second as f64;
-        Self {
-            rate,
-            state: Mutex::new((rate, Instant::now())),
-        }
-    }
-
-    /// Takes `bytes` if the bucket holds them. A rate of 0 is no limit.
-    fn take(&self, bytes: usize) -> bool {
-        if self.rate == 0.0 {
-            return true;
-        }
-        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        let now = Instant::now();
-        let (tokens, since) = *state;
-        let tokens = (tokens + now.duration_since(since).as_secs_f64() * self.rate).min(self.rate);
-        let left = tokens - bytes as f64;
-        *state = (if left >= 0.0 { left } else { tokens }, now);
-        left >= 0.0
-    }
-}
-
 /// One allocation's relayed socket.
 struct Relayed {
     socket: UdpSocket,
     allow_private: bool,
-    bandwidth: Bandwidth,
     metrics: Arc<RelayMetrics>,
 }
 
 impl Relayed {
-    /// Whether a datagram of `len` bytes to or from `peer` may pass; counts a refusal.
-    fn admits(&self, peer: SocketAddr, len: usize) -> bool {
-        if !may_relay_to(peer.ip(), self.allow_private) {
+    /// Whether a datagram to or from `peer` may pass; counts a refusal.
+    fn admits(&self, peer: SocketAddr) -> bool {
+        let allowed = may_relay_to(peer.ip(), self.allow_private);
+        if !allowed {
             self.metrics.refuse(Refusal::PeerAddress);
-            return false;
         }
-        if !self.bandwidth.take(len) {
-            self.metrics.refuse(Refusal::Bandwidth);
-            return false;
-        }
-        true
+        allowed
     }
 }
 
@@ -162,7 +139,7 @@ impl Conn for Relayed {
                     continue;
                 }
             };
-            if self.admits(from, len) {
+            if self.admits(from) {
                 self.metrics.bytes_from_peers.fetch_add(len as u64, Relaxed);
                 return Ok((len, from));
             }
@@ -174,7 +151,7 @@ impl Conn for Relayed {
     async fn send_to(&self, buf: &[u8], target: SocketAddr) -> webrtc_util::Result<usize> {
         // A refused datagram is dropped as a network would drop it: the client's
         // permission stands, nothing reaches the address.
-        if !self.admits(target, buf.len()) {
+        if !self.admits(target) {
             return Ok(buf.len());
         }
         let sent = self.socket.send_to(buf, target).await?;
@@ -205,7 +182,6 @@ pub(crate) struct Allocator {
     pub(crate) ports: Option<RangeInclusive<u16>>,
     pub(crate) allow_private: bool,
     pub(crate) max_allocations: u64,
-    pub(crate) bytes_per_second: u64,
     pub(crate) metrics: Arc<RelayMetrics>,
 }
 
@@ -259,7 +235,6 @@ impl RelayAddressGenerator for Allocator {
         let relayed = Relayed {
             socket,
             allow_private: self.allow_private,
-            bandwidth: Bandwidth::new(self.bytes_per_second),
             metrics: self.metrics.clone(),
         };
         let mut relayed_addr = relayed
@@ -269,24 +244,5 @@ impl RelayAddressGenerator for Allocator {
         relayed_addr.set_ip(self.advertised_ip);
         self.metrics.allocations_total.fetch_add(1, Relaxed);
         Ok((Arc::new(relayed), relayed_addr))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[tokio::test(start_paused = true)]
-    async fn the_bucket_holds_one_seconds_worth_and_refills_at_its_rate() {
-        let bucket = Bandwidth::new(1000);
-        assert!(bucket.take(600));
-        assert!(bucket.take(400));
-        assert!(!bucket.take(1), "empty");
-        tokio::time::advance(Duration::from_millis(100)).await;
-        assert!(bucket.take(100));
-        assert!(!bucket.take(50));
-        tokio::time::advance(Duration::from_secs(5)).await;
-        assert!(!bucket.take(1001), "never more than one second's worth");
-        assert!(Bandwidth::new(0).take(usize::MAX), "0 is no limit");
     }
 }

@@ -23,6 +23,7 @@ use crate::credentials::rest_credential;
 use crate::farewell::Signed;
 use crate::framing::{FramingError, read_message, write_message};
 use crate::metrics::{Refusal, RelayMetrics};
+use crate::peer_bandwidth::PeerBandwidth;
 use crate::sockets::unsupported;
 
 /// A new connection must finish its TLS handshake and send its first message within this.
@@ -41,6 +42,7 @@ type Clients = Arc<Mutex<HashMap<SocketAddr, mpsc::Sender<Vec<u8>>>>>;
 /// One TCP (or TLS) listener as a packet connection.
 pub(crate) struct StreamListener {
     local: SocketAddr,
+    bandwidth: Arc<PeerBandwidth>,
     incoming: tokio::sync::Mutex<mpsc::Receiver<(Vec<u8>, SocketAddr)>>,
     clients: Clients,
     accepting: JoinHandle<()>,
@@ -49,13 +51,15 @@ pub(crate) struct StreamListener {
 impl StreamListener {
     /// Starts accepting on `listener`, with TLS when `tls` is given; at most
     /// `max_clients` connections at once (more are closed as they come, counted as a
-    /// capacity refusal). `secret` makes the REST passwords a farewell is signed with.
+    /// capacity refusal). `secret` makes the REST passwords a farewell is signed with;
+    /// what clients relay is charged to `bandwidth`.
     pub(crate) fn start(
         listener: TcpListener,
         tls: Option<TlsAcceptor>,
         max_clients: usize,
         metrics: Arc<RelayMetrics>,
         secret: Arc<str>,
+        bandwidth: Arc<PeerBandwidth>,
     ) -> std::io::Result<Self> {
         let local = listener.local_addr()?;
         let (incoming_tx, incoming) = mpsc::channel(INBOUND_QUEUE);
@@ -73,6 +77,7 @@ impl StreamListener {
         ));
         Ok(Self {
             local,
+            bandwidth,
             incoming: tokio::sync::Mutex::new(incoming),
             clients,
             accepting,
@@ -221,6 +226,9 @@ impl Conn for StreamListener {
             let Some((message, from)) = incoming.recv().await else {
                 return Err(webrtc_util::Error::Other("the listener stopped".into()));
             };
+            if !self.bandwidth.admit_from(from, &message) {
+                continue;
+            }
             // The turn crate reads into a buffer of one MTU, as UDP would bring: a longer
             // message is dropped as an oversized datagram would be.
             if let Some(into) = buf.get_mut(..message.len()) {
@@ -237,6 +245,9 @@ impl Conn for StreamListener {
         Err(unsupported("send"))
     }
     async fn send_to(&self, buf: &[u8], target: SocketAddr) -> webrtc_util::Result<usize> {
+        if !self.bandwidth.admit_to(target, buf) {
+            return Ok(buf.len());
+        }
         let client = lock(&self.clients).get(&target).cloned();
         // A client gone, or one whose queue is full, loses the message as a UDP client
         // would: the relay's other clients never wait for it.

@@ -266,3 +266,41 @@ async fn an_allocation_made_over_tcp_ends_with_its_stream_and_frees_its_quota() 
     assert_eq!(relay.metrics().allocations_open(), 1);
     relay.stop().await;
 }
+
+#[tokio::test]
+async fn a_peers_allocations_share_one_bandwidth() {
+    const RATE: u64 = 20_000;
+    let mut config = RelayConfig::default();
+    config.listen = "127.0.0.1:0".parse().unwrap();
+    config.allow_private = true;
+    config.bytes_per_second = RATE;
+    let relay = Relay::start(config).await.unwrap();
+    let (_a, first) = allocate(&relay, "p1").await;
+    let (_b, second) = allocate(&relay, "p1").await;
+    let sink = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let sink_addr = sink.local_addr().unwrap();
+
+    // Twice the peer's one-second burst, half through each allocation, as fast as it goes.
+    let started = tokio::time::Instant::now();
+    let datagram = [7u8; 1000];
+    for _ in 0..RATE / 1000 {
+        first.send_to(&datagram, sink_addr).await.unwrap();
+        second.send_to(&datagram, sink_addr).await.unwrap();
+    }
+    let mut received = 0u64;
+    let mut buf = [0u8; 2048];
+    while let Ok(Ok((n, _))) = timeout(Duration::from_millis(300), sink.recv_from(&mut buf)).await {
+        received += n as u64;
+    }
+    let elapsed = started.elapsed().as_secs_f64() - 0.3;
+    // One burst and what refilled meanwhile, for both allocations together (each on its
+    // own would have let through a burst of its own).
+    let allowed = RATE + (RATE as f64 * elapsed) as u64;
+    assert!(
+        received <= allowed,
+        "{received} bytes relayed in {elapsed:.2} s, more than the peer's {allowed}"
+    );
+    assert!(received >= RATE * 3 / 4, "only {received} bytes relayed");
+    assert!(relay.metrics().refusals(Refusal::Bandwidth) > 0);
+    relay.stop().await;
+}

@@ -127,7 +127,8 @@ pub(crate) struct ServerArgs {
     #[arg(long, default_value_t = 16, value_name = "N")]
     turn_max_allocations_per_peer: usize,
 
-    /// Megabytes per second each allocation may relay (both ways); 0 is no limit.
+    /// Megabytes per second each peer id may relay through all its allocations (both ways
+    /// together); 0 is no limit.
     #[arg(long, default_value_t = 50.0, value_name = "MB_PER_S")]
     turn_max_rate: f64,
 }

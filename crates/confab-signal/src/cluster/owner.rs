@@ -105,9 +105,10 @@ impl Cluster {
                 shared.sweeper.notify_one();
             }
         }
-        // What the dead owner had not done yet: a socket still open waits for its room
-        // to be found, holding its own in order before anything it sends meanwhile; the
-        // leaves and detaches of sockets that have closed go as requests.
+        // What the dead owner had not acknowledged: a socket still open waits for its
+        // room to be found, holding its own in order before anything it sends meanwhile;
+        // what sockets that have closed since sent (their leave or detach last) goes as
+        // requests.
         let (moved, undone): (Vec<ConnId>, _) = {
             // Taken with the sockets locked, as a socket sends under that lock: nothing
             // goes to the dead owner's stream after it was taken.

@@ -1,11 +1,13 @@
 //! Real sound devices: `confab peer` with cpal on a PulseAudio daemon of the test's own,
-//! whose null sinks stand in for microphones and speakers; and a peer with no sound
-//! server at all.
+//! whose null sinks stand in for microphones and speakers, idle and with two busy loops per
+//! core; and a peer with no sound server at all.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 
 use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use common::pulse::Pulse;
@@ -56,6 +58,42 @@ fn tone_level(samples: &[f32], hz: f64) -> f32 {
         .collect();
     levels.sort_by(f32::total_cmp);
     levels.get(levels.len() / 2).copied().unwrap_or(f32::MIN)
+}
+
+/// Busy loops at normal priority, `per_core` on each core, until dropped.
+struct CpuHogs {
+    stop: Arc<AtomicBool>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl CpuHogs {
+    fn start(per_core: usize) -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let threads = (0..cores * per_core)
+            .map(|_| {
+                let stop = stop.clone();
+                std::thread::spawn(move || {
+                    let mut x = 0u64;
+                    while !stop.load(Ordering::Relaxed) {
+                        x = std::hint::black_box(
+                            x.wrapping_mul(6364136223846793005).wrapping_add(1),
+                        );
+                    }
+                })
+            })
+            .collect();
+        Self { stop, threads }
+    }
+}
+
+impl Drop for CpuHogs {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        for thread in self.threads.drain(..) {
+            let _ = thread.join();
+        }
+    }
 }
 
 fn level_of(e: &Value, peer: &str, above: f64) -> bool {
@@ -132,6 +170,25 @@ fn real_devices_carry_tones_both_ways_and_switch_mid_call() {
     );
     assert!(b440 > -25.0 && b880 < -40.0);
     assert!(a880 > -25.0 && a440 < -40.0);
+
+    // Two busy loops per core, as a parallel build keeps a machine: each tone holds its
+    // level within 3 dB.
+    {
+        let _hogs = CpuHogs::start(2);
+        std::thread::sleep(Duration::from_secs(1));
+        let at_b = pulse.record("spk_b.monitor", 2.0);
+        let at_a = pulse.record("spk_a.monitor", 2.0);
+        let (busy_b, busy_a) = (tone_level(&at_b, 440.0), tone_level(&at_a, 880.0));
+        eprintln!("two busy loops per core: B's 440 Hz {busy_b:.1} dBFS, A's 880 Hz {busy_a:.1}");
+        assert!(
+            (busy_b - b440).abs() <= 3.0,
+            "{busy_b} under load, {b440} idle"
+        );
+        assert!(
+            (busy_a - a880).abs() <= 3.0,
+            "{busy_a} under load, {a880} idle"
+        );
+    }
 
     a.send(r#"{"cmd":"set-audio","input":"device:mic_a2.monitor"}"#);
     a.event(WAIT, "the new microphone", |e| {

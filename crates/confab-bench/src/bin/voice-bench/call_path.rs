@@ -1,11 +1,12 @@
 //! A call's whole path through real devices: two `confab peer` processes on loopback, A
 //! capturing a PulseAudio null sink's monitor as its microphone and B playing into another
-//! null sink as its speaker. The bench writes clicks into A's microphone sink and finds them
-//! on B's speaker's monitor, on the same clock and with the same device source and sink as
-//! the device round trip (`devices`), and subtracts that round trip: what is left is A's
-//! microphone device to B's speaker device, i.e. microphone callback to speaker callback
-//! plus the sound server's own buffers on A's capture and B's playback (about 10 ms, see
-//! the round trip), an upper bound of the callback-to-callback time. B's playout summary
+//! null sink as its speaker. The bench writes clicks into A's microphone sink and finds each
+//! both on that sink's own monitor and on B's speaker's monitor, on one clock with the
+//! device source and sink of the device round trip (`devices`), and takes the first time
+//! from the second: what is left is A's microphone device to B's speaker device, i.e.
+//! microphone callback to speaker callback plus the sound server's own buffers on A's
+//! capture and B's playback (about 10 ms, see the round trip), an upper bound of the
+//! callback-to-callback time. B's playout summary
 //! at the hang-up gives its concealed and stretched frames. Run idle and with a busy loop
 //! on every core.
 
@@ -27,9 +28,9 @@ const QUIT_WAIT: Duration = Duration::from_secs(5);
 
 /// One call's figures.
 pub struct CallPath {
-    /// Clicks from A's microphone sink to B's speaker's monitor, through the bench's own
-    /// devices as well.
-    pub through: RoundTrip,
+    /// A's microphone device to B's speaker device, per click; the underruns are the
+    /// bench's own.
+    pub path: RoundTrip,
     /// B's playout of A's voice, from its summary.
     pub playout: Option<Playout>,
 }
@@ -101,7 +102,11 @@ fn call(confab: &Path, url: &str, room: &str) -> anyhow::Result<CallPath> {
     b.event(SET_UP_WAIT, "A's voice playing", |e| {
         e["event"] == "level" && e["peer"] == a_id.as_str()
     })?;
-    let through = devices::clicks(Some(MIC.to_owned()), format!("{SPEAKER}.monitor"))?;
+    let path = devices::clicks_via(
+        MIC.to_owned(),
+        format!("{MIC}.monitor"),
+        format!("{SPEAKER}.monitor"),
+    )?;
     a.send(r#"{"cmd":"hangup"}"#)?;
     let playout = b
         .event(SET_UP_WAIT, "the playout summary", |e| {
@@ -114,7 +119,7 @@ fn call(confab: &Path, url: &str, room: &str) -> anyhow::Result<CallPath> {
         .and_then(|e| e["msg"].as_str().and_then(Playout::parse));
     b.quit(QUIT_WAIT)?;
     a.quit(QUIT_WAIT)?;
-    Ok(CallPath { through, playout })
+    Ok(CallPath { path, playout })
 }
 
 fn connected_id(peer: &ConfabProcess) -> anyhow::Result<String> {

@@ -86,25 +86,72 @@ impl Drop for CpuHog {
     }
 }
 
-/// Clicks written to `sink` (the default one for `None`) and found on `source`, on a thread
-/// of its own at the priority the engine's tick runs at: the engine's 20 ms clock is what
-/// the device rings work against.
+/// Clicks written to `sink` (the default one for `None`) and found on `source`.
 pub fn clicks(sink: Option<String>, source: String) -> anyhow::Result<RoundTrip> {
+    let (found, underruns) = click_run(sink, vec![source.clone()])?;
+    let latencies: Vec<f64> = found.into_iter().flatten().flatten().collect();
+    summary(latencies, underruns, &source)
+}
+
+/// Clicks written to `sink` and found both on `direct` (the sink's own monitor) and on
+/// `far` (at the end of a path that starts at the sink): per click, the far time less the
+/// direct one, which leaves out the bench's own playback side (shared) and the capture
+/// side (the same on both).
+pub fn clicks_via(sink: String, direct: String, far: String) -> anyhow::Result<RoundTrip> {
+    let (found, underruns) = click_run(Some(sink), vec![direct, far.clone()])?;
+    let [at_direct, at_far] = <[Vec<Option<f64>>; 2]>::try_from(found)
+        .map_err(|_| anyhow::anyhow!("two sources read, not two results"))?;
+    let differences = at_direct
+        .iter()
+        .zip(&at_far)
+        .filter_map(|(d, f)| Some((*f)? - (*d)?))
+        .collect();
+    summary(differences, underruns, &far)
+}
+
+fn summary(mut latencies: Vec<f64>, underruns: u64, source: &str) -> anyhow::Result<RoundTrip> {
+    if latencies.len() < CLICKS / 2 {
+        anyhow::bail!("found {} of {CLICKS} clicks on {source}", latencies.len());
+    }
+    latencies.sort_by(f64::total_cmp);
+    let pick = |p: f64| latencies[((p / 100.0) * (latencies.len() - 1) as f64).round() as usize];
+    Ok(RoundTrip {
+        median: pick(50.0),
+        p95: pick(95.0),
+        underruns,
+        found: latencies.len(),
+    })
+}
+
+/// Writes the clicks and reads `sources`, on a thread of its own at the priority the
+/// engine's tick runs at: the engine's 20 ms clock is what the device rings work against.
+/// Per source, each click's time in ms (`None`: not found), and the underruns of all.
+fn click_run(
+    sink: Option<String>,
+    sources: Vec<String>,
+) -> anyhow::Result<(Vec<Vec<Option<f64>>>, u64)> {
     std::thread::spawn(move || {
         confab_audio::priority::promote_current_thread("the bench's tick", FRAME_SAMPLES as u32);
-        click_run(sink.as_deref(), &source)
+        let sink = DeviceSink::open(sink.as_deref())?;
+        let sources = sources
+            .iter()
+            .map(|name| DeviceSource::open(Some(name)))
+            .collect::<Result<Vec<_>, _>>()?;
+        tick_clicks(sink, sources)
     })
     .join()
     .map_err(|_| anyhow::anyhow!("the click run panicked"))?
 }
 
-fn click_run(sink_name: Option<&str>, monitor: &str) -> anyhow::Result<RoundTrip> {
-    let mut sink = DeviceSink::open(sink_name)?;
-    let mut source = DeviceSource::open(Some(monitor))?;
-    // Both on one 20 ms clock, one frame out and one in per tick: a click written at
-    // sample N and found at sample M took M - N samples.
+fn tick_clicks(
+    mut sink: DeviceSink,
+    mut sources: Vec<DeviceSource>,
+) -> anyhow::Result<(Vec<Vec<Option<f64>>>, u64)> {
+    // All on one 20 ms clock, one frame out and one in per source per tick: a click
+    // written at sample N and found at sample M took M - N samples.
     let (mut written, mut read) = (0usize, 0usize);
-    let (mut clicks, mut found) = (Vec::new(), Vec::new());
+    let mut clicks = Vec::new();
+    let mut found = vec![Vec::new(); sources.len()];
     let start = Instant::now();
     let settle = 100; // frames of silence first: an idle null sink starts late
     for tick in 0..settle + CLICKS * CLICK_EVERY_FRAMES {
@@ -117,15 +164,17 @@ fn click_run(sink_name: Option<&str>, monitor: &str) -> anyhow::Result<RoundTrip
         }
         sink.write(&out)?;
         written += FRAME_SAMPLES;
-        let mut captured = [0.0f32; FRAME_SAMPLES];
-        source.fill(&mut captured)?;
-        if let Some(at) = captured.iter().position(|s| s.abs() > THRESHOLD) {
-            // One detection per click: a click is shorter than a frame.
-            if found
-                .last()
-                .is_none_or(|last| read + at > last + FRAME_SAMPLES)
-            {
-                found.push(read + at);
+        for (source, found) in sources.iter_mut().zip(&mut found) {
+            let mut captured = [0.0f32; FRAME_SAMPLES];
+            source.fill(&mut captured)?;
+            if let Some(at) = captured.iter().position(|s| s.abs() > THRESHOLD) {
+                // One detection per click: a click is shorter than a frame.
+                if found
+                    .last()
+                    .is_none_or(|last| read + at > last + FRAME_SAMPLES)
+                {
+                    found.push(read + at);
+                }
             }
         }
         read += FRAME_SAMPLES;
@@ -137,25 +186,18 @@ fn click_run(sink_name: Option<&str>, monitor: &str) -> anyhow::Result<RoundTrip
     // Each click paired with the first sound found after it and before the next click: a
     // click lost on the way is missing, not the next one's arrival.
     let spacing = CLICK_EVERY_FRAMES * FRAME_SAMPLES;
-    let mut latencies: Vec<f64> = clicks
+    let times = found
         .iter()
-        .filter_map(|c| {
-            found
+        .map(|found| {
+            clicks
                 .iter()
-                .find(|f| *f > c && **f < c + spacing)
-                .map(|f| f - c)
+                .map(|c| {
+                    let f = found.iter().find(|f| *f > c && **f < c + spacing)?;
+                    Some((f - c) as f64 / 48.0)
+                })
+                .collect()
         })
-        .map(|samples| samples as f64 / 48.0)
         .collect();
-    if latencies.len() < CLICKS / 2 {
-        anyhow::bail!("found {} of {CLICKS} clicks on {monitor}", latencies.len());
-    }
-    latencies.sort_by(f64::total_cmp);
-    let pick = |p: f64| latencies[((p / 100.0) * (latencies.len() - 1) as f64).round() as usize];
-    Ok(RoundTrip {
-        median: pick(50.0),
-        p95: pick(95.0),
-        underruns: sink.underruns() + source.underruns(),
-        found: latencies.len(),
-    })
+    let underruns = sink.underruns() + sources.iter().map(Source::underruns).sum::<u64>();
+    Ok((times, underruns))
 }

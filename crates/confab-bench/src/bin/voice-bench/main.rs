@@ -7,8 +7,8 @@
 //!   jitter buffer, decoder); device buffers are not involved and are reported apart,
 //!   measured through a sound server's speaker and its monitor when one runs (`devices`);
 //! - a call's whole path through devices (`call_path`): clicks into A's microphone (a null
-//!   sink's monitor) found on B's speaker, two `confab peer` processes on loopback, the
-//!   bench's own device round trip taken off; with B's concealed and stretched frames;
+//!   sink's monitor) found on B's speaker, two `confab peer` processes on loopback, less
+//!   each click's time to that sink's own monitor; with B's concealed and stretched frames;
 //! - jitter buffer depth during that run;
 //! - CPU time per second of call, per peer, for 2- and 5-peer group calls of real peers;
 //! - the fraction of 20 ms frames concealed (and recovered by FEC) under 0 % and 5 % random
@@ -393,18 +393,15 @@ fn device_figures(runtime: &tokio::runtime::Runtime, confab: &Path) -> anyhow::R
             "device side (not included)", "no sound server"
         ),
     }
-    match (call, &device) {
-        (Ok(Some((idle, busy))), Some((own_idle, own_busy))) => {
-            for (label, run, own) in [("idle", idle, own_idle), ("all cores busy", busy, own_busy)]
-            {
-                // The bench's own devices are on both ends of the path: their round trip
-                // (same rig, same load) comes off.
+    match call {
+        Ok(Some((idle, busy))) => {
+            for (label, run) in [("idle", idle), ("all cores busy", busy)] {
                 println!(
                     "{:<52} {:>10.1} ms (p95 {:.1} ms, {} of {} clicks)",
                     format!("A's microphone to B's speaker, {label}"),
-                    run.through.median - own.median,
-                    run.through.p95 - own.median,
-                    run.through.found,
+                    run.path.median,
+                    run.path.p95,
+                    run.path.found,
                     devices::CLICKS,
                 );
                 let playout = run
@@ -413,8 +410,8 @@ fn device_figures(runtime: &tokio::runtime::Runtime, confab: &Path) -> anyhow::R
                 println!("{:<52} {playout}", format!("  B's playout of A, {label}"));
             }
         }
-        (Ok(_), _) => {}
-        (Err(e), _) => println!(
+        Ok(None) => {}
+        Err(e) => println!(
             "{:<52} {e:#}",
             "A's microphone to B's speaker: not measured"
         ),

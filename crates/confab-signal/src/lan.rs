@@ -8,7 +8,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
-use mdns_sd::{ServiceDaemon, ServiceEvent, ServiceInfo};
+use mdns_sd::{IfKind, ServiceDaemon, ServiceEvent, ServiceInfo};
 use serde::Serialize;
 use tokio::time::Instant;
 use tracing::{info, warn};
@@ -57,6 +57,18 @@ pub(crate) async fn announce(announce: Announce, addr: SocketAddr, tls: bool, sh
         Ok(daemon) => daemon,
         Err(e) => return warn!("cannot announce the server on the network: {e}"),
     };
+    // Listening on one address: announced on its interface only, with that interface's
+    // addresses. (A fixed address in the service itself was never answered for.)
+    if !addr.ip().is_unspecified()
+        && let Err(e) = daemon
+            .disable_interface(IfKind::All)
+            .and_then(|()| daemon.enable_interface(IfKind::Addr(addr.ip())))
+    {
+        warn!(
+            "announcing the server on {}'s interface only: {e}",
+            addr.ip()
+        );
+    }
     let host = format!("{}.local.", host_label());
     let mut last = None;
     let mut fullname = None;
@@ -99,18 +111,9 @@ fn service(
     txt: &BTreeMap<String, String>,
 ) -> Result<ServiceInfo, mdns_sd::Error> {
     let properties: Vec<(&str, &str)> = txt.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-    let ip = if addr.ip().is_unspecified() {
-        String::new()
-    } else {
-        addr.ip().to_string()
-    };
-    let info = ServiceInfo::new(SERVICE, name, host, ip, addr.port(), &properties[..])?;
-    // Listening on every interface: announce the address of each.
-    Ok(if addr.ip().is_unspecified() {
-        info.enable_addr_auto()
-    } else {
-        info
-    })
+    // The addresses of the interfaces the daemon announces on (all of them, or the one the
+    // server listens on).
+    Ok(ServiceInfo::new(SERVICE, name, host, "", addr.port(), &properties[..])?.enable_addr_auto())
 }
 
 /// The TXT: `v` (protocol), `name`, `path`, `tls`, `people`, and `rooms` as

@@ -193,3 +193,37 @@ fn a_server_told_not_to_announce_is_not_found() {
     };
     assert!(!names.contains(&Value::from("Quiet")), "{names:?}");
 }
+
+#[test]
+fn a_server_listening_on_one_address_is_found_at_it() {
+    let Some(lan) = Lan::new_named("one") else {
+        return;
+    };
+    // In b, the namespace the veth's far end was moved into: there, a service announced
+    // with its one address was never answered for.
+    let _server = Process::spawn_in_netns(
+        &lan.b,
+        &[
+            "server",
+            "--listen",
+            "192.0.2.2:8787",
+            "--name",
+            "One address",
+            "--no-turn",
+        ],
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let found = loop {
+        if let Some(found) = discover(&lan.a)
+            .into_iter()
+            .find(|s| s["name"] == "One address")
+        {
+            break found;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "a server on one address was never found"
+        );
+    };
+    assert_eq!(found["url"], "ws://192.0.2.2:8787/ws");
+}

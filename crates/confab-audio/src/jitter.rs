@@ -8,9 +8,10 @@
 //! frame due and plays that frame when it comes, so a packet that is only late (a rough
 //! network, or another program keeping the receiving threads waiting) is played, not lost,
 //! and the buffer is deeper by the wait; a lost packet is then rebuilt from its successor's
-//! FEC. It shrinks by skipping a frame when it holds more than about twice its target,
-//! which is sized from the interarrival jitter (RFC 3550's estimator), one more frame
-//! during loss, and the depth the latest late packet showed was needed, held for a while as
+//! FEC. It shrinks by skipping a frame when it holds more than about twice its target, and
+//! a frame per pop for whatever it held beyond the target all through a 2 s watch (a burst
+//! queued as a call starts). The target is sized from the interarrival jitter (RFC 3550's
+//! estimator), one more frame during loss, and the depth the latest late packet showed was needed, held for a while as
 //! WebRTC's NetEQ holds its delay peaks: a delay met once is ridden out unheard the next
 //! time instead of costing a wait each time.
 //!
@@ -35,6 +36,9 @@ const TICKS_PER_MS: f64 = 48.0;
 const DRY_WAIT_FRAMES: u32 = 5;
 /// Frames a delay peak is held before the target may step down a frame: 20 s.
 const PEAK_HOLD_FRAMES: u32 = 1000;
+/// Frames over which the least depth is watched: what stood above the target all that
+/// time (2 s) is delay, not cushion.
+const DEPTH_WATCH_FRAMES: u32 = 100;
 
 /// What to play for the next frame.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -91,6 +95,10 @@ pub struct JitterBuffer {
     peak_frames: usize,
     /// Frames played since that peak was last met or stepped down.
     peak_age: u32,
+    /// Frames popped in the current depth watch, and the least depth held at a pop.
+    depth_watch: (u32, usize),
+    /// Frames to skip, one per pop, for a backlog that stood all through a watch.
+    standing: usize,
     stats: JitterStats,
 }
 
@@ -152,7 +160,26 @@ impl JitterBuffer {
     /// The frame to play now; call once per frame period.
     pub fn pop(&mut self) -> Playout {
         self.age_peak();
+        self.watch_depth();
         self.next_playout()
+    }
+
+    /// At the end of each watch while playing: the least depth held at a pop, beyond the
+    /// target, was never needed (a burst queued when a call started, a path that got
+    /// faster) and is skipped, a frame per pop. Before, such a backlog stayed until it
+    /// exceeded twice the target and two frames: up to six frames, 120 ms, for a whole call.
+    fn watch_depth(&mut self) {
+        if !self.playing {
+            self.depth_watch = (0, usize::MAX);
+            return;
+        }
+        let (pops, least) = &mut self.depth_watch;
+        *pops += 1;
+        *least = (*least).min(self.packets.len());
+        if *pops >= DEPTH_WATCH_FRAMES {
+            self.standing = least.saturating_sub(self.target_frames());
+            self.depth_watch = (0, usize::MAX);
+        }
     }
 
     fn next_playout(&mut self) -> Playout {
@@ -174,8 +201,13 @@ impl JitterBuffer {
             return self.wait_dry(next);
         }
         self.dry_frames = 0;
-        // Too far behind: skip a frame to bring latency back down.
-        if self.packets.len() > 2 * self.target_frames() + 2 && self.packets.contains_key(&next) {
+        // Too far behind, or behind all through the last watch: skip a frame to bring
+        // latency back down.
+        let standing = self.standing > 0 && self.packets.len() > self.target_frames();
+        if (standing || self.packets.len() > 2 * self.target_frames() + 2)
+            && self.packets.contains_key(&next)
+        {
+            self.standing = self.standing.saturating_sub(1);
             self.packets.remove(&next);
             self.stats.dropped_for_latency += 1;
             self.next = Some(next + 1);
@@ -346,6 +378,32 @@ mod tests {
         assert_eq!(buffer.target_frames(), 1);
         assert_eq!(buffer.stats().played, 50);
         assert_eq!(buffer.stats().concealed, 0);
+    }
+
+    /// A burst queued as a call starts (here five frames at once, then a steady stream)
+    /// is not kept for the whole call: after one watch the buffer skips down to its target.
+    #[test]
+    fn a_backlog_that_stands_for_a_watch_is_skipped_down_to_the_target() {
+        let mut buffer = JitterBuffer::new();
+        for seq in 0..5 {
+            arrive(&mut buffer, seq, 100.0 - f64::from(seq) * FRAME_MS);
+        }
+        let mut depths = Vec::new();
+        for seq in 5..400u16 {
+            arrive(&mut buffer, seq, 1.0);
+            depths.push(buffer.depth());
+            assert!(matches!(buffer.pop(), Playout::Packet(_)));
+        }
+        let target = buffer.target_frames();
+        assert!(depths[50] >= 5, "the burst stands at first: {}", depths[50]);
+        assert!(
+            depths[300] <= target,
+            "{} held after 6 s, target {target}",
+            depths[300]
+        );
+        assert_eq!(buffer.stats().concealed, 0);
+        assert_eq!(buffer.stats().stretched, 0);
+        assert!(buffer.stats().dropped_for_latency >= 4);
     }
 
     #[test]

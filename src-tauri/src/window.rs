@@ -79,11 +79,14 @@ impl Forwarder {
 }
 
 /// Brings the main window to the front (a second start of the app, an invite opened).
-pub fn bring_forward(app: &AppHandle) {
-    if let Some(window) = app.get_webview_window(MAIN_WINDOW) {
-        let _ = window.unminimize();
-        let _ = window.set_focus();
-    }
+/// False when there is none: the app is closing.
+pub fn bring_forward(app: &AppHandle) -> bool {
+    let Some(window) = app.get_webview_window(MAIN_WINDOW) else {
+        return false;
+    };
+    let _ = window.unminimize();
+    let _ = window.set_focus();
+    true
 }
 
 impl EventSink for Forwarder {

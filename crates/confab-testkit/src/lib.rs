@@ -7,7 +7,9 @@
 //!   dropped.
 //! - [`coturn`]: Debian's coturn on a free loopback port with one long-term user, killed
 //!   when dropped.
+//! - [`cpu_hogs`]: busy loops on every core, as a parallel build keeps a machine busy.
 
 pub mod coturn;
+pub mod cpu_hogs;
 pub mod loopback_pair;
 pub mod netns;

@@ -6,13 +6,12 @@
 mod common;
 
 use std::path::Path;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use common::pulse::Pulse;
 use common::{Process, WAIT, chat_open, connected_id, server, tone_in_recording};
 use confab_audio::dsp::goertzel_dbfs;
+use confab_testkit::cpu_hogs::CpuHogs;
 use serde_json::Value;
 
 /// A 48 kHz mono WAV of a tone at -12 dBFS.
@@ -58,42 +57,6 @@ fn tone_level(samples: &[f32], hz: f64) -> f32 {
         .collect();
     levels.sort_by(f32::total_cmp);
     levels.get(levels.len() / 2).copied().unwrap_or(f32::MIN)
-}
-
-/// Busy loops at normal priority, `per_core` on each core, until dropped.
-struct CpuHogs {
-    stop: Arc<AtomicBool>,
-    threads: Vec<std::thread::JoinHandle<()>>,
-}
-
-impl CpuHogs {
-    fn start(per_core: usize) -> Self {
-        let stop = Arc::new(AtomicBool::new(false));
-        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
-        let threads = (0..cores * per_core)
-            .map(|_| {
-                let stop = stop.clone();
-                std::thread::spawn(move || {
-                    let mut x = 0u64;
-                    while !stop.load(Ordering::Relaxed) {
-                        x = std::hint::black_box(
-                            x.wrapping_mul(6364136223846793005).wrapping_add(1),
-                        );
-                    }
-                })
-            })
-            .collect();
-        Self { stop, threads }
-    }
-}
-
-impl Drop for CpuHogs {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        for thread in self.threads.drain(..) {
-            let _ = thread.join();
-        }
-    }
 }
 
 fn level_of(e: &Value, peer: &str, above: f64) -> bool {

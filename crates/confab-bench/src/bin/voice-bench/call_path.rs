@@ -16,7 +16,9 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 
-use crate::devices::{self, CpuHog, RoundTrip};
+use confab_testkit::cpu_hogs::CpuHogs;
+
+use crate::devices::{self, RoundTrip};
 use crate::speech::playout::Playout;
 use crate::speech::process::ConfabProcess;
 
@@ -55,7 +57,7 @@ pub fn measure(
     let url = format!("ws://{}/ws", server.local_addr());
     let idle = call(confab, &url, "idle");
     let busy = {
-        let _hog = CpuHog::start();
+        let _hog = CpuHogs::start(1);
         call(confab, &url, "busy")
     };
     runtime.block_on(server.stop());

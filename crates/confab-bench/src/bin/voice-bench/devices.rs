@@ -7,13 +7,12 @@
 //! written and read on a real-time thread, as the engine's 20 ms tick runs. The same
 //! clicks measure a call's path (`call_path`), from one null sink into another.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use confab_audio::FRAME_SAMPLES;
 use confab_audio::device::{DeviceSink, DeviceSource};
 use confab_audio::io::{Sink, Source};
+use confab_testkit::cpu_hogs::CpuHogs;
 
 pub const CLICKS: usize = 50;
 const CLICK_EVERY_FRAMES: usize = 20;
@@ -44,46 +43,10 @@ pub fn round_trips() -> anyhow::Result<Option<(RoundTrip, RoundTrip)>> {
     let monitor = format!("{}.monitor", sink.as_deref().unwrap_or("@DEFAULT_SINK@"));
     let idle = clicks(sink.clone(), monitor.clone())?;
     let busy = {
-        let _hog = CpuHog::start();
+        let _hog = CpuHogs::start(1);
         clicks(sink, monitor)?
     };
     Ok(Some((idle, busy)))
-}
-
-/// A busy loop on every core until dropped.
-pub struct CpuHog {
-    stop: Arc<AtomicBool>,
-    threads: Vec<std::thread::JoinHandle<()>>,
-}
-
-impl CpuHog {
-    pub fn start() -> Self {
-        let stop = Arc::new(AtomicBool::new(false));
-        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
-        let threads = (0..cores)
-            .map(|_| {
-                let stop = stop.clone();
-                std::thread::spawn(move || {
-                    let mut x = 0u64;
-                    while !stop.load(Ordering::Relaxed) {
-                        x = std::hint::black_box(
-                            x.wrapping_mul(6364136223846793005).wrapping_add(1),
-                        );
-                    }
-                })
-            })
-            .collect();
-        Self { stop, threads }
-    }
-}
-
-impl Drop for CpuHog {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        for thread in self.threads.drain(..) {
-            let _ = thread.join();
-        }
-    }
 }
 
 /// Clicks written to `sink` (the default one for `None`) and found on `source`.

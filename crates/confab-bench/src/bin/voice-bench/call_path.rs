@@ -87,9 +87,9 @@ fn call(confab: &Path, url: &str, room: &str) -> anyhow::Result<CallPath> {
             "--auto-accept-calls",
         ],
     )?;
-    let b_id = connected_id(&b)?;
+    let b_id = b.connected_id(SET_UP_WAIT)?;
     let mut a = peer("A", &["--audio-in", &microphone, "--audio-out", "none"])?;
-    let a_id = connected_id(&a)?;
+    let a_id = a.connected_id(SET_UP_WAIT)?;
     for (peer, other) in [(&a, &b_id), (&b, &a_id)] {
         peer.event(SET_UP_WAIT, &format!("the hello of {other}"), |e| {
             e["event"] == "trust" && e["peer"] == other.as_str()
@@ -110,28 +110,10 @@ fn call(confab: &Path, url: &str, room: &str) -> anyhow::Result<CallPath> {
         format!("{SPEAKER}.monitor"),
     )?;
     a.send(r#"{"cmd":"hangup"}"#)?;
-    let playout = b
-        .event(SET_UP_WAIT, "the playout summary", |e| {
-            e["event"] == "log"
-                && e["msg"]
-                    .as_str()
-                    .is_some_and(|m| m.starts_with(&format!("voice from {a_id}:")))
-        })
-        .ok()
-        .and_then(|e| e["msg"].as_str().and_then(Playout::parse));
+    let playout = Playout::logged_by(&b, &a_id, SET_UP_WAIT);
     b.quit(QUIT_WAIT)?;
     a.quit(QUIT_WAIT)?;
     Ok(CallPath { path, playout })
-}
-
-fn connected_id(peer: &ConfabProcess) -> anyhow::Result<String> {
-    let event = peer.event(SET_UP_WAIT, "connected", |e| {
-        e["event"] == "signaling" && e["state"] == "connected"
-    })?;
-    event["id"]
-        .as_str()
-        .map(str::to_owned)
-        .with_context(|| format!("no id in {event}"))
 }
 
 /// A null sink loaded into the sound server for the run, unloaded when dropped.

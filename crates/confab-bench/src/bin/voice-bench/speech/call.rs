@@ -11,7 +11,6 @@
 use std::path::Path;
 use std::time::Duration;
 
-use anyhow::Context;
 use confab_testkit::netns::Netns;
 
 use super::interrupt;
@@ -73,9 +72,9 @@ fn call_once(
         "B",
         &["--audio-out", &out, "--auto-accept-calls"],
     )?;
-    let b_id = connected_id(&b)?;
+    let b_id = b.connected_id(SET_UP_WAIT)?;
     let mut a = peer(&netns, confab, "A", &["--audio-in", "none"])?;
-    let a_id = connected_id(&a)?;
+    let a_id = a.connected_id(SET_UP_WAIT)?;
     for (peer, other) in [(&a, &b_id), (&b, &a_id)] {
         peer.event(SET_UP_WAIT, &format!("the hello of {other}"), |e| {
             e["event"] == "trust" && e["peer"] == other.as_str()
@@ -97,17 +96,8 @@ fn call_once(
     a.send(&input.to_string())?;
     interrupt::sleep(speech + TAIL)?;
     a.send(r#"{"cmd":"hangup"}"#)?;
-    // Figures to read the scores by, not needed for them: without a summary the column
-    // stays empty.
-    let playout = b
-        .event(SUMMARY_WAIT, "the playout summary", |e| {
-            e["event"] == "log"
-                && e["msg"]
-                    .as_str()
-                    .is_some_and(|m| m.starts_with(&format!("voice from {a_id}:")))
-        })
-        .ok()
-        .and_then(|e| e["msg"].as_str().and_then(Playout::parse));
+    // Without a summary the column stays empty.
+    let playout = Playout::logged_by(&b, &a_id, SUMMARY_WAIT);
     interrupt::check()?;
     // B's recording is complete once it has exited.
     b.quit(QUIT_WAIT)?;
@@ -125,16 +115,6 @@ fn peer(netns: &Netns, confab: &Path, name: &str, extra: &[&str]) -> anyhow::Res
         ])
         .args(extra);
     ConfabProcess::spawn(name, command)
-}
-
-fn connected_id(peer: &ConfabProcess) -> anyhow::Result<String> {
-    let event = peer.event(SET_UP_WAIT, "connected", |e| {
-        e["event"] == "signaling" && e["state"] == "connected"
-    })?;
-    event["id"]
-        .as_str()
-        .map(str::to_owned)
-        .with_context(|| format!("no id in {event}"))
 }
 
 /// What the Confab column needs beyond the reference and the scoring, or what is missing.

@@ -5,6 +5,9 @@
 //! up here instead of shifting the others.
 
 use std::fmt;
+use std::time::Duration;
+
+use super::process::ConfabProcess;
 
 #[derive(Debug, Clone, Default)]
 pub struct Playout {
@@ -13,6 +16,19 @@ pub struct Playout {
 }
 
 impl Playout {
+    /// How `listener` played `speaker`'s voice, from the summary it logs once the call
+    /// has ended (within `wait`); `None` when none came or it held no counts. Figures to
+    /// read the scores by, not needed for them.
+    pub fn logged_by(listener: &ConfabProcess, speaker: &str, wait: Duration) -> Option<Self> {
+        let prefix = format!("voice from {speaker}:");
+        listener
+            .event(wait, "the playout summary", |e| {
+                e["event"] == "log" && e["msg"].as_str().is_some_and(|m| m.starts_with(&prefix))
+            })
+            .ok()
+            .and_then(|e| e["msg"].as_str().and_then(Self::parse))
+    }
+
     /// The counts of one summary line; `None` when it has none.
     pub fn parse(msg: &str) -> Option<Self> {
         let (_, counts) = msg.split_once(": ")?;

@@ -125,6 +125,17 @@ impl ConfabProcess {
         }
     }
 
+    /// Its id in the room, once its signaling has connected (within `wait`).
+    pub fn connected_id(&self, wait: Duration) -> anyhow::Result<String> {
+        let event = self.event(wait, "connected", |e| {
+            e["event"] == "signaling" && e["state"] == "connected"
+        })?;
+        event["id"]
+            .as_str()
+            .map(str::to_owned)
+            .with_context(|| format!("{}: no id in {event}", self.name))
+    }
+
     /// Asks it to quit and waits up to `wait` for it to exit (so a recording is complete);
     /// kills it after that.
     pub fn quit(mut self, wait: Duration) -> anyhow::Result<()> {

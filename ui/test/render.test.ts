@@ -21,6 +21,24 @@ function $(selector: string): HTMLElement {
   return el;
 }
 
+/** Switches push-to-talk in Settings, as the user does. */
+async function switchPushToTalk(on: boolean): Promise<void> {
+  $('[data-nav="settings"]').click();
+  store.flush();
+  const toggle = $('[data-field="push-to-talk"]') as HTMLInputElement;
+  toggle.checked = on;
+  toggle.dispatchEvent(new Event("change"));
+  await settle();
+}
+
+/** Ada calls, and the call is taken. */
+async function acceptAdasCall(): Promise<void> {
+  store.apply({ event: "call-incoming", call: "c1", from: "p1" });
+  store.flush();
+  $('[data-action="accept-call"]').click();
+  await settle();
+}
+
 beforeEach(async () => {
   backend = new FakeBackend({ onboarded: true, name: "Me" });
   store = new Store(null);
@@ -303,21 +321,13 @@ describe("views", () => {
       Object.defineProperty(event, "target", { value: target });
       window.dispatchEvent(event);
     };
-    $('[data-nav="settings"]').click();
-    store.flush();
-    const ptt = $('[data-field="push-to-talk"]') as HTMLInputElement;
-    ptt.checked = true;
-    ptt.dispatchEvent(new Event("change"));
-    await settle();
+    await switchPushToTalk(true);
     expect(backend.settings.push_to_talk).toBe(true);
 
     key("keydown");
     await settle();
     expect(backend.sent.filter((c) => c.cmd === "mute")).toEqual([]);
-    store.apply({ event: "call-incoming", call: "c1", from: "p1" });
-    store.flush();
-    $('[data-action="accept-call"]').click();
-    await settle();
+    await acceptAdasCall();
     expect(backend.sent.at(-1)).toEqual({ cmd: "mute", muted: true });
     key("keydown");
     await settle();
@@ -338,19 +348,11 @@ describe("views", () => {
     const window = new EventTarget() as unknown as Window;
     const ptt = new PushToTalk(store, actions, window);
     await backend.attach((event) => store.apply(event), () => undefined, (held) => ptt.shortcut(held));
-    $('[data-nav="settings"]').click();
-    store.flush();
-    const toggle = $('[data-field="push-to-talk"]') as HTMLInputElement;
-    toggle.checked = true;
-    toggle.dispatchEvent(new Event("change"));
-    await settle();
+    await switchPushToTalk(true);
     expect(backend.talkShortcutGrabbed).toBe(true);
     expect($("[data-talk-shortcut]").textContent).toContain("Ctrl+Shift+Space anywhere on the desktop");
 
-    store.apply({ event: "call-incoming", call: "c1", from: "p1" });
-    store.flush();
-    $('[data-action="accept-call"]').click();
-    await settle();
+    await acceptAdasCall();
     expect($("[data-mic]").textContent).toBe("Hold Space or Ctrl+Shift+Space to talk");
     backend.pressTalkKey(true);
     await settle();
@@ -364,20 +366,13 @@ describe("views", () => {
     expect(backend.sent.at(-1)).toEqual({ cmd: "mute", muted: true });
 
     // Switched off, the shortcut goes back to the desktop.
-    toggle.checked = false;
-    toggle.dispatchEvent(new Event("change"));
-    await settle();
+    await switchPushToTalk(false);
     expect(backend.talkShortcutGrabbed).toBe(false);
   });
 
   it("says push-to-talk works in the window only where the desktop keeps its keys", async () => {
     backend.desktopShortcuts = false;
-    $('[data-nav="settings"]').click();
-    store.flush();
-    const toggle = $('[data-field="push-to-talk"]') as HTMLInputElement;
-    toggle.checked = true;
-    toggle.dispatchEvent(new Event("change"));
-    await settle();
+    await switchPushToTalk(true);
     expect($("[data-talk-shortcut]").textContent).toContain("In this window only");
   });
 

@@ -11,9 +11,9 @@
 //! FEC. It shrinks by skipping a frame when it holds more than about twice its target, and
 //! a frame per pop for whatever it held beyond the target all through a 2 s watch (a burst
 //! queued as a call starts). The target is sized from the interarrival jitter (RFC 3550's
-//! estimator), one more frame during loss, and the depth the latest late packet showed was needed, held for a while as
-//! WebRTC's NetEQ holds its delay peaks: a delay met once is ridden out unheard the next
-//! time instead of costing a wait each time.
+//! estimator), one more frame during loss, and the depth the latest late packet showed was
+//! needed, held for a while as WebRTC's NetEQ holds its delay peaks: a delay met once is
+//! ridden out unheard the next time instead of costing a wait each time.
 //!
 //! Copies of earlier frames carried in RED (see [`crate::red`]) fill the gaps their own
 //! packets left; the loss the buffer measures is still the network's (a frame whose own

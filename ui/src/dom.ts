@@ -34,10 +34,40 @@ function append(el: HTMLElement, children: (Child | Child[])[]): void {
   }
 }
 
-/** Replaces an element's children. */
+/**
+ * The element a pointer is pressed on, until it is released. A redraw in between would
+ * replace it, and the browser sends a click only when press and release meet the same
+ * element: on a busy machine, or with a slow press while the views redraw for each stats
+ * or level update, a click on a button would be lost. So a redraw of what holds it waits
+ * for the release (and the click it makes).
+ */
+let pressed: Element | null = null;
+
+interface Redraw {
+  children: (Child | Child[])[];
+  keepFocus: boolean;
+}
+
+/** The latest redraw of each held-back element, made once the pointer is released. */
+const heldBack = new Map<HTMLElement, Redraw>();
+
+if (typeof document !== "undefined") {
+  document.addEventListener("pointerdown", (e) => (pressed = e.target instanceof Element ? e.target : null), true);
+  const release = () => {
+    pressed = null;
+    // After the click the release makes, which runs in this same task.
+    setTimeout(() => {
+      for (const [el, redraw] of heldBack) replace(el, redraw);
+      heldBack.clear();
+    }, 0);
+  };
+  document.addEventListener("pointerup", release, true);
+  document.addEventListener("pointercancel", release, true);
+}
+
+/** Replaces an element's children (once no pointer is pressed on one of them). */
 export function fill(el: HTMLElement, ...children: (Child | Child[])[]): void {
-  el.replaceChildren();
-  append(el, children);
+  redraw(el, { children, keepFocus: false });
 }
 
 /** Attributes that name a control across redraws. */
@@ -49,9 +79,23 @@ const KEYS = ["data-action", "data-conv", "data-nav", "data-field", "aria-label"
  * keyboard user out of the list they are in.
  */
 export function refill(el: HTMLElement, ...children: (Child | Child[])[]): void {
+  redraw(el, { children, keepFocus: true });
+}
+
+function redraw(el: HTMLElement, next: Redraw): void {
+  if (pressed && el.contains(pressed)) {
+    heldBack.set(el, next);
+    return;
+  }
+  heldBack.delete(el);
+  replace(el, next);
+}
+
+function replace(el: HTMLElement, { children, keepFocus }: Redraw): void {
   const active = document.activeElement;
-  const selector = active instanceof HTMLElement && el.contains(active) ? focusSelector(active) : null;
-  fill(el, ...children);
+  const selector = keepFocus && active instanceof HTMLElement && el.contains(active) ? focusSelector(active) : null;
+  el.replaceChildren();
+  append(el, children);
   if (!selector) return;
   const again = el.querySelector<HTMLElement>(selector);
   again?.focus();

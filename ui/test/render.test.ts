@@ -376,6 +376,21 @@ describe("views", () => {
     expect($("[data-talk-shortcut]").textContent).toContain("In this window only");
   });
 
+  it("keeps a pressed button through a redraw, so the click it makes lands", async () => {
+    const logs = $('[data-nav="logs"]');
+    logs.dispatchEvent(new PointerEvent("pointerdown", { bubbles: true }));
+    // Someone joins while the button is held: the sidebar redraws.
+    store.apply({ event: "peer-joined", peer: { id: "p2", name: "Bo" } });
+    store.flush();
+    expect($('[data-nav="logs"]')).toBe(logs);
+    logs.dispatchEvent(new PointerEvent("pointerup", { bubbles: true }));
+    logs.click();
+    await settle();
+    expect(store.state.view).toBe("logs");
+    // The redraw held back comes after the release.
+    expect(app.el.querySelector('[data-name="Bo"]')).not.toBeNull();
+  });
+
   it("says so when signaling drops while peers stay connected", () => {
     store.apply({ event: "signaling", state: "disconnected" });
     store.flush();

@@ -7,13 +7,11 @@
 //! - [`window`]: the one place where core events become frontend events.
 //! - [`invites`]: `confab://` invite links the desktop opens with the app.
 //! - [`talk_key`]: push-to-talk from anywhere on the desktop (a global shortcut).
-//! - [`reopen`]: a start that came while the app was closing, made again once it has.
 //! - [`error`]: errors as the page sees them, `{code, message}`.
 
 pub mod commands;
 pub mod error;
 pub mod invites;
-pub mod reopen;
 pub mod talk_key;
 pub mod window;
 
@@ -26,7 +24,6 @@ use tauri_plugin_log::{Target, TargetKind};
 
 use crate::error::ShellError;
 use crate::invites::Invites;
-use crate::reopen::Reopen;
 use crate::window::Forwarder;
 
 /// How long leaving the room may take when the app closes.
@@ -38,7 +35,6 @@ pub struct AppState {
     session: Session,
     forwarder: Arc<Forwarder>,
     invites: Invites,
-    reopen: Reopen,
 }
 
 fn build_state(app: &tauri::AppHandle) -> Result<AppState, ShellError> {
@@ -60,7 +56,6 @@ fn build_state(app: &tauri::AppHandle) -> Result<AppState, ShellError> {
         session,
         forwarder,
         invites: Invites::default(),
-        reopen: Reopen::default(),
     })
 }
 
@@ -84,12 +79,8 @@ pub fn run() {
     let app = tauri::Builder::default()
         // First, so that a second start goes no further than handing over its arguments
         // (its invite link goes on to the deep-link plugin).
-        .plugin(tauri_plugin_single_instance::init(|app, argv, _cwd| {
-            if !window::bring_forward(app)
-                && let Some(state) = app.try_state::<AppState>()
-            {
-                state.reopen.remember(argv);
-            }
+        .plugin(tauri_plugin_single_instance::init(|app, _argv, _cwd| {
+            window::bring_forward(app);
         }))
         .plugin(tauri_plugin_deep_link::init())
         .plugin(log)
@@ -135,8 +126,6 @@ pub fn run() {
         if let RunEvent::Exit = event
             && let Some(state) = app.try_state::<AppState>()
         {
-            // The name is released by now: a start made again becomes the app.
-            state.reopen.now();
             // Leave the room cleanly so others see us go at once, not after a timeout.
             tauri::async_runtime::block_on(async {
                 let _ = tokio::time::timeout(LEAVE_TIMEOUT, state.session.shutdown()).await;

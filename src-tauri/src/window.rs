@@ -79,14 +79,11 @@ impl Forwarder {
 }
 
 /// Brings the main window to the front (a second start of the app, an invite opened).
-/// False when there is none: the app is closing.
-pub fn bring_forward(app: &AppHandle) -> bool {
-    let Some(window) = app.get_webview_window(MAIN_WINDOW) else {
-        return false;
-    };
-    let _ = window.unminimize();
-    let _ = window.set_focus();
-    true
+pub fn bring_forward(app: &AppHandle) {
+    if let Some(window) = app.get_webview_window(MAIN_WINDOW) {
+        let _ = window.unminimize();
+        let _ = window.set_focus();
+    }
 }
 
 impl EventSink for Forwarder {

@@ -8,13 +8,13 @@
 
 import { execFileSync, spawn } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
-import { mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 
-import { WebDriver, instanceNameReleased, waitForDriver } from "./webdriver.mjs";
+import { WebDriver, waitForDriver } from "./webdriver.mjs";
 
 const app = process.env.CONFAB_APP;
 const confab = process.env.CONFAB_BIN;
@@ -527,42 +527,5 @@ test("first run, hosting, chat and files both ways, safety codes, calls that gro
     } finally {
       rmSync(gtk, { recursive: true, force: true });
     }
-  });
-
-  await t.test("Confab opened again as it closes shows a window", async () => {
-    // The processes showing a window titled Confab (X reuses window ids between clients).
-    const showing = () => {
-      let ids = [];
-      try {
-        ids = execFileSync("xdotool", ["search", "--name", "^Confab$"], { encoding: "utf8" }).trim().split("\n").filter(Boolean);
-      } catch {
-        // xdotool exits 1 when it finds none.
-      }
-      return ids.flatMap((id) => {
-        try {
-          return [Number(execFileSync("xdotool", ["getwindowpid", id], { encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] }).trim())];
-        } catch {
-          return []; // gone meanwhile
-        }
-      });
-    };
-    const closing = showing();
-    assert.equal(closing.length, 1, "the app's window before it closes");
-    // As a user who closes the window and opens Confab again at once: the closing app may
-    // still hold its single-instance name, so the new start may hand over to it.
-    await driver.stop({ waitForName: false });
-    const again = spawn(app, [], { stdio: ["ignore", "ignore", openSync(join(out, "reopened.log"), "w")] });
-    try {
-      const deadline = Date.now() + 20000;
-      let shown;
-      while (!(shown = showing().find((pid) => !closing.includes(pid))) && Date.now() < deadline) {
-        await new Promise((resolve) => setTimeout(resolve, 100));
-      }
-      assert.ok(shown, "a window for the start made while the app was closing");
-      process.kill(shown, "SIGTERM");
-    } finally {
-      if (again.exitCode === null) again.kill("SIGTERM");
-    }
-    await instanceNameReleased();
   });
 });

@@ -22,14 +22,6 @@ function instanceNameOwned() {
   }
 }
 
-/** Waits (up to 10 s) until no running app holds the single-instance name. */
-export async function instanceNameReleased() {
-  const deadline = Date.now() + 10000;
-  while (Date.now() < deadline && instanceNameOwned()) {
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-}
-
 export class WebDriver {
   constructor(base) {
     this.base = base;
@@ -67,15 +59,17 @@ export class WebDriver {
   }
 
   /** Ends the session, which closes the app, and waits for the app to release its
-   * single-instance name (unless `waitForName` is false): the session ends before the app
-   * has left its room, and a start in between would hand its arguments to the leaving
-   * app. */
-  async stop({ waitForName = true } = {}) {
+   * single-instance name: the session ends before the app has left its room, and a start
+   * in between would hand its arguments to the leaving app and exit. */
+  async stop() {
     if (!this.session) return;
     const session = this.session;
     this.session = null;
     await this.request("DELETE", `/session/${session}`);
-    if (waitForName) await instanceNameReleased();
+    const deadline = Date.now() + 10000;
+    while (Date.now() < deadline && instanceNameOwned()) {
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
   }
 
   path(rest) {

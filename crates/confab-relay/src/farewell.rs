@@ -16,6 +16,17 @@ use stun::message::{CLASS_REQUEST, METHOD_REFRESH, Message, MessageType, Setter}
 use stun::textattrs::TextAttribute;
 use turn::proto::lifetime::Lifetime;
 
+/// The STUN type of `raw`, read from its header, if it is a STUN message.
+pub(crate) fn stun_type(raw: &[u8]) -> Option<MessageType> {
+    let &[high, low] = raw.first_chunk::<2>()?;
+    if !stun::message::is_message(raw) {
+        return None;
+    }
+    let mut typ = MessageType::default();
+    typ.read_value(u16::from_be_bytes([high, low]));
+    Some(typ)
+}
+
 /// The credentials of a client's last authenticated request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Signed {
@@ -29,15 +40,13 @@ impl Signed {
     /// NONCE; the turn crate checks its integrity); `None` for anything else, ChannelData
     /// included.
     pub(crate) fn of(raw: &[u8]) -> Option<Self> {
-        if !stun::message::is_message(raw) {
+        // Every datagram a client relays comes through here: only a request is decoded.
+        if stun_type(raw)?.class != CLASS_REQUEST {
             return None;
         }
         let mut message = Message::new();
         message.raw = raw.to_vec();
         message.decode().ok()?;
-        if message.typ.class != CLASS_REQUEST {
-            return None;
-        }
         let text = |attr| {
             TextAttribute::get_from_as(&message, attr)
                 .ok()

@@ -15,12 +15,11 @@ use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
 use stun::message::{
     CLASS_INDICATION, CLASS_SUCCESS_RESPONSE, METHOD_ALLOCATE, METHOD_DATA, METHOD_SEND,
-    MessageType,
 };
 use tokio::time::Instant;
 use turn::proto::chandata::ChannelData;
 
-use crate::farewell::Signed;
+use crate::farewell::{Signed, stun_type};
 use crate::metrics::{Refusal, RelayMetrics};
 
 /// A token bucket of bytes: `rate` per second, bursts of one second's worth.
@@ -54,20 +53,10 @@ impl Bandwidth {
     }
 }
 
-/// Signed requests whose answer has not come, at most: past this the oldest are dropped (a
-/// flood of requests from made-up addresses must not grow it without end).
+/// Signed requests whose answer has not come, at most: past this all of them are dropped
+/// and counted again from empty (a flood of requests from made-up addresses must not grow
+/// the map without end; a real client signs its next request again).
 const MAX_PENDING: usize = 4096;
-
-/// The STUN type of `raw`, if it is a STUN message.
-fn stun_type(raw: &[u8]) -> Option<MessageType> {
-    let &[high, low] = raw.first_chunk::<2>()?;
-    if !stun::message::is_message(raw) {
-        return None;
-    }
-    let mut typ = MessageType::default();
-    typ.read_value(u16::from_be_bytes([high, low]));
-    Some(typ)
-}
 
 /// Whether `raw`, as a client sends or receives it, carries relayed data.
 fn is_relayed_data(raw: &[u8]) -> bool {
@@ -184,7 +173,7 @@ mod tests {
     use std::time::Duration;
 
     use stun::agent::TransactionId;
-    use stun::message::{BINDING_REQUEST, Message};
+    use stun::message::{BINDING_REQUEST, Message, MessageType};
 
     use super::*;
 

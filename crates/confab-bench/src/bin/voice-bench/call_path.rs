@@ -19,6 +19,7 @@ use anyhow::{Context, bail};
 use confab_testkit::cpu_hogs::CpuHogs;
 
 use crate::devices::{self, RoundTrip};
+use crate::speech::call::start_call;
 use crate::speech::playout::Playout;
 use crate::speech::process::ConfabProcess;
 
@@ -90,20 +91,9 @@ fn call(confab: &Path, url: &str, room: &str) -> anyhow::Result<CallPath> {
     let b_id = b.connected_id(SET_UP_WAIT)?;
     let mut a = peer("A", &["--audio-in", &microphone, "--audio-out", "none"])?;
     let a_id = a.connected_id(SET_UP_WAIT)?;
-    for (peer, other) in [(&a, &b_id), (&b, &a_id)] {
-        peer.event(SET_UP_WAIT, &format!("the hello of {other}"), |e| {
-            e["event"] == "trust" && e["peer"] == other.as_str()
-        })?;
-    }
     // Noise suppression takes clicks for noise; it works within each frame and adds no delay.
     a.send(r#"{"cmd":"set-audio","noise_suppression":false}"#)?;
-    a.send(r#"{"cmd":"call"}"#)?;
-    a.event(SET_UP_WAIT, "the call active", |e| {
-        e["event"] == "call-state" && e["state"] == "active" && e["peer"] == b_id.as_str()
-    })?;
-    b.event(SET_UP_WAIT, "A's voice playing", |e| {
-        e["event"] == "level" && e["peer"] == a_id.as_str()
-    })?;
+    start_call(&mut a, &a_id, &b, &b_id, SET_UP_WAIT)?;
     let path = devices::clicks_via(
         MIC.to_owned(),
         format!("{MIC}.monitor"),

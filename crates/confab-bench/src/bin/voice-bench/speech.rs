@@ -13,7 +13,7 @@
 //! Python's `pesq` and `pystoi`) is skipped with a line saying what is missing.
 
 mod anchors;
-mod call;
+pub mod call;
 mod interrupt;
 pub mod playout;
 pub mod process;
@@ -122,7 +122,14 @@ fn through_confab(
 ) -> anyhow::Result<(Score, Option<Playout>)> {
     let recording = dir.join(format!("confab-{loss}.wav"));
     let speech = Duration::from_secs_f64(reference.seconds());
-    let playout = call::record(&options.confab, &reference.path, speech, loss, &recording)?;
+    let playout = call::Call {
+        confab: &options.confab,
+        reference: &reference.path,
+        speech,
+        loss_percent: loss,
+        recording: &recording,
+    }
+    .record()?;
     let score = score::score(&reference.path, &recording)?;
     eprintln!(
         "  loss {loss} %: Confab {:.2} ({:.2}); the speech found {:.2} s into B's recording, \

@@ -29,80 +29,104 @@ const QUIT_WAIT: Duration = Duration::from_secs(5);
 /// For B's playout summary after the hangup (which crosses the lossy chat channel).
 const SUMMARY_WAIT: Duration = Duration::from_secs(10);
 
-/// One call at `loss_percent` % UDP loss; B's recording goes to `recording`.
-pub fn record(
-    confab: &Path,
-    reference: &Path,
-    speech: Duration,
-    loss_percent: u8,
-    recording: &Path,
-) -> anyhow::Result<Option<Playout>> {
-    let mut attempt = 1;
-    loop {
-        match call_once(confab, reference, speech, loss_percent, recording) {
-            Ok(playout) => return Ok(playout),
-            Err(e) if attempt < ATTEMPTS && interrupt::check().is_ok() => {
-                eprintln!("  loss {loss_percent} %: call attempt {attempt} failed, again: {e:#}");
-                attempt += 1;
+/// One call of the speech run: A says `reference` (`speech` long) at `loss_percent` % UDP
+/// loss, and B's recording goes to `recording`.
+pub struct Call<'a> {
+    pub confab: &'a Path,
+    pub reference: &'a Path,
+    pub speech: Duration,
+    pub loss_percent: u8,
+    pub recording: &'a Path,
+}
+
+impl Call<'_> {
+    /// Makes the call, trying again when one fails to set up.
+    pub fn record(&self) -> anyhow::Result<Option<Playout>> {
+        let mut attempt = 1;
+        loop {
+            match self.once() {
+                Ok(playout) => return Ok(playout),
+                Err(e) if attempt < ATTEMPTS && interrupt::check().is_ok() => {
+                    eprintln!(
+                        "  loss {} %: call attempt {attempt} failed, again: {e:#}",
+                        self.loss_percent
+                    );
+                    attempt += 1;
+                }
+                Err(e) => return Err(e),
             }
-            Err(e) => return Err(e),
         }
+    }
+
+    fn once(&self) -> anyhow::Result<Option<Playout>> {
+        let Self {
+            confab,
+            reference,
+            speech,
+            loss_percent,
+            recording,
+        } = *self;
+        // Declared first, dropped last: the processes inside are killed before it goes.
+        let netns = Netns::new("voice")?;
+        netns.lose_udp(u32::from(loss_percent) * 10)?;
+        let mut server = netns.command(confab);
+        server.args(["server", "--listen", SERVER]);
+        let _server = ConfabProcess::spawn("server", server)?;
+        netns.wait_for_listener(SERVER, Duration::from_secs(10))?;
+
+        let out = format!("wav:{}", recording.display());
+        let b = peer(
+            &netns,
+            confab,
+            "B",
+            &["--audio-out", &out, "--auto-accept-calls"],
+        )?;
+        let b_id = b.connected_id(SET_UP_WAIT)?;
+        let mut a = peer(&netns, confab, "A", &["--audio-in", "none"])?;
+        let a_id = a.connected_id(SET_UP_WAIT)?;
+        start_call(&mut a, &a_id, &b, &b_id, SET_UP_WAIT)?;
+
+        let input = serde_json::json!({
+            "cmd": "set-audio",
+            "input": format!("wav:{}", reference.display()),
+        });
+        a.send(&input.to_string())?;
+        interrupt::sleep(speech + TAIL)?;
+        a.send(r#"{"cmd":"hangup"}"#)?;
+        // Without a summary the column stays empty.
+        let playout = Playout::logged_by(&b, &a_id, SUMMARY_WAIT);
+        interrupt::check()?;
+        // B's recording is complete once it has exited.
+        b.quit(QUIT_WAIT)?;
+        a.quit(QUIT_WAIT)?;
+        Ok(playout)
     }
 }
 
-fn call_once(
-    confab: &Path,
-    reference: &Path,
-    speech: Duration,
-    loss_percent: u8,
-    recording: &Path,
-) -> anyhow::Result<Option<Playout>> {
-    // Declared first, dropped last: the processes inside are killed before it goes.
-    let netns = Netns::new("voice")?;
-    netns.lose_udp(u32::from(loss_percent) * 10)?;
-    let mut server = netns.command(confab);
-    server.args(["server", "--listen", SERVER]);
-    let _server = ConfabProcess::spawn("server", server)?;
-    netns.wait_for_listener(SERVER, Duration::from_secs(10))?;
-
-    let out = format!("wav:{}", recording.display());
-    let b = peer(
-        &netns,
-        confab,
-        "B",
-        &["--audio-out", &out, "--auto-accept-calls"],
-    )?;
-    let b_id = b.connected_id(SET_UP_WAIT)?;
-    let mut a = peer(&netns, confab, "A", &["--audio-in", "none"])?;
-    let a_id = a.connected_id(SET_UP_WAIT)?;
-    for (peer, other) in [(&a, &b_id), (&b, &a_id)] {
-        peer.event(SET_UP_WAIT, &format!("the hello of {other}"), |e| {
-            e["event"] == "trust" && e["peer"] == other.as_str()
+/// Once A and B have met (each has the other's hello), A calls B, which accepts by
+/// itself (`--auto-accept-calls`); returns once A's voice plays at B. Each step may take
+/// up to `wait`.
+pub fn start_call(
+    a: &mut ConfabProcess,
+    a_id: &str,
+    b: &ConfabProcess,
+    b_id: &str,
+    wait: Duration,
+) -> anyhow::Result<()> {
+    for (peer, other) in [(&*a, b_id), (b, a_id)] {
+        peer.event(wait, &format!("the hello of {other}"), |e| {
+            e["event"] == "trust" && e["peer"] == other
         })?;
     }
     a.send(r#"{"cmd":"call"}"#)?;
-    a.event(SET_UP_WAIT, "the call active", |e| {
-        e["event"] == "call-state" && e["state"] == "active" && e["peer"] == b_id.as_str()
+    a.event(wait, "the call active", |e| {
+        e["event"] == "call-state" && e["state"] == "active" && e["peer"] == b_id
     })?;
     // B meters a stream from its first packet on: A's voice is playing there.
-    b.event(SET_UP_WAIT, "A's voice playing", |e| {
-        e["event"] == "level" && e["peer"] == a_id.as_str()
+    b.event(wait, "A's voice playing", |e| {
+        e["event"] == "level" && e["peer"] == a_id
     })?;
-
-    let input = serde_json::json!({
-        "cmd": "set-audio",
-        "input": format!("wav:{}", reference.display()),
-    });
-    a.send(&input.to_string())?;
-    interrupt::sleep(speech + TAIL)?;
-    a.send(r#"{"cmd":"hangup"}"#)?;
-    // Without a summary the column stays empty.
-    let playout = Playout::logged_by(&b, &a_id, SUMMARY_WAIT);
-    interrupt::check()?;
-    // B's recording is complete once it has exited.
-    b.quit(QUIT_WAIT)?;
-    a.quit(QUIT_WAIT)?;
-    Ok(playout)
+    Ok(())
 }
 
 /// A `confab peer` in `netns`, its logs as events (`-v`) for the playout summary.

@@ -36,31 +36,29 @@ impl MeshTask {
             (Some(peer), None) => Target::Peer(peer),
             (None, None) => Target::Room,
         };
-        let (peer_key, readers) = match &target {
-            Target::Room => {
-                let present: Vec<String> = self
-                    .peers
-                    .values()
-                    .filter_map(|p| p.fingerprint.clone())
-                    .collect();
-                let members = self.report_store(self.store.members(&room));
-                let readers =
-                    self.outbox
-                        .readers(&target, None, present, members.unwrap_or_default());
-                (None, readers)
-            }
-            Target::Peer(peer) => {
-                let key = self.fingerprint(peer);
-                let readers = self.outbox.readers(&target, key.as_deref(), [], []);
-                (key, readers)
-            }
-            Target::Key(_) => (None, self.outbox.readers(&target, None, [], [])),
+        let peer_key = match &target {
+            Target::Peer(peer) => self.fingerprint(peer),
+            _ => None,
         };
-        let direct_to = match &target {
-            Target::Key(key) => Some(key.clone()),
-            Target::Peer(_) => peer_key.clone(),
-            Target::Room => None,
+        // A room message is read by everyone present or ever met in the room.
+        let (present, members) = if target == Target::Room {
+            let present: Vec<String> = self
+                .peers
+                .values()
+                .filter_map(|p| p.fingerprint.clone())
+                .collect();
+            let members = self.report_store(self.store.members(&room));
+            (present, members.unwrap_or_default())
+        } else {
+            (Vec::new(), Vec::new())
         };
+        let readers = self
+            .outbox
+            .readers(&target, peer_key.as_deref(), present, members);
+        // A direct message's one reader, when its key is known.
+        let direct_to = (target != Target::Room)
+            .then(|| readers.first().cloned())
+            .flatten();
         let id = new_message_id();
         let ts = unix_ms();
         let for_room = target == Target::Room;

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use confab_mesh::connection_test;
-use confab_mesh::{Command, Event, IceServer};
+use confab_mesh::{Command, IceServer};
 use confab_signal::lan::FoundServer;
 use serde::Serialize;
 use tauri::ipc::Channel;
@@ -18,7 +18,7 @@ use confab_session::settings::Settings;
 
 use crate::AppState;
 use crate::error::ShellError;
-use crate::window::MAIN_WINDOW;
+use crate::window::{MAIN_WINDOW, RoomEvent};
 
 /// How long the app listens for servers' announcements.
 const DISCOVERY_WAIT: Duration = Duration::from_secs(2);
@@ -40,7 +40,7 @@ pub struct Boot {
 /// peer and, when Settings asks for it, the hosted server.
 #[tauri::command]
 pub async fn attach(
-    streams: Channel<Event>,
+    streams: Channel<RoomEvent>,
     app: AppHandle,
     state: State<'_, AppState>,
 ) -> Result<Boot, ShellError> {
@@ -61,19 +61,22 @@ pub async fn attach(
     })
 }
 
-/// One command of the core API, as its JSON (`{"cmd": "chat", "text": "hi"}`).
+/// One command of the core API, as its JSON (`{"cmd": "chat", "text": "hi"}`), for the
+/// room with id `room`; with none, for no room in particular (`Session::command`).
 #[tauri::command]
 pub async fn peer_command(
     command: serde_json::Value,
+    room: Option<String>,
     state: State<'_, AppState>,
 ) -> Result<(), ShellError> {
     let command: Command =
         serde_json::from_value(command).map_err(|e| ShellError::BadCommand(e.to_string()))?;
-    Ok(state.session.command(command).await?)
+    Ok(state.session.command(room.as_deref(), command).await?)
 }
 
 /// Saves the settings. Those the core is built with (name, ICE servers, devices) apply
-/// from the next `connect`; the hosted server's are applied by `host_start`.
+/// from a room's next `connect`; the hosted server's are applied by `host_start`. A room
+/// taken out of the list is left.
 #[tauri::command]
 pub async fn settings_set(
     settings: Settings,

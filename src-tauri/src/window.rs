@@ -1,7 +1,8 @@
 //! The one place where core events become frontend events.
 //!
 //! Most go to the main window as the global event `peer-event`, in the JSON of
-//! docs/peer-api.md. The high-rate ones (`level` every 100 ms per peer in a call,
+//! docs/peer-api.md with the id of the room whose peer gave it added (`room_id`). The
+//! high-rate ones (`level` every 100 ms per peer in a call,
 //! `file-progress` every 250 ms per transfer) go over the `tauri::ipc::Channel` the page
 //! handed to `attach`, since global events are not made for that rate. `log` events also go
 //! to the log file (errors too: the core logs each one it reports).
@@ -11,6 +12,7 @@ use std::sync::Mutex;
 use confab_mesh::Event;
 use confab_mesh::api::LogLevel;
 use confab_session::EventSink;
+use serde::Serialize;
 use tauri::ipc::Channel;
 use tauri::{AppHandle, Emitter, Manager};
 
@@ -19,11 +21,20 @@ pub const MAIN_WINDOW: &str = "main";
 /// The frontend event carrying one core event.
 pub const PEER_EVENT: &str = "peer-event";
 
+/// A core event as the page gets it: the event's own fields and its room's id (not
+/// `room`, which a `signaling` event has: the room's name).
+#[derive(Debug, Clone, Serialize)]
+pub struct RoomEvent {
+    room_id: String,
+    #[serde(flatten)]
+    event: Event,
+}
+
 /// Where events go.
 pub struct Forwarder {
     app: AppHandle,
     /// The page's stream channel; replaced when the page reloads and attaches again.
-    streams: Mutex<Option<Channel<Event>>>,
+    streams: Mutex<Option<Channel<RoomEvent>>>,
 }
 
 impl std::fmt::Debug for Forwarder {
@@ -43,26 +54,31 @@ impl Forwarder {
         }
     }
 
-    pub fn attach(&self, channel: Channel<Event>) {
+    pub fn attach(&self, channel: Channel<RoomEvent>) {
         *self.lock() = Some(channel);
     }
 
-    fn forward(&self, event: Event) {
-        match event {
-            Event::Level { .. } | Event::FileProgress { .. } => {
+    fn forward(&self, room: &str, event: Event) {
+        let streamed = matches!(event, Event::Level { .. } | Event::FileProgress { .. });
+        if let Event::Log {
+            level, msg, peer, ..
+        } = &event
+        {
+            write_log(room, *level, msg, peer.as_deref());
+        }
+        let event = RoomEvent {
+            room_id: room.to_owned(),
+            event,
+        };
+        match streamed {
+            true => {
                 if let Some(channel) = self.lock().as_ref()
                     && let Err(e) = channel.send(event)
                 {
                     log::debug!("stream channel: {e}");
                 }
             }
-            event => {
-                if let Event::Log {
-                    level, msg, peer, ..
-                } = &event
-                {
-                    write_log(*level, msg, peer.as_deref());
-                }
+            false => {
                 if let Err(e) = self.app.emit_to(MAIN_WINDOW, PEER_EVENT, &event) {
                     log::warn!("cannot reach the window: {e}");
                 }
@@ -71,7 +87,7 @@ impl Forwarder {
     }
 
     /// A poisoned lock only means a send panicked; the channel itself is still usable.
-    fn lock(&self) -> std::sync::MutexGuard<'_, Option<Channel<Event>>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Option<Channel<RoomEvent>>> {
         self.streams
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -87,13 +103,14 @@ pub fn bring_forward(app: &AppHandle) {
 }
 
 impl EventSink for Forwarder {
-    fn event(&self, event: Event) {
-        self.forward(event);
+    fn event(&self, room: &str, event: Event) {
+        self.forward(room, event);
     }
 }
 
-/// The core's log lines go to the log file (tauri-plugin-log) at their own level.
-fn write_log(level: LogLevel, msg: &str, peer: Option<&str>) {
+/// The core's log lines go to the log file (tauri-plugin-log) at their own level, with
+/// their room's id.
+fn write_log(room: &str, level: LogLevel, msg: &str, peer: Option<&str>) {
     let level = match level {
         LogLevel::Debug => log::Level::Debug,
         LogLevel::Info => log::Level::Info,
@@ -101,7 +118,7 @@ fn write_log(level: LogLevel, msg: &str, peer: Option<&str>) {
         LogLevel::Error => log::Level::Error,
     };
     match peer {
-        Some(peer) => log::log!(target: "confab::core", level, "[{peer}] {msg}"),
-        None => log::log!(target: "confab::core", level, "{msg}"),
+        Some(peer) => log::log!(target: "confab::core", level, "{room} [{peer}] {msg}"),
+        None => log::log!(target: "confab::core", level, "{room} {msg}"),
     }
 }

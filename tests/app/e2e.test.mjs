@@ -33,6 +33,8 @@ const driver = new WebDriver(driverUrl);
 let shot = 0;
 let bot = null;
 let bot2 = null;
+/** A headless peer in the second room the app joins. */
+let cy = null;
 
 async function screenshot(name) {
   shot += 1;
@@ -114,6 +116,10 @@ const lookedFor = (css) =>
   `const again = [...document.querySelectorAll('[data-action="discover"]')].find((b) => !b.closest('[hidden]') && !b.disabled); ` +
   `again?.click(); return false;`;
 const visible = (css) => `const el = document.querySelector(${JSON.stringify(css)}); return !!el && !el.closest('[hidden]');`;
+/** The sidebar's entry of the room named `name`. */
+const roomEntry = (name) => `.sidebar [data-room-name="${name}"]`;
+/** The unread count the sidebar shows for the room named `name` (0 when none). */
+const roomUnread = (name) => driver.exec("return Number(document.querySelector(arguments[0])?.textContent ?? 0);", [`${roomEntry(name)} .unread`]);
 
 before(async () => {
   await waitForDriver(driverUrl);
@@ -124,6 +130,7 @@ after(async () => {
   try {
     await bot?.quit();
     await bot2?.quit();
+    await cy?.quit();
   } finally {
     await driver.stop().catch(() => undefined);
   }
@@ -448,7 +455,7 @@ test("first run, hosting, chat and files both ways, safety codes, calls that gro
     await driver.stop();
     const saved = savedSettings();
     assert.equal(saved.name, "Tester");
-    assert.equal(saved.room, "e2e");
+    assert.deepEqual(saved.rooms.map((r) => r.room), ["e2e"]);
     assert.equal(saved.host.port, port);
     assert.equal(saved.push_to_talk, true);
     assert.equal(saved.noise_suppression, false);
@@ -481,8 +488,45 @@ test("first run, hosting, chat and files both ways, safety codes, calls that gro
     await screenshot("invite-opened");
     await driver.click('[data-action="join-invite"]');
     await driver.waitFor("the prompt gone", "return document.querySelector('.invite-prompt').hidden;");
-    await driver.waitFor("signaling connected in the invited room", visible(".dot.ok"), [], 20000);
-    assert.equal(savedSettings().room, "invited");
+    await driver.waitFor("signaling connected in the invited room", visible(`${roomEntry("invited")} .dot.ok`), [], 20000);
+    assert.deepEqual(savedSettings().rooms.map((r) => r.room), ["e2e", "invited"], "the invited room beside the first");
+    await driver.waitFor("the first room still connected", visible(`${roomEntry("e2e")} .dot.ok`), [], 20000);
+  });
+
+  await t.test("two rooms at once: each its own people, unread counts, kept over a restart", async () => {
+    cy = new HeadlessPeer("headless-peer-cy", ["--server", server, "--room", "invited", "--name", "Cy", "--audio-in", "none", "--audio-out", "none"]);
+    await cy.waitFor("its signaling", (e) => e.event === "signaling" && e.state === "connected");
+    // The invited room is on screen: Cy is here; Bot (in the first room) is not, only met
+    // before (listed as away).
+    await driver.waitFor("Cy connected in the invited room", visible('[data-name="Cy"][data-state="connected"]'), [], 30000);
+    assert.equal(await driver.exec("return document.querySelector('[data-peer][data-name=\"Bot\"]');"), null);
+    bot.send({ cmd: "chat", text: "Meanwhile, in the first room" });
+    await driver.waitFor("the first room's unread count", `return Number(document.querySelector('${roomEntry("e2e")} .unread')?.textContent) === 1;`);
+    assert.equal(await roomUnread("invited"), 0);
+    await screenshot("two-rooms-unread");
+
+    await driver.click(`${roomEntry("e2e")} button`);
+    await driver.waitFor("the first room's message", "return [...document.querySelectorAll('.msg')].some((m) => m.textContent.includes('Meanwhile, in the first room'));");
+    await driver.waitFor("Bot listed again", visible('[data-name="Bot"][data-state="connected"]'));
+    assert.equal(await roomUnread("e2e"), 0);
+    assert.equal(await driver.exec("return document.querySelector('[data-peer][data-name=\"Cy\"]');"), null);
+    // What is said here reaches this room only.
+    await driver.type(".composer-input", "Only for the first room\uE007");
+    await bot.waitFor("the first room's message", (e) => e.event === "chat" && e.text === "Only for the first room");
+    cy.send({ cmd: "chat", text: "Over in the invited room" });
+    await driver.waitFor("the invited room's unread count", `return Number(document.querySelector('${roomEntry("invited")} .unread')?.textContent) === 1;`);
+    assert.ok(!cy.events.some((e) => e.event === "chat" && e.text === "Only for the first room"), "the first room's message stays there");
+    await screenshot("two-rooms-switched");
+
+    await driver.stop();
+    assert.deepEqual(savedSettings().rooms.map((r) => r.room), ["e2e", "invited"]);
+    await driver.start(app);
+    await driver.waitFor("both rooms connected again", `return document.querySelectorAll('.sidebar [data-room] .dot.ok').length === 2;`, [], 20000);
+    await driver.waitFor("the invited room's unread count kept", `return Number(document.querySelector('${roomEntry("invited")} .unread')?.textContent) === 1;`);
+    await driver.click(`${roomEntry("invited")} button`);
+    await driver.waitFor("the invited room's message, read", "return [...document.querySelectorAll('.msg')].some((m) => m.textContent.includes('Over in the invited room'));", [], 15000);
+    assert.equal(await roomUnread("invited"), 0);
+    await screenshot("two-rooms-restarted");
   });
 
   await t.test("an invite opened while the app runs goes to it, not to a second window", async () => {
@@ -495,7 +539,7 @@ test("first run, hosting, chat and files both ways, safety codes, calls that gro
     await screenshot("invite-forwarded");
     await driver.click('[data-action="dismiss-invite"]');
     await driver.waitFor("the prompt gone", "return document.querySelector('.invite-prompt').hidden;");
-    assert.equal(savedSettings().room, "invited", "Not now keeps the room");
+    assert.deepEqual(savedSettings().rooms.map((r) => r.room), ["e2e", "invited"], "Not now joins nothing");
   });
 
   await t.test("a server found on the LAN joined with one click", async () => {
@@ -504,9 +548,11 @@ test("first run, hosting, chat and files both ways, safety codes, calls that gro
     await driver.waitFor("the server announced on the LAN", lookedFor(found), [], 20000);
     await driver.click(found);
     assert.equal(await driver.exec("return document.querySelector('.settings [data-field=\"server\"]').value;"), lanServer);
-    await driver.click('[data-action="save-settings"]');
-    await driver.waitFor("signaling connected to the LAN's server", visible(".dot.ok"), [], 20000);
-    assert.equal(savedSettings().server, lanServer);
+    await driver.clear('.settings [data-field="room"]');
+    await driver.type('.settings [data-field="room"]', "lan");
+    await driver.click('[data-action="join-room-submit"]');
+    await driver.waitFor("signaling connected to the LAN's server", visible(`${roomEntry("lan")} .dot.ok`), [], 20000);
+    assert.ok(savedSettings().rooms.some((r) => r.server === lanServer && r.room === "lan"));
     await screenshot("lan-server-joined");
   }, !lanServer && "no LAN of namespaces (needs root)");
 

@@ -7,7 +7,7 @@ import type { ErrorArea, Store } from "./store";
 import { ROOM, contactKey } from "./store";
 import type { Invite } from "./format";
 import { inviteLink } from "./format";
-import type { ConnectionFinding, PeerCommand, Settings } from "./types";
+import type { ConnectionFinding, PeerCommand, RoomSettings, Settings } from "./types";
 
 /** How often peers' statistics (RTT, candidate type) are asked for. */
 const STATS_EVERY_MS = 3000;
@@ -15,9 +15,10 @@ const STATS_EVERY_MS = 3000;
 export class Actions {
   /** Where accepted files go. */
   downloads = "";
+  /** Conversations whose history was asked for, as `ROOM-ID CONVERSATION`. */
   private historyAsked = new Set<string>();
-  /** Server, room and name of the last connect. */
-  private joinedAs: string | null = null;
+  /** The name each room was last joined under, by room id. */
+  private joinedAs = new Map<string, string>();
   private statsTimer: ReturnType<typeof setInterval> | null = null;
 
   constructor(
@@ -26,7 +27,20 @@ export class Actions {
     readonly openLink: (url: string) => void = (url) => void backend.openUrl(url).catch(() => undefined),
   ) {}
 
-  async send(command: PeerCommand, area: ErrorArea = "general"): Promise<boolean> {
+  /** A command for a room's peer (the room on screen unless named); a failure is shown
+   * in `area`, about that room. */
+  async send(command: PeerCommand, area: ErrorArea = "general", room: string = this.store.state.current): Promise<boolean> {
+    try {
+      await this.backend.send(command, room);
+      return true;
+    } catch (error) {
+      this.store.showError({ area, code: errorCode(error), message: errorText(error), room });
+      return false;
+    }
+  }
+
+  /** A command about no room in particular: the devices (`set-audio` reaches every room's peer). */
+  private async sendAnywhere(command: PeerCommand, area: ErrorArea): Promise<boolean> {
     try {
       await this.backend.send(command);
       return true;
@@ -36,65 +50,99 @@ export class Actions {
     }
   }
 
-  // ----- connection -----
+  // ----- rooms and connection -----
 
-  async connect(): Promise<void> {
-    const { server, room, name, password } = this.store.state.settings;
-    const target = JSON.stringify([server, room, name]);
-    if (this.joinedAs !== null && this.joinedAs !== target) {
-      // Another room, server or name: the core starts afresh, and so do the list and the
-      // room's conversation (the new room's history comes once joined).
-      this.store.state.peers.clear();
-      this.store.clearRoomConversation();
+  /** Joins every room in Settings. */
+  async connectAll(): Promise<void> {
+    for (const room of this.store.state.settings.rooms) await this.connect(room.id);
+  }
+
+  /** Joins a room in Settings (the one on screen unless named) as they now say. */
+  async connect(id: string = this.store.state.current): Promise<void> {
+    const joined = this.store.state.settings.rooms.find((r) => r.id === id);
+    if (!joined) return;
+    const { server, room, password } = joined;
+    const name = this.store.state.settings.name;
+    const before = this.joinedAs.get(id);
+    if (before !== undefined && before !== name) {
+      // Under another name the room's peer starts afresh, and so does its list.
+      this.store.state.roomState(id).peers.clear();
       this.store.touch("peers");
     }
-    this.joinedAs = target;
-    this.store.dismissErrors("connection");
-    this.historyAsked.clear();
-    await this.send({ cmd: "connect", server, room, name, ...(password ? { password } : {}) }, "connection");
+    this.joinedAs.set(id, name);
+    this.store.dismissErrors("connection", id);
+    for (const key of [...this.historyAsked]) if (key.startsWith(`${id} `)) this.historyAsked.delete(key);
+    await this.send({ cmd: "connect", server, room, name, ...(password ? { password } : {}) }, "connection", id);
     this.startStats();
   }
 
-  /** Joins again as Settings now say. Only the signaling link is closed first: peer
-   * connections stay up when the room and server are the same. */
-  async reconnect(): Promise<void> {
-    const signaling = this.store.state.signaling;
-    if (signaling !== "idle" && signaling !== "disconnected") await this.send({ cmd: "disconnect" }, "connection");
-    await this.connect();
+  /** Joins a room again as Settings now say. Only the signaling link is closed first: peer
+   * connections stay up. */
+  async reconnect(id: string = this.store.state.current): Promise<void> {
+    const signaling = this.store.state.roomState(id).signaling;
+    if (signaling !== "idle" && signaling !== "disconnected") await this.send({ cmd: "disconnect" }, "connection", id);
+    await this.connect(id);
   }
 
   async disconnect(): Promise<void> {
     await this.send({ cmd: "disconnect" }, "connection");
   }
 
-  /** After joining: the room's history, who is there and everyone met before. */
-  async joined(): Promise<void> {
-    await this.history(null);
-    await this.send({ cmd: "peers" });
-    await this.contacts();
+  /** Joins `room` on `server` beside the rooms the app is in, and shows it; a room already
+   * in Settings is shown and joined again with this password. */
+  async joinRoom(server: string, room: string, password: string): Promise<boolean> {
+    const settings = this.store.state.settings;
+    const existing = settings.rooms.find((r) => r.server === server && r.room === room);
+    const joined: RoomSettings = { id: existing?.id ?? newRoomId(settings.rooms), server, room, password };
+    const rooms = existing ? settings.rooms.map((r) => (r.id === joined.id ? joined : r)) : [...settings.rooms, joined];
+    if (!(await this.saveSettings({ ...settings, rooms }))) return false;
+    this.store.switchRoom(joined.id);
+    await (existing ? this.reconnect(joined.id) : this.connect(joined.id));
+    return true;
+  }
+
+  /** Leaves one room (its peer says goodbye); the others stay as they are. */
+  async leaveRoom(id: string): Promise<void> {
+    const call = this.store.state.rooms.get(id)?.call;
+    if (call && call.phase !== "idle") await this.hangup(id);
+    const settings = this.store.state.settings;
+    if (await this.saveSettings({ ...settings, rooms: settings.rooms.filter((r) => r.id !== id) })) {
+      this.joinedAs.delete(id);
+      this.store.forgetRoom(id);
+    }
+  }
+
+  /** After joining a room: its history, who is there and everyone met before. */
+  async joined(room: string): Promise<void> {
+    await this.history(null, room);
+    await this.send({ cmd: "peers" }, "general", room);
+    await this.contacts(room);
   }
 
   /** Asks who this install has met: whoever is not in the room is listed as away. */
-  async contacts(): Promise<void> {
-    await this.send({ cmd: "contacts" });
+  async contacts(room: string = this.store.state.current): Promise<void> {
+    await this.send({ cmd: "contacts" }, "general", room);
   }
 
   /** A conversation's history: the room's (`null`), a present peer's or an away contact's. */
-  async history(conversation: string | null): Promise<void> {
-    const key = conversation ?? ROOM;
-    if (this.historyAsked.has(key)) return;
-    this.historyAsked.add(key);
+  async history(conversation: string | null, room: string = this.store.state.current): Promise<void> {
+    const asked = `${room} ${conversation ?? ROOM}`;
+    if (this.historyAsked.has(asked)) return;
+    this.historyAsked.add(asked);
     const contact = conversation === null ? null : contactKey(conversation);
-    if (conversation === null) await this.send({ cmd: "history" });
-    else if (contact !== null) await this.send({ cmd: "history", key: contact });
-    else await this.send({ cmd: "history", peer: conversation });
+    if (conversation === null) await this.send({ cmd: "history" }, "general", room);
+    else if (contact !== null) await this.send({ cmd: "history", key: contact }, "general", room);
+    else await this.send({ cmd: "history", peer: conversation }, "general", room);
   }
 
+  /** Asks each room with someone connected for its paths' statistics, every few seconds. */
   private startStats(): void {
     if (this.statsTimer !== null) return;
     this.statsTimer = setInterval(() => {
-      const connected = [...this.store.state.peers.values()].some((p) => p.state === "connected");
-      if (connected) void this.backend.send({ cmd: "stats" }).catch(() => undefined);
+      for (const [id, room] of this.store.state.rooms) {
+        const connected = [...room.peers.values()].some((p) => p.state === "connected");
+        if (connected) void this.backend.send({ cmd: "stats" }, id).catch(() => undefined);
+      }
     }, STATS_EVERY_MS);
   }
 
@@ -125,44 +173,57 @@ export class Actions {
 
   async call(peer: string | null): Promise<void> {
     this.store.dismissErrors("call");
+    await this.leaveOtherCall();
     this.store.startCalling();
     const ok = await this.send(peer ? { cmd: "call", peers: [peer] } : { cmd: "call" }, "call");
     if (ok) await this.mutedForPushToTalk();
     else this.store.endCall();
   }
 
+  /** The app is in one call at a time: a call elsewhere ends before one starts here. */
+  private async leaveOtherCall(here: string = this.store.state.current): Promise<void> {
+    const other = this.store.callRoom();
+    if (other !== null && other !== here) await this.hangup(other);
+  }
+
   /** Invites `peer` (or everyone not in it yet) into the call under way. */
   async addToCall(peer: string | null): Promise<void> {
     this.store.dismissErrors("call");
-    await this.send(peer ? { cmd: "call", peers: [peer] } : { cmd: "call" }, "call");
+    await this.send(peer ? { cmd: "call", peers: [peer] } : { cmd: "call" }, "call", this.store.callRoom() ?? undefined);
   }
 
+  /** Answers the call ringing here, in whichever room it rings. */
   async accept(): Promise<void> {
-    const incoming = this.store.state.incoming;
-    if (!incoming) return;
-    this.store.clearIncoming();
-    this.store.startCalling();
-    if (await this.send({ cmd: "accept-call", call: incoming.call }, "call")) await this.mutedForPushToTalk();
+    const ringing = this.store.ringing();
+    if (!ringing) return;
+    const { room, incoming } = ringing;
+    this.store.clearIncoming(room);
+    await this.leaveOtherCall(room);
+    this.store.startCalling(room);
+    if (await this.send({ cmd: "accept-call", call: incoming.call }, "call", room)) await this.mutedForPushToTalk();
   }
 
   async decline(): Promise<void> {
-    const incoming = this.store.state.incoming;
-    if (!incoming) return;
-    this.store.clearIncoming();
-    await this.send({ cmd: "decline-call", call: incoming.call }, "call");
+    const ringing = this.store.ringing();
+    if (!ringing) return;
+    this.store.clearIncoming(ringing.room);
+    await this.send({ cmd: "decline-call", call: ringing.incoming.call }, "call", ringing.room);
   }
 
-  async hangup(): Promise<void> {
-    await this.send({ cmd: "hangup" }, "call");
-    this.store.endCall();
+  /** Ends the call (in the room it is in, unless named). */
+  async hangup(room: string = this.store.callRoom() ?? this.store.state.current): Promise<void> {
+    await this.send({ cmd: "hangup" }, "call", room);
+    this.store.endCall(room);
   }
 
   async toggleMute(): Promise<void> {
-    await this.setMuted(!this.store.state.call.muted);
+    await this.setMuted(!this.store.callState().call.muted);
   }
 
+  /** Mutes or unmutes the microphone in the call, wherever it is. */
   async setMuted(muted: boolean): Promise<void> {
-    if (await this.send({ cmd: "mute", muted }, "call")) this.store.setMuted(muted);
+    const room = this.store.callRoom() ?? this.store.state.current;
+    if (await this.send({ cmd: "mute", muted }, "call", room)) this.store.setMuted(muted, room);
   }
 
   /** Push-to-talk on or off, saved; the desktop-wide talk shortcut is grabbed with it. */
@@ -185,11 +246,12 @@ export class Actions {
     if (this.store.state.settings.push_to_talk) await this.setMuted(true);
   }
 
-  /** Sets how loud a peer plays here, and keeps it for that peer's key. */
+  /** Sets how loud a peer of the call plays here, and keeps it for that peer's key. */
   async setVolume(peer: string, volume: number): Promise<void> {
-    this.store.setVolume(peer, volume);
-    if (!(await this.send({ cmd: "volume", peer, volume }, "call"))) return;
-    const key = this.store.state.peers.get(peer)?.fingerprint;
+    const room = this.store.callRoom() ?? this.store.state.current;
+    this.store.setVolume(peer, volume, room);
+    if (!(await this.send({ cmd: "volume", peer, volume }, "call", room))) return;
+    const key = this.store.state.roomState(room).peers.get(peer)?.fingerprint;
     if (!key) return;
     const volumes = { ...this.store.state.settings.volumes };
     if (volume === 1) delete volumes[key];
@@ -197,33 +259,34 @@ export class Actions {
     await this.saveSettings({ ...this.store.state.settings, volumes });
   }
 
-  /** A peer's key became known: the volume kept for that key applies to it again. */
-  async restoreVolume(peer: string, key: string): Promise<void> {
+  /** A peer's key became known in a room: the volume kept for that key applies to it again. */
+  async restoreVolume(peer: string, key: string, room: string): Promise<void> {
     const volume = this.store.state.settings.volumes[key];
     if (volume === undefined) return;
-    this.store.setVolume(peer, volume);
-    await this.send({ cmd: "volume", peer, volume }, "call");
+    this.store.setVolume(peer, volume, room);
+    await this.send({ cmd: "volume", peer, volume }, "call", room);
   }
 
   // ----- audio devices -----
 
   async refreshDevices(): Promise<void> {
     this.store.dismissErrors("audio");
-    await this.send({ cmd: "devices" }, "audio");
+    await this.sendAnywhere({ cmd: "devices" }, "audio");
   }
 
   async setAudio(input: string, output: string): Promise<void> {
     this.store.dismissErrors("audio");
-    await this.send({ cmd: "set-audio", input, output }, "audio");
+    await this.sendAnywhere({ cmd: "set-audio", input, output }, "audio");
   }
 
   /** Switches the microphone's processing, and keeps the choice for the next start. */
   async setProcessing(noiseSuppression: boolean, echoCancellation: boolean): Promise<void> {
-    const sent = await this.send({ cmd: "set-audio", noise_suppression: noiseSuppression, echo_cancellation: echoCancellation }, "audio");
+    const sent = await this.sendAnywhere({ cmd: "set-audio", noise_suppression: noiseSuppression, echo_cancellation: echoCancellation }, "audio");
     if (sent) await this.saveSettings({ ...this.store.state.settings, noise_suppression: noiseSuppression, echo_cancellation: echoCancellation });
   }
 
-  /** The microphone meter of Settings: opens the microphone outside a call, or stops. */
+  /** The microphone meter of Settings: opens the microphone outside a call, or stops. The
+   * room on screen's peer opens it, so its levels are the ones the meter reads. */
   async micTest(on: boolean): Promise<void> {
     if (!on) this.store.state.levels.delete("");
     await this.send({ cmd: "mic-test", on }, "audio");
@@ -286,24 +349,36 @@ export class Actions {
     }
   }
 
-  /** Joins the room an opened invite names, with the room's password if it has one (never
-   * in the link). The settings keep it, as if typed in Settings. */
-  async joinInvite(invite: Invite, password: string): Promise<void> {
-    const settings = { ...this.store.state.settings, server: invite.server, room: invite.room, password };
-    this.store.clearInvite();
-    if (!(await this.saveSettings(settings))) return;
-    this.store.open("room");
-    await this.reconnect();
+  /** Saves Settings, then joins again each room the change needs to: every room when the
+   * name or the STUN/TURN servers changed (its peer is built with them), else those not
+   * connected now (a server just hosted here, say). */
+  async saveAndRejoin(settings: Settings): Promise<boolean> {
+    const before = this.store.state.settings;
+    const rebuilt = before.name !== settings.name || before.ice_servers.join("\n") !== settings.ice_servers.join("\n");
+    if (!(await this.saveSettings(settings))) return false;
+    for (const room of settings.rooms) {
+      if (rebuilt || this.store.state.roomState(room.id).signaling !== "connected") await this.reconnect(room.id);
+    }
+    return true;
   }
 
-  /** The room's invite: the server others can reach (a hosted one's network address
-   * rather than this computer's loopback one), with its QR code. */
+  /** Joins the room an opened invite names, beside the others, with the room's password
+   * if it has one (never in the link). Settings keep it, as a room joined there. */
+  async joinInvite(invite: Invite, password: string): Promise<void> {
+    this.store.clearInvite();
+    await this.joinRoom(invite.server, invite.room, password);
+  }
+
+  /** The invite of the room on screen: the server others can reach (a hosted one's network
+   * address rather than this computer's loopback one), with its QR code. */
   async invite(): Promise<{ invite: Invite; qr: string | null } | null> {
     const state = this.store.state;
-    let server = state.settings.server;
+    const joined = state.settings.rooms.find((r) => r.id === state.current);
+    if (!joined) return null;
+    let server = joined.server;
     const local = /^wss?:\/\/(127\.|localhost|\[::1\])/i.test(server);
     if (local && state.host.running && state.host.urls.length) server = state.host.urls[0] ?? server;
-    const invite = { server, room: state.room ?? state.settings.room };
+    const invite = { server, room: joined.room };
     try {
       return { invite, qr: await this.backend.inviteQr(inviteLink(invite)) };
     } catch {
@@ -381,4 +456,10 @@ export class Actions {
       return ok;
     }
   }
+}
+
+/** An id for a new room, unlike any room's in the list. */
+function newRoomId(rooms: readonly RoomSettings[]): string {
+  const taken = rooms.map((r) => Number(/^r(\d+)$/.exec(r.id)?.[1] ?? 0));
+  return `r${Math.max(0, ...taken) + 1}`;
 }

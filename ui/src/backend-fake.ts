@@ -8,6 +8,8 @@ import { defaultSettings, stoppedHost } from "./types";
 
 export class FakeBackend implements Backend {
   readonly sent: PeerCommand[] = [];
+  /** The room each of `sent` went to (undefined: none in particular). */
+  readonly sentTo: (string | undefined)[] = [];
   readonly opened: string[] = [];
   /** What the file chooser answers (null: the user cancels). */
   chosenFile: string | null = null;
@@ -19,7 +21,7 @@ export class FakeBackend implements Backend {
   /** What the connection test finds, and what it was asked. */
   findings: ConnectionFinding[] = [];
   readonly tested: { server: string; iceServers: string[] }[] = [];
-  private listener: ((event: PeerEvent) => void) | null = null;
+  private listener: ((event: PeerEvent, room: string) => void) | null = null;
   private inviteListener: ((link: string) => void) | null = null;
   /** The link the app is opened with. */
   invite: string | null = null;
@@ -33,7 +35,7 @@ export class FakeBackend implements Backend {
     this.settings = { ...defaultSettings(), ...settings };
   }
 
-  async attach(onEvent: (event: PeerEvent) => void, onInvite: (link: string) => void, onTalkKey?: (held: boolean) => void): Promise<Boot> {
+  async attach(onEvent: (event: PeerEvent, room: string) => void, onInvite: (link: string) => void, onTalkKey?: (held: boolean) => void): Promise<Boot> {
     this.listener = onEvent;
     this.inviteListener = onInvite;
     this.talkKeyListener = onTalkKey ?? null;
@@ -56,9 +58,10 @@ export class FakeBackend implements Backend {
     this.inviteListener?.(link);
   }
 
-  /** Delivers an event as the core would. */
-  emit(event: PeerEvent): void {
-    this.listener?.(event);
+  /** Delivers an event as the core would, from the peer in `room` (the first room in
+   * Settings unless named). */
+  emit(event: PeerEvent, room: string = this.settings.rooms[0]?.id ?? ""): void {
+    this.listener?.(event, room);
   }
 
   async inviteQr(link: string): Promise<string> {
@@ -74,11 +77,12 @@ export class FakeBackend implements Backend {
     return this.findings;
   }
 
-  async send(command: PeerCommand): Promise<void> {
+  async send(command: PeerCommand, room?: string): Promise<void> {
     this.sent.push(command);
+    this.sentTo.push(room);
     if (command.cmd === "chat") {
-      // The core answers every chat with chat-sent, in order.
-      queueMicrotask(() => this.emit({ event: "chat-sent", id: `m${this.nextId++}`, to: [] }));
+      // The core answers every chat with chat-sent, in order, from the room's peer.
+      queueMicrotask(() => this.emit({ event: "chat-sent", id: `m${this.nextId++}`, to: [] }, room));
     }
   }
 

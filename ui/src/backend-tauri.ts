@@ -7,22 +7,27 @@ import { listen } from "@tauri-apps/api/event";
 import type { Backend } from "./backend";
 import type { Boot, ConnectionFinding, FoundServer, HostState, PeerCommand, PeerEvent, Settings } from "./types";
 
+/** A core event as the shell sends it: with its room's id. */
+type RoomEvent = PeerEvent & { room_id: string };
+
 export function isTauri(): boolean {
   return typeof window !== "undefined" && "__TAURI_INTERNALS__" in window;
 }
 
 export class TauriBackend implements Backend {
-  async attach(onEvent: (event: PeerEvent) => void, onInvite: (link: string) => void, onTalkKey?: (held: boolean) => void): Promise<Boot> {
-    await listen<PeerEvent>("peer-event", (message) => onEvent(message.payload));
+  async attach(onEvent: (event: PeerEvent, room: string) => void, onInvite: (link: string) => void, onTalkKey?: (held: boolean) => void): Promise<Boot> {
+    // The shell adds the room's id to each event (src-tauri/src/window.rs).
+    const deliver = ({ room_id, ...event }: RoomEvent) => onEvent(event as PeerEvent, room_id);
+    await listen<RoomEvent>("peer-event", (message) => deliver(message.payload));
     await listen<string>("invite-opened", (message) => onInvite(message.payload));
     if (onTalkKey) await listen<boolean>("talk-key", (message) => onTalkKey(message.payload));
-    const streams = new Channel<PeerEvent>();
-    streams.onmessage = onEvent;
+    const streams = new Channel<RoomEvent>();
+    streams.onmessage = deliver;
     return invoke<Boot>("attach", { streams });
   }
 
-  send(command: PeerCommand): Promise<void> {
-    return invoke("peer_command", { command });
+  send(command: PeerCommand, room?: string): Promise<void> {
+    return invoke("peer_command", { command, room: room ?? null });
   }
 
   saveSettings(settings: Settings): Promise<Settings> {

@@ -4,13 +4,15 @@
 import type { Boot, ConnectionFinding, FoundServer, HostState, PeerCommand, PeerEvent, Settings, ShellErrorCode } from "./types";
 
 export interface Backend {
-  /** Starts the core; its events go to `onEvent` (the high-rate ones included), invite
-   * links opened while the app runs to `onInvite` (the one it was opened with comes in the
-   * answer), and the desktop-wide talk shortcut's presses (true) and releases (false) to
-   * `onTalkKey`. */
-  attach(onEvent: (event: PeerEvent) => void, onInvite: (link: string) => void, onTalkKey?: (held: boolean) => void): Promise<Boot>;
-  /** One command of the core API. Rejects with a ShellError. */
-  send(command: PeerCommand): Promise<void>;
+  /** Starts the core; its events go to `onEvent` with the id of their room (the
+   * high-rate ones included), invite links opened while the app runs to `onInvite` (the
+   * one it was opened with comes in the answer), and the desktop-wide talk shortcut's
+   * presses (true) and releases (false) to `onTalkKey`. */
+  attach(onEvent: (event: PeerEvent, room: string) => void, onInvite: (link: string) => void, onTalkKey?: (held: boolean) => void): Promise<Boot>;
+  /** One command of the core API for the room with id `room`; with none, one not about a
+   * room (devices, the microphone test; `set-audio` goes to every room). Rejects with a
+   * ShellError. */
+  send(command: PeerCommand, room?: string): Promise<void>;
   saveSettings(settings: Settings): Promise<Settings>;
   hostStart(): Promise<HostState>;
   hostStop(): Promise<HostState>;
@@ -34,7 +36,7 @@ export interface Backend {
 
 /** The code of a shell error (`{code, message}`), or `shell` when it has none known. */
 export function errorCode(error: unknown): ShellErrorCode | "shell" {
-  const codes: readonly string[] = ["bad-command", "stopped", "identity", "settings", "host", "discovery", "folder"] satisfies ShellErrorCode[];
+  const codes: readonly string[] = ["bad-command", "stopped", "identity", "settings", "host", "discovery", "folder", "unknown-room", "no-room"] satisfies ShellErrorCode[];
   if (error && typeof error === "object" && "code" in error) {
     const code = String((error as { code: unknown }).code);
     if (codes.includes(code)) return code as ShellErrorCode;

@@ -27,12 +27,12 @@ async function main(): Promise<void> {
 
   try {
     const boot = await backend.attach(
-      (event) => {
-        store.apply(event);
-        if (event.event === "signaling" && event.state === "connected") void actions.joined();
+      (event, room) => {
+        store.apply(event, Date.now(), room);
+        if (event.event === "signaling" && event.state === "connected") void actions.joined(room);
         // Someone new met, or someone gone: the away list changes.
-        if (event.event === "trust" || event.event === "peer-left") void actions.contacts();
-        if (event.event === "trust") void actions.restoreVolume(event.peer, event.fingerprint);
+        if (event.event === "trust" || event.event === "peer-left") void actions.contacts(room);
+        if (event.event === "trust") void actions.restoreVolume(event.peer, event.fingerprint, room);
       },
       (link) => store.offerInvite(link),
       (held) => pushToTalk.shortcut(held),
@@ -44,8 +44,8 @@ async function main(): Promise<void> {
     if (boot.invite) store.offerInvite(boot.invite);
     if (boot.settings.push_to_talk) void actions.grabTalkShortcut();
     if (boot.settings.onboarded) {
-      store.open("room");
-      await actions.connect();
+      store.switchRoom(boot.settings.rooms[0]?.id ?? "");
+      await actions.connectAll();
     } else {
       store.setView("onboarding");
     }

@@ -27,7 +27,7 @@ export class PushToTalk {
   }
 
   private active(): boolean {
-    return this.store.state.settings.push_to_talk && this.store.state.call.phase !== "idle";
+    return this.store.state.settings.push_to_talk && this.store.callRoom() !== null;
   }
 
   /** The desktop-wide talk shortcut went down (`held`) or up. */

@@ -147,6 +147,8 @@ export interface ShownError {
   code: AnyErrorCode;
   message: string;
   peer?: string;
+  /** The room it is about; shown only while that room is on screen. */
+  room?: string;
 }
 
 export type View = "chat" | "settings" | "logs" | "onboarding" | "verify";
@@ -158,14 +160,14 @@ export interface CallInfo {
   muted: boolean;
 }
 
-export interface State {
-  view: View;
-  settings: Settings;
-  host: HostState;
+/** What one room shows: its connection, people, conversations and call. Each room the
+ * app is in has its own, kept while another is on screen. */
+export interface RoomState {
   signaling: SignalingState | "idle";
   /** Whether signaling ever connected in this session: a later `disconnected` is a drop. */
   everConnected: boolean;
   ownId: string | null;
+  /** The room's name, once joined. */
   room: string | null;
   peers: Map<string, Peer>;
   conversations: Map<string, Conversation>;
@@ -178,48 +180,128 @@ export interface State {
   /** dBFS by peer id; "" is the own microphone. */
   levels: Map<string, number>;
   transfers: Map<string, Transfer>;
-  devices: { inputs: Device[]; outputs: Device[] } | null;
-  /** What the core has open, once it said. */
-  audio: AudioInUse | null;
-  logs: LogLine[];
-  errors: ShownError[];
   /** Peer whose safety code the verify screen shows. */
   verifying: string | null;
-  /** Servers found on the local network; null until looked for, "looking" meanwhile. */
-  found: FoundServer[] | "looking" | null;
-  /** An invite link opened with the app, waiting for the user to join or not. */
-  invite: Invite | null;
-  /** The desktop-wide talk shortcut while the app holds it (push-to-talk on, and a desktop
-   * that allows it). */
-  talkShortcut: string | null;
 }
 
-export function initialState(): State {
+/** A room's state before anything happened in it; its conversation starts with `unread`
+ * (a count kept from the last run). */
+export function initialRoom(unread = 0): RoomState {
   return {
-    view: "onboarding",
-    settings: defaultSettings(),
-    host: stoppedHost(),
     signaling: "idle",
     everConnected: false,
     ownId: null,
     room: null,
     peers: new Map(),
-    conversations: new Map([[ROOM, { key: ROOM, messages: [], unread: 0 }]]),
+    conversations: new Map([[ROOM, { key: ROOM, messages: [], unread }]]),
     contacts: new Map(),
     active: ROOM,
     call: { id: null, phase: "idle", muted: false },
     incoming: null,
     levels: new Map(),
     transfers: new Map(),
-    devices: null,
-    audio: null,
-    logs: [],
-    errors: [],
     verifying: null,
-    found: null,
-    invite: null,
-    talkShortcut: null,
   };
+}
+
+/** Everything the window shows. The room parts (`peers`, `call`…) read and write the room
+ * on screen (`current`); `rooms` holds every room's. */
+export class State {
+  view: View = "onboarding";
+  settings: Settings = defaultSettings();
+  host: HostState = stoppedHost();
+  /** Every room's state, by the room's id in Settings. */
+  readonly rooms = new Map<string, RoomState>();
+  /** The id of the room on screen. */
+  current = "";
+  /** Makes the state of a room first heard of (the store gives it the counts kept). */
+  newRoom: (id: string) => RoomState = () => initialRoom();
+  devices: { inputs: Device[]; outputs: Device[] } | null = null;
+  /** What the core has open, once it said. */
+  audio: AudioInUse | null = null;
+  logs: LogLine[] = [];
+  errors: ShownError[] = [];
+  /** Servers found on the local network; null until looked for, "looking" meanwhile. */
+  found: FoundServer[] | "looking" | null = null;
+  /** An invite link opened with the app, waiting for the user to join or not. */
+  invite: Invite | null = null;
+  /** The desktop-wide talk shortcut while the app holds it (push-to-talk on, and a desktop
+   * that allows it). */
+  talkShortcut: string | null = null;
+
+  /** The room `id`'s state, empty the first time it is asked for. */
+  roomState(id: string): RoomState {
+    let room = this.rooms.get(id);
+    if (!room) {
+      room = this.newRoom(id);
+      this.rooms.set(id, room);
+    }
+    return room;
+  }
+
+  /** The room on screen. */
+  get here(): RoomState {
+    return this.roomState(this.current);
+  }
+
+  get signaling(): SignalingState | "idle" {
+    return this.here.signaling;
+  }
+  set signaling(value: SignalingState | "idle") {
+    this.here.signaling = value;
+  }
+  get everConnected(): boolean {
+    return this.here.everConnected;
+  }
+  get ownId(): string | null {
+    return this.here.ownId;
+  }
+  get room(): string | null {
+    return this.here.room;
+  }
+  get peers(): Map<string, Peer> {
+    return this.here.peers;
+  }
+  get conversations(): Map<string, Conversation> {
+    return this.here.conversations;
+  }
+  get contacts(): Map<string, Contact> {
+    return this.here.contacts;
+  }
+  get active(): string {
+    return this.here.active;
+  }
+  set active(value: string) {
+    this.here.active = value;
+  }
+  get call(): CallInfo {
+    return this.here.call;
+  }
+  set call(value: CallInfo) {
+    this.here.call = value;
+  }
+  get incoming(): RoomState["incoming"] {
+    return this.here.incoming;
+  }
+  set incoming(value: RoomState["incoming"]) {
+    this.here.incoming = value;
+  }
+  get levels(): Map<string, number> {
+    return this.here.levels;
+  }
+  get transfers(): Map<string, Transfer> {
+    return this.here.transfers;
+  }
+  get verifying(): string | null {
+    return this.here.verifying;
+  }
+  set verifying(value: string | null) {
+    this.here.verifying = value;
+  }
+}
+
+export function initialState(): State {
+  return new State();
 }
 
 /** Where an error code belongs on screen. */
@@ -289,17 +371,20 @@ export class Store {
   readonly revs = new Map<Part, number>();
   private listeners: (() => void)[] = [];
   private scheduled = false;
-  /** Own messages sent and not yet named by `chat-sent`, oldest first. */
-  private unnamed: Message[] = [];
+  /** Own messages sent and not yet named by `chat-sent`, oldest first, by room. */
+  private unnamed = new Map<string, Message[]>();
   private localId = 0;
   notifier: Notifier = () => {};
   /** Whether the window is in front; unread counts and notifications use it. */
   focused = true;
-  /** Unread counts by a name that outlives a run: `room:NAME`, or a peer's key. */
+  /** Unread counts by a name that outlives a run: `room:ID`, or a peer's key. */
   private keptUnread: Record<string, number>;
 
   constructor(private readonly unreadStorage: UnreadStorage | null = globalThis.localStorage ?? null) {
     this.keptUnread = readUnread(unreadStorage);
+    // A room's count must be there from its first event on: a count written back before
+    // it was restored would be lost.
+    this.state.newRoom = (id) => initialRoom(this.keptUnread[`room:${id}`] ?? 0);
   }
 
   rev(part: Part): number {
@@ -325,26 +410,53 @@ export class Store {
     for (const listener of this.listeners) listener();
   }
 
-  peerName(id: string | null | undefined): string {
+  /** A peer's name in a room (the one on screen unless named). */
+  peerName(id: string | null | undefined, room: RoomState = this.state.here): string {
     if (!id) return "Someone";
     const contact = contactKey(id);
-    if (contact !== null) return this.state.contacts.get(contact)?.name ?? "Someone";
-    return this.state.peers.get(id)?.name ?? id;
+    if (contact !== null) return room.contacts.get(contact)?.name ?? "Someone";
+    return room.peers.get(id)?.name ?? id;
   }
 
   /** Who else is in a call, as the tail of a sentence: "" for nobody, else ", with Bob and Cy". */
-  alsoInCall(members: readonly string[]): string {
-    return members.length === 0 ? "" : `, with ${listNames(members.map((m) => this.peerName(m)))}`;
+  alsoInCall(members: readonly string[], room: RoomState = this.state.here): string {
+    return members.length === 0 ? "" : `, with ${listNames(members.map((m) => this.peerName(m, room)))}`;
   }
 
-  conversation(key: string): Conversation {
-    let conversation = this.state.conversations.get(key);
+  /** A conversation of a room (the one on screen unless named), made empty the first time. */
+  conversation(key: string, room: string = this.state.current): Conversation {
+    const conversations = this.state.roomState(room).conversations;
+    let conversation = conversations.get(key);
     if (!conversation) {
-      const kept = this.lastingName(key);
+      const kept = this.lastingName(key, room);
       conversation = { key, messages: [], unread: kept ? (this.keptUnread[kept] ?? 0) : 0 };
-      this.state.conversations.set(key, conversation);
+      conversations.set(key, conversation);
     }
     return conversation;
+  }
+
+  /** The room's name as the user knows it: as joined, else as Settings list it. */
+  roomName(id: string): string {
+    return this.state.rooms.get(id)?.room ?? this.state.settings.rooms.find((r) => r.id === id)?.room ?? id;
+  }
+
+  /** Messages not yet read in a room, all its conversations together. */
+  roomUnread(id: string): number {
+    let unread = 0;
+    for (const conversation of this.state.rooms.get(id)?.conversations.values() ?? []) unread += conversation.unread;
+    return unread;
+  }
+
+  /** The room whose call is ringing or under way, if any (the app is in one call at a time). */
+  callRoom(): string | null {
+    for (const [id, room] of this.state.rooms) if (room.call.phase !== "idle") return id;
+    return null;
+  }
+
+  /** The first room where a call rings for this install, with its id. */
+  ringing(): { room: string; incoming: NonNullable<RoomState["incoming"]> } | null {
+    for (const [id, room] of this.state.rooms) if (room.incoming) return { room: id, incoming: room.incoming };
+    return null;
   }
 
   /** Contacts that are not in the room now, the most recently seen first. */
@@ -355,21 +467,23 @@ export class Store {
       .sort((a, b) => b.last_seen - a.last_seen);
   }
 
-  /** The name a conversation's unread count is kept under between runs, once it has one. */
-  private lastingName(key: string): string | undefined {
-    if (key === ROOM) return `room:${this.state.room ?? this.state.settings.room}`;
-    const contact = contactKey(key);
-    if (contact !== null) return contact;
-    return this.state.peers.get(key)?.fingerprint;
+  /** The name a conversation's unread count is kept under between runs, once it has one:
+   * the room's by its id, a direct one by the peer's key and room id. */
+  private lastingName(key: string, room: string): string | undefined {
+    if (key === ROOM) return `room:${room}`;
+    const contact = contactKey(key) ?? this.state.rooms.get(room)?.peers.get(key)?.fingerprint;
+    return contact === undefined ? undefined : `${room}:${contact}`;
   }
 
   /** Keeps the unread counts for the next run. */
   private keepUnread(): void {
-    for (const [key, conversation] of this.state.conversations) {
-      const name = this.lastingName(key);
-      if (!name) continue;
-      if (conversation.unread) this.keptUnread[name] = conversation.unread;
-      else delete this.keptUnread[name];
+    for (const [room, state] of this.state.rooms) {
+      for (const [key, conversation] of state.conversations) {
+        const name = this.lastingName(key, room);
+        if (!name) continue;
+        if (conversation.unread) this.keptUnread[name] = conversation.unread;
+        else delete this.keptUnread[name];
+      }
     }
     try {
       this.unreadStorage?.setItem(UNREAD_ITEM, JSON.stringify(this.keptUnread));
@@ -379,9 +493,9 @@ export class Store {
   }
 
   /** A conversation that gained a lasting name takes the count kept under it. */
-  private restoreUnread(key: string): void {
-    const name = this.lastingName(key);
-    const conversation = this.state.conversations.get(key);
+  private restoreUnread(key: string, room: string): void {
+    const name = this.lastingName(key, room);
+    const conversation = this.state.rooms.get(room)?.conversations.get(key);
     const kept = name ? this.keptUnread[name] : undefined;
     if (kept && conversation && !conversation.unread) {
       conversation.unread = kept;
@@ -402,6 +516,23 @@ export class Store {
     this.keepUnread();
     if (this.state.view !== "chat") this.state.view = "chat";
     this.touch("chat", "view", "peers");
+  }
+
+  /** Shows another room, at the conversation it was left on. */
+  switchRoom(id: string): void {
+    this.state.current = id;
+    this.state.roomState(id);
+    this.open(this.state.active);
+    this.touch("connection", "peers", "chat", "call", "levels", "files", "errors");
+  }
+
+  /** A room left: its state goes, and another is shown if it was on screen. */
+  forgetRoom(id: string): void {
+    this.state.rooms.delete(id);
+    this.unnamed.delete(id);
+    this.state.errors = this.state.errors.filter((e) => e.room !== id);
+    this.keepUnread();
+    if (this.state.current === id) this.switchRoom(this.state.settings.rooms.find((r) => r.id !== id)?.id ?? "");
   }
 
   setFocused(focused: boolean): void {
@@ -436,14 +567,14 @@ export class Store {
       acked: [],
     };
     this.conversation(to ?? ROOM).messages.push(message);
-    this.unnamed.push(message);
+    this.unnamedIn(this.state.current).push(message);
     this.touch("chat");
     return message;
   }
 
   /** A send the backend refused: the message is marked as not sent. */
   failOwnMessage(message: Message): void {
-    this.unnamed = this.unnamed.filter((m) => m !== message);
+    for (const [room, waiting] of this.unnamed) this.unnamed.set(room, waiting.filter((m) => m !== message));
     message.delivery = "pending";
     this.showError({ area: "chat", code: "send", message: "Message not sent" });
   }
@@ -451,6 +582,16 @@ export class Store {
   setSettings(settings: Settings): void {
     this.state.settings = settings;
     this.touch("settings");
+  }
+
+  /** A room's own messages waiting for `chat-sent`. */
+  private unnamedIn(room: string): Message[] {
+    let waiting = this.unnamed.get(room);
+    if (!waiting) {
+      waiting = [];
+      this.unnamed.set(room, waiting);
+    }
+    return waiting;
   }
 
   setTalkShortcut(shortcut: string | null): void {
@@ -463,52 +604,55 @@ export class Store {
     this.touch("settings");
   }
 
-  setMuted(muted: boolean): void {
-    this.state.call.muted = muted;
+  setMuted(muted: boolean, room: string = this.state.current): void {
+    this.state.roomState(room).call.muted = muted;
     this.touch("call");
   }
 
-  setVolume(peer: string, volume: number): void {
-    const p = this.state.peers.get(peer);
+  setVolume(peer: string, volume: number, room: string = this.state.current): void {
+    const p = this.state.roomState(room).peers.get(peer);
     if (p) p.volume = volume;
     this.touch("call");
   }
 
-  /** Connected peers who are neither in the call nor ringing: whom it can grow to. */
-  outsideCall(): Peer[] {
-    return [...this.state.peers.values()].filter((p) => p.state === "connected" && p.callState !== "active" && p.callState !== "ringing");
+  /** The room the call bar is about: the call's, or the one on screen when there is none. */
+  callState(): RoomState {
+    const room = this.callRoom();
+    return room === null ? this.state.here : this.state.roomState(room);
   }
 
-  startCalling(): void {
-    this.state.call = { id: null, phase: "calling", muted: this.state.call.muted };
+  /** Connected peers of the call's room who are neither in the call nor ringing: whom it
+   * can grow to. */
+  outsideCall(): Peer[] {
+    return [...this.callState().peers.values()].filter((p) => p.state === "connected" && p.callState !== "active" && p.callState !== "ringing");
+  }
+
+  startCalling(room: string = this.state.current): void {
+    const state = this.state.roomState(room);
+    state.call = { id: null, phase: "calling", muted: state.call.muted };
     this.touch("call", "peers");
   }
 
   /** After `hangup`: the call is over here at once, whatever the others do. */
-  endCall(): void {
-    this.state.call = { id: null, phase: "idle", muted: false };
-    this.state.levels.clear();
-    for (const peer of this.state.peers.values()) {
+  endCall(room: string = this.state.current): void {
+    const state = this.state.roomState(room);
+    state.call = { id: null, phase: "idle", muted: false };
+    state.levels.clear();
+    for (const peer of state.peers.values()) {
       peer.callState = undefined;
       peer.muted = false;
     }
     this.touch("call", "peers", "levels");
   }
 
-  clearIncoming(): void {
-    this.state.incoming = null;
+  clearIncoming(room: string = this.state.current): void {
+    this.state.roomState(room).incoming = null;
     this.touch("call");
   }
 
   clearLogs(): void {
     this.state.logs = [];
     this.touch("logs");
-  }
-
-  /** The room's conversation starts empty: another room is being joined. */
-  clearRoomConversation(): void {
-    this.state.conversations.set(ROOM, { key: ROOM, messages: [], unread: 0 });
-    this.touch("chat");
   }
 
   /** An invite link opened with the app: offered to join, or said plainly not to be one. */
@@ -529,20 +673,22 @@ export class Store {
   }
 
   showError(error: ShownError): void {
-    // One error per area and peer: a newer one replaces it.
-    this.state.errors = this.state.errors.filter((e) => !(e.area === error.area && e.peer === error.peer));
+    // One error per area, peer and room: a newer one replaces it.
+    this.state.errors = this.state.errors.filter((e) => !(e.area === error.area && e.peer === error.peer && e.room === error.room));
     this.state.errors.push(error);
     this.touch("errors");
   }
 
-  dismissErrors(area: ErrorArea): void {
+  /** Clears an area's errors: the room on screen's and those of no room. */
+  dismissErrors(area: ErrorArea, room: string = this.state.current): void {
     const before = this.state.errors.length;
-    this.state.errors = this.state.errors.filter((e) => e.area !== area);
+    this.state.errors = this.state.errors.filter((e) => e.area !== area || (e.room !== undefined && e.room !== room));
     if (this.state.errors.length !== before) this.touch("errors");
   }
 
+  /** An area's errors to show: those of the room on screen and of no room. */
   errorsIn(area: ErrorArea): ShownError[] {
-    return this.state.errors.filter((e) => e.area === area);
+    return this.state.errors.filter((e) => e.area === area && (e.room === undefined || e.room === this.state.current));
   }
 
   verify(peer: string | null): void {
@@ -553,9 +699,10 @@ export class Store {
 
   // ----- core events -----
 
-  /** Applies a core event; `now` (ms) times file progress for throughput. */
-  apply(event: PeerEvent, now: number = Date.now()): void {
-    const s = this.state;
+  /** Applies a core event of a room (the one on screen unless named); `now` (ms) times
+   * file progress for throughput. */
+  apply(event: PeerEvent, now: number = Date.now(), room: string = this.state.current): void {
+    const s = this.state.roomState(room);
     switch (event.event) {
       case "signaling":
         s.signaling = event.state;
@@ -563,17 +710,17 @@ export class Store {
           s.everConnected = true;
           s.ownId = event.id ?? s.ownId;
           s.room = event.room ?? s.room;
-          this.restoreUnread(ROOM);
-          this.dismissErrors("connection");
+          this.restoreUnread(ROOM, room);
+          this.dismissErrors("connection", room);
         }
         this.touch("connection");
         break;
       case "peers":
-        for (const p of event.peers) this.upsertPeer(p.id, p.name, p.state);
+        for (const p of event.peers) this.upsertPeer(s, p.id, p.name, p.state);
         this.touch("peers");
         break;
       case "peer-joined":
-        this.upsertPeer(event.peer.id, event.peer.name, "new");
+        this.upsertPeer(s, event.peer.id, event.peer.name, "new");
         this.touch("peers");
         break;
       case "peer-left":
@@ -608,8 +755,8 @@ export class Store {
         if (peer) {
           peer.trust = event.status;
           peer.fingerprint = event.fingerprint;
-          this.conversation(peer.id);
-          this.restoreUnread(peer.id);
+          this.conversation(peer.id, room);
+          this.restoreUnread(peer.id, room);
           this.touch("peers");
         }
         break;
@@ -627,10 +774,10 @@ export class Store {
         break;
       }
       case "chat":
-        this.receiveChat(event);
+        this.receiveChat(event, room);
         break;
       case "chat-sent": {
-        const message = this.unnamed.shift();
+        const message = this.unnamedIn(room).shift();
         if (message) {
           message.id = event.id;
           message.to = event.to;
@@ -640,18 +787,18 @@ export class Store {
         break;
       }
       case "ack":
-        this.acknowledge(event.peer, event.id);
+        this.acknowledge(s, event.peer, event.id);
         break;
       case "history":
-        this.mergeHistory(event.peer ?? (event.key ? contactConversation(event.key) : ROOM), event.messages);
+        this.mergeHistory(event.peer ?? (event.key ? contactConversation(event.key) : ROOM), event.messages, room);
         break;
       case "call-incoming":
         s.incoming = { call: event.call, from: event.from, members: event.members ?? [] };
-        this.notify("Incoming call", `${this.peerName(event.from)} is calling you${this.alsoInCall(s.incoming.members)}`);
+        this.notify("Incoming call", `${this.peerName(event.from, s)} is calling you${this.alsoInCall(s.incoming.members, s)}${this.inRoom(room)}`);
         this.touch("call");
         break;
       case "call-state":
-        this.callState(event.call, event.peer, event.state);
+        this.applyCallState(s, event.call, event.peer, event.state, room);
         break;
       case "muted":
         if (event.peer === undefined) s.call.muted = event.muted;
@@ -666,12 +813,12 @@ export class Store {
         this.touch("levels");
         break;
       case "devices":
-        s.devices = { inputs: event.inputs, outputs: event.outputs };
+        this.state.devices = { inputs: event.inputs, outputs: event.outputs };
         this.touch("audio");
         break;
       case "audio": {
         const { event: _, ...audio } = event;
-        s.audio = audio;
+        this.state.audio = audio;
         this.dismissErrors("audio");
         this.touch("audio");
         break;
@@ -698,7 +845,7 @@ export class Store {
           incoming: true,
           status: "incoming",
         });
-        this.notify("File offered", `${this.peerName(event.from)} wants to send you ${event.name}`);
+        this.notify("File offered", `${this.peerName(event.from, s)} wants to send you ${event.name}${this.inRoom(room)}`);
         this.touch("files");
         break;
       case "file-progress": {
@@ -727,46 +874,57 @@ export class Store {
         }
         break;
       }
-      case "log":
-        s.logs.push({ level: event.level, msg: event.msg, peer: event.peer, ts: event.ts });
-        if (s.logs.length > LOG_LIMIT) s.logs.splice(0, s.logs.length - LOG_LIMIT);
+      case "log": {
+        const logs = this.state.logs;
+        logs.push({ level: event.level, msg: event.msg, peer: event.peer, ts: event.ts });
+        if (logs.length > LOG_LIMIT) logs.splice(0, logs.length - LOG_LIMIT);
         this.touch("logs");
         break;
-      case "error":
+      }
+      case "error": {
+        const area = errorArea(event.code);
         this.showError({
-          area: errorArea(event.code),
+          area,
           code: event.code,
           message: plainError(event.code, event.message),
           peer: event.peer,
+          // Device errors are the app's, whichever room's peer met them.
+          ...(area === "audio" ? {} : { room }),
         });
-        if (event.code === "busy" || event.code === "not-in-call") this.endCallIfNobody();
+        if (event.code === "busy" || event.code === "not-in-call") this.endCallIfNobody(s);
         break;
+      }
       case "channel":
         // Channel states show through peer states; the logs panel has the detail.
         break;
     }
   }
 
-  private upsertPeer(id: string, name: string, state: PeerState): void {
-    const existing = this.state.peers.get(id);
+  private upsertPeer(room: RoomState, id: string, name: string, state: PeerState): void {
+    const existing = room.peers.get(id);
     if (existing) {
       existing.name = name;
       if (state !== "new" || existing.state === "closed") existing.state = state;
     } else {
-      this.state.peers.set(id, { id, name, state, muted: false, volume: 1 });
+      room.peers.set(id, { id, name, state, muted: false, volume: 1 });
     }
   }
 
-  private receiveChat(event: Extract<PeerEvent, { event: "chat" }>): void {
+  /** The tail of a notification about a room not on screen: " in NAME". */
+  private inRoom(room: string): string {
+    return room === this.state.current ? "" : ` in ${this.roomName(room)}`;
+  }
+
+  private receiveChat(event: Extract<PeerEvent, { event: "chat" }>, room: string): void {
     const { from, id, text, ts, scope, author, history } = event;
     const key = scope === "direct" ? from : ROOM;
-    const conversation = this.conversation(key);
+    const conversation = this.conversation(key, room);
     if (conversation.messages.some((m) => m.id === id)) return;
     const message: Message = {
       id,
       own: false,
       from,
-      name: author?.name || this.peerName(from),
+      name: author?.name || this.peerName(from, this.state.roomState(room)),
       text,
       ts,
       scope,
@@ -785,18 +943,18 @@ export class Store {
       return;
     }
     conversation.messages.push(message);
-    const seen = this.focused && this.state.view === "chat" && this.state.active === key;
+    const seen = this.focused && this.state.view === "chat" && this.state.current === room && this.state.active === key;
     if (!seen) {
       conversation.unread += 1;
       this.keepUnread();
     }
-    const where = scope === "direct" ? "" : " in the room";
+    const where = scope === "direct" ? this.inRoom(room) : ` in ${this.roomName(room)}`;
     this.notify(`${message.name}${where}`, text);
     this.touch("chat", "peers");
   }
 
-  private acknowledge(peer: string, id: string): void {
-    for (const conversation of this.state.conversations.values()) {
+  private acknowledge(room: RoomState, peer: string, id: string): void {
+    for (const conversation of room.conversations.values()) {
       const message = conversation.messages.find((m) => m.own && m.id === id);
       if (!message) continue;
       if (!message.acked.includes(peer)) message.acked.push(peer);
@@ -808,8 +966,8 @@ export class Store {
     }
   }
 
-  private mergeHistory(key: string, entries: HistoryEntry[]): void {
-    const conversation = this.conversation(key);
+  private mergeHistory(key: string, entries: HistoryEntry[], room: string): void {
+    const conversation = this.conversation(key, room);
     const known = new Set(conversation.messages.map((m) => m.id));
     const older: Message[] = [];
     for (const entry of entries) {
@@ -834,8 +992,7 @@ export class Store {
     this.touch("chat");
   }
 
-  private callState(call: string, peerId: string, state: CallState): void {
-    const s = this.state;
+  private applyCallState(s: RoomState, call: string, peerId: string, state: CallState, room: string): void {
     const peer = s.peers.get(peerId);
     if (peer) peer.callState = state;
     if (s.incoming?.call === call && state !== "ringing" && state !== "active") s.incoming = null;
@@ -848,21 +1005,21 @@ export class Store {
       if (s.call.phase === "idle") s.call.phase = "calling";
     } else if (state === "declined" || state === "busy") {
       const words = state === "declined" ? "declined the call" : "is busy in another call";
-      this.showError({ area: "call", code: state, message: `${this.peerName(peerId)} ${words}.`, peer: peerId });
+      this.showError({ area: "call", code: state, message: `${this.peerName(peerId, s)} ${words}.`, peer: peerId, room });
     }
     if (state === "ended" || state === "declined" || state === "busy") {
       s.levels.delete(peerId);
-      this.endCallIfNobody();
+      this.endCallIfNobody(s);
     }
     this.touch("call", "peers", "levels");
   }
 
   /** The call is over when no peer is ringing or in it any more. */
-  private endCallIfNobody(): void {
-    const live = [...this.state.peers.values()].some((p) => p.callState === "ringing" || p.callState === "active");
-    if (!live && this.state.call.phase !== "idle") {
-      this.state.call = { id: null, phase: "idle", muted: false };
-      this.state.levels.clear();
+  private endCallIfNobody(room: RoomState): void {
+    const live = [...room.peers.values()].some((p) => p.callState === "ringing" || p.callState === "active");
+    if (!live && room.call.phase !== "idle") {
+      room.call = { id: null, phase: "idle", muted: false };
+      room.levels.clear();
       this.touch("call", "levels");
     }
   }

@@ -90,7 +90,7 @@ export type ErrorCode =
   | "unknown-file";
 
 /** The codes of the shell's own errors (src-tauri/src/error.rs). */
-export type ShellErrorCode = "bad-command" | "stopped" | "identity" | "settings" | "host" | "discovery" | "folder";
+export type ShellErrorCode = "bad-command" | "stopped" | "identity" | "settings" | "host" | "discovery" | "folder" | "unknown-room" | "no-room";
 
 /** A server announced on the local network (crates/confab-signal/src/lan.rs). */
 export interface FoundServer {
@@ -189,12 +189,21 @@ export type PeerCommand =
   | { cmd: "contacts" };
 
 /** The shell's settings (src-tauri/src/settings.rs). */
+/** One room the app is in (crates/confab-session/src/settings.rs). */
+export interface RoomSettings {
+  /** The app's name for it, which its events carry. */
+  id: string;
+  server: string;
+  room: string;
+  /** Empty: the room has no password. */
+  password: string;
+}
+
 export interface Settings {
   onboarded: boolean;
   name: string;
-  server: string;
-  room: string;
-  password: string;
+  /** Every room the app is in, in the sidebar's order; each is joined at start. */
+  rooms: RoomSettings[];
   ice_servers: string[];
   audio_in: string;
   audio_out: string;
@@ -238,9 +247,7 @@ export function defaultSettings(): Settings {
   return {
     onboarded: false,
     name: "Me",
-    server: "ws://127.0.0.1:8787/ws",
-    room: "lobby",
-    password: "",
+    rooms: [{ id: "r1", server: "ws://127.0.0.1:8787/ws", room: "lobby", password: "" }],
     ice_servers: [],
     audio_in: "default",
     audio_out: "default",

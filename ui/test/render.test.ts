@@ -45,10 +45,10 @@ beforeEach(async () => {
   actions = new Actions(store, backend);
   app = new AppView(store, actions);
   document.body.replaceChildren(app.el);
-  const boot = await backend.attach((event) => store.apply(event), (link) => store.offerInvite(link));
+  const boot = await backend.attach((event, room) => store.apply(event, Date.now(), room), (link) => store.offerInvite(link));
   actions.downloads = boot.downloads ?? "";
   store.setSettings(boot.settings);
-  store.open("room");
+  store.switchRoom("r1");
   store.apply({ event: "signaling", state: "connected", id: "me", room: "lobby" });
   store.apply({ event: "peers", peers: [{ id: "p1", name: "Ada", state: "connected" }] });
   store.flush();
@@ -68,11 +68,14 @@ describe("views", () => {
     $('[data-action="join-invite"]').click();
     await settle();
     await settle();
-    expect(backend.settings.server).toBe("ws://192.0.2.1:8787/ws");
-    expect(backend.settings.room).toBe("team");
+    expect(backend.settings.rooms.map((r) => [r.server, r.room])).toEqual([
+      ["ws://127.0.0.1:8787/ws", "lobby"],
+      ["ws://192.0.2.1:8787/ws", "team"],
+    ]);
     expect(backend.sent).toContainEqual({ cmd: "connect", server: "ws://192.0.2.1:8787/ws", room: "team", name: "Me", password: "s3cret" });
     expect($(".invite-prompt").hidden).toBe(true);
-    // The lobby's messages are not shown as the new room's.
+    // The new room is on screen, beside the lobby: the lobby's messages are not shown as its.
+    expect(store.state.current).toBe("r2");
     expect(app.el.querySelector(".msg")).toBeNull();
   });
 
@@ -287,7 +290,7 @@ describe("views", () => {
     // Next run: Ada comes back under another id; her key brings her volume with it.
     store.apply({ event: "peers", peers: [{ id: "p7", name: "Ada", state: "connected" }] });
     store.apply({ event: "trust", peer: "p7", name: "Ada", fingerprint: "key-ada", status: "unverified" });
-    await actions.restoreVolume("p7", "key-ada");
+    await actions.restoreVolume("p7", "key-ada", "r1");
     expect(backend.sent).toContainEqual({ cmd: "volume", peer: "p7", volume: 0.5 });
     expect(store.state.peers.get("p7")?.volume).toBe(0.5);
     // Back to full volume: nothing is kept for her.
@@ -560,9 +563,92 @@ describe("views", () => {
   });
 });
 
+describe("several rooms", () => {
+  const team = { id: "r2", server: "ws://192.0.2.1:8787/ws", room: "team", password: "" };
+
+  beforeEach(async () => {
+    await actions.saveSettings({ ...store.state.settings, rooms: [...store.state.settings.rooms, team] });
+    await actions.connect("r2");
+    store.apply({ event: "signaling", state: "connected", id: "me2", room: "team" }, 0, "r2");
+    store.apply({ event: "peers", peers: [{ id: "p9", name: "Bo", state: "connected" }] }, 0, "r2");
+    store.flush();
+  });
+
+  it("lists each room with its unread count, and shows one without dropping the other", async () => {
+    expect(backend.sentTo[backend.sent.findIndex((c) => c.cmd === "connect" && c.room === "team")]).toBe("r2");
+    backend.emit({ event: "chat", id: "t1", from: "p9", text: "over here", ts: 1, scope: "room", author: { name: "Bo", key: "fp9" }, history: false }, "r2");
+    store.flush();
+    expect($('[data-room="r2"] .unread').textContent).toBe("1");
+    expect(app.el.querySelector('[data-room="r1"] .unread')).toBeNull();
+    expect(app.el.querySelector('[data-peer="p9"]')).toBeNull();
+
+    ($('[data-room="r2"] button') as HTMLButtonElement).click();
+    store.flush();
+    expect($(".chat h1").textContent).toBe("team");
+    expect($('[data-peer="p9"]')).not.toBeNull();
+    expect(app.el.querySelector('[data-peer="p1"]')).toBeNull();
+    expect(app.el.querySelector('[data-room="r2"] .unread')).toBeNull();
+    expect($(".msg").textContent).toContain("over here");
+    // What is typed here goes to this room's peer only.
+    const composer = $(".composer-input") as HTMLTextAreaElement;
+    composer.value = "hi team";
+    composer.dispatchEvent(new KeyboardEvent("keydown", { key: "Enter" }));
+    await settle();
+    expect(backend.sentTo[backend.sent.findIndex((c) => c.cmd === "chat" && c.text === "hi team")]).toBe("r2");
+    // Nothing was sent to leave the lobby.
+    expect(backend.sent.filter((c) => c.cmd === "disconnect")).toEqual([]);
+  });
+
+  it("keeps the call bar of a call in another room, and ends it before calling here", async () => {
+    await acceptAdasCall();
+    store.apply({ event: "call-state", call: "c1", peer: "p1", state: "active" });
+    store.switchRoom("r2");
+    store.flush();
+    expect($(".callbar").hidden).toBe(false);
+    expect($(".call-title").textContent).toBe("In a call with Ada in lobby");
+    expect($('[data-room="r1"] .room-call')).not.toBeNull();
+    $('[data-action="mute"]').click();
+    await settle();
+    expect(backend.sentTo[backend.sent.findIndex((c) => c.cmd === "mute")]).toBe("r1");
+    await actions.call(null);
+    const hangup = backend.sent.findIndex((c) => c.cmd === "hangup");
+    expect(backend.sentTo[hangup]).toBe("r1");
+    expect(backend.sentTo[backend.sent.findIndex((c, i) => i > hangup && c.cmd === "call")]).toBe("r2");
+  });
+
+  it("leaves one room from Settings and keeps the other", async () => {
+    store.switchRoom("r2");
+    $('[data-nav="settings"]').click();
+    store.flush();
+    expect(app.el.querySelectorAll("[data-joined-room]")).toHaveLength(2);
+    $('[data-joined-room="r2"] [data-action="leave-room"]').click();
+    await settle();
+    expect(backend.settings.rooms.map((r) => r.id)).toEqual(["r1"]);
+    expect(store.state.current).toBe("r1");
+    expect(app.el.querySelector('[data-room="r2"]')).toBeNull();
+    expect(store.state.peers.has("p1")).toBe(true);
+  });
+
+  it("joins another room from Settings beside the others", async () => {
+    $('[data-nav="settings"]').click();
+    store.flush();
+    ($('.join-form [data-field="server"]') as HTMLInputElement).value = "ws://192.0.2.7:8787/ws";
+    ($('.join-form [data-field="room"]') as HTMLInputElement).value = "games";
+    $('[data-action="join-room-submit"]').click();
+    await settle();
+    expect(backend.settings.rooms.map((r) => [r.id, r.room])).toEqual([
+      ["r1", "lobby"],
+      ["r2", "team"],
+      ["r3", "games"],
+    ]);
+    expect(store.state.current).toBe("r3");
+    expect(backend.sentTo[backend.sent.findIndex((c) => c.cmd === "connect" && c.room === "games")]).toBe("r3");
+  });
+});
+
 describe("invites", () => {
   it("shows the room's invite link, its browser link and its QR code", async () => {
-    store.setSettings({ ...store.state.settings, server: "ws://192.0.2.1:8787/ws" });
+    store.setSettings({ ...store.state.settings, rooms: [{ id: "r1", server: "ws://192.0.2.1:8787/ws", room: "lobby", password: "" }] });
     store.flush();
     $('[data-action="invite"]').click();
     await settle();
@@ -575,7 +661,7 @@ describe("invites", () => {
 
 describe("first run", () => {
   it("lists the servers found on the network and joins one in one click", async () => {
-    const fresh = new FakeBackend({ onboarded: false, name: "Bo", room: "lobby" });
+    const fresh = new FakeBackend({ onboarded: false, name: "Bo" });
     fresh.found = [
       { name: "Ada's server", url: "ws://192.0.2.1:8787/ws", rooms: [{ room: "team", people: 2 }], people: 2 },
     ];

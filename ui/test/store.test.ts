@@ -97,7 +97,65 @@ describe("store", () => {
     // Named by their author, not by the peer that passed them on.
     expect(messages[0]?.name).toBe("Bea");
     expect(store.conversation(ROOM).unread).toBe(1);
-    expect(shown).toEqual(["Ada in the room: now"]);
+    expect(shown).toEqual(["Ada in lobby: now"]);
+  });
+
+  it("keeps rooms apart: another room's messages count there, and its people show when it does", () => {
+    const kept = storage();
+    const store = new Store(kept);
+    const shown: string[] = [];
+    store.notifier = (title, body) => shown.push(`${title}: ${body}`);
+    store.focused = true;
+    store.state.view = "chat";
+    store.switchRoom("r1");
+    store.apply({ event: "signaling", state: "connected", id: "me", room: "lobby" }, 0, "r1");
+    store.apply({ event: "peers", peers: [{ id: "p1", name: "Ada", state: "connected" }] }, 0, "r1");
+    store.apply({ event: "signaling", state: "connected", id: "me2", room: "team" }, 0, "r2");
+    store.apply({ event: "peers", peers: [{ id: "p9", name: "Bo", state: "connected" }] }, 0, "r2");
+    store.apply({ event: "chat", id: "t1", from: "p9", text: "over here", ts: 1, scope: "room", author: { name: "Bo", key: "fp9" }, history: false }, 0, "r2");
+    store.apply({ event: "chat", id: "t2", from: "p9", text: "hello?", ts: 2, scope: "room", author: { name: "Bo", key: "fp9" }, history: false }, 0, "r2");
+    // The lobby is on screen: its people only, and the team's messages wait unread.
+    expect([...store.state.peers.keys()]).toEqual(["p1"]);
+    expect(store.conversation(ROOM).messages).toHaveLength(0);
+    expect(store.roomUnread("r2")).toBe(2);
+    expect(store.roomUnread("r1")).toBe(0);
+    // Even in front, a room not on screen is not being read: it notifies, named.
+    store.focused = false;
+    store.apply({ event: "chat", id: "t3", from: "p9", text: "ping", ts: 3, scope: "room", author: { name: "Bo", key: "fp9" }, history: false }, 0, "r2");
+    expect(shown).toEqual(["Bo in team: ping"]);
+    store.focused = true;
+
+    // The counts outlive the run, per room, also when another room is shown (and the
+    // counts written back) after the room's first event and before it joined.
+    const again = new Store(kept);
+    again.apply({ event: "log", level: "info", msg: "starting", ts: 0 }, 0, "r2");
+    again.switchRoom("r1");
+    again.apply({ event: "signaling", state: "connected", id: "me2", room: "team" }, 0, "r2");
+    expect(again.roomUnread("r2")).toBe(3);
+    expect(again.roomUnread("r1")).toBe(0);
+
+    store.switchRoom("r2");
+    expect([...store.state.peers.keys()]).toEqual(["p9"]);
+    expect(store.conversation(ROOM).messages.map((m) => m.text)).toEqual(["over here", "hello?", "ping"]);
+    expect(store.roomUnread("r2")).toBe(0);
+    // Own messages are named by their own room's chat-sent.
+    const mine = store.addOwnMessage("here now", null);
+    store.apply({ event: "chat-sent", id: "x1", to: ["p1"] }, 0, "r1");
+    expect(mine.id).not.toBe("x1");
+    store.apply({ event: "chat-sent", id: "t4", to: ["p9"] }, 0, "r2");
+    expect(mine.id).toBe("t4");
+  });
+
+  it("shows a room's connection errors only while it is on screen", () => {
+    const store = new Store(storage());
+    store.switchRoom("r1");
+    store.apply({ event: "error", code: "server-unreachable", message: "refused" }, 0, "r2");
+    expect(store.errorsIn("connection")).toHaveLength(0);
+    store.switchRoom("r2");
+    expect(store.errorsIn("connection")).toHaveLength(1);
+    // A device's trouble is the app's, whichever room met it.
+    store.apply({ event: "error", code: "audio-in", message: "no microphone" }, 0, "r1");
+    expect(store.errorsIn("audio")).toHaveLength(1);
   });
 
   it("keeps unread counts across restarts, by room name and by key", () => {

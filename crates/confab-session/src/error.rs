@@ -12,6 +12,12 @@ pub enum SessionError {
     /// Settings could not be written.
     #[error("could not save the settings: {0}")]
     Settings(String),
+    /// A command named a room the app is not in (left, or never joined).
+    #[error("not in the room {0:?}; join it first")]
+    UnknownRoom(String),
+    /// A command for any room, and the app is in none.
+    #[error("not in any room; join one first")]
+    NoRoom,
     /// The hosted signaling server could not start.
     #[error("could not host a server: {0}")]
     Host(String),
@@ -24,6 +30,8 @@ impl SessionError {
             Self::Stopped => "stopped",
             Self::Identity(_) => "identity",
             Self::Settings(_) => "settings",
+            Self::UnknownRoom(_) => "unknown-room",
+            Self::NoRoom => "no-room",
             Self::Host(_) => "host",
         }
     }

@@ -1,5 +1,5 @@
-//! The core peer (`confab_mesh::Mesh`) an app drives, and the task that pumps its events
-//! to the app's window.
+//! The core peer (`confab_mesh::Mesh`) an app drives in one room, and the task that pumps
+//! its events to the app's window, tagged with the room.
 //!
 //! A mesh is built with the display name and ICE servers, so when those change the next
 //! `connect` starts a fresh one (the old one leaves cleanly first). Devices are not part of
@@ -17,9 +17,10 @@ use crate::overrides::Overrides;
 use crate::settings::Settings;
 use crate::transport;
 
-/// Where a mesh's events go (the app's window).
+/// Where the meshes' events go (the app's window), each with the id of its room
+/// ([`crate::settings::RoomSettings::id`]).
 pub trait EventSink: Send + Sync + 'static {
-    fn event(&self, event: Event);
+    fn event(&self, room: &str, event: Event);
 }
 
 /// What a mesh is built from; a change needs a new mesh.
@@ -47,8 +48,10 @@ struct Running {
     pump: JoinHandle<()>,
 }
 
-/// The app's peer, started and restarted as settings change.
+/// The app's peer in one room, started and restarted as settings change.
 pub(crate) struct MeshRunner {
+    /// The room's id, which its events carry.
+    room: String,
     sink: Arc<dyn EventSink>,
     overrides: Overrides,
     /// Identity and history live here.
@@ -59,14 +62,21 @@ pub(crate) struct MeshRunner {
 impl std::fmt::Debug for MeshRunner {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("MeshRunner")
+            .field("room", &self.room)
             .field("data_dir", &self.data_dir)
             .finish_non_exhaustive()
     }
 }
 
 impl MeshRunner {
-    pub(crate) fn new(sink: Arc<dyn EventSink>, overrides: Overrides, data_dir: PathBuf) -> Self {
+    pub(crate) fn new(
+        room: &str,
+        sink: Arc<dyn EventSink>,
+        overrides: Overrides,
+        data_dir: PathBuf,
+    ) -> Self {
         Self {
+            room: room.to_owned(),
             sink,
             overrides,
             data_dir,
@@ -143,7 +153,7 @@ impl MeshRunner {
             echo_cancellation: Some(settings.echo_cancellation),
         });
         let (commands, events) = mesh.split();
-        let pump = tokio::spawn(pump(events, self.sink.clone()));
+        let pump = tokio::spawn(pump(events, self.room.clone(), self.sink.clone()));
         Ok(Running {
             key,
             commands,
@@ -158,10 +168,10 @@ async fn stop(running: Running) {
     let _ = running.pump.await;
 }
 
-/// Forwards the mesh's events to the sink until it stops.
-async fn pump(mut events: MeshEvents, sink: Arc<dyn EventSink>) {
+/// Forwards the mesh's events to the sink, tagged with its room, until it stops.
+async fn pump(mut events: MeshEvents, room: String, sink: Arc<dyn EventSink>) {
     while let Some(event) = events.next_event().await {
-        sink.event(event);
+        sink.event(&room, event);
     }
 }
 

@@ -18,11 +18,8 @@ pub struct Settings {
     /// False until the user has been through the first-run screen.
     pub onboarded: bool,
     pub name: String,
-    /// The signaling server's WebSocket URL.
-    pub server: String,
-    pub room: String,
-    /// Empty: the room has no password.
-    pub password: String,
+    /// The rooms the app is in, each joined at every start, in the sidebar's order.
+    pub rooms: Vec<RoomSettings>,
     /// `stun:HOST:PORT` or `turn:USER:PASS@HOST:PORT`, one per entry.
     pub ice_servers: Vec<String>,
     /// Microphone: `default`, `device:NAME`, `none` (the core's forms).
@@ -39,6 +36,32 @@ pub struct Settings {
     /// peer not listed plays at 1.
     pub volumes: BTreeMap<String, f32>,
     pub host: HostSettings,
+}
+
+/// One room the app is in.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoomSettings {
+    /// The window's name for it; the app gives each room one, never reused for another
+    /// while the room is kept.
+    pub id: String,
+    /// The signaling server's WebSocket URL.
+    pub server: String,
+    pub room: String,
+    /// Empty: the room has no password.
+    #[serde(default)]
+    pub password: String,
+}
+
+impl RoomSettings {
+    /// The room everyone starts in: the app's own server's lobby.
+    fn first() -> Self {
+        Self {
+            id: "r1".to_owned(),
+            server: format!("ws://127.0.0.1:{DEFAULT_PORT}/ws"),
+            room: "lobby".to_owned(),
+            password: String::new(),
+        }
+    }
 }
 
 /// The signaling server this app hosts for others.
@@ -69,9 +92,7 @@ impl Default for Settings {
         Self {
             onboarded: false,
             name: default_name(),
-            server: format!("ws://127.0.0.1:{DEFAULT_PORT}/ws"),
-            room: "lobby".to_owned(),
-            password: String::new(),
+            rooms: vec![RoomSettings::first()],
             ice_servers: Vec::new(),
             audio_in: "default".to_owned(),
             audio_out: "default".to_owned(),
@@ -114,7 +135,7 @@ impl SettingsFile {
             Ok(text) => text,
             Err(_) => return Settings::default(),
         };
-        match serde_json::from_str(&text) {
+        match serde_json::from_str(&text).and_then(one_room_to_rooms) {
             Ok(settings) => settings,
             Err(e) => {
                 tracing::warn!("{}: {e}; starting from the defaults", self.path.display());
@@ -138,6 +159,29 @@ impl SettingsFile {
         std::fs::write(&tmp, text).map_err(fail)?;
         std::fs::rename(&tmp, &self.path).map_err(fail)
     }
+}
+
+/// A file from before the app could be in several rooms names one room with top-level
+/// `server`, `room` and `password`; that room becomes the list's only one.
+fn one_room_to_rooms(mut value: serde_json::Value) -> serde_json::Result<Settings> {
+    if let Some(object) = value.as_object_mut()
+        && !object.contains_key("rooms")
+        && (object.contains_key("server") || object.contains_key("room"))
+    {
+        let first = RoomSettings::first();
+        let mut take = |field: &str, default: String| match object.remove(field) {
+            Some(serde_json::Value::String(text)) => text,
+            _ => default,
+        };
+        let room = RoomSettings {
+            server: take("server", first.server),
+            room: take("room", first.room),
+            password: take("password", first.password),
+            id: first.id,
+        };
+        object.insert("rooms".to_owned(), serde_json::json!([room]));
+    }
+    serde_json::from_value(value)
 }
 
 #[cfg(test)]
@@ -174,6 +218,29 @@ mod tests {
     }
 
     #[test]
+    fn a_file_from_the_one_room_app_keeps_its_room() {
+        let dir = temp_dir("one-room");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(
+            dir.join("settings.json"),
+            r#"{"name":"Bo","server":"ws://192.0.2.2:8787/ws","room":"team","password":"pw"}"#,
+        )
+        .unwrap();
+        let loaded = SettingsFile::new(&dir).load();
+        assert_eq!(loaded.name, "Bo");
+        assert_eq!(
+            loaded.rooms,
+            vec![RoomSettings {
+                id: "r1".into(),
+                server: "ws://192.0.2.2:8787/ws".into(),
+                room: "team".into(),
+                password: "pw".into(),
+            }]
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
     fn missing_fields_take_defaults_and_a_broken_file_is_kept_aside() {
         let dir = temp_dir("partial");
         std::fs::create_dir_all(&dir).unwrap();
@@ -187,7 +254,7 @@ mod tests {
         assert_eq!(loaded.name, "Bo");
         assert_eq!(loaded.host.port, 1234);
         assert!(loaded.host.enabled);
-        assert_eq!(loaded.room, "lobby");
+        assert_eq!(loaded.rooms, vec![RoomSettings::first()]);
         assert!(loaded.noise_suppression && loaded.echo_cancellation);
         assert!(loaded.volumes.is_empty());
 

@@ -85,7 +85,7 @@ export class AppView {
 
   private drawBanner(): void {
     const s = this.store.state;
-    const key = `${s.signaling}:${s.everConnected}:${this.store.rev("errors")}:${s.view}`;
+    const key = `${s.current}:${s.signaling}:${s.everConnected}:${this.store.rev("errors")}:${s.view}:${s.settings.rooms.length}`;
     if (key === this.drawnBanner) return;
     this.drawnBanner = key;
     if (s.view === "onboarding") {
@@ -99,11 +99,16 @@ export class AppView {
     let action: HTMLElement | null = null;
     switch (s.signaling) {
       case "idle":
+        if (!s.settings.rooms.length) {
+          text = "You are in no room.";
+          action = h("button", { type: "button", "data-action": "join-room", onclick: () => this.store.setView("settings") }, "Join a room");
+          break;
+        }
         text = "Not connected.";
         action = h("button", { type: "button", "data-action": "connect", onclick: () => void this.actions.connect() }, "Connect");
         break;
       case "connecting":
-        text = `Connecting to ${s.settings.server}…`;
+        text = `Connecting to ${s.settings.rooms.find((r) => r.id === s.current)?.server ?? "the server"}…`;
         break;
       case "reconnecting":
         text = "Lost the signaling server; reconnecting… Chats and calls with connected peers carry on.";

@@ -1,4 +1,5 @@
 // Voice: the incoming-call prompt, and the in-call bar (mute, hang up, meters, volumes).
+// The app is in one call at a time; both show it whichever room is on screen.
 
 import type { Actions } from "../actions";
 import { fill, h, refill } from "../dom";
@@ -20,14 +21,17 @@ export class IncomingCall {
   }
 
   update(): void {
-    const incoming = this.store.state.incoming;
+    const ringing = this.store.ringing();
+    const incoming = ringing?.incoming;
     const key = incoming ? `${incoming.call}:${this.store.rev("peers")}` : "";
     if (key === this.drawn) return;
     const wasHidden = this.el.hidden;
     this.drawn = key;
     this.el.hidden = !incoming;
-    if (!incoming) return;
-    const name = this.store.peerName(incoming.from);
+    if (!ringing || !incoming) return;
+    const room = this.store.state.roomState(ringing.room);
+    const name = this.store.peerName(incoming.from, room);
+    const where = ringing.room === this.store.state.current ? "" : ` in ${this.store.roomName(ringing.room)}`;
     const accept = h("button", { class: "primary accept", type: "button", "data-action": "accept-call", onclick: () => void this.actions.accept() }, "Accept");
     fill(
       this.el,
@@ -35,7 +39,7 @@ export class IncomingCall {
         "div",
         { class: "incoming-card" },
         avatar(name),
-        h("div", {}, h("h2", { id: "incoming-title" }, `${name} is calling`), h("p", { class: "sub" }, `Voice call${this.store.alsoInCall(incoming.members)}`)),
+        h("div", {}, h("h2", { id: "incoming-title" }, `${name} is calling`), h("p", { class: "sub" }, `Voice call${where}${this.store.alsoInCall(incoming.members, room)}`)),
         accept,
         h("button", { class: "danger", type: "button", "data-action": "decline-call", onclick: () => void this.actions.decline() }, "Decline"),
       ),
@@ -55,8 +59,9 @@ export class CallBar {
 
   update(): void {
     const s = this.store;
-    const call = s.state.call;
-    const key = `${s.rev("call")}:${s.rev("peers")}:${s.rev("errors")}:${s.rev("settings")}`;
+    const room = s.callState();
+    const call = room.call;
+    const key = `${s.rev("call")}:${s.rev("peers")}:${s.rev("errors")}:${s.rev("settings")}:${s.state.current}`;
     if (key === this.drawn) return;
     this.drawn = key;
     const errors = errorList(s, "call");
@@ -65,11 +70,13 @@ export class CallBar {
       fill(this.el, errors);
       return;
     }
-    const members = [...s.state.peers.values()].filter((p) => p.callState === "active" || p.callState === "ringing");
+    const members = [...room.peers.values()].filter((p) => p.callState === "active" || p.callState === "ringing");
+    const callRoom = s.callRoom();
+    const where = callRoom !== null && callRoom !== s.state.current ? ` in ${s.roomName(callRoom)}` : "";
     const title =
       call.phase === "active"
-        ? `In a call with ${members.filter((p) => p.callState === "active").map((p) => p.name).join(", ") || "…"}`
-        : "Calling…";
+        ? `In a call with ${members.filter((p) => p.callState === "active").map((p) => p.name).join(", ") || "…"}${where}`
+        : `Calling…${where}`;
     refill(
       this.el,
       h(
@@ -77,7 +84,7 @@ export class CallBar {
         { class: "call-main" },
         h("span", { class: `call-icon ${call.phase}` }, icon("phone")),
         h("strong", { class: "call-title", "data-phase": call.phase }, title),
-        h("span", { class: "me-level" }, h("span", { class: "sub", "data-mic": "" }, micLabel(call.muted, s.state.settings.push_to_talk, s.state.talkShortcut)), meter("", "Your microphone level", s.state.levels.get(""))),
+        h("span", { class: "me-level" }, h("span", { class: "sub", "data-mic": "" }, micLabel(call.muted, s.state.settings.push_to_talk, s.state.talkShortcut)), meter("", "Your microphone level", room.levels.get(""))),
         h(
           "button",
           { type: "button", class: call.muted ? "toggled" : "", "aria-pressed": String(call.muted), "data-action": "mute", onclick: () => void this.actions.toggleMute() },
@@ -96,7 +103,7 @@ export class CallBar {
             avatar(p.name, true),
             h("span", { class: "name" }, p.name),
             h("span", { class: "sub" }, p.callState === "ringing" ? "ringing…" : p.muted ? "muted" : ""),
-            meter(p.id, `${p.name}'s level`, s.state.levels.get(p.id)),
+            meter(p.id, `${p.name}'s level`, room.levels.get(p.id)),
             h(
               "label",
               { class: "volume" },

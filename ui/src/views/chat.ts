@@ -132,7 +132,7 @@ export class ChatView {
       refill(
         this.header,
         h("span", { class: "hash big", "aria-hidden": "true" }, "#"),
-        h("div", { class: "who" }, h("h1", {}, s.room ?? s.settings.room), h("span", { class: "sub" }, `${s.peers.size + 1} in the room`)),
+        h("div", { class: "who" }, h("h1", {}, this.store.roomName(s.current)), h("span", { class: "sub" }, `${s.peers.size + 1} in the room`)),
         h("button", { type: "button", "data-action": "invite", "aria-expanded": String(!this.invitePanel.hidden), onclick: () => void this.toggleInvite() }, "Invite"),
         inCall
           ? h(

@@ -36,7 +36,7 @@ export function meter(key: string, label: string, dbfs: number | undefined): HTM
 /** Moves every meter on the page to the store's levels, without redrawing anything else. */
 export function updateMeters(root: ParentNode, store: Store): void {
   for (const el of root.querySelectorAll<HTMLElement>("[data-level]")) {
-    const percent = meterPercent(store.state.levels.get(el.dataset.level ?? ""));
+    const percent = meterPercent(store.callState().levels.get(el.dataset.level ?? ""));
     el.setAttribute("aria-valuenow", String(percent));
     const fill = el.firstElementChild as HTMLElement | null;
     if (fill) fill.style.width = `${percent}%`;

@@ -62,8 +62,8 @@ export class Onboarding {
     if (!this.filled) {
       const settings = s.state.settings;
       this.name.value = settings.name;
-      this.room.value = settings.room;
-      this.server.value = settings.server;
+      this.room.value = settings.rooms[0]?.room ?? "lobby";
+      this.server.value = settings.rooms[0]?.server ?? "";
       this.host.checked = settings.host.enabled;
       this.join.checked = !settings.host.enabled;
       this.server.disabled = settings.host.enabled;
@@ -95,7 +95,7 @@ export class Onboarding {
   private async joinFound(server: FoundServer): Promise<void> {
     this.joinServer(server.url);
     const busiest = server.rooms[0];
-    if (busiest && (!this.room.value.trim() || this.room.value === this.store.state.settings.room)) {
+    if (busiest && (!this.room.value.trim() || this.room.value === this.store.state.settings.rooms[0]?.room)) {
       this.room.value = busiest.room;
     }
     await this.start();
@@ -124,18 +124,17 @@ export class Onboarding {
       }
     }
     const current = this.store.state.settings;
-    let settings = { ...current, name, room, server: this.server.value.trim(), host: { ...current.host, enabled: hosting } };
-    if (!(await this.actions.saveSettings(settings))) return;
+    // The first run sets up one room; more are joined from Settings or by invites.
+    const first = { id: current.rooms[0]?.id ?? "r1", server: this.server.value.trim(), room, password: current.rooms[0]?.password ?? "" };
+    if (!(await this.actions.saveSettings({ ...current, name, host: { ...current.host, enabled: hosting } }))) return;
     if (hosting) {
       if (!(await this.actions.hostStart())) return;
-      const local = this.store.state.host.local_url;
-      if (local) settings = { ...this.store.state.settings, server: local };
+      first.server = this.store.state.host.local_url ?? first.server;
     } else if (this.store.state.host.running) {
       await this.actions.hostStop();
     }
-    settings = { ...this.store.state.settings, server: settings.server, onboarded: true };
-    if (!(await this.actions.saveSettings(settings))) return;
-    this.store.open("room");
-    await this.actions.connect();
+    if (!(await this.actions.saveSettings({ ...this.store.state.settings, rooms: [first], onboarded: true }))) return;
+    this.store.switchRoom(first.id);
+    await this.actions.connect(first.id);
   }
 }

@@ -1,10 +1,11 @@
-// Settings: who you are, where you connect, hosting a server, STUN/TURN, audio devices.
+// Settings: who you are, the rooms you are in and joining another, STUN/TURN, hosting a
+// server, audio devices.
 
 import type { Actions } from "../actions";
 import { fill, h } from "../dom";
 import { iceServerProblem, serverProblem } from "../format";
 import type { Store } from "../store";
-import type { Device, Settings } from "../types";
+import type { Device, RoomSettings, Settings } from "../types";
 import { copyButton, errorList, foundServers, meter } from "./common";
 
 export class SettingsView {
@@ -37,12 +38,16 @@ export class SettingsView {
   private readonly testButton = h("button", { type: "button", "data-action": "connection-test" }, "Test the connection");
   private readonly testResults = h("ul", { class: "connection-test", "aria-live": "polite", "aria-label": "Connection test" });
   private readonly saved = h("span", { class: "saved", "aria-live": "polite" });
-  /** Closes the signaling link only: connected peers stay. */
+  /** Closes the signaling link of the room on screen only: its connected peers stay. */
   private readonly disconnect = h(
     "button",
-    { type: "button", "data-action": "disconnect", title: "Leave the signaling server; chats and calls with connected peers go on" },
+    { type: "button", "data-action": "disconnect", title: "Leave this room's signaling server; chats and calls with connected peers go on" },
     "Disconnect from the server",
   );
+  /** The rooms the app is in, each with a way to leave it. */
+  private readonly roomList = h("ul", { class: "joined-rooms", "aria-label": "Your rooms" });
+  private readonly joinErrors = h("div", { class: "form-errors", role: "alert" });
+  private drawnRooms = "";
   /** The settings the form shows, and whether the user has edited it since. */
   private formOf: Settings | null = null;
   private dirty = false;
@@ -61,16 +66,7 @@ export class SettingsView {
         oninput: () => (this.dirty = true),
       },
       h("header", { class: "view-header" }, h("h1", {}, "Settings")),
-      h(
-        "fieldset",
-        {},
-        h("legend", {}, "You and your room"),
-        field("Display name", this.name),
-        field("Signaling server", this.server, "The server everyone in the room connects to."),
-        this.found,
-        field("Room", this.room),
-        field("Room password", this.password, "Optional. The first to join a room sets it."),
-      ),
+      h("fieldset", {}, h("legend", {}, "You"), field("Display name", this.name, "How everyone in your rooms sees you.")),
       h(
         "fieldset",
         {},
@@ -87,6 +83,23 @@ export class SettingsView {
         this.saved,
       ),
       this.formErrors,
+    );
+    const rooms = h("fieldset", { class: "rooms-settings" }, h("legend", {}, "Your rooms"), this.roomList);
+    const join = h(
+      "form",
+      { class: "join-form", "aria-label": "Join a room", onsubmit: (e: Event) => (e.preventDefault(), void this.join()) },
+      h(
+        "fieldset",
+        {},
+        h("legend", {}, "Join a room"),
+        h("p", { class: "hint" }, "Beside the rooms you are in: each keeps its own people and conversations."),
+        field("Signaling server", this.server, "The server everyone in the room connects to."),
+        this.found,
+        field("Room", this.room),
+        field("Room password", this.password, "Optional. The first to join a room sets it."),
+        h("div", { class: "actions" }, h("button", { class: "primary", type: "submit", "data-action": "join-room-submit" }, "Join")),
+        this.joinErrors,
+      ),
     );
     this.hostToggle.addEventListener("change", () => void this.toggleHost());
     this.testButton.addEventListener("click", () => void this.testConnection());
@@ -128,7 +141,7 @@ export class SettingsView {
     this.pushToTalk.addEventListener("change", () => void this.actions.setPushToTalk(this.pushToTalk.checked));
     this.input.addEventListener("change", () => void this.audioChanged());
     this.output.addEventListener("change", () => void this.audioChanged());
-    fill(this.el, form, host, audio);
+    fill(this.el, form, rooms, join, host, audio);
   }
 
   /** Shown: asks the core for devices, the host for fresh counts, and starts the meter. */
@@ -151,6 +164,12 @@ export class SettingsView {
       this.fillForm(s.state.settings);
     }
     this.disconnect.disabled = s.state.signaling !== "connected" && s.state.signaling !== "reconnecting";
+    const roomsKey = `${s.rev("settings")}:${s.rev("connection")}:${s.state.current}`;
+    if (roomsKey !== this.drawnRooms) {
+      this.drawnRooms = roomsKey;
+      fill(this.roomList, s.state.settings.rooms.map((r) => this.roomRow(r)));
+      if (!s.state.settings.rooms.length) fill(this.roomList, h("li", { class: "sub" }, "You are in no room. Join one below."));
+    }
     const hostKey = `${s.rev("settings")}:${s.rev("errors")}`;
     if (hostKey !== this.drawnHost) {
       this.drawnHost = hostKey;
@@ -161,10 +180,10 @@ export class SettingsView {
         foundServers(s, this.actions, (server) => {
           this.server.value = server.url;
           if (server.rooms[0]) this.room.value = server.rooms[0].room;
-          this.dirty = true;
         }),
       );
       fill(this.formErrors, errorList(s, "settings"));
+      fill(this.joinErrors, errorList(s, "connection"));
     }
     const audioKey = `${s.rev("audio")}:${s.rev("settings")}:${s.rev("errors")}`;
     if (audioKey !== this.drawnAudio) {
@@ -198,11 +217,28 @@ export class SettingsView {
     );
   }
 
+  /** A room in the list: where it is, how it is connected, and Leave. */
+  private roomRow(joined: RoomSettings): HTMLElement {
+    const signaling = this.store.state.rooms.get(joined.id)?.signaling ?? "idle";
+    const name = this.store.roomName(joined.id);
+    return h(
+      "li",
+      { "data-joined-room": joined.id },
+      h("span", { class: "name" }, `# ${name}`),
+      h("span", { class: "sub" }, ` on ${joined.server} · ${signaling === "connected" ? "connected" : signaling}`),
+      h(
+        "button",
+        { type: "button", class: "danger", "data-action": "leave-room", "aria-label": `Leave ${name}`, onclick: () => void this.actions.leaveRoom(joined.id) },
+        "Leave",
+      ),
+    );
+  }
+
   private fillForm(settings: Settings): void {
     this.name.value = settings.name;
-    this.server.value = settings.server;
-    this.room.value = settings.room;
-    this.password.value = settings.password;
+    // The join form starts from the room on screen's server, the likeliest for another room.
+    const here = settings.rooms.find((r) => r.id === this.store.state.current) ?? settings.rooms[0];
+    if (!this.server.value) this.server.value = here?.server ?? "";
     this.ice.value = settings.ice_servers.join("\n");
     this.port.value = String(settings.host.port);
     this.reach.value = settings.host.lan ? "lan" : "local";
@@ -237,7 +273,7 @@ export class SettingsView {
           ),
         ),
       ),
-      local && this.store.state.settings.server !== local
+      local && !this.store.state.settings.rooms.some((r) => r.server === local)
         ? h("button", { type: "button", "data-action": "use-hosted", onclick: () => void this.useHosted(local) }, "Connect to this server")
         : h("p", { class: "sub" }, "You are using this server."),
       errorList(this.store, "host"),
@@ -289,9 +325,29 @@ export class SettingsView {
     }
   }
 
+  /** Joins the room typed in the join form (lobby if none) on this computer's server. */
   private async useHosted(url: string): Promise<void> {
     this.server.value = url;
-    await this.save();
+    if (!this.room.value.trim()) this.room.value = "lobby";
+    await this.join();
+  }
+
+  /** Joins the room in the join form beside the others. */
+  private async join(): Promise<void> {
+    const problems: string[] = [];
+    const room = this.room.value.trim();
+    if (!room) problems.push("Pick a room.");
+    const serverIssue = serverProblem(this.server.value);
+    if (serverIssue) problems.push(serverIssue);
+    if (problems.length) {
+      this.store.showError({ area: "settings", code: "invalid", message: problems.join(" ") });
+      fill(this.joinErrors, errorList(this.store, "settings"));
+      return;
+    }
+    if (await this.actions.joinRoom(this.server.value.trim(), room, this.password.value)) {
+      this.room.value = "";
+      this.password.value = "";
+    }
   }
 
   private async audioChanged(): Promise<void> {
@@ -303,11 +359,7 @@ export class SettingsView {
   private read(): Settings | null {
     const problems: string[] = [];
     const name = this.name.value.trim();
-    const room = this.room.value.trim();
     if (!name) problems.push("Pick a display name.");
-    if (!room) problems.push("Pick a room.");
-    const serverIssue = serverProblem(this.server.value);
-    if (serverIssue) problems.push(serverIssue);
     const ice = this.ice.value.split("\n").map((l) => l.trim()).filter(Boolean);
     for (const spec of ice) {
       const issue = iceServerProblem(spec);
@@ -322,22 +374,19 @@ export class SettingsView {
     return {
       ...this.store.state.settings,
       name,
-      server: this.server.value.trim(),
-      room,
-      password: this.password.value,
       ice_servers: ice,
       host: { ...this.store.state.settings.host, port, lan: this.reach.value === "lan" },
     };
   }
 
+  /** Saves the form; rooms rejoin where the change needs it (`Actions.saveAndRejoin`). */
   private async save(): Promise<void> {
     const settings = this.read();
     if (!settings) return;
     this.dirty = false;
-    if (await this.actions.saveSettings(settings)) {
+    if (await this.actions.saveAndRejoin(settings)) {
       this.saved.textContent = "Saved.";
       setTimeout(() => (this.saved.textContent = ""), 2000);
-      await this.actions.reconnect();
     }
   }
 }

@@ -1,12 +1,12 @@
-// The left column: the room, the peers with their states and badges, and the way to the
-// settings and logs.
+// The left column: the rooms the app is in (each with its unread count), the people of the
+// room on screen with their states and badges, and the way to the settings and logs.
 
 import type { Actions } from "../actions";
 import { h, refill } from "../dom";
 import { icon } from "../icons";
 import type { Peer, Store } from "../store";
 import { ROOM, contactConversation } from "../store";
-import type { Contact } from "../types";
+import type { Contact, RoomSettings } from "../types";
 import { formatLastSeen } from "../format";
 import { avatar, peerStateText, rttText } from "./common";
 
@@ -25,7 +25,6 @@ export class Sidebar {
     if (key === this.drawn) return;
     this.drawn = key;
     const state = s.state;
-    const room = s.conversation(ROOM);
     const peers = [...state.peers.values()].sort((a, b) => a.name.localeCompare(b.name));
     const away = s.awayContacts();
     refill(
@@ -39,19 +38,13 @@ export class Sidebar {
       ),
       h(
         "nav",
-        { class: "rooms" },
-        h("h2", {}, "Room"),
+        { class: "rooms", "aria-label": "Rooms" },
+        h("h2", {}, "Rooms"),
+        h("ul", { class: "room-list" }, state.settings.rooms.map((r) => this.roomRow(r))),
         h(
           "button",
-          {
-            class: `conv ${state.active === ROOM && state.view === "chat" ? "active" : ""}`,
-            type: "button",
-            "data-conv": ROOM,
-            onclick: () => this.actions.openConversation(ROOM),
-          },
-          h("span", { class: "hash", "aria-hidden": "true" }, "#"),
-          h("span", { class: "name" }, state.room ?? state.settings.room),
-          unreadBadge(room.unread),
+          { class: "link join-room", type: "button", "data-action": "join-room", onclick: () => s.setView("settings") },
+          "+ Join a room",
         ),
       ),
       h(
@@ -85,6 +78,40 @@ export class Sidebar {
           { class: `icon ${state.view === "settings" ? "active" : ""}`, type: "button", title: "Settings", "aria-label": "Settings", "data-nav": "settings", onclick: () => s.setView("settings") },
           icon("gear"),
         ),
+      ),
+    );
+  }
+
+  /** A room the app is in. The one on screen opens its conversation; another is shown, at
+   * the conversation it was left on. Its count is of everything unread in it. */
+  private roomRow(joined: RoomSettings): HTMLElement {
+    const s = this.store;
+    const state = s.state;
+    const here = joined.id === state.current;
+    const room = state.rooms.get(joined.id);
+    const unread = here ? s.conversation(ROOM).unread : s.roomUnread(joined.id);
+    const inCall = room !== undefined && room.call.phase !== "idle";
+    const signaling = room?.signaling ?? "idle";
+    const name = s.roomName(joined.id);
+    return h(
+      "li",
+      { "data-room": joined.id, "data-room-name": name },
+      h(
+        "button",
+        {
+          class: `conv ${here && state.active === ROOM && state.view === "chat" ? "active" : ""} ${here ? "here" : ""}`,
+          type: "button",
+          "aria-current": here ? "true" : undefined,
+          "aria-label": `${name}${unread ? `, ${unread} unread` : ""}${inCall ? ", in a call" : ""}`,
+          title: joined.server,
+          ...(here ? { "data-conv": ROOM } : {}),
+          onclick: () => (here ? this.actions.openConversation(ROOM) : s.switchRoom(joined.id)),
+        },
+        h("span", { class: "hash", "aria-hidden": "true" }, "#"),
+        h("span", { class: "name" }, name),
+        inCall ? h("span", { class: "room-call", title: "Call under way" }, icon("phone")) : null,
+        h("span", { class: `dot ${dotClass(signaling)}`, title: `Signaling: ${signaling}` }),
+        unreadBadge(unread),
       ),
     );
   }

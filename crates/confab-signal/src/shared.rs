@@ -74,14 +74,17 @@ impl Shared {
             Some(cluster) => Some(Cluster::connect(cluster).await?),
             None => None,
         };
-        // In a cluster, ids and socket numbers must not collide with another server's
-        // when a room moves: both get a part drawn at random per process.
-        let (id_prefix, first_conn) = match &cluster {
-            Some(_) => (
-                format!("p{:08x}-", rand::random::<u32>()),
-                u64::from(rand::random::<u32>()) << 32 | 1,
-            ),
-            None => ("p".to_owned(), 1),
+        // Peer ids get a part drawn at random per process. A client whose resume fails
+        // after a restart takes its fresh id for its old one when the two are equal, and
+        // then the members it knew by those ids for the same people: with ids counted from
+        // 1 in every process, the first to rejoin a restarted server got its old id back
+        // and kept a dead connection to a newcomer that had an old member's id. In a
+        // cluster, socket numbers must not collide with another server's either when a
+        // room moves.
+        let id_prefix = format!("p{:08x}-", rand::random::<u32>());
+        let first_conn = match &cluster {
+            Some(_) => u64::from(rand::random::<u32>()) << 32 | 1,
+            None => 1,
         };
         let limits = Limits {
             max_rooms: config.max_rooms,

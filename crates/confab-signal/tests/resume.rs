@@ -209,3 +209,25 @@ async fn abrupt_drops_of_many_sockets_leave_nothing_behind() {
     assert_eq!(state.peers, 1);
     assert_eq!(state.rooms, 1);
 }
+
+/// A client whose server restarted cannot resume; it must not get its old id back, or it
+/// would take the fresh join for a resume and the members it knew by their old ids for the
+/// same people (a dead connection kept to a newcomer that has an old member's id).
+#[tokio::test]
+async fn a_restarted_server_never_hands_out_an_id_of_the_one_before() {
+    let first = start(ServerConfig::default()).await;
+    let (_a, a) = joined(&first, "r", "A").await;
+    let (_b, b) = joined(&first, "r", "B").await;
+    first.stop().await;
+
+    let second = start(ServerConfig::default()).await;
+    let mut again = join("r", "A");
+    again.resume = Some(a.token);
+    let (_a2, a2) = SignalClient::join(&url(&second), &ClientOptions::default(), again)
+        .await
+        .unwrap();
+    let (_c, c) = joined(&second, "r", "C").await;
+    assert_ne!(a2.id, a.id, "a resume that failed gives a fresh id");
+    assert_ne!(c.id, a.id);
+    assert_ne!(c.id, b.id, "a newcomer never takes an old member's id");
+}

@@ -459,6 +459,17 @@ export class Store {
     return null;
   }
 
+  /** Where else a contact is now: another room it is in, with its peer id there. */
+  presentElsewhere(key: string): { room: string; peer: string } | null {
+    for (const [id, room] of this.state.rooms) {
+      if (id === this.state.current) continue;
+      for (const peer of room.peers.values()) {
+        if (peer.fingerprint === key && peer.state !== "closed") return { room: id, peer: peer.id };
+      }
+    }
+    return null;
+  }
+
   /** Contacts that are not in the room now, the most recently seen first. */
   awayContacts(): Contact[] {
     const present = new Set([...this.state.peers.values()].map((p) => p.fingerprint));

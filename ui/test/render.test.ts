@@ -616,6 +616,18 @@ describe("several rooms", () => {
     expect(backend.sentTo[backend.sent.findIndex((c, i) => i > hangup && c.cmd === "call")]).toBe("r2");
   });
 
+  it("lists someone met here who is now in another room there, one click away", () => {
+    store.apply({ event: "trust", peer: "p9", name: "Bo", fingerprint: "fp9", status: "unverified" }, 0, "r2");
+    store.apply({ event: "contacts", contacts: [{ key: "fp9", name: "Bo", last_seen: 1, verified: false }] }, 0, "r1");
+    store.flush();
+    expect($('[data-elsewhere="r2"] .state').textContent).toBe("in # team");
+    expect(app.el.querySelector('.away [data-contact="fp9"]')).toBeNull();
+    ($('[data-elsewhere="r2"] button') as HTMLButtonElement).click();
+    store.flush();
+    expect(store.state.current).toBe("r2");
+    expect(store.state.active).toBe("p9");
+  });
+
   it("leaves one room from Settings and keeps the other", async () => {
     store.switchRoom("r2");
     $('[data-nav="settings"]').click();

@@ -26,7 +26,10 @@ export class Sidebar {
     this.drawn = key;
     const state = s.state;
     const peers = [...state.peers.values()].sort((a, b) => a.name.localeCompare(b.name));
-    const away = s.awayContacts();
+    // Those met before who are not here: in another of the app's rooms, or away.
+    const notHere = s.awayContacts().map((contact) => ({ contact, at: s.presentElsewhere(contact.key) }));
+    const elsewhere = notHere.filter((c) => c.at !== null);
+    const away = notHere.filter((c) => c.at === null).map((c) => c.contact);
     refill(
       this.el,
       h(
@@ -55,6 +58,14 @@ export class Sidebar {
           ? h("ul", { class: "peer-list" }, peers.map((p) => this.peerRow(p)))
           : h("p", { class: "hint" }, state.signaling === "connected" ? "Nobody else is in this room yet." : "Not in a room."),
       ),
+      elsewhere.length
+        ? h(
+            "section",
+            { class: "peers elsewhere" },
+            h("h2", {}, `In your other rooms (${elsewhere.length})`),
+            h("ul", { class: "peer-list" }, elsewhere.map(({ contact, at }) => (at ? this.elsewhereRow(contact, at) : null))),
+          )
+        : null,
       away.length
         ? h(
             "section",
@@ -112,6 +123,29 @@ export class Sidebar {
         inCall ? h("span", { class: "room-call", title: "Call under way" }, icon("phone")) : null,
         h("span", { class: `dot ${dotClass(signaling)}`, title: `Signaling: ${signaling}` }),
         unreadBadge(unread),
+      ),
+    );
+  }
+
+  /** A contact who is in another of the app's rooms: a click shows that room, with the
+   * conversation with them open. */
+  private elsewhereRow(contact: Contact, at: { room: string; peer: string }): HTMLElement {
+    const room = this.store.roomName(at.room);
+    return h(
+      "li",
+      { "data-contact": contact.key, "data-elsewhere": at.room, "data-name": contact.name },
+      h(
+        "button",
+        {
+          class: "conv peer",
+          type: "button",
+          onclick: () => {
+            this.store.switchRoom(at.room);
+            this.actions.openConversation(at.peer);
+          },
+        },
+        avatar(contact.name),
+        h("span", { class: "who" }, h("span", { class: "name" }, contact.name), h("span", { class: "state st-connected" }, `in # ${room}`)),
       ),
     );
   }

@@ -320,13 +320,37 @@ impl Mixer {
             .collect()
     }
 
-    /// One 20 ms frame of every peer, mixed.
-    pub fn tick(&mut self) -> Result<Mixed, AudioError> {
+    /// How much earlier (ms) the playout clock may run: what every stream being played
+    /// allows (see [`JitterBuffer::advance_ms`]); `None` while any of them wants it to stay.
+    pub fn advance_ms(&self) -> Option<f64> {
+        let mut playing = self
+            .streams
+            .values()
+            .filter(|s| s.jitter.playing())
+            .peekable();
+        playing.peek()?;
+        playing
+            .map(|s| s.jitter.advance_ms())
+            .try_fold(f64::INFINITY, |least, advance| {
+                advance.map(|ms| least.min(ms))
+            })
+    }
+
+    /// The playout clock moved earlier: every stream watches its waits afresh.
+    pub fn moved_earlier(&mut self) {
+        for stream in self.streams.values_mut() {
+            stream.jitter.moved_earlier();
+        }
+    }
+
+    /// One 20 ms frame of every peer, mixed, played at `now_ms` (the clock of the
+    /// arrivals).
+    pub fn tick(&mut self, now_ms: f64) -> Result<Mixed, AudioError> {
         let mut mix = [0.0; FRAME_SAMPLES];
         let mut levels = Vec::new();
         for (peer, stream) in &mut self.streams {
             let mut frame = [0.0; FRAME_SAMPLES];
-            match stream.jitter.pop() {
+            match stream.jitter.pop(now_ms) {
                 Playout::Packet(packet) => stream.decoder.decode(&packet, &mut frame)?,
                 Playout::Recover(next) => stream.decoder.recover(&next, &mut frame)?,
                 Playout::Conceal => stream.decoder.conceal(&mut frame)?,
@@ -370,7 +394,7 @@ mod tests {
                 let seq = first.wrapping_add(i);
                 let now = (at + usize::from(i)) as f64 * 20.0;
                 mixer.push("a", rtp(ssrc, seq), packet, now).unwrap();
-                out.extend_from_slice(&mixer.tick().unwrap().frame);
+                out.extend_from_slice(&mixer.tick(now).unwrap().frame);
             }
             goertzel_dbfs(&out[20 * FRAME_SAMPLES..], 440.0)
         };
@@ -403,7 +427,7 @@ mod tests {
                         .unwrap();
                 }
             }
-            let mixed = mixer.tick().unwrap();
+            let mixed = mixer.tick(now + 1.0).unwrap();
             out.extend_from_slice(&mixed.frame);
             levels.extend(mixed.levels);
         }
@@ -465,7 +489,7 @@ mod tests {
             if i == 0 {
                 mixer.set_gain("a", 0.5);
             }
-            out.extend_from_slice(&mixer.tick().unwrap().frame);
+            out.extend_from_slice(&mixer.tick(f64::from(i) * 20.0).unwrap().frame);
         }
         let level = goertzel_dbfs(&out[30 * FRAME_SAMPLES..], 440.0);
         assert!((level + 18.0).abs() < 3.0, "half volume is -6 dB: {level}");
@@ -485,7 +509,7 @@ mod tests {
                 mixer
                     .push("a", rtp(10 + call, i), packet, f64::from(i) * 20.0)
                     .unwrap();
-                out.extend_from_slice(&mixer.tick().unwrap().frame);
+                out.extend_from_slice(&mixer.tick(f64::from(i) * 20.0).unwrap().frame);
             }
             let level = goertzel_dbfs(&out[20 * FRAME_SAMPLES..], 440.0);
             assert!(
@@ -494,5 +518,29 @@ mod tests {
             );
             mixer.remove("a");
         }
+    }
+
+    /// With two peers, the clock may run as much earlier as the later one's arrivals
+    /// allow: A's packets come 1 ms after their send time, B's 8 ms, the mix is played
+    /// 15 ms after it; B's frames wait 7 ms, 5 more than the 2 ms guard.
+    #[test]
+    fn the_playout_clock_may_gain_what_the_latest_peer_leaves() {
+        let mut mixer = Mixer::new();
+        let mut a = Capture::new(Box::new(Tone::new(440.0))).unwrap();
+        let mut b = Capture::new(Box::new(Tone::new(880.0))).unwrap();
+        let mut advance = None;
+        for i in 0..120u16 {
+            let sent = f64::from(i) * 20.0;
+            for (peer, capture, delay) in [("a", &mut a, 1.0), ("b", &mut b, 8.0)] {
+                let packet = capture.tick().unwrap().packet.unwrap();
+                mixer.push(peer, rtp(1, i), packet, sent + delay).unwrap();
+            }
+            mixer.tick(sent + 15.0).unwrap();
+            advance = advance.or(mixer.advance_ms());
+        }
+        let advance = advance.unwrap();
+        assert!((advance - 5.0).abs() < 0.5, "{advance}");
+        mixer.moved_earlier();
+        assert_eq!(mixer.advance_ms(), None);
     }
 }

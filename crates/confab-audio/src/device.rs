@@ -8,7 +8,7 @@
 //! move samples through lock-free rings (no locks, no allocation); resampling to and from
 //! 48 kHz and the framing into 20 ms happen on the engine's side.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant};
 
@@ -219,14 +219,16 @@ fn find(
 /// Why a stream failed, set from cpal's error callback (not the audio callback: a lock is
 /// fine there) and read by the engine; a count of the audio callbacks, by which the
 /// engine notices a stream that stopped without a word (a sound server drops a stream
-/// whose device was unplugged, and cpal's Pulse host does not say so); and the playback
-/// callback's underruns.
+/// whose device was unplugged, and cpal's Pulse host does not say so); the playback
+/// callback's underruns; and the samples the engine asks the playback callback to drop
+/// from its queue (see [`Sink::skip`]).
 #[derive(Debug, Default)]
 struct Health {
     failed: AtomicBool,
     reason: Mutex<String>,
     callbacks: AtomicU64,
     underruns: AtomicU64,
+    skip: AtomicUsize,
 }
 
 /// The engine's watch on a stream's callbacks. Time is passed in.
@@ -511,12 +513,21 @@ where
             // between the two does not find the ring just empty.
             if !primed && ring.occupied_len() < wanted {
                 data.fill(T::EQUILIBRIUM);
+                // A skip asked for before running dry is stale: the queue it was meant
+                // for has gone.
+                alive.skip.store(0, Relaxed);
                 return;
             }
             primed = true;
             let queued = ring.occupied_len();
             if queued > wanted + excess {
                 ring.skip(queued - wanted);
+            }
+            // The engine's playout clock moved earlier: drop what it asked, as far as the
+            // request and the margin stay queued.
+            let asked = alive.skip.swap(0, Relaxed);
+            if asked > 0 {
+                ring.skip(asked.min(ring.occupied_len().saturating_sub(wanted)));
             }
             let queued = ring.occupied_len();
             if queued < request {
@@ -646,6 +657,8 @@ impl Source for DeviceSource {
 /// A speaker: 48 kHz mono frames to a playback device.
 pub struct DeviceSink {
     ring: HeapProd<f32>,
+    /// The device's own rate.
+    rate: u32,
     converter: RateConverter,
     scratch: Vec<f32>,
     health: Arc<Health>,
@@ -676,6 +689,7 @@ impl DeviceSink {
         )?;
         Ok(Self {
             ring,
+            rate: opened.rate,
             converter: RateConverter::new(SAMPLE_RATE, opened.rate)?,
             scratch: vec![0.0; 4096],
             health,
@@ -711,6 +725,12 @@ impl Sink for DeviceSink {
 
     fn underruns(&self) -> u64 {
         self.health.underruns.load(Relaxed)
+    }
+
+    fn skip(&mut self, samples: usize) {
+        let at_device_rate = samples as u64 * u64::from(self.rate) / u64::from(SAMPLE_RATE);
+        let at_device_rate = usize::try_from(at_device_rate).unwrap_or(usize::MAX);
+        self.health.skip.fetch_add(at_device_rate, Relaxed);
     }
 }
 

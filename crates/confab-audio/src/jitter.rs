@@ -15,6 +15,15 @@
 //! needed, held for a while as WebRTC's NetEQ holds its delay peaks: a delay met once is
 //! ridden out unheard the next time instead of costing a wait each time.
 //!
+//! The buffer also tells its playout clock when it could run earlier. A frame's packet
+//! arrives at some point of the 20 ms between two playouts, and without this the frame
+//! waits out whatever is left of it: 0 to 20 ms set by the phase of the sender's clock and
+//! ours as a call starts, 10 ms on average and kept for the whole call. Each frame played
+//! from its own packet notes how long it waited since it arrived; when the least wait over
+//! a watch (2 s) exceeds what a frame must keep (three times the jitter or the latest
+//! late packet's lateness, and the clock's precision; a frame more while packets are being
+//! lost), [`JitterBuffer::advance_ms`] says by how much the clock may move earlier.
+//!
 //! Copies of earlier frames carried in RED (see [`crate::red`]) fill the gaps their own
 //! packets left; the loss the buffer measures is still the network's (a frame whose own
 //! packet never came), which is what the sender sizes its redundancy for.
@@ -39,6 +48,15 @@ const PEAK_HOLD_FRAMES: u32 = 1000;
 /// Frames over which the least depth is watched: what stood above the target all that
 /// time (2 s) is delay, not cushion.
 const DEPTH_WATCH_FRAMES: u32 = 100;
+/// Frames over which the least wait (arrival to playout) is watched before the playout
+/// clock may move earlier: 2 s, long enough to have met the delays a busy machine adds.
+const PHASE_WATCH_FRAMES: u32 = 100;
+/// What a frame keeps between its arrival and its playout at the least: the playout
+/// clock's own precision (tokio's timer works in whole milliseconds, and a thread wakes a
+/// little after its time).
+const MIN_GUARD_MS: f64 = 2.0;
+/// Less spare than this is not worth moving the clock for.
+const LEAST_ADVANCE_MS: f64 = 1.0;
 
 /// What to play for the next frame.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -73,8 +91,8 @@ pub struct JitterStats {
 #[derive(Debug)]
 struct Held {
     payload: Vec<u8>,
-    /// Whether its own packet brought it (else a redundant copy in a later one did).
-    own: bool,
+    /// When its own packet brought it; `None` when a redundant copy in a later one did.
+    arrival_ms: Option<f64>,
 }
 
 #[derive(Debug, Default)]
@@ -99,6 +117,15 @@ pub struct JitterBuffer {
     depth_watch: (u32, usize),
     /// Frames to skip, one per pop, for a backlog that stood all through a watch.
     standing: usize,
+    /// The lateness (ms) the latest late packet showed, held as long as `peak_frames`.
+    peak_ms: f64,
+    /// When the buffer, playing, first found nothing for the frame due (ms).
+    dry_since_ms: Option<f64>,
+    /// Frames played from their own packets in the current phase watch, and the least
+    /// time one of them waited between its arrival and its playout (ms).
+    phase_watch: (u32, f64),
+    /// How much earlier the playout clock may run, found at the end of the last watch.
+    advance_ms: Option<f64>,
     stats: JitterStats,
 }
 
@@ -115,19 +142,23 @@ impl JitterBuffer {
             if seq < next {
                 // Its frame was played without it: the buffer was this much too shallow.
                 self.stats.late += 1;
-                self.note_delay_peak(next - seq);
+                self.note_delay_peak(next - seq, (next - seq) as f64 * FRAME_MS);
                 return;
             }
             if seq == next && self.dry_frames > 0 {
                 // The packet waited for: it is played now, this many frames late.
-                self.note_delay_peak(u64::from(self.dry_frames));
+                let lateness = self.dry_since_ms.map_or(0.0, |since| arrival_ms - since);
+                self.note_delay_peak(u64::from(self.dry_frames), lateness);
             }
         }
-        let held = Held { payload, own: true };
+        let held = Held {
+            payload,
+            arrival_ms: Some(arrival_ms),
+        };
         if self
             .packets
             .insert(seq, held)
-            .is_some_and(|before| before.own)
+            .is_some_and(|before| before.arrival_ms.is_some())
         {
             self.stats.duplicates += 1;
         }
@@ -153,15 +184,66 @@ impl JitterBuffer {
         }
         self.packets.entry(seq).or_insert(Held {
             payload,
-            own: false,
+            arrival_ms: None,
         });
     }
 
-    /// The frame to play now; call once per frame period.
-    pub fn pop(&mut self) -> Playout {
+    /// The frame to play now (`now_ms` on the clock of the arrivals); call once per frame
+    /// period.
+    pub fn pop(&mut self, now_ms: f64) -> Playout {
         self.age_peak();
         self.watch_depth();
-        self.next_playout()
+        self.next_playout(now_ms)
+    }
+
+    /// How much earlier (ms) the playout clock may run, once a watch found every frame
+    /// waiting longer than it must; `None` while it should stay. The clock's owner calls
+    /// [`JitterBuffer::moved_earlier`] when it moves.
+    pub fn advance_ms(&self) -> Option<f64> {
+        self.advance_ms
+    }
+
+    /// The playout clock moved earlier: the waits measured before no longer hold, and are
+    /// watched afresh.
+    pub fn moved_earlier(&mut self) {
+        self.advance_ms = None;
+        self.phase_watch = (0, 0.0);
+    }
+
+    /// What a frame must keep between its arrival and its playout: three times the jitter,
+    /// or the lateness of the latest late packet while it is held, plus the clock's
+    /// precision; while packets are being lost, a frame more, so that the packet after a
+    /// lost one is here for its FEC or its copies to fill in.
+    pub fn guard_ms(&self) -> f64 {
+        let for_loss = if self.recent_loss > LOSSY {
+            FRAME_MS
+        } else {
+            0.0
+        };
+        (3.0 * self.jitter_ms).max(self.peak_ms) + MIN_GUARD_MS + for_loss
+    }
+
+    /// A frame from its own packet is played, `wait_ms` after it arrived; at the end of a
+    /// watch, the least wait beyond the guard is what the clock may gain.
+    fn watch_phase(&mut self, wait_ms: f64) {
+        let (frames, least) = &mut self.phase_watch;
+        *least = if *frames == 0 {
+            wait_ms
+        } else {
+            least.min(wait_ms)
+        };
+        *frames += 1;
+        if *frames >= PHASE_WATCH_FRAMES {
+            let spare = *least - self.guard_ms();
+            self.advance_ms = (spare >= LEAST_ADVANCE_MS).then_some(spare);
+            self.phase_watch = (0, 0.0);
+        }
+    }
+
+    /// Whether a stream is being played (else it is silent: nothing received yet, or
+    /// refilling).
+    pub fn playing(&self) -> bool {
+        self.playing
     }
 
     /// At the end of each watch while playing: the least depth held at a pop, beyond the
@@ -182,11 +264,12 @@ impl JitterBuffer {
         }
     }
 
-    fn next_playout(&mut self) -> Playout {
+    fn next_playout(&mut self, now_ms: f64) -> Playout {
         if !self.playing {
             if self.packets.len() < self.target_frames() {
                 return Playout::Silence;
             }
+            self.moved_earlier();
             self.playing = true;
             let first = self.packets.keys().next().copied();
             self.next = match (self.next, first) {
@@ -198,9 +281,10 @@ impl JitterBuffer {
             return Playout::Silence;
         };
         if self.packets.is_empty() {
-            return self.wait_dry(next);
+            return self.wait_dry(next, now_ms);
         }
         self.dry_frames = 0;
+        self.dry_since_ms = None;
         // Too far behind, or behind all through the last watch: skip a frame to bring
         // latency back down.
         let standing = self.standing > 0 && self.packets.len() > self.target_frames();
@@ -211,15 +295,16 @@ impl JitterBuffer {
             self.packets.remove(&next);
             self.stats.dropped_for_latency += 1;
             self.next = Some(next + 1);
-            return self.next_playout();
+            return self.next_playout(now_ms);
         }
         self.next = Some(next + 1);
         if let Some(held) = self.packets.remove(&next) {
             self.stats.played += 1;
-            if !held.own {
-                self.stats.repaired += 1;
+            match held.arrival_ms {
+                Some(arrival_ms) => self.watch_phase(now_ms - arrival_ms),
+                None => self.stats.repaired += 1,
             }
-            self.record_frame(!held.own);
+            self.record_frame(held.arrival_ms.is_none());
             return Playout::Packet(held.payload);
         }
         self.record_frame(true);
@@ -238,10 +323,12 @@ impl JitterBuffer {
     /// Nothing held while playing: conceal without consuming the frame due, so that a
     /// packet that is only late is still played when it comes. Waiting too long, the
     /// sender has stopped: the frame due counts as lost and the buffer refills.
-    fn wait_dry(&mut self, next: u64) -> Playout {
+    fn wait_dry(&mut self, next: u64, now_ms: f64) -> Playout {
         self.dry_frames += 1;
+        self.dry_since_ms.get_or_insert(now_ms);
         if self.dry_frames > DRY_WAIT_FRAMES {
             self.dry_frames = 0;
+            self.dry_since_ms = None;
             self.playing = false;
             self.next = Some(next + 1);
             self.record_frame(true);
@@ -258,9 +345,9 @@ impl JitterBuffer {
         self.recent_loss = self.recent_loss * LOSS_MEMORY + this_frame;
     }
 
-    /// A packet came `frames_late` frames after it was due: hold a target that would have
-    /// had it in time.
-    fn note_delay_peak(&mut self, frames_late: u64) {
+    /// A packet came `frames_late` frames (`lateness_ms`) after it was due: hold a target
+    /// and a guard that would have had it in time.
+    fn note_delay_peak(&mut self, frames_late: u64, lateness_ms: f64) {
         let needed = usize::try_from(frames_late)
             .unwrap_or(MAX_TARGET)
             .saturating_add(1)
@@ -269,6 +356,7 @@ impl JitterBuffer {
             self.peak_frames = needed;
             self.peak_age = 0;
         }
+        self.peak_ms = self.peak_ms.max(lateness_ms);
     }
 
     /// A held peak steps down a frame each hold period without a new one.
@@ -280,6 +368,8 @@ impl JitterBuffer {
         if self.peak_age >= PEAK_HOLD_FRAMES {
             self.peak_frames -= 1;
             self.peak_age = 0;
+            // No delay like it for a hold period: the guard is the jitter's again.
+            self.peak_ms = 0.0;
         }
     }
 
@@ -289,6 +379,7 @@ impl JitterBuffer {
         self.packets.clear();
         self.playing = false;
         self.dry_frames = 0;
+        self.dry_since_ms = None;
     }
 
     /// Frames held now.
@@ -297,11 +388,13 @@ impl JitterBuffer {
     }
 
     /// Frames the buffer fills to before it plays, and keeps about twice of before it
-    /// skips: enough to ride out about three times the jitter, and one more while packets
-    /// are being lost, so the packet after a lost one is here in time for its FEC to
-    /// rebuild the lost frame; and at least what a late packet lately showed was needed.
+    /// skips: one, and as many more as three times the jitter fills whole (the first
+    /// frame's own share is covered by the playout clock keeping its guard after the
+    /// arrivals, see [`JitterBuffer::guard_ms`]), and one more while packets are being
+    /// lost, so the packet after a lost one is here in time for its FEC to rebuild the
+    /// lost frame; and at least what a late packet lately showed was needed.
     pub fn target_frames(&self) -> usize {
-        let for_jitter = 1 + (3.0 * self.jitter_ms / FRAME_MS).ceil() as usize;
+        let for_jitter = 1 + (3.0 * self.jitter_ms / FRAME_MS).floor() as usize;
         let for_loss = usize::from(self.recent_loss > LOSSY);
         (for_jitter + for_loss)
             .max(self.peak_frames)
@@ -357,6 +450,10 @@ impl JitterBuffer {
 mod tests {
     use super::*;
 
+    /// The time of a pop matters only to the playout clock's phase, tested on its own; the
+    /// other tests leave it out.
+    const UNTIMED: f64 = 0.0;
+
     fn packet(seq: u16) -> Vec<u8> {
         seq.to_be_bytes().to_vec()
     }
@@ -370,32 +467,33 @@ mod tests {
     #[test]
     fn in_order_packets_play_in_order_with_one_frame_of_delay() {
         let mut buffer = JitterBuffer::new();
-        assert_eq!(buffer.pop(), Playout::Silence);
+        assert_eq!(buffer.pop(UNTIMED), Playout::Silence);
         for seq in 0..50 {
             arrive(&mut buffer, seq, 1.0);
-            assert_eq!(buffer.pop(), Playout::Packet(packet(seq)));
+            assert_eq!(buffer.pop(UNTIMED), Playout::Packet(packet(seq)));
         }
         assert_eq!(buffer.target_frames(), 1);
         assert_eq!(buffer.stats().played, 50);
         assert_eq!(buffer.stats().concealed, 0);
     }
 
-    /// A burst queued as a call starts (here five frames at once, then a steady stream)
-    /// is not kept for the whole call: after one watch the buffer skips down to its target.
+    /// A burst queued as a call starts (here three frames at once, then a steady stream;
+    /// more than twice the target and two is skipped at once) is not kept for the whole
+    /// call: after one watch the buffer skips down to its target.
     #[test]
     fn a_backlog_that_stands_for_a_watch_is_skipped_down_to_the_target() {
         let mut buffer = JitterBuffer::new();
-        for seq in 0..5 {
-            arrive(&mut buffer, seq, 100.0 - f64::from(seq) * FRAME_MS);
+        for seq in 0..3 {
+            arrive(&mut buffer, seq, 60.0 - f64::from(seq) * FRAME_MS);
         }
         let mut depths = Vec::new();
-        for seq in 5..400u16 {
+        for seq in 3..400u16 {
             arrive(&mut buffer, seq, 1.0);
             depths.push(buffer.depth());
-            assert!(matches!(buffer.pop(), Playout::Packet(_)));
+            assert!(matches!(buffer.pop(UNTIMED), Playout::Packet(_)));
         }
         let target = buffer.target_frames();
-        assert!(depths[50] >= 5, "the burst stands at first: {}", depths[50]);
+        assert!(depths[50] >= 4, "the burst stands at first: {}", depths[50]);
         assert!(
             depths[300] <= target,
             "{} held after 6 s, target {target}",
@@ -403,7 +501,7 @@ mod tests {
         );
         assert_eq!(buffer.stats().concealed, 0);
         assert_eq!(buffer.stats().stretched, 0);
-        assert!(buffer.stats().dropped_for_latency >= 4);
+        assert!(buffer.stats().dropped_for_latency >= 3);
     }
 
     #[test]
@@ -414,14 +512,14 @@ mod tests {
             if seq % 10 != 5 {
                 arrive(&mut buffer, seq, 1.0);
             }
-            buffer.pop();
+            buffer.pop(UNTIMED);
         }
         let lossy = buffer.recent_loss();
         assert!((0.06..0.14).contains(&lossy), "{lossy}");
         // Then none lost: it drains back towards zero.
         for seq in 500..1000u16 {
             arrive(&mut buffer, seq, 1.0);
-            buffer.pop();
+            buffer.pop(UNTIMED);
         }
         assert!(buffer.recent_loss() < 0.01, "{}", buffer.recent_loss());
     }
@@ -434,10 +532,10 @@ mod tests {
             for seq in pair {
                 arrive(&mut buffer, seq, 1.0);
             }
-            played.extend([buffer.pop(), buffer.pop()]);
+            played.extend([buffer.pop(UNTIMED), buffer.pop(UNTIMED)]);
         }
         arrive(&mut buffer, 4, 1.0);
-        played.push(buffer.pop());
+        played.push(buffer.pop(UNTIMED));
         assert_eq!(
             played,
             (0..5)
@@ -452,17 +550,17 @@ mod tests {
         for seq in [0, 2, 3, 6] {
             arrive(&mut buffer, seq, 1.0);
         }
-        assert_eq!(buffer.pop(), Playout::Packet(packet(0)));
-        assert_eq!(buffer.pop(), Playout::Recover(packet(2)));
-        assert_eq!(buffer.pop(), Playout::Packet(packet(2)));
-        assert_eq!(buffer.pop(), Playout::Packet(packet(3)));
+        assert_eq!(buffer.pop(UNTIMED), Playout::Packet(packet(0)));
+        assert_eq!(buffer.pop(UNTIMED), Playout::Recover(packet(2)));
+        assert_eq!(buffer.pop(UNTIMED), Playout::Packet(packet(2)));
+        assert_eq!(buffer.pop(UNTIMED), Playout::Packet(packet(3)));
         assert_eq!(
-            buffer.pop(),
+            buffer.pop(UNTIMED),
             Playout::Conceal,
             "4 lost, 5 lost too: nothing to recover from"
         );
-        assert_eq!(buffer.pop(), Playout::Recover(packet(6)));
-        assert_eq!(buffer.pop(), Playout::Packet(packet(6)));
+        assert_eq!(buffer.pop(UNTIMED), Playout::Recover(packet(6)));
+        assert_eq!(buffer.pop(UNTIMED), Playout::Packet(packet(6)));
         let stats = buffer.stats();
         assert_eq!((stats.recovered, stats.concealed), (2, 1));
     }
@@ -487,11 +585,11 @@ mod tests {
                 arrive_with_copies(&mut buffer, seq, 2);
             }
             if seq >= 1 {
-                played.push(buffer.pop());
+                played.push(buffer.pop(UNTIMED));
             }
         }
-        played.push(buffer.pop());
-        played.push(buffer.pop());
+        played.push(buffer.pop(UNTIMED));
+        played.push(buffer.pop(UNTIMED));
         let whole: Vec<Playout> = played
             .iter()
             .filter(|p| **p != Playout::Conceal)
@@ -530,7 +628,7 @@ mod tests {
             if (state % 10_000) as f64 >= share * 10_000.0 {
                 arrive_with_copies(&mut buffer, seq, copies);
             }
-            buffer.pop();
+            buffer.pop(UNTIMED);
         }
         buffer.stats()
     }
@@ -553,15 +651,15 @@ mod tests {
     fn a_copy_of_a_frame_played_or_held_changes_nothing() {
         let mut buffer = JitterBuffer::new();
         arrive(&mut buffer, 0, 1.0);
-        assert_eq!(buffer.pop(), Playout::Packet(packet(0)));
+        assert_eq!(buffer.pop(UNTIMED), Playout::Packet(packet(0)));
         arrive(&mut buffer, 1, 1.0);
         arrive(&mut buffer, 2, 1.0);
         // A copy of 0 (played) and of 1 (held), and one whose offset is not whole frames.
         buffer.push_redundant(2, 1920, b"stale".to_vec());
         buffer.push_redundant(2, 960, b"copy".to_vec());
         buffer.push_redundant(2, 500, b"odd".to_vec());
-        assert_eq!(buffer.pop(), Playout::Packet(packet(1)));
-        assert_eq!(buffer.pop(), Playout::Packet(packet(2)));
+        assert_eq!(buffer.pop(UNTIMED), Playout::Packet(packet(1)));
+        assert_eq!(buffer.pop(UNTIMED), Playout::Packet(packet(2)));
         assert_eq!(buffer.depth(), 0);
         let stats = buffer.stats();
         assert_eq!((stats.late, stats.duplicates, stats.repaired), (0, 0, 0));
@@ -575,7 +673,7 @@ mod tests {
         buffer.push_redundant(2, 960, packet(1));
         arrive(&mut buffer, 1, 5.0);
         for seq in 0..3 {
-            assert_eq!(buffer.pop(), Playout::Packet(packet(seq)));
+            assert_eq!(buffer.pop(UNTIMED), Playout::Packet(packet(seq)));
         }
         let stats = buffer.stats();
         assert_eq!((stats.duplicates, stats.repaired), (0, 0));
@@ -586,10 +684,10 @@ mod tests {
         let mut buffer = JitterBuffer::new();
         arrive(&mut buffer, 0, 1.0);
         arrive(&mut buffer, 1, 1.0);
-        assert_eq!(buffer.pop(), Playout::Packet(packet(0)));
+        assert_eq!(buffer.pop(UNTIMED), Playout::Packet(packet(0)));
         arrive(&mut buffer, 0, 40.0);
         arrive(&mut buffer, 1, 1.0);
-        assert_eq!(buffer.pop(), Playout::Packet(packet(1)));
+        assert_eq!(buffer.pop(UNTIMED), Playout::Packet(packet(1)));
         assert_eq!(buffer.stats().late, 1);
         assert_eq!(buffer.stats().duplicates, 1);
     }
@@ -623,7 +721,7 @@ mod tests {
         for seq in 0..20 {
             arrive(&mut buffer, seq, 1.0);
         }
-        buffer.pop();
+        buffer.pop(UNTIMED);
         assert!(buffer.stats().dropped_for_latency > 0);
         assert!(buffer.depth() <= 2 * buffer.target_frames() + 2);
     }
@@ -636,7 +734,7 @@ mod tests {
             if seq != 10 && seq != 40 {
                 arrive(&mut buffer, seq, 1.0);
             }
-            buffer.pop();
+            buffer.pop(UNTIMED);
         }
         assert!(buffer.target_frames() >= 2, "loss raised the target");
         // The first loss found the buffer dry: it waited a frame, and the successor that
@@ -652,12 +750,12 @@ mod tests {
         for seq in 0..3 {
             arrive(&mut buffer, seq, 1.0);
         }
-        assert_eq!(buffer.pop(), Playout::Packet(packet(0)));
+        assert_eq!(buffer.pop(UNTIMED), Playout::Packet(packet(0)));
         buffer.flush();
-        assert_eq!(buffer.pop(), Playout::Silence);
+        assert_eq!(buffer.pop(UNTIMED), Playout::Silence);
         assert_eq!(buffer.stats().concealed, 0);
         arrive(&mut buffer, 9, 1.0);
-        assert_eq!(buffer.pop(), Playout::Packet(packet(9)));
+        assert_eq!(buffer.pop(UNTIMED), Playout::Packet(packet(9)));
     }
 
     #[test]
@@ -666,7 +764,7 @@ mod tests {
         for seq in [65_534u16, 65_535, 0, 1] {
             buffer.push(seq, 0, packet(seq), 0.0);
         }
-        let played: Vec<Playout> = (0..4).map(|_| buffer.pop()).collect();
+        let played: Vec<Playout> = (0..4).map(|_| buffer.pop(UNTIMED)).collect();
         assert_eq!(
             played,
             [65_534u16, 65_535, 0, 1]
@@ -680,17 +778,17 @@ mod tests {
     fn a_sender_that_stops_is_concealed_briefly_then_silent_until_it_comes_back() {
         let mut buffer = JitterBuffer::new();
         arrive(&mut buffer, 0, 1.0);
-        assert_eq!(buffer.pop(), Playout::Packet(packet(0)));
+        assert_eq!(buffer.pop(UNTIMED), Playout::Packet(packet(0)));
         for _ in 0..=DRY_WAIT_FRAMES {
-            assert_eq!(buffer.pop(), Playout::Conceal);
+            assert_eq!(buffer.pop(UNTIMED), Playout::Conceal);
         }
-        assert_eq!(buffer.pop(), Playout::Silence);
+        assert_eq!(buffer.pop(UNTIMED), Playout::Silence);
         assert_eq!(buffer.stats().concealed, 1, "one frame counts as lost");
         // The loss raised the target to two frames: it refills to that before playing.
         arrive(&mut buffer, 30, 1.0);
-        assert_eq!(buffer.pop(), Playout::Silence);
+        assert_eq!(buffer.pop(UNTIMED), Playout::Silence);
         arrive(&mut buffer, 31, 1.0);
-        assert_eq!(buffer.pop(), Playout::Packet(packet(30)));
+        assert_eq!(buffer.pop(UNTIMED), Playout::Packet(packet(30)));
     }
 
     /// Threads kept waiting by another program deliver a packet two frames late, then the
@@ -712,7 +810,7 @@ mod tests {
                 }
                 arrive(&mut buffer, seq, 1.0);
             }
-            playouts.push(buffer.pop());
+            playouts.push(buffer.pop(UNTIMED));
         }
         let stats = buffer.stats();
         assert_eq!(stats.late, 0, "nothing dropped as late: {stats:?}");
@@ -738,15 +836,83 @@ mod tests {
     #[test]
     fn a_held_peak_steps_down_when_the_delays_stop() {
         let mut buffer = JitterBuffer::new();
-        buffer.note_delay_peak(2);
+        buffer.note_delay_peak(2, 2.0 * FRAME_MS);
         assert_eq!(buffer.target_frames(), 3);
         for _ in 0..PEAK_HOLD_FRAMES {
-            buffer.pop();
+            buffer.pop(UNTIMED);
         }
         assert_eq!(buffer.target_frames(), 2);
         for _ in 0..PEAK_HOLD_FRAMES {
-            buffer.pop();
+            buffer.pop(UNTIMED);
         }
         assert_eq!(buffer.target_frames(), 1);
+    }
+
+    /// Packets arrive 1 ms after their send time and are played 15 ms after it: after a
+    /// watch, the clock may run 12 ms earlier (a guard of 2 ms with no jitter); once it
+    /// has, frames wait about the guard and it stays.
+    #[test]
+    fn the_playout_clock_is_told_to_run_earlier_when_every_frame_waited_too_long() {
+        let mut buffer = JitterBuffer::new();
+        let mut play_offset_ms = 15.0;
+        let mut advances = Vec::new();
+        for seq in 0..300u16 {
+            arrive(&mut buffer, seq, 1.0);
+            let now = f64::from(seq) * FRAME_MS + play_offset_ms;
+            assert!(matches!(buffer.pop(now), Playout::Packet(_)));
+            if let Some(ms) = buffer.advance_ms() {
+                advances.push(ms);
+                play_offset_ms -= ms;
+                buffer.moved_earlier();
+            }
+        }
+        assert_eq!(advances.len(), 1, "{advances:?}");
+        assert!((advances[0] - 12.0).abs() < 0.5, "{advances:?}");
+        assert_eq!(buffer.stats().stretched, 0);
+    }
+
+    /// While packets are being lost, a frame keeps one frame more: the next packet, whose
+    /// FEC fills in, must be here when a lost one is due. The clock follows the advice
+    /// as the engine does.
+    #[test]
+    fn under_loss_the_clock_keeps_a_frame_more_after_the_arrivals() {
+        let mut buffer = JitterBuffer::new();
+        let mut play_offset_ms = 5.0;
+        for seq in 0..600u16 {
+            if seq % 10 != 5 {
+                arrive(&mut buffer, seq, 1.0);
+            }
+            buffer.pop(f64::from(seq) * FRAME_MS + play_offset_ms);
+            if let Some(ms) = buffer.advance_ms() {
+                play_offset_ms -= ms.min(15.0);
+                buffer.moved_earlier();
+            }
+        }
+        assert!(buffer.recent_loss() > LOSSY);
+        let stats = buffer.stats();
+        // Frames played wait at least a frame and the guard after their arrival.
+        let waited = play_offset_ms + FRAME_MS * stats.stretched as f64 - 1.0;
+        assert!(waited >= FRAME_MS + MIN_GUARD_MS, "{waited} ms, {stats:?}");
+        assert!(stats.stretched <= 2, "{stats:?}");
+        assert_eq!(stats.concealed, 0, "every loss rebuilt from FEC: {stats:?}");
+    }
+
+    /// A packet that came 7 ms after its frame was due raises the guard to that, so the
+    /// clock never moves closer to the arrivals than the delay just met.
+    #[test]
+    fn a_late_packet_keeps_the_clock_its_lateness_behind_the_arrivals() {
+        let mut buffer = JitterBuffer::new();
+        for seq in 0..10u16 {
+            arrive(&mut buffer, seq, 1.0);
+            buffer.pop(f64::from(seq) * FRAME_MS + 3.0);
+        }
+        // Packet 10 is due at 203 ms and comes at 210.
+        assert_eq!(buffer.pop(10.0 * FRAME_MS + 3.0), Playout::Conceal);
+        arrive(&mut buffer, 10, 10.0);
+        assert!(
+            buffer.guard_ms() >= 7.0 + MIN_GUARD_MS,
+            "{}",
+            buffer.guard_ms()
+        );
     }
 }

@@ -2,6 +2,14 @@
 //! for the call while sending), and plays one mixed frame of every peer to the output. It
 //! runs on a task of its own, fed by the peers' RTP and steered by the mesh.
 //!
+//! Playout keeps a clock of its own, apart from the capture's tick, which follows the
+//! peers' packets: a packet arrives at some point between two playouts and would wait out
+//! the rest (0-20 ms, set by the two clocks' phase as a call starts, 10 ms on average for
+//! the whole call). When every stream's frames waited longer than their guard all through
+//! a watch (`JitterBuffer::advance_ms`), the clock moves that much earlier, at most
+//! `MAX_ADVANCE_MS` at a time and only after two quiet frames, and the output drops as
+//! much of its queue, which is then silence.
+//!
 //! The input is opened only while it is needed (in a call, or testing the microphone), so a
 //! microphone is not held open between calls; the output stays open, so that a recording
 //! holds the whole run. Devices open on blocking threads: the engine keeps ticking while
@@ -17,7 +25,7 @@ use confab_audio::io::{Discard, Sink, Source};
 use confab_audio::jitter::JitterStats;
 use confab_audio::open::{SinkSpec, SourceSpec, open_sink, open_source};
 use confab_audio::red;
-use confab_audio::{AudioError, FRAME_SAMPLES};
+use confab_audio::{AudioError, FRAME_SAMPLES, SAMPLE_RATE};
 use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio::time::{Instant, MissedTickBehavior};
 
@@ -31,6 +39,14 @@ const PACKET_QUEUE: usize = 50;
 const UNDERRUN_REPORT_TICKS: u64 = 500;
 /// How often each peer is told how much of its voice was lost here: every 100 ticks, 2 s.
 const LOSS_REPORT_TICKS: u64 = 100;
+/// One frame's time.
+const FRAME: Duration = Duration::from_millis(20);
+/// The most the playout clock moves earlier at once: less than a frame, so that what the
+/// output drops (oldest first) is within the two quiet frames just written.
+const MAX_ADVANCE_MS: f64 = 15.0;
+/// A frame whose every sample is below this (-50 dBFS) is quiet: dropping some of it is
+/// not heard.
+const QUIET: f32 = 0.003;
 
 #[derive(Debug)]
 enum Control {
@@ -122,6 +138,7 @@ impl Engine {
                     noise_suppression: true,
                     echo_cancellation: true,
                     ticks: 0,
+                    last_quiet: false,
                     underruns_reported: (0, 0),
                     packets: shared,
                     events,
@@ -228,6 +245,8 @@ struct EngineTask {
     noise_suppression: bool,
     echo_cancellation: bool,
     ticks: u64,
+    /// Whether the frame played last was quiet.
+    last_quiet: bool,
     /// The input's and the output's underruns as last logged.
     underruns_reported: (u64, u64),
     packets: broadcast::Sender<Arc<Vec<u8>>>,
@@ -252,9 +271,14 @@ impl EngineTask {
     ) {
         self.open_output(output);
         let started = Instant::now();
-        let mut ticks = tokio::time::interval(Duration::from_millis(20));
+        let mut ticks = tokio::time::interval(FRAME);
         // Keep real time: a late tick is made up, so recordings hold the call's full length.
         ticks.set_missed_tick_behavior(MissedTickBehavior::Burst);
+        // The playout clock: a late playout is made up the same way, as the deadline past
+        // fires again at once.
+        let mut play_at = started;
+        let playout = tokio::time::sleep_until(play_at);
+        tokio::pin!(playout);
         loop {
             tokio::select! {
                 command = control.recv() => match command {
@@ -285,6 +309,12 @@ impl EngineTask {
                     }
                 }
                 _ = ticks.tick() => self.tick(),
+                () = &mut playout => {
+                    let now_ms = started.elapsed().as_secs_f64() * 1000.0;
+                    let advance = self.play(now_ms);
+                    play_at += FRAME.saturating_sub(advance);
+                    playout.as_mut().reset(play_at);
+                }
             }
         }
     }
@@ -434,6 +464,46 @@ impl EngineTask {
         }
     }
 
+    /// Plays one mixed frame at `now_ms`; returns how much earlier the next playout comes
+    /// than one frame on (see the module's doc).
+    fn play(&mut self, now_ms: f64) -> Duration {
+        let mixed = match self.mixer.tick(now_ms) {
+            Ok(mixed) => mixed,
+            Err(e) => {
+                self.error(ErrorCode::Audio, e.to_string());
+                return Duration::ZERO;
+            }
+        };
+        // What is played now is the echo the microphone is about to hear.
+        if let Some(capture) = self.capture.as_mut() {
+            capture.render(&mixed.frame);
+        }
+        if let Err(e) = self.output.write(&mixed.frame) {
+            self.error(
+                ErrorCode::AudioOut,
+                format!("{e}; the call goes on, unheard here"),
+            );
+            self.output = Box::new(Discard);
+        }
+        for (peer, dbfs) in mixed.levels {
+            self.emit(Event::Level {
+                peer: Some(peer),
+                dbfs,
+            });
+        }
+        let quiet = mixed.frame.iter().all(|s| s.abs() < QUIET);
+        let both_quiet = quiet && self.last_quiet;
+        self.last_quiet = quiet;
+        let Some(ms) = self.mixer.advance_ms().filter(|_| both_quiet) else {
+            return Duration::ZERO;
+        };
+        let ms = ms.min(MAX_ADVANCE_MS);
+        self.mixer.moved_earlier();
+        self.output
+            .skip((ms * f64::from(SAMPLE_RATE) / 1000.0) as usize);
+        Duration::from_secs_f64(ms / 1000.0)
+    }
+
     fn tick(&mut self) {
         self.ticks += 1;
         if self.ticks.is_multiple_of(UNDERRUN_REPORT_TICKS) {
@@ -443,28 +513,6 @@ impl EngineTask {
             for report in self.mixer.losses() {
                 let _ = self.loss_reports.send(report);
             }
-        }
-        // Playout first: what is played now is the echo the microphone is about to hear.
-        match self.mixer.tick() {
-            Ok(mixed) => {
-                if let Some(capture) = self.capture.as_mut() {
-                    capture.render(&mixed.frame);
-                }
-                if let Err(e) = self.output.write(&mixed.frame) {
-                    self.error(
-                        ErrorCode::AudioOut,
-                        format!("{e}; the call goes on, unheard here"),
-                    );
-                    self.output = Box::new(Discard);
-                }
-                for (peer, dbfs) in mixed.levels {
-                    self.emit(Event::Level {
-                        peer: Some(peer),
-                        dbfs,
-                    });
-                }
-            }
-            Err(e) => self.error(ErrorCode::Audio, e.to_string()),
         }
         if let Some(capture) = self.capture.as_mut() {
             match capture.tick() {

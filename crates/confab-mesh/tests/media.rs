@@ -75,14 +75,15 @@ async fn an_opus_tone_crosses_a_peer_connection() {
             .expect("track open");
         if let TrackRemoteEvent::OnRtpPacket(packet) = event {
             packets += 1;
+            let now_ms = started.elapsed().as_secs_f64() * 1000.0;
             jitter.push(
                 packet.header.sequence_number,
                 packet.header.timestamp,
                 packet.payload.to_vec(),
-                started.elapsed().as_secs_f64() * 1000.0,
+                now_ms,
             );
             let mut frame = [0.0; FRAME_SAMPLES];
-            match jitter.pop() {
+            match jitter.pop(now_ms) {
                 Playout::Packet(data) => decoder.decode(&data, &mut frame).unwrap(),
                 Playout::Recover(next) => decoder.recover(&next, &mut frame).unwrap(),
                 Playout::Conceal => decoder.conceal(&mut frame).unwrap(),

@@ -219,19 +219,26 @@ async fn click_latency() -> anyhow::Result<((f64, f64), f64)> {
     });
     let mut jitter = JitterBuffer::new();
     let mut decoder = VoiceDecoder::new()?;
-    let mut ticks = tokio::time::interval(Duration::from_millis(20));
+    // The playout clock follows the arrivals as the engine's does (no device queue here
+    // to shorten when it moves).
+    let mut play_at = tokio::time::Instant::now();
     let mut heard_at = Vec::new();
     let mut depth_sum = 0usize;
     let mut quiet_frames = CLICK_EVERY_FRAMES;
     for _ in 0..frames + 10 {
-        ticks.tick().await;
+        tokio::time::sleep_until(play_at).await;
+        play_at += Duration::from_millis(20);
+        if let Some(ms) = jitter.advance_ms() {
+            play_at -= Duration::from_secs_f64(ms.min(15.0) / 1000.0);
+            jitter.moved_earlier();
+        }
         while let Ok((seq, ts, payload, arrival)) = rtp_rx.try_recv() {
             jitter.push(seq, ts, payload, arrival);
         }
         depth_sum += jitter.depth();
         let played_at = epoch.elapsed().as_secs_f64() * 1000.0;
         let mut frame = [0.0f32; FRAME_SAMPLES];
-        match jitter.pop() {
+        match jitter.pop(played_at) {
             Playout::Packet(p) => decoder.decode(&p, &mut frame)?,
             Playout::Recover(p) => decoder.recover(&p, &mut frame)?,
             Playout::Conceal => decoder.conceal(&mut frame)?,
@@ -444,7 +451,7 @@ fn concealment(loss: f64) -> (f64, f64) {
             );
         }
         if seq > 0 {
-            jitter.pop();
+            jitter.pop(f64::from(seq) * 20.0 + 1.0);
         }
     }
     let stats = jitter.stats();

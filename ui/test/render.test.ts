@@ -607,6 +607,7 @@ describe("several rooms", () => {
     expect($(".callbar").hidden).toBe(false);
     expect($(".call-title").textContent).toBe("In a call with Ada in lobby");
     expect($('[data-room="r1"] .room-call')).not.toBeNull();
+    expect(app.el.querySelector('[data-action="show-call-room"]')?.textContent).toBe("Go to # lobby");
     $('[data-action="mute"]').click();
     await settle();
     expect(backend.sentTo[backend.sent.findIndex((c) => c.cmd === "mute")]).toBe("r1");
@@ -614,6 +615,9 @@ describe("several rooms", () => {
     const hangup = backend.sent.findIndex((c) => c.cmd === "hangup");
     expect(backend.sentTo[hangup]).toBe("r1");
     expect(backend.sentTo[backend.sent.findIndex((c, i) => i > hangup && c.cmd === "call")]).toBe("r2");
+    // The new call is in the room on screen: no way to go there is offered.
+    store.flush();
+    expect(app.el.querySelector('[data-action="show-call-room"]')).toBeNull();
   });
 
   it("lists someone met here who is now in another room there, one click away", () => {

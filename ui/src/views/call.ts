@@ -91,6 +91,9 @@ export class CallBar {
           call.muted ? [icon("micOff"), "Unmute"] : [icon("mic"), "Mute"],
         ),
         this.addPicker(),
+        callRoom !== null && callRoom !== s.state.current
+          ? h("button", { type: "button", "data-action": "show-call-room", onclick: () => s.switchRoom(callRoom) }, `Go to # ${s.roomName(callRoom)}`)
+          : null,
         h("button", { class: "danger", type: "button", "data-action": "hangup", onclick: () => void this.actions.hangup() }, "Hang up"),
       ),
       h(

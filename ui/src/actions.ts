@@ -30,22 +30,22 @@ export class Actions {
   /** A command for a room's peer (the room on screen unless named); a failure is shown
    * in `area`, about that room. */
   async send(command: PeerCommand, area: ErrorArea = "general", room: string = this.store.state.current): Promise<boolean> {
+    return this.deliver(command, area, room);
+  }
+
+  /** A command about no room in particular: the devices (`set-audio` reaches every room's peer). */
+  private sendAnywhere(command: PeerCommand, area: ErrorArea): Promise<boolean> {
+    return this.deliver(command, area, undefined);
+  }
+
+  /** Hands a command to the backend for `room` (none: no room in particular); a refusal is
+   * shown in `area`, about that room. */
+  private async deliver(command: PeerCommand, area: ErrorArea, room: string | undefined): Promise<boolean> {
     try {
       await this.backend.send(command, room);
       return true;
     } catch (error) {
       this.store.showError({ area, code: errorCode(error), message: errorText(error), room });
-      return false;
-    }
-  }
-
-  /** A command about no room in particular: the devices (`set-audio` reaches every room's peer). */
-  private async sendAnywhere(command: PeerCommand, area: ErrorArea): Promise<boolean> {
-    try {
-      await this.backend.send(command);
-      return true;
-    } catch (error) {
-      this.store.showError({ area, code: errorCode(error), message: errorText(error) });
       return false;
     }
   }

@@ -309,13 +309,14 @@ impl Mixer {
     }
 
     /// Each peer's recent packet loss as heard here, in whole percent rounded up (any loss
-    /// at all is at least 1): what that peer's encoder should protect against.
+    /// at all is at least 1): what that peer's encoder should protect against. A peer heard
+    /// too briefly to say is left out.
     pub fn losses(&self) -> Vec<(String, u8)> {
         self.streams
             .iter()
-            .map(|(peer, s)| {
-                let percent = (s.jitter.recent_loss() * 100.0).ceil().clamp(0.0, 100.0);
-                (peer.clone(), percent as u8)
+            .filter_map(|(peer, s)| {
+                let percent = (s.jitter.recent_loss()? * 100.0).ceil().clamp(0.0, 100.0);
+                Some((peer.clone(), percent as u8))
             })
             .collect()
     }

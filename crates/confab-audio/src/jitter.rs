@@ -36,6 +36,9 @@ use crate::{FRAME_MS, FRAME_SAMPLES};
 const MAX_TARGET: usize = 10;
 /// How much of the loss estimate each frame keeps: it reflects about the last 100 frames.
 const LOSS_MEMORY: f64 = 0.99;
+/// Frames played before the loss estimate is offered: the horizon it reflects. Fewer say
+/// little (a report after ten frames is 0 % or 10 % by chance).
+const LOSS_ESTIMATE_FRAMES: u32 = 100;
 /// A loss share above which the buffer holds an extra frame for FEC (about one in 200).
 const LOSSY: f64 = 0.005;
 /// RTP timestamp units (48 kHz) per millisecond.
@@ -107,8 +110,11 @@ pub struct JitterBuffer {
     /// Interarrival jitter in milliseconds.
     jitter_ms: f64,
     last_transit_ms: Option<f64>,
-    /// A running share of recent frames that were lost (recovered or concealed).
+    /// A running share of recent frames that were lost (recovered or concealed), counting
+    /// the frames before the first as not lost.
     recent_loss: f64,
+    /// Frames that moved `recent_loss` so far (up to the estimate's horizon).
+    loss_frames: u32,
     /// The depth, in frames, that the latest late packet showed was needed.
     peak_frames: usize,
     /// Frames played since that peak was last met or stepped down.
@@ -343,6 +349,8 @@ impl JitterBuffer {
     fn record_frame(&mut self, lost: bool) {
         let this_frame = if lost { 1.0 - LOSS_MEMORY } else { 0.0 };
         self.recent_loss = self.recent_loss * LOSS_MEMORY + this_frame;
+        // Past the horizon the start weighs under 1 %: the count need go no further.
+        self.loss_frames = (self.loss_frames + 1).min(10 * LOSS_ESTIMATE_FRAMES);
     }
 
     /// A packet came `frames_late` frames (`lateness_ms`) after it was due: hold a target
@@ -407,9 +415,12 @@ impl JitterBuffer {
 
     /// The share of recent frames (about the last 100 played) whose own packet was missing
     /// when due, whether or not a copy filled in: the network's loss as this receiver sees
-    /// it, 0 to 1.
-    pub fn recent_loss(&self) -> f64 {
-        self.recent_loss
+    /// it, 0 to 1. `None` until 100 frames were played. The running share starts from none
+    /// lost, so it is divided by the weight its frames have so far: early in a call it
+    /// would otherwise say a fraction of the loss there is.
+    pub fn recent_loss(&self) -> Option<f64> {
+        (self.loss_frames >= LOSS_ESTIMATE_FRAMES)
+            .then(|| self.recent_loss / (1.0 - LOSS_MEMORY.powi(self.loss_frames as i32)))
     }
 
     pub fn stats(&self) -> JitterStats {
@@ -507,21 +518,30 @@ mod tests {
     #[test]
     fn recent_loss_follows_the_share_of_packets_missing() {
         let mut buffer = JitterBuffer::new();
-        // One packet in ten lost, for 500 frames: about 10 %.
+        // One packet in ten lost: 10 %, said as soon as enough frames were played to say
+        // anything, not a fraction of it that grows over the call's first seconds.
+        let mut first_said = None;
         for seq in 0..500u16 {
             if seq % 10 != 5 {
                 arrive(&mut buffer, seq, 1.0);
             }
             buffer.pop(UNTIMED);
+            if first_said.is_none() {
+                first_said = buffer.recent_loss().map(|loss| (seq, loss));
+            }
         }
-        let lossy = buffer.recent_loss();
-        assert!((0.06..0.14).contains(&lossy), "{lossy}");
+        let (at, first) = first_said.unwrap();
+        assert!((99..=110).contains(&at), "first said after frame {at}");
+        assert!((0.08..0.12).contains(&first), "{first}");
+        let lossy = buffer.recent_loss().unwrap();
+        assert!((0.08..0.12).contains(&lossy), "{lossy}");
         // Then none lost: it drains back towards zero.
         for seq in 500..1000u16 {
             arrive(&mut buffer, seq, 1.0);
             buffer.pop(UNTIMED);
         }
-        assert!(buffer.recent_loss() < 0.01, "{}", buffer.recent_loss());
+        let drained = buffer.recent_loss().unwrap();
+        assert!(drained < 0.01, "{drained}");
     }
 
     #[test]
@@ -612,7 +632,7 @@ mod tests {
         );
         // The network lost three frames: the measured loss says so, though none was
         // lost to the ear, so the sender keeps its redundancy.
-        assert!(buffer.recent_loss() > 0.02, "{}", buffer.recent_loss());
+        assert!(buffer.recent_loss > 0.02, "{}", buffer.recent_loss);
     }
 
     /// Plays `frames` frames with a seeded random `share` of packets lost, each packet
@@ -888,7 +908,7 @@ mod tests {
                 buffer.moved_earlier();
             }
         }
-        assert!(buffer.recent_loss() > LOSSY);
+        assert!(buffer.recent_loss().is_some_and(|loss| loss > LOSSY));
         let stats = buffer.stats();
         // Frames played wait at least a frame and the guard after their arrival.
         let waited = play_offset_ms + FRAME_MS * stats.stretched as f64 - 1.0;

@@ -149,8 +149,8 @@ fn a_file_under_5_percent_loss_arrives_intact_with_progress_at_least_every_500_m
 
 /// Each side reports the loss it hears, and each sizes its FEC for what the copies of
 /// earlier frames (RED) leave of it: about 1 %, not the initial 5 % guess. (The line comes
-/// when the sizing changes: the first report may come while the receiver's estimate is
-/// still rising towards the 10 %, so only a clear loss is asked of it.)
+/// when the sizing changes, so the first report must already say a clear loss: a receiver
+/// says nothing before it has heard enough of the voice to tell.)
 #[test]
 fn a_call_under_10_percent_loss_sizes_its_fec_to_the_loss_its_copies_leave() {
     let Some(netns) = lossy(100) else {

@@ -530,17 +530,17 @@ mod tests {
                 first_said = buffer.recent_loss().map(|loss| (seq, loss));
             }
         }
-        let (at, first) = first_said.unwrap();
+        let (at, first) = first_said.expect("a loss said within 500 frames");
         assert!((99..=110).contains(&at), "first said after frame {at}");
         assert!((0.08..0.12).contains(&first), "{first}");
-        let lossy = buffer.recent_loss().unwrap();
+        let lossy = buffer.recent_loss().expect("said after 500 frames");
         assert!((0.08..0.12).contains(&lossy), "{lossy}");
         // Then none lost: it drains back towards zero.
         for seq in 500..1000u16 {
             arrive(&mut buffer, seq, 1.0);
             buffer.pop(UNTIMED);
         }
-        let drained = buffer.recent_loss().unwrap();
+        let drained = buffer.recent_loss().expect("said after 1000 frames");
         assert!(drained < 0.01, "{drained}");
     }
 

@@ -47,6 +47,10 @@ use crate::voice::VoicePacket;
 use link::{Link, next_link_event, signal_kind};
 use transfers::{Described, Transfers};
 
+/// How long a leave waits at most for the connections to close before telling the server
+/// (each peer task gives the far end up to 200 ms to see its chat channel close).
+const PEERS_CLOSE_WAIT: Duration = Duration::from_secs(2);
+
 /// What a peer is: its display name, how it connects, and its DTLS identity.
 #[derive(Debug, Clone)]
 pub struct MeshConfig {
@@ -291,11 +295,6 @@ impl MeshTask {
         // otherwise fill with silence.
         self.engine.stop().await;
         self.leave().await;
-        // Let the peer tasks finish closing their connections.
-        let deadline = Instant::now() + Duration::from_secs(2);
-        while self.live_peer_tasks.load(Relaxed) > 0 && Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
     }
 
     fn emit(&self, event: Event) {
@@ -815,6 +814,13 @@ impl MeshTask {
     async fn leave(&mut self) {
         self.held_signals.clear();
         self.drop_all_peers();
+        // The peers hear our connections close before the server tells them we left: one
+        // that hears the leave first keeps a connection that still looks up (the server may
+        // only have lost our socket) and sends on it what should wait for our return.
+        let deadline = Instant::now() + PEERS_CLOSE_WAIT;
+        while self.live_peer_tasks.load(Relaxed) > 0 && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
         if let Some(client) = self.link.take_down() {
             let _ = client.leave().await;
         }

@@ -131,7 +131,13 @@ impl Stream<'_> {
             && (s.state == RecvSendState::ReadWritable || s.state == RecvSendState::Readable)
         {
             let chunks = s.reassembly_queue.read();
-            if !s.reassembly_queue.is_readable() {
+            // A reset deferred until the application drains this stream is performed on the
+            // read that finds nothing, not on the one that takes the last message (Confab
+            // patch, docs/upstream/webrtc-close-after-data.md). Performed there, it
+            // unregistered the stream under a caller still looping, whose next read then
+            // failed with ErrStreamClosed: rtc's SCTP handler propagates that with `?` and
+            // dropped every message of the batch it had read, up to 256 of the stream's last.
+            if chunks.is_none() {
                 self.association
                     .retry_deferred_resets(self.stream_identifier);
             }

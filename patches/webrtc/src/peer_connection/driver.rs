@@ -521,6 +521,18 @@ pub(crate) struct PeerConnectionDriver<A = SocketAddr> {
     /// Every variant goes in here, not just `OnMessage`: lifecycle events share the queue, so
     /// retaining uniformly is what preserves their order relative to the data around them.
     pending_data_channel_events: HashMap<RTCDataChannelId, VecDeque<DataChannelEvent>>,
+    /// Channels whose `OnClose` the core has reported but which the driver has not yet
+    /// delivered, in the order reported (Confab patch, docs/upstream/webrtc-close-after-data.md).
+    ///
+    /// The core reports the close on its event queue while the channel's last messages can
+    /// still sit in its *data* queue: SCTP performs the peer's stream reset once the stream's
+    /// reassembly queue is empty, i.e. once they have moved to that data queue, not once the
+    /// application has them. `poll_events` runs before `poll_reads`, and `poll_reads` does not
+    /// drain the data queue at all while a consumer is behind, so delivering the close at once
+    /// put it ahead of those messages, and a slow reader lost them. Held here, each close goes
+    /// out after the next complete drain of the data queue, behind everything that arrived
+    /// before it, as RFC 8831 6.7 and W3C's task ordering require.
+    data_channel_closes_after_drain: Vec<RTCDataChannelId>,
     /// The addresses as the application configured them, held **unresolved** and re-resolved on
     /// every bind by [`resolve_bind_addrs`].
     ///
@@ -590,6 +602,7 @@ where
             turn_gathering_complete: false,
             pending_ice_configuration: None,
             pending_data_channel_events: HashMap::new(),
+            data_channel_closes_after_drain: Vec::new(),
             udp_addrs,
             tcp_addrs,
             mdns_mode,
@@ -1376,6 +1389,12 @@ where
                         return;
                     }
                 };
+                if let DataChannelEvent::OnClose = event {
+                    // Messages that arrived before the close may still be in the core's data
+                    // queue; `poll_reads` delivers the close once that has been drained.
+                    self.data_channel_closes_after_drain.push(channel_id);
+                    return;
+                }
                 self.deliver_data_channel_event(channel_id, event).await;
                 if let Some(retained) = retained_before_open {
                     // Goes behind whatever the `OnOpen` delivery left pending (the
@@ -2166,6 +2185,13 @@ where
 
         for message in Self::drain_core_data(self.inner.clone()).await {
             self.handle_rtc_message(message).await;
+        }
+
+        // The core's data queue is empty now, so every message that arrived before these
+        // closes has been handed on or retained, and staging goes behind what is retained.
+        for channel_id in std::mem::take(&mut self.data_channel_closes_after_drain) {
+            self.deliver_data_channel_event(channel_id, DataChannelEvent::OnClose)
+                .await;
         }
 
         Ok(())

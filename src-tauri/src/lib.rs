@@ -61,6 +61,15 @@ fn build_state(app: &tauri::AppHandle) -> Result<AppState, ShellError> {
 
 /// Builds and runs the app until its window closes.
 pub fn run() {
+    // The core's calls run on Tauri's async runtime: one whose threads carry packets raised.
+    let runtime = match confab_mesh::runtime::for_calls() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("confab: cannot start the async runtime: {e}");
+            std::process::exit(1);
+        }
+    };
+    tauri::async_runtime::set(runtime.handle().clone());
     let log = tauri_plugin_log::Builder::new()
         .targets([
             Target::new(TargetKind::LogDir {

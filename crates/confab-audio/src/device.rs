@@ -342,6 +342,8 @@ fn open<Ring: Send + 'static>(
     std::thread::Builder::new()
         .name(format!("confab-audio-{direction}"))
         .spawn(move || {
+            // The sound server client's threads start from here and inherit it.
+            priority::raise_current_thread();
             let opened = start_stream(direction, wanted.as_deref(), ring, health, build);
             match opened {
                 Ok((stream, rate, name)) => {

@@ -19,6 +19,7 @@
 //! - [`voice`]: our Opus track on a connection, fed from the call.
 //! - `stats`: the selected candidate pair and what kind of path it is.
 //! - [`safety`]: safety codes, which users compare to know their connection is direct.
+//! - [`runtime`]: the async runtime a peer runs on, its threads raised for calls.
 
 pub mod api;
 mod call_control;
@@ -32,6 +33,7 @@ pub mod identity;
 pub mod mesh;
 mod negotiation;
 mod peer;
+pub mod runtime;
 pub mod safety;
 mod stats;
 pub mod store;

@@ -38,7 +38,14 @@ enum Command {
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     init_logging(cli.verbose);
-    let runtime = match tokio::runtime::Runtime::new() {
+    let runtime = if matches!(cli.command, Command::Peer(_)) {
+        // This thread drives the peer, which carries its calls' packets.
+        confab_audio::priority::raise_current_thread();
+        confab_mesh::runtime::for_calls()
+    } else {
+        tokio::runtime::Runtime::new()
+    };
+    let runtime = match runtime {
         Ok(runtime) => runtime,
         Err(e) => {
             eprintln!("confab: cannot start the async runtime: {e}");

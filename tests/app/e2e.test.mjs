@@ -520,7 +520,7 @@ test("first run, hosting, chat and files both ways, safety codes, calls that gro
     await driver.waitFor("the first room still connected", visible(`${roomEntry("e2e")} .dot.ok`), [], 20000);
   });
 
-  await t.test("two rooms at once: each its own people, unread counts, kept over a restart", async () => {
+  await t.test("two rooms at once: each its own people, unread counts, kept over a restart, a call in one while the other is shown", async () => {
     cy = new HeadlessPeer("headless-peer-cy", ["--server", server, "--room", "invited", "--name", "Cy", "--audio-in", "none", "--audio-out", "none"]);
     await cy.waitFor("its signaling", (e) => e.event === "signaling" && e.state === "connected");
     // The invited room is on screen: Cy is here; Bot (in the first room) is not, only met
@@ -554,6 +554,23 @@ test("first run, hosting, chat and files both ways, safety codes, calls that gro
     await driver.waitFor("the invited room's message, read", "return [...document.querySelectorAll('.msg')].some((m) => m.textContent.includes('Over in the invited room'));", [], 15000);
     assert.equal(await roomUnread("invited"), 0);
     await screenshot("two-rooms-restarted");
+
+    // A call in one room while another is on screen: the call bar stays, says where the
+    // call is, and takes the user there.
+    cy.send({ cmd: "call" });
+    await driver.waitFor("Cy's call in the window", visible('[data-action="accept-call"]'));
+    await driver.click('[data-action="accept-call"]');
+    await driver.waitFor("the call active", visible('.call-title[data-phase="active"]'), [], 20000);
+    await driver.click(`${roomEntry("e2e")} button`);
+    await driver.waitFor("the first room on screen", visible('[data-name="Bot"][data-state="connected"]'));
+    await driver.waitFor("the call bar naming the call's room", "return /with Cy in invited/.test(document.querySelector('.call-title')?.textContent ?? '');");
+    await screenshot("call-in-another-room");
+    await driver.click('[data-action="show-call-room"]');
+    await driver.waitFor("the call's room on screen", visible('[data-name="Cy"][data-state="connected"]'));
+    assert.equal(await driver.exec("return document.querySelector('[data-action=\"show-call-room\"]');"), null, "no way to a room already shown");
+    await driver.click('[data-action="hangup"]');
+    await cy.waitFor("the call ended at Cy", (e) => e.event === "call-state" && e.state === "ended");
+    await driver.waitFor("the call bar gone", "const bar = document.querySelector('.callbar'); return bar && bar.hidden;");
   });
 
   await t.test("no serious accessibility findings (axe-core in the webview) in a room and in Settings", async () => {

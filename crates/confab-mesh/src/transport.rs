@@ -51,8 +51,19 @@ const PRFLX_WAIT: Duration = Duration::ZERO;
 /// take over 2 s to come up.
 const RELAY_WAIT: Duration = Duration::from_millis(500);
 /// The kernel's default UDP receive buffer (~208 KiB) is smaller than SCTP's window, so
-/// bursts are dropped and throughput collapses; 4 MiB holds a full window.
+/// bursts are dropped and throughput collapses. The kernel charges each ~1.2 KB datagram
+/// about 2.3 KB against it: 4 MiB (which the kernel doubles) holds ~3,600 datagrams,
+/// ~4 MiB of SCTP data, so four `RECEIVE_WINDOW`s.
 const SOCKET_BUFFER: usize = 4 * 1024 * 1024;
+/// SCTP's receive window (a_rwnd), the library's default, named because larger ones
+/// measured worse (`mesh-bench --relay`, docs/mesh.md). Loopback transfers, direct or
+/// relayed, are held by the CPU, not by it: with 2 MiB the sender kept 2 MB in flight, a
+/// relayed round trip grew to 27-50 ms of queue, and TURN over TCP fell below half of
+/// direct in 6 runs of 12 (2 of 16 at 1 MiB). 4 MiB is as much as `SOCKET_BUFFER` holds:
+/// a window arriving while its reader was off the CPU overflowed it, and SCTP, its receive
+/// window full of what came after the holes, took seconds to fill them (files at 1.5-6.6
+/// MB/s).
+const RECEIVE_WINDOW: u32 = 1024 * 1024;
 /// The largest data channel message, as Chromium advertises it: a chat may carry 64 KiB
 /// of text plus its JSON envelope, over the 64 KiB default.
 const MAX_MESSAGE: u32 = 256 * 1024;
@@ -256,6 +267,7 @@ pub(crate) async fn build_peer_connection_through(
         // network change is found again on the interfaces there are now.
         .with_discard_local_candidates_during_ice_restart(true)
         .with_sctp_max_message_size(SctpMaxMessageSize::Bounded(MAX_MESSAGE))
+        .with_sctp_max_receive_buffer_size(RECEIVE_WINDOW)
         .with_multicast_dns_mode(mdns)
         .build();
     let pc = PeerConnectionBuilder::new()

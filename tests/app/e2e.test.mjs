@@ -547,6 +547,7 @@ test("first run, hosting, chat and files both ways, safety codes, calls that gro
 
     await driver.stop();
     assert.deepEqual(savedSettings().rooms.map((r) => r.room), ["e2e", "invited"]);
+    const cyBeforeRestart = cy.events.length;
     await driver.start(app);
     await driver.waitFor("both rooms connected again", `return document.querySelectorAll('.sidebar [data-room] .dot.ok').length === 2;`, [], 20000);
     await driver.waitFor("the invited room's unread count kept", `return Number(document.querySelector('${roomEntry("invited")} .unread')?.textContent) === 1;`);
@@ -556,7 +557,9 @@ test("first run, hosting, chat and files both ways, safety codes, calls that gro
     await screenshot("two-rooms-restarted");
 
     // A call in one room while another is on screen: the call bar stays, says where the
-    // call is, and takes the user there.
+    // call is, and takes the user there. Cy calls once the restarted app is back at its
+    // end (until then Cy knows only the app as it was, whose going it may not have seen).
+    await cy.waitFor("the app back at Cy", (e) => e.event === "channel" && e.label === "chat" && e.state === "open", 30000, cyBeforeRestart);
     cy.send({ cmd: "call" });
     await driver.waitFor("Cy's call in the window", visible('[data-action="accept-call"]'));
     await driver.click('[data-action="accept-call"]');

@@ -98,6 +98,15 @@ struct Held {
     arrival_ms: Option<f64>,
 }
 
+/// A wait, while playing, for a packet that has not come.
+#[derive(Debug, Clone, Copy)]
+struct Dry {
+    /// Frames concealed so far.
+    frames: u32,
+    /// When the buffer first found nothing for the frame due (ms).
+    since_ms: f64,
+}
+
 #[derive(Debug, Default)]
 pub struct JitterBuffer {
     packets: BTreeMap<u64, Held>,
@@ -105,8 +114,9 @@ pub struct JitterBuffer {
     next: Option<u64>,
     highest: Option<u64>,
     playing: bool,
-    /// Frames concealed so far waiting, dry, for the packet due.
-    dry_frames: u32,
+    /// While playing and dry: the frames concealed so far waiting for the packet due, and
+    /// when the wait began (ms).
+    dry: Option<Dry>,
     /// Interarrival jitter in milliseconds.
     jitter_ms: f64,
     last_transit_ms: Option<f64>,
@@ -125,8 +135,6 @@ pub struct JitterBuffer {
     standing: usize,
     /// The lateness (ms) the latest late packet showed, held as long as `peak_frames`.
     peak_ms: f64,
-    /// When the buffer, playing, first found nothing for the frame due (ms).
-    dry_since_ms: Option<f64>,
     /// Frames played from their own packets in the current phase watch, and the least
     /// time one of them waited between its arrival and its playout (ms).
     phase_watch: (u32, f64),
@@ -151,10 +159,11 @@ impl JitterBuffer {
                 self.note_delay_peak(next - seq, (next - seq) as f64 * FRAME_MS);
                 return;
             }
-            if seq == next && self.dry_frames > 0 {
+            if seq == next
+                && let Some(dry) = self.dry
+            {
                 // The packet waited for: it is played now, this many frames late.
-                let lateness = self.dry_since_ms.map_or(0.0, |since| arrival_ms - since);
-                self.note_delay_peak(u64::from(self.dry_frames), lateness);
+                self.note_delay_peak(u64::from(dry.frames), arrival_ms - dry.since_ms);
             }
         }
         let held = Held {
@@ -221,11 +230,7 @@ impl JitterBuffer {
     /// precision; while packets are being lost, a frame more, so that the packet after a
     /// lost one is here for its FEC or its copies to fill in.
     pub fn guard_ms(&self) -> f64 {
-        let for_loss = if self.recent_loss > LOSSY {
-            FRAME_MS
-        } else {
-            0.0
-        };
+        let for_loss = if self.losing() { FRAME_MS } else { 0.0 };
         (3.0 * self.jitter_ms).max(self.peak_ms) + MIN_GUARD_MS + for_loss
     }
 
@@ -289,8 +294,7 @@ impl JitterBuffer {
         if self.packets.is_empty() {
             return self.wait_dry(next, now_ms);
         }
-        self.dry_frames = 0;
-        self.dry_since_ms = None;
+        self.dry = None;
         // Too far behind, or behind all through the last watch: skip a frame to bring
         // latency back down.
         let standing = self.standing > 0 && self.packets.len() > self.target_frames();
@@ -330,11 +334,13 @@ impl JitterBuffer {
     /// packet that is only late is still played when it comes. Waiting too long, the
     /// sender has stopped: the frame due counts as lost and the buffer refills.
     fn wait_dry(&mut self, next: u64, now_ms: f64) -> Playout {
-        self.dry_frames += 1;
-        self.dry_since_ms.get_or_insert(now_ms);
-        if self.dry_frames > DRY_WAIT_FRAMES {
-            self.dry_frames = 0;
-            self.dry_since_ms = None;
+        let dry = self.dry.get_or_insert(Dry {
+            frames: 0,
+            since_ms: now_ms,
+        });
+        dry.frames += 1;
+        if dry.frames > DRY_WAIT_FRAMES {
+            self.dry = None;
             self.playing = false;
             self.next = Some(next + 1);
             self.record_frame(true);
@@ -386,8 +392,7 @@ impl JitterBuffer {
     pub fn flush(&mut self) {
         self.packets.clear();
         self.playing = false;
-        self.dry_frames = 0;
-        self.dry_since_ms = None;
+        self.dry = None;
     }
 
     /// Frames held now.
@@ -403,7 +408,7 @@ impl JitterBuffer {
     /// lost frame; and at least what a late packet lately showed was needed.
     pub fn target_frames(&self) -> usize {
         let for_jitter = 1 + (3.0 * self.jitter_ms / FRAME_MS).floor() as usize;
-        let for_loss = usize::from(self.recent_loss > LOSSY);
+        let for_loss = usize::from(self.losing());
         (for_jitter + for_loss)
             .max(self.peak_frames)
             .min(MAX_TARGET)
@@ -421,6 +426,12 @@ impl JitterBuffer {
     pub fn recent_loss(&self) -> Option<f64> {
         (self.loss_frames >= LOSS_ESTIMATE_FRAMES)
             .then(|| self.recent_loss / (1.0 - LOSS_MEMORY.powi(self.loss_frames as i32)))
+    }
+
+    /// Whether packets are being lost lately: the buffer then keeps a frame more for the
+    /// packet after a lost one to arrive in time for its FEC or copies.
+    fn losing(&self) -> bool {
+        self.recent_loss > LOSSY
     }
 
     pub fn stats(&self) -> JitterStats {

@@ -9,6 +9,7 @@
 //! target/release/mesh-bench --relay --file-mib 64                  # direct, built-in relay, coturn
 //! ```
 
+mod allocations;
 mod lossy;
 mod raw;
 mod relay;

@@ -29,6 +29,9 @@ pub(crate) struct RouteFigures {
     pub relay_cpu_ms_per_mb: Option<f64>,
     /// The relay's resident memory when the transfer ended.
     pub relay_rss_mib: Option<f64>,
+    /// The relay's resident memory per allocation held (see `allocations`), on the first
+    /// route through each relay.
+    pub relay_kib_per_allocation: Option<f64>,
 }
 
 /// A relay process, killed when dropped, however the run ends.
@@ -61,7 +64,7 @@ fn cpu_of(pid: u32) -> anyhow::Result<Duration> {
 }
 
 /// Resident memory of process `pid`.
-fn rss_mib_of(pid: u32) -> anyhow::Result<f64> {
+pub(crate) fn rss_mib_of(pid: u32) -> anyhow::Result<f64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
     let kib = status
         .lines()
@@ -128,6 +131,7 @@ async fn measure_route(
         file_stall_ms,
         relay_cpu_ms_per_mb,
         relay_rss_mib: relay.map(rss_mib_of).transpose()?,
+        relay_kib_per_allocation: None,
     };
     eprintln!(
         "{name}: set-up {setups:.1?} ms; file {file_mbps:.2} MB/s, longest stall {file_stall_ms:.0} ms"
@@ -150,15 +154,21 @@ pub(crate) async fn compare(mib: u64, confab: &Path) -> anyhow::Result<Vec<Route
     let mut figures = vec![measure_route("direct", &direct, mib, None).await?];
 
     let built_in = start_confab_server(confab)?;
+    let built_in_pid = built_in.0.0.id();
+    let over_udp = built_in_relay(built_in.1, "udp").await?;
+    let built_in_kib = per_allocation(built_in_pid, &over_udp).await?;
     let route = Route {
         url: format!("ws://{}/ws", built_in.1),
         transport: relayed(),
     };
-    figures.push(measure_route("built-in relay", &route, mib, Some(built_in.0.0.id())).await?);
+    let mut through_built_in =
+        measure_route("built-in relay", &route, mib, Some(built_in_pid)).await?;
+    through_built_in.relay_kib_per_allocation = Some(built_in_kib);
+    figures.push(through_built_in);
     let route = Route {
         url: bare_url.clone(),
         transport: TransportConfig {
-            ice_servers: vec![built_in_over_tcp(built_in.1).await?],
+            ice_servers: vec![built_in_relay(built_in.1, "tcp").await?],
             ..relayed()
         },
     };
@@ -166,18 +176,22 @@ pub(crate) async fn compare(mib: u64, confab: &Path) -> anyhow::Result<Vec<Route
     drop(built_in);
 
     let coturn = Coturn::start("bench", "bench")?;
+    let coturn_server = IceServer {
+        url: format!("turn:127.0.0.1:{}?transport=udp", coturn.port()),
+        username: Some("bench".to_owned()),
+        credential: Some("bench".to_owned()),
+    };
+    let coturn_kib = per_allocation(coturn.pid(), &coturn_server).await?;
     let route = Route {
         url: bare_url,
         transport: TransportConfig {
-            ice_servers: vec![IceServer {
-                url: format!("turn:127.0.0.1:{}?transport=udp", coturn.port()),
-                username: Some("bench".to_owned()),
-                credential: Some("bench".to_owned()),
-            }],
+            ice_servers: vec![coturn_server],
             ..relayed()
         },
     };
-    figures.push(measure_route("coturn", &route, mib, Some(coturn.pid())).await?);
+    let mut through_coturn = measure_route("coturn", &route, mib, Some(coturn.pid())).await?;
+    through_coturn.relay_kib_per_allocation = Some(coturn_kib);
+    figures.push(through_coturn);
     server.stop().await;
     Ok(figures)
 }
@@ -206,9 +220,29 @@ fn start_confab_server(confab: &Path) -> anyhow::Result<(RelayProcess, SocketAdd
     Ok((process, listen))
 }
 
-/// The built-in relay's TURN over TCP with credentials from a welcome of its server: the
-/// peers, on a server that offers no relay, reach it only that way.
-async fn built_in_over_tcp(server: SocketAddr) -> anyhow::Result<IceServer> {
+/// The memory per allocation of the relay `pid` that `relay` names (`turn:IP:PORT?...`).
+async fn per_allocation(pid: u32, relay: &IceServer) -> anyhow::Result<f64> {
+    let address = relay
+        .url
+        .strip_prefix("turn:")
+        .and_then(|rest| rest.split('?').next())
+        .and_then(|address| address.parse::<SocketAddr>().ok())
+        .with_context(|| format!("no address in {}", relay.url))?;
+    let username = relay.username.as_deref().unwrap_or_default();
+    let password = relay.credential.as_deref().unwrap_or_default();
+    let kib = crate::allocations::kib_per_allocation(pid, address, username, password).await?;
+    eprintln!(
+        "{}: {kib:.1} KiB per allocation, {} held at once",
+        relay.url,
+        crate::allocations::ALLOCATIONS
+    );
+    Ok(kib)
+}
+
+/// The built-in relay's TURN over `transport` (`udp`, `tcp`) with credentials from a
+/// welcome of its server: the peers, on a server that offers no relay, reach it only that
+/// way.
+async fn built_in_relay(server: SocketAddr, transport: &str) -> anyhow::Result<IceServer> {
     let join = confab_proto::Join {
         room: "credentials".to_owned(),
         name: "bench".to_owned(),
@@ -227,27 +261,34 @@ async fn built_in_over_tcp(server: SocketAddr) -> anyhow::Result<IceServer> {
             let url = server
                 .urls
                 .into_iter()
-                .find(|u| u.ends_with("transport=tcp"))?;
+                .find(|u| u.ends_with(&format!("transport={transport}")))?;
             Some(IceServer {
                 url,
                 username: server.username,
                 credential: server.credential,
             })
         })
-        .context("the server's welcome offers no TURN over TCP")
+        .with_context(|| format!("the server's welcome offers no TURN over {transport}"))
 }
 
 pub(crate) fn report(mib: u64, routes: &[RouteFigures]) {
     println!("\nmesh-bench --relay on loopback: a {mib} MiB file and the set-up, per route");
     println!(
-        "{:<16} {:>14} {:>10} {:>10} {:>12} {:>14} {:>10}",
-        "route", "set-up ms", "MB/s", "% direct", "stall ms", "relay CPU ms/MB", "relay MiB"
+        "{:<16} {:>14} {:>10} {:>10} {:>12} {:>14} {:>10} {:>14}",
+        "route",
+        "set-up ms",
+        "MB/s",
+        "% direct",
+        "stall ms",
+        "relay CPU ms/MB",
+        "relay MiB",
+        "KiB/allocation"
     );
     let direct = routes.first().map_or(0.0, |r| r.file_mbps);
     let cell = |v: Option<f64>| v.map_or("-".to_owned(), |v| format!("{v:.1}"));
     for route in routes {
         println!(
-            "{:<16} {:>14.1} {:>10.2} {:>10.1} {:>12.0} {:>14} {:>10}",
+            "{:<16} {:>14.1} {:>10.2} {:>10.1} {:>12.0} {:>14} {:>10} {:>14}",
             route.name,
             route.setup_median_ms,
             route.file_mbps,
@@ -255,6 +296,7 @@ pub(crate) fn report(mib: u64, routes: &[RouteFigures]) {
             route.file_stall_ms,
             cell(route.relay_cpu_ms_per_mb),
             cell(route.relay_rss_mib),
+            cell(route.relay_kib_per_allocation),
         );
     }
 }

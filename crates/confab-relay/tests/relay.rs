@@ -33,23 +33,9 @@ fn username(peer: &str, valid_for: i64) -> String {
 }
 
 async fn client(relay: &Relay, username: &str, password: &str) -> Client {
-    let server = relay.listeners()[0].to_string();
-    let socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
-    let client = Client::new(ClientConfig {
-        stun_serv_addr: server.clone(),
-        turn_serv_addr: server,
-        username: username.to_owned(),
-        password: password.to_owned(),
-        realm: String::new(),
-        software: String::new(),
-        rto_in_ms: 0,
-        conn: Arc::new(socket),
-        vnet: None,
-    })
-    .await
-    .unwrap();
-    client.listen().await.unwrap();
-    client
+    confab_testkit::turn_client::over_udp(relay.listeners()[0], username, password)
+        .await
+        .unwrap()
 }
 
 /// The turn crate's client speaks datagrams: over TCP each is one framed message (RFC

@@ -8,8 +8,10 @@
 //! - [`coturn`]: Debian's coturn on a free loopback port with one long-term user, killed
 //!   when dropped.
 //! - [`cpu_hogs`]: busy loops on every core, as a parallel build keeps a machine busy.
+//! - [`turn_client`]: a TURN client over UDP, as a relay meets one.
 
 pub mod coturn;
 pub mod cpu_hogs;
 pub mod loopback_pair;
 pub mod netns;
+pub mod turn_client;

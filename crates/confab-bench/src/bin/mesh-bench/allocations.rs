@@ -4,12 +4,10 @@
 //! memory freed by earlier transfers does not hide what allocations take.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use tokio::net::UdpSocket;
-use turn::client::{Client, ClientConfig};
+use turn::client::Client;
 use webrtc_util::Conn;
 
 /// Allocations held at once.
@@ -44,20 +42,7 @@ async fn allocate(
     username: &str,
     password: &str,
 ) -> anyhow::Result<(Client, impl Conn + use<>)> {
-    let socket = UdpSocket::bind("127.0.0.1:0").await?;
-    let client = Client::new(ClientConfig {
-        stun_serv_addr: server.to_string(),
-        turn_serv_addr: server.to_string(),
-        username: username.to_owned(),
-        password: password.to_owned(),
-        realm: String::new(),
-        software: String::new(),
-        rto_in_ms: 0,
-        conn: Arc::new(socket),
-        vnet: None,
-    })
-    .await?;
-    client.listen().await?;
+    let client = confab_testkit::turn_client::over_udp(server, username, password).await?;
     let relayed = tokio::time::timeout(ALLOCATE_WITHIN, client.allocate())
         .await
         .context("the relay did not answer an Allocate")??;

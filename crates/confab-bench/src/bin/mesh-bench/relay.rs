@@ -13,6 +13,7 @@ use anyhow::{Context, bail};
 use confab_mesh::{IceServer, TransportConfig};
 use confab_signal::{ServerConfig, ServerHandle};
 use confab_testkit::coturn::Coturn;
+use rtc::ice::url::Url;
 
 use crate::{Route, file_throughput, percentile, two_peer_setup};
 
@@ -103,12 +104,13 @@ fn relayed() -> TransportConfig {
 }
 
 /// Times the set-up and the file of `mib` MiB on `route`, with the usage of the relay
-/// whose process id is `relay`.
+/// whose process id is `relay`; `kib_per_allocation` is that relay's, measured before.
 async fn measure_route(
     name: &'static str,
     route: &Route,
     mib: u64,
     relay: Option<u32>,
+    kib_per_allocation: Option<f64>,
 ) -> anyhow::Result<RouteFigures> {
     let mut setups = Vec::with_capacity(SETUPS);
     for run in 0..SETUPS {
@@ -131,7 +133,7 @@ async fn measure_route(
         file_stall_ms,
         relay_cpu_ms_per_mb,
         relay_rss_mib: relay.map(rss_mib_of).transpose()?,
-        relay_kib_per_allocation: None,
+        relay_kib_per_allocation: kib_per_allocation,
     };
     eprintln!(
         "{name}: set-up {setups:.1?} ms; file {file_mbps:.2} MB/s, longest stall {file_stall_ms:.0} ms"
@@ -151,28 +153,34 @@ pub(crate) async fn compare(mib: u64, confab: &Path) -> anyhow::Result<Vec<Route
         url: bare_url.clone(),
         transport: TransportConfig::loopback(),
     };
-    let mut figures = vec![measure_route("direct", &direct, mib, None).await?];
+    let mut figures = vec![measure_route("direct", &direct, mib, None, None).await?];
 
     let built_in = start_confab_server(confab)?;
     let built_in_pid = built_in.0.0.id();
-    let over_udp = built_in_relay(built_in.1, "udp").await?;
-    let built_in_kib = per_allocation(built_in_pid, &over_udp).await?;
+    let built_in_relays = built_in_relays(built_in.1).await?;
+    let built_in_kib = per_allocation(built_in_pid, &over(&built_in_relays, "udp")?).await?;
     let route = Route {
         url: format!("ws://{}/ws", built_in.1),
         transport: relayed(),
     };
-    let mut through_built_in =
-        measure_route("built-in relay", &route, mib, Some(built_in_pid)).await?;
-    through_built_in.relay_kib_per_allocation = Some(built_in_kib);
-    figures.push(through_built_in);
+    figures.push(
+        measure_route(
+            "built-in relay",
+            &route,
+            mib,
+            Some(built_in_pid),
+            Some(built_in_kib),
+        )
+        .await?,
+    );
     let route = Route {
         url: bare_url.clone(),
         transport: TransportConfig {
-            ice_servers: vec![built_in_relay(built_in.1, "tcp").await?],
+            ice_servers: vec![over(&built_in_relays, "tcp")?],
             ..relayed()
         },
     };
-    figures.push(measure_route("built-in, TCP", &route, mib, Some(built_in.0.0.id())).await?);
+    figures.push(measure_route("built-in, TCP", &route, mib, Some(built_in_pid), None).await?);
     drop(built_in);
 
     let coturn = Coturn::start("bench", "bench")?;
@@ -189,9 +197,7 @@ pub(crate) async fn compare(mib: u64, confab: &Path) -> anyhow::Result<Vec<Route
             ..relayed()
         },
     };
-    let mut through_coturn = measure_route("coturn", &route, mib, Some(coturn.pid())).await?;
-    through_coturn.relay_kib_per_allocation = Some(coturn_kib);
-    figures.push(through_coturn);
+    figures.push(measure_route("coturn", &route, mib, Some(coturn.pid()), Some(coturn_kib)).await?);
     server.stop().await;
     Ok(figures)
 }
@@ -222,12 +228,12 @@ fn start_confab_server(confab: &Path) -> anyhow::Result<(RelayProcess, SocketAdd
 
 /// The memory per allocation of the relay `pid` that `relay` names (`turn:IP:PORT?...`).
 async fn per_allocation(pid: u32, relay: &IceServer) -> anyhow::Result<f64> {
-    let address = relay
-        .url
-        .strip_prefix("turn:")
-        .and_then(|rest| rest.split('?').next())
-        .and_then(|address| address.parse::<SocketAddr>().ok())
-        .with_context(|| format!("no address in {}", relay.url))?;
+    let url = Url::parse_url(&relay.url).with_context(|| format!("cannot read {}", relay.url))?;
+    let ip = url
+        .host
+        .parse()
+        .with_context(|| format!("no IP address in {}", relay.url))?;
+    let address = SocketAddr::new(ip, url.port);
     let username = relay.username.as_deref().unwrap_or_default();
     let password = relay.credential.as_deref().unwrap_or_default();
     let kib = crate::allocations::kib_per_allocation(pid, address, username, password).await?;
@@ -239,10 +245,9 @@ async fn per_allocation(pid: u32, relay: &IceServer) -> anyhow::Result<f64> {
     Ok(kib)
 }
 
-/// The built-in relay's TURN over `transport` (`udp`, `tcp`) with credentials from a
-/// welcome of its server: the peers, on a server that offers no relay, reach it only that
-/// way.
-async fn built_in_relay(server: SocketAddr, transport: &str) -> anyhow::Result<IceServer> {
+/// The built-in relay's URLs with credentials from a welcome of its server, one per URL
+/// as a peer takes them: peers on a server that offers no relay reach it only that way.
+async fn built_in_relays(server: SocketAddr) -> anyhow::Result<Vec<IceServer>> {
     let join = confab_proto::Join {
         room: "credentials".to_owned(),
         name: "bench".to_owned(),
@@ -254,20 +259,17 @@ async fn built_in_relay(server: SocketAddr, transport: &str) -> anyhow::Result<I
     let (client, welcome) =
         confab_signal::SignalClient::join(&url, &Default::default(), join).await?;
     client.close().await;
-    welcome
-        .ice_servers
-        .into_iter()
-        .find_map(|server| {
-            let url = server
-                .urls
-                .into_iter()
-                .find(|u| u.ends_with(&format!("transport={transport}")))?;
-            Some(IceServer {
-                url,
-                username: server.username,
-                credential: server.credential,
-            })
-        })
+    Ok(TransportConfig::loopback()
+        .with_offered(&welcome.ice_servers)
+        .ice_servers)
+}
+
+/// The TURN server among `relays` reached over `transport` (`udp`, `tcp`).
+fn over(relays: &[IceServer], transport: &str) -> anyhow::Result<IceServer> {
+    relays
+        .iter()
+        .find(|relay| relay.url.ends_with(&format!("transport={transport}")))
+        .cloned()
         .with_context(|| format!("the server's welcome offers no TURN over {transport}"))
 }
 

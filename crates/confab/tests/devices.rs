@@ -59,6 +59,29 @@ fn tone_level(samples: &[f32], hz: f64) -> f32 {
     levels.get(levels.len() / 2).copied().unwrap_or(f32::MIN)
 }
 
+/// A tone's median level over 100 ms windows, how many windows fell 6 dB or more below
+/// it, and the silent gaps (half a millisecond or more of nothing, where a sound server
+/// had no samples to play): whether a drop was everywhere or in gaps.
+fn window_profile(samples: &[f32], hz: f64) -> String {
+    let levels: Vec<f32> = samples
+        .chunks_exact(4800)
+        .map(|window| goertzel_dbfs(window, hz))
+        .collect();
+    let median = tone_level(samples, hz);
+    let low = levels.iter().filter(|l| **l < median - 6.0).count();
+    let gaps: Vec<usize> = samples
+        .chunk_by(|a, b| (a.abs() < 1e-4) == (b.abs() < 1e-4))
+        .filter(|run| run[0].abs() < 1e-4 && run.len() >= 24)
+        .map(<[f32]>::len)
+        .collect();
+    format!(
+        "{hz} Hz {median:.1} dBFS, {low} of {} windows 6 dB below, {} silent gaps ({:.1} ms)",
+        levels.len(),
+        gaps.len(),
+        gaps.iter().sum::<usize>() as f64 / 48.0
+    )
+}
+
 fn level_of(e: &Value, peer: &str, above: f64) -> bool {
     e["event"] == "level" && e["peer"] == peer && e["dbfs"].as_f64().unwrap_or(-200.0) > above
 }
@@ -135,21 +158,33 @@ fn real_devices_carry_tones_both_ways_and_switch_mid_call() {
     assert!(a880 > -25.0 && a440 < -40.0);
 
     // Two busy loops per core, as a parallel build keeps a machine: each tone holds its
-    // level within 3 dB.
+    // level within 3 dB. The microphones are recorded at the same time, so that a failure
+    // says whether the tone was lost on its way in (the players feeding them) or in the
+    // peers.
     {
         let _hogs = CpuHogs::start(2);
         std::thread::sleep(Duration::from_secs(1));
-        let at_b = pulse.record("spk_b.monitor", 2.0);
-        let at_a = pulse.record("spk_a.monitor", 2.0);
+        let [at_b, at_a, mic_a, mic_b] = pulse.record_together(
+            ["spk_b.monitor", "spk_a.monitor", "mic_a.monitor", "mic_b.monitor"],
+            2.0,
+        );
         let (busy_b, busy_a) = (tone_level(&at_b, 440.0), tone_level(&at_a, 880.0));
-        eprintln!("two busy loops per core: B's 440 Hz {busy_b:.1} dBFS, A's 880 Hz {busy_a:.1}");
+        let profile = format!(
+            "two busy loops per core: B's speaker {}; A's speaker {}; A's microphone {}; \
+             B's microphone {}",
+            window_profile(&at_b, 440.0),
+            window_profile(&at_a, 880.0),
+            window_profile(&mic_a, 440.0),
+            window_profile(&mic_b, 880.0),
+        );
+        eprintln!("{profile}");
         assert!(
             (busy_b - b440).abs() <= 3.0,
-            "{busy_b} under load, {b440} idle"
+            "{busy_b} under load, {b440} idle; {profile}"
         );
         assert!(
             (busy_a - a880).abs() <= 3.0,
-            "{busy_a} under load, {a880} idle"
+            "{busy_a} under load, {a880} idle; {profile}"
         );
     }
 

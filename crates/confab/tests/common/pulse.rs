@@ -97,6 +97,19 @@ impl Pulse {
             .expect("paplay (Debian `pulseaudio-utils`)")
     }
 
+    /// Records `seconds` of several sources over the same time.
+    pub fn record_together<const N: usize>(
+        &self,
+        sources: [&str; N],
+        seconds: f64,
+    ) -> [Vec<f32>; N] {
+        std::thread::scope(|scope| {
+            sources
+                .map(|source| scope.spawn(move || self.record(source, seconds)))
+                .map(|recording| recording.join().unwrap())
+        })
+    }
+
     /// Records `seconds` of a source as 48 kHz mono samples.
     pub fn record(&self, source: &str, seconds: f64) -> Vec<f32> {
         let mut child = Command::new("pacat")

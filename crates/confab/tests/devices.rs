@@ -165,7 +165,12 @@ fn real_devices_carry_tones_both_ways_and_switch_mid_call() {
         let _hogs = CpuHogs::start(2);
         std::thread::sleep(Duration::from_secs(1));
         let [at_b, at_a, mic_a, mic_b] = pulse.record_together(
-            ["spk_b.monitor", "spk_a.monitor", "mic_a.monitor", "mic_b.monitor"],
+            [
+                "spk_b.monitor",
+                "spk_a.monitor",
+                "mic_a.monitor",
+                "mic_b.monitor",
+            ],
             2.0,
         );
         let (busy_b, busy_a) = (tone_level(&at_b, 440.0), tone_level(&at_a, 880.0));

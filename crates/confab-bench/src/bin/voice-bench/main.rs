@@ -86,6 +86,12 @@ const CLICKS: usize = 50;
 const CLICK_EVERY_FRAMES: usize = 20;
 
 fn main() -> anyhow::Result<()> {
+    // Quiet unless RUST_LOG asks: what the libraries log while a figure is measured (a
+    // speaker's requests growing, for one).
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_writer(std::io::stderr)
+        .init();
     let args = Args::parse();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

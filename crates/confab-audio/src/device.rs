@@ -21,7 +21,6 @@ use crate::cushion::Cushion;
 use crate::io::{Sink, Source};
 use crate::priority;
 use crate::resample::RateConverter;
-use crate::server_buffer::ServerBuffer;
 use crate::{AudioError, FRAME_MS, SAMPLE_RATE};
 
 /// `ms` milliseconds of samples at `rate`.
@@ -39,17 +38,12 @@ fn cushion(rate: u32, floor_ms: u32, request_ms: u32) -> Cushion {
     )
 }
 
-/// Microphone requests of 5 ms (Pulse's default buffer is two seconds). Speakers start at
-/// the same and grow where the sound server runs dry (`server_buffer`; cpal asks it for
-/// two requests' worth). The callbacks run at real-time priority (`priority`), so a busy
-/// machine rarely makes them late; when it does, the ring's margin grows instead. At 20 ms
-/// the device side of a call took about 100 ms; at 5 ms with the margins below and backlogs
-/// dropped, about 31 ms (voice-bench, a null sink's monitor).
+/// Device requests of 5 ms (Pulse's default buffer is two seconds; cpal asks it for two
+/// requests' worth, 10 ms, on playback). The callbacks run at real-time priority
+/// (`priority`), so a busy machine rarely makes them late; when it does, the ring's margin
+/// grows instead. At 20 ms the device side of a call took about 100 ms; at 5 ms with the
+/// margins below and backlogs dropped, about 31 ms (voice-bench, a null sink's monitor).
 const DEVICE_BUFFER_MS: u32 = 5;
-/// A speaker's stream runs this long before a gap in its requests counts as the sound
-/// server running dry: a server starting a stream stalls and catches up (an idle
-/// PulseAudio null sink for 1.7 s), which says nothing of the gaps to come.
-const SETTLING: Duration = Duration::from_secs(1);
 /// The rings hold half a second at the highest rate a device may run at (two seconds at
 /// 48 kHz); the engine keeps them far emptier than that.
 const RING_MS: u32 = 500;
@@ -227,8 +221,7 @@ fn find(
 /// engine notices a stream that stopped without a word (a sound server drops a stream
 /// whose device was unplugged, and cpal's Pulse host does not say so); the playback
 /// callback's underruns; and the samples the engine asks the playback callback to drop
-/// from its queue (see [`Sink::skip`]); and the longest gap between a speaker's requests,
-/// in microseconds, that ran the sound server dry since the engine last looked.
+/// from its queue (see [`Sink::skip`]).
 #[derive(Debug, Default)]
 struct Health {
     failed: AtomicBool,
@@ -236,7 +229,6 @@ struct Health {
     callbacks: AtomicU64,
     underruns: AtomicU64,
     skip: AtomicUsize,
-    dry_gap_us: AtomicU64,
 }
 
 /// The engine's watch on a stream's callbacks. Time is passed in.
@@ -335,12 +327,10 @@ type Build<Ring> = fn(
     Arc<Health>,
 ) -> Result<cpal::Stream, cpal::Error>;
 
-/// Opens a device on a thread of its own, asking for requests of `request_ms`, and waits (a
-/// bounded time) for it to play.
+/// Opens a device on a thread of its own and waits (a bounded time) for it to play.
 fn open<Ring: Send + 'static>(
     direction: Direction,
     name: Option<&str>,
-    request_ms: u32,
     ring: Ring,
     health: Arc<Health>,
     build: Build<Ring>,
@@ -354,14 +344,7 @@ fn open<Ring: Send + 'static>(
         .spawn(move || {
             // The sound server client's threads start from here and inherit it.
             priority::raise_current_thread();
-            let opened = start_stream(
-                direction,
-                wanted.as_deref(),
-                request_ms,
-                ring,
-                health,
-                build,
-            );
+            let opened = start_stream(direction, wanted.as_deref(), ring, health, build);
             match opened {
                 Ok((stream, rate, name)) => {
                     let _ = ready_tx.send(Ok((rate, name)));
@@ -398,7 +381,6 @@ fn open<Ring: Send + 'static>(
 fn start_stream<Ring>(
     direction: Direction,
     name: Option<&str>,
-    request_ms: u32,
     ring: Ring,
     health: Arc<Health>,
     build: Build<Ring>,
@@ -425,7 +407,7 @@ fn start_stream<Ring>(
     let rate = native.sample_rate();
     let format = native.sample_format();
     let mut config: StreamConfig = native.config();
-    config.buffer_size = cpal::BufferSize::Fixed((rate * request_ms / 1000).max(1));
+    config.buffer_size = cpal::BufferSize::Fixed((rate * DEVICE_BUFFER_MS / 1000).max(1));
     let stream = build(&device, config, format, ring, health).map_err(open_error)?;
     stream.play().map_err(open_error)?;
     Ok((stream, rate, name))
@@ -514,15 +496,9 @@ where
 {
     let channels = usize::from(config.channels).max(1);
     let excess = samples(config.sample_rate, EXCESS_MS);
-    let request_ms = match config.buffer_size {
-        cpal::BufferSize::Fixed(frames) => frames * 1000 / config.sample_rate.max(1),
-        cpal::BufferSize::Default => DEVICE_BUFFER_MS,
-    };
-    let mut cushion = cushion(config.sample_rate, PLAYBACK_MARGIN_MS, request_ms);
+    let mut cushion = cushion(config.sample_rate, PLAYBACK_MARGIN_MS, DEVICE_BUFFER_MS);
     let mut primed = false;
     let mut promoted = false;
-    // When the callbacks started, and when the last one came.
-    let mut times: Option<(Instant, Instant)> = None;
     let alive = health.clone();
     device.build_output_stream::<T, _, _>(
         config,
@@ -532,16 +508,6 @@ where
                 priority::promote_current_thread("the speaker", frames(data, channels));
             }
             alive.callbacks.fetch_add(1, Relaxed);
-            let now = Instant::now();
-            let (started, last) = *times.get_or_insert((now, now));
-            times = Some((started, now));
-            let gap = now.duration_since(last);
-            // A gap that began as the stream settled is the start's.
-            if last.duration_since(started) > SETTLING && ServerBuffer::ran_dry(request_ms, gap) {
-                let gap_us = u64::try_from(gap.as_micros()).unwrap_or(u64::MAX);
-                alive.dry_gap_us.fetch_max(gap_us, Relaxed);
-                alive.underruns.fetch_add(1, Relaxed);
-            }
             let request = data.len() / channels;
             let wanted = request + cushion.margin();
             // Frames arrive 20 ms at a time on our clock, requests on the sound server's:
@@ -620,7 +586,6 @@ impl DeviceSource {
         let opened = open(
             Direction::Input,
             name,
-            DEVICE_BUFFER_MS,
             producer,
             health.clone(),
             build_input,
@@ -691,26 +656,35 @@ impl Source for DeviceSource {
     }
 }
 
-/// One open playback stream: the ring into its callback, at the device's own rate.
-struct Playback {
+/// A speaker: 48 kHz mono frames to a playback device.
+pub struct DeviceSink {
     ring: HeapProd<f32>,
+    /// The device's own rate.
     rate: u32,
     converter: RateConverter,
+    scratch: Vec<f32>,
     health: Arc<Health>,
     watchdog: Watchdog,
     name: String,
     _thread: StreamThread,
 }
 
-impl Playback {
-    /// Blocks for up to a few seconds.
-    fn open(name: Option<&str>, request_ms: u32) -> Result<Self, AudioError> {
+impl std::fmt::Debug for DeviceSink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DeviceSink")
+            .field("name", &self.name)
+            .finish()
+    }
+}
+
+impl DeviceSink {
+    /// Opens the default output (`None`) or the one named. Blocks for up to a few seconds.
+    pub fn open(name: Option<&str>) -> Result<Self, AudioError> {
         let (ring, consumer) = ring();
         let health = Arc::new(Health::default());
         let opened = open(
             Direction::Output,
             name,
-            request_ms,
             consumer,
             health.clone(),
             build_output,
@@ -719,6 +693,7 @@ impl Playback {
             ring,
             rate: opened.rate,
             converter: RateConverter::new(SAMPLE_RATE, opened.rate)?,
+            scratch: vec![0.0; 4096],
             health,
             watchdog: Watchdog::new(Instant::now()),
             name: opened.name,
@@ -727,111 +702,18 @@ impl Playback {
     }
 }
 
-/// A speaker: 48 kHz mono frames to a playback device. Where the sound server runs dry,
-/// the stream is opened again with larger requests (`server_buffer`), on a thread of its
-/// own while the old one plays on, and given back a step after a long quiet spell.
-pub struct DeviceSink {
-    playback: Playback,
-    /// The device as asked for (`None`: the default), to open it again by.
-    wanted: Option<String>,
-    server_buffer: ServerBuffer,
-    /// A stream being opened with another request size.
-    reopening: Option<mpsc::Receiver<Result<Playback, AudioError>>>,
-    /// Underruns of the streams already replaced.
-    earlier_underruns: u64,
-    scratch: Vec<f32>,
-}
-
-impl std::fmt::Debug for DeviceSink {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("DeviceSink")
-            .field("name", &self.playback.name)
-            .field("request_ms", &self.server_buffer.request_ms())
-            .finish()
-    }
-}
-
-impl DeviceSink {
-    /// Opens the default output (`None`) or the one named. Blocks for up to a few seconds.
-    pub fn open(name: Option<&str>) -> Result<Self, AudioError> {
-        let server_buffer = ServerBuffer::new(Instant::now());
-        Ok(Self {
-            playback: Playback::open(name, server_buffer.request_ms())?,
-            wanted: name.map(str::to_owned),
-            server_buffer,
-            reopening: None,
-            earlier_underruns: 0,
-            scratch: vec![0.0; 4096],
-        })
-    }
-
-    /// Takes a stream opened with another request size once it is ready, and starts one
-    /// when the server ran dry or has long not. Never blocks.
-    fn follow_the_server(&mut self) {
-        if let Some(reopening) = &self.reopening {
-            match reopening.try_recv() {
-                Ok(Ok(playback)) => {
-                    let old = std::mem::replace(&mut self.playback, playback);
-                    self.earlier_underruns += old.health.underruns.load(Relaxed);
-                    self.reopening = None;
-                }
-                Ok(Err(e)) => {
-                    tracing::warn!("the speaker could not be opened with larger requests: {e}");
-                    self.reopening = None;
-                }
-                Err(mpsc::TryRecvError::Empty) => {}
-                Err(mpsc::TryRecvError::Disconnected) => self.reopening = None,
-            }
-            // Gaps while the streams change hands are the change's, not the server's.
-            self.playback.health.dry_gap_us.store(0, Relaxed);
-            return;
-        }
-        let now = Instant::now();
-        let gap = Duration::from_micros(self.playback.health.dry_gap_us.swap(0, Relaxed));
-        let resized = if gap.is_zero() {
-            self.server_buffer.shrink(now)
-        } else {
-            let grown = self.server_buffer.grow_for(gap, now);
-            if let Some(ms) = grown {
-                tracing::info!(
-                    "the sound server ran dry for {} ms: the speaker's requests grow to {ms} ms",
-                    gap.as_millis()
-                );
-            }
-            grown
-        };
-        let Some(request_ms) = resized else {
-            return;
-        };
-        let (done, reopening) = mpsc::channel();
-        let wanted = self.wanted.clone();
-        let spawned = std::thread::Builder::new()
-            .name("confab-audio-reopen".to_owned())
-            .spawn(move || {
-                let _ = done.send(Playback::open(wanted.as_deref(), request_ms));
-            });
-        match spawned {
-            Ok(_) => self.reopening = Some(reopening),
-            Err(e) => tracing::warn!("the speaker could not be opened again: {e}"),
-        }
-    }
-}
-
 impl Sink for DeviceSink {
     fn write(&mut self, frame: &[f32]) -> Result<(), AudioError> {
-        self.follow_the_server();
-        let playback = &mut self.playback;
-        playback
-            .health
-            .check(Direction::Output, &playback.name, &mut playback.watchdog)?;
-        playback.converter.push(frame)?;
+        self.health
+            .check(Direction::Output, &self.name, &mut self.watchdog)?;
+        self.converter.push(frame)?;
         loop {
-            let n = playback.converter.pull(&mut self.scratch);
+            let n = self.converter.pull(&mut self.scratch);
             if n == 0 {
                 return Ok(());
             }
             // A full ring (a stalled device) drops what does not fit.
-            playback.ring.push_slice(&self.scratch[..n]);
+            self.ring.push_slice(&self.scratch[..n]);
         }
     }
 
@@ -840,18 +722,17 @@ impl Sink for DeviceSink {
     }
 
     fn device_name(&self) -> Option<&str> {
-        Some(&self.playback.name)
+        Some(&self.name)
     }
 
     fn underruns(&self) -> u64 {
-        self.earlier_underruns + self.playback.health.underruns.load(Relaxed)
+        self.health.underruns.load(Relaxed)
     }
 
     fn skip(&mut self, samples: usize) {
-        let playback = &self.playback;
-        let at_device_rate = samples as u64 * u64::from(playback.rate) / u64::from(SAMPLE_RATE);
+        let at_device_rate = samples as u64 * u64::from(self.rate) / u64::from(SAMPLE_RATE);
         let at_device_rate = usize::try_from(at_device_rate).unwrap_or(usize::MAX);
-        playback.health.skip.fetch_add(at_device_rate, Relaxed);
+        self.health.skip.fetch_add(at_device_rate, Relaxed);
     }
 }
 

@@ -12,8 +12,7 @@
 //! - [`wav`]: WAV files as a source (looped) and a sink.
 //! - [`device`]: sound devices through cpal (PulseAudio, else ALSA): listing, a microphone
 //!   source and a speaker sink, fed through lock-free rings whose margins grow with the
-//!   underruns they meet (`cushion`), and speakers whose sound server's share grows where
-//!   it runs dry (`server_buffer`).
+//!   underruns they meet (`cushion`).
 //! - [`priority`]: real-time scheduling for the sound threads.
 //! - [`red`]: redundant audio data (RFC 2198): copies of earlier frames in each packet.
 //! - [`resample`]: a device's native rate to and from 48 kHz (rubato).
@@ -39,7 +38,6 @@ pub mod open;
 pub mod priority;
 pub mod red;
 pub mod resample;
-mod server_buffer;
 pub mod wav;
 
 /// Every stream inside Confab is 48 kHz mono.

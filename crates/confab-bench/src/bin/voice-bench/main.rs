@@ -89,7 +89,10 @@ fn main() -> anyhow::Result<()> {
     // Quiet unless RUST_LOG asks: what the libraries log while a figure is measured (a
     // speaker's requests growing, for one).
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("off")),
+        )
         .with_writer(std::io::stderr)
         .init();
     let args = Args::parse();

@@ -7,8 +7,10 @@
 //! - [`window`]: the one place where core events become frontend events.
 //! - [`invites`]: `confab://` invite links the desktop opens with the app.
 //! - [`talk_key`]: push-to-talk from anywhere on the desktop (a global shortcut).
+//! - [`call_room`]: which room has the call, for the talk shortcut to speak into.
 //! - [`error`]: errors as the page sees them, `{code, message}`.
 
+pub mod call_room;
 pub mod commands;
 pub mod error;
 pub mod invites;
@@ -35,6 +37,19 @@ pub struct AppState {
     session: Session,
     forwarder: Arc<Forwarder>,
     invites: Invites,
+}
+
+impl AppState {
+    /// Mutes or opens the microphone of the call, wherever it is; nothing without one.
+    pub async fn mute_call(&self, muted: bool) {
+        let Some(room) = self.forwarder.call_room() else {
+            return;
+        };
+        let mute = confab_mesh::Command::Mute { muted };
+        if let Err(e) = self.session.command(Some(&room), mute).await {
+            log::warn!("the talk shortcut could not reach the call in {room}: {e}");
+        }
+    }
 }
 
 fn build_state(app: &tauri::AppHandle) -> Result<AppState, ShellError> {

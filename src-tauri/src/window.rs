@@ -16,6 +16,8 @@ use serde::Serialize;
 use tauri::ipc::Channel;
 use tauri::{AppHandle, Emitter, Manager};
 
+use crate::call_room::CallRooms;
+
 /// The window the app shows (tauri.conf.json's only window).
 pub const MAIN_WINDOW: &str = "main";
 /// The frontend event carrying one core event.
@@ -35,6 +37,8 @@ pub struct Forwarder {
     app: AppHandle,
     /// The page's stream channel; replaced when the page reloads and attaches again.
     streams: Mutex<Option<Channel<RoomEvent>>>,
+    /// Which room has the call, for the talk shortcut.
+    calls: CallRooms,
 }
 
 impl std::fmt::Debug for Forwarder {
@@ -51,7 +55,13 @@ impl Forwarder {
         Self {
             app,
             streams: Mutex::new(None),
+            calls: CallRooms::default(),
         }
+    }
+
+    /// The room whose call rings or runs, as the events passing through here tell.
+    pub fn call_room(&self) -> Option<String> {
+        self.calls.current()
     }
 
     pub fn attach(&self, channel: Channel<RoomEvent>) {
@@ -59,6 +69,7 @@ impl Forwarder {
     }
 
     fn forward(&self, room: &str, event: Event) {
+        self.calls.follow(room, &event);
         let streamed = matches!(event, Event::Level { .. } | Event::FileProgress { .. });
         if let Event::Log {
             level, msg, peer, ..

@@ -43,8 +43,10 @@ export class FakeBackend implements Backend {
   }
 
   /** The desktop-wide talk shortcut pressed (true) or released (false), as a desktop
-   * that grabbed it for the app hands it over. */
-  pressTalkKey(held: boolean): void {
+   * that grabbed it for the app hands it over: the app opens or mutes the call's
+   * microphone itself (its core, in `room`, says so), then tells the page. */
+  pressTalkKey(held: boolean, room?: string): void {
+    this.emit({ event: "muted", muted: !held }, room);
     this.talkKeyListener?.(held);
   }
 

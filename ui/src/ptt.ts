@@ -1,6 +1,6 @@
 // Push-to-talk: with it switched on in Settings, the microphone stays muted in a call
 // except while Space is held in the window (not while typing in a field), or the
-// desktop-wide talk shortcut anywhere.
+// desktop-wide talk shortcut anywhere (whose presses the app itself applies).
 
 import type { Actions } from "./actions";
 import type { Store } from "./store";
@@ -30,10 +30,12 @@ export class PushToTalk {
     return this.store.state.settings.push_to_talk && this.store.callRoom() !== null;
   }
 
-  /** The desktop-wide talk shortcut went down (`held`) or up. */
+  /** The desktop-wide talk shortcut went down (`held`) or up. The app has already opened
+   * or muted the microphone (straight, not through this page, which can be slow to hear of
+   * it): this only keeps Space from closing what the shortcut holds open. */
   shortcut(held: boolean): void {
-    if (held) this.press("shortcut");
-    else this.release("shortcut");
+    if (held && !this.held && this.active()) this.held = "shortcut";
+    else if (!held && this.held === "shortcut") this.held = null;
   }
 
   private keyDown(e: KeyboardEvent): void {

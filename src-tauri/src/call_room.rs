@@ -71,11 +71,24 @@ mod tests {
         rooms.follow("team", &call_state("ada", CallState::Active));
         rooms.follow("team", &call_state("cy", CallState::Active));
         rooms.follow("team", &call_state("ada", CallState::Ended));
-        assert_eq!(rooms.current().as_deref(), Some("team"), "Cy is still in it");
+        assert_eq!(
+            rooms.current().as_deref(),
+            Some("team"),
+            "Cy is still in it"
+        );
         rooms.follow("team", &call_state("cy", CallState::Declined));
         assert_eq!(rooms.current(), None);
         rooms.follow("lobby", &call_state("bo", CallState::Active));
-        rooms.follow("lobby", &Event::PeerLeft { id: "bo".to_owned() });
-        assert_eq!(rooms.current(), None, "gone from the room, gone from the call");
+        rooms.follow(
+            "lobby",
+            &Event::PeerLeft {
+                id: "bo".to_owned(),
+            },
+        );
+        assert_eq!(
+            rooms.current(),
+            None,
+            "gone from the room, gone from the call"
+        );
     }
 }

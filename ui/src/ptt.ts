@@ -36,6 +36,8 @@ export class PushToTalk {
   shortcut(held: boolean): void {
     if (held && !this.held && this.active()) this.held = "shortcut";
     else if (!held && this.held === "shortcut") this.held = null;
+    // Released while Space holds the microphone open: the app muted it, Space wants it open.
+    else if (!held && this.held === "space" && this.active()) void this.actions.setMuted(false);
   }
 
   private keyDown(e: KeyboardEvent): void {

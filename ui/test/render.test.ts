@@ -358,6 +358,11 @@ describe("views", () => {
     await acceptAdasCall();
     expect($("[data-mic]").textContent).toBe("Hold Space or Ctrl+Shift+Space to talk");
     // The app applies the shortcut itself: the page only shows it, and sends nothing.
+    const space = (type: string) => {
+      const event = new KeyboardEvent(type, { key: " ", bubbles: true });
+      Object.defineProperty(event, "target", { value: document.body });
+      window.dispatchEvent(event);
+    };
     const before = backend.sent.length;
     backend.pressTalkKey(true);
     await settle();
@@ -365,17 +370,26 @@ describe("views", () => {
     // Held from another program: the window losing focus does not close the microphone,
     // and neither does Space, which did not open it.
     window.dispatchEvent(new Event("blur"));
-    for (const type of ["keydown", "keyup"]) {
-      const space = new KeyboardEvent(type, { key: " ", bubbles: true });
-      Object.defineProperty(space, "target", { value: document.body });
-      window.dispatchEvent(space);
-    }
+    space("keydown");
+    space("keyup");
     await settle();
     expect(backend.sent.length).toBe(before);
     backend.pressTalkKey(false);
     await settle();
     expect(store.callState().call.muted).toBe(true);
     expect(backend.sent.length).toBe(before);
+
+    // Space held meanwhile keeps the microphone open when the shortcut comes up.
+    space("keydown");
+    await settle();
+    backend.pressTalkKey(true);
+    backend.pressTalkKey(false);
+    await settle();
+    expect(backend.sent.at(-1)).toEqual({ cmd: "mute", muted: false });
+    expect(store.callState().call.muted).toBe(false);
+    space("keyup");
+    await settle();
+    expect(backend.sent.at(-1)).toEqual({ cmd: "mute", muted: true });
 
     // Switched off, the shortcut goes back to the desktop.
     await switchPushToTalk(false);

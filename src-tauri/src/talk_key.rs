@@ -18,7 +18,7 @@ use crate::window::MAIN_WINDOW;
 /// The shortcut, in the plugin's accelerator syntax and as the page shows it.
 pub const TALK_SHORTCUT: &str = "Ctrl+Shift+Space";
 /// The frontend event: `true` when the shortcut goes down, `false` when it comes up. The
-/// microphone has been seen to already.
+/// app has opened or muted the microphone already: the page only shows it.
 pub const TALK_KEY_EVENT: &str = "talk-key";
 
 /// The plugin: each press and release opens or mutes the call's microphone, and is shown

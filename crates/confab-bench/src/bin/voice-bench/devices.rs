@@ -14,6 +14,8 @@ use confab_audio::device::{DeviceSink, DeviceSource};
 use confab_audio::io::{Sink, Source};
 use confab_testkit::cpu_hogs::CpuHogs;
 
+use crate::stalls::{StallWatch, Stalls};
+
 pub const CLICKS: usize = 50;
 const CLICK_EVERY_FRAMES: usize = 20;
 /// A click: 5 ms of 1 kHz at -2 dBFS peak, a sound a voice codec carries.
@@ -31,6 +33,8 @@ pub struct RoundTrip {
     pub underruns: u64,
     /// Clicks found, of `CLICKS`.
     pub found: usize,
+    /// The host's stalls over the run.
+    pub stalls: Stalls,
 }
 
 /// Speaker-to-monitor time, idle and with every core kept busy; `None` without a sound
@@ -51,9 +55,9 @@ pub fn round_trips() -> anyhow::Result<Option<(RoundTrip, RoundTrip)>> {
 
 /// Clicks written to `sink` (the default one for `None`) and found on `source`.
 pub fn clicks(sink: Option<String>, source: String) -> anyhow::Result<RoundTrip> {
-    let (found, underruns) = click_run(sink, vec![source.clone()])?;
-    let latencies: Vec<f64> = found.into_iter().flatten().flatten().collect();
-    summary(latencies, underruns, &source)
+    let run = click_run(sink, vec![source.clone()])?;
+    let latencies: Vec<f64> = run.times.into_iter().flatten().flatten().collect();
+    summary(latencies, run.underruns, run.stalls, &source)
 }
 
 /// Clicks written to `sink` and found both on `direct` (the sink's own monitor) and on
@@ -61,18 +65,23 @@ pub fn clicks(sink: Option<String>, source: String) -> anyhow::Result<RoundTrip>
 /// direct one, which leaves out the bench's own playback side (shared) and the capture
 /// side (the same on both).
 pub fn clicks_via(sink: String, direct: String, far: String) -> anyhow::Result<RoundTrip> {
-    let (found, underruns) = click_run(Some(sink), vec![direct, far.clone()])?;
-    let [at_direct, at_far] = <[Vec<Option<f64>>; 2]>::try_from(found)
+    let run = click_run(Some(sink), vec![direct, far.clone()])?;
+    let [at_direct, at_far] = <[Vec<Option<f64>>; 2]>::try_from(run.times)
         .map_err(|_| anyhow::anyhow!("two sources read, not two results"))?;
     let differences = at_direct
         .iter()
         .zip(&at_far)
         .filter_map(|(d, f)| Some((*f)? - (*d)?))
         .collect();
-    summary(differences, underruns, &far)
+    summary(differences, run.underruns, run.stalls, &far)
 }
 
-fn summary(mut latencies: Vec<f64>, underruns: u64, source: &str) -> anyhow::Result<RoundTrip> {
+fn summary(
+    mut latencies: Vec<f64>,
+    underruns: u64,
+    stalls: Stalls,
+    source: &str,
+) -> anyhow::Result<RoundTrip> {
     if latencies.len() < CLICKS / 2 {
         anyhow::bail!("found {} of {CLICKS} clicks on {source}", latencies.len());
     }
@@ -83,17 +92,25 @@ fn summary(mut latencies: Vec<f64>, underruns: u64, source: &str) -> anyhow::Res
         p95: pick(95.0),
         underruns,
         found: latencies.len(),
+        stalls,
     })
+}
+
+/// What a click run saw.
+struct ClickRun {
+    /// Per source, each click's time in ms (`None`: not found).
+    times: Vec<Vec<Option<f64>>>,
+    /// The underruns of all the devices.
+    underruns: u64,
+    /// The host's stalls meanwhile.
+    stalls: Stalls,
 }
 
 /// Writes the clicks and reads `sources`, on a thread of its own at the priority the
 /// engine's tick runs at: the engine's 20 ms clock is what the device rings work against.
-/// Per source, each click's time in ms (`None`: not found), and the underruns of all.
-fn click_run(
-    sink: Option<String>,
-    sources: Vec<String>,
-) -> anyhow::Result<(Vec<Vec<Option<f64>>>, u64)> {
-    std::thread::spawn(move || {
+fn click_run(sink: Option<String>, sources: Vec<String>) -> anyhow::Result<ClickRun> {
+    let watch = StallWatch::start();
+    let run = std::thread::spawn(move || {
         confab_audio::priority::promote_current_thread("the bench's tick", FRAME_SAMPLES as u32);
         let sink = DeviceSink::open(sink.as_deref())?;
         let sources = sources
@@ -102,8 +119,14 @@ fn click_run(
             .collect::<Result<Vec<_>, _>>()?;
         tick_clicks(sink, sources)
     })
-    .join()
-    .map_err(|_| anyhow::anyhow!("the click run panicked"))?
+    .join();
+    let stalls = watch.stop();
+    let (times, underruns) = run.map_err(|_| anyhow::anyhow!("the click run panicked"))??;
+    Ok(ClickRun {
+        times,
+        underruns,
+        stalls,
+    })
 }
 
 fn tick_clicks(

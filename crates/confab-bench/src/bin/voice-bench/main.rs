@@ -33,6 +33,7 @@
 mod call_path;
 mod devices;
 mod speech;
+mod stalls;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -396,11 +397,12 @@ fn device_figures(runtime: &tokio::runtime::Runtime, confab: &Path) -> anyhow::R
         Some((idle, busy)) => {
             for (label, run) in [("idle", idle), ("all cores busy", busy)] {
                 println!(
-                    "{:<52} {:>10.1} ms (p95 {:.1} ms, {} underruns)",
+                    "{:<52} {:>10.1} ms (p95 {:.1} ms, {} underruns, {})",
                     format!("device side, speaker to its monitor, {label}"),
                     run.median,
                     run.p95,
-                    run.underruns
+                    run.underruns,
+                    run.stalls
                 );
             }
         }
@@ -413,12 +415,13 @@ fn device_figures(runtime: &tokio::runtime::Runtime, confab: &Path) -> anyhow::R
         Ok(Some((idle, busy))) => {
             for (label, run) in [("idle", idle), ("all cores busy", busy)] {
                 println!(
-                    "{:<52} {:>10.1} ms (p95 {:.1} ms, {} of {} clicks)",
+                    "{:<52} {:>10.1} ms (p95 {:.1} ms, {} of {} clicks, {})",
                     format!("A's microphone to B's speaker, {label}"),
                     run.path.median,
                     run.path.p95,
                     run.path.found,
                     devices::CLICKS,
+                    run.path.stalls
                 );
                 let playout = run
                     .playout

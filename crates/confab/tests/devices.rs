@@ -47,27 +47,33 @@ fn peer_args<'a>(url: &'a str, name: &'a str, input: &'a str, output: &'a str) -
     ]
 }
 
-/// A tone's level in a recording: the median over 100 ms windows, so that a device glitch
-/// here and there (a null sink on a busy machine drops a few samples now and then) does
-/// not decide the result.
-fn tone_level(samples: &[f32], hz: f64) -> f32 {
-    let mut levels: Vec<f32> = samples
+/// A tone's level in each 100 ms window of a recording.
+fn window_levels(samples: &[f32], hz: f64) -> Vec<f32> {
+    samples
         .chunks_exact(4800)
         .map(|window| goertzel_dbfs(window, hz))
-        .collect();
+        .collect()
+}
+
+/// The median of window levels, so that a device glitch here and there (a null sink on a
+/// busy machine drops a few samples now and then) does not decide the result.
+fn median(mut levels: Vec<f32>) -> f32 {
     levels.sort_by(f32::total_cmp);
     levels.get(levels.len() / 2).copied().unwrap_or(f32::MIN)
+}
+
+/// A tone's level in a recording: the median over 100 ms windows.
+fn tone_level(samples: &[f32], hz: f64) -> f32 {
+    median(window_levels(samples, hz))
 }
 
 /// A tone's median level over 100 ms windows, how many windows fell 6 dB or more below
 /// it, and the silent gaps (half a millisecond or more of nothing, where a sound server
 /// had no samples to play): whether a drop was everywhere or in gaps.
 fn window_profile(samples: &[f32], hz: f64) -> String {
-    let levels: Vec<f32> = samples
-        .chunks_exact(4800)
-        .map(|window| goertzel_dbfs(window, hz))
-        .collect();
-    let median = tone_level(samples, hz);
+    let levels = window_levels(samples, hz);
+    let windows = levels.len();
+    let median = median(levels.clone());
     let low = levels.iter().filter(|l| **l < median - 6.0).count();
     let gaps: Vec<usize> = samples
         .chunk_by(|a, b| (a.abs() < 1e-4) == (b.abs() < 1e-4))
@@ -75,8 +81,8 @@ fn window_profile(samples: &[f32], hz: f64) -> String {
         .map(<[f32]>::len)
         .collect();
     format!(
-        "{hz} Hz {median:.1} dBFS, {low} of {} windows 6 dB below, {} silent gaps ({:.1} ms)",
-        levels.len(),
+        "{hz} Hz {median:.1} dBFS, {low} of {windows} windows 6 dB below, {} silent gaps \
+         ({:.1} ms)",
         gaps.len(),
         gaps.iter().sum::<usize>() as f64 / 48.0
     )

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use confab_audio::priority;
+use confab_audio::{SAMPLE_RATE, priority};
 
 /// A wake-up this late is a stall.
 const STALL: Duration = Duration::from_millis(50);
@@ -29,7 +29,8 @@ impl std::fmt::Display for Stalls {
             0 => f.write_str("no host stall"),
             n => write!(
                 f,
-                "{n} host stalls of 50 ms or more, the longest {:.0} ms",
+                "{n} host stalls of {} ms or more, the longest {:.0} ms",
+                STALL.as_millis(),
                 self.longest.as_secs_f64() * 1000.0
             ),
         }
@@ -47,7 +48,8 @@ impl StallWatch {
         let stop = Arc::new(AtomicBool::new(false));
         let stopped = stop.clone();
         let thread = std::thread::spawn(move || {
-            priority::promote_current_thread("the bench's stall watch", 48);
+            // Its budget: one nap's worth of samples.
+            priority::promote_current_thread("the bench's stall watch", SAMPLE_RATE / 1000);
             let mut stalls = Stalls::default();
             while !stopped.load(Ordering::Relaxed) {
                 let before = Instant::now();

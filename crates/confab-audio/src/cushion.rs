@@ -2,8 +2,8 @@
 //! absorbs the jitter between two clocks (the engine's 20 ms tick and the sound server's
 //! requests or deliveries). It grows by a step at each underrun, and only then; it gives a
 //! step back after a long run (five watches) in which the spare it kept was never needed.
-//! What the ring held beyond the margin all through one watch (a stream that started with
-//! a backlog, a clock that drifted) is not cushion but delay: it is dropped. Counts, not
+//! A ring holding more than its margin is not this module's matter: the device's clock is
+//! followed (`drift`), which brings the level to its target without a cut. Counts, not
 //! time: each request served is one observation.
 
 /// Watches without a need for the margin before it shrinks a step.
@@ -37,8 +37,6 @@ pub(crate) struct Cushion {
     step: usize,
     /// Requests in one watch.
     window: u32,
-    /// Since the last underrun or backlog check: for dropping a backlog.
-    recent: Watch,
     /// Since the margin last changed: for shrinking it.
     long: Watch,
     underruns: u64,
@@ -56,7 +54,6 @@ impl Cushion {
             ceiling: ceiling.max(floor),
             step: step.max(1),
             window: window.max(1),
-            recent: Watch::FRESH,
             long: Watch::FRESH,
             underruns: 0,
             starting: window.max(1),
@@ -83,16 +80,12 @@ impl Cushion {
             return;
         }
         self.margin = (self.margin + self.step).min(self.ceiling);
-        self.recent = Watch::FRESH;
         self.long = Watch::FRESH;
     }
 
-    /// A request was served in full, leaving `spare` samples queued. Returns how many of
-    /// them to drop now (the oldest): at the end of a watch in which the spare never came
-    /// within a step of the margin, what it always held beyond the margin.
-    pub(crate) fn served(&mut self, spare: usize) -> usize {
+    /// A request was served in full, leaving `spare` samples queued.
+    pub(crate) fn served(&mut self, spare: usize) {
         self.starting = self.starting.saturating_sub(1);
-        self.recent.note(spare);
         self.long.note(spare);
         if self.long.served >= self.window * WATCHES_TO_SHRINK {
             // The jitter has not come near the margin for a long while: one step back.
@@ -100,16 +93,6 @@ impl Cushion {
                 self.margin = self.margin.saturating_sub(self.step).max(self.floor);
             }
             self.long = Watch::FRESH;
-        }
-        if self.recent.served < self.window {
-            return 0;
-        }
-        let least = self.recent.least_spare;
-        self.recent = Watch::FRESH;
-        if least > self.margin + self.step {
-            least - self.margin
-        } else {
-            0
         }
     }
 }
@@ -126,7 +109,7 @@ mod tests {
     fn started(floor: usize, step: usize, ceiling: usize) -> Cushion {
         let mut cushion = Cushion::new(floor, step, ceiling, WINDOW);
         for _ in 0..WINDOW {
-            assert_eq!(cushion.served(floor), 0);
+            cushion.served(floor);
         }
         cushion
     }
@@ -181,20 +164,6 @@ mod tests {
             cushion.served(600);
         }
         assert_eq!(cushion.margin(), 240, "never below the floor");
-    }
-
-    #[test]
-    fn a_backlog_held_all_through_a_run_is_dropped_down_to_the_margin() {
-        let mut cushion = Cushion::new(240, 240, 2_400, WINDOW);
-        // Never less than 2,000 queued after a request: 1,760 of it is delay.
-        let dropped: usize = (0..WINDOW)
-            .map(|i| cushion.served(if i % 4 == 0 { 2_000 } else { 2_700 }))
-            .sum();
-        assert_eq!(dropped, 1_760);
-        assert_eq!(cushion.margin(), 240);
-        // Spare within a step of the margin is cushion: kept.
-        let kept: usize = (0..SHRINK).map(|_| cushion.served(470)).sum();
-        assert_eq!(kept, 0);
     }
 
     #[test]

@@ -9,7 +9,7 @@
 //! 48 kHz and the framing into 20 ms happen on the engine's side.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed};
-use std::sync::{Arc, Mutex, mpsc};
+use std::sync::{Arc, LazyLock, Mutex, mpsc};
 use std::time::{Duration, Instant};
 
 use cpal::traits::{DeviceTrait, HostTrait, StreamTrait};
@@ -18,10 +18,17 @@ use ringbuf::traits::{Consumer, Observer, Producer, Split};
 use ringbuf::{HeapCons, HeapProd, HeapRb};
 
 use crate::cushion::Cushion;
+use crate::drift::Drift;
 use crate::io::{Sink, Source};
 use crate::priority;
 use crate::resample::RateConverter;
+use crate::speaker_queue::SpeakerQueue;
 use crate::{AudioError, FRAME_MS, SAMPLE_RATE};
+
+/// Samples at 48 kHz in ms.
+fn ms(samples: usize) -> f64 {
+    samples as f64 * 1000.0 / f64::from(SAMPLE_RATE)
+}
 
 /// `ms` milliseconds of samples at `rate`.
 fn samples(rate: u32, ms: u32) -> usize {
@@ -41,26 +48,28 @@ fn cushion(rate: u32, floor_ms: u32, request_ms: u32) -> Cushion {
 /// Device requests of 5 ms (Pulse's default buffer is two seconds; cpal asks it for two
 /// requests' worth, 10 ms, on playback). The callbacks run at real-time priority
 /// (`priority`), so a busy machine rarely makes them late; when it does, the ring's margin
-/// grows instead. At 20 ms the device side of a call took about 100 ms; at 5 ms with the
-/// margins below and backlogs dropped, about 31 ms (voice-bench, a null sink's monitor).
+/// grows instead. At 20 ms the device side of a call took about 100 ms; at 5 ms, with the
+/// margins below held steady by following the device's clock (`drift`), about 60 ms
+/// through a null sink at 44.1 kHz and its monitor, idle or busy (voice-bench).
 const DEVICE_BUFFER_MS: u32 = 5;
 /// The rings hold half a second at the highest rate a device may run at (two seconds at
 /// 48 kHz); the engine keeps them far emptier than that.
 const RING_MS: u32 = 500;
-/// The margins kept beyond one request (see `cushion`): the capture's starts at 2 ms and
-/// the playback's at 5 ms (its requests are the sound server's, less regular than our
-/// tick), each growing by 5 ms per underrun up to 60 ms: small where the machine keeps up,
+/// The margins kept (see `cushion`; the playback's at the ring's low point, see
+/// `speaker_queue`; the capture's beyond a frame): the capture's starts at 2 ms and the
+/// playback's at 5 ms (its requests are the sound server's, less regular than our tick),
+/// each growing by 5 ms per underrun up to 60 ms: small where the machine keeps up,
 /// as large as it needs where it does not.
 const CAPTURE_MARGIN_MS: u32 = 2;
 const PLAYBACK_MARGIN_MS: u32 = 5;
 const MARGIN_STEP_MS: u32 = 5;
 const MARGIN_MOST_MS: u32 = 60;
-/// How long a margin must go unneeded before it shrinks a step, and a backlog held all
-/// that time is dropped: long enough to have met the jitter a busy machine shows.
+/// How long a margin must go unneeded before it shrinks a step: long enough to have met
+/// the jitter a busy machine shows.
 const CUSHION_WATCH_MS: u32 = 2_000;
-/// Queued beyond request and margin by more than this (a device clock faster than ours on
-/// capture, one slower or a late start on playback) is cut back to the margin at once: one
-/// small skip rather than delay that builds up.
+/// Queued beyond what is kept by more than this (a stream that started late, an engine or
+/// a sound server catching up after a stall) is cut back at once: one skip rather than
+/// seconds of delay for the clock following to take down.
 const EXCESS_MS: u32 = 60;
 /// A stream without a callback for this long is gone. (An idle PulseAudio null sink can
 /// take two seconds to start a stream.)
@@ -220,15 +229,26 @@ fn find(
 /// fine there) and read by the engine; a count of the audio callbacks, by which the
 /// engine notices a stream that stopped without a word (a sound server drops a stream
 /// whose device was unplugged, and cpal's Pulse host does not say so); the playback
-/// callback's underruns; and the samples the engine asks the playback callback to drop
-/// from its queue (see [`Sink::skip`]).
+/// callback's underruns; the size and time of the last callback's buffer (a request to
+/// fill, or a piece captured); and the samples the writing
+/// side asks the playback callback to drop from its queue, oldest first (`speaker_queue`).
 #[derive(Debug, Default)]
 struct Health {
     failed: AtomicBool,
     reason: Mutex<String>,
     callbacks: AtomicU64,
     underruns: AtomicU64,
+    piece: AtomicUsize,
+    /// When the last callback came, in ns after `EPOCH` (0: none yet).
+    piece_at: AtomicU64,
     skip: AtomicUsize,
+}
+
+/// What request times are counted from, for a time in an atomic.
+static EPOCH: LazyLock<Instant> = LazyLock::new(Instant::now);
+
+fn since_epoch_ns(at: Instant) -> u64 {
+    u64::try_from(at.duration_since(*EPOCH).as_nanos()).unwrap_or(u64::MAX)
 }
 
 /// The engine's watch on a stream's callbacks. Time is passed in.
@@ -259,6 +279,26 @@ impl Watchdog {
 }
 
 impl Health {
+    /// A callback's buffer of `frames`, now.
+    fn note_piece(&self, frames: u32) {
+        self.piece.store(frames as usize, Relaxed);
+        self.piece_at
+            .store(since_epoch_ns(Instant::now()).max(1), Relaxed);
+    }
+
+    /// The last callback's buffer, and how much of the next one the device has played or
+    /// recorded since, at `rate` (at most a buffer's worth; nothing before a callback).
+    fn piece_and_since(&self, rate: u32) -> (usize, usize) {
+        let piece = self.piece.load(Relaxed);
+        let at = self.piece_at.load(Relaxed);
+        if at == 0 {
+            return (piece, 0);
+        }
+        let since_ns = since_epoch_ns(Instant::now()).saturating_sub(at);
+        let since = since_ns as f64 * f64::from(rate) / 1e9;
+        (piece, (since as usize).min(piece))
+    }
+
     fn on_error(&self, error: &cpal::Error) {
         use cpal::ErrorKind::{DeviceChanged, RealtimeDenied, Xrun};
         // Glitches and route changes go on playing; anything else ends the stream.
@@ -457,6 +497,7 @@ where
                 priority::promote_current_thread("the microphone", frames(data, channels));
             }
             alive.callbacks.fetch_add(1, Relaxed);
+            alive.note_piece(frames(data, channels));
             // Down to mono, straight into the ring: no lock, no allocation.
             for frame in data.chunks_exact(channels) {
                 let sum: f32 = frame.iter().map(|s| f32::from_sample(*s)).sum();
@@ -495,9 +536,11 @@ where
     T: SizedSample + FromSample<f32>,
 {
     let channels = usize::from(config.channels).max(1);
-    let excess = samples(config.sample_rate, EXCESS_MS);
-    let mut cushion = cushion(config.sample_rate, PLAYBACK_MARGIN_MS, DEVICE_BUFFER_MS);
-    let mut primed = false;
+    // Until the ring first covers a request the stream is starting, not running dry; once
+    // it has, a dry spell counts as one underrun however many requests it lasts (the next
+    // write fills the ring up again: see `speaker_queue`).
+    let mut playing = false;
+    let mut dry = false;
     let mut promoted = false;
     let alive = health.clone();
     device.build_output_stream::<T, _, _>(
@@ -508,40 +551,22 @@ where
                 priority::promote_current_thread("the speaker", frames(data, channels));
             }
             alive.callbacks.fetch_add(1, Relaxed);
-            let request = data.len() / channels;
-            let wanted = request + cushion.margin();
-            // Frames arrive 20 ms at a time on our clock, requests on the sound server's:
-            // playing starts once a request and the margin are queued, so that the jitter
-            // between the two does not find the ring just empty.
-            if !primed && ring.occupied_len() < wanted {
-                data.fill(T::EQUILIBRIUM);
-                // A skip asked for before running dry is stale: the queue it was meant
-                // for has gone.
-                alive.skip.store(0, Relaxed);
-                return;
-            }
-            primed = true;
-            let queued = ring.occupied_len();
-            if queued > wanted + excess {
-                ring.skip(queued - wanted);
-            }
-            // The engine's playout clock moved earlier: drop what it asked, as far as the
-            // request and the margin stay queued.
+            alive.note_piece(frames(data, channels));
             let asked = alive.skip.swap(0, Relaxed);
             if asked > 0 {
-                ring.skip(asked.min(ring.occupied_len().saturating_sub(wanted)));
+                ring.skip(asked.min(ring.occupied_len()));
             }
-            let queued = ring.occupied_len();
-            if queued < request {
-                // Running dry: what there is, then silence; a larger margin from now on.
-                cushion.underrun();
-                alive.underruns.fetch_add(1, Relaxed);
-                primed = false;
+            let request = data.len() / channels;
+            if ring.occupied_len() < request {
+                if playing && !dry {
+                    alive.underruns.fetch_add(1, Relaxed);
+                }
+                dry = true;
             } else {
-                let standing = cushion.served(queued - request);
-                ring.skip(standing);
+                playing = true;
+                dry = false;
             }
-            // The same mono sample on every channel.
+            // The same mono sample on every channel; silence for what is missing.
             for frame in data.chunks_exact_mut(channels) {
                 let sample = ring.try_pop().unwrap_or(0.0);
                 frame.fill(T::from_sample(sample));
@@ -560,7 +585,11 @@ fn frames<T>(data: &[T], channels: usize) -> u32 {
 /// A microphone: 48 kHz mono frames from a capture device.
 pub struct DeviceSource {
     ring: HeapCons<f32>,
+    /// The device's own rate.
+    rate: u32,
     converter: RateConverter,
+    /// The device's clock followed, on our side of the converter (see `drift`).
+    drift: Drift,
     scratch: Vec<f32>,
     primed: bool,
     cushion: Cushion,
@@ -592,7 +621,9 @@ impl DeviceSource {
         )?;
         Ok(Self {
             ring,
+            rate: opened.rate,
             converter: RateConverter::new(opened.rate, SAMPLE_RATE)?,
+            drift: Drift::capture()?,
             scratch: vec![0.0; 4096],
             primed: false,
             cushion: cushion(SAMPLE_RATE, CAPTURE_MARGIN_MS, FRAME_MS as u32),
@@ -617,29 +648,38 @@ impl Source for DeviceSource {
         }
         // Pieces arrive on the sound server's clock, frames leave on our tick: a frame goes
         // out once one and the margin are buffered.
-        let wanted = frame.len() + self.cushion.margin();
+        let needed = self.drift.input_needed();
+        let wanted = needed + self.cushion.margin();
         let available = self.converter.available();
         if available > wanted + samples(SAMPLE_RATE, EXCESS_MS) {
-            self.converter.trim_to(wanted);
+            let cut = self.converter.trim_to(wanted);
+            self.drift.shift(-ms(cut));
         }
-        if !self.primed && available < wanted {
+        if !self.primed && self.converter.available() < wanted {
             frame.fill(0.0);
             return Ok(());
         }
-        let got = self.converter.pull(frame);
-        frame[got..].fill(0.0);
-        if got == frame.len() {
-            self.primed = true;
-            let spare = self.converter.available();
-            let standing = self.cushion.served(spare);
-            if standing > 0 {
-                self.converter.trim_to(spare - standing);
-            }
-        } else {
-            // Ran dry: wait for the (larger) margin again rather than stutter frame by frame.
+        if self.converter.available() < needed {
+            // Ran dry: what there is, then wait for the (larger) margin again rather than
+            // stutter frame by frame.
+            let got = self.converter.pull(frame);
+            frame[got..].fill(0.0);
             self.primed = false;
             self.cushion.underrun();
+            return Ok(());
         }
+        self.primed = true;
+        let pulled = self.converter.pull(&mut self.scratch[..needed]);
+        self.drift.process(&self.scratch[..pulled], frame)?;
+        self.cushion.served(self.converter.available());
+        // The level as if the device delivered sample by sample: what is converted, what
+        // waits for a whole chunk, and what it has recorded since its last piece. Its
+        // target keeps the margin even when a chunk and a piece are both about to land.
+        let (piece, since) = self.health.piece_and_since(self.rate);
+        let to_ours = |n: usize| n * SAMPLE_RATE as usize / self.rate.max(1) as usize;
+        let level = self.converter.available() + self.converter.held() + to_ours(since);
+        let target = self.cushion.margin() + self.converter.held_most() + to_ours(piece);
+        self.drift.steer(ms(level), ms(target));
         Ok(())
     }
 
@@ -663,6 +703,12 @@ pub struct DeviceSink {
     rate: u32,
     converter: RateConverter,
     scratch: Vec<f32>,
+    queue: SpeakerQueue,
+    /// The device's clock followed, on the converted side (see `drift`).
+    drift: Drift,
+    slipped: Vec<f32>,
+    /// One request of `DEVICE_BUFFER_MS`, until the callback says what it asks.
+    nominal_request: usize,
     health: Arc<Health>,
     watchdog: Watchdog,
     name: String,
@@ -689,11 +735,20 @@ impl DeviceSink {
             health.clone(),
             build_output,
         )?;
+        let converter = RateConverter::new(SAMPLE_RATE, opened.rate)?;
+        let drift = Drift::playback(converter.output_chunk())?;
         Ok(Self {
             ring,
             rate: opened.rate,
-            converter: RateConverter::new(SAMPLE_RATE, opened.rate)?,
+            converter,
             scratch: vec![0.0; 4096],
+            slipped: vec![0.0; drift.output_most()],
+            drift,
+            queue: SpeakerQueue::new(
+                cushion(opened.rate, PLAYBACK_MARGIN_MS, FRAME_MS as u32),
+                samples(opened.rate, EXCESS_MS),
+            ),
+            nominal_request: samples(opened.rate, DEVICE_BUFFER_MS),
             health,
             watchdog: Watchdog::new(Instant::now()),
             name: opened.name,
@@ -706,15 +761,40 @@ impl Sink for DeviceSink {
     fn write(&mut self, frame: &[f32]) -> Result<(), AudioError> {
         self.health
             .check(Direction::Output, &self.name, &mut self.watchdog)?;
+        let (request, played) = self.health.piece_and_since(self.rate);
+        let request = if request == 0 {
+            self.nominal_request
+        } else {
+            request
+        };
+        // Drops asked and not yet made are as good as made; and the device has played part
+        // of its last request by now (see `speaker_queue`).
+        let low = self
+            .ring
+            .occupied_len()
+            .saturating_sub(self.health.skip.load(Relaxed))
+            .saturating_sub(played);
+        let adjust = self
+            .queue
+            .before_write(low, request, self.health.underruns.load(Relaxed));
+        self.ring.push_iter(std::iter::repeat_n(0.0, adjust.pad));
+        self.health.skip.fetch_add(adjust.drop, Relaxed);
+        let at_rate = |samples: usize| samples as f64 * 1000.0 / f64::from(self.rate);
+        self.drift.shift(at_rate(adjust.pad) - at_rate(adjust.drop));
+        let level = at_rate(low + adjust.pad - adjust.drop);
+        self.drift.steer(level, at_rate(self.queue.target(request)));
         self.converter.push(frame)?;
-        loop {
-            let n = self.converter.pull(&mut self.scratch);
-            if n == 0 {
-                return Ok(());
-            }
+        // Converted a chunk at a time, each through the clutch at the device's rate.
+        let chunk = self.drift.input_needed();
+        while self.converter.available() >= chunk {
+            let pulled = self.converter.pull(&mut self.scratch[..chunk]);
+            let n = self
+                .drift
+                .process(&self.scratch[..pulled], &mut self.slipped)?;
             // A full ring (a stalled device) drops what does not fit.
-            self.ring.push_slice(&self.scratch[..n]);
+            self.ring.push_slice(&self.slipped[..n]);
         }
+        Ok(())
     }
 
     fn finish(self: Box<Self>) -> Result<(), AudioError> {
@@ -732,7 +812,10 @@ impl Sink for DeviceSink {
     fn skip(&mut self, samples: usize) {
         let at_device_rate = samples as u64 * u64::from(self.rate) / u64::from(SAMPLE_RATE);
         let at_device_rate = usize::try_from(at_device_rate).unwrap_or(usize::MAX);
-        self.health.skip.fetch_add(at_device_rate, Relaxed);
+        let granted = self.queue.skippable(at_device_rate);
+        self.health.skip.fetch_add(granted, Relaxed);
+        self.drift
+            .shift(-(granted as f64 * 1000.0 / f64::from(self.rate)));
     }
 }
 

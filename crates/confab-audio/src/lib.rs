@@ -12,7 +12,8 @@
 //! - [`wav`]: WAV files as a source (looped) and a sink.
 //! - [`device`]: sound devices through cpal (PulseAudio, else ALSA): listing, a microphone
 //!   source and a speaker sink, fed through lock-free rings whose margins grow with the
-//!   underruns they meet (`cushion`).
+//!   underruns they meet (`cushion`); a speaker's is kept from the writing side
+//!   (`speaker_queue`), and the device's clock is followed a sample at a time (`drift`).
 //! - [`priority`]: real-time scheduling for the sound threads.
 //! - [`red`]: redundant audio data (RFC 2198): copies of earlier frames in each packet.
 //! - [`resample`]: a device's native rate to and from 48 kHz (rubato).
@@ -30,6 +31,7 @@ pub mod codec;
 mod cushion;
 pub mod denoise;
 pub mod device;
+mod drift;
 pub mod dsp;
 pub mod echo;
 pub mod io;
@@ -38,6 +40,7 @@ pub mod open;
 pub mod priority;
 pub mod red;
 pub mod resample;
+mod speaker_queue;
 pub mod wav;
 
 /// Every stream inside Confab is 48 kHz mono.

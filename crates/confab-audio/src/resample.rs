@@ -80,6 +80,28 @@ impl RateConverter {
         Ok(())
     }
 
+    /// Output samples one 10 ms chunk of input gives.
+    pub fn output_chunk(&self) -> usize {
+        self.resampler
+            .as_ref()
+            .map_or(self.chunk, Resampler::output_frames_next)
+    }
+
+    /// Input held back as a partial chunk, in output samples: what the stream holds beyond
+    /// [`Self::available`].
+    pub fn held(&self) -> usize {
+        self.resampler.as_ref().map_or(0, |r| {
+            self.pending.len() * r.output_frames_next() / self.chunk.max(1)
+        })
+    }
+
+    /// The most [`Self::held`] comes to, just before a chunk completes.
+    pub fn held_most(&self) -> usize {
+        self.resampler
+            .as_ref()
+            .map_or(0, Resampler::output_frames_next)
+    }
+
     /// Samples converted and not yet taken.
     pub fn available(&self) -> usize {
         self.ready.len()

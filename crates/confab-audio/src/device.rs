@@ -18,7 +18,7 @@ use ringbuf::traits::{Consumer, Observer, Producer, Split};
 use ringbuf::{HeapCons, HeapProd, HeapRb};
 
 use crate::cushion::Cushion;
-use crate::drift::Drift;
+use crate::drift::{Backlog, Drift};
 use crate::io::{Sink, Source};
 use crate::priority;
 use crate::resample::RateConverter;
@@ -590,6 +590,7 @@ pub struct DeviceSource {
     converter: RateConverter,
     /// The device's clock followed, on our side of the converter (see `drift`).
     drift: Drift,
+    backlog: Backlog,
     scratch: Vec<f32>,
     primed: bool,
     cushion: Cushion,
@@ -624,6 +625,7 @@ impl DeviceSource {
             rate: opened.rate,
             converter: RateConverter::new(opened.rate, SAMPLE_RATE)?,
             drift: Drift::capture()?,
+            backlog: Backlog::default(),
             scratch: vec![0.0; 4096],
             primed: false,
             cushion: cushion(SAMPLE_RATE, CAPTURE_MARGIN_MS, FRAME_MS as u32),
@@ -679,7 +681,15 @@ impl Source for DeviceSource {
         let to_ours = |n: usize| n * SAMPLE_RATE as usize / self.rate.max(1) as usize;
         let level = self.converter.available() + self.converter.held() + to_ours(since);
         let target = self.cushion.margin() + self.converter.held_most() + to_ours(piece);
-        self.drift.steer(ms(level), ms(target));
+        let (mut level, target) = (ms(level), ms(target));
+        if let Some(cut_ms) = self.backlog.note(level - target) {
+            let cut = (cut_ms * f64::from(SAMPLE_RATE) / 1000.0) as usize;
+            let kept = self.converter.available().saturating_sub(cut);
+            let cut = ms(self.converter.trim_to(kept));
+            self.drift.shift(-cut);
+            level -= cut;
+        }
+        self.drift.steer(level, target);
         Ok(())
     }
 
@@ -747,6 +757,7 @@ impl DeviceSink {
             queue: SpeakerQueue::new(
                 cushion(opened.rate, PLAYBACK_MARGIN_MS, FRAME_MS as u32),
                 samples(opened.rate, EXCESS_MS),
+                opened.rate,
             ),
             nominal_request: samples(opened.rate, DEVICE_BUFFER_MS),
             health,
@@ -757,23 +768,31 @@ impl DeviceSink {
     }
 }
 
+impl DeviceSink {
+    /// What the ring holds; drops asked and not yet made are as good as made.
+    fn queued(&self) -> usize {
+        self.ring
+            .occupied_len()
+            .saturating_sub(self.health.skip.load(Relaxed))
+    }
+
+    /// The callback's request (a nominal one before the first), and what the device has
+    /// played of it since.
+    fn level_parts(&self) -> (usize, usize) {
+        match self.health.piece_and_since(self.rate) {
+            (0, _) => (self.nominal_request, 0),
+            parts => parts,
+        }
+    }
+}
+
 impl Sink for DeviceSink {
     fn write(&mut self, frame: &[f32]) -> Result<(), AudioError> {
         self.health
             .check(Direction::Output, &self.name, &mut self.watchdog)?;
-        let (request, played) = self.health.piece_and_since(self.rate);
-        let request = if request == 0 {
-            self.nominal_request
-        } else {
-            request
-        };
-        // Drops asked and not yet made are as good as made; and the device has played part
-        // of its last request by now (see `speaker_queue`).
-        let low = self
-            .ring
-            .occupied_len()
-            .saturating_sub(self.health.skip.load(Relaxed))
-            .saturating_sub(played);
+        // The device has played part of its last request by now (see `speaker_queue`).
+        let (request, played) = self.level_parts();
+        let low = self.queued().saturating_sub(played);
         let adjust = self
             .queue
             .before_write(low, request, self.health.underruns.load(Relaxed));
@@ -812,10 +831,17 @@ impl Sink for DeviceSink {
     fn skip(&mut self, samples: usize) {
         let at_device_rate = samples as u64 * u64::from(self.rate) / u64::from(SAMPLE_RATE);
         let at_device_rate = usize::try_from(at_device_rate).unwrap_or(usize::MAX);
-        let granted = self.queue.skippable(at_device_rate);
-        self.health.skip.fetch_add(granted, Relaxed);
-        self.drift
-            .shift(-(granted as f64 * 1000.0 / f64::from(self.rate)));
+        // Just after a write the ring holds a frame more than its low point, and the next
+        // write comes as much earlier as the clock moved: what it holds beyond the target
+        // can go without lowering the next low point.
+        let (request, played) = self.level_parts();
+        let spare = self
+            .queued()
+            .saturating_sub(played)
+            .saturating_sub(self.queue.target(request));
+        self.health
+            .skip
+            .fetch_add(at_device_rate.min(spare), Relaxed);
     }
 }
 

@@ -6,16 +6,22 @@
 //! microphone's backlog, each a gap or a jump every second or two. Here the difference is
 //! taken up as it arises: rubato's `Slip` inserts or drops one sample now and then under
 //! a crossfade (no delay, no filtering), at a ratio a controller steers so that the ring's
-//! level stays at its target.
+//! level stays at its target. The ratio is a pitch shift as well, so it stays within what
+//! clocks drift by; a backlog (an engine catching up after a stall, a playout clock moved
+//! earlier) would take it seconds at its limit, and is cut instead once it has stood
+//! through a watch (`Backlog`).
 
 use rubato::audioadapter_buffers::direct::InterleavedSlice;
 use rubato::{Adjustable, FixedAsync, Resampler, Slip};
 
 use crate::{AudioError, FRAME_SAMPLES, SAMPLE_RATE};
 
-/// The most the ratio moves from 1: ten times the worst drift a device should have, and
-/// within what `Slip` can hide (about 0.8 %).
-const MOST: f64 = 0.005;
+/// The most the ratio moves from 1: twice the drift of a PulseAudio null sink here, and a
+/// pitch shift of five cents at most.
+const MOST: f64 = 0.003;
+/// The error the integral takes in, at most, in ms: a drift shows as small errors; larger
+/// ones are a backlog, cut rather than learnt as drift.
+const INTEGRATED_MOST_MS: f64 = 2.0;
 /// Proportional and integral gains, per ms of level error (integral: per ms·s). They set a
 /// loop that settles in about ten seconds without overshooting: fast enough that a drift
 /// never reaches a cut, slow enough that the level's own saw (a request's worth, as the
@@ -45,7 +51,8 @@ impl DriftControl {
         let error = *smoothed - target_ms;
         // The integral holds the drift itself; it never asks past the limit, so that it
         // does not wind up while the ratio is clamped.
-        self.integral = (self.integral + error * TICK_S).clamp(-MOST / KI, MOST / KI);
+        let drift_error = error.clamp(-INTEGRATED_MOST_MS, INTEGRATED_MOST_MS);
+        self.integral = (self.integral + drift_error * TICK_S).clamp(-MOST / KI, MOST / KI);
         1.0 - (KP * error + KI * self.integral).clamp(-MOST, MOST)
     }
 
@@ -55,6 +62,44 @@ impl DriftControl {
         if let Some(smoothed) = self.smoothed.as_mut() {
             *smoothed += by_ms;
         }
+    }
+}
+
+/// Ticks in a watch for a backlog: half a second, long enough for a level to come back
+/// down from the jitter of a busy machine, short enough that a stream's start does not
+/// leave its backlog standing.
+const BACKLOG_WATCH_TICKS: u32 = 25;
+/// Above its target by more than this all through a watch, a level is cut back.
+const BACKLOG_MS: f64 = 5.0;
+
+/// A level that stood above its target all through a watch: the least it was above is
+/// delay the clock following would take seconds to remove, so it is cut at once.
+#[derive(Debug, Clone)]
+pub(crate) struct Backlog {
+    ticks: u32,
+    least_ms: f64,
+}
+
+impl Default for Backlog {
+    fn default() -> Self {
+        Self {
+            ticks: 0,
+            least_ms: f64::MAX,
+        }
+    }
+}
+
+impl Backlog {
+    /// One tick's level above its target, in ms; at the end of a watch, what to cut.
+    pub(crate) fn note(&mut self, above_ms: f64) -> Option<f64> {
+        self.ticks += 1;
+        self.least_ms = self.least_ms.min(above_ms);
+        if self.ticks < BACKLOG_WATCH_TICKS {
+            return None;
+        }
+        let least = self.least_ms;
+        *self = Self::default();
+        (least > BACKLOG_MS).then_some(least)
     }
 }
 
@@ -181,10 +226,23 @@ mod tests {
     }
 
     #[test]
-    fn a_slow_device_and_a_backlog_are_brought_to_the_target() {
-        let levels = follow(0.998, 40.0, 15.0, 60);
+    fn a_slow_device_starting_above_its_target_is_brought_to_it() {
+        let levels = follow(0.998, 20.0, 15.0, 60);
         let mean = mean(&levels[30 * 50..]);
         assert!((mean - 15.0).abs() < 1.0, "mean {mean:.1} ms");
+    }
+
+    #[test]
+    fn a_level_above_its_target_all_through_a_watch_is_cut_and_a_passing_one_is_not() {
+        let mut backlog = Backlog::default();
+        let cuts: Vec<f64> = (0..BACKLOG_WATCH_TICKS)
+            .filter_map(|i| backlog.note(if i == 10 { 3.0 } else { 20.0 }))
+            .collect();
+        assert!(cuts.is_empty(), "{cuts:?}");
+        let cuts: Vec<f64> = (0..BACKLOG_WATCH_TICKS)
+            .filter_map(|i| backlog.note(if i == 10 { 12.0 } else { 20.0 }))
+            .collect();
+        assert_eq!(cuts, [12.0]);
     }
 
     #[test]

@@ -9,13 +9,14 @@
 //! that is zero just as the ring would run dry. It is held at its target by following the
 //! device's clock (`drift`). Below the margin, silence brings it back before the write (a
 //! stream's start, or a tick later than the margin); a backlog past the excess (a stream
-//! that started late, an engine catching up) is dropped oldest first by the callback, and
-//! a smaller one is left to the clock following to take down. Deciding at the
+//! that started late) is dropped at once, oldest first, by the callback, and a smaller one
+//! once it has stood through a watch (`drift::Backlog`). Deciding at the
 //! callback instead, as this once did, saw the ring at whatever phase a request came, and
 //! with the clocks apart it ran dry every second or two on an idle machine, each time
 //! growing the margin and the delay.
 
 use crate::cushion::Cushion;
+use crate::drift::Backlog;
 
 /// What to do before a write, in samples at the device's rate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -34,18 +35,19 @@ pub(crate) struct SpeakerQueue {
     excess: usize,
     /// The callback's underruns already given to the cushion.
     underruns_seen: u64,
-    /// What the last write's low point held beyond its target, less what was since given up
-    /// to skips: how much an asked skip may take.
-    spare: usize,
+    backlog: Backlog,
+    /// Samples per ms at the device's rate.
+    per_ms: f64,
 }
 
 impl SpeakerQueue {
-    pub(crate) fn new(cushion: Cushion, excess: usize) -> Self {
+    pub(crate) fn new(cushion: Cushion, excess: usize, rate: u32) -> Self {
         Self {
             cushion,
             excess,
             underruns_seen: 0,
-            spare: 0,
+            backlog: Backlog::default(),
+            per_ms: f64::from(rate) / 1000.0,
         }
     }
 
@@ -60,7 +62,6 @@ impl SpeakerQueue {
         let margin = self.cushion.margin();
         let target = self.target(request);
         if low < margin {
-            self.spare = 0;
             self.cushion.served(margin);
             return Adjust {
                 pad: margin - low,
@@ -68,28 +69,24 @@ impl SpeakerQueue {
             };
         }
         if low > target + self.excess {
-            self.spare = 0;
             return Adjust {
                 pad: 0,
                 drop: low - target,
             };
         }
         self.cushion.served(low);
-        self.spare = low.saturating_sub(target);
-        Adjust::default()
+        let above_ms = (low as f64 - target as f64) / self.per_ms;
+        let drop = self
+            .backlog
+            .note(above_ms)
+            .map_or(0, |ms| (ms * self.per_ms) as usize);
+        Adjust { pad: 0, drop }
     }
 
     /// The level held: half a request above the margin, room for the requests' own
     /// unevenness before a pad.
     pub(crate) fn target(&self, request: usize) -> usize {
         self.cushion.margin() + request / 2
-    }
-
-    /// Of `asked` samples the engine's playout clock gained, how many the ring can spare.
-    pub(crate) fn skippable(&mut self, asked: usize) -> usize {
-        let granted = asked.min(self.spare);
-        self.spare -= granted;
-        granted
     }
 }
 
@@ -103,7 +100,7 @@ mod tests {
     const PER_MS: f64 = 44.1;
 
     fn queue() -> SpeakerQueue {
-        SpeakerQueue::new(Cushion::new(MARGIN, 220, 2_640, 100), 2_646)
+        SpeakerQueue::new(Cushion::new(MARGIN, 220, 2_640, 100), 2_646, 44_100)
     }
 
     /// A ring fed on a 20 ms tick (882 samples at 44.1 kHz, at the drift controller's
@@ -186,23 +183,21 @@ mod tests {
     }
 
     #[test]
-    fn a_backlog_is_left_to_the_clock_following_and_a_burst_past_the_excess_cut_at_once() {
+    fn a_backlog_is_cut_after_a_watch_and_a_burst_past_the_excess_at_once() {
         let mut queue = queue();
         let target = queue.target(REQUEST);
-        let dropped: usize = (0..300)
-            .map(|_| queue.before_write(target + 1_000, REQUEST, 0).drop)
-            .sum();
-        assert_eq!(dropped, 0);
+        let mut low = target + 1_000;
+        let mut dropped = 0;
+        for _ in 0..300 {
+            let drop = queue.before_write(low, REQUEST, 0).drop;
+            low -= drop;
+            dropped += drop;
+        }
+        assert!(
+            (999..=1_000).contains(&dropped),
+            "once, after the first watch: {dropped}"
+        );
         let burst = queue.before_write(target + 3_000, REQUEST, 0);
         assert_eq!(burst.drop, 3_000);
-    }
-
-    #[test]
-    fn a_skip_takes_no_more_than_the_low_point_held_beyond_its_target() {
-        let mut queue = queue();
-        queue.before_write(queue.target(REQUEST) + 300, REQUEST, 0);
-        assert_eq!(queue.skippable(200), 200);
-        assert_eq!(queue.skippable(200), 100);
-        assert_eq!(queue.skippable(200), 0);
     }
 }

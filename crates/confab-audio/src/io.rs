@@ -43,8 +43,8 @@ pub trait Sink: Send {
     }
 
     /// The playout clock moved `samples` (48 kHz) earlier: a device drops as much of what
-    /// is queued for it, oldest first, as it can spare beyond its next request and margin;
-    /// else what the clock gained would only stand in the device's queue instead. Called
+    /// is queued for it, oldest first, as it holds beyond the level it keeps; else what the
+    /// clock gained would only stand in the device's queue instead. Called
     /// only after quiet frames, so what is dropped is silence. Anything without a device
     /// clock (a file, nothing) has no queue to shorten.
     fn skip(&mut self, _samples: usize) {}

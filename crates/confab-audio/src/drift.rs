@@ -104,17 +104,10 @@ impl Backlog {
 }
 
 /// Samples through `Slip` at the controller's ratio, for one direction.
+#[derive(Debug)]
 pub(crate) struct Drift {
     slip: Slip<f32>,
     control: DriftControl,
-}
-
-impl std::fmt::Debug for Drift {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Drift")
-            .field("control", &self.control)
-            .finish()
-    }
 }
 
 impl Drift {

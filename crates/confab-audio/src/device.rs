@@ -25,9 +25,14 @@ use crate::resample::RateConverter;
 use crate::speaker_queue::SpeakerQueue;
 use crate::{AudioError, FRAME_MS, SAMPLE_RATE};
 
+/// `samples` at `rate` in ms.
+fn ms_at(rate: u32, samples: usize) -> f64 {
+    samples as f64 * 1000.0 / f64::from(rate)
+}
+
 /// Samples at 48 kHz in ms.
 fn ms(samples: usize) -> f64 {
-    samples as f64 * 1000.0 / f64::from(SAMPLE_RATE)
+    ms_at(SAMPLE_RATE, samples)
 }
 
 /// `ms` milliseconds of samples at `rate`.
@@ -49,8 +54,8 @@ fn cushion(rate: u32, floor_ms: u32, request_ms: u32) -> Cushion {
 /// requests' worth, 10 ms, on playback). The callbacks run at real-time priority
 /// (`priority`), so a busy machine rarely makes them late; when it does, the ring's margin
 /// grows instead. At 20 ms the device side of a call took about 100 ms; at 5 ms, with the
-/// margins below held steady by following the device's clock (`drift`), about 60 ms
-/// through a null sink at 44.1 kHz and its monitor, idle or busy (voice-bench).
+/// margins below held steady by following the device's clock (`drift`), about 60 ms idle
+/// through a null sink at 44.1 kHz and its monitor (voice-bench).
 const DEVICE_BUFFER_MS: u32 = 5;
 /// The rings hold half a second at the highest rate a device may run at (two seconds at
 /// 48 kHz); the engine keeps them far emptier than that.
@@ -230,8 +235,8 @@ fn find(
 /// engine notices a stream that stopped without a word (a sound server drops a stream
 /// whose device was unplugged, and cpal's Pulse host does not say so); the playback
 /// callback's underruns; the size and time of the last callback's buffer (a request to
-/// fill, or a piece captured); and the samples the writing
-/// side asks the playback callback to drop from its queue, oldest first (`speaker_queue`).
+/// fill, or a piece captured); and the samples the writing side asks the playback
+/// callback to drop from its queue, oldest first (`speaker_queue`).
 #[derive(Debug, Default)]
 struct Health {
     failed: AtomicBool,
@@ -776,13 +781,15 @@ impl DeviceSink {
             .saturating_sub(self.health.skip.load(Relaxed))
     }
 
-    /// The callback's request (a nominal one before the first), and what the device has
-    /// played of it since.
-    fn level_parts(&self) -> (usize, usize) {
-        match self.health.piece_and_since(self.rate) {
+    /// The callback's request (a nominal one before the first), and the ring's level: what
+    /// it holds less what the device has played of that request since (see
+    /// `speaker_queue`).
+    fn request_and_level(&self) -> (usize, usize) {
+        let (request, played) = match self.health.piece_and_since(self.rate) {
             (0, _) => (self.nominal_request, 0),
             parts => parts,
-        }
+        };
+        (request, self.queued().saturating_sub(played))
     }
 }
 
@@ -790,18 +797,18 @@ impl Sink for DeviceSink {
     fn write(&mut self, frame: &[f32]) -> Result<(), AudioError> {
         self.health
             .check(Direction::Output, &self.name, &mut self.watchdog)?;
-        // The device has played part of its last request by now (see `speaker_queue`).
-        let (request, played) = self.level_parts();
-        let low = self.queued().saturating_sub(played);
+        let (request, low) = self.request_and_level();
         let adjust = self
             .queue
             .before_write(low, request, self.health.underruns.load(Relaxed));
         self.ring.push_iter(std::iter::repeat_n(0.0, adjust.pad));
         self.health.skip.fetch_add(adjust.drop, Relaxed);
-        let at_rate = |samples: usize| samples as f64 * 1000.0 / f64::from(self.rate);
-        self.drift.shift(at_rate(adjust.pad) - at_rate(adjust.drop));
-        let level = at_rate(low + adjust.pad - adjust.drop);
-        self.drift.steer(level, at_rate(self.queue.target(request)));
+        let rate = self.rate;
+        self.drift
+            .shift(ms_at(rate, adjust.pad) - ms_at(rate, adjust.drop));
+        let level = ms_at(rate, low + adjust.pad - adjust.drop);
+        self.drift
+            .steer(level, ms_at(rate, self.queue.target(request)));
         self.converter.push(frame)?;
         // Converted a chunk at a time, each through the clutch at the device's rate.
         let chunk = self.drift.input_needed();
@@ -834,11 +841,8 @@ impl Sink for DeviceSink {
         // Just after a write the ring holds a frame more than its low point, and the next
         // write comes as much earlier as the clock moved: what it holds beyond the target
         // can go without lowering the next low point.
-        let (request, played) = self.level_parts();
-        let spare = self
-            .queued()
-            .saturating_sub(played)
-            .saturating_sub(self.queue.target(request));
+        let (request, level) = self.request_and_level();
+        let spare = level.saturating_sub(self.queue.target(request));
         self.health
             .skip
             .fetch_add(at_device_rate.min(spare), Relaxed);

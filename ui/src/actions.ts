@@ -175,9 +175,11 @@ export class Actions {
     this.store.dismissErrors("call");
     await this.leaveOtherCall();
     this.store.startCalling();
-    const ok = await this.send(peer ? { cmd: "call", peers: [peer] } : { cmd: "call" }, "call");
-    if (ok) await this.mutedForPushToTalk();
-    else this.store.endCall();
+    const room = this.store.state.current;
+    await this.mutedBeforeCall(room);
+    const ok = await this.send(peer ? { cmd: "call", peers: [peer] } : { cmd: "call" }, "call", room);
+    await this.mutedForPushToTalk(ok, room);
+    if (!ok) this.store.endCall();
   }
 
   /** The app is in one call at a time: a call elsewhere ends before one starts here. */
@@ -200,7 +202,9 @@ export class Actions {
     this.store.clearIncoming(room);
     await this.leaveOtherCall(room);
     this.store.startCalling(room);
-    if (await this.send({ cmd: "accept-call", call: incoming.call }, "call", room)) await this.mutedForPushToTalk();
+    await this.mutedBeforeCall(room);
+    const ok = await this.send({ cmd: "accept-call", call: incoming.call }, "call", room);
+    await this.mutedForPushToTalk(ok, room);
   }
 
   async decline(): Promise<void> {
@@ -241,9 +245,20 @@ export class Actions {
     }
   }
 
-  /** With push-to-talk, a call starts with the microphone muted until the key is held. */
-  private async mutedForPushToTalk(): Promise<void> {
-    if (this.store.state.settings.push_to_talk) await this.setMuted(true);
+  /**
+   * With push-to-talk, a call starts with the microphone muted until the key is held: the
+   * core is told before the call starts (it keeps a mute given outside a call), so that
+   * not a frame is sent before the page hears back.
+   */
+  private async mutedBeforeCall(room: string): Promise<void> {
+    if (this.store.state.settings.push_to_talk) await this.send({ cmd: "mute", muted: true }, "call", room);
+  }
+
+  /** Once the call started, the window shows it muted; a call that did not start leaves the microphone as it was. */
+  private async mutedForPushToTalk(started: boolean, room: string): Promise<void> {
+    if (!this.store.state.settings.push_to_talk) return;
+    if (started) await this.setMuted(true);
+    else await this.send({ cmd: "mute", muted: false }, "call", room);
   }
 
   /** Sets how loud a peer of the call plays here, and keeps it for that peer's key. */

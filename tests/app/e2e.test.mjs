@@ -15,7 +15,7 @@ import { createInterface } from "node:readline";
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 
-import { WebDriver, waitForDriver } from "./webdriver.mjs";
+import { WebDriver, instanceNameOwned, waitForDriver } from "./webdriver.mjs";
 
 const app = process.env.CONFAB_APP;
 const confab = process.env.CONFAB_BIN;
@@ -118,7 +118,8 @@ const lookedFor = (css) =>
   `again?.click(); return false;`;
 const visible = (css) => `const el = document.querySelector(${JSON.stringify(css)}); return !!el && !el.closest('[hidden]');`;
 /** axe-core (the frontend's dev dependency), run in the real webview. */
-const axeSource = readFileSync(join(dirname(fileURLToPath(import.meta.url)), "../../ui/node_modules/axe-core/axe.min.js"), "utf8");
+const here = dirname(fileURLToPath(import.meta.url));
+const axeSource = readFileSync(join(here, "../../ui/node_modules/axe-core/axe.min.js"), "utf8");
 /** The serious and critical accessibility findings of what the window shows now, as
  * `rule: where` lines (WCAG 2 A and AA rules). */
 async function accessibilityFindings() {
@@ -134,6 +135,49 @@ async function accessibilityFindings() {
 const roomEntry = (name) => `.sidebar [data-room-name="${name}"]`;
 /** The unread count the sidebar shows for the room named `name` (0 when none). */
 const roomUnread = (name) => driver.exec("return Number(document.querySelector(arguments[0])?.textContent ?? 0);", [`${roomEntry(name)} .unread`]);
+
+/** The visible windows titled Confab, by X id (xdotool exits 1 when it finds none). */
+function confabWindows() {
+  try {
+    return execFileSync("xdotool", ["search", "--onlyvisible", "--name", "^Confab$"], { encoding: "utf8" }).trim().split("\n").filter(Boolean);
+  } catch {
+    return [];
+  }
+}
+const windowPid = (id) => Number(execFileSync("xdotool", ["getwindowpid", id], { encoding: "utf8" }).trim());
+function alive(pid) {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+/** The app's processes with this test's config folder, whoever started them. */
+function appProcesses() {
+  let pids;
+  try {
+    pids = execFileSync("pgrep", ["-f", app], { encoding: "utf8" }).trim().split("\n").map(Number);
+  } catch {
+    return [];
+  }
+  const mine = `XDG_CONFIG_HOME=${configHome}`;
+  return pids.filter((pid) => {
+    try {
+      return readFileSync(`/proc/${pid}/environ`, "utf8").split("\0").includes(mine);
+    } catch {
+      return false;
+    }
+  });
+}
+/** Waits until `check()` holds, looking every 100 ms. */
+async function until(what, check, timeoutMs) {
+  const deadline = Date.now() + timeoutMs;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
 
 before(async () => {
   await waitForDriver(driverUrl);
@@ -661,6 +705,34 @@ test("first run, hosting, chat and files both ways, safety codes, calls that gro
       assert.deepEqual(await accessibilityFindings(), [], "the dark theme");
     } finally {
       rmSync(gtk, { recursive: true, force: true });
+    }
+  });
+
+  await t.test("closed from the window manager and opened again at once: a window", async () => {
+    // As a user does who closes the window and starts Confab again straight away. A start
+    // that finds the closing app still holding the single-instance name hands itself over
+    // and exits; that must not leave the user with nothing.
+    const [closingWindow] = confabWindows();
+    assert.ok(closingWindow, "the app's window");
+    const closing = windowPid(closingWindow);
+    try {
+      execFileSync("/usr/bin/python3", [join(here, "close_window.py"), closingWindow]);
+      const again = spawn(app, [], { stdio: "ignore" });
+      const handedOver = await new Promise((resolve) => {
+        const timer = setTimeout(() => resolve(false), 5000);
+        again.once("exit", (code) => {
+          clearTimeout(timer);
+          resolve(code === 0);
+        });
+      });
+      t0.diagnostic(handedOver ? "the new start was handed to the closing app" : "the new start became the app itself");
+      await until("the closed app to exit", () => !alive(closing), 15000);
+      await until("a window of Confab opened again", () => confabWindows().length > 0, 20000);
+      assert.notEqual(windowPid(confabWindows()[0]), closing, "the window is the new app's");
+    } finally {
+      // The new app is nobody's child here: it goes, and its name with it, whatever happened.
+      for (const pid of appProcesses()) process.kill(pid, "SIGTERM");
+      await until("the app's processes to end", () => appProcesses().length === 0 && !instanceNameOwned(), 15000);
     }
   });
 });

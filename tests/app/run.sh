@@ -9,9 +9,10 @@
 #                                 left nothing behind
 #
 # On a fresh Debian 12 machine (as root) it installs what is missing: the WebKitGTK,
-# Xvfb and WebKitWebDriver packages (apt), Node 20 (as tests/browser does) and
-# tauri-driver (cargo install). Screenshots, the app's log and the headless peer's output
-# go to tests/app/out/e2e/ (the package test's to tests/app/out/deb/).
+# Xvfb and WebKitWebDriver packages, python3-xlib for closing the window as a window
+# manager does (apt), Node 20 (as tests/browser does) and tauri-driver (cargo install).
+# Screenshots, the app's log and the headless peer's output go to tests/app/out/e2e/ (the
+# package test's to tests/app/out/deb/).
 #
 # Test traffic stays on this machine: the app runs with CONFAB_LOOPBACK_ONLY=1 (ICE on
 # 127.0.0.1 only), hosts its server on 127.0.0.1, and the headless peer, whose server is
@@ -51,7 +52,7 @@ as_root() {
 install_packages() {
     local wanted=(libwebkit2gtk-4.1-dev build-essential libssl-dev libayatana-appindicator3-dev
         librsvg2-dev libxdo-dev pkg-config file xvfb xauth webkit2gtk-driver dbus-daemon dbus-bin
-        desktop-file-utils xdg-utils xdotool x11-utils dunst)
+        desktop-file-utils xdg-utils xdotool x11-utils dunst python3-xlib)
     local missing=()
     for package in "${wanted[@]}"; do
         dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" \

@@ -7,7 +7,7 @@ const ELEMENT = "element-6066-11e4-a52e-4f735466cecf";
 
 /** Whether the app's single-instance name is still owned on the session bus: until it is
  * released, a new start hands its arguments to the leaving app and exits. */
-function instanceNameOwned() {
+export function instanceNameOwned() {
   if (!process.env.DBUS_SESSION_BUS_ADDRESS) return false;
   try {
     const reply = execFileSync(
@@ -48,9 +48,8 @@ export class WebDriver {
     return json.value;
   }
 
-  /** Launches the app at `application` and opens a session on its window. */
-  /** Starts the app, with `args` on its command line (an invite link, as the desktop
-   * passes one). */
+  /** Starts the app at `application` and opens a session on its window, with `args` on
+   * its command line (an invite link, as the desktop passes one). */
   async start(application, args = []) {
     const value = await this.request("POST", "/session", {
       capabilities: { alwaysMatch: { "tauri:options": { application, args } } },

@@ -5,12 +5,27 @@
 use std::collections::VecDeque;
 
 use rubato::audioadapter_buffers::direct::InterleavedSlice;
-use rubato::{Fft, FixedSync, Resampler};
+use rubato::{Fft, FixedSync, Resampler, WindowFunction};
 
 use crate::AudioError;
 
-/// Input chunks of 10 ms: short enough to add little delay, long enough for a cheap FFT.
-const CHUNK_MS: usize = 10;
+/// The shortest input chunk, in ms. A chunk is converted as one FFT block, so it is both
+/// what a microphone waits for before anything comes out and twice the converter's own
+/// delay, each way: it is kept short. Chunks are whole blocks of the two rates' smallest
+/// exact ratio (147 samples, 3.3 ms, from 44.1 kHz to 48 kHz).
+const MIN_CHUNK_MS: usize = 2;
+
+/// The input chunk for converting `from_hz` to `to_hz`: the fewest of the rates' smallest
+/// blocks (`from_hz / gcd`) that last [`MIN_CHUNK_MS`].
+fn chunk_for(from_hz: usize, to_hz: usize) -> usize {
+    let block = from_hz / gcd(from_hz, to_hz);
+    let wanted = (from_hz * MIN_CHUNK_MS / 1000).max(1);
+    wanted.div_ceil(block) * block
+}
+
+fn gcd(a: usize, b: usize) -> usize {
+    if b == 0 { a } else { gcd(b, a % b) }
+}
 
 /// Converts a stream pushed in pieces of any length; what comes out is pulled as it is
 /// ready. At equal rates it passes samples through untouched.
@@ -33,14 +48,21 @@ impl std::fmt::Debug for RateConverter {
 
 impl RateConverter {
     pub fn new(from_hz: u32, to_hz: u32) -> Result<Self, AudioError> {
-        let chunk = (from_hz as usize * CHUNK_MS / 1000).max(1);
+        let chunk = chunk_for(from_hz as usize, to_hz as usize);
         let (resampler, out_len) = if from_hz == to_hz {
             (None, 0)
         } else {
-            let fft = Fft::<f32>::new(from_hz as usize, to_hz as usize, chunk, 1, FixedSync::Input)
-                .map_err(|e| {
-                    AudioError::Format(format!("resampling {from_hz} to {to_hz} Hz: {e}"))
-                })?;
+            // One sub-chunk: the whole chunk is one FFT block, so the delay is half of it.
+            let fft = Fft::<f32>::new_custom(
+                from_hz as usize,
+                to_hz as usize,
+                chunk,
+                1,
+                1,
+                WindowFunction::BlackmanHarris2,
+                FixedSync::Input,
+            )
+            .map_err(|e| AudioError::Format(format!("resampling {from_hz} to {to_hz} Hz: {e}")))?;
             let out_len = fft.output_frames_max();
             (Some(fft), out_len)
         };
@@ -80,7 +102,7 @@ impl RateConverter {
         Ok(())
     }
 
-    /// Output samples one 10 ms chunk of input gives.
+    /// Output samples one chunk of input gives.
     pub fn output_chunk(&self) -> usize {
         self.resampler
             .as_ref()
@@ -170,6 +192,16 @@ mod tests {
             "1 kHz at {at_1k} dBFS of {level}"
         );
         assert!((level - level_dbfs(&input)).abs() < 0.5, "level {level}");
+    }
+
+    #[test]
+    fn chunks_are_whole_blocks_of_the_rates_ratio_and_short() {
+        assert_eq!(chunk_for(44_100, 48_000), 147);
+        assert_eq!(chunk_for(48_000, 44_100), 160);
+        assert_eq!(chunk_for(16_000, 48_000), 32);
+        assert_eq!(chunk_for(22_050, 48_000), 147);
+        let conv = RateConverter::new(48_000, 44_100).expect("converter");
+        assert_eq!(conv.output_chunk(), 147);
     }
 
     #[test]

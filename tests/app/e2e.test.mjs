@@ -547,7 +547,7 @@ test("first run, hosting, chat and files both ways, safety codes, calls that gro
     assert.ok(notification, `a notification for the message (the daemon has ${JSON.stringify(shown.map((n) => n.body?.data))})`);
     assert.match(notification.summary.data, /Bot/);
     // Back to the front: the app's own window takes the keyboard again.
-    const own = execFileSync("xdotool", ["search", "--name", "^Confab$"], { encoding: "utf8" }).trim().split("\n")[0];
+    const [own] = confabWindows();
     execFileSync("xdotool", ["windowfocus", own]);
     await driver.waitFor("the window in front again", "return document.hasFocus();");
   });

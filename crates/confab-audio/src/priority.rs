@@ -4,13 +4,16 @@
 //! - The device callbacks and the engine's 20 ms tick get real-time scheduling, through
 //!   `audio_thread_priority` (Firefox's): `SCHED_FIFO`, granted to root, to a process with
 //!   `CAP_SYS_NICE`, or under an `RLIMIT_RTPRIO` limit (the `audio` group's limits.d entry
-//!   most distributions ship).
+//!   most distributions ship). With PulseAudio a callback runs on the sound server
+//!   client's reactor thread, which moves samples between the server's socket and the
+//!   callback, so all the reactor does runs real-time too: work there takes a core from
+//!   everything at normal priority, the sound server's own main thread included (the
+//!   client zeroed a megabyte per read until `patches/pulseaudio`).
 //! - The threads that carry a call's sound but also do work of any length get a raised
 //!   nice level, as PulseAudio gives its own main thread: not real-time, but no longer an
 //!   equal share beside every busy program. They are the async runtime's (the WebRTC stack
 //!   and the peers' tasks, between the engine and the network; also a file's hashing) and
-//!   each device stream's (the sound server client's reactor, which moves samples between
-//!   the server's socket and the callback, starts from there and inherits it). At normal
+//!   each device stream's (its threads start from there and inherit it). At normal
 //!   priority, two debug `confab peer`s under `stress-ng --cpu 4` on two cores had packets
 //!   held back for 100-600 ms at a time (stretched, skipped and concealed frames, holes of
 //!   silence at the speaker).

@@ -128,7 +128,7 @@ impl Process {
 impl Process {
     /// Whether the process is still running, and the last lines of its stderr: for the
     /// message of a failed wait (it may take a stdout line that was waiting).
-    fn state(&self) -> String {
+    pub fn state(&self) -> String {
         let tail: Vec<String> = self.stderr_tail.lock().unwrap().iter().cloned().collect();
         format!(
             "process {}; its stderr ended with:\n{}",

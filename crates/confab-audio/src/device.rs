@@ -54,9 +54,10 @@ fn cushion(rate: u32, floor_ms: u32, request_ms: u32) -> Cushion {
 /// requests' worth, 10 ms, on playback). The callbacks run at real-time priority
 /// (`priority`), so a busy machine rarely makes them late; when it does, the ring's margin
 /// grows instead. At 20 ms the device side of a call took about 100 ms; at 5 ms, with the
-/// margins below held steady by following the device's clock (`drift`), about 47 ms idle
-/// through a null sink at 44.1 kHz and its monitor (voice-bench). Microphone pieces of
-/// 2.5 ms measured the same, 46.6 ms, and were not kept.
+/// margins below held steady by following the device's clock (`drift`), about 40 ms idle
+/// and busy through a null sink and its monitor with streams opened at 48 kHz (voice-bench;
+/// 46.7 ms with streams at the sink's 44.1 kHz and our converter between). Microphone
+/// pieces of 2.5 ms measured the same as 5 ms and were not kept.
 const DEVICE_BUFFER_MS: u32 = 5;
 /// The rings hold half a second at the highest rate a device may run at (two seconds at
 /// 48 kHz); the engine keeps them far emptier than that.
@@ -450,13 +451,40 @@ fn start_stream<Ring>(
         Direction::Output => device.default_output_config(),
     }
     .map_err(open_error)?;
-    let rate = native.sample_rate();
     let format = native.sample_format();
     let mut config: StreamConfig = native.config();
+    if takes_our_rate(&device, direction, &config, format) {
+        config.sample_rate = SAMPLE_RATE;
+    }
+    let rate = config.sample_rate;
     config.buffer_size = cpal::BufferSize::Fixed((rate * DEVICE_BUFFER_MS / 1000).max(1));
     let stream = build(&device, config, format, ring, health).map_err(open_error)?;
     stream.play().map_err(open_error)?;
     Ok((stream, rate, name))
+}
+
+/// Whether the device opens at our 48 kHz with its own channels and format: then no
+/// converter runs on our side, and its chunk and delay each way (3.4 ms in all at 44.1
+/// kHz) leave the path. A sound server converts in its own process, off our threads.
+fn takes_our_rate(
+    device: &cpal::Device,
+    direction: Direction,
+    config: &StreamConfig,
+    format: SampleFormat,
+) -> bool {
+    let offered = |range: &cpal::SupportedStreamConfigRange| {
+        range.channels() == config.channels
+            && range.sample_format() == format
+            && (range.min_sample_rate()..=range.max_sample_rate()).contains(&SAMPLE_RATE)
+    };
+    match direction {
+        Direction::Input => device
+            .supported_input_configs()
+            .is_ok_and(|mut ranges| ranges.any(|r| offered(&r))),
+        Direction::Output => device
+            .supported_output_configs()
+            .is_ok_and(|mut ranges| ranges.any(|r| offered(&r))),
+    }
 }
 
 /// A ring long enough for half a second at any rate a device may run at.

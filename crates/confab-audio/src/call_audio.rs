@@ -11,7 +11,7 @@ use crate::dsp::{level_dbfs, mix_into};
 use crate::echo::EchoCanceller;
 use crate::io::Source;
 use crate::jitter::{JitterBuffer, JitterStats, Playout};
-use crate::{AudioError, FRAME_SAMPLES};
+use crate::{AudioError, FRAME_MS, FRAME_SAMPLES, SAMPLE_RATE};
 
 /// Frames in one level window: 5 × 20 ms = 100 ms.
 const LEVEL_FRAMES: usize = 5;
@@ -194,6 +194,60 @@ struct Stream {
     decoder: VoiceDecoder,
     gain: f32,
     meter: LevelMeter,
+    /// When a packet of this stream last could not be played as it came (ms, the clock
+    /// of the arrivals), to say so at most once per [`REPORT_EVERY_MS`].
+    reported_ms: Option<f64>,
+}
+
+/// A stream whose packets keep failing is reported at most this often.
+const REPORT_EVERY_MS: f64 = 10_000.0;
+
+impl Stream {
+    /// One frame of this stream. A packet that does not decode (or whose FEC does not) is
+    /// concealed, and one of another duration plays its first frame: either way the mix
+    /// goes on, and what went wrong is returned, at most once per [`REPORT_EVERY_MS`].
+    /// Only concealment itself failing, which takes nothing from the network, is an error.
+    fn play(
+        &mut self,
+        now_ms: f64,
+        frame: &mut [f32; FRAME_SAMPLES],
+    ) -> Result<Option<String>, AudioError> {
+        let problem = match self.jitter.pop(now_ms) {
+            Playout::Packet(packet) => match self.decoder.decode(&packet, frame) {
+                Ok(FRAME_SAMPLES) => None,
+                Ok(samples) => Some(format!(
+                    "a voice packet of {} ms; only {FRAME_MS} ms ones play whole",
+                    samples as f64 * 1000.0 / f64::from(SAMPLE_RATE),
+                )),
+                Err(e) => {
+                    self.decoder.conceal(frame)?;
+                    Some(format!(
+                        "a voice packet that does not decode ({e}), concealed"
+                    ))
+                }
+            },
+            Playout::Recover(next) => match self.decoder.recover(&next, frame) {
+                Ok(()) => None,
+                Err(e) => {
+                    self.decoder.conceal(frame)?;
+                    Some(format!(
+                        "a voice packet that does not decode ({e}), concealed"
+                    ))
+                }
+            },
+            Playout::Conceal => {
+                self.decoder.conceal(frame)?;
+                None
+            }
+            Playout::Silence => None,
+        };
+        let due = self
+            .reported_ms
+            .is_none_or(|last| now_ms - last >= REPORT_EVERY_MS);
+        Ok(problem
+            .filter(|_| due)
+            .inspect(|_| self.reported_ms = Some(now_ms)))
+    }
 }
 
 /// The receiving side: a stream per peer, mixed.
@@ -219,6 +273,9 @@ pub struct Mixed {
     pub frame: [f32; FRAME_SAMPLES],
     /// Each peer's level, every 100 ms.
     pub levels: Vec<(String, f32)>,
+    /// Peers whose packets could not be played as they came, and why (see
+    /// [`REPORT_EVERY_MS`]).
+    pub problems: Vec<(String, String)>,
 }
 
 impl Mixer {
@@ -246,6 +303,7 @@ impl Mixer {
                 decoder: VoiceDecoder::new()?,
                 gain,
                 meter: LevelMeter::default(),
+                reported_ms: None,
             };
             self.streams.insert(peer.to_owned(), stream);
         }
@@ -349,20 +407,22 @@ impl Mixer {
     pub fn tick(&mut self, now_ms: f64) -> Result<Mixed, AudioError> {
         let mut mix = [0.0; FRAME_SAMPLES];
         let mut levels = Vec::new();
+        let mut problems = Vec::new();
         for (peer, stream) in &mut self.streams {
             let mut frame = [0.0; FRAME_SAMPLES];
-            match stream.jitter.pop(now_ms) {
-                Playout::Packet(packet) => stream.decoder.decode(&packet, &mut frame)?,
-                Playout::Recover(next) => stream.decoder.recover(&next, &mut frame)?,
-                Playout::Conceal => stream.decoder.conceal(&mut frame)?,
-                Playout::Silence => {}
+            if let Some(problem) = stream.play(now_ms, &mut frame)? {
+                problems.push((peer.clone(), problem));
             }
             if let Some(level) = stream.meter.add(&frame) {
                 levels.push((peer.clone(), level));
             }
             mix_into(&mut mix, &frame, stream.gain);
         }
-        Ok(Mixed { frame: mix, levels })
+        Ok(Mixed {
+            frame: mix,
+            levels,
+            problems,
+        })
     }
 }
 
@@ -543,5 +603,63 @@ mod tests {
         assert!((advance - 5.0).abs() < 0.5, "{advance}");
         mixer.moved_earlier();
         assert_eq!(mixer.advance_ms(), None);
+    }
+
+    /// `frames` ticks of a mixer where peer "a" sends a 440 Hz tone from a capture and
+    /// peer "b" sends what `b_packet` makes of each tick's index: the mix, and what the
+    /// mixer reported.
+    fn beside_a_tone(
+        frames: usize,
+        mut b_packet: impl FnMut(usize) -> Vec<u8>,
+    ) -> (Vec<f32>, Vec<(String, String)>) {
+        let mut a = Capture::new(Box::new(Tone::new(440.0))).unwrap();
+        let mut mixer = Mixer::new();
+        let (mut out, mut problems) = (Vec::new(), Vec::new());
+        for i in 0..frames {
+            let now = i as f64 * 20.0;
+            let seq = i as u16;
+            let packet = a.tick().unwrap().packet.unwrap();
+            mixer.push("a", rtp(1, seq), packet, now).unwrap();
+            mixer.push("b", rtp(2, seq), b_packet(i), now).unwrap();
+            let mixed = mixer.tick(now).expect("the mix goes on");
+            out.extend_from_slice(&mixed.frame);
+            problems.extend(mixed.problems);
+        }
+        (out, problems)
+    }
+
+    /// A peer whose packets are not Opus (a code-3 packet that says it holds no frames)
+    /// is concealed and reported once; the other peer plays on at its level.
+    #[test]
+    fn a_peer_whose_packets_do_not_decode_leaves_the_others_playing() {
+        let (out, problems) = beside_a_tone(100, |_| vec![0x03, 0x00]);
+        let level = goertzel_dbfs(&out[20 * FRAME_SAMPLES..], 440.0);
+        assert!(level > -15.0, "the other peer at {level} dBFS");
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert_eq!(problems[0].0, "b");
+        assert!(problems[0].1.contains("does not decode"), "{problems:?}");
+    }
+
+    /// A sender with another packet duration (a `ptime` of 40 or 10 ms) is heard, its
+    /// first 20 ms of each packet, and the mixer says why it does not sound whole.
+    #[test]
+    fn a_packet_of_another_duration_is_played_and_reported() {
+        for (samples, said) in [(1920, "40 ms"), (480, "10 ms")] {
+            let mut encoder =
+                opus::Encoder::new(SAMPLE_RATE, opus::Channels::Mono, opus::Application::Voip)
+                    .unwrap();
+            // Whole cycles in 10 ms, so that what is left out of each packet does not
+            // put the tone out of phase with itself.
+            let mut tone = Tone::new(600.0);
+            let (out, problems) = beside_a_tone(100, |_| {
+                let mut pcm = vec![0.0; samples];
+                tone.fill(&mut pcm);
+                encoder.encode_vec_float(&pcm, 1500).unwrap()
+            });
+            let heard = goertzel_dbfs(&out[20 * FRAME_SAMPLES..], 600.0);
+            assert!(heard > -30.0, "{said}: heard at {heard} dBFS");
+            assert_eq!(problems.len(), 1, "{problems:?}");
+            assert!(problems[0].1.contains(said), "{problems:?}");
+        }
     }
 }

@@ -48,9 +48,15 @@ impl VoiceEncoder {
     }
 }
 
+/// The longest packet Opus allows: 120 ms at 48 kHz.
+const MAX_PACKET_SAMPLES: usize = 5_760;
+
 /// Decodes one peer's packets, recovering or concealing the lost ones.
 pub struct VoiceDecoder {
     inner: opus::Decoder,
+    /// Room for the longest packet, so that one of another duration than ours decodes
+    /// rather than failing for want of space.
+    whole: Box<[f32; MAX_PACKET_SAMPLES]>,
 }
 
 impl std::fmt::Debug for VoiceDecoder {
@@ -63,16 +69,25 @@ impl VoiceDecoder {
     pub fn new() -> Result<Self, AudioError> {
         Ok(Self {
             inner: opus::Decoder::new(SAMPLE_RATE, opus::Channels::Mono)?,
+            whole: Box::new([0.0; MAX_PACKET_SAMPLES]),
         })
     }
 
-    /// A received packet into `out` (one frame).
+    /// A received packet into `out` (one frame); answers how many samples the packet held.
+    /// One of another duration than a frame (a sender with another `ptime`) gives its
+    /// first frame's worth, or all it has with the rest silent: the caller says so.
     pub fn decode(
         &mut self,
         packet: &[u8],
         out: &mut [f32; FRAME_SAMPLES],
-    ) -> Result<(), AudioError> {
-        self.run(packet, out, false)
+    ) -> Result<usize, AudioError> {
+        let decoded = self
+            .inner
+            .decode_float(packet, &mut self.whole[..], false)?;
+        let kept = decoded.min(FRAME_SAMPLES);
+        out[..kept].copy_from_slice(&self.whole[..kept]);
+        out[kept..].fill(0.0);
+        Ok(decoded)
     }
 
     /// The frame before `next_packet`, which was lost, from the FEC data `next_packet`
@@ -96,8 +111,9 @@ impl VoiceDecoder {
         out: &mut [f32; FRAME_SAMPLES],
         fec: bool,
     ) -> Result<(), AudioError> {
+        // Rebuilding and concealing take the frame's length from `out`; whatever they
+        // leave unfilled is silent.
         let decoded = self.inner.decode_float(packet, out, fec)?;
-        // A packet of a shorter duration leaves the rest of the frame silent.
         out[decoded.min(FRAME_SAMPLES)..].fill(0.0);
         Ok(())
     }

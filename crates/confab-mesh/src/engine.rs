@@ -474,6 +474,13 @@ impl EngineTask {
                 return Duration::ZERO;
             }
         };
+        for (peer, problem) in &mixed.problems {
+            self.emit(Event::error(
+                ErrorCode::Audio,
+                format!("voice from {peer}: {problem}"),
+                Some(peer),
+            ));
+        }
         // What is played now is the echo the microphone is about to hear.
         if let Some(capture) = self.capture.as_mut() {
             capture.render(&mixed.frame);

@@ -84,7 +84,9 @@ async fn an_opus_tone_crosses_a_peer_connection() {
             );
             let mut frame = [0.0; FRAME_SAMPLES];
             match jitter.pop(now_ms) {
-                Playout::Packet(data) => decoder.decode(&data, &mut frame).unwrap(),
+                Playout::Packet(data) => {
+                    decoder.decode(&data, &mut frame).unwrap();
+                }
                 Playout::Recover(next) => decoder.recover(&next, &mut frame).unwrap(),
                 Playout::Conceal => decoder.conceal(&mut frame).unwrap(),
                 Playout::Silence => {}

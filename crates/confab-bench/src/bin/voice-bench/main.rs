@@ -249,7 +249,9 @@ async fn click_latency() -> anyhow::Result<((f64, f64), f64)> {
         let played_at = epoch.elapsed().as_secs_f64() * 1000.0;
         let mut frame = [0.0f32; FRAME_SAMPLES];
         match jitter.pop(played_at) {
-            Playout::Packet(p) => decoder.decode(&p, &mut frame)?,
+            Playout::Packet(p) => {
+                decoder.decode(&p, &mut frame)?;
+            }
             Playout::Recover(p) => decoder.recover(&p, &mut frame)?,
             Playout::Conceal => decoder.conceal(&mut frame)?,
             Playout::Silence => {}

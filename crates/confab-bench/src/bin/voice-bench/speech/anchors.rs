@@ -75,7 +75,7 @@ fn decode(packets: &[Vec<u8>], lost: &[bool]) -> anyhow::Result<Decoded> {
         let mut frame = [0.0f32; FRAME_SAMPLES];
         let next = packets.get(i + 1).filter(|_| !lost[i + 1]);
         match (lost[i], next) {
-            (false, _) => decoder.decode(packet, &mut frame),
+            (false, _) => decoder.decode(packet, &mut frame).map(drop),
             (true, Some(next)) => {
                 out.rebuilt += 1;
                 decoder.recover(next, &mut frame)

@@ -3,7 +3,7 @@
 //! buffer and a decoder, and mixes them, at each peer's volume, into one frame per tick.
 //! Both report levels over 100 ms windows, for the meters.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 
 use crate::codec::{VoiceDecoder, VoiceEncoder};
 use crate::denoise::NoiseSuppressor;
@@ -11,7 +11,7 @@ use crate::dsp::{level_dbfs, mix_into};
 use crate::echo::EchoCanceller;
 use crate::io::Source;
 use crate::jitter::{JitterBuffer, JitterStats, Playout};
-use crate::{AudioError, FRAME_MS, FRAME_SAMPLES, SAMPLE_RATE};
+use crate::{AudioError, FRAME_SAMPLES};
 
 /// Frames in one level window: 5 × 20 ms = 100 ms.
 const LEVEL_FRAMES: usize = 5;
@@ -194,6 +194,10 @@ struct Stream {
     decoder: VoiceDecoder,
     gain: f32,
     meter: LevelMeter,
+    /// Decoded samples not played yet: what a packet longer than a frame holds beyond it.
+    pending: VecDeque<f32>,
+    /// How many samples the stream's last packet held: what a lost one is concealed as.
+    packet_samples: usize,
     /// When a packet of this stream last could not be played as it came (ms, the clock
     /// of the arrivals), to say so at most once per [`REPORT_EVERY_MS`].
     reported_ms: Option<f64>,
@@ -203,44 +207,50 @@ struct Stream {
 const REPORT_EVERY_MS: f64 = 10_000.0;
 
 impl Stream {
-    /// One frame of this stream. A packet that does not decode (or whose FEC does not) is
-    /// concealed, and one of another duration plays its first frame: either way the mix
-    /// goes on, and what went wrong is returned, at most once per [`REPORT_EVERY_MS`].
-    /// Only concealment itself failing, which takes nothing from the network, is an error.
+    /// One frame of this stream, from as many packets as it takes: ours are a frame each,
+    /// a sender with another `ptime` sends 10 to 120 ms, and what a packet holds beyond
+    /// the frame waits for the next. A packet that does not decode (or whose FEC does
+    /// not) is concealed for as long as the stream's packets last; the mix goes on, and
+    /// what went wrong is returned, at most once per [`REPORT_EVERY_MS`]. Only concealment
+    /// itself failing, which takes nothing from the network, is an error.
     fn play(
         &mut self,
         now_ms: f64,
         frame: &mut [f32; FRAME_SAMPLES],
     ) -> Result<Option<String>, AudioError> {
-        let problem = match self.jitter.pop(now_ms) {
-            Playout::Packet(packet) => match self.decoder.decode(&packet, frame) {
-                Ok(FRAME_SAMPLES) => None,
-                Ok(samples) => Some(format!(
-                    "a voice packet of {} ms; only {FRAME_MS} ms ones play whole",
-                    samples as f64 * 1000.0 / f64::from(SAMPLE_RATE),
-                )),
-                Err(e) => {
-                    self.decoder.conceal(frame)?;
-                    Some(format!(
-                        "a voice packet that does not decode ({e}), concealed"
-                    ))
-                }
-            },
-            Playout::Recover(next) => match self.decoder.recover(&next, frame) {
-                Ok(()) => None,
-                Err(e) => {
-                    self.decoder.conceal(frame)?;
-                    Some(format!(
-                        "a voice packet that does not decode ({e}), concealed"
-                    ))
-                }
-            },
-            Playout::Conceal => {
-                self.decoder.conceal(frame)?;
-                None
-            }
-            Playout::Silence => None,
-        };
+        let mut problem = None;
+        while self.pending.len() < FRAME_SAMPLES {
+            let samples = match self.jitter.pop(now_ms) {
+                Playout::Silence => break,
+                Playout::Packet(packet) => match self.decoder.decode(&packet) {
+                    Ok(samples) => {
+                        self.packet_samples = samples.len();
+                        samples
+                    }
+                    Err(e) => {
+                        problem = Some(format!(
+                            "a voice packet that does not decode ({e}), concealed"
+                        ));
+                        self.decoder.conceal(self.packet_samples)?
+                    }
+                },
+                Playout::Recover(next) => match self.decoder.recover(&next, self.packet_samples) {
+                    Ok(samples) => samples,
+                    Err(e) => {
+                        problem = Some(format!(
+                            "a voice packet that does not decode ({e}), concealed"
+                        ));
+                        self.decoder.conceal(self.packet_samples)?
+                    }
+                },
+                Playout::Conceal => self.decoder.conceal(self.packet_samples)?,
+            };
+            self.pending.extend(samples);
+        }
+        let ready = self.pending.len().min(FRAME_SAMPLES);
+        for (out, sample) in frame.iter_mut().zip(self.pending.drain(..ready)) {
+            *out = sample;
+        }
         let due = self
             .reported_ms
             .is_none_or(|last| now_ms - last >= REPORT_EVERY_MS);
@@ -303,6 +313,8 @@ impl Mixer {
                 decoder: VoiceDecoder::new()?,
                 gain,
                 meter: LevelMeter::default(),
+                pending: VecDeque::with_capacity(2 * FRAME_SAMPLES),
+                packet_samples: FRAME_SAMPLES,
                 reported_ms: None,
             };
             self.streams.insert(peer.to_owned(), stream);
@@ -640,26 +652,51 @@ mod tests {
         assert!(problems[0].1.contains("does not decode"), "{problems:?}");
     }
 
-    /// A sender with another packet duration (a `ptime` of 40 or 10 ms) is heard, its
-    /// first 20 ms of each packet, and the mixer says why it does not sound whole.
+    /// A sender with another packet duration (a `ptime` of 40, 10 or 60 ms) plays whole,
+    /// at its level, with nothing to report.
     #[test]
-    fn a_packet_of_another_duration_is_played_and_reported() {
-        for (samples, said) in [(1920, "40 ms"), (480, "10 ms")] {
-            let mut encoder =
-                opus::Encoder::new(SAMPLE_RATE, opus::Channels::Mono, opus::Application::Voip)
-                    .unwrap();
-            // Whole cycles in 10 ms, so that what is left out of each packet does not
-            // put the tone out of phase with itself.
-            let mut tone = Tone::new(600.0);
-            let (out, problems) = beside_a_tone(100, |_| {
-                let mut pcm = vec![0.0; samples];
-                tone.fill(&mut pcm);
-                encoder.encode_vec_float(&pcm, 1500).unwrap()
-            });
-            let heard = goertzel_dbfs(&out[20 * FRAME_SAMPLES..], 600.0);
-            assert!(heard > -30.0, "{said}: heard at {heard} dBFS");
-            assert_eq!(problems.len(), 1, "{problems:?}");
-            assert!(problems[0].1.contains(said), "{problems:?}");
+    fn packets_of_another_duration_play_whole() {
+        for samples in [1920, 480, 2880] {
+            let mut encoder = opus::Encoder::new(
+                crate::SAMPLE_RATE,
+                opus::Channels::Mono,
+                opus::Application::Voip,
+            )
+            .unwrap();
+            let mut tone = Tone::new(660.0);
+            let mut mixer = Mixer::new();
+            let mut out = Vec::new();
+            let (mut sent, mut seq) = (0, 0u16);
+            for tick in 0..150 {
+                let now = tick as f64 * 20.0;
+                // Sent as the sender's clock makes them: a packet once its samples are in.
+                while sent + samples <= (tick + 1) * FRAME_SAMPLES {
+                    let mut pcm = vec![0.0; samples];
+                    tone.fill(&mut pcm);
+                    let packet = encoder.encode_vec_float(&pcm, 1500).unwrap();
+                    let numbers = RtpNumbers {
+                        ssrc: 1,
+                        seq,
+                        timestamp: sent as u32,
+                    };
+                    mixer.push("a", numbers, packet, now).unwrap();
+                    (sent, seq) = (sent + samples, seq + 1);
+                }
+                let mixed = mixer.tick(now).unwrap();
+                assert!(mixed.problems.is_empty(), "{:?}", mixed.problems);
+                out.extend_from_slice(&mixed.frame);
+            }
+            let settled = &out[50 * FRAME_SAMPLES..];
+            let heard = goertzel_dbfs(settled, 660.0);
+            assert!(
+                (heard + 12.0).abs() < 2.0,
+                "{samples}: heard at {heard} dBFS"
+            );
+            let silent = settled.iter().filter(|s| s.abs() < 1e-4).count();
+            assert!(
+                silent < settled.len() / 100,
+                "{samples}: {silent} silent samples"
+            );
         }
     }
 }

@@ -73,49 +73,32 @@ impl VoiceDecoder {
         })
     }
 
-    /// A received packet into `out` (one frame); answers how many samples the packet held.
-    /// One of another duration than a frame (a sender with another `ptime`) gives its
-    /// first frame's worth, or all it has with the rest silent: the caller says so.
-    pub fn decode(
-        &mut self,
-        packet: &[u8],
-        out: &mut [f32; FRAME_SAMPLES],
-    ) -> Result<usize, AudioError> {
+    /// A received packet's samples, whatever its duration (ours are a frame; a sender
+    /// with another `ptime` sends 10 to 120 ms).
+    pub fn decode(&mut self, packet: &[u8]) -> Result<&[f32], AudioError> {
+        self.run(packet, MAX_PACKET_SAMPLES, false)
+    }
+
+    /// The `samples` lost before `next_packet`, from the FEC data `next_packet` carries
+    /// (concealment when it carries none). Opus rebuilds a duration in steps of 2.5 ms, up
+    /// to 120 ms; `samples` is rounded down to one.
+    pub fn recover(&mut self, next_packet: &[u8], samples: usize) -> Result<&[f32], AudioError> {
+        self.run(next_packet, samples, true)
+    }
+
+    /// `samples` lost with nothing to recover them from: Opus's concealment, in the same
+    /// steps as [`VoiceDecoder::recover`].
+    pub fn conceal(&mut self, samples: usize) -> Result<&[f32], AudioError> {
+        self.run(&[], samples, false)
+    }
+
+    fn run(&mut self, packet: &[u8], samples: usize, fec: bool) -> Result<&[f32], AudioError> {
+        let step = SAMPLE_RATE as usize / 400;
+        let asked = (samples.min(MAX_PACKET_SAMPLES) / step).max(1) * step;
         let decoded = self
             .inner
-            .decode_float(packet, &mut self.whole[..], false)?;
-        let kept = decoded.min(FRAME_SAMPLES);
-        out[..kept].copy_from_slice(&self.whole[..kept]);
-        out[kept..].fill(0.0);
-        Ok(decoded)
-    }
-
-    /// The frame before `next_packet`, which was lost, from the FEC data `next_packet`
-    /// carries (concealment when it carries none).
-    pub fn recover(
-        &mut self,
-        next_packet: &[u8],
-        out: &mut [f32; FRAME_SAMPLES],
-    ) -> Result<(), AudioError> {
-        self.run(next_packet, out, true)
-    }
-
-    /// A lost frame with nothing to recover it from: Opus's concealment.
-    pub fn conceal(&mut self, out: &mut [f32; FRAME_SAMPLES]) -> Result<(), AudioError> {
-        self.run(&[], out, false)
-    }
-
-    fn run(
-        &mut self,
-        packet: &[u8],
-        out: &mut [f32; FRAME_SAMPLES],
-        fec: bool,
-    ) -> Result<(), AudioError> {
-        // Rebuilding and concealing take the frame's length from `out`; whatever they
-        // leave unfilled is silent.
-        let decoded = self.inner.decode_float(packet, out, fec)?;
-        out[decoded.min(FRAME_SAMPLES)..].fill(0.0);
-        Ok(())
+            .decode_float(packet, &mut self.whole[..asked], fec)?;
+        Ok(&self.whole[..decoded.min(asked)])
     }
 }
 
@@ -142,9 +125,7 @@ mod tests {
         let packets = encode_tone(&mut encoder, &mut Tone::new(440.0), 50);
         let mut out = Vec::new();
         for packet in &packets {
-            let mut frame = [0.0; FRAME_SAMPLES];
-            decoder.decode(packet, &mut frame).unwrap();
-            out.extend_from_slice(&frame);
+            out.extend_from_slice(decoder.decode(packet).unwrap());
         }
         let settled = &out[10 * FRAME_SAMPLES..];
         assert!(
@@ -161,21 +142,19 @@ mod tests {
         let mut encoder = VoiceEncoder::new(20).unwrap();
         let packets = encode_tone(&mut encoder, &mut Tone::new(440.0), 30);
         let mut decoder = VoiceDecoder::new().unwrap();
-        let mut frame = [0.0; FRAME_SAMPLES];
         for packet in &packets[..20] {
-            decoder.decode(packet, &mut frame).unwrap();
+            decoder.decode(packet).unwrap();
         }
         // Packet 20 is lost: recover it from packet 21.
-        decoder.recover(&packets[21], &mut frame).unwrap();
-        assert!(
-            goertzel_dbfs(&frame, 440.0) > -25.0,
-            "recovered {}",
-            goertzel_dbfs(&frame, 440.0)
-        );
-        decoder.decode(&packets[21], &mut frame).unwrap();
+        let recovered = decoder.recover(&packets[21], FRAME_SAMPLES).unwrap();
+        assert_eq!(recovered.len(), FRAME_SAMPLES);
+        let level = goertzel_dbfs(recovered, 440.0);
+        assert!(level > -25.0, "recovered {level}");
+        decoder.decode(&packets[21]).unwrap();
         // And with nothing to recover from, concealment still sounds like the tone.
-        decoder.conceal(&mut frame).unwrap();
-        assert!(goertzel_dbfs(&frame, 440.0) > -35.0);
+        let concealed = decoder.conceal(FRAME_SAMPLES).unwrap();
+        assert_eq!(concealed.len(), FRAME_SAMPLES);
+        assert!(goertzel_dbfs(concealed, 440.0) > -35.0);
     }
 
     #[test]

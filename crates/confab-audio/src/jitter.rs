@@ -1,5 +1,9 @@
 //! The adaptive jitter buffer: packets arrive early, late, out of order or not at all; the
 //! playout clock asks for one frame every 20 ms. Plain data: arrival times are passed in.
+//! It counts in packets, which are frames of 20 ms as we and browsers send them; a sender
+//! with another `ptime` has its packets asked for as they are played out (see
+//! `call_audio`), and its holds and watches, counted in packets, last its packets' length
+//! times the count instead.
 //!
 //! Each call to [`JitterBuffer::pop`] answers with the packet due, or, when it is missing,
 //! with the next packet (whose in-band FEC rebuilds the lost frame), or with concealment.
@@ -203,8 +207,8 @@ impl JitterBuffer {
         });
     }
 
-    /// The frame to play now (`now_ms` on the clock of the arrivals); call once per frame
-    /// period.
+    /// The frame to play now (`now_ms` on the clock of the arrivals); call as each packet's
+    /// worth is to be played (once per frame period for packets of a frame).
     pub fn pop(&mut self, now_ms: f64) -> Playout {
         self.age_peak();
         self.watch_depth();

@@ -82,16 +82,13 @@ async fn an_opus_tone_crosses_a_peer_connection() {
                 packet.payload.to_vec(),
                 now_ms,
             );
-            let mut frame = [0.0; FRAME_SAMPLES];
-            match jitter.pop(now_ms) {
-                Playout::Packet(data) => {
-                    decoder.decode(&data, &mut frame).unwrap();
-                }
-                Playout::Recover(next) => decoder.recover(&next, &mut frame).unwrap(),
-                Playout::Conceal => decoder.conceal(&mut frame).unwrap(),
-                Playout::Silence => {}
-            }
-            played.extend_from_slice(&frame);
+            let frame = match jitter.pop(now_ms) {
+                Playout::Packet(data) => decoder.decode(&data).unwrap(),
+                Playout::Recover(next) => decoder.recover(&next, FRAME_SAMPLES).unwrap(),
+                Playout::Conceal => decoder.conceal(FRAME_SAMPLES).unwrap(),
+                Playout::Silence => &[0.0; FRAME_SAMPLES],
+            };
+            played.extend_from_slice(frame);
         }
     }
     sending.abort();

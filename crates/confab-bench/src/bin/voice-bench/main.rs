@@ -247,15 +247,12 @@ async fn click_latency() -> anyhow::Result<((f64, f64), f64)> {
         }
         depth_sum += jitter.depth();
         let played_at = epoch.elapsed().as_secs_f64() * 1000.0;
-        let mut frame = [0.0f32; FRAME_SAMPLES];
-        match jitter.pop(played_at) {
-            Playout::Packet(p) => {
-                decoder.decode(&p, &mut frame)?;
-            }
-            Playout::Recover(p) => decoder.recover(&p, &mut frame)?,
-            Playout::Conceal => decoder.conceal(&mut frame)?,
-            Playout::Silence => {}
-        }
+        let frame = match jitter.pop(played_at) {
+            Playout::Packet(p) => decoder.decode(&p)?,
+            Playout::Recover(p) => decoder.recover(&p, FRAME_SAMPLES)?,
+            Playout::Conceal => decoder.conceal(FRAME_SAMPLES)?,
+            Playout::Silence => &[0.0; FRAME_SAMPLES],
+        };
         quiet_frames += 1;
         if let Some(at) = frame.iter().position(|s| s.abs() > 0.3)
             && quiet_frames > CLICK_EVERY_FRAMES / 2

@@ -72,18 +72,17 @@ fn decode(packets: &[Vec<u8>], lost: &[bool]) -> anyhow::Result<Decoded> {
         rebuilt: 0,
     };
     for (i, packet) in packets.iter().enumerate() {
-        let mut frame = [0.0f32; FRAME_SAMPLES];
         let next = packets.get(i + 1).filter(|_| !lost[i + 1]);
-        match (lost[i], next) {
-            (false, _) => decoder.decode(packet, &mut frame).map(drop),
+        let frame = match (lost[i], next) {
+            (false, _) => decoder.decode(packet),
             (true, Some(next)) => {
                 out.rebuilt += 1;
-                decoder.recover(next, &mut frame)
+                decoder.recover(next, FRAME_SAMPLES)
             }
-            (true, None) => decoder.conceal(&mut frame),
+            (true, None) => decoder.conceal(FRAME_SAMPLES),
         }
         .context("decoding a frame")?;
-        out.samples.extend_from_slice(&frame);
+        out.samples.extend_from_slice(frame);
     }
     Ok(out)
 }

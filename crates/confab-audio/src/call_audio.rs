@@ -13,8 +13,8 @@ use crate::io::Source;
 use crate::jitter::{JitterBuffer, JitterStats, Playout};
 use crate::{AudioError, FRAME_SAMPLES};
 
-/// Frames in one level window: 5 × 20 ms = 100 ms.
-const LEVEL_FRAMES: usize = 5;
+/// Frames in one level window: 100 ms.
+const LEVEL_FRAMES: usize = crate::frames_in(100) as usize;
 /// The loss a new capture's FEC protects against until the far ends report theirs.
 pub const INITIAL_EXPECTED_LOSS: u8 = 5;
 

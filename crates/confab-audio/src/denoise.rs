@@ -32,7 +32,7 @@ impl Default for NoiseSuppressor {
 }
 
 impl NoiseSuppressor {
-    /// Cleans one 20 ms frame in place.
+    /// Cleans one frame in place.
     pub fn process(&mut self, frame: &mut [f32; FRAME_SAMPLES]) {
         for half in frame.chunks_exact_mut(DenoiseState::FRAME_SIZE) {
             for (scaled, sample) in self.input.iter_mut().zip(half.iter()) {

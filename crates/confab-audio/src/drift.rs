@@ -68,7 +68,7 @@ impl DriftControl {
 /// Ticks in a watch for a backlog: half a second, long enough for a level to come back
 /// down from the jitter of a busy machine, short enough that a stream's start does not
 /// leave its backlog standing.
-const BACKLOG_WATCH_TICKS: u32 = 25;
+const BACKLOG_WATCH_TICKS: u32 = crate::frames_in(500);
 /// Above its target by more than this all through a watch, a level is cut back.
 const BACKLOG_MS: f64 = 5.0;
 

@@ -8,12 +8,12 @@ use aec3::pipelines::linear::{self, LinearPipeline};
 
 use crate::{AudioError, FRAME_SAMPLES, SAMPLE_RATE};
 
-/// AEC3 works in 10 ms frames.
-const HALF: usize = FRAME_SAMPLES / 2;
+/// AEC3 works in 10 ms blocks.
+const BLOCK: usize = SAMPLE_RATE as usize / 100;
 
 pub struct EchoCanceller {
     pipeline: LinearPipeline,
-    output: [f32; HALF],
+    output: [f32; BLOCK],
 }
 
 impl std::fmt::Debug for EchoCanceller {
@@ -36,27 +36,27 @@ impl EchoCanceller {
             .map_err(failed)?;
         Ok(Self {
             pipeline,
-            output: [0.0; HALF],
+            output: [0.0; BLOCK],
         })
     }
 
     /// What is about to be played: the echo to expect.
     pub fn render(&mut self, frame: &[f32; FRAME_SAMPLES]) -> Result<(), AudioError> {
-        for half in frame.chunks_exact(HALF) {
-            self.pipeline.handle_render_frame(half).map_err(failed)?;
+        for block in frame.chunks_exact(BLOCK) {
+            self.pipeline.handle_render_frame(block).map_err(failed)?;
         }
         Ok(())
     }
 
     /// Takes the echo out of a microphone frame, in place.
     pub fn process(&mut self, frame: &mut [f32; FRAME_SAMPLES]) -> Result<(), AudioError> {
-        for half in frame.chunks_exact_mut(HALF) {
+        for block in frame.chunks_exact_mut(BLOCK) {
             if self
                 .pipeline
-                .process_capture_frame(half, &mut self.output)
+                .process_capture_frame(block, &mut self.output)
                 .map_err(failed)?
             {
-                half.copy_from_slice(&self.output);
+                block.copy_from_slice(&self.output);
             }
         }
         Ok(())

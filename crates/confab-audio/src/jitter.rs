@@ -34,30 +34,31 @@
 
 use std::collections::BTreeMap;
 
-use crate::{FRAME_MS, FRAME_SAMPLES};
+use crate::{FRAME_MS, FRAME_SAMPLES, frames_in};
 
-/// Frames held at most before the oldest are dropped to cut latency.
-const MAX_TARGET: usize = 10;
-/// How much of the loss estimate each frame keeps: it reflects about the last 100 frames.
-const LOSS_MEMORY: f64 = 0.99;
-/// Frames played before the loss estimate is offered: the horizon it reflects. Fewer say
-/// little (a report after ten frames is 0 % or 10 % by chance).
-const LOSS_ESTIMATE_FRAMES: u32 = 100;
+/// Frames held at most before the oldest are dropped to cut latency: 200 ms.
+const MAX_TARGET: usize = frames_in(200) as usize;
+/// Frames played before the loss estimate is offered: the horizon it reflects (2 s).
+/// Fewer say little (a report after ten frames is 0 % or 10 % by chance).
+const LOSS_ESTIMATE_FRAMES: u32 = frames_in(2_000);
+/// How much of the loss estimate each frame keeps: it reflects about the last
+/// [`LOSS_ESTIMATE_FRAMES`].
+const LOSS_MEMORY: f64 = 1.0 - 1.0 / LOSS_ESTIMATE_FRAMES as f64;
 /// A loss share above which the buffer holds an extra frame for FEC (about one in 200).
 const LOSSY: f64 = 0.005;
 /// RTP timestamp units (48 kHz) per millisecond.
 const TICKS_PER_MS: f64 = 48.0;
 /// Frames the buffer waits, dry, for the packet due before it stops and refills: 100 ms.
 /// Longer than that, the sender has most likely stopped, and concealment would only smear.
-const DRY_WAIT_FRAMES: u32 = 5;
+const DRY_WAIT_FRAMES: u32 = frames_in(100);
 /// Frames a delay peak is held before the target may step down a frame: 20 s.
-const PEAK_HOLD_FRAMES: u32 = 1000;
+const PEAK_HOLD_FRAMES: u32 = frames_in(20_000);
 /// Frames over which the least depth is watched: what stood above the target all that
 /// time (2 s) is delay, not cushion.
-const DEPTH_WATCH_FRAMES: u32 = 100;
+const DEPTH_WATCH_FRAMES: u32 = frames_in(2_000);
 /// Frames over which the least wait (arrival to playout) is watched before the playout
 /// clock may move earlier: 2 s, long enough to have met the delays a busy machine adds.
-const PHASE_WATCH_FRAMES: u32 = 100;
+const PHASE_WATCH_FRAMES: u32 = frames_in(2_000);
 /// What a frame keeps between its arrival and its playout at the least: the playout
 /// clock's own precision (tokio's timer works in whole milliseconds, and a thread wakes a
 /// little after its time).

@@ -50,6 +50,11 @@ pub const FRAME_SAMPLES: usize = 960;
 /// The frame duration in milliseconds.
 pub const FRAME_MS: f64 = 20.0;
 
+/// How many frames last `ms`: for counts of frames or ticks that stand for a time.
+pub const fn frames_in(ms: u32) -> u32 {
+    ms * (SAMPLE_RATE / 1000) / FRAME_SAMPLES as u32
+}
+
 /// Why an audio operation failed.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]

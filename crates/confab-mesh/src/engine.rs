@@ -25,7 +25,7 @@ use confab_audio::io::{Discard, Sink, Source};
 use confab_audio::jitter::JitterStats;
 use confab_audio::open::{SinkSpec, SourceSpec, open_sink, open_source};
 use confab_audio::red;
-use confab_audio::{AudioError, FRAME_SAMPLES, SAMPLE_RATE};
+use confab_audio::{AudioError, FRAME_MS, FRAME_SAMPLES, SAMPLE_RATE, frames_in};
 use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio::time::{Instant, MissedTickBehavior};
 
@@ -35,15 +35,16 @@ use crate::voice::VoicePacket;
 
 /// Packets waiting for a peer's track writer; a writer further behind skips ahead.
 const PACKET_QUEUE: usize = 50;
-/// Device underruns are logged at most this often: every 500 ticks, 10 s.
-const UNDERRUN_REPORT_TICKS: u64 = 500;
-/// How often each peer is told how much of its voice was lost here: every 100 ticks, 2 s.
-const LOSS_REPORT_TICKS: u64 = 100;
+/// Device underruns are logged at most this often: every 10 s.
+const UNDERRUN_REPORT_TICKS: u64 = frames_in(10_000) as u64;
+/// How often each peer is told how much of its voice was lost here: every 2 s.
+const LOSS_REPORT_TICKS: u64 = frames_in(2_000) as u64;
 /// One frame's time.
-const FRAME: Duration = Duration::from_millis(20);
+const FRAME: Duration =
+    Duration::from_micros(FRAME_SAMPLES as u64 * 1_000_000 / SAMPLE_RATE as u64);
 /// The most the playout clock moves earlier at once: less than a frame, so that what the
 /// output drops (oldest first) is within the two quiet frames just written.
-const MAX_ADVANCE_MS: f64 = 15.0;
+const MAX_ADVANCE_MS: f64 = 0.75 * FRAME_MS;
 /// A frame whose every sample is below this (-50 dBFS) is quiet: dropping some of it is
 /// not heard.
 const QUIET: f32 = 0.003;

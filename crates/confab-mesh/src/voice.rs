@@ -138,7 +138,7 @@ pub fn local_track(ssrc: u32) -> Result<TrackLocalStaticSample, String> {
 /// How often, in frames, a sender without RED asks again what was negotiated (1 s): the
 /// first packets can come before the answer is applied, when the sender knows only the
 /// track's own codec, Opus.
-const RENEGOTIATED_CHECK_FRAMES: u32 = 50;
+const RENEGOTIATED_CHECK_FRAMES: u32 = confab_audio::frames_in(1_000);
 
 /// Writes each packet of the call to the track: in RED, carrying as many earlier frames as
 /// the loss this peer last reported calls for (`loss`, in percent, `None` before its first
@@ -198,7 +198,7 @@ pub(crate) async fn feed_track(
         };
         let sample = Sample {
             data: data.into(),
-            duration: Duration::from_millis(20),
+            duration: Duration::from_micros(u64::from(frame_ticks) * 1_000_000 / 48_000),
             ..Sample::new(Instant::now())
         };
         let _ = track

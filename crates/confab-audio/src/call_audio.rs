@@ -442,6 +442,7 @@ impl Mixer {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+    use crate::FRAME_MS;
     use crate::dsp::{FLOOR_DBFS, Tone, goertzel_dbfs};
     use crate::io::Silence;
 
@@ -450,7 +451,7 @@ mod tests {
         RtpNumbers {
             ssrc,
             seq,
-            timestamp: u32::from(seq).wrapping_mul(960),
+            timestamp: u32::from(seq).wrapping_mul(FRAME_SAMPLES as u32),
         }
     }
 
@@ -465,7 +466,7 @@ mod tests {
             for i in 0..40u16 {
                 let packet = tone.tick().unwrap().packet.unwrap();
                 let seq = first.wrapping_add(i);
-                let now = (at + usize::from(i)) as f64 * 20.0;
+                let now = (at + usize::from(i)) as f64 * FRAME_MS;
                 mixer.push("a", rtp(ssrc, seq), packet, now).unwrap();
                 out.extend_from_slice(&mixer.tick(now).unwrap().frame);
             }
@@ -492,7 +493,7 @@ mod tests {
             if mute_b_after == Some(i) {
                 b.set_muted(true);
             }
-            let now = i as f64 * 20.0;
+            let now = i as f64 * FRAME_MS;
             for (peer, capture) in [("a", &mut a), ("b", &mut b)] {
                 if let Some(packet) = capture.tick().unwrap().packet {
                     mixer
@@ -509,8 +510,8 @@ mod tests {
 
     #[test]
     fn two_peers_are_heard_mixed_with_levels_ten_times_a_second() {
-        let (out, levels) = call(100, None);
-        let settled = &out[50 * FRAME_SAMPLES..];
+        let (out, levels) = call(crate::frames_in(2_000) as usize, None);
+        let settled = &out[crate::frames_in(1_000) as usize * FRAME_SAMPLES..];
         assert!(goertzel_dbfs(settled, 440.0) > -18.0);
         assert!(goertzel_dbfs(settled, 880.0) > -18.0);
         let of_a: Vec<f32> = levels
@@ -518,7 +519,7 @@ mod tests {
             .filter(|(p, _)| p == "a")
             .map(|(_, l)| *l)
             .collect();
-        assert_eq!(of_a.len(), 20, "one reading per 100 ms");
+        assert_eq!(of_a.len(), 20, "one reading per 100 ms for 2 s");
         assert!((of_a[10] + 12.0).abs() < 3.0, "{}", of_a[10]);
     }
 
@@ -544,7 +545,9 @@ mod tests {
     fn volume_and_silence_read_as_they_should() {
         let mut meter = LevelMeter::default();
         let silence = [0.0; FRAME_SAMPLES];
-        let readings: Vec<f32> = (0..5).filter_map(|_| meter.add(&silence)).collect();
+        let readings: Vec<f32> = (0..LEVEL_FRAMES)
+            .filter_map(|_| meter.add(&silence))
+            .collect();
         assert_eq!(readings, vec![FLOOR_DBFS]);
         let mut capture = Capture::new(Box::new(Silence)).unwrap();
         assert!(
@@ -557,12 +560,12 @@ mod tests {
         for i in 0..60u16 {
             let packet = tone.tick().unwrap().packet.unwrap();
             mixer
-                .push("a", rtp(1, i), packet, f64::from(i) * 20.0)
+                .push("a", rtp(1, i), packet, f64::from(i) * FRAME_MS)
                 .unwrap();
             if i == 0 {
                 mixer.set_gain("a", 0.5);
             }
-            out.extend_from_slice(&mixer.tick(f64::from(i) * 20.0).unwrap().frame);
+            out.extend_from_slice(&mixer.tick(f64::from(i) * FRAME_MS).unwrap().frame);
         }
         let level = goertzel_dbfs(&out[30 * FRAME_SAMPLES..], 440.0);
         assert!((level + 18.0).abs() < 3.0, "half volume is -6 dB: {level}");
@@ -580,9 +583,9 @@ mod tests {
             for i in 0..40u16 {
                 let packet = tone.tick().unwrap().packet.unwrap();
                 mixer
-                    .push("a", rtp(10 + call, i), packet, f64::from(i) * 20.0)
+                    .push("a", rtp(10 + call, i), packet, f64::from(i) * FRAME_MS)
                     .unwrap();
-                out.extend_from_slice(&mixer.tick(f64::from(i) * 20.0).unwrap().frame);
+                out.extend_from_slice(&mixer.tick(f64::from(i) * FRAME_MS).unwrap().frame);
             }
             let level = goertzel_dbfs(&out[20 * FRAME_SAMPLES..], 440.0);
             assert!(
@@ -602,17 +605,20 @@ mod tests {
         let mut a = Capture::new(Box::new(Tone::new(440.0))).unwrap();
         let mut b = Capture::new(Box::new(Tone::new(880.0))).unwrap();
         let mut advance = None;
-        for i in 0..120u16 {
-            let sent = f64::from(i) * 20.0;
-            for (peer, capture, delay) in [("a", &mut a, 1.0), ("b", &mut b, 8.0)] {
+        // Each frame is played three quarters of a frame after it is sent; b's arrive
+        // later than a's, a quarter of a frame and the 2 ms guard before they are played.
+        let (played_after, b_delay) = (0.75 * FRAME_MS, 0.5 * FRAME_MS - 2.0);
+        for i in 0..crate::frames_in(2_400) as u16 {
+            let sent = f64::from(i) * FRAME_MS;
+            for (peer, capture, delay) in [("a", &mut a, 1.0), ("b", &mut b, b_delay)] {
                 let packet = capture.tick().unwrap().packet.unwrap();
                 mixer.push(peer, rtp(1, i), packet, sent + delay).unwrap();
             }
-            mixer.tick(sent + 15.0).unwrap();
+            mixer.tick(sent + played_after).unwrap();
             advance = advance.or(mixer.advance_ms());
         }
         let advance = advance.unwrap();
-        assert!((advance - 5.0).abs() < 0.5, "{advance}");
+        assert!((advance - 0.25 * FRAME_MS).abs() < 0.5, "{advance}");
         mixer.moved_earlier();
         assert_eq!(mixer.advance_ms(), None);
     }
@@ -628,7 +634,7 @@ mod tests {
         let mut mixer = Mixer::new();
         let (mut out, mut problems) = (Vec::new(), Vec::new());
         for i in 0..frames {
-            let now = i as f64 * 20.0;
+            let now = i as f64 * FRAME_MS;
             let seq = i as u16;
             let packet = a.tick().unwrap().packet.unwrap();
             mixer.push("a", rtp(1, seq), packet, now).unwrap();
@@ -668,7 +674,7 @@ mod tests {
             let mut out = Vec::new();
             let (mut sent, mut seq) = (0, 0u16);
             for tick in 0..150 {
-                let now = tick as f64 * 20.0;
+                let now = tick as f64 * FRAME_MS;
                 // Sent as the sender's clock makes them: a packet once its samples are in.
                 while sent + samples <= (tick + 1) * FRAME_SAMPLES {
                     let mut pcm = vec![0.0; samples];

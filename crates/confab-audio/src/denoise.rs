@@ -64,13 +64,13 @@ mod tests {
         let mut ns = NoiseSuppressor::default();
         let mut seed = 7;
         let (mut before, mut after) = (Vec::new(), Vec::new());
-        for i in 0..150 {
+        for i in 0..crate::frames_in(3_000) {
             let mut frame = [0.0; FRAME_SAMPLES];
             noise(&mut seed, &mut frame);
             let raw = frame;
             ns.process(&mut frame);
             // After a second to adapt.
-            if i >= 50 {
+            if i >= crate::frames_in(1_000) {
                 before.extend_from_slice(&raw);
                 after.extend_from_slice(&frame);
             }

@@ -488,7 +488,12 @@ mod tests {
     /// Pushes packet `seq` as sent at its own time plus `delay_ms`.
     fn arrive(buffer: &mut JitterBuffer, seq: u16, delay_ms: f64) {
         let sent_ms = f64::from(seq) * FRAME_MS;
-        buffer.push(seq, u32::from(seq) * 960, packet(seq), sent_ms + delay_ms);
+        buffer.push(
+            seq,
+            u32::from(seq) * FRAME_SAMPLES as u32,
+            packet(seq),
+            sent_ms + delay_ms,
+        );
     }
 
     #[test]
@@ -537,7 +542,8 @@ mod tests {
         // One packet in ten lost: 10 %, said as soon as enough frames were played to say
         // anything, not a fraction of it that grows over the call's first seconds.
         let mut first_said = None;
-        for seq in 0..500u16 {
+        let horizon = LOSS_ESTIMATE_FRAMES as u16;
+        for seq in 0..5 * horizon {
             if seq % 10 != 5 {
                 arrive(&mut buffer, seq, 1.0);
             }
@@ -546,17 +552,20 @@ mod tests {
                 first_said = buffer.recent_loss().map(|loss| (seq, loss));
             }
         }
-        let (at, first) = first_said.expect("a loss said within 500 frames");
-        assert!((99..=110).contains(&at), "first said after frame {at}");
+        let (at, first) = first_said.expect("a loss said within five horizons");
+        assert!(
+            (horizon - 1..=horizon + 10).contains(&at),
+            "first said after frame {at}"
+        );
         assert!((0.08..0.12).contains(&first), "{first}");
-        let lossy = buffer.recent_loss().expect("said after 500 frames");
+        let lossy = buffer.recent_loss().expect("said after five horizons");
         assert!((0.08..0.12).contains(&lossy), "{lossy}");
         // Then none lost: it drains back towards zero.
-        for seq in 500..1000u16 {
+        for seq in 5 * horizon..10 * horizon {
             arrive(&mut buffer, seq, 1.0);
             buffer.pop(UNTIMED);
         }
-        let drained = buffer.recent_loss().expect("said after 1000 frames");
+        let drained = buffer.recent_loss().expect("said after ten horizons");
         assert!(drained < 0.01, "{drained}");
     }
 
@@ -605,7 +614,11 @@ mod tests {
     fn arrive_with_copies(buffer: &mut JitterBuffer, seq: u16, copies: u16) {
         arrive(buffer, seq, 1.0);
         for back in 1..=copies.min(seq) {
-            buffer.push_redundant(seq, u32::from(back) * 960, packet(seq - back));
+            buffer.push_redundant(
+                seq,
+                u32::from(back) * FRAME_SAMPLES as u32,
+                packet(seq - back),
+            );
         }
     }
 
@@ -692,7 +705,7 @@ mod tests {
         arrive(&mut buffer, 2, 1.0);
         // A copy of 0 (played) and of 1 (held), and one whose offset is not whole frames.
         buffer.push_redundant(2, 1920, b"stale".to_vec());
-        buffer.push_redundant(2, 960, b"copy".to_vec());
+        buffer.push_redundant(2, FRAME_SAMPLES as u32, b"copy".to_vec());
         buffer.push_redundant(2, 500, b"odd".to_vec());
         assert_eq!(buffer.pop(UNTIMED), Playout::Packet(packet(1)));
         assert_eq!(buffer.pop(UNTIMED), Playout::Packet(packet(2)));
@@ -706,7 +719,7 @@ mod tests {
         let mut buffer = JitterBuffer::new();
         arrive(&mut buffer, 0, 1.0);
         arrive(&mut buffer, 2, 1.0);
-        buffer.push_redundant(2, 960, packet(1));
+        buffer.push_redundant(2, FRAME_SAMPLES as u32, packet(1));
         arrive(&mut buffer, 1, 5.0);
         for seq in 0..3 {
             assert_eq!(buffer.pop(UNTIMED), Playout::Packet(packet(seq)));

@@ -9,15 +9,15 @@
 
 use std::time::{Duration, Instant};
 
-use confab_audio::FRAME_SAMPLES;
 use confab_audio::device::{DeviceSink, DeviceSource};
 use confab_audio::io::{Sink, Source};
+use confab_audio::{FRAME_SAMPLES, SAMPLE_RATE};
 use confab_testkit::cpu_hogs::CpuHogs;
 
 use crate::stalls::{StallWatch, Stalls};
 
 pub const CLICKS: usize = 50;
-const CLICK_EVERY_FRAMES: usize = 20;
+const CLICK_EVERY_FRAMES: usize = confab_audio::frames_in(400) as usize;
 /// A click: 5 ms of 1 kHz at -2 dBFS peak, a sound a voice codec carries.
 const CLICK_SAMPLES: usize = 240;
 const CLICK_HZ: f32 = 1_000.0;
@@ -164,7 +164,10 @@ fn tick_clicks(
             }
         }
         read += FRAME_SAMPLES;
-        let next = start + Duration::from_millis(20 * (tick as u64 + 1));
+        let next = start
+            + Duration::from_micros(
+                (tick as u64 + 1) * FRAME_SAMPLES as u64 * 1_000_000 / u64::from(SAMPLE_RATE),
+            );
         if let Some(wait) = next.checked_duration_since(Instant::now()) {
             std::thread::sleep(wait);
         }

@@ -283,8 +283,8 @@ pub struct Mixed {
     pub frame: [f32; FRAME_SAMPLES],
     /// Each peer's level, every 100 ms.
     pub levels: Vec<(String, f32)>,
-    /// Peers whose packets could not be played as they came, and why (see
-    /// [`REPORT_EVERY_MS`]).
+    /// Peers whose packets could not be played as they came, and why: each peer at most
+    /// once in 10 s.
     pub problems: Vec<(String, String)>,
 }
 

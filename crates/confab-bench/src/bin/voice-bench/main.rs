@@ -129,7 +129,7 @@ fn loopback_figures(runtime: &tokio::runtime::Runtime, confab: &Path) -> anyhow:
     let cpu5 = runtime.block_on(call_cpu(5))?;
     let (concealed0, recovered0) = concealment(0.0);
     let (concealed5, recovered5) = concealment(0.05);
-    println!("\nvoice-bench on loopback (Opus 48 kHz mono, 20 ms frames)");
+    println!("\nvoice-bench on loopback (Opus 48 kHz mono, {FRAME_MS} ms frames)");
     println!(
         "{:<52} {:>10.1} ms",
         "capture to playout, median", latency.0

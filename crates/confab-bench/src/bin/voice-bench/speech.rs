@@ -163,8 +163,9 @@ fn anchor(
 fn print_table(reference: &reference::Reference, ceiling: &Score, rows: &[Row], took: Duration) {
     println!(
         "\nspeech quality: PESQ-WB (STOI) of {:.1} s of espeak-ng speech, Opus 32 kb/s in \
-         20 ms frames; random UDP loss (nftables); run took {:.0} s",
+         {} ms frames; random UDP loss (nftables); run took {:.0} s",
         reference.seconds(),
+        confab_audio::FRAME_MS,
         took.as_secs_f64()
     );
     println!(

@@ -357,6 +357,8 @@ impl Mixer {
     pub fn hush(&mut self, peer: &str) {
         if let Some(stream) = self.streams.get_mut(peer) {
             stream.jitter.flush();
+            // What a long packet held beyond the last frame played goes too.
+            stream.pending.clear();
         }
     }
 

@@ -49,6 +49,9 @@ pub const SAMPLE_RATE: u32 = 48_000;
 pub const FRAME_SAMPLES: usize = 960;
 /// The frame duration in milliseconds.
 pub const FRAME_MS: f64 = 20.0;
+/// The frame duration, for clocks.
+pub const FRAME_DURATION: std::time::Duration =
+    std::time::Duration::from_micros(FRAME_SAMPLES as u64 * 1_000_000 / SAMPLE_RATE as u64);
 
 /// How many frames last `ms`: for counts of frames or ticks that stand for a time.
 pub const fn frames_in(ms: u32) -> u32 {

@@ -25,7 +25,7 @@ use confab_audio::io::{Discard, Sink, Source};
 use confab_audio::jitter::JitterStats;
 use confab_audio::open::{SinkSpec, SourceSpec, open_sink, open_source};
 use confab_audio::red;
-use confab_audio::{AudioError, FRAME_MS, FRAME_SAMPLES, SAMPLE_RATE, frames_in};
+use confab_audio::{AudioError, FRAME_DURATION, FRAME_MS, FRAME_SAMPLES, SAMPLE_RATE, frames_in};
 use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio::time::{Instant, MissedTickBehavior};
 
@@ -39,9 +39,6 @@ const PACKET_QUEUE: usize = 50;
 const UNDERRUN_REPORT_TICKS: u64 = frames_in(10_000) as u64;
 /// How often each peer is told how much of its voice was lost here: every 2 s.
 const LOSS_REPORT_TICKS: u64 = frames_in(2_000) as u64;
-/// One frame's time.
-const FRAME: Duration =
-    Duration::from_micros(FRAME_SAMPLES as u64 * 1_000_000 / SAMPLE_RATE as u64);
 /// The most the playout clock moves earlier at once: less than a frame, so that what the
 /// output drops (oldest first) is within the two quiet frames just written.
 const MAX_ADVANCE_MS: f64 = 0.75 * FRAME_MS;
@@ -272,7 +269,7 @@ impl EngineTask {
     ) {
         self.open_output(output);
         let started = Instant::now();
-        let mut ticks = tokio::time::interval(FRAME);
+        let mut ticks = tokio::time::interval(FRAME_DURATION);
         // Keep real time: a late tick is made up, so recordings hold the call's full length.
         ticks.set_missed_tick_behavior(MissedTickBehavior::Burst);
         // The playout clock: a late playout is made up the same way, as the deadline past
@@ -313,7 +310,7 @@ impl EngineTask {
                 () = &mut playout => {
                     let now_ms = started.elapsed().as_secs_f64() * 1000.0;
                     let advance = self.play(now_ms);
-                    play_at += FRAME.saturating_sub(advance);
+                    play_at += FRAME_DURATION.saturating_sub(advance);
                     playout.as_mut().reset(play_at);
                 }
             }

@@ -3,7 +3,7 @@
 //! earlier Opus frames where both sides negotiated it.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use confab_audio::FRAME_SAMPLES;
 use confab_audio::call_audio::RtpNumbers;
@@ -198,7 +198,7 @@ pub(crate) async fn feed_track(
         };
         let sample = Sample {
             data: data.into(),
-            duration: Duration::from_micros(u64::from(frame_ticks) * 1_000_000 / 48_000),
+            duration: confab_audio::FRAME_DURATION,
             ..Sample::new(Instant::now())
         };
         let _ = track

@@ -7,11 +7,11 @@
 //! written and read on a real-time thread, as the engine's 20 ms tick runs. The same
 //! clicks measure a call's path (`call_path`), from one null sink into another.
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use confab_audio::device::{DeviceSink, DeviceSource};
 use confab_audio::io::{Sink, Source};
-use confab_audio::{FRAME_SAMPLES, SAMPLE_RATE};
+use confab_audio::{FRAME_DURATION, FRAME_SAMPLES};
 use confab_testkit::cpu_hogs::CpuHogs;
 
 use crate::stalls::{StallWatch, Stalls};
@@ -164,10 +164,7 @@ fn tick_clicks(
             }
         }
         read += FRAME_SAMPLES;
-        let next = start
-            + Duration::from_micros(
-                (tick as u64 + 1) * FRAME_SAMPLES as u64 * 1_000_000 / u64::from(SAMPLE_RATE),
-            );
+        let next = start + FRAME_DURATION * (tick as u32 + 1);
         if let Some(wait) = next.checked_duration_since(Instant::now()) {
             std::thread::sleep(wait);
         }

@@ -44,7 +44,7 @@ use clap::Parser;
 use confab_audio::codec::{VoiceDecoder, VoiceEncoder};
 use confab_audio::jitter::{JitterBuffer, Playout};
 use confab_audio::open::{SinkSpec, SourceSpec};
-use confab_audio::{FRAME_MS, FRAME_SAMPLES, SAMPLE_RATE};
+use confab_audio::{FRAME_DURATION, FRAME_MS, FRAME_SAMPLES};
 use confab_bench::peers::sibling_confab;
 use confab_mesh::api::{CallState, ChannelState, SignalingState};
 use confab_mesh::{Command, Event, Identity, Mesh, MeshConfig, TransportConfig};
@@ -86,9 +86,6 @@ struct Args {
 const CLICKS: usize = 50;
 /// A click every 400 ms.
 const CLICK_EVERY_FRAMES: usize = confab_audio::frames_in(400) as usize;
-/// One frame's time.
-const FRAME: Duration =
-    Duration::from_micros(FRAME_SAMPLES as u64 * 1_000_000 / SAMPLE_RATE as u64);
 
 fn main() -> anyhow::Result<()> {
     // Quiet unless RUST_LOG asks: what the libraries log while a figure is measured (a
@@ -171,7 +168,7 @@ async fn click_latency() -> anyhow::Result<((f64, f64), f64)> {
     let frames = (CLICKS + 5) * CLICK_EVERY_FRAMES;
     let sending = tokio::spawn(async move {
         let mut encoder = VoiceEncoder::new(0)?;
-        let mut ticks = tokio::time::interval(FRAME);
+        let mut ticks = tokio::time::interval(FRAME_DURATION);
         let mut clicks_at = Vec::new();
         let mut payload_type = None;
         for i in 0..frames {
@@ -196,7 +193,7 @@ async fn click_latency() -> anyhow::Result<((f64, f64), f64)> {
             if let Some(pt) = payload_type {
                 let sample = rtc::media::Sample {
                     data: packet.into(),
-                    duration: FRAME,
+                    duration: FRAME_DURATION,
                     ..rtc::media::Sample::new(Instant::now())
                 };
                 let _ = track.sample_writer(ssrc, pt).write_sample(&sample).await;
@@ -241,7 +238,7 @@ async fn click_latency() -> anyhow::Result<((f64, f64), f64)> {
     let mut quiet_frames = CLICK_EVERY_FRAMES;
     for _ in 0..frames + 10 {
         tokio::time::sleep_until(play_at).await;
-        play_at += FRAME;
+        play_at += FRAME_DURATION;
         if let Some(ms) = jitter.advance_ms() {
             play_at -= Duration::from_secs_f64(ms.min(15.0) / 1000.0);
             jitter.moved_earlier();

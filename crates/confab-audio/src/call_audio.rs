@@ -220,30 +220,23 @@ impl Stream {
     ) -> Result<Option<String>, AudioError> {
         let mut problem = None;
         while self.pending.len() < FRAME_SAMPLES {
-            let samples = match self.jitter.pop(now_ms) {
+            let decoded = match self.jitter.pop(now_ms) {
                 Playout::Silence => break,
-                Playout::Packet(packet) => match self.decoder.decode(&packet) {
-                    Ok(samples) => {
-                        self.packet_samples = samples.len();
-                        samples
-                    }
-                    Err(e) => {
-                        problem = Some(format!(
-                            "a voice packet that does not decode ({e}), concealed"
-                        ));
-                        self.decoder.conceal(self.packet_samples)?
-                    }
-                },
-                Playout::Recover(next) => match self.decoder.recover(&next, self.packet_samples) {
-                    Ok(samples) => samples,
-                    Err(e) => {
-                        problem = Some(format!(
-                            "a voice packet that does not decode ({e}), concealed"
-                        ));
-                        self.decoder.conceal(self.packet_samples)?
-                    }
-                },
-                Playout::Conceal => self.decoder.conceal(self.packet_samples)?,
+                Playout::Packet(packet) => self.decoder.decode(&packet).inspect(|samples| {
+                    self.packet_samples = samples.len();
+                }),
+                Playout::Recover(next) => self.decoder.recover(&next, self.packet_samples),
+                // Concealment failing is not the packet's fault: an error, not a problem.
+                Playout::Conceal => Ok(self.decoder.conceal(self.packet_samples)?),
+            };
+            let samples = match decoded {
+                Ok(samples) => samples,
+                Err(e) => {
+                    problem = Some(format!(
+                        "a voice packet that does not decode ({e}), concealed"
+                    ));
+                    self.decoder.conceal(self.packet_samples)?
+                }
             };
             self.pending.extend(samples);
         }

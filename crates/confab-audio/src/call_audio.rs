@@ -1,7 +1,7 @@
-//! One side of a call's audio, without devices or network: capture turns source frames into
-//! Opus packets (none while muted); playout takes each peer's packets through a jitter
-//! buffer and a decoder, and mixes them, at each peer's volume, into one frame per tick.
-//! Both report levels over 100 ms windows, for the meters.
+//! One side of a call's audio, without devices or network: capture turns a source's ticks
+//! into Opus packets, a frame of two ticks each (none while muted); playout takes each
+//! peer's packets through a jitter buffer and a decoder, and mixes them, at each peer's
+//! volume, into one tick at a time. Both report levels over 100 ms windows, for the meters.
 
 use std::collections::{BTreeMap, VecDeque};
 
@@ -11,10 +11,10 @@ use crate::dsp::{level_dbfs, mix_into};
 use crate::echo::EchoCanceller;
 use crate::io::Source;
 use crate::jitter::{JitterBuffer, JitterStats, Playout};
-use crate::{AudioError, FRAME_SAMPLES};
+use crate::{AudioError, FRAME_SAMPLES, TICK_SAMPLES};
 
-/// Frames in one level window: 100 ms.
-const LEVEL_FRAMES: usize = crate::frames_in(100) as usize;
+/// Ticks in one level window: 100 ms.
+const LEVEL_TICKS: usize = crate::ticks_in(100) as usize;
 /// The loss a new capture's FEC protects against until the far ends report theirs.
 pub const INITIAL_EXPECTED_LOSS: u8 = 5;
 
@@ -23,19 +23,19 @@ pub const INITIAL_EXPECTED_LOSS: u8 = 5;
 pub struct LevelMeter {
     sum_squares: f64,
     samples: usize,
-    frames: usize,
+    ticks: usize,
 }
 
 impl LevelMeter {
-    /// Adds a frame; returns the window's level (dBFS) when the window is full.
-    pub fn add(&mut self, frame: &[f32]) -> Option<f32> {
-        self.sum_squares += frame
+    /// Adds a tick's samples; returns the window's level (dBFS) when the window is full.
+    pub fn add(&mut self, tick: &[f32]) -> Option<f32> {
+        self.sum_squares += tick
             .iter()
             .map(|s| f64::from(*s) * f64::from(*s))
             .sum::<f64>();
-        self.samples += frame.len();
-        self.frames += 1;
-        if self.frames < LEVEL_FRAMES {
+        self.samples += tick.len();
+        self.ticks += 1;
+        if self.ticks < LEVEL_TICKS {
             return None;
         }
         let rms = (self.sum_squares / self.samples.max(1) as f64).sqrt() as f32;
@@ -54,6 +54,8 @@ pub struct Capture {
     denoise: Option<NoiseSuppressor>,
     suppress_noise: bool,
     encoder: VoiceEncoder,
+    /// The frame being gathered for the encoder, a tick at a time.
+    frame: Vec<f32>,
     meter: LevelMeter,
     muted: bool,
 }
@@ -87,6 +89,7 @@ impl Capture {
             denoise: None,
             suppress_noise: true,
             encoder: VoiceEncoder::new(INITIAL_EXPECTED_LOSS)?,
+            frame: Vec::with_capacity(FRAME_SAMPLES),
             meter: LevelMeter::default(),
             muted: false,
         };
@@ -127,7 +130,7 @@ impl Capture {
     }
 
     /// What is about to be played, for the echo canceller: call before each tick.
-    pub fn render(&mut self, played: &[f32; FRAME_SAMPLES]) {
+    pub fn render(&mut self, played: &[f32; TICK_SAMPLES]) {
         if let Some(echo) = self.echo.as_mut()
             && echo.render(played).is_err()
         {
@@ -144,37 +147,46 @@ impl Capture {
         self.encoder.set_expected_loss(percent)
     }
 
-    /// Frames the source could not fill in time, so far.
+    /// Ticks the source could not fill in time, so far.
     pub fn underruns(&self) -> u64 {
         self.source.as_ref().map_or(0, |s| s.underruns())
     }
 
-    /// One 20 ms frame. An error means the source is gone: the capture is receive-only
-    /// from then on, and the caller says so.
+    /// One 10 ms tick; a packet at every second one, once a frame is gathered. An error
+    /// means the source is gone: the capture is receive-only from then on, and the caller
+    /// says so.
     pub fn tick(&mut self) -> Result<Captured, AudioError> {
         let Some(source) = self.source.as_mut() else {
             return Ok(Captured::default());
         };
-        let mut frame = [0.0; FRAME_SAMPLES];
-        if let Err(e) = source.fill(&mut frame) {
+        let mut tick = [0.0; TICK_SAMPLES];
+        if let Err(e) = source.fill(&mut tick) {
             self.set_source(None);
             return Err(e);
         }
         if let Some(echo) = self.echo.as_mut()
-            && echo.process(&mut frame).is_err()
+            && echo.process(&mut tick).is_err()
         {
             // A canceller that fails is dropped; the voice goes on without it.
             self.echo = None;
         }
         if let Some(denoise) = self.denoise.as_mut() {
-            denoise.process(&mut frame);
+            denoise.process(&mut tick);
         }
-        let level = self.meter.add(&frame);
+        let level = self.meter.add(&tick);
+        self.frame.extend_from_slice(&tick);
+        if self.frame.len() < FRAME_SAMPLES {
+            return Ok(Captured {
+                packet: None,
+                level,
+            });
+        }
         let packet = if self.muted {
             None
         } else {
-            Some(self.encoder.encode(&frame)?)
+            Some(self.encoder.encode(&self.frame)?)
         };
+        self.frame.clear();
         Ok(Captured { packet, level })
     }
 }
@@ -194,7 +206,8 @@ struct Stream {
     decoder: VoiceDecoder,
     gain: f32,
     meter: LevelMeter,
-    /// Decoded samples not played yet: what a packet longer than a frame holds beyond it.
+    /// Decoded samples not played yet: what a packet holds beyond the tick being played
+    /// (the second half of one of our frames).
     pending: VecDeque<f32>,
     /// How many samples the stream's last packet held: what a lost one is concealed as.
     packet_samples: usize,
@@ -207,19 +220,19 @@ struct Stream {
 const REPORT_EVERY_MS: f64 = 10_000.0;
 
 impl Stream {
-    /// One frame of this stream, from as many packets as it takes: ours are a frame each,
-    /// a sender with another `ptime` sends 10 to 120 ms, and what a packet holds beyond
-    /// the frame waits for the next. A packet that does not decode (or whose FEC does
+    /// One tick of this stream, from as many packets as it takes: ours are a frame (two
+    /// ticks) each, a sender with another `ptime` sends 10 to 120 ms, and what a packet
+    /// holds beyond the tick waits for the next. A packet that does not decode (or whose FEC does
     /// not) is concealed for as long as the stream's packets last; the mix goes on, and
     /// what went wrong is returned, at most once per [`REPORT_EVERY_MS`]. Only concealment
     /// itself failing, which takes nothing from the network, is an error.
     fn play(
         &mut self,
         now_ms: f64,
-        frame: &mut [f32; FRAME_SAMPLES],
+        tick: &mut [f32; TICK_SAMPLES],
     ) -> Result<Option<String>, AudioError> {
         let mut problem = None;
-        while self.pending.len() < FRAME_SAMPLES {
+        while self.pending.len() < TICK_SAMPLES {
             let decoded = match self.jitter.pop(now_ms) {
                 Playout::Silence => break,
                 Playout::Packet(packet) => self.decoder.decode(&packet).inspect(|samples| {
@@ -240,8 +253,8 @@ impl Stream {
             };
             self.pending.extend(samples);
         }
-        let ready = self.pending.len().min(FRAME_SAMPLES);
-        for (out, sample) in frame.iter_mut().zip(self.pending.drain(..ready)) {
+        let ready = self.pending.len().min(TICK_SAMPLES);
+        for (out, sample) in tick.iter_mut().zip(self.pending.drain(..ready)) {
             *out = sample;
         }
         let due = self
@@ -273,7 +286,7 @@ impl std::fmt::Debug for Mixer {
 /// What one playout tick produced.
 #[derive(Debug)]
 pub struct Mixed {
-    pub frame: [f32; FRAME_SAMPLES],
+    pub tick: [f32; TICK_SAMPLES],
     /// Each peer's level, every 100 ms.
     pub levels: Vec<(String, f32)>,
     /// Peers whose packets could not be played as they came, and why: each peer at most
@@ -350,7 +363,7 @@ impl Mixer {
     pub fn hush(&mut self, peer: &str) {
         if let Some(stream) = self.streams.get_mut(peer) {
             stream.jitter.flush();
-            // What a long packet held beyond the last frame played goes too.
+            // What a packet held beyond the last tick played goes too.
             stream.pending.clear();
         }
     }
@@ -409,24 +422,24 @@ impl Mixer {
         }
     }
 
-    /// One 20 ms frame of every peer, mixed, played at `now_ms` (the clock of the
+    /// One 10 ms tick of every peer, mixed, played at `now_ms` (the clock of the
     /// arrivals).
     pub fn tick(&mut self, now_ms: f64) -> Result<Mixed, AudioError> {
-        let mut mix = [0.0; FRAME_SAMPLES];
+        let mut mix = [0.0; TICK_SAMPLES];
         let mut levels = Vec::new();
         let mut problems = Vec::new();
         for (peer, stream) in &mut self.streams {
-            let mut frame = [0.0; FRAME_SAMPLES];
-            if let Some(problem) = stream.play(now_ms, &mut frame)? {
+            let mut tick = [0.0; TICK_SAMPLES];
+            if let Some(problem) = stream.play(now_ms, &mut tick)? {
                 problems.push((peer.clone(), problem));
             }
-            if let Some(level) = stream.meter.add(&frame) {
+            if let Some(level) = stream.meter.add(&tick) {
                 levels.push((peer.clone(), level));
             }
-            mix_into(&mut mix, &frame, stream.gain);
+            mix_into(&mut mix, &tick, stream.gain);
         }
         Ok(Mixed {
-            frame: mix,
+            tick: mix,
             levels,
             problems,
         })
@@ -437,9 +450,9 @@ impl Mixer {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
-    use crate::FRAME_MS;
     use crate::dsp::{FLOOR_DBFS, Tone, goertzel_dbfs};
     use crate::io::Silence;
+    use crate::{FRAME_MS, TICK_MS};
 
     /// The numbers of packet `seq` of source `ssrc`, 20 ms apart.
     fn rtp(ssrc: u32, seq: u16) -> RtpNumbers {
@@ -448,6 +461,35 @@ mod tests {
             seq,
             timestamp: u32::from(seq).wrapping_mul(FRAME_SAMPLES as u32),
         }
+    }
+
+    /// A frame from `capture`: its two ticks, and the packet the second makes.
+    fn frame_packet(capture: &mut Capture) -> Option<Vec<u8>> {
+        let first = capture.tick().unwrap();
+        assert!(
+            first.packet.is_none(),
+            "a packet every second tick, not every one"
+        );
+        capture.tick().unwrap().packet
+    }
+
+    /// A frame's worth of the mix, its two ticks from `now_ms` on.
+    #[derive(Default)]
+    struct Played {
+        samples: Vec<f32>,
+        levels: Vec<(String, f32)>,
+        problems: Vec<(String, String)>,
+    }
+
+    fn play_frame(mixer: &mut Mixer, now_ms: f64) -> Played {
+        let mut played = Played::default();
+        for tick in 0..2 {
+            let mixed = mixer.tick(now_ms + f64::from(tick) * TICK_MS).unwrap();
+            played.samples.extend_from_slice(&mixed.tick);
+            played.levels.extend(mixed.levels);
+            played.problems.extend(mixed.problems);
+        }
+        played
     }
 
     /// A peer's track added again after a hang-up numbers its packets afresh: they are
@@ -459,11 +501,11 @@ mod tests {
         let mut play = |mixer: &mut Mixer, ssrc: u32, first: u16, at: usize| {
             let mut out = Vec::new();
             for i in 0..40u16 {
-                let packet = tone.tick().unwrap().packet.unwrap();
+                let packet = frame_packet(&mut tone).unwrap();
                 let seq = first.wrapping_add(i);
                 let now = (at + usize::from(i)) as f64 * FRAME_MS;
                 mixer.push("a", rtp(ssrc, seq), packet, now).unwrap();
-                out.extend_from_slice(&mixer.tick(now).unwrap().frame);
+                out.extend(play_frame(mixer, now).samples);
             }
             goertzel_dbfs(&out[20 * FRAME_SAMPLES..], 440.0)
         };
@@ -477,7 +519,7 @@ mod tests {
         );
     }
 
-    /// Runs `frames` ticks of two peers sending tones into one mixer.
+    /// Runs `frames` frames of two peers sending tones into one mixer.
     fn call(frames: usize, mute_b_after: Option<usize>) -> (Vec<f32>, Vec<(String, f32)>) {
         let mut a = Capture::new(Box::new(Tone::new(440.0))).unwrap();
         let mut b = Capture::new(Box::new(Tone::new(880.0))).unwrap();
@@ -490,15 +532,15 @@ mod tests {
             }
             let now = i as f64 * FRAME_MS;
             for (peer, capture) in [("a", &mut a), ("b", &mut b)] {
-                if let Some(packet) = capture.tick().unwrap().packet {
+                if let Some(packet) = frame_packet(capture) {
                     mixer
                         .push(peer, rtp(1, i as u16), packet, now + 1.0)
                         .unwrap();
                 }
             }
-            let mixed = mixer.tick(now + 1.0).unwrap();
-            out.extend_from_slice(&mixed.frame);
-            levels.extend(mixed.levels);
+            let played = play_frame(&mut mixer, now + 1.0);
+            out.extend(played.samples);
+            levels.extend(played.levels);
         }
         (out, levels)
     }
@@ -533,34 +575,34 @@ mod tests {
         );
         let mut muted = Capture::new(Box::new(Tone::new(440.0))).unwrap();
         muted.set_muted(true);
-        assert!(muted.tick().unwrap().packet.is_none());
+        assert!(frame_packet(&mut muted).is_none());
     }
 
     #[test]
     fn volume_and_silence_read_as_they_should() {
         let mut meter = LevelMeter::default();
-        let silence = [0.0; FRAME_SAMPLES];
-        let readings: Vec<f32> = (0..LEVEL_FRAMES)
+        let silence = [0.0; TICK_SAMPLES];
+        let readings: Vec<f32> = (0..LEVEL_TICKS)
             .filter_map(|_| meter.add(&silence))
             .collect();
         assert_eq!(readings, vec![FLOOR_DBFS]);
         let mut capture = Capture::new(Box::new(Silence)).unwrap();
         assert!(
-            capture.tick().unwrap().packet.is_some(),
+            frame_packet(&mut capture).is_some(),
             "silence is still sent (no DTX)"
         );
         let mut mixer = Mixer::new();
         let mut tone = Capture::new(Box::new(Tone::new(440.0))).unwrap();
         let mut out = Vec::new();
         for i in 0..60u16 {
-            let packet = tone.tick().unwrap().packet.unwrap();
+            let packet = frame_packet(&mut tone).unwrap();
             mixer
                 .push("a", rtp(1, i), packet, f64::from(i) * FRAME_MS)
                 .unwrap();
             if i == 0 {
                 mixer.set_gain("a", 0.5);
             }
-            out.extend_from_slice(&mixer.tick(f64::from(i) * FRAME_MS).unwrap().frame);
+            out.extend(play_frame(&mut mixer, f64::from(i) * FRAME_MS).samples);
         }
         let level = goertzel_dbfs(&out[30 * FRAME_SAMPLES..], 440.0);
         assert!((level + 18.0).abs() < 3.0, "half volume is -6 dB: {level}");
@@ -576,11 +618,11 @@ mod tests {
         for call in 0..2u32 {
             let mut out = Vec::new();
             for i in 0..40u16 {
-                let packet = tone.tick().unwrap().packet.unwrap();
+                let packet = frame_packet(&mut tone).unwrap();
                 mixer
                     .push("a", rtp(10 + call, i), packet, f64::from(i) * FRAME_MS)
                     .unwrap();
-                out.extend_from_slice(&mixer.tick(f64::from(i) * FRAME_MS).unwrap().frame);
+                out.extend(play_frame(&mut mixer, f64::from(i) * FRAME_MS).samples);
             }
             let level = goertzel_dbfs(&out[20 * FRAME_SAMPLES..], 440.0);
             assert!(
@@ -606,10 +648,10 @@ mod tests {
         for i in 0..crate::frames_in(2_400) as u16 {
             let sent = f64::from(i) * FRAME_MS;
             for (peer, capture, delay) in [("a", &mut a, 1.0), ("b", &mut b, b_delay)] {
-                let packet = capture.tick().unwrap().packet.unwrap();
+                let packet = frame_packet(capture).unwrap();
                 mixer.push(peer, rtp(1, i), packet, sent + delay).unwrap();
             }
-            mixer.tick(sent + played_after).unwrap();
+            play_frame(&mut mixer, sent + played_after);
             advance = advance.or(mixer.advance_ms());
         }
         let advance = advance.unwrap();
@@ -618,8 +660,8 @@ mod tests {
         assert_eq!(mixer.advance_ms(), None);
     }
 
-    /// `frames` ticks of a mixer where peer "a" sends a 440 Hz tone from a capture and
-    /// peer "b" sends what `b_packet` makes of each tick's index: the mix, and what the
+    /// `frames` frames of a mixer where peer "a" sends a 440 Hz tone from a capture and
+    /// peer "b" sends what `b_packet` makes of each frame's index: the mix, and what the
     /// mixer reported.
     fn beside_a_tone(
         frames: usize,
@@ -631,12 +673,12 @@ mod tests {
         for i in 0..frames {
             let now = i as f64 * FRAME_MS;
             let seq = i as u16;
-            let packet = a.tick().unwrap().packet.unwrap();
+            let packet = frame_packet(&mut a).unwrap();
             mixer.push("a", rtp(1, seq), packet, now).unwrap();
             mixer.push("b", rtp(2, seq), b_packet(i), now).unwrap();
-            let mixed = mixer.tick(now).expect("the mix goes on");
-            out.extend_from_slice(&mixed.frame);
-            problems.extend(mixed.problems);
+            let played = play_frame(&mut mixer, now);
+            out.extend(played.samples);
+            problems.extend(played.problems);
         }
         (out, problems)
     }
@@ -668,10 +710,10 @@ mod tests {
             let mut mixer = Mixer::new();
             let mut out = Vec::new();
             let (mut sent, mut seq) = (0, 0u16);
-            for tick in 0..150 {
-                let now = tick as f64 * FRAME_MS;
+            for tick in 0..300 {
+                let now = tick as f64 * TICK_MS;
                 // Sent as the sender's clock makes them: a packet once its samples are in.
-                while sent + samples <= (tick + 1) * FRAME_SAMPLES {
+                while sent + samples <= (tick + 1) * TICK_SAMPLES {
                     let mut pcm = vec![0.0; samples];
                     tone.fill(&mut pcm);
                     let packet = encoder.encode_vec_float(&pcm, 1500).unwrap();
@@ -685,9 +727,9 @@ mod tests {
                 }
                 let mixed = mixer.tick(now).unwrap();
                 assert!(mixed.problems.is_empty(), "{:?}", mixed.problems);
-                out.extend_from_slice(&mixed.frame);
+                out.extend_from_slice(&mixed.tick);
             }
-            let settled = &out[50 * FRAME_SAMPLES..];
+            let settled = &out[100 * TICK_SAMPLES..];
             let heard = goertzel_dbfs(settled, 660.0);
             assert!(
                 (heard + 12.0).abs() < 2.0,

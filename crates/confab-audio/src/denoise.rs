@@ -1,10 +1,13 @@
-//! Noise suppression for the microphone: RNNoise (nnnoiseless, pure Rust) on each 20 ms
-//! frame, as two of its 10 ms frames. It removes steady noise (fans, hum, hiss) and keeps
+//! Noise suppression for the microphone: RNNoise (nnnoiseless, pure Rust) on each 10 ms
+//! tick, which is one of its frames. It removes steady noise (fans, hum, hiss) and keeps
 //! speech; it is on for microphones by default and can be switched off.
 
 use nnnoiseless::DenoiseState;
 
-use crate::FRAME_SAMPLES;
+use crate::TICK_SAMPLES;
+
+// A tick is one of RNNoise's frames.
+const _: () = assert!(TICK_SAMPLES == DenoiseState::FRAME_SIZE);
 
 /// RNNoise works on samples scaled like 16-bit PCM.
 const PCM_SCALE: f32 = 32_768.0;
@@ -32,16 +35,14 @@ impl Default for NoiseSuppressor {
 }
 
 impl NoiseSuppressor {
-    /// Cleans one frame in place.
-    pub fn process(&mut self, frame: &mut [f32; FRAME_SAMPLES]) {
-        for half in frame.chunks_exact_mut(DenoiseState::FRAME_SIZE) {
-            for (scaled, sample) in self.input.iter_mut().zip(half.iter()) {
-                *scaled = sample * PCM_SCALE;
-            }
-            self.state.process_frame(&mut self.output, &self.input);
-            for (sample, cleaned) in half.iter_mut().zip(self.output.iter()) {
-                *sample = cleaned / PCM_SCALE;
-            }
+    /// Cleans one tick in place.
+    pub fn process(&mut self, tick: &mut [f32; TICK_SAMPLES]) {
+        for (scaled, sample) in self.input.iter_mut().zip(tick.iter()) {
+            *scaled = sample * PCM_SCALE;
+        }
+        self.state.process_frame(&mut self.output, &self.input);
+        for (sample, cleaned) in tick.iter_mut().zip(self.output.iter()) {
+            *sample = cleaned / PCM_SCALE;
         }
     }
 }
@@ -64,13 +65,13 @@ mod tests {
         let mut ns = NoiseSuppressor::default();
         let mut seed = 7;
         let (mut before, mut after) = (Vec::new(), Vec::new());
-        for i in 0..crate::frames_in(3_000) {
-            let mut frame = [0.0; FRAME_SAMPLES];
+        for i in 0..crate::ticks_in(3_000) {
+            let mut frame = [0.0; TICK_SAMPLES];
             noise(&mut seed, &mut frame);
             let raw = frame;
             ns.process(&mut frame);
             // After a second to adapt.
-            if i >= crate::frames_in(1_000) {
+            if i >= crate::ticks_in(1_000) {
                 before.extend_from_slice(&raw);
                 after.extend_from_slice(&frame);
             }

@@ -23,7 +23,7 @@ use crate::io::{Sink, Source};
 use crate::priority;
 use crate::resample::RateConverter;
 use crate::speaker_queue::SpeakerQueue;
-use crate::{AudioError, FRAME_MS, SAMPLE_RATE};
+use crate::{AudioError, SAMPLE_RATE, TICK_MS};
 
 /// `samples` at `rate` in ms.
 fn ms_at(rate: u32, samples: usize) -> f64 {
@@ -662,7 +662,7 @@ impl DeviceSource {
             backlog: Backlog::default(),
             scratch: vec![0.0; 4096],
             primed: false,
-            cushion: cushion(SAMPLE_RATE, CAPTURE_MARGIN_MS, FRAME_MS as u32),
+            cushion: cushion(SAMPLE_RATE, CAPTURE_MARGIN_MS, TICK_MS as u32),
             health,
             watchdog: Watchdog::new(Instant::now()),
             name: opened.name,
@@ -789,7 +789,7 @@ impl DeviceSink {
             slipped: vec![0.0; drift.output_most()],
             drift,
             queue: SpeakerQueue::new(
-                cushion(opened.rate, PLAYBACK_MARGIN_MS, FRAME_MS as u32),
+                cushion(opened.rate, PLAYBACK_MARGIN_MS, TICK_MS as u32),
                 samples(opened.rate, EXCESS_MS),
                 opened.rate,
             ),

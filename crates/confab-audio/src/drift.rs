@@ -14,7 +14,7 @@
 use rubato::audioadapter_buffers::direct::InterleavedSlice;
 use rubato::{Adjustable, FixedAsync, Resampler, Slip};
 
-use crate::{AudioError, FRAME_SAMPLES, SAMPLE_RATE};
+use crate::{AudioError, SAMPLE_RATE, TICK_SAMPLES};
 
 /// The most the ratio moves from 1: twice the drift of a PulseAudio null sink here, and a
 /// pitch shift of five cents at most.
@@ -31,7 +31,7 @@ const KI: f64 = 9e-5;
 /// The level is smoothed over this long before it steers (the saw comes and goes over a
 /// second or two).
 const SMOOTHING_S: f64 = 0.5;
-const TICK_S: f64 = FRAME_SAMPLES as f64 / SAMPLE_RATE as f64;
+const TICK_S: f64 = TICK_SAMPLES as f64 / SAMPLE_RATE as f64;
 
 /// The controller: from a ring's level at each tick, the ratio (output over input samples)
 /// at which the next frame goes through.
@@ -68,7 +68,7 @@ impl DriftControl {
 /// Ticks in a watch for a backlog: half a second, long enough for a level to come back
 /// down from the jitter of a busy machine, short enough that a stream's start does not
 /// leave its backlog standing.
-const BACKLOG_WATCH_TICKS: u32 = crate::frames_in(500);
+const BACKLOG_WATCH_TICKS: u32 = crate::ticks_in(500);
 /// Above its target by more than this all through a watch, a level is cut back.
 const BACKLOG_MS: f64 = 5.0;
 
@@ -117,9 +117,9 @@ impl Drift {
         Self::new(chunk, FixedAsync::Input)
     }
 
-    /// For a microphone, at 48 kHz: a frame out, from a frame give or take a few samples.
+    /// For a microphone, at 48 kHz: a tick out, from a tick give or take a few samples.
     pub(crate) fn capture() -> Result<Self, AudioError> {
-        Self::new(FRAME_SAMPLES, FixedAsync::Output)
+        Self::new(TICK_SAMPLES, FixedAsync::Output)
     }
 
     fn new(chunk: usize, fixed: FixedAsync) -> Result<Self, AudioError> {
@@ -240,12 +240,12 @@ mod tests {
 
     #[test]
     fn a_frame_through_the_clutch_keeps_its_samples_in_order() {
-        let mut drift = Drift::playback(FRAME_SAMPLES).expect("drift");
+        let mut drift = Drift::playback(TICK_SAMPLES).expect("drift");
         let mut out = vec![0.0; drift.output_most()];
-        let frame: Vec<f32> = (0..FRAME_SAMPLES).map(|i| i as f32).collect();
+        let frame: Vec<f32> = (0..TICK_SAMPLES).map(|i| i as f32).collect();
         drift.steer(10.0, 10.0);
         let written = drift.process(&frame, &mut out).expect("frame");
-        assert_eq!(written, FRAME_SAMPLES);
+        assert_eq!(written, TICK_SAMPLES);
         assert_eq!(&out[..written], &frame[..]);
     }
 }

@@ -1,14 +1,15 @@
-//! The audio engine of one peer: every 20 ms it takes a frame from the input (encoding it
-//! for the call while sending), and plays one mixed frame of every peer to the output. It
-//! runs on a task of its own, fed by the peers' RTP and steered by the mesh.
+//! The audio engine of one peer: every 10 ms tick it takes the input's samples (encoding
+//! every second tick's frame for the call while sending), and plays one mixed tick of
+//! every peer to the output. It runs on a task of its own, fed by the peers' RTP and
+//! steered by the mesh.
 //!
 //! Playout keeps a clock of its own, apart from the capture's tick, which follows the
-//! peers' packets: a packet arrives at some point between two playouts and would wait out
-//! the rest (0-20 ms, set by the two clocks' phase as a call starts, 10 ms on average for
-//! the whole call). When every stream's frames waited longer than their guard all through
-//! a watch (`JitterBuffer::advance_ms`), the clock moves that much earlier, at most
-//! `MAX_ADVANCE_MS` at a time and only after two quiet frames, and the output drops as
-//! much of its queue, which is then silence.
+//! peers' packets: a packet arrives at some point before the playout that needs it and
+//! would wait out the rest (0-20 ms, set by the two clocks' phase as a call starts, 10 ms
+//! on average for the whole call). When every stream's frames waited longer than their
+//! guard all through a watch (`JitterBuffer::advance_ms`), the clock moves that much
+//! earlier, at most `MAX_ADVANCE_MS` at a time and only after two quiet ticks, and the
+//! output drops as much of its queue, which is then silence.
 //!
 //! The input is opened only while it is needed (in a call, or testing the microphone), so a
 //! microphone is not held open between calls; the output stays open, so that a recording
@@ -25,7 +26,7 @@ use confab_audio::io::{Discard, Sink, Source};
 use confab_audio::jitter::JitterStats;
 use confab_audio::open::{SinkSpec, SourceSpec, open_sink, open_source};
 use confab_audio::red;
-use confab_audio::{AudioError, FRAME_DURATION, FRAME_MS, FRAME_SAMPLES, SAMPLE_RATE, frames_in};
+use confab_audio::{AudioError, SAMPLE_RATE, TICK_DURATION, TICK_MS, TICK_SAMPLES, ticks_in};
 use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio::time::{Instant, MissedTickBehavior};
 
@@ -36,13 +37,13 @@ use crate::voice::VoicePacket;
 /// Packets waiting for a peer's track writer; a writer further behind skips ahead.
 const PACKET_QUEUE: usize = 50;
 /// Device underruns are logged at most this often: every 10 s.
-const UNDERRUN_REPORT_TICKS: u64 = frames_in(10_000) as u64;
+const UNDERRUN_REPORT_TICKS: u64 = ticks_in(10_000) as u64;
 /// How often each peer is told how much of its voice was lost here: every 2 s.
-const LOSS_REPORT_TICKS: u64 = frames_in(2_000) as u64;
-/// The most the playout clock moves earlier at once: less than a frame, so that what the
-/// output drops (oldest first) is within the two quiet frames just written.
-const MAX_ADVANCE_MS: f64 = 0.75 * FRAME_MS;
-/// A frame whose every sample is below this (-50 dBFS) is quiet: dropping some of it is
+const LOSS_REPORT_TICKS: u64 = ticks_in(2_000) as u64;
+/// The most the playout clock moves earlier at once: less than a tick, so that what the
+/// output drops (oldest first) is within the two quiet ticks just written.
+const MAX_ADVANCE_MS: f64 = 0.75 * TICK_MS;
+/// A tick whose every sample is below this (-50 dBFS) is quiet: dropping some of it is
 /// not heard.
 const QUIET: f32 = 0.003;
 
@@ -98,7 +99,7 @@ impl Engine {
         let (opened_tx, opened) = mpsc::unbounded_channel();
         let shared = packets.clone();
         let report = events.clone();
-        // A thread and a small runtime of its own: the 20 ms ticks keep time however busy
+        // A thread and a small runtime of its own: the 10 ms ticks keep time however busy
         // the mesh is, and the echo canceller, which must stay on one thread, can live here.
         let spawned = std::thread::Builder::new()
             .name("confab-audio".to_owned())
@@ -106,7 +107,7 @@ impl Engine {
                 // The ticks must keep time when other programs keep every core busy.
                 confab_audio::priority::promote_current_thread(
                     "the audio engine",
-                    FRAME_SAMPLES as u32,
+                    TICK_SAMPLES as u32,
                 );
                 let runtime = match tokio::runtime::Builder::new_current_thread()
                     .enable_time()
@@ -243,7 +244,7 @@ struct EngineTask {
     noise_suppression: bool,
     echo_cancellation: bool,
     ticks: u64,
-    /// Whether the frame played last was quiet.
+    /// Whether the tick played last was quiet.
     last_quiet: bool,
     /// The input's and the output's underruns as last logged.
     underruns_reported: (u64, u64),
@@ -269,7 +270,7 @@ impl EngineTask {
     ) {
         self.open_output(output);
         let started = Instant::now();
-        let mut ticks = tokio::time::interval(FRAME_DURATION);
+        let mut ticks = tokio::time::interval(TICK_DURATION);
         // Keep real time: a late tick is made up, so recordings hold the call's full length.
         ticks.set_missed_tick_behavior(MissedTickBehavior::Burst);
         // The playout clock: a late playout is made up the same way, as the deadline past
@@ -310,7 +311,7 @@ impl EngineTask {
                 () = &mut playout => {
                     let now_ms = started.elapsed().as_secs_f64() * 1000.0;
                     let advance = self.play(now_ms);
-                    play_at += FRAME_DURATION.saturating_sub(advance);
+                    play_at += TICK_DURATION.saturating_sub(advance);
                     playout.as_mut().reset(play_at);
                 }
             }
@@ -462,8 +463,8 @@ impl EngineTask {
         }
     }
 
-    /// Plays one mixed frame at `now_ms`; returns how much earlier the next playout comes
-    /// than one frame on (see the module's doc).
+    /// Plays one mixed tick at `now_ms`; returns how much earlier the next playout comes
+    /// than one tick on (see the module's doc).
     fn play(&mut self, now_ms: f64) -> Duration {
         let mixed = match self.mixer.tick(now_ms) {
             Ok(mixed) => mixed,
@@ -481,9 +482,9 @@ impl EngineTask {
         }
         // What is played now is the echo the microphone is about to hear.
         if let Some(capture) = self.capture.as_mut() {
-            capture.render(&mixed.frame);
+            capture.render(&mixed.tick);
         }
-        if let Err(e) = self.output.write(&mixed.frame) {
+        if let Err(e) = self.output.write(&mixed.tick) {
             self.error(
                 ErrorCode::AudioOut,
                 format!("{e}; the call goes on, unheard here"),
@@ -496,7 +497,7 @@ impl EngineTask {
                 dbfs,
             });
         }
-        let quiet = mixed.frame.iter().all(|s| s.abs() < QUIET);
+        let quiet = mixed.tick.iter().all(|s| s.abs() < QUIET);
         let both_quiet = quiet && self.last_quiet;
         self.last_quiet = quiet;
         let Some(ms) = self.mixer.advance_ms().filter(|_| both_quiet) else {

@@ -4,20 +4,20 @@
 //! PulseAudio, `PULSE_SERVER` and a null sink (`CONFAB_BENCH_SINK`, default the default
 //! sink) whose monitor is read back. Run twice: idle, and with a busy loop on every core
 //! (as a parallel build keeps a machine), with the underruns each run met. The clicks are
-//! written and read on a real-time thread, as the engine's 20 ms tick runs. The same
+//! written and read on a real-time thread, as the engine's 10 ms tick runs. The same
 //! clicks measure a call's path (`call_path`), from one null sink into another.
 
 use std::time::Instant;
 
 use confab_audio::device::{DeviceSink, DeviceSource};
 use confab_audio::io::{Sink, Source};
-use confab_audio::{FRAME_DURATION, FRAME_SAMPLES};
+use confab_audio::{TICK_DURATION, TICK_SAMPLES};
 use confab_testkit::cpu_hogs::CpuHogs;
 
 use crate::stalls::{StallWatch, Stalls};
 
 pub const CLICKS: usize = 50;
-const CLICK_EVERY_FRAMES: usize = confab_audio::frames_in(400) as usize;
+const CLICK_EVERY_TICKS: usize = confab_audio::ticks_in(400) as usize;
 /// A click: 5 ms of 1 kHz at -2 dBFS peak, a sound a voice codec carries.
 const CLICK_SAMPLES: usize = 240;
 const CLICK_HZ: f32 = 1_000.0;
@@ -107,11 +107,11 @@ struct ClickRun {
 }
 
 /// Writes the clicks and reads `sources`, on a thread of its own at the priority the
-/// engine's tick runs at: the engine's 20 ms clock is what the device rings work against.
+/// engine's tick runs at: the engine's 10 ms clock is what the device rings work against.
 fn click_run(sink: Option<String>, sources: Vec<String>) -> anyhow::Result<ClickRun> {
     let watch = StallWatch::start();
     let run = std::thread::spawn(move || {
-        confab_audio::priority::promote_current_thread("the bench's tick", FRAME_SAMPLES as u32);
+        confab_audio::priority::promote_current_thread("the bench's tick", TICK_SAMPLES as u32);
         let sink = DeviceSink::open(sink.as_deref())?;
         let sources = sources
             .iter()
@@ -133,45 +133,45 @@ fn tick_clicks(
     mut sink: DeviceSink,
     mut sources: Vec<DeviceSource>,
 ) -> anyhow::Result<(Vec<Vec<Option<f64>>>, u64)> {
-    // All on one 20 ms clock, one frame out and one in per source per tick: a click
+    // All on one 10 ms clock, one tick's samples out and in per source per tick: a click
     // written at sample N and found at sample M took M - N samples.
     let (mut written, mut read) = (0usize, 0usize);
     let mut clicks = Vec::new();
     let mut found = vec![Vec::new(); sources.len()];
     let start = Instant::now();
-    let settle = 100; // frames of silence first: an idle null sink starts late
-    for tick in 0..settle + CLICKS * CLICK_EVERY_FRAMES {
-        let mut out = [0.0f32; FRAME_SAMPLES];
-        if tick >= settle && (tick - settle) % CLICK_EVERY_FRAMES == 0 {
+    let settle = confab_audio::ticks_in(2_000) as usize; // silence first: an idle null sink starts late
+    for tick in 0..settle + CLICKS * CLICK_EVERY_TICKS {
+        let mut out = [0.0f32; TICK_SAMPLES];
+        if tick >= settle && (tick - settle).is_multiple_of(CLICK_EVERY_TICKS) {
             for (i, s) in out[..CLICK_SAMPLES].iter_mut().enumerate() {
                 *s = 0.8 * (std::f32::consts::TAU * CLICK_HZ * i as f32 / 48_000.0).sin();
             }
             clicks.push(written);
         }
         sink.write(&out)?;
-        written += FRAME_SAMPLES;
+        written += TICK_SAMPLES;
         for (source, found) in sources.iter_mut().zip(&mut found) {
-            let mut captured = [0.0f32; FRAME_SAMPLES];
+            let mut captured = [0.0f32; TICK_SAMPLES];
             source.fill(&mut captured)?;
             if let Some(at) = captured.iter().position(|s| s.abs() > THRESHOLD) {
-                // One detection per click: a click is shorter than a frame.
+                // One detection per click: a click is shorter than a tick.
                 if found
                     .last()
-                    .is_none_or(|last| read + at > last + FRAME_SAMPLES)
+                    .is_none_or(|last| read + at > last + TICK_SAMPLES)
                 {
                     found.push(read + at);
                 }
             }
         }
-        read += FRAME_SAMPLES;
-        let next = start + FRAME_DURATION * (tick as u32 + 1);
+        read += TICK_SAMPLES;
+        let next = start + TICK_DURATION * (tick as u32 + 1);
         if let Some(wait) = next.checked_duration_since(Instant::now()) {
             std::thread::sleep(wait);
         }
     }
     // Each click paired with the first sound found after it and before the next click: a
     // click lost on the way is missing, not the next one's arrival.
-    let spacing = CLICK_EVERY_FRAMES * FRAME_SAMPLES;
+    let spacing = CLICK_EVERY_TICKS * TICK_SAMPLES;
     let times = found
         .iter()
         .map(|found| {

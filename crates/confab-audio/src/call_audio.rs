@@ -1,5 +1,6 @@
 //! One side of a call's audio, without devices or network: capture turns a source's ticks
-//! into Opus packets, a frame of two ticks each (none while muted); playout takes each
+//! into Opus packets, a frame of two ticks each, or of one while the call loses nothing
+//! (none while muted); playout takes each
 //! peer's packets through a jitter buffer and a decoder, and mixes them, at each peer's
 //! volume, into one tick at a time. Both report levels over 100 ms windows, for the meters.
 
@@ -56,6 +57,9 @@ pub struct Capture {
     encoder: VoiceEncoder,
     /// The frame being gathered for the encoder, a tick at a time.
     frame: Vec<f32>,
+    /// How many samples a frame gathers: [`FRAME_SAMPLES`], or [`TICK_SAMPLES`] for short
+    /// frames.
+    frame_samples: usize,
     meter: LevelMeter,
     muted: bool,
 }
@@ -90,6 +94,7 @@ impl Capture {
             suppress_noise: true,
             encoder: VoiceEncoder::new(INITIAL_EXPECTED_LOSS)?,
             frame: Vec::with_capacity(FRAME_SAMPLES),
+            frame_samples: FRAME_SAMPLES,
             meter: LevelMeter::default(),
             muted: false,
         };
@@ -147,12 +152,20 @@ impl Capture {
         self.encoder.set_expected_loss(percent)
     }
 
+    /// Short frames (a tick, 10 ms) take 10 ms off the call's path but sound a little
+    /// worse and leave FEC less to work with; the caller asks for them only while the call
+    /// loses nothing. Off by default; a frame being gathered ends at whichever comes first.
+    pub fn set_short_frames(&mut self, short: bool) {
+        self.frame_samples = if short { TICK_SAMPLES } else { FRAME_SAMPLES };
+    }
+
     /// Ticks the source could not fill in time, so far.
     pub fn underruns(&self) -> u64 {
         self.source.as_ref().map_or(0, |s| s.underruns())
     }
 
-    /// One 10 ms tick; a packet at every second one, once a frame is gathered. An error
+    /// One 10 ms tick; a packet once a frame is gathered (every second tick, or every one
+    /// with short frames). An error
     /// means the source is gone: the capture is receive-only from then on, and the caller
     /// says so.
     pub fn tick(&mut self) -> Result<Captured, AudioError> {
@@ -175,7 +188,7 @@ impl Capture {
         }
         let level = self.meter.add(&tick);
         self.frame.extend_from_slice(&tick);
-        if self.frame.len() < FRAME_SAMPLES {
+        if self.frame.len() < self.frame_samples {
             return Ok(Captured {
                 packet: None,
                 level,
@@ -693,6 +706,43 @@ mod tests {
         assert_eq!(problems.len(), 1, "{problems:?}");
         assert_eq!(problems[0].0, "b");
         assert!(problems[0].1.contains("does not decode"), "{problems:?}");
+    }
+
+    /// With short frames a 10 ms packet leaves at every tick and plays as 20 ms ones do;
+    /// going back to 20 ms mid-call (the call started losing) goes on at the same level.
+    #[test]
+    fn short_frames_leave_at_every_tick_and_play_whole() {
+        let mut tone = Capture::new(Box::new(Tone::new(660.0))).unwrap();
+        let mut mixer = Mixer::new();
+        let (mut out, mut seq, mut timestamp) = (Vec::new(), 0u16, 0u32);
+        for tick in 0..300u32 {
+            let short = tick < 150;
+            tone.set_short_frames(short);
+            let now = f64::from(tick) * TICK_MS;
+            let captured = tone.tick().unwrap();
+            assert!(!short || captured.packet.is_some(), "tick {tick}");
+            if let Some(packet) = captured.packet {
+                let samples = crate::codec::packet_samples(&packet).unwrap();
+                let numbers = RtpNumbers {
+                    ssrc: 1,
+                    seq,
+                    timestamp,
+                };
+                mixer.push("a", numbers, packet, now).unwrap();
+                (seq, timestamp) = (seq + 1, timestamp + samples as u32);
+            }
+            out.extend_from_slice(&mixer.tick(now).unwrap().tick);
+        }
+        assert_eq!(seq, 150 + 75, "150 short packets, then 75 of 20 ms");
+        for half in [
+            &out[20 * TICK_SAMPLES..150 * TICK_SAMPLES],
+            &out[150 * TICK_SAMPLES..],
+        ] {
+            let heard = goertzel_dbfs(half, 660.0);
+            assert!((heard + 12.0).abs() < 2.0, "heard at {heard} dBFS");
+            let silent = half.iter().filter(|s| s.abs() < 1e-4).count();
+            assert!(silent < half.len() / 100, "{silent} silent samples");
+        }
     }
 
     /// A sender with another packet duration (a `ptime` of 40, 10 or 60 ms) plays whole,

@@ -1,12 +1,13 @@
-//! Opus for voice: 48 kHz mono, 20 ms frames, the VOIP application, in-band FEC.
+//! Opus for voice: 48 kHz mono, frames of 20 ms (10 ms while nothing is lost), the VOIP
+//! application, in-band FEC.
 
-use crate::{AudioError, FRAME_SAMPLES, SAMPLE_RATE};
+use crate::{AudioError, FRAME_SAMPLES, SAMPLE_RATE, TICK_SAMPLES};
 
 /// The largest packet we produce (Opus allows more; voice at our bitrate is far below).
 const MAX_PACKET: usize = 1500;
 const BITRATE: i32 = 32_000;
 
-/// Encodes 20 ms frames of 48 kHz mono samples.
+/// Encodes frames of 48 kHz mono samples, 20 or 10 ms each.
 pub struct VoiceEncoder {
     inner: opus::Encoder,
 }
@@ -36,16 +37,22 @@ impl VoiceEncoder {
             .set_packet_loss_perc(i32::from(percent.min(100)))?)
     }
 
-    /// One frame of [`FRAME_SAMPLES`] samples in [-1, 1] to one packet.
+    /// One frame of [`FRAME_SAMPLES`] or [`TICK_SAMPLES`] samples in [-1, 1] to one
+    /// packet.
     pub fn encode(&mut self, frame: &[f32]) -> Result<Vec<u8>, AudioError> {
-        if frame.len() != FRAME_SAMPLES {
+        if frame.len() != FRAME_SAMPLES && frame.len() != TICK_SAMPLES {
             return Err(AudioError::Format(format!(
-                "a frame has {FRAME_SAMPLES} samples, not {}",
+                "a frame has {FRAME_SAMPLES} or {TICK_SAMPLES} samples, not {}",
                 frame.len()
             )));
         }
         Ok(self.inner.encode_vec_float(frame, MAX_PACKET)?)
     }
+}
+
+/// How many samples (at 48 kHz) an Opus packet holds, from its table of contents.
+pub fn packet_samples(packet: &[u8]) -> Result<usize, AudioError> {
+    Ok(opus::packet::get_nb_samples(packet, SAMPLE_RATE)?)
 }
 
 /// The longest packet Opus allows: 120 ms at 48 kHz.
@@ -155,6 +162,16 @@ mod tests {
         let concealed = decoder.conceal(FRAME_SAMPLES).unwrap();
         assert_eq!(concealed.len(), FRAME_SAMPLES);
         assert!(goertzel_dbfs(concealed, 440.0) > -35.0);
+    }
+
+    #[test]
+    fn a_packet_says_how_long_its_frame_is() {
+        let mut encoder = VoiceEncoder::new(5).unwrap();
+        for samples in [FRAME_SAMPLES, TICK_SAMPLES] {
+            let packet = encoder.encode(&vec![0.1; samples]).unwrap();
+            assert_eq!(packet_samples(&packet).unwrap(), samples);
+        }
+        assert!(packet_samples(&[]).is_err());
     }
 
     #[test]

@@ -1,9 +1,9 @@
 //! The adaptive jitter buffer: packets arrive early, late, out of order or not at all; the
-//! playout clock asks for one frame every 20 ms. Plain data: arrival times are passed in.
-//! It counts in packets, which are frames of 20 ms as we and browsers send them; a sender
-//! with another `ptime` has its packets asked for as they are played out (see
-//! `call_audio`), and its holds and watches, counted in packets, last its packets' length
-//! times the count instead.
+//! playout asks for the next packet each time the last one has been played. Plain data:
+//! arrival times are passed in. It holds packets, which are frames of 20 ms as browsers
+//! send them and ours are under loss (10 ms while nothing is lost), but its holds, watches
+//! and guards are times: the packets' length is learnt from their RTP timestamps, and each
+//! time is that many packets.
 //!
 //! Each call to [`JitterBuffer::pop`] answers with the packet due, or, when it is missing,
 //! with the next packet (whose in-band FEC rebuilds the lost frame), or with concealment.
@@ -34,10 +34,10 @@
 
 use std::collections::BTreeMap;
 
-use crate::{FRAME_MS, FRAME_SAMPLES, frames_in};
+use crate::{FRAME_MS, frames_in};
 
-/// Frames held at most before the oldest are dropped to cut latency: 200 ms.
-const MAX_TARGET: usize = frames_in(200) as usize;
+/// Held at most before the oldest are dropped to cut latency (ms).
+const MAX_TARGET_MS: f64 = 200.0;
 /// Frames played before the loss estimate is offered: the horizon it reflects (2 s).
 /// Fewer say little (a report after ten frames is 0 % or 10 % by chance).
 const LOSS_ESTIMATE_FRAMES: u32 = frames_in(2_000);
@@ -48,17 +48,19 @@ const LOSS_MEMORY: f64 = 1.0 - 1.0 / LOSS_ESTIMATE_FRAMES as f64;
 const LOSSY: f64 = 0.005;
 /// RTP timestamp units (48 kHz) per millisecond.
 const TICKS_PER_MS: f64 = 48.0;
-/// Frames the buffer waits, dry, for the packet due before it stops and refills: 100 ms.
+/// How long the buffer waits, dry, for the packet due before it stops and refills (ms).
 /// Longer than that, the sender has most likely stopped, and concealment would only smear.
-const DRY_WAIT_FRAMES: u32 = frames_in(100);
-/// Frames a delay peak is held before the target may step down a frame: 20 s.
-const PEAK_HOLD_FRAMES: u32 = frames_in(20_000);
-/// Frames over which the least depth is watched: what stood above the target all that
-/// time (2 s) is delay, not cushion.
-const DEPTH_WATCH_FRAMES: u32 = frames_in(2_000);
-/// Frames over which the least wait (arrival to playout) is watched before the playout
-/// clock may move earlier: 2 s, long enough to have met the delays a busy machine adds.
-const PHASE_WATCH_FRAMES: u32 = frames_in(2_000);
+const DRY_WAIT_MS: f64 = 100.0;
+/// How long a delay peak is held before the target may step down a packet (ms).
+const PEAK_HOLD_MS: f64 = 20_000.0;
+/// How long the least depth is watched: what stood above the target all that time is
+/// delay, not cushion (ms).
+const DEPTH_WATCH_MS: f64 = 2_000.0;
+/// How long the least wait (arrival to playout) is watched before the playout clock may
+/// move earlier (ms): long enough to have met the delays a busy machine adds.
+const PHASE_WATCH_MS: f64 = 2_000.0;
+/// The packet lengths a sender may use (Opus: 2.5 to 120 ms), in RTP timestamp units.
+const PACKET_UNITS: std::ops::RangeInclusive<u32> = 120..=5_760;
 /// What a frame keeps between its arrival and its playout at the least: the playout
 /// clock's own precision (tokio's timer works in whole milliseconds, and a thread wakes a
 /// little after its time).
@@ -115,6 +117,10 @@ struct Dry {
 #[derive(Debug, Default)]
 pub struct JitterBuffer {
     packets: BTreeMap<u64, Held>,
+    /// The newest packet's extended sequence number and RTP timestamp.
+    newest: Option<(u64, u32)>,
+    /// How long each packet lasts, as the last two in a row showed (ms); `None` before.
+    packet_ms: Option<f64>,
     /// The extended sequence number of the next frame to play.
     next: Option<u64>,
     highest: Option<u64>,
@@ -157,11 +163,12 @@ impl JitterBuffer {
     pub fn push(&mut self, seq: u16, rtp_timestamp: u32, payload: Vec<u8>, arrival_ms: f64) {
         let seq = self.extend(seq);
         self.measure(rtp_timestamp, arrival_ms);
+        self.learn_length(seq, rtp_timestamp);
         if let Some(next) = self.next {
             if seq < next {
                 // Its frame was played without it: the buffer was this much too shallow.
                 self.stats.late += 1;
-                self.note_delay_peak(next - seq, (next - seq) as f64 * FRAME_MS);
+                self.note_delay_peak(next - seq, (next - seq) as f64 * self.packet_ms());
                 return;
             }
             if seq == next
@@ -185,13 +192,38 @@ impl JitterBuffer {
         self.highest = Some(self.highest.map_or(seq, |h| h.max(seq)));
     }
 
+    /// Two packets in a row tell how long a packet lasts: the difference of their
+    /// timestamps.
+    fn learn_length(&mut self, seq: u64, rtp_timestamp: u32) {
+        if let Some((newest, timestamp)) = self.newest {
+            if seq <= newest {
+                return;
+            }
+            let units = rtp_timestamp.wrapping_sub(timestamp);
+            if seq == newest + 1 && PACKET_UNITS.contains(&units) {
+                self.packet_ms = Some(f64::from(units) / TICKS_PER_MS);
+            }
+        }
+        self.newest = Some((seq, rtp_timestamp));
+    }
+
+    /// How long a packet lasts (ms): a frame of 20 ms until two in a row said otherwise.
+    fn packet_ms(&self) -> f64 {
+        self.packet_ms.unwrap_or(FRAME_MS)
+    }
+
+    /// How many packets last `ms`, at least one.
+    fn packets_in(&self, ms: f64) -> u32 {
+        (ms / self.packet_ms()).round().max(1.0) as u32
+    }
+
     /// A copy of an earlier frame arrived inside the packet `carrier_seq`, `offset` RTP
     /// timestamp units before that packet's own frame. It fills its frame's place if that
     /// frame is still to be played and nothing holds it; otherwise it is not needed, which
     /// is the common case and is not counted. A copy whose offset is not a whole number
-    /// of frames back cannot be placed and is dropped.
+    /// of packets back cannot be placed and is dropped.
     pub fn push_redundant(&mut self, carrier_seq: u16, offset: u32, payload: Vec<u8>) {
-        let frame = FRAME_SAMPLES as u32;
+        let frame = (self.packet_ms() * TICKS_PER_MS).round() as u32;
         if offset == 0 || !offset.is_multiple_of(frame) {
             return;
         }
@@ -235,13 +267,14 @@ impl JitterBuffer {
     /// precision; while packets are being lost, a frame more, so that the packet after a
     /// lost one is here for its FEC or its copies to fill in.
     pub fn guard_ms(&self) -> f64 {
-        let for_loss = if self.losing() { FRAME_MS } else { 0.0 };
+        let for_loss = if self.losing() { self.packet_ms() } else { 0.0 };
         (3.0 * self.jitter_ms).max(self.peak_ms) + MIN_GUARD_MS + for_loss
     }
 
     /// A frame from its own packet is played, `wait_ms` after it arrived; at the end of a
     /// watch, the least wait beyond the guard is what the clock may gain.
     fn watch_phase(&mut self, wait_ms: f64) {
+        let watch = self.packets_in(PHASE_WATCH_MS);
         let (frames, least) = &mut self.phase_watch;
         *least = if *frames == 0 {
             wait_ms
@@ -249,7 +282,7 @@ impl JitterBuffer {
             least.min(wait_ms)
         };
         *frames += 1;
-        if *frames >= PHASE_WATCH_FRAMES {
+        if *frames >= watch {
             let spare = *least - self.guard_ms();
             self.advance_ms = (spare >= LEAST_ADVANCE_MS).then_some(spare);
             self.phase_watch = (0, 0.0);
@@ -271,10 +304,11 @@ impl JitterBuffer {
             self.depth_watch = (0, usize::MAX);
             return;
         }
+        let watch = self.packets_in(DEPTH_WATCH_MS);
         let (pops, least) = &mut self.depth_watch;
         *pops += 1;
         *least = (*least).min(self.packets.len());
-        if *pops >= DEPTH_WATCH_FRAMES {
+        if *pops >= watch {
             self.standing = least.saturating_sub(self.target_frames());
             self.depth_watch = (0, usize::MAX);
         }
@@ -339,12 +373,13 @@ impl JitterBuffer {
     /// packet that is only late is still played when it comes. Waiting too long, the
     /// sender has stopped: the frame due counts as lost and the buffer refills.
     fn wait_dry(&mut self, next: u64, now_ms: f64) -> Playout {
+        let most = self.packets_in(DRY_WAIT_MS);
         let dry = self.dry.get_or_insert(Dry {
             frames: 0,
             since_ms: now_ms,
         });
         dry.frames += 1;
-        if dry.frames > DRY_WAIT_FRAMES {
+        if dry.frames > most {
             self.dry = None;
             self.playing = false;
             self.next = Some(next + 1);
@@ -367,10 +402,11 @@ impl JitterBuffer {
     /// A packet came `frames_late` frames (`lateness_ms`) after it was due: hold a target
     /// and a guard that would have had it in time.
     fn note_delay_peak(&mut self, frames_late: u64, lateness_ms: f64) {
+        let most = self.max_target();
         let needed = usize::try_from(frames_late)
-            .unwrap_or(MAX_TARGET)
+            .unwrap_or(most)
             .saturating_add(1)
-            .min(MAX_TARGET);
+            .min(most);
         if needed >= self.peak_frames {
             self.peak_frames = needed;
             self.peak_age = 0;
@@ -384,7 +420,7 @@ impl JitterBuffer {
             return;
         }
         self.peak_age += 1;
-        if self.peak_age >= PEAK_HOLD_FRAMES {
+        if self.peak_age >= self.packets_in(PEAK_HOLD_MS) {
             self.peak_frames -= 1;
             self.peak_age = 0;
             // No delay like it for a hold period: the guard is the jitter's again.
@@ -412,11 +448,16 @@ impl JitterBuffer {
     /// lost, so the packet after a lost one is here in time for its FEC to rebuild the
     /// lost frame; and at least what a late packet lately showed was needed.
     pub fn target_frames(&self) -> usize {
-        let for_jitter = 1 + (3.0 * self.jitter_ms / FRAME_MS).floor() as usize;
+        let for_jitter = 1 + (3.0 * self.jitter_ms / self.packet_ms()).floor() as usize;
         let for_loss = usize::from(self.losing());
         (for_jitter + for_loss)
             .max(self.peak_frames)
-            .min(MAX_TARGET)
+            .min(self.max_target())
+    }
+
+    /// The most packets held before the oldest are dropped.
+    fn max_target(&self) -> usize {
+        self.packets_in(MAX_TARGET_MS) as usize
     }
 
     pub fn jitter_ms(&self) -> f64 {
@@ -476,6 +517,7 @@ impl JitterBuffer {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::FRAME_SAMPLES;
 
     /// The time of a pop matters only to the playout clock's phase, tested on its own; the
     /// other tests leave it out.
@@ -828,7 +870,7 @@ mod tests {
         let mut buffer = JitterBuffer::new();
         arrive(&mut buffer, 0, 1.0);
         assert_eq!(buffer.pop(UNTIMED), Playout::Packet(packet(0)));
-        for _ in 0..=DRY_WAIT_FRAMES {
+        for _ in 0..=buffer.packets_in(DRY_WAIT_MS) {
             assert_eq!(buffer.pop(UNTIMED), Playout::Conceal);
         }
         assert_eq!(buffer.pop(UNTIMED), Playout::Silence);
@@ -882,16 +924,43 @@ mod tests {
         assert!(buffer.target_frames() >= 3, "the peak is held");
     }
 
+    /// A sender's packets of 10 ms: the buffer's times are as long as with 20 ms packets,
+    /// so it waits, dry, 100 ms of them (ten), and a late one counts 10 ms per packet.
+    #[test]
+    fn holds_and_guards_are_times_whatever_the_packets_length() {
+        let mut buffer = JitterBuffer::new();
+        for seq in 0..2u16 {
+            buffer.push(seq, u32::from(seq) * 480, packet(seq), 1.0);
+        }
+        assert_eq!(buffer.packets_in(DRY_WAIT_MS), 10);
+        for seq in 0..2u16 {
+            assert_eq!(buffer.pop(UNTIMED), Playout::Packet(packet(seq)));
+        }
+        for _ in 0..=10 {
+            assert_eq!(buffer.pop(UNTIMED), Playout::Conceal);
+        }
+        assert_eq!(buffer.pop(UNTIMED), Playout::Silence);
+        buffer.push(2, 2 * 480, packet(2), 40.0);
+        assert_eq!(buffer.stats().late, 1);
+        // The packet late by one, and one more for the loss the dry wait counted.
+        let guard = 10.0 + MIN_GUARD_MS + 10.0;
+        assert!(
+            (buffer.guard_ms() - guard).abs() < 0.5,
+            "{}",
+            buffer.guard_ms()
+        );
+    }
+
     #[test]
     fn a_held_peak_steps_down_when_the_delays_stop() {
         let mut buffer = JitterBuffer::new();
         buffer.note_delay_peak(2, 2.0 * FRAME_MS);
         assert_eq!(buffer.target_frames(), 3);
-        for _ in 0..PEAK_HOLD_FRAMES {
+        for _ in 0..buffer.packets_in(PEAK_HOLD_MS) {
             buffer.pop(UNTIMED);
         }
         assert_eq!(buffer.target_frames(), 2);
-        for _ in 0..PEAK_HOLD_FRAMES {
+        for _ in 0..buffer.packets_in(PEAK_HOLD_MS) {
             buffer.pop(UNTIMED);
         }
         assert_eq!(buffer.target_frames(), 1);

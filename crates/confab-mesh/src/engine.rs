@@ -43,6 +43,8 @@ const LOSS_REPORT_TICKS: u64 = ticks_in(2_000) as u64;
 /// The most the playout clock moves earlier at once: less than a tick, so that what the
 /// output drops (oldest first) is within the two quiet ticks just written.
 const MAX_ADVANCE_MS: f64 = 0.75 * TICK_MS;
+/// Short frames (10 ms) come back only once no peer reported loss for this long: 10 s.
+const SHORT_FRAMES_AFTER_TICKS: u64 = ticks_in(10_000) as u64;
 /// A tick whose every sample is below this (-50 dBFS) is quiet: dropping some of it is
 /// not heard.
 const QUIET: f32 = 0.003;
@@ -146,6 +148,8 @@ impl Engine {
                     reported_loss: HashMap::new(),
                     redundant_peers: HashSet::new(),
                     expected_loss: None,
+                    lossy_at: None,
+                    short_frames: false,
                 };
                 runtime.block_on(state.run(output, voice_in, control_rx, opened));
             });
@@ -258,6 +262,10 @@ struct EngineTask {
     redundant_peers: HashSet<String>,
     /// What the encoder's FEC is sized for now, once a report set it.
     expected_loss: Option<u8>,
+    /// The tick at which a peer last reported losing any of our voice.
+    lossy_at: Option<u64>,
+    /// Whether our frames are short (10 ms) now.
+    short_frames: bool,
 }
 
 impl EngineTask {
@@ -366,11 +374,16 @@ impl EngineTask {
                 self.reported_loss.remove(&peer);
                 self.redundant_peers.remove(&peer);
                 self.apply_expected_loss();
+                self.apply_frame_length();
             }
             Control::Hush(peer) => self.mixer.hush(&peer),
             Control::ReportedLoss(peer, percent) => {
+                if percent > 0 {
+                    self.lossy_at = Some(self.ticks);
+                }
                 self.reported_loss.insert(peer, percent);
                 self.apply_expected_loss();
+                self.apply_frame_length();
             }
             Control::Redundancy(peer, on) => {
                 if on {
@@ -456,7 +469,9 @@ impl EngineTask {
                 capture.set_echo_cancellation(self.echo_cancellation);
                 self.capture = Some(capture);
                 self.expected_loss = None;
+                self.short_frames = false;
                 self.apply_expected_loss();
+                self.apply_frame_length();
                 self.report_audio();
             }
             Err(e) => self.error(ErrorCode::AudioIn, format!("no voice: {e}")),
@@ -588,6 +603,39 @@ impl EngineTask {
             Ok(()) => {}
             Err(e) => self.error(ErrorCode::Audio, format!("setting the voice's FEC: {e}")),
         }
+    }
+
+    /// Frames of 10 ms take 10 ms off the path from our microphone to the peers' speakers,
+    /// but cost a little quality (0.04 PESQ with nothing lost, up to 0.28 under loss, in
+    /// voice-bench) and, at a packet per tick, give FEC and copies of earlier frames
+    /// half as much to rebuild from. So they are used only while the call loses nothing:
+    /// once every peer has reported and none reported any loss for
+    /// `SHORT_FRAMES_AFTER_TICKS`; the first report of loss brings 20 ms frames back. A
+    /// new capture starts with 20 ms frames until the first reports.
+    fn apply_frame_length(&mut self) {
+        let clean = !self.reported_loss.is_empty()
+            && self.reported_loss.values().all(|&percent| percent == 0)
+            && self
+                .lossy_at
+                .is_none_or(|at| self.ticks - at >= SHORT_FRAMES_AFTER_TICKS);
+        let Some(capture) = self.capture.as_mut() else {
+            return;
+        };
+        if clean == self.short_frames {
+            return;
+        }
+        capture.set_short_frames(clean);
+        self.short_frames = clean;
+        self.emit(Event::Log {
+            level: LogLevel::Info,
+            msg: if clean {
+                "voice in 10 ms frames: the call loses nothing".to_owned()
+            } else {
+                "voice in 20 ms frames: the call loses packets".to_owned()
+            },
+            peer: None,
+            ts: crate::api::unix_ms(),
+        });
     }
 
     /// A device that could not keep up since the last report is worth a line: its margin

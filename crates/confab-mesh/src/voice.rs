@@ -3,9 +3,8 @@
 //! earlier Opus frames where both sides negotiated it.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use confab_audio::FRAME_SAMPLES;
 use confab_audio::call_audio::RtpNumbers;
 use confab_audio::red::{self, RedEncoder};
 use rtc::media::Sample;
@@ -155,7 +154,6 @@ pub(crate) async fn feed_track(
 ) {
     let mut negotiated: Option<(VoiceCodecs, RedEncoder)> = None;
     let mut since_asked = 0u32;
-    let frame_ticks = FRAME_SAMPLES as u32;
     loop {
         let packet = match packets.recv().await {
             Ok(packet) => packet,
@@ -188,6 +186,11 @@ pub(crate) async fn feed_track(
         let Some((codecs, encoder)) = negotiated.as_mut() else {
             continue;
         };
+        // Our frames are 20 ms, or 10 ms while the call loses nothing: each packet says.
+        let Ok(samples) = confab_audio::codec::packet_samples(&packet) else {
+            continue;
+        };
+        let frame_ticks = samples as u32;
         let distance = red::distance_for_loss(*loss.borrow());
         let (payload_type, data) = match codecs.red {
             Some(red) if distance > 0 => (red, encoder.encode(&packet, frame_ticks, distance)),
@@ -198,7 +201,9 @@ pub(crate) async fn feed_track(
         };
         let sample = Sample {
             data: data.into(),
-            duration: confab_audio::FRAME_DURATION,
+            duration: Duration::from_micros(
+                samples as u64 * 1_000_000 / u64::from(confab_audio::SAMPLE_RATE),
+            ),
             ..Sample::new(Instant::now())
         };
         let _ = track

@@ -336,6 +336,7 @@ fn two_peers_in_a_call_hear_each_other() {
     std::fs::create_dir_all(&root).unwrap();
     let (rec_a, rec_b) = (root.join("a.wav"), root.join("b.wav"));
     let mut a = Process::spawn(&[
+        "-v",
         "peer",
         "--server",
         &url,
@@ -374,7 +375,15 @@ fn two_peers_in_a_call_hear_each_other() {
     a.event(WAIT, "B's level", |e| {
         e["event"] == "level" && e["peer"] == b_id.as_str()
     });
-    std::thread::sleep(Duration::from_secs(2));
+    // Nothing is lost on loopback: once B has said so, A's frames are 10 ms, and the
+    // rest of the call (which the levels below are most of) is heard in them.
+    a.event(WAIT, "10 ms frames", |e| {
+        e["event"] == "log"
+            && e["msg"]
+                .as_str()
+                .is_some_and(|m| m.starts_with("voice in 10 ms frames"))
+    });
+    std::thread::sleep(Duration::from_secs(6));
     a.send(r#"{"cmd":"quit"}"#);
     b.send(r#"{"cmd":"quit"}"#);
     assert!(a.child.wait().unwrap().success());

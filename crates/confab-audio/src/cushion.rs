@@ -1,5 +1,5 @@
 //! How much a device ring keeps queued beyond what one request takes: the margin that
-//! absorbs the jitter between two clocks (the engine's 20 ms tick and the sound server's
+//! absorbs the jitter between two clocks (the engine's 10 ms tick and the sound server's
 //! requests or deliveries). It grows by a step at each underrun, and only then; it gives a
 //! step back after a long run (five watches) in which the spare it kept was never needed.
 //! A ring holding more than its margin is not this module's matter: the device's clock is

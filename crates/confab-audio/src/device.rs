@@ -6,7 +6,7 @@
 //! hangs on drop), and ALSA is the fallback. Each stream lives on a thread of its own, so
 //! opening or dropping a device never blocks the audio engine. The device callbacks only
 //! move samples through lock-free rings (no locks, no allocation); resampling to and from
-//! 48 kHz and the framing into 20 ms happen on the engine's side.
+//! 48 kHz and the framing into 10 ms ticks happen on the engine's side.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, LazyLock, Mutex, mpsc};

@@ -1,4 +1,4 @@
-//! Following a device's clock: the engine's 20 ms tick and a sound device never run at
+//! Following a device's clock: the engine's 10 ms tick and a sound device never run at
 //! quite the same rate (a PulseAudio null sink here took 44,135-44,177 samples a second
 //! for its 44,100; a sound card's crystal is off by up to a few hundred parts per million).
 //! Left alone, the difference piles up in a ring or drains it, and something then cuts

@@ -20,9 +20,9 @@
 //! ridden out unheard the next time instead of costing a wait each time.
 //!
 //! The buffer also tells its playout clock when it could run earlier. A frame's packet
-//! arrives at some point of the 20 ms between two playouts, and without this the frame
-//! waits out whatever is left of it: 0 to 20 ms set by the phase of the sender's clock and
-//! ours as a call starts, 10 ms on average and kept for the whole call. Each frame played
+//! arrives at some point between two packets' playouts, and without this the frame waits
+//! out whatever is left of it: 0 to 20 ms for 20 ms packets, set by the phase of the
+//! sender's clock and ours as a call starts, 10 ms on average and kept for the whole call. Each frame played
 //! from its own packet notes how long it waited since it arrived; when the least wait over
 //! a watch (2 s) exceeds what a frame must keep (three times the jitter or the latest
 //! late packet's lateness, and the clock's precision; a frame more while packets are being

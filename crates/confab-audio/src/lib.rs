@@ -3,7 +3,7 @@
 //! connections build on this.
 //!
 //! Layout:
-//! - [`codec`]: Opus at 48 kHz mono, 20 ms frames, VOIP, in-band FEC; decoding with FEC
+//! - [`codec`]: Opus at 48 kHz mono, 20 ms frames (10 ms while nothing is lost), VOIP, in-band FEC; decoding with FEC
 //!   recovery and loss concealment.
 //! - [`jitter`]: the adaptive jitter buffer: reorders, drops late packets, chooses between a
 //!   packet, FEC from the next one, or concealment, and sizes itself from measured jitter.

@@ -1,7 +1,7 @@
 //! Priority for the threads that keep a call's sound flowing. Another program keeping every
 //! core busy would otherwise delay them past their deadlines, and each miss is a gap heard.
 //!
-//! - The device callbacks and the engine's 20 ms tick get real-time scheduling, through
+//! - The device callbacks and the engine's 10 ms tick get real-time scheduling, through
 //!   `audio_thread_priority` (Firefox's): `SCHED_FIFO`, granted to root, to a process with
 //!   `CAP_SYS_NICE`, or under an `RLIMIT_RTPRIO` limit (the `audio` group's limits.d entry
 //!   most distributions ship). With PulseAudio a callback runs on the sound server

@@ -1,4 +1,4 @@
-//! What a speaker's ring holds, decided where frames go in: on the engine's 20 ms tick.
+//! What a speaker's ring holds, decided where frames go in: on the engine's tick.
 //!
 //! The ring is fed a frame at a time and drained a request at a time on the sound server's
 //! clock. What it holds just before a write is what must cover the tick being late, but as

@@ -229,6 +229,15 @@ fn a_call_under_10_percent_loss_plays_lost_frames_from_redundant_copies() {
     });
     std::thread::sleep(Duration::from_secs(20));
     a.send(r#"{"cmd":"hangup"}"#);
+    // B reports its loss every 2 s: A's frames stay 20 ms, where RED and FEC do more.
+    a.event(WAIT, "the call's end at A", |e| {
+        let short = e["event"] == "log"
+            && e["msg"]
+                .as_str()
+                .is_some_and(|m| m.starts_with("voice in 10 ms frames"));
+        assert!(!short, "A's frames went to 10 ms under 10 % loss");
+        e["event"] == "call-state" && e["state"] == "ended"
+    });
     let line = b.event(WAIT, "A's playout counts", |e| {
         e["event"] == "log"
             && e["msg"]

@@ -17,7 +17,9 @@
 //! queued as a call starts). The target is sized from the interarrival jitter (RFC 3550's
 //! estimator), one more frame during loss, and the depth the latest late packet showed was
 //! needed, held for a while as WebRTC's NetEQ holds its delay peaks: a delay met once is
-//! ridden out unheard the next time instead of costing a wait each time.
+//! ridden out unheard the next time instead of costing a wait each time. Delays in a
+//! stream's first second are waited out but not held: a sender's first packets come
+//! unevenly as its track starts, and holding that cost a call 25 ms more delay for 20 s.
 //!
 //! The buffer also tells its playout clock when it could run earlier. A frame's packet
 //! arrives at some point between two packets' playouts, and without this the frame waits
@@ -53,6 +55,10 @@ const TICKS_PER_MS: f64 = 48.0;
 const DRY_WAIT_MS: f64 = 100.0;
 /// How long a delay peak is held before the target may step down a packet (ms).
 const PEAK_HOLD_MS: f64 = 20_000.0;
+/// A stream's start-up: delays met this soon after its first packet are the sender's
+/// pipeline getting going (its first packets come unevenly as the track starts), not the
+/// network's or the machine's, and are waited out but not held as peaks (ms).
+const START_UP_MS: f64 = 1_000.0;
 /// How long the least depth is watched: what stood above the target all that time is
 /// delay, not cushion (ms).
 const DEPTH_WATCH_MS: f64 = 2_000.0;
@@ -117,6 +123,8 @@ struct Dry {
 #[derive(Debug, Default)]
 pub struct JitterBuffer {
     packets: BTreeMap<u64, Held>,
+    /// When the first packet arrived (ms).
+    first_arrival_ms: Option<f64>,
     /// The newest packet's extended sequence number and RTP timestamp.
     newest: Option<(u64, u32)>,
     /// How long each packet lasts, as the last two in a row showed (ms); `None` before.
@@ -164,15 +172,20 @@ impl JitterBuffer {
         let seq = self.extend(seq);
         self.measure(rtp_timestamp, arrival_ms);
         self.learn_length(seq, rtp_timestamp);
+        let first_ms = *self.first_arrival_ms.get_or_insert(arrival_ms);
+        let starting = arrival_ms - first_ms < START_UP_MS;
         if let Some(next) = self.next {
             if seq < next {
                 // Its frame was played without it: the buffer was this much too shallow.
                 self.stats.late += 1;
-                self.note_delay_peak(next - seq, (next - seq) as f64 * self.packet_ms());
+                if !starting {
+                    self.note_delay_peak(next - seq, (next - seq) as f64 * self.packet_ms());
+                }
                 return;
             }
             if seq == next
                 && let Some(dry) = self.dry
+                && !starting
             {
                 // The packet waited for: it is played now, this many frames late.
                 self.note_delay_peak(u64::from(dry.frames), arrival_ms - dry.since_ms);
@@ -889,11 +902,12 @@ mod tests {
     fn a_late_packet_is_waited_for_and_the_next_delay_like_it_goes_unheard() {
         let mut buffer = JitterBuffer::new();
         let mut playouts = Vec::new();
-        // Steady at one frame of depth, then packets 20 and 21 held back 40 ms (a stall of
-        // the receiving threads), then steady again, then packets 80 and 81 held back alike.
+        // Steady at one frame of depth, then, past the stream's start-up, packets 60 and 61
+        // held back 40 ms (a stall of the receiving threads), then steady again, then
+        // packets 120 and 121 held back alike.
         let mut held = Vec::new();
-        for seq in 0..140u16 {
-            if matches!(seq, 20 | 21 | 80 | 81) {
+        for seq in 0..180u16 {
+            if matches!(seq, 60 | 61 | 120 | 121) {
                 held.push(seq);
             } else {
                 for late in held.drain(..) {
@@ -920,8 +934,32 @@ mod tests {
             .filter(|(_, p)| **p == Playout::Conceal)
             .map(|(i, _)| i)
             .collect();
-        assert!(waits.iter().all(|i| (20..30).contains(i)), "{waits:?}");
+        assert!(waits.iter().all(|i| (60..70).contains(i)), "{waits:?}");
         assert!(buffer.target_frames() >= 3, "the peak is held");
+    }
+
+    /// The same stall in the stream's first second (its sender getting going) is waited
+    /// out, but the buffer keeps no more than the jitter asks for afterwards.
+    #[test]
+    fn a_delay_as_a_stream_starts_is_waited_out_and_not_held() {
+        let mut buffer = JitterBuffer::new();
+        let mut held = Vec::new();
+        for seq in 0..140u16 {
+            if matches!(seq, 5 | 6) {
+                held.push(seq);
+            } else {
+                for late in held.drain(..) {
+                    arrive(&mut buffer, late, 41.0);
+                }
+                arrive(&mut buffer, seq, 1.0);
+            }
+            buffer.pop(UNTIMED);
+        }
+        let stats = buffer.stats();
+        assert_eq!(stats.late + stats.concealed, 0, "{stats:?}");
+        assert_eq!(stats.stretched, 2, "{stats:?}");
+        assert_eq!(buffer.target_frames(), 1);
+        assert!(buffer.guard_ms() < 10.0, "{}", buffer.guard_ms());
     }
 
     /// A sender's packets of 10 ms: the buffer's times are as long as with 20 ms packets,
@@ -929,18 +967,19 @@ mod tests {
     #[test]
     fn holds_and_guards_are_times_whatever_the_packets_length() {
         let mut buffer = JitterBuffer::new();
-        for seq in 0..2u16 {
-            buffer.push(seq, u32::from(seq) * 480, packet(seq), 1.0);
-        }
-        assert_eq!(buffer.packets_in(DRY_WAIT_MS), 10);
-        for seq in 0..2u16 {
+        // A second and a half of them in time: past the stream's start-up.
+        for seq in 0..150u16 {
+            let arrival_ms = f64::from(seq) * 10.0 + 1.0;
+            buffer.push(seq, u32::from(seq) * 480, packet(seq), arrival_ms);
             assert_eq!(buffer.pop(UNTIMED), Playout::Packet(packet(seq)));
         }
+        assert_eq!(buffer.packets_in(DRY_WAIT_MS), 10);
+        // Packet 150 does not come in time: ten waits, then it counts as lost.
         for _ in 0..=10 {
             assert_eq!(buffer.pop(UNTIMED), Playout::Conceal);
         }
         assert_eq!(buffer.pop(UNTIMED), Playout::Silence);
-        buffer.push(2, 2 * 480, packet(2), 40.0);
+        buffer.push(150, 150 * 480, packet(150), 1_512.0);
         assert_eq!(buffer.stats().late, 1);
         // The packet late by one, and one more for the loss the dry wait counted.
         let guard = 10.0 + MIN_GUARD_MS + 10.0;
@@ -1020,13 +1059,14 @@ mod tests {
     #[test]
     fn a_late_packet_keeps_the_clock_its_lateness_behind_the_arrivals() {
         let mut buffer = JitterBuffer::new();
-        for seq in 0..10u16 {
+        // Two seconds in time: past the stream's start-up.
+        for seq in 0..100u16 {
             arrive(&mut buffer, seq, 1.0);
             buffer.pop(f64::from(seq) * FRAME_MS + 3.0);
         }
-        // Packet 10 is due at 203 ms and comes at 210.
-        assert_eq!(buffer.pop(10.0 * FRAME_MS + 3.0), Playout::Conceal);
-        arrive(&mut buffer, 10, 10.0);
+        // Packet 100 is due at 2,003 ms and comes at 2,010.
+        assert_eq!(buffer.pop(100.0 * FRAME_MS + 3.0), Playout::Conceal);
+        arrive(&mut buffer, 100, 10.0);
         assert!(
             buffer.guard_ms() >= 7.0 + MIN_GUARD_MS,
             "{}",

@@ -155,8 +155,10 @@ impl Capture {
     /// Short frames (a tick, 10 ms) take 10 ms off the call's path but sound a little
     /// worse and leave FEC less to work with; the caller asks for them only while the call
     /// loses nothing. Off by default; a frame being gathered ends at whichever comes first.
-    pub fn set_short_frames(&mut self, short: bool) {
+    pub fn set_short_frames(&mut self, short: bool) -> Result<(), AudioError> {
+        self.encoder.set_short_frames(short)?;
         self.frame_samples = if short { TICK_SAMPLES } else { FRAME_SAMPLES };
+        Ok(())
     }
 
     /// Ticks the source could not fill in time, so far.
@@ -717,7 +719,7 @@ mod tests {
         let (mut out, mut seq, mut timestamp) = (Vec::new(), 0u16, 0u32);
         for tick in 0..300u32 {
             let short = tick < 150;
-            tone.set_short_frames(short);
+            tone.set_short_frames(short).unwrap();
             let now = f64::from(tick) * TICK_MS;
             let captured = tone.tick().unwrap();
             assert!(!short || captured.packet.is_some(), "tick {tick}");

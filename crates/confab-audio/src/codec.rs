@@ -6,6 +6,9 @@ use crate::{AudioError, FRAME_SAMPLES, SAMPLE_RATE, TICK_SAMPLES};
 /// The largest packet we produce (Opus allows more; voice at our bitrate is far below).
 const MAX_PACKET: usize = 1500;
 const BITRATE: i32 = 32_000;
+/// Opus codes 10 ms frames less well: at 32 kb/s speech scored about 0.1 PESQ lower in
+/// them than in 20 ms frames (voice-bench), so they get more bits.
+const SHORT_FRAME_BITRATE: i32 = 40_000;
 
 /// Encodes frames of 48 kHz mono samples, 20 or 10 ms each.
 pub struct VoiceEncoder {
@@ -35,6 +38,12 @@ impl VoiceEncoder {
         Ok(self
             .inner
             .set_packet_loss_perc(i32::from(percent.min(100)))?)
+    }
+
+    /// The bitrate for the frames to come: 10 ms frames (`short`) get more bits.
+    pub fn set_short_frames(&mut self, short: bool) -> Result<(), AudioError> {
+        let bits = if short { SHORT_FRAME_BITRATE } else { BITRATE };
+        Ok(self.inner.set_bitrate(opus::Bitrate::Bits(bits))?)
     }
 
     /// One frame of [`FRAME_SAMPLES`] or [`TICK_SAMPLES`] samples in [-1, 1] to one

@@ -624,7 +624,13 @@ impl EngineTask {
         if clean == self.short_frames {
             return;
         }
-        capture.set_short_frames(clean);
+        if let Err(e) = capture.set_short_frames(clean) {
+            self.error(
+                ErrorCode::Audio,
+                format!("setting the voice's frame length: {e}"),
+            );
+            return;
+        }
         self.short_frames = clean;
         // Back to 20 ms because the last peer left is not worth a line; for loss it is.
         let why = if clean {

@@ -1,8 +1,8 @@
 //! One side of a call's audio, without devices or network: capture turns a source's ticks
 //! into Opus packets, a frame of two ticks each, or of one while the call loses nothing
-//! (none while muted); playout takes each
-//! peer's packets through a jitter buffer and a decoder, and mixes them, at each peer's
-//! volume, into one tick at a time. Both report levels over 100 ms windows, for the meters.
+//! (none while muted); playout takes each peer's packets through a jitter buffer and a
+//! decoder, and mixes them, at each peer's volume, into one tick at a time. Both report
+//! levels over 100 ms windows, for the meters.
 
 use std::collections::{BTreeMap, VecDeque};
 
@@ -152,9 +152,9 @@ impl Capture {
         self.encoder.set_expected_loss(percent)
     }
 
-    /// Short frames (a tick, 10 ms) take 10 ms off the call's path but sound a little
-    /// worse and leave FEC less to work with; the caller asks for them only while the call
-    /// loses nothing. Off by default; a frame being gathered ends at whichever comes first.
+    /// Short frames (a tick, 10 ms) take 10 ms off the call's path, at more bits, and
+    /// leave FEC less to work with; the caller asks for them only while the call loses
+    /// nothing. Off by default; a frame being gathered ends at whichever comes first.
     pub fn set_short_frames(&mut self, short: bool) -> Result<(), AudioError> {
         self.encoder.set_short_frames(short)?;
         self.frame_samples = if short { TICK_SAMPLES } else { FRAME_SAMPLES };
@@ -167,9 +167,8 @@ impl Capture {
     }
 
     /// One 10 ms tick; a packet once a frame is gathered (every second tick, or every one
-    /// with short frames). An error
-    /// means the source is gone: the capture is receive-only from then on, and the caller
-    /// says so.
+    /// with short frames). An error from the source means it is gone: the capture is
+    /// receive-only from then on, and the caller says so.
     pub fn tick(&mut self) -> Result<Captured, AudioError> {
         let Some(source) = self.source.as_mut() else {
             return Ok(Captured::default());
@@ -196,13 +195,13 @@ impl Capture {
                 level,
             });
         }
-        let packet = if self.muted {
-            None
-        } else {
-            Some(self.encoder.encode(&self.frame)?)
-        };
+        let packet = (!self.muted).then(|| self.encoder.encode(&self.frame));
+        // Gone either way: a frame that did not encode is not tried again with the next.
         self.frame.clear();
-        Ok(Captured { packet, level })
+        Ok(Captured {
+            packet: packet.transpose()?,
+            level,
+        })
     }
 }
 

@@ -3,8 +3,8 @@
 //! connections build on this.
 //!
 //! Layout:
-//! - [`codec`]: Opus at 48 kHz mono, 20 ms frames (10 ms while nothing is lost), VOIP, in-band FEC; decoding with FEC
-//!   recovery and loss concealment.
+//! - [`codec`]: Opus at 48 kHz mono, 20 ms frames (10 ms while nothing is lost), VOIP,
+//!   in-band FEC; decoding with FEC recovery and loss concealment.
 //! - [`jitter`]: the adaptive jitter buffer: reorders, drops late packets, chooses between a
 //!   packet, FEC from the next one, or concealment, and sizes itself from measured jitter.
 //!   Plain data with time passed in.
@@ -45,8 +45,8 @@ pub mod wav;
 
 /// Every stream inside Confab is 48 kHz mono.
 pub const SAMPLE_RATE: u32 = 48_000;
-/// One Opus frame, what each packet carries: 20 ms. Shorter frames would cut the path's
-/// delay further but cost speech quality (0.04-0.28 PESQ at 10 ms, docs/mesh.md).
+/// One Opus frame, what each packet carries: 20 ms. While a call loses nothing the frames
+/// are a tick long instead (the engine decides; docs/mesh.md has the trade).
 pub const FRAME_SAMPLES: usize = 960;
 /// The frame duration in milliseconds.
 pub const FRAME_MS: f64 = 20.0;
@@ -62,8 +62,8 @@ pub const fn frames_in(ms: u32) -> u32 {
 /// One tick of the audio engine: 10 ms, half a frame. Devices, echo cancellation (AEC3's
 /// own block), noise suppression (RNNoise's own frame), the meters and the mix all work a
 /// tick at a time, as WebRTC's audio does; the encoder takes two ticks to a frame and the
-/// mixer plays a frame over two ticks. Every sound between the devices waits a tick, not a
-/// frame: 10 ms less on each side of a call than when the two were one.
+/// mixer plays a frame over two ticks. A sound from the microphone to the speaker through
+/// the engine waits a tick, not a frame: 10 ms less than when the two were one.
 pub const TICK_SAMPLES: usize = FRAME_SAMPLES / 2;
 /// The tick in milliseconds.
 pub const TICK_MS: f64 = FRAME_MS / 2.0;

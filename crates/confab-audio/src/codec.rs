@@ -64,8 +64,11 @@ pub fn packet_samples(packet: &[u8]) -> Result<usize, AudioError> {
     Ok(opus::packet::get_nb_samples(packet, SAMPLE_RATE)?)
 }
 
+/// The shortest frame Opus has: 2.5 ms at 48 kHz; durations it rebuilds or conceals come
+/// in steps of it.
+pub(crate) const MIN_PACKET_SAMPLES: usize = SAMPLE_RATE as usize / 400;
 /// The longest packet Opus allows: 120 ms at 48 kHz.
-const MAX_PACKET_SAMPLES: usize = 5_760;
+pub(crate) const MAX_PACKET_SAMPLES: usize = 5_760;
 
 /// Decodes one peer's packets, recovering or concealing the lost ones.
 pub struct VoiceDecoder {
@@ -109,8 +112,8 @@ impl VoiceDecoder {
     }
 
     fn run(&mut self, packet: &[u8], samples: usize, fec: bool) -> Result<&[f32], AudioError> {
-        let step = SAMPLE_RATE as usize / 400;
-        let asked = (samples.min(MAX_PACKET_SAMPLES) / step).max(1) * step;
+        let asked =
+            (samples.min(MAX_PACKET_SAMPLES) / MIN_PACKET_SAMPLES).max(1) * MIN_PACKET_SAMPLES;
         let decoded = self
             .inner
             .decode_float(packet, &mut self.whole[..asked], fec)?;

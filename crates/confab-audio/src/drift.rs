@@ -14,7 +14,7 @@
 use rubato::audioadapter_buffers::direct::InterleavedSlice;
 use rubato::{Adjustable, FixedAsync, Resampler, Slip};
 
-use crate::{AudioError, SAMPLE_RATE, TICK_SAMPLES};
+use crate::{AudioError, TICK_SAMPLES};
 
 /// The most the ratio moves from 1: twice the drift of a PulseAudio null sink here, and a
 /// pitch shift of five cents at most.
@@ -31,7 +31,7 @@ const KI: f64 = 9e-5;
 /// The level is smoothed over this long before it steers (the saw comes and goes over a
 /// second or two).
 const SMOOTHING_S: f64 = 0.5;
-const TICK_S: f64 = TICK_SAMPLES as f64 / SAMPLE_RATE as f64;
+const TICK_S: f64 = crate::TICK_MS / 1000.0;
 
 /// The controller: from a ring's level at each tick, the ratio (output over input samples)
 /// at which the next frame goes through.

@@ -24,8 +24,8 @@
 //! The buffer also tells its playout clock when it could run earlier. A frame's packet
 //! arrives at some point between two packets' playouts, and without this the frame waits
 //! out whatever is left of it: 0 to 20 ms for 20 ms packets, set by the phase of the
-//! sender's clock and ours as a call starts, 10 ms on average and kept for the whole call. Each frame played
-//! from its own packet notes how long it waited since it arrived; when the least wait over
+//! sender's clock and ours as a call starts, 10 ms on average and kept for the whole call.
+//! Each frame played from its own packet notes how long it waited since it arrived; when the least wait over
 //! a watch (2 s) exceeds what a frame must keep (three times the jitter or the latest
 //! late packet's lateness, and the clock's precision; a frame more while packets are being
 //! lost), [`JitterBuffer::advance_ms`] says by how much the clock may move earlier.
@@ -36,6 +36,7 @@
 
 use std::collections::BTreeMap;
 
+use crate::codec::{MAX_PACKET_SAMPLES, MIN_PACKET_SAMPLES};
 use crate::{FRAME_MS, frames_in};
 
 /// Held at most before the oldest are dropped to cut latency (ms).
@@ -66,7 +67,8 @@ const DEPTH_WATCH_MS: f64 = 2_000.0;
 /// move earlier (ms): long enough to have met the delays a busy machine adds.
 const PHASE_WATCH_MS: f64 = 2_000.0;
 /// The packet lengths a sender may use (Opus: 2.5 to 120 ms), in RTP timestamp units.
-const PACKET_UNITS: std::ops::RangeInclusive<u32> = 120..=5_760;
+const PACKET_UNITS: std::ops::RangeInclusive<u32> =
+    MIN_PACKET_SAMPLES as u32..=MAX_PACKET_SAMPLES as u32;
 /// What a frame keeps between its arrival and its playout at the least: the playout
 /// clock's own precision (tokio's timer works in whole milliseconds, and a thread wakes a
 /// little after its time).

@@ -51,8 +51,7 @@ pub const FRAME_SAMPLES: usize = 960;
 /// The frame duration in milliseconds.
 pub const FRAME_MS: f64 = 20.0;
 /// The frame duration, for clocks.
-pub const FRAME_DURATION: std::time::Duration =
-    std::time::Duration::from_micros(FRAME_SAMPLES as u64 * 1_000_000 / SAMPLE_RATE as u64);
+pub const FRAME_DURATION: std::time::Duration = duration_of(FRAME_SAMPLES);
 
 /// How many frames (packets) last `ms`: for counts of packets that stand for a time.
 pub const fn frames_in(ms: u32) -> u32 {
@@ -68,8 +67,12 @@ pub const TICK_SAMPLES: usize = FRAME_SAMPLES / 2;
 /// The tick in milliseconds.
 pub const TICK_MS: f64 = FRAME_MS / 2.0;
 /// The tick, for clocks.
-pub const TICK_DURATION: std::time::Duration =
-    std::time::Duration::from_micros(TICK_SAMPLES as u64 * 1_000_000 / SAMPLE_RATE as u64);
+pub const TICK_DURATION: std::time::Duration = duration_of(TICK_SAMPLES);
+
+/// How long `samples` at [`SAMPLE_RATE`] last, for clocks.
+pub const fn duration_of(samples: usize) -> std::time::Duration {
+    std::time::Duration::from_micros(samples as u64 * 1_000_000 / SAMPLE_RATE as u64)
+}
 
 /// How many ticks last `ms`: for counts of ticks that stand for a time.
 pub const fn ticks_in(ms: u32) -> u32 {

@@ -3,7 +3,7 @@
 //! earlier Opus frames where both sides negotiated it.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use confab_audio::call_audio::RtpNumbers;
 use confab_audio::red::{self, RedEncoder};
@@ -201,9 +201,7 @@ pub(crate) async fn feed_track(
         };
         let sample = Sample {
             data: data.into(),
-            duration: Duration::from_micros(
-                samples as u64 * 1_000_000 / u64::from(confab_audio::SAMPLE_RATE),
-            ),
+            duration: confab_audio::duration_of(samples),
             ..Sample::new(Instant::now())
         };
         let _ = track

@@ -161,6 +161,11 @@ impl Capture {
         Ok(())
     }
 
+    /// Whether frames are short (a tick) now.
+    pub fn short_frames(&self) -> bool {
+        self.frame_samples == TICK_SAMPLES
+    }
+
     /// Ticks the source could not fill in time, so far.
     pub fn underruns(&self) -> u64 {
         self.source.as_ref().map_or(0, |s| s.underruns())
@@ -235,9 +240,9 @@ const REPORT_EVERY_MS: f64 = 10_000.0;
 
 impl Stream {
     /// One tick of this stream, from as many packets as it takes: ours are a frame (two
-    /// ticks) each, a sender with another `ptime` sends 10 to 120 ms, and what a packet
-    /// holds beyond the tick waits for the next. A packet that does not decode (or whose FEC does
-    /// not) is concealed for as long as the stream's packets last; the mix goes on, and
+    /// ticks, or one) each, a sender with another `ptime` sends 10 to 120 ms, and what a
+    /// packet holds beyond the tick waits for the next. A packet that does not decode (or
+    /// whose FEC does not) is concealed for as long as the stream's packets last; the mix goes on, and
     /// what went wrong is returned, at most once per [`REPORT_EVERY_MS`]. Only concealment
     /// itself failing, which takes nothing from the network, is an error.
     fn play(

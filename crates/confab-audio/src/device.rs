@@ -54,9 +54,10 @@ fn cushion(rate: u32, floor_ms: u32, request_ms: u32) -> Cushion {
 /// requests' worth, 10 ms, on playback). The callbacks run at real-time priority
 /// (`priority`), so a busy machine rarely makes them late; when it does, the ring's margin
 /// grows instead. At 20 ms the device side of a call took about 100 ms; at 5 ms, with the
-/// margins below held steady by following the device's clock (`drift`), about 40 ms idle
-/// and busy through a null sink and its monitor with streams opened at 48 kHz (voice-bench;
-/// 46.7 ms with streams at the sink's 44.1 kHz and our converter between). Microphone
+/// margins below held steady by following the device's clock (`drift`), about 30 ms idle
+/// and busy through a null sink and its monitor with streams opened at 48 kHz and the
+/// engine's 10 ms tick (voice-bench; 40 ms with a 20 ms tick, 46.7 ms with streams at the
+/// sink's 44.1 kHz and our converter between). Microphone
 /// pieces of 2.5 ms measured the same as 5 ms and were not kept.
 const DEVICE_BUFFER_MS: u32 = 5;
 /// The rings hold half a second at the highest rate a device may run at (two seconds at

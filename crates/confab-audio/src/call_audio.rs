@@ -384,6 +384,9 @@ impl Mixer {
             stream.jitter.flush();
             // What a packet held beyond the last tick played goes too.
             stream.pending.clear();
+            // Its meter starts a window afresh: one that began before the mute would read
+            // its voice and say so 100 ms later than the silence came.
+            stream.meter = LevelMeter::default();
         }
     }
 
@@ -595,6 +598,44 @@ mod tests {
         let mut muted = Capture::new(Box::new(Tone::new(440.0))).unwrap();
         muted.set_muted(true);
         assert!(frame_packet(&mut muted).is_none());
+    }
+
+    /// A peer hushed partway through a level window reads silent at the next reading,
+    /// a window after the hush, not at the one after that.
+    #[test]
+    fn a_hushed_peer_reads_silent_a_window_after_the_hush() {
+        let mut tone = Capture::new(Box::new(Tone::new(440.0))).unwrap();
+        let mut mixer = Mixer::new();
+        let mut readings = Vec::new();
+        for i in 0..50u16 {
+            let now = f64::from(i) * FRAME_MS;
+            let packet = frame_packet(&mut tone).unwrap();
+            mixer.push("a", rtp(1, i), packet, now).unwrap();
+            readings.extend(play_frame(&mut mixer, now).levels);
+        }
+        assert!(
+            readings.last().is_some_and(|(_, dbfs)| *dbfs > -18.0),
+            "{readings:?}"
+        );
+        // Two ticks into a window: the packets still coming are flushed too.
+        let at = 50.0 * FRAME_MS;
+        play_frame(&mut mixer, at);
+        mixer.hush("a");
+        let mut after = Vec::new();
+        for tick in 0..LEVEL_TICKS as u32 {
+            after.extend(
+                mixer
+                    .tick(at + (2.0 + f64::from(tick)) * TICK_MS)
+                    .unwrap()
+                    .levels,
+            );
+        }
+        assert_eq!(
+            after.len(),
+            1,
+            "one reading a window after the hush: {after:?}"
+        );
+        assert!(after[0].1 < -50.0, "{after:?}");
     }
 
     #[test]

@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, VecDeque};
 
 use crate::codec::{VoiceDecoder, VoiceEncoder};
 use crate::denoise::NoiseSuppressor;
-use crate::dsp::{level_dbfs, mix_into};
+use crate::dsp::{is_quiet, level_dbfs, mix_into};
 use crate::echo::EchoCanceller;
 use crate::io::Source;
 use crate::jitter::{JitterBuffer, JitterStats, Playout};
@@ -18,6 +18,9 @@ use crate::{AudioError, FRAME_SAMPLES, TICK_SAMPLES};
 const LEVEL_TICKS: usize = crate::ticks_in(100) as usize;
 /// The loss a new capture's FEC protects against until the far ends report theirs.
 pub const INITIAL_EXPECTED_LOSS: u8 = 5;
+/// Short frames asked for begin with a quiet tick after a quiet one, or after this many
+/// ticks (5 s) if none comes (a microphone's noise above -50 dBFS).
+const SHORT_FRAMES_WAIT_TICKS: u32 = crate::ticks_in(5_000);
 
 /// RMS over 100 ms windows; a reading each time a window fills.
 #[derive(Debug, Default)]
@@ -60,6 +63,10 @@ pub struct Capture {
     /// How many samples a frame gathers: [`FRAME_SAMPLES`], or [`TICK_SAMPLES`] for short
     /// frames.
     frame_samples: usize,
+    /// Short frames asked for and not begun: the ticks waited so far for a quiet one.
+    short_frames_waiting: Option<u32>,
+    /// Whether the last tick was quiet.
+    last_quiet: bool,
     meter: LevelMeter,
     muted: bool,
 }
@@ -82,6 +89,8 @@ pub struct Captured {
     pub packet: Option<Vec<u8>>,
     /// The microphone's level, every 100 ms.
     pub level: Option<f32>,
+    /// Short frames asked for began with this tick.
+    pub short_frames_began: bool,
 }
 
 impl Capture {
@@ -95,6 +104,8 @@ impl Capture {
             encoder: VoiceEncoder::new(INITIAL_EXPECTED_LOSS)?,
             frame: Vec::with_capacity(FRAME_SAMPLES),
             frame_samples: FRAME_SAMPLES,
+            short_frames_waiting: None,
+            last_quiet: false,
             meter: LevelMeter::default(),
             muted: false,
         };
@@ -152,18 +163,51 @@ impl Capture {
         self.encoder.set_expected_loss(percent)
     }
 
-    /// Short frames (a tick, 10 ms) take 10 ms off the call's path, at more bits, and
-    /// leave FEC less to work with; the caller asks for them only while the call loses
-    /// nothing. Off by default; a frame being gathered ends at whichever comes first.
+    /// Short frames (a tick, 10 ms, coded with less look-ahead) take 14 ms off the call's
+    /// path, at more bits, and carry no FEC; the caller asks for them only while the call
+    /// loses nothing. They begin where the switch is not heard (the voice moves 4 ms
+    /// earlier, see `codec`): with a quiet tick after a quiet one, or with any tick while
+    /// muted, or after `SHORT_FRAMES_WAIT_TICKS` without such a tick;
+    /// [`Captured::short_frames_began`] tells when. Back to 20 ms frames is at once, for
+    /// FEC. Off by default; a frame being gathered ends at whichever length comes first.
     pub fn set_short_frames(&mut self, short: bool) -> Result<(), AudioError> {
-        self.encoder.set_short_frames(short)?;
-        self.frame_samples = if short { TICK_SAMPLES } else { FRAME_SAMPLES };
+        if short {
+            if !self.short_frames() {
+                self.short_frames_waiting = Some(0);
+            }
+            return Ok(());
+        }
+        self.short_frames_waiting = None;
+        self.encoder.set_short_frames(false)?;
+        self.frame_samples = FRAME_SAMPLES;
         Ok(())
     }
 
-    /// Whether frames are short (a tick) now.
+    /// Whether short frames are asked for (begun, or waiting for a quiet tick).
     pub fn short_frames(&self) -> bool {
-        self.frame_samples == TICK_SAMPLES
+        self.frame_samples == TICK_SAMPLES || self.short_frames_waiting.is_some()
+    }
+
+    /// Begins short frames asked for, at the start of a frame, when `quiet` (this tick and
+    /// the last) or muted, or when waited for long enough. Whether they began.
+    fn begin_short_frames(&mut self, quiet: bool) -> Result<bool, AudioError> {
+        let Some(waited) = self.short_frames_waiting.as_mut() else {
+            return Ok(false);
+        };
+        *waited += 1;
+        let now = quiet || self.muted || *waited >= SHORT_FRAMES_WAIT_TICKS;
+        if !now || !self.frame.is_empty() {
+            return Ok(false);
+        }
+        self.short_frames_waiting = None;
+        self.encoder.set_short_frames(true)?;
+        self.frame_samples = TICK_SAMPLES;
+        Ok(true)
+    }
+
+    /// Whether there is a source (none: receive-only).
+    pub fn has_source(&self) -> bool {
+        self.source.is_some()
     }
 
     /// Ticks the source could not fill in time, so far.
@@ -173,7 +217,8 @@ impl Capture {
 
     /// One 10 ms tick; a packet once a frame is gathered (every second tick, or every one
     /// with short frames). An error from the source means it is gone: the capture is
-    /// receive-only from then on, and the caller says so.
+    /// receive-only from then on (see [`Capture::has_source`]), and the caller says so.
+    /// An error from the encoder costs the frame.
     pub fn tick(&mut self) -> Result<Captured, AudioError> {
         let Some(source) = self.source.as_mut() else {
             return Ok(Captured::default());
@@ -193,11 +238,15 @@ impl Capture {
             denoise.process(&mut tick);
         }
         let level = self.meter.add(&tick);
+        let quiet = is_quiet(&tick);
+        let short_frames_began = self.begin_short_frames(quiet && self.last_quiet)?;
+        self.last_quiet = quiet;
         self.frame.extend_from_slice(&tick);
         if self.frame.len() < self.frame_samples {
             return Ok(Captured {
                 packet: None,
                 level,
+                short_frames_began,
             });
         }
         let packet = (!self.muted).then(|| self.encoder.encode(&self.frame));
@@ -206,6 +255,7 @@ impl Capture {
         Ok(Captured {
             packet: packet.transpose()?,
             level,
+            short_frames_began,
         })
     }
 }
@@ -755,11 +805,44 @@ mod tests {
         assert!(problems[0].1.contains("does not decode"), "{problems:?}");
     }
 
+    /// A tone after `quiet_ticks` of silence, then silence again from `quiet_again_at`.
+    struct Bursts {
+        tone: Tone,
+        quiet_ticks: u32,
+        quiet_again_at: u32,
+        ticks: u32,
+    }
+
+    impl Bursts {
+        fn new(quiet_ticks: u32, quiet_again_at: u32) -> Box<Self> {
+            Box::new(Self {
+                tone: Tone::new(660.0),
+                quiet_ticks,
+                quiet_again_at,
+                ticks: 0,
+            })
+        }
+    }
+
+    impl Source for Bursts {
+        fn fill(&mut self, frame: &mut [f32]) -> Result<(), AudioError> {
+            if (self.quiet_ticks..self.quiet_again_at).contains(&self.ticks) {
+                self.tone.fill(frame);
+            } else {
+                frame.fill(0.0);
+            }
+            self.ticks += 1;
+            Ok(())
+        }
+    }
+
     /// With short frames a 10 ms packet leaves at every tick and plays as 20 ms ones do;
     /// going back to 20 ms mid-call (the call started losing) goes on at the same level.
     #[test]
     fn short_frames_leave_at_every_tick_and_play_whole() {
-        let mut tone = Capture::new(Box::new(Tone::new(660.0))).unwrap();
+        // Asked for from the start, short frames begin with the second frame, the first
+        // that starts with two quiet ticks.
+        let mut tone = Capture::new(Bursts::new(4, u32::MAX)).unwrap();
         let mut mixer = Mixer::new();
         let (mut out, mut seq, mut timestamp) = (Vec::new(), 0u16, 0u32);
         for tick in 0..300u32 {
@@ -767,7 +850,10 @@ mod tests {
             tone.set_short_frames(short).unwrap();
             let now = f64::from(tick) * TICK_MS;
             let captured = tone.tick().unwrap();
-            assert!(!short || captured.packet.is_some(), "tick {tick}");
+            assert!(
+                !short || tick < 2 || captured.packet.is_some(),
+                "tick {tick}"
+            );
             if let Some(packet) = captured.packet {
                 let samples = crate::codec::packet_samples(&packet).unwrap();
                 let numbers = RtpNumbers {
@@ -780,7 +866,11 @@ mod tests {
             }
             out.extend_from_slice(&mixer.tick(now).unwrap().tick);
         }
-        assert_eq!(seq, 150 + 75, "150 short packets, then 75 of 20 ms");
+        assert_eq!(
+            seq,
+            1 + 148 + 75,
+            "one of 20 ms, 148 short, then 75 of 20 ms"
+        );
         for half in [
             &out[20 * TICK_SAMPLES..150 * TICK_SAMPLES],
             &out[150 * TICK_SAMPLES..],
@@ -790,6 +880,31 @@ mod tests {
             let silent = half.iter().filter(|s| s.abs() < 1e-4).count();
             assert!(silent < half.len() / 100, "{silent} silent samples");
         }
+    }
+
+    /// Ticks until short frames asked for at the first tick begin, from `source`; `None`
+    /// if not within `ticks`.
+    fn short_frames_begin_after(source: Box<dyn Source>, ticks: u32) -> Option<u32> {
+        let mut capture = Capture::new(source).unwrap();
+        capture.set_short_frames(true).unwrap();
+        assert!(capture.short_frames(), "asked for, waiting");
+        (0..ticks).find(|_| capture.tick().unwrap().short_frames_began)
+    }
+
+    /// The switch to short frames moves the voice 4 ms, so it waits for a frame that
+    /// starts with two quiet ticks; a voice that never pauses gets them after 5 s.
+    #[test]
+    fn short_frames_begin_where_the_switch_is_not_heard() {
+        // Sound from the start, quiet from tick 30: a frame begins at tick 30 and 32;
+        // tick 31 is the second quiet tick but mid-frame.
+        assert_eq!(short_frames_begin_after(Bursts::new(0, 30), 100), Some(32));
+        let waited = short_frames_begin_after(Bursts::new(0, u32::MAX), 600);
+        assert_eq!(waited, Some(SHORT_FRAMES_WAIT_TICKS));
+        // Muted, nothing is heard anyway.
+        let mut capture = Capture::new(Bursts::new(0, u32::MAX)).unwrap();
+        capture.set_muted(true);
+        capture.set_short_frames(true).unwrap();
+        assert!(capture.tick().unwrap().short_frames_began);
     }
 
     /// A sender with another packet duration (a `ptime` of 40, 10 or 60 ms) plays whole,

@@ -5,6 +5,13 @@ use crate::SAMPLE_RATE;
 /// The quietest level reported: digital silence reads as this rather than minus infinity.
 pub const FLOOR_DBFS: f32 = -120.0;
 
+/// Whether every sample is below -50 dBFS: quiet enough that dropping some of it, or a
+/// change of coding within it, is not heard.
+pub fn is_quiet(samples: &[f32]) -> bool {
+    const QUIET: f32 = 0.003;
+    samples.iter().all(|s| s.abs() < QUIET)
+}
+
 /// RMS level in dBFS, referenced to a full-scale sine (AES17), so a sine of peak 0.25
 /// reads -12 dBFS.
 pub fn level_dbfs(samples: &[f32]) -> f32 {

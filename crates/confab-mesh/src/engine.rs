@@ -601,7 +601,7 @@ impl EngineTask {
     }
 
     /// Frames of 10 ms, coded with 4 ms less look-ahead, take 14 ms off the path from our
-    /// microphone to the peers' speakers, but take more bits (56 kb/s against 32, so that
+    /// microphone to the peers' speakers, but take more bits (64 kb/s against 32, so that
     /// they sound as well with nothing lost), carry no FEC, and, at a packet per tick,
     /// give copies of earlier frames half as much to rebuild from. So they are asked for
     /// only while the call loses nothing: once every peer has reported and none reported

@@ -341,9 +341,12 @@ impl EngineTask {
                 self.input_spec = spec;
                 self.input_name = None;
                 if self.input_open {
-                    self.close_input();
+                    // The old source goes on until the new one is open, so that the peers
+                    // hear no gap, and the encoder carries on across the switch.
+                    self.open_input();
+                } else {
+                    self.update_input();
                 }
-                self.update_input();
                 self.report_audio();
             }
             Control::Output(spec) => self.open_output(spec),
@@ -396,19 +399,25 @@ impl EngineTask {
     fn update_input(&mut self) {
         let needed = self.sending || self.mic_test;
         if needed && !self.input_open {
-            self.input_open = true;
-            self.input_generation += 1;
-            let (generation, spec, done) = (
-                self.input_generation,
-                self.input_spec.clone(),
-                self.opened_tx.clone(),
-            );
-            tokio::task::spawn_blocking(move || {
-                let _ = done.send(Opened::Input(generation, open_source(&spec)));
-            });
+            self.open_input();
         } else if !needed && self.input_open {
             self.close_input();
         }
+    }
+
+    /// Opens `input_spec` off the engine's thread (a device takes up to seconds); what is
+    /// opened goes to the capture there is, or to a new one (`on_opened`).
+    fn open_input(&mut self) {
+        self.input_open = true;
+        self.input_generation += 1;
+        let (generation, spec, done) = (
+            self.input_generation,
+            self.input_spec.clone(),
+            self.opened_tx.clone(),
+        );
+        tokio::task::spawn_blocking(move || {
+            let _ = done.send(Opened::Input(generation, open_source(&spec)));
+        });
     }
 
     fn close_input(&mut self) {
@@ -432,12 +441,21 @@ impl EngineTask {
             Opened::Input(generation, _) if generation != self.input_generation => {}
             Opened::Input(_, Ok(source)) => {
                 self.input_name = source.device_name().map(str::to_owned);
-                self.start_capture(source);
+                match self.capture.as_mut() {
+                    Some(capture) => {
+                        capture.set_source(Some(source));
+                        self.report_audio();
+                    }
+                    None => self.start_capture(source),
+                }
             }
-            Opened::Input(_, Err(e)) => self.error(
-                ErrorCode::AudioIn,
-                format!("{e}; the call goes on receive-only (others do not hear you)"),
-            ),
+            Opened::Input(_, Err(e)) => {
+                self.capture = None;
+                self.error(
+                    ErrorCode::AudioIn,
+                    format!("{e}; the call goes on receive-only (others do not hear you)"),
+                );
+            }
             Opened::Output(generation, _) if generation != self.output_generation => {}
             Opened::Output(_, Ok(sink)) => {
                 self.output_name = sink.device_name().map(str::to_owned);

@@ -376,8 +376,9 @@ fn two_peers_in_a_call_hear_each_other() {
         e["event"] == "level" && e["peer"] == b_id.as_str()
     });
     // Nothing is lost on loopback: once B has said so, A's frames are 10 ms, and the
-    // rest of the call (which the levels below are most of) is heard in them.
-    a.event(WAIT, "10 ms frames", |e| {
+    // rest of the call (which the levels below are most of) is heard in them. A tone has
+    // no pause for them to begin in, so they begin 5 s after they are asked for.
+    a.event(WAIT + Duration::from_secs(5), "10 ms frames", |e| {
         e["event"] == "log"
             && e["msg"]
                 .as_str()

@@ -240,7 +240,8 @@ async fn click_latency() -> anyhow::Result<((f64, f64), f64)> {
         tokio::time::sleep_until(play_at).await;
         play_at += FRAME_DURATION;
         if let Some(ms) = jitter.advance_ms() {
-            play_at -= Duration::from_secs_f64(ms.min(15.0) / 1000.0);
+            // Less than a frame at once, as the engine moves less than its tick at once.
+            play_at -= Duration::from_secs_f64(ms.min(0.75 * FRAME_MS) / 1000.0);
             jitter.moved_earlier();
         }
         while let Ok((seq, ts, payload, arrival)) = rtp_rx.try_recv() {

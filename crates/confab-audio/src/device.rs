@@ -54,7 +54,7 @@ fn cushion(rate: u32, floor_ms: u32, request_ms: u32) -> Cushion {
 /// requests' worth, 10 ms, on playback). The callbacks run at real-time priority
 /// (`priority`), so a busy machine rarely makes them late; when it does, the ring's margin
 /// grows instead. At 20 ms the device side of a call took about 100 ms; at 5 ms, with the
-/// margins below held steady by following the device's clock (`drift`), about 30 ms idle
+/// margins below held steady by following the device's clock (`drift`), about 29 ms idle
 /// and busy through a null sink and its monitor with streams opened at 48 kHz and the
 /// engine's 10 ms tick (voice-bench; 40 ms with a 20 ms tick, 46.7 ms with streams at the
 /// sink's 44.1 kHz and our converter between). Microphone
@@ -65,11 +65,13 @@ const DEVICE_BUFFER_MS: u32 = 5;
 const RING_MS: u32 = 500;
 /// The margins kept (see `cushion`; the playback's at the ring's low point, see
 /// `speaker_queue`; the capture's beyond a frame): the capture's starts at 2 ms and the
-/// playback's at 5 ms (its requests are the sound server's, less regular than our tick),
-/// each growing by 5 ms per underrun up to 60 ms: small where the machine keeps up,
-/// as large as it needs where it does not.
+/// playback's at 4 ms (its requests are the sound server's, less regular than our tick;
+/// at 4 the device side met no underrun through a null sink, idle or busy, and the
+/// devices test passed 10 of 10 with three busy loops per core), each growing by 5 ms per
+/// underrun up to 60 ms: small where the machine keeps up, as large as it needs where it
+/// does not.
 const CAPTURE_MARGIN_MS: u32 = 2;
-const PLAYBACK_MARGIN_MS: u32 = 5;
+const PLAYBACK_MARGIN_MS: u32 = 4;
 const MARGIN_STEP_MS: u32 = 5;
 const MARGIN_MOST_MS: u32 = 60;
 /// How long a margin must go unneeded before it shrinks a step: long enough to have met

@@ -327,6 +327,26 @@ fn a_message_typed_before_a_kill_survives_it() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// A second of a tone at `hz` that pauses for its last 100 ms, as a voice pauses: a WAV
+/// source plays it over and over.
+fn write_tone_with_pauses(path: &std::path::Path, hz: f64) {
+    let spec = hound::WavSpec {
+        channels: 1,
+        sample_rate: 48_000,
+        bits_per_sample: 16,
+        sample_format: hound::SampleFormat::Int,
+    };
+    let mut tone = vec![0.0f32; 48_000];
+    confab_audio::dsp::Tone::new(hz).fill(&mut tone[..43_200]);
+    let mut writer = hound::WavWriter::create(path, spec).unwrap();
+    for sample in tone {
+        writer
+            .write_sample((sample * f32::from(i16::MAX)) as i16)
+            .unwrap();
+    }
+    writer.finalize().unwrap();
+}
+
 /// Two headless peers in a call: each recording holds the other's tone, not its own.
 #[test]
 fn two_peers_in_a_call_hear_each_other() {
@@ -335,6 +355,8 @@ fn two_peers_in_a_call_hear_each_other() {
     let _ = std::fs::remove_dir_all(&root);
     std::fs::create_dir_all(&root).unwrap();
     let (rec_a, rec_b) = (root.join("a.wav"), root.join("b.wav"));
+    let voice_a = root.join("a-voice.wav");
+    write_tone_with_pauses(&voice_a, 440.0);
     let mut a = Process::spawn(&[
         "-v",
         "peer",
@@ -345,7 +367,7 @@ fn two_peers_in_a_call_hear_each_other() {
         "--name",
         "A",
         "--audio-in",
-        "sine:440",
+        &format!("wav:{}", voice_a.display()),
         "--audio-out",
         &format!("wav:{}", rec_a.display()),
     ]);
@@ -375,10 +397,10 @@ fn two_peers_in_a_call_hear_each_other() {
     a.event(WAIT, "B's level", |e| {
         e["event"] == "level" && e["peer"] == b_id.as_str()
     });
-    // Nothing is lost on loopback: once B has said so, A's frames are 10 ms, and the
-    // rest of the call (which the levels below are most of) is heard in them. A tone has
-    // no pause for them to begin in, so they begin 5 s after they are asked for.
-    a.event(WAIT + Duration::from_secs(5), "10 ms frames", |e| {
+    // Nothing is lost on loopback: once B has said so, A's frames are 10 ms (beginning
+    // in a pause of A's tone), and the rest of the call (which the levels below are most
+    // of) is heard in them.
+    a.event(WAIT, "10 ms frames", |e| {
         e["event"] == "log"
             && e["msg"]
                 .as_str()

@@ -41,8 +41,10 @@ use crate::{FRAME_MS, frames_in};
 
 /// Held at most before the oldest are dropped to cut latency (ms).
 const MAX_TARGET_MS: f64 = 200.0;
-/// Frames played before the loss estimate is offered: the horizon it reflects (2 s).
-/// Fewer say little (a report after ten frames is 0 % or 10 % by chance).
+/// Frames played before the loss estimate is offered: the horizon it reflects (2 s of
+/// 20 ms packets; 1 s of 10 ms ones, which come only while nothing is lost, and where any
+/// loss at all still shows in the next report, since a report rounds up). Fewer say
+/// little (a report after ten frames is 0 % or 10 % by chance).
 const LOSS_ESTIMATE_FRAMES: u32 = frames_in(2_000);
 /// How much of the loss estimate each frame keeps: it reflects about the last
 /// [`LOSS_ESTIMATE_FRAMES`].

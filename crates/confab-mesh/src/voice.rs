@@ -3,7 +3,7 @@
 //! earlier Opus frames where both sides negotiated it.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use confab_audio::call_audio::RtpNumbers;
 use confab_audio::red::{self, RedEncoder};
@@ -134,10 +134,10 @@ pub fn local_track(ssrc: u32) -> Result<TrackLocalStaticSample, String> {
     .map_err(|e| e.to_string())
 }
 
-/// How often, in frames, a sender without RED asks again what was negotiated (1 s): the
-/// first packets can come before the answer is applied, when the sender knows only the
-/// track's own codec, Opus.
-const RENEGOTIATED_CHECK_FRAMES: u32 = confab_audio::frames_in(1_000);
+/// How often a sender without RED asks again what was negotiated: the first packets can
+/// come before the answer is applied, when the sender knows only the track's own codec,
+/// Opus.
+const RENEGOTIATED_CHECK_EVERY: Duration = Duration::from_secs(1);
 
 /// Writes each packet of the call to the track: in RED, carrying as many earlier frames as
 /// the loss this peer last reported calls for (`loss`, in percent, `None` before its first
@@ -153,7 +153,7 @@ pub(crate) async fn feed_track(
     negotiated_with: impl Fn(VoiceCodecs) + Send,
 ) {
     let mut negotiated: Option<(VoiceCodecs, RedEncoder)> = None;
-    let mut since_asked = 0u32;
+    let mut asked_at = Instant::now();
     loop {
         let packet = match packets.recv().await {
             Ok(packet) => packet,
@@ -162,8 +162,8 @@ pub(crate) async fn feed_track(
             Err(broadcast::error::RecvError::Closed) => return,
         };
         let without_red = negotiated.as_ref().is_none_or(|(c, _)| c.red.is_none());
-        if negotiated.is_none() || (without_red && since_asked >= RENEGOTIATED_CHECK_FRAMES) {
-            since_asked = 0;
+        if negotiated.is_none() || (without_red && asked_at.elapsed() >= RENEGOTIATED_CHECK_EVERY) {
+            asked_at = Instant::now();
             let now = sender
                 .get_parameters()
                 .await
@@ -182,7 +182,6 @@ pub(crate) async fn feed_track(
                 });
             }
         }
-        since_asked += 1;
         let Some((codecs, encoder)) = negotiated.as_mut() else {
             continue;
         };

@@ -15,7 +15,7 @@
 //! FEC. It shrinks by skipping a frame when it holds more than about twice its target, and
 //! a frame per pop for whatever it held beyond the target all through a 2 s watch (a burst
 //! queued as a call starts). The target is sized from the interarrival jitter (RFC 3550's
-//! estimator), one more frame during loss, and the depth the latest late packet showed was
+//! estimator), one or two more frames during loss, and the depth the latest late packet showed was
 //! needed, held for a while as WebRTC's NetEQ holds its delay peaks: a delay met once is
 //! ridden out unheard the next time instead of costing a wait each time. Delays in a
 //! stream's first second are waited out but not held: a sender's first packets come
@@ -27,8 +27,8 @@
 //! sender's clock and ours as a call starts, 10 ms on average and kept for the whole call.
 //! Each frame played from its own packet notes how long it waited since it arrived; when the least wait over
 //! a watch (2 s) exceeds what a frame must keep (three times the jitter or the latest
-//! late packet's lateness, and the clock's precision; a frame more while packets are being
-//! lost), [`JitterBuffer::advance_ms`] says by how much the clock may move earlier.
+//! late packet's lateness, and the clock's precision; a frame or two more while packets
+//! are being lost), [`JitterBuffer::advance_ms`] says by how much the clock may move earlier.
 //!
 //! Copies of earlier frames carried in RED (see [`crate::red`]) fill the gaps their own
 //! packets left; the loss the buffer measures is still the network's (a frame whose own
@@ -281,10 +281,10 @@ impl JitterBuffer {
 
     /// What a frame must keep between its arrival and its playout: three times the jitter,
     /// or the lateness of the latest late packet while it is held, plus the clock's
-    /// precision; while packets are being lost, a frame more, so that the packet after a
-    /// lost one is here for its FEC or its copies to fill in.
+    /// precision; while packets are being lost, a frame or two more (`frames_for_loss`),
+    /// so that the packets after a lost one are here for their FEC or copies to fill in.
     pub fn guard_ms(&self) -> f64 {
-        let for_loss = if self.losing() { self.packet_ms() } else { 0.0 };
+        let for_loss = self.frames_for_loss() as f64 * self.packet_ms();
         (3.0 * self.jitter_ms).max(self.peak_ms) + MIN_GUARD_MS + for_loss
     }
 
@@ -466,7 +466,7 @@ impl JitterBuffer {
     /// lost frame; and at least what a late packet lately showed was needed.
     pub fn target_frames(&self) -> usize {
         let for_jitter = 1 + (3.0 * self.jitter_ms / self.packet_ms()).floor() as usize;
-        let for_loss = usize::from(self.losing());
+        let for_loss = self.frames_for_loss();
         (for_jitter + for_loss)
             .max(self.peak_frames)
             .min(self.max_target())
@@ -491,10 +491,22 @@ impl JitterBuffer {
             .then(|| self.recent_loss / (1.0 - LOSS_MEMORY.powi(self.loss_frames as i32)))
     }
 
-    /// Whether packets are being lost lately: the buffer then keeps a frame more for the
-    /// packet after a lost one to arrive in time for its FEC or copies.
+    /// Whether packets are being lost lately: the buffer then keeps a frame or two more
+    /// (`frames_for_loss`).
     fn losing(&self) -> bool {
         self.recent_loss > LOSSY
+    }
+
+    /// Frames held beyond the jitter's for loss: as many as the copies a sender adds for
+    /// the loss heard here reach back (`red::distance_for_loss`: one for a trace, two from
+    /// 3 %), so that the packet carrying the copy of a frame lost with its successor is
+    /// here when the frame is due; one for FEC alone, which only the next packet carries.
+    fn frames_for_loss(&self) -> usize {
+        if !self.losing() {
+            return 0;
+        }
+        let percent = (self.recent_loss * 100.0).ceil().clamp(0.0, 100.0) as u8;
+        crate::red::distance_for_loss(Some(percent)).max(1)
     }
 
     pub fn stats(&self) -> JitterStats {
@@ -1056,6 +1068,24 @@ mod tests {
         assert!(waited >= FRAME_MS + MIN_GUARD_MS, "{waited} ms, {stats:?}");
         assert!(stats.stretched <= 2, "{stats:?}");
         assert_eq!(stats.concealed, 0, "every loss rebuilt from FEC: {stats:?}");
+    }
+
+    /// Under a trace of loss the buffer keeps a frame more (the next packet's FEC or copy);
+    /// from 3 %, two (senders then add copies of two frames back).
+    #[test]
+    fn the_buffer_keeps_as_many_frames_more_as_the_copies_reach_back() {
+        for (every, more) in [(100u16, 1), (10, 2)] {
+            let mut buffer = JitterBuffer::new();
+            for seq in 0..1_000u16 {
+                if seq % every != every / 2 {
+                    arrive(&mut buffer, seq, 1.0);
+                }
+                buffer.pop(UNTIMED);
+            }
+            assert!(buffer.losing(), "one in {every} lost");
+            assert_eq!(buffer.frames_for_loss(), more, "one in {every} lost");
+            assert_eq!(buffer.target_frames(), 1 + more, "one in {every} lost");
+        }
     }
 
     /// A packet that came 7 ms after its frame was due raises the guard to that, so the

@@ -60,9 +60,6 @@ pub struct Capture {
     encoder: VoiceEncoder,
     /// The frame being gathered for the encoder, a tick at a time.
     frame: Vec<f32>,
-    /// How many samples a frame gathers: [`FRAME_SAMPLES`], or [`TICK_SAMPLES`] for short
-    /// frames.
-    frame_samples: usize,
     /// Short frames asked for and not begun: the ticks waited so far for a quiet one.
     short_frames_waiting: Option<u32>,
     /// Whether the last tick was quiet.
@@ -103,7 +100,6 @@ impl Capture {
             suppress_noise: true,
             encoder: VoiceEncoder::new(INITIAL_EXPECTED_LOSS)?,
             frame: Vec::with_capacity(FRAME_SAMPLES),
-            frame_samples: FRAME_SAMPLES,
             short_frames_waiting: None,
             last_quiet: false,
             meter: LevelMeter::default(),
@@ -178,14 +174,12 @@ impl Capture {
             return Ok(());
         }
         self.short_frames_waiting = None;
-        self.encoder.set_short_frames(false)?;
-        self.frame_samples = FRAME_SAMPLES;
-        Ok(())
+        self.encoder.set_short_frames(false)
     }
 
     /// Whether short frames are asked for (begun, or waiting for a quiet tick).
     pub fn short_frames(&self) -> bool {
-        self.frame_samples == TICK_SAMPLES || self.short_frames_waiting.is_some()
+        self.encoder.frame_samples() == TICK_SAMPLES || self.short_frames_waiting.is_some()
     }
 
     /// Begins short frames asked for, at the start of a frame, when `quiet` (this tick and
@@ -201,7 +195,6 @@ impl Capture {
         }
         self.short_frames_waiting = None;
         self.encoder.set_short_frames(true)?;
-        self.frame_samples = TICK_SAMPLES;
         Ok(true)
     }
 
@@ -242,7 +235,7 @@ impl Capture {
         let short_frames_began = self.begin_short_frames(quiet && self.last_quiet)?;
         self.last_quiet = quiet;
         self.frame.extend_from_slice(&tick);
-        if self.frame.len() < self.frame_samples {
+        if self.frame.len() < self.encoder.frame_samples() {
             return Ok(Captured {
                 packet: None,
                 level,

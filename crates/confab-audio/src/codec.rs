@@ -69,6 +69,16 @@ impl VoiceEncoder {
         Ok(())
     }
 
+    /// How many samples the frames to come take: [`TICK_SAMPLES`] for short frames,
+    /// [`FRAME_SAMPLES`] else.
+    pub fn frame_samples(&self) -> usize {
+        if self.short {
+            TICK_SAMPLES
+        } else {
+            FRAME_SAMPLES
+        }
+    }
+
     fn current(&mut self) -> &mut opus::Encoder {
         if self.short {
             &mut self.low_delay

@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, VecDeque};
 
 use crate::codec::{VoiceDecoder, VoiceEncoder};
 use crate::denoise::NoiseSuppressor;
-use crate::dsp::{is_quiet, level_dbfs, mix_into};
+use crate::dsp::{QuietTicks, level_dbfs, mix_into};
 use crate::echo::EchoCanceller;
 use crate::io::Source;
 use crate::jitter::{JitterBuffer, JitterStats, Playout};
@@ -62,8 +62,8 @@ pub struct Capture {
     frame: Vec<f32>,
     /// Short frames asked for and not begun: the ticks waited so far for a quiet one.
     short_frames_waiting: Option<u32>,
-    /// Whether the last tick was quiet.
-    last_quiet: bool,
+    /// The ticks captured, for two quiet ones in a row.
+    quiet: QuietTicks,
     meter: LevelMeter,
     muted: bool,
 }
@@ -101,7 +101,7 @@ impl Capture {
             encoder: VoiceEncoder::new(INITIAL_EXPECTED_LOSS)?,
             frame: Vec::with_capacity(FRAME_SAMPLES),
             short_frames_waiting: None,
-            last_quiet: false,
+            quiet: QuietTicks::default(),
             meter: LevelMeter::default(),
             muted: false,
         };
@@ -231,9 +231,8 @@ impl Capture {
             denoise.process(&mut tick);
         }
         let level = self.meter.add(&tick);
-        let quiet = is_quiet(&tick);
-        let short_frames_began = self.begin_short_frames(quiet && self.last_quiet)?;
-        self.last_quiet = quiet;
+        let quiet = self.quiet.note(&tick);
+        let short_frames_began = self.begin_short_frames(quiet)?;
         self.frame.extend_from_slice(&tick);
         if self.frame.len() < self.encoder.frame_samples() {
             return Ok(Captured {

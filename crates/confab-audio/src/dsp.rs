@@ -5,11 +5,22 @@ use crate::SAMPLE_RATE;
 /// The quietest level reported: digital silence reads as this rather than minus infinity.
 pub const FLOOR_DBFS: f32 = -120.0;
 
-/// Whether every sample is below -50 dBFS: quiet enough that dropping some of it, or a
-/// change of coding within it, is not heard.
-pub fn is_quiet(samples: &[f32]) -> bool {
-    const QUIET: f32 = 0.003;
-    samples.iter().all(|s| s.abs() < QUIET)
+/// Follows ticks for a run of two quiet ones (every sample below -50 dBFS): what is
+/// dropped within them, or a change of coding at the second one's start, is not heard.
+#[derive(Debug, Default)]
+pub struct QuietTicks {
+    last_quiet: bool,
+}
+
+impl QuietTicks {
+    /// Notes `tick`; whether it and the tick before it were both quiet.
+    pub fn note(&mut self, tick: &[f32]) -> bool {
+        const QUIET: f32 = 0.003;
+        let quiet = tick.iter().all(|s| s.abs() < QUIET);
+        let both = quiet && self.last_quiet;
+        self.last_quiet = quiet;
+        both
+    }
 }
 
 /// RMS level in dBFS, referenced to a full-scale sine (AES17), so a sine of peak 0.25

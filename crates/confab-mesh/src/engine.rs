@@ -22,7 +22,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use confab_audio::call_audio::{Capture, Mixer};
-use confab_audio::dsp::is_quiet;
+use confab_audio::dsp::QuietTicks;
 use confab_audio::io::{Discard, Sink, Source};
 use confab_audio::jitter::JitterStats;
 use confab_audio::open::{SinkSpec, SourceSpec, open_sink, open_source};
@@ -137,7 +137,7 @@ impl Engine {
                     noise_suppression: true,
                     echo_cancellation: true,
                     ticks: 0,
-                    last_quiet: false,
+                    played_quiet: QuietTicks::default(),
                     underruns_reported: (0, 0),
                     packets: shared,
                     events,
@@ -245,8 +245,8 @@ struct EngineTask {
     noise_suppression: bool,
     echo_cancellation: bool,
     ticks: u64,
-    /// Whether the tick played last was quiet.
-    last_quiet: bool,
+    /// The ticks played, for two quiet ones in a row.
+    played_quiet: QuietTicks,
     /// The input's and the output's underruns as last logged.
     underruns_reported: (u64, u64),
     packets: broadcast::Sender<Arc<Vec<u8>>>,
@@ -524,9 +524,7 @@ impl EngineTask {
                 dbfs,
             });
         }
-        let quiet = is_quiet(&mixed.tick);
-        let both_quiet = quiet && self.last_quiet;
-        self.last_quiet = quiet;
+        let both_quiet = self.played_quiet.note(&mixed.tick);
         let Some(ms) = self.mixer.advance_ms().filter(|_| both_quiet) else {
             return Duration::ZERO;
         };

@@ -11,7 +11,7 @@ use crate::denoise::NoiseSuppressor;
 use crate::dsp::{QuietTicks, level_dbfs, mix_into};
 use crate::echo::EchoCanceller;
 use crate::io::Source;
-use crate::jitter::{JitterBuffer, JitterStats, Playout};
+use crate::jitter::{JitterBuffer, JitterStats, Playout, loss_percent};
 use crate::{AudioError, FRAME_SAMPLES, TICK_SAMPLES};
 
 /// Ticks in one level window: 100 ms.
@@ -456,10 +456,7 @@ impl Mixer {
     pub fn losses(&self) -> Vec<(String, u8)> {
         self.streams
             .iter()
-            .filter_map(|(peer, s)| {
-                let percent = (s.jitter.recent_loss()? * 100.0).ceil().clamp(0.0, 100.0);
-                Some((peer.clone(), percent as u8))
-            })
+            .filter_map(|(peer, s)| Some((peer.clone(), loss_percent(s.jitter.recent_loss()?))))
             .collect()
     }
 

@@ -78,6 +78,11 @@ const MIN_GUARD_MS: f64 = 2.0;
 /// Less spare than this is not worth moving the clock for.
 const LEAST_ADVANCE_MS: f64 = 1.0;
 
+/// A loss share (0 to 1) in whole percent, rounded up: any loss at all is at least 1.
+pub fn loss_percent(share: f64) -> u8 {
+    (share * 100.0).ceil().clamp(0.0, 100.0) as u8
+}
+
 /// What to play for the next frame.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Playout {
@@ -505,8 +510,7 @@ impl JitterBuffer {
         if !self.losing() {
             return 0;
         }
-        let percent = (self.recent_loss * 100.0).ceil().clamp(0.0, 100.0) as u8;
-        crate::red::distance_for_loss(Some(percent)).max(1)
+        crate::red::distance_for_loss(Some(loss_percent(self.recent_loss))).max(1)
     }
 
     pub fn stats(&self) -> JitterStats {

@@ -17,7 +17,9 @@
 //! queued as a call starts). The target is sized from the interarrival jitter (RFC 3550's
 //! estimator), one or two more frames during loss, and the depth the latest late packet showed was
 //! needed, held for a while as WebRTC's NetEQ holds its delay peaks: a delay met once is
-//! ridden out unheard the next time instead of costing a wait each time. Delays in a
+//! ridden out unheard if it comes again within 5 s instead of costing a wait each time,
+//! and delays that recur are held until 20 s pass without one; a one-off stall's delay
+//! is gone 5 s after it. Delays in a
 //! stream's first second are waited out but not held: a sender's first packets come
 //! unevenly as its track starts, and holding that cost a call 25 ms more delay for 20 s.
 //!
@@ -56,8 +58,13 @@ const TICKS_PER_MS: f64 = 48.0;
 /// How long the buffer waits, dry, for the packet due before it stops and refills (ms).
 /// Longer than that, the sender has most likely stopped, and concealment would only smear.
 const DRY_WAIT_MS: f64 = 100.0;
-/// How long a delay peak is held before the target may step down a packet (ms).
+/// How long delay peaks that recur are held after the latest of them (ms): a peak met
+/// within this long of the one before is held this long.
 const PEAK_HOLD_MS: f64 = 20_000.0;
+/// How long a lone delay peak is held (ms), one with no other in the [`PEAK_HOLD_MS`]
+/// before it: a one-off stall of a busy machine. Long enough to ride out a stall that
+/// comes back at once; holding it longer cost a call the stall's delay for up to 100 s.
+const LONE_PEAK_HOLD_MS: f64 = 5_000.0;
 /// A stream's start-up: delays met this soon after its first packet are the sender's
 /// pipeline getting going (its first packets come unevenly as the track starts), not the
 /// network's or the machine's, and are waited out but not held as peaks (ms).
@@ -153,15 +160,19 @@ pub struct JitterBuffer {
     recent_loss: f64,
     /// Frames that moved `recent_loss` so far (up to the estimate's horizon).
     loss_frames: u32,
-    /// The depth, in frames, that the latest late packet showed was needed.
+    /// The depth, in frames, that the late packets of the held peak showed was needed
+    /// (0 when none is held).
     peak_frames: usize,
-    /// Frames played since that peak was last met or stepped down.
-    peak_age: u32,
+    /// Frames played since a late packet last showed a delay peak, held or not.
+    since_peak: Option<u32>,
+    /// Frames the held peak lasts from the latest late packet.
+    peak_hold: u32,
     /// Frames popped in the current depth watch, and the least depth held at a pop.
     depth_watch: (u32, usize),
     /// Frames to skip, one per pop, for a backlog that stood all through a watch.
     standing: usize,
-    /// The lateness (ms) the latest late packet showed, held as long as `peak_frames`.
+    /// The most lateness (ms) the held peak's late packets showed, held as long as
+    /// `peak_frames`.
     peak_ms: f64,
     /// Frames played from their own packets in the current phase watch, and the least
     /// time one of them waited between its arrival and its playout (ms).
@@ -422,30 +433,37 @@ impl JitterBuffer {
     }
 
     /// A packet came `frames_late` frames (`lateness_ms`) after it was due: hold a target
-    /// and a guard that would have had it in time.
+    /// and a guard that would have had it in time, for a while from now. Delays that
+    /// recur are held for [`PEAK_HOLD_MS`] after the latest, a lone one for
+    /// [`LONE_PEAK_HOLD_MS`], as NetEQ keeps its peak mode only for peaks that repeat.
     fn note_delay_peak(&mut self, frames_late: u64, lateness_ms: f64) {
         let most = self.max_target();
         let needed = usize::try_from(frames_late)
             .unwrap_or(most)
             .saturating_add(1)
             .min(most);
-        if needed >= self.peak_frames {
-            self.peak_frames = needed;
-            self.peak_age = 0;
-        }
+        let recurring = self
+            .since_peak
+            .is_some_and(|frames| frames < self.packets_in(PEAK_HOLD_MS));
+        self.peak_hold = self.packets_in(if recurring {
+            PEAK_HOLD_MS
+        } else {
+            LONE_PEAK_HOLD_MS
+        });
+        self.since_peak = Some(0);
+        self.peak_frames = self.peak_frames.max(needed);
         self.peak_ms = self.peak_ms.max(lateness_ms);
     }
 
-    /// A held peak steps down a frame each hold period without a new one.
+    /// A held peak is let go whole once its hold has passed without another.
     fn age_peak(&mut self) {
-        if self.peak_frames == 0 {
+        let Some(frames) = self.since_peak.as_mut() else {
             return;
-        }
-        self.peak_age += 1;
-        if self.peak_age >= self.packets_in(PEAK_HOLD_MS) {
-            self.peak_frames -= 1;
-            self.peak_age = 0;
-            // No delay like it for a hold period: the guard is the jitter's again.
+        };
+        *frames = frames.saturating_add(1);
+        if *frames >= self.peak_hold {
+            // No delay like it for the hold: the target and guard are the jitter's again.
+            self.peak_frames = 0;
             self.peak_ms = 0.0;
         }
     }
@@ -1010,18 +1028,45 @@ mod tests {
         );
     }
 
+    /// A one-off stall: its depth and lateness are held for a short while, then let go
+    /// whole.
     #[test]
-    fn a_held_peak_steps_down_when_the_delays_stop() {
+    fn a_lone_peak_is_let_go_after_a_short_hold() {
         let mut buffer = JitterBuffer::new();
         buffer.note_delay_peak(2, 2.0 * FRAME_MS);
         assert_eq!(buffer.target_frames(), 3);
-        for _ in 0..buffer.packets_in(PEAK_HOLD_MS) {
+        for _ in 1..buffer.packets_in(LONE_PEAK_HOLD_MS) {
             buffer.pop(UNTIMED);
         }
-        assert_eq!(buffer.target_frames(), 2);
-        for _ in 0..buffer.packets_in(PEAK_HOLD_MS) {
+        assert_eq!(buffer.target_frames(), 3, "held until the end of the hold");
+        assert!(buffer.guard_ms() >= 2.0 * FRAME_MS, "{}", buffer.guard_ms());
+        buffer.pop(UNTIMED);
+        assert_eq!(buffer.target_frames(), 1);
+        assert!(buffer.guard_ms() < 10.0, "{}", buffer.guard_ms());
+    }
+
+    /// Stalls that come back: the deepest is held until a long hold passes after the
+    /// latest, and then let go whole.
+    #[test]
+    fn peaks_that_recur_are_held_until_a_hold_passes_without_one() {
+        let mut buffer = JitterBuffer::new();
+        buffer.note_delay_peak(2, 2.0 * FRAME_MS);
+        // Past the lone peak's hold: it has been let go when the next stall comes.
+        for _ in 0..buffer.packets_in(LONE_PEAK_HOLD_MS + 3_000.0) {
             buffer.pop(UNTIMED);
         }
+        assert_eq!(buffer.target_frames(), 1);
+        buffer.note_delay_peak(2, 2.0 * FRAME_MS);
+        for _ in 0..buffer.packets_in(3_000.0) {
+            buffer.pop(UNTIMED);
+        }
+        buffer.note_delay_peak(1, FRAME_MS);
+        assert_eq!(buffer.target_frames(), 3, "the deeper of the two is held");
+        for _ in 1..buffer.packets_in(PEAK_HOLD_MS) {
+            buffer.pop(UNTIMED);
+        }
+        assert_eq!(buffer.target_frames(), 3, "held until the end of the hold");
+        buffer.pop(UNTIMED);
         assert_eq!(buffer.target_frames(), 1);
     }
 

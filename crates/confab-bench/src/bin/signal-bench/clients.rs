@@ -73,17 +73,27 @@ pub async fn resume(server: &Server, room: &str, token: &str) -> anyhow::Result<
 
 async fn join_with(server: &Server, room: &str, resume: Option<&str>) -> anyhow::Result<Member> {
     let mut ws = connect(server, room).await?;
-    if server.kind == Kind::Confab {
-        let mut join = json!({"type":"join","room":room,"name":"bench","version":1});
-        if let Some(token) = resume {
-            join["resume"] = json!(token);
+    match server.kind {
+        Kind::Confab => {
+            let mut join = json!({"type":"join","room":room,"name":"bench","version":1});
+            if let Some(token) = resume {
+                join["resume"] = json!(token);
+            }
+            ws.send(Message::text(join.to_string())).await?;
         }
-        ws.send(Message::text(join.to_string())).await?;
+        // A bare node takes the id its client gives.
+        Kind::Bare => {
+            static CLIENTS: AtomicUsize = AtomicUsize::new(0);
+            let id = format!("{room}-{}", CLIENTS.fetch_add(1, Relaxed));
+            ws.send(Message::text(id)).await?;
+        }
+        Kind::Matchbox => {}
     }
     loop {
         let frame = next_json(&mut ws).await?;
         let id = match server.kind {
             Kind::Confab if frame["type"] == "welcome" => &frame["id"],
+            Kind::Bare => &frame["id"],
             Kind::Matchbox => &frame["IdAssigned"],
             Kind::Confab if frame["type"] == "error" => bail!("join refused: {frame}"),
             Kind::Confab => continue,
@@ -161,6 +171,10 @@ async fn open_pair(a_server: &Server, b_server: &Server, room: String) -> anyhow
     let kind = a_server.kind;
     let mut a = join(a_server, &room).await?;
     let mut b = join(b_server, &room).await?;
+    // A bare node has no rooms: B may be sent to once it is joined.
+    if kind == Kind::Bare {
+        return Ok(Pair { kind, room, a, b });
+    }
     // Wait until A has heard of B; matchbox does not tell B about A, so A introduces itself.
     loop {
         let frame = next_json(&mut a.ws).await?;

@@ -1,5 +1,6 @@
 //! The set-ups of the cluster comparison: one Confab instance alone (the anchor), or a
-//! cluster of instances sharing a nats-server of their own; all on loopback.
+//! cluster of instances sharing a nats-server of their own; and the same two shapes of
+//! bare nodes (see [`crate::bare`]); all on loopback.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -7,7 +8,7 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 
-use crate::target::{Server, free_port, metric};
+use crate::target::{Kind, Server, free_port, metric};
 
 /// Flags every instance of the comparison gets: no relay ports, no multicast, so that the
 /// instances differ from the anchor only by `--cluster`.
@@ -127,11 +128,28 @@ impl Deployment {
         Ok(deployment)
     }
 
-    /// "one instance" or "cluster of N".
+    /// One bare node, or `size` of them on a fresh nats-server.
+    pub async fn bare(size: usize, nats_server: &Path, logs: &Path) -> anyhow::Result<Self> {
+        let nats = match size {
+            1 => None,
+            _ => Some(Nats::spawn(nats_server, &logs.join(format!("bare{size}-nats.log"))).await?),
+        };
+        let mut instances = Vec::with_capacity(size);
+        for i in 1..=size {
+            let log = logs.join(format!("bare{size}-node{i}.log"));
+            instances.push(Server::spawn_bare(nats.as_ref().map(Nats::url), &log).await?);
+        }
+        Ok(Self { instances, nats })
+    }
+
+    /// "one instance", "cluster of N", "bare, one node" or "bare, N nodes".
     pub fn label(&self) -> String {
-        match self.nats {
-            None => "one instance".to_owned(),
-            Some(_) => format!("cluster of {}", self.instances.len()),
+        let bare = self.instances.first().is_some_and(|s| s.kind == Kind::Bare);
+        match (bare, &self.nats) {
+            (false, None) => "one instance".to_owned(),
+            (false, Some(_)) => format!("cluster of {}", self.instances.len()),
+            (true, None) => "bare, one node".to_owned(),
+            (true, Some(_)) => format!("bare, {} nodes", self.instances.len()),
         }
     }
 
@@ -161,9 +179,10 @@ impl Deployment {
         self.instances.remove(index).stop();
     }
 
-    /// The cluster's figures from every instance's `/metrics`; `None` for a lone instance.
+    /// The cluster's figures from every instance's `/metrics`; `None` for a lone instance
+    /// or bare nodes.
     pub async fn bus_figures(&self) -> anyhow::Result<Option<BusFigures>> {
-        if self.nats.is_none() {
+        if self.nats.is_none() || self.instances.iter().any(|s| s.kind == Kind::Bare) {
             return Ok(None);
         }
         let mut figures = BusFigures::default();

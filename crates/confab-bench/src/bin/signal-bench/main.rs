@@ -22,12 +22,18 @@
 //! that had no client on the killed instance (whose room may have moved), and the
 //! warnings in the instances' logs (kept under the temporary directory).
 //!
+//! Beside them, the cluster comparison measures one bare node of this binary and two over
+//! a nats-server of their own ([`bare`]), which pass signals on and do nothing else, so
+//! that what a crossing of the bus adds by itself on the machine is seen beside what it
+//! adds in Confab's cluster.
+//!
 //! ```text
 //! cargo build --release -p confab -p confab-bench
 //! target/release/signal-bench --matchbox /path/to/matchbox_server
 //! target/release/signal-bench --sockets 2000 --cluster 3   # needs nats-server on PATH
 //! ```
 
+mod bare;
 mod clients;
 mod cluster;
 mod failover;
@@ -77,6 +83,13 @@ struct Args {
     /// Pairs of clients across the instances in the failover.
     #[arg(long, default_value_t = 50)]
     failover_pairs: usize,
+    /// Run as a bare node listening here, for the cluster comparison (started by the
+    /// bench itself).
+    #[arg(long, hide = true, value_name = "ADDR")]
+    bare_node: Option<std::net::SocketAddr>,
+    /// The bare node's nats-server.
+    #[arg(long, hide = true, value_name = "URL", requires = "bare_node")]
+    bare_nats: Option<String>,
 }
 
 #[derive(Debug, Default)]
@@ -94,6 +107,8 @@ struct Figures {
 struct Comparison {
     /// One instance first, then the clusters by size.
     setups: Vec<(String, Figures, Option<BusFigures>)>,
+    /// One bare node first, then two over NATS.
+    bare: Vec<(String, Figures)>,
     failover: Failover,
     /// The survivors' figures after the failover.
     failover_bus: Option<BusFigures>,
@@ -109,6 +124,9 @@ fn main() -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
+    if let Some(listen) = args.bare_node {
+        return runtime.block_on(bare::serve(listen, args.bare_nats));
+    }
     let confab = match &args.confab {
         Some(path) => path.clone(),
         None => std::env::current_exe()?
@@ -185,10 +203,19 @@ async fn measure_relay(
 }
 
 /// One instance, then clusters of 2 to N, each with fresh processes (gone when the
-/// deployment is dropped), then the failover in a fresh cluster of N.
+/// deployment is dropped), each of the first two after the bare nodes of its shape, then
+/// the failover in a fresh cluster of N.
 async fn compare_clusters(confab: &Path, args: &Args, logs: PathBuf) -> anyhow::Result<Comparison> {
     let mut setups = Vec::new();
+    let mut bare = Vec::new();
     for size in std::iter::once(1).chain(2..=args.cluster) {
+        if size <= 2 {
+            let deployment = Deployment::bare(size, &args.nats_server, &logs).await?;
+            eprintln!("== {}", deployment.label());
+            let mut figures = Figures::default();
+            measure_relay(&deployment.instances, args, &mut figures).await?;
+            bare.push((deployment.label(), figures));
+        }
         let deployment = match size {
             1 => Deployment::lone(confab, &logs).await?,
             _ => {
@@ -211,6 +238,7 @@ async fn compare_clusters(confab: &Path, args: &Args, logs: PathBuf) -> anyhow::
     let warnings = cluster::warnings_in(&logs)?;
     Ok(Comparison {
         setups,
+        bare,
         failover,
         failover_bus,
         logs,
@@ -247,8 +275,35 @@ fn print_cluster_report(args: &Args, comparison: &Comparison) {
         "\ncluster comparison: {} pairs, each pair's two clients on different instances; throughput window {}; latency at {} msgs/s; {} s per phase",
         args.pairs, args.window, args.rate, args.seconds
     );
+    let rows: Vec<_> = comparison
+        .setups
+        .iter()
+        .map(|(label, figures, bus)| (label.as_str(), figures, bus.as_ref()))
+        .collect();
+    print_setups(&rows);
     println!(
-        "{:<14} {:>12} {:>9} {:>9} {:>9} {:>10} {:>9} {:>9} {:>10} {:>8}",
+        "bare nodes, passing signals on and nothing else, each just before the set-up of its shape:"
+    );
+    let rows: Vec<_> = comparison
+        .bare
+        .iter()
+        .map(|(label, figures)| (label.as_str(), figures, None))
+        .collect();
+    print_setups(&rows);
+    for (label, _, bus) in &comparison.setups {
+        if let Some(bus) = bus {
+            println!("{label}: {}", describe_bus(bus));
+        }
+    }
+    print_failover(&comparison.failover, comparison.failover_bus.as_ref());
+    print_warnings(&comparison.logs, &comparison.warnings);
+}
+
+/// A table of set-ups, each against the first (the anchor): what it adds at p50 and p99,
+/// and its p99 as a multiple of the anchor's.
+fn print_setups(rows: &[(&str, &Figures, Option<&BusFigures>)]) {
+    println!(
+        "{:<14} {:>12} {:>9} {:>9} {:>9} {:>10} {:>9} {:>9} {:>7} {:>10} {:>8}",
         "servers",
         "relay msg/s",
         "p50 ms",
@@ -257,43 +312,35 @@ fn print_cluster_report(args: &Args, comparison: &Comparison) {
         "delivered",
         "+p50 ms",
         "+p99 ms",
+        "p99 x",
         "forwarded",
         "dropped"
     );
-    let Some((_, anchor, _)) = comparison.setups.first() else {
+    let Some((_, anchor, _)) = rows.first() else {
         return;
     };
-    for (i, (label, f, bus)) in comparison.setups.iter().enumerate() {
+    for (i, (label, f, bus)) in rows.iter().enumerate() {
         // The anchor adds nothing to itself.
-        let added = |figure: f64, anchor: f64| match i {
-            0 => "-".to_owned(),
-            _ => format!("{:+.3}", figure - anchor),
-        };
+        let against = |text: String| if i == 0 { "-".to_owned() } else { text };
         let (forwarded, dropped) = match bus {
             Some(bus) => (bus.forwarded.to_string(), bus.dropped.to_string()),
             None => ("-".to_owned(), "-".to_owned()),
         };
         println!(
-            "{:<14} {:>12.0} {:>9.3} {:>9.3} {:>9.3} {:>9.2}% {:>9} {:>9} {:>10} {:>8}",
+            "{:<14} {:>12.0} {:>9.3} {:>9.3} {:>9.3} {:>9.2}% {:>9} {:>9} {:>7} {:>10} {:>8}",
             label,
             f.throughput,
             f.p50_ms,
             f.p99_ms,
             f.max_ms,
             f.delivered * 100.0,
-            added(f.p50_ms, anchor.p50_ms),
-            added(f.p99_ms, anchor.p99_ms),
+            against(format!("{:+.3}", f.p50_ms - anchor.p50_ms)),
+            against(format!("{:+.3}", f.p99_ms - anchor.p99_ms)),
+            against(format!("{:.1}", f.p99_ms / anchor.p99_ms)),
             forwarded,
             dropped
         );
     }
-    for (label, _, bus) in &comparison.setups {
-        if let Some(bus) = bus {
-            println!("{label}: {}", describe_bus(bus));
-        }
-    }
-    print_failover(&comparison.failover, comparison.failover_bus.as_ref());
-    print_warnings(&comparison.logs, &comparison.warnings);
 }
 
 fn describe_bus(bus: &BusFigures) -> String {

@@ -1,4 +1,4 @@
-//! The two servers under test: how to start each, and how each frames a relayed signal.
+//! The servers under test: how to start each, and how each frames a relayed signal.
 
 use std::fs::File;
 use std::path::Path;
@@ -13,6 +13,8 @@ pub enum Kind {
     Confab,
     /// matchbox_server 0.15: rooms by URL path, `IdAssigned`/`NewPeer`/`Signal` frames.
     Matchbox,
+    /// A bare node of this binary (see [`crate::bare`]): `TO DATA` in, `FROM DATA` out.
+    Bare,
 }
 
 impl Kind {
@@ -20,12 +22,14 @@ impl Kind {
         match self {
             Kind::Confab => "confab",
             Kind::Matchbox => "matchbox_server",
+            Kind::Bare => "bare node",
         }
     }
 
     /// The text frame that relays `data` to `to`.
     pub fn signal(self, to: &str, data: u64) -> String {
         match self {
+            Kind::Bare => return format!("{to} {data}"),
             Kind::Confab => json!({"type":"signal","to":to,"data":data}),
             Kind::Matchbox => json!({"Signal":{"receiver":to,"data":data}}),
         }
@@ -34,11 +38,15 @@ impl Kind {
 
     /// The sender and data of a relayed signal, if `text` is one.
     pub fn parse_signal(self, text: &str) -> Option<(String, u64)> {
+        if self == Kind::Bare {
+            let (from, data) = text.split_once(' ')?;
+            return Some((from.to_owned(), data.parse().ok()?));
+        }
         let value: Value = serde_json::from_str(text).ok()?;
         let (from, data) = match self {
             Kind::Confab if value["type"] == "signal" => (&value["from"], &value["data"]),
             Kind::Matchbox => (&value["Signal"]["sender"], &value["Signal"]["data"]),
-            Kind::Confab => return None,
+            Kind::Confab | Kind::Bare => return None,
         };
         Some((from.as_str()?.to_owned(), data.as_u64()?))
     }
@@ -66,6 +74,16 @@ impl Server {
         Self::spawn_with(Kind::Confab, binary, extra, Some(log)).await
     }
 
+    /// A bare node of this binary, over the nats-server at `nats` when given.
+    pub async fn spawn_bare(nats: Option<String>, log: &Path) -> anyhow::Result<Self> {
+        let this = std::env::current_exe()?;
+        let extra: Vec<String> = nats
+            .into_iter()
+            .flat_map(|url| ["--bare-nats".to_owned(), url])
+            .collect();
+        Self::spawn_with(Kind::Bare, &this, &extra, Some(log)).await
+    }
+
     async fn spawn_with(
         kind: Kind,
         binary: &Path,
@@ -88,6 +106,7 @@ impl Server {
                 "19000",
             ]),
             Kind::Matchbox => command.arg(&addr).env("RUST_LOG", "error"),
+            Kind::Bare => command.args(["--bare-node", &addr]),
         };
         command.args(extra);
         let stderr = match log {
@@ -109,13 +128,17 @@ impl Server {
     }
 
     async fn wait_healthy(&mut self) -> anyhow::Result<()> {
-        let path = match self.kind {
-            Kind::Confab => "/healthz",
-            Kind::Matchbox => "/health",
-        };
         let deadline = tokio::time::Instant::now() + HEALTHY_WITHIN;
         while tokio::time::Instant::now() < deadline {
-            if http_ok(self.port, path).await {
+            let healthy = match self.kind {
+                Kind::Confab => http_ok(self.port, "/healthz").await,
+                Kind::Matchbox => http_ok(self.port, "/health").await,
+                // A bare node has no HTTP: listening is all it has to be.
+                Kind::Bare => tokio::net::TcpStream::connect(("127.0.0.1", self.port))
+                    .await
+                    .is_ok(),
+            };
+            if healthy {
                 return Ok(());
             }
             if let Some(status) = self.child.try_wait()? {
@@ -133,7 +156,7 @@ impl Server {
     /// The WebSocket URL a client opens to join `room`.
     pub fn url(&self, room: &str) -> String {
         match self.kind {
-            Kind::Confab => format!("ws://127.0.0.1:{}/ws", self.port),
+            Kind::Confab | Kind::Bare => format!("ws://127.0.0.1:{}/ws", self.port),
             Kind::Matchbox => format!("ws://127.0.0.1:{}/{room}", self.port),
         }
     }

@@ -28,9 +28,9 @@ check_rust_tools() {
 # drop UDP in network namespaces of their own; coturn, which the TURN credential tests
 # start on loopback; nats-server, which the cluster tests start on loopback ports of
 # their own (one per test, stopped and restarted by it), and haproxy, which one of them puts
-# in front of the instances.
+# in front of the instances; espeak-ng, whose speech one device test sends through a call.
 install_packages "${BUILD_PACKAGES[@]}" pulseaudio pulseaudio-utils libasound2-plugins \
-    iproute2 nftables coturn nats-server haproxy
+    iproute2 nftables coturn nats-server haproxy espeak-ng
 check_rust_tools
 
 # The tests open hundreds of sockets in one process.

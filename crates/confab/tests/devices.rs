@@ -1,11 +1,13 @@
 //! Real sound devices: `confab peer` with cpal on a PulseAudio daemon of the test's own,
-//! whose null sinks stand in for microphones and speakers, idle and with two busy loops per
-//! core; and a peer with no sound server at all.
+//! whose null sinks stand in for microphones and speakers, tones and speech, idle and with
+//! two busy loops per core; and a peer with no sound server at all.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Mutex;
 use std::time::Duration;
 
 use common::pulse::Pulse;
@@ -29,6 +31,49 @@ fn write_tone(path: &Path, hz: f64, seconds: f64) {
         writer.write_sample((sample * 32_767.0) as i16).unwrap();
     }
     writer.finalize().unwrap();
+}
+
+/// The tests with a sound server take turns: each one's busy loops are meant to be the
+/// only load beside its own peers.
+static SOUND_SERVER: Mutex<()> = Mutex::new(());
+
+/// How long each repeat of the speech lasts: a recording of whole repeats holds the same
+/// speech whichever moment it starts at.
+const SPEECH_REPEAT_S: f64 = 3.0;
+
+/// A WAV of sentences read by `espeak-ng`, padded with silence to [`SPEECH_REPEAT_S`] and
+/// repeated for 30 s.
+fn write_speech(dir: &Path) -> PathBuf {
+    let spoken = dir.join("espeak.wav");
+    let status = Command::new("espeak-ng")
+        .arg("-w")
+        .arg(&spoken)
+        .arg("Can you hear me? The call holds up well.")
+        .status()
+        .expect("espeak-ng (scripts/test.sh installs it)");
+    assert!(status.success());
+    let mut reader = hound::WavReader::open(&spoken).unwrap();
+    let spec = reader.spec();
+    let speech: Vec<i16> = reader.samples::<i16>().map(Result::unwrap).collect();
+    let repeat = (f64::from(spec.sample_rate) * SPEECH_REPEAT_S) as usize;
+    assert!(speech.len() < repeat, "{} samples", speech.len());
+    let looped = dir.join("speech.wav");
+    let mut writer = hound::WavWriter::create(&looped, spec).unwrap();
+    for _ in 0..(30.0 / SPEECH_REPEAT_S) as usize {
+        for i in 0..repeat {
+            writer
+                .write_sample(speech.get(i).copied().unwrap_or(0))
+                .unwrap();
+        }
+    }
+    writer.finalize().unwrap();
+    looped
+}
+
+/// The level of everything in a recording (dBFS, mean square).
+fn rms_dbfs(samples: &[f32]) -> f32 {
+    let power = samples.iter().map(|s| s * s).sum::<f32>() / samples.len().max(1) as f32;
+    10.0 * power.max(1e-12).log10()
 }
 
 fn peer_args<'a>(url: &'a str, name: &'a str, input: &'a str, output: &'a str) -> Vec<&'a str> {
@@ -112,6 +157,7 @@ fn level_of(e: &Value, peer: &str, above: f64) -> bool {
 /// the call goes on.
 #[test]
 fn real_devices_carry_tones_both_ways_and_switch_mid_call() {
+    let _turn = SOUND_SERVER.lock().unwrap_or_else(|e| e.into_inner());
     let mut pulse = Pulse::start(&["mic_a", "mic_a2", "spk_a", "mic_b", "spk_b"]);
     assert!(pulse.pactl(&["set-default-source", "mic_a.monitor"]));
     assert!(pulse.pactl(&["set-default-sink", "spk_a"]));
@@ -276,6 +322,66 @@ fn real_devices_carry_tones_both_ways_and_switch_mid_call() {
         let _ = player.kill();
         let _ = player.wait();
     }
+    let _ = std::fs::remove_dir_all(&root);
+}
+
+/// Speech, as a microphone takes it, through noise suppression, the call and B's speaker:
+/// its level at B's speaker over two whole repeats, idle and with two busy loops per core,
+/// within 3 dB.
+#[test]
+fn speech_through_real_devices_keeps_its_level_under_load() {
+    let _turn = SOUND_SERVER.lock().unwrap_or_else(|e| e.into_inner());
+    let mut pulse = Pulse::start(&["mic_a", "spk_a", "mic_b", "spk_b"]);
+    let env = [("PULSE_SERVER", pulse.server.as_str())];
+    let root = std::env::temp_dir().join(format!("confab-speech-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    std::fs::create_dir_all(&root).unwrap();
+    let speech = write_speech(&root);
+    let (_server, url) = server();
+    let mut a = Process::spawn_with_env(
+        &peer_args(&url, "A", "device:mic_a.monitor", "device:spk_a"),
+        &env,
+    );
+    let a_id = connected_id(&a);
+    let mut b_args = peer_args(&url, "B", "device:mic_b.monitor", "device:spk_b");
+    b_args.push("--auto-accept-calls");
+    let mut b = Process::spawn_with_env(&b_args, &env);
+    let b_id = connected_id(&b);
+    chat_open(&a, &b_id);
+    chat_open(&b, &a_id);
+
+    let mut player = pulse.play("mic_a", &speech);
+    a.send(r#"{"cmd":"call"}"#);
+    b.event(WAIT, "A's speech at B", |e| level_of(e, &a_id, -40.0));
+    // Past the call's first seconds, in which the frames and the buffer settle.
+    std::thread::sleep(Duration::from_secs(2));
+    let whole = 2.0 * SPEECH_REPEAT_S;
+    let idle = pulse.record("spk_b.monitor", whole);
+    let idle_level = rms_dbfs(&idle);
+    let busy_level = {
+        let _hogs = CpuHogs::start(2);
+        std::thread::sleep(Duration::from_secs(1));
+        rms_dbfs(&pulse.record("spk_b.monitor", whole))
+    };
+    eprintln!("speech at B's speaker: {idle_level:.1} dBFS idle, {busy_level:.1} under load");
+    assert!(
+        idle_level > -40.0,
+        "{idle_level} dBFS: the speech was not heard"
+    );
+    if (busy_level - idle_level).abs() > 3.0 {
+        panic!(
+            "{busy_level} dBFS under load, {idle_level} idle: {}",
+            playout_at(&mut b, &a)
+        );
+    }
+
+    for peer in [&mut a, &mut b] {
+        peer.send(r#"{"cmd":"quit"}"#);
+        assert!(peer.child.wait().unwrap().success());
+    }
+    let _ = player.kill();
+    let _ = player.wait();
+    pulse.kill();
     let _ = std::fs::remove_dir_all(&root);
 }
 

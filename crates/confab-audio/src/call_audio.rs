@@ -275,6 +275,11 @@ struct Stream {
     /// When a packet of this stream last could not be played as it came (ms, the clock
     /// of the arrivals), to say so at most once per [`REPORT_EVERY_MS`].
     reported_ms: Option<f64>,
+    /// The ticks played, for two quiet ones in a row: where the buffer may skip a frame
+    /// unheard.
+    played_quiet: QuietTicks,
+    /// Whether the last two ticks played were quiet.
+    quiet: bool,
 }
 
 /// A stream whose packets keep failing is reported at most this often.
@@ -294,7 +299,7 @@ impl Stream {
     ) -> Result<Option<String>, AudioError> {
         let mut problem = None;
         while self.pending.len() < TICK_SAMPLES {
-            let decoded = match self.jitter.pop(now_ms) {
+            let decoded = match self.jitter.pop(now_ms, self.quiet) {
                 Playout::Silence => break,
                 Playout::Packet(packet) => self.decoder.decode(&packet).inspect(|samples| {
                     self.packet_samples = samples.len();
@@ -318,6 +323,7 @@ impl Stream {
         for (out, sample) in tick.iter_mut().zip(self.pending.drain(..ready)) {
             *out = sample;
         }
+        self.quiet = self.played_quiet.note(tick);
         let due = self
             .reported_ms
             .is_none_or(|last| now_ms - last >= REPORT_EVERY_MS);
@@ -383,6 +389,8 @@ impl Mixer {
                 pending: VecDeque::with_capacity(2 * FRAME_SAMPLES),
                 packet_samples: FRAME_SAMPLES,
                 reported_ms: None,
+                played_quiet: QuietTicks::default(),
+                quiet: false,
             };
             self.streams.insert(peer.to_owned(), stream);
         }

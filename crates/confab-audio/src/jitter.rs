@@ -14,7 +14,8 @@
 //! and the buffer is deeper by the wait; a lost packet is then rebuilt from its successor's
 //! FEC. It shrinks by skipping a frame when it holds more than about twice its target, and
 //! a frame per pop for whatever it held beyond the target all through a 2 s watch (a burst
-//! queued as a call starts). The target is sized from the interarrival jitter (RFC 3550's
+//! queued as a call starts, a delay peak let go), where the stream is quiet, so that the
+//! cut is not heard: such a backlog waits up to 2 s for a pause. The target is sized from the interarrival jitter (RFC 3550's
 //! estimator), one or two more frames during loss, and the depth the latest late packet showed was
 //! needed, held for a while as WebRTC's NetEQ holds its delay peaks: a delay met once is
 //! ridden out unheard if it comes again within 5 s instead of costing a wait each time,
@@ -72,6 +73,9 @@ const START_UP_MS: f64 = 1_000.0;
 /// How long the least depth is watched: what stood above the target all that time is
 /// delay, not cushion (ms).
 const DEPTH_WATCH_MS: f64 = 2_000.0;
+/// How long a backlog found standing waits for the stream to be quiet before its frames
+/// are skipped anyway (ms): speech pauses well within it; a steady sound never does.
+const QUIET_SKIP_WAIT_MS: f64 = 2_000.0;
 /// How long the least wait (arrival to playout) is watched before the playout clock may
 /// move earlier (ms): long enough to have met the delays a busy machine adds.
 const PHASE_WATCH_MS: f64 = 2_000.0;
@@ -171,6 +175,8 @@ pub struct JitterBuffer {
     depth_watch: (u32, usize),
     /// Frames to skip, one per pop, for a backlog that stood all through a watch.
     standing: usize,
+    /// Pops since that backlog was found, while it waits for the stream to be quiet.
+    standing_wait: u32,
     /// The most lateness (ms) the held peak's late packets showed, held as long as
     /// `peak_frames`.
     peak_ms: f64,
@@ -274,11 +280,13 @@ impl JitterBuffer {
     }
 
     /// The frame to play now (`now_ms` on the clock of the arrivals); call as each packet's
-    /// worth is to be played (once per frame period for packets of a frame).
-    pub fn pop(&mut self, now_ms: f64) -> Playout {
+    /// worth is to be played (once per frame period for packets of a frame). `quiet`: the
+    /// stream was quiet just before (see [`crate::dsp::QuietTicks`]), where a frame may be
+    /// skipped unheard.
+    pub fn pop(&mut self, now_ms: f64, quiet: bool) -> Playout {
         self.age_peak();
         self.watch_depth();
-        self.next_playout(now_ms)
+        self.next_playout(now_ms, quiet)
     }
 
     /// How much earlier (ms) the playout clock may run, once a watch found every frame
@@ -347,7 +355,7 @@ impl JitterBuffer {
         }
     }
 
-    fn next_playout(&mut self, now_ms: f64) -> Playout {
+    fn next_playout(&mut self, now_ms: f64, quiet: bool) -> Playout {
         if !self.playing {
             if self.packets.len() < self.target_frames() {
                 return Playout::Silence;
@@ -367,17 +375,23 @@ impl JitterBuffer {
             return self.wait_dry(next, now_ms);
         }
         self.dry = None;
-        // Too far behind, or behind all through the last watch: skip a frame to bring
-        // latency back down.
+        // Too far behind, or behind all through the last watch (in a pause, or having
+        // waited long enough for one): skip a frame to bring latency back down.
         let standing = self.standing > 0 && self.packets.len() > self.target_frames();
-        if (standing || self.packets.len() > 2 * self.target_frames() + 2)
+        if standing {
+            self.standing_wait = self.standing_wait.saturating_add(1);
+        } else {
+            self.standing_wait = 0;
+        }
+        let unheard = quiet || self.standing_wait >= self.packets_in(QUIET_SKIP_WAIT_MS);
+        if ((standing && unheard) || self.packets.len() > 2 * self.target_frames() + 2)
             && self.packets.contains_key(&next)
         {
             self.standing = self.standing.saturating_sub(1);
             self.packets.remove(&next);
             self.stats.dropped_for_latency += 1;
             self.next = Some(next + 1);
-            return self.next_playout(now_ms);
+            return self.next_playout(now_ms, quiet);
         }
         self.next = Some(next + 1);
         if let Some(held) = self.packets.remove(&next) {
@@ -573,6 +587,8 @@ mod tests {
     /// The time of a pop matters only to the playout clock's phase, tested on its own; the
     /// other tests leave it out.
     const UNTIMED: f64 = 0.0;
+    /// The stream quiet at every pop: a backlog is skipped as soon as it is found.
+    const QUIET: bool = true;
 
     fn packet(seq: u16) -> Vec<u8> {
         seq.to_be_bytes().to_vec()
@@ -592,10 +608,10 @@ mod tests {
     #[test]
     fn in_order_packets_play_in_order_with_one_frame_of_delay() {
         let mut buffer = JitterBuffer::new();
-        assert_eq!(buffer.pop(UNTIMED), Playout::Silence);
+        assert_eq!(buffer.pop(UNTIMED, QUIET), Playout::Silence);
         for seq in 0..50 {
             arrive(&mut buffer, seq, 1.0);
-            assert_eq!(buffer.pop(UNTIMED), Playout::Packet(packet(seq)));
+            assert_eq!(buffer.pop(UNTIMED, QUIET), Playout::Packet(packet(seq)));
         }
         assert_eq!(buffer.target_frames(), 1);
         assert_eq!(buffer.stats().played, 50);
@@ -615,7 +631,7 @@ mod tests {
         for seq in 3..400u16 {
             arrive(&mut buffer, seq, 1.0);
             depths.push(buffer.depth());
-            assert!(matches!(buffer.pop(UNTIMED), Playout::Packet(_)));
+            assert!(matches!(buffer.pop(UNTIMED, QUIET), Playout::Packet(_)));
         }
         let target = buffer.target_frames();
         assert!(depths[50] >= 4, "the burst stands at first: {}", depths[50]);
@@ -629,6 +645,36 @@ mod tests {
         assert!(buffer.stats().dropped_for_latency >= 3);
     }
 
+    /// The same burst while the stream is loud (speech, a tone): the backlog found at the
+    /// end of the watch waits for a pause and is skipped in it, or, with no pause, 2 s
+    /// after it was found.
+    #[test]
+    fn a_standing_backlog_is_skipped_in_a_pause() {
+        let depths_with = |pause_from: Option<u16>| -> Vec<usize> {
+            let mut buffer = JitterBuffer::new();
+            for seq in 0..3 {
+                arrive(&mut buffer, seq, 60.0 - f64::from(seq) * FRAME_MS);
+            }
+            let mut depths = Vec::new();
+            for seq in 3..400u16 {
+                arrive(&mut buffer, seq, 1.0);
+                depths.push(buffer.depth());
+                let quiet = pause_from.is_some_and(|from| seq >= from);
+                assert!(matches!(buffer.pop(UNTIMED, quiet), Playout::Packet(_)));
+            }
+            assert_eq!(buffer.stats().concealed + buffer.stats().stretched, 0);
+            depths
+        };
+        // Depths by the sequence number pushed before them.
+        let at = |depths: &[usize], seq: usize| depths[seq - 3];
+        let paused = depths_with(Some(150));
+        assert!(at(&paused, 145) >= 3, "{paused:?}");
+        assert!(at(&paused, 155) <= 1, "{paused:?}");
+        let loud = depths_with(None);
+        assert!(at(&loud, 195) >= 3, "{loud:?}");
+        assert!(at(&loud, 215) <= 1, "{loud:?}");
+    }
+
     #[test]
     fn recent_loss_follows_the_share_of_packets_missing() {
         let mut buffer = JitterBuffer::new();
@@ -640,7 +686,7 @@ mod tests {
             if seq % 10 != 5 {
                 arrive(&mut buffer, seq, 1.0);
             }
-            buffer.pop(UNTIMED);
+            buffer.pop(UNTIMED, QUIET);
             if first_said.is_none() {
                 first_said = buffer.recent_loss().map(|loss| (seq, loss));
             }
@@ -656,7 +702,7 @@ mod tests {
         // Then none lost: it drains back towards zero.
         for seq in 5 * horizon..10 * horizon {
             arrive(&mut buffer, seq, 1.0);
-            buffer.pop(UNTIMED);
+            buffer.pop(UNTIMED, QUIET);
         }
         let drained = buffer.recent_loss().expect("said after ten horizons");
         assert!(drained < 0.01, "{drained}");
@@ -670,10 +716,10 @@ mod tests {
             for seq in pair {
                 arrive(&mut buffer, seq, 1.0);
             }
-            played.extend([buffer.pop(UNTIMED), buffer.pop(UNTIMED)]);
+            played.extend([buffer.pop(UNTIMED, QUIET), buffer.pop(UNTIMED, QUIET)]);
         }
         arrive(&mut buffer, 4, 1.0);
-        played.push(buffer.pop(UNTIMED));
+        played.push(buffer.pop(UNTIMED, QUIET));
         assert_eq!(
             played,
             (0..5)
@@ -688,17 +734,17 @@ mod tests {
         for seq in [0, 2, 3, 6] {
             arrive(&mut buffer, seq, 1.0);
         }
-        assert_eq!(buffer.pop(UNTIMED), Playout::Packet(packet(0)));
-        assert_eq!(buffer.pop(UNTIMED), Playout::Recover(packet(2)));
-        assert_eq!(buffer.pop(UNTIMED), Playout::Packet(packet(2)));
-        assert_eq!(buffer.pop(UNTIMED), Playout::Packet(packet(3)));
+        assert_eq!(buffer.pop(UNTIMED, QUIET), Playout::Packet(packet(0)));
+        assert_eq!(buffer.pop(UNTIMED, QUIET), Playout::Recover(packet(2)));
+        assert_eq!(buffer.pop(UNTIMED, QUIET), Playout::Packet(packet(2)));
+        assert_eq!(buffer.pop(UNTIMED, QUIET), Playout::Packet(packet(3)));
         assert_eq!(
-            buffer.pop(UNTIMED),
+            buffer.pop(UNTIMED, QUIET),
             Playout::Conceal,
             "4 lost, 5 lost too: nothing to recover from"
         );
-        assert_eq!(buffer.pop(UNTIMED), Playout::Recover(packet(6)));
-        assert_eq!(buffer.pop(UNTIMED), Playout::Packet(packet(6)));
+        assert_eq!(buffer.pop(UNTIMED, QUIET), Playout::Recover(packet(6)));
+        assert_eq!(buffer.pop(UNTIMED, QUIET), Playout::Packet(packet(6)));
         let stats = buffer.stats();
         assert_eq!((stats.recovered, stats.concealed), (2, 1));
     }
@@ -727,11 +773,11 @@ mod tests {
                 arrive_with_copies(&mut buffer, seq, 2);
             }
             if seq >= 1 {
-                played.push(buffer.pop(UNTIMED));
+                played.push(buffer.pop(UNTIMED, QUIET));
             }
         }
-        played.push(buffer.pop(UNTIMED));
-        played.push(buffer.pop(UNTIMED));
+        played.push(buffer.pop(UNTIMED, QUIET));
+        played.push(buffer.pop(UNTIMED, QUIET));
         let whole: Vec<Playout> = played
             .iter()
             .filter(|p| **p != Playout::Conceal)
@@ -770,7 +816,7 @@ mod tests {
             if (state % 10_000) as f64 >= share * 10_000.0 {
                 arrive_with_copies(&mut buffer, seq, copies);
             }
-            buffer.pop(UNTIMED);
+            buffer.pop(UNTIMED, QUIET);
         }
         buffer.stats()
     }
@@ -793,15 +839,15 @@ mod tests {
     fn a_copy_of_a_frame_played_or_held_changes_nothing() {
         let mut buffer = JitterBuffer::new();
         arrive(&mut buffer, 0, 1.0);
-        assert_eq!(buffer.pop(UNTIMED), Playout::Packet(packet(0)));
+        assert_eq!(buffer.pop(UNTIMED, QUIET), Playout::Packet(packet(0)));
         arrive(&mut buffer, 1, 1.0);
         arrive(&mut buffer, 2, 1.0);
         // A copy of 0 (played) and of 1 (held), and one whose offset is not whole frames.
         buffer.push_redundant(2, 1920, b"stale".to_vec());
         buffer.push_redundant(2, FRAME_SAMPLES as u32, b"copy".to_vec());
         buffer.push_redundant(2, 500, b"odd".to_vec());
-        assert_eq!(buffer.pop(UNTIMED), Playout::Packet(packet(1)));
-        assert_eq!(buffer.pop(UNTIMED), Playout::Packet(packet(2)));
+        assert_eq!(buffer.pop(UNTIMED, QUIET), Playout::Packet(packet(1)));
+        assert_eq!(buffer.pop(UNTIMED, QUIET), Playout::Packet(packet(2)));
         assert_eq!(buffer.depth(), 0);
         let stats = buffer.stats();
         assert_eq!((stats.late, stats.duplicates, stats.repaired), (0, 0, 0));
@@ -815,7 +861,7 @@ mod tests {
         buffer.push_redundant(2, FRAME_SAMPLES as u32, packet(1));
         arrive(&mut buffer, 1, 5.0);
         for seq in 0..3 {
-            assert_eq!(buffer.pop(UNTIMED), Playout::Packet(packet(seq)));
+            assert_eq!(buffer.pop(UNTIMED, QUIET), Playout::Packet(packet(seq)));
         }
         let stats = buffer.stats();
         assert_eq!((stats.duplicates, stats.repaired), (0, 0));
@@ -826,10 +872,10 @@ mod tests {
         let mut buffer = JitterBuffer::new();
         arrive(&mut buffer, 0, 1.0);
         arrive(&mut buffer, 1, 1.0);
-        assert_eq!(buffer.pop(UNTIMED), Playout::Packet(packet(0)));
+        assert_eq!(buffer.pop(UNTIMED, QUIET), Playout::Packet(packet(0)));
         arrive(&mut buffer, 0, 40.0);
         arrive(&mut buffer, 1, 1.0);
-        assert_eq!(buffer.pop(UNTIMED), Playout::Packet(packet(1)));
+        assert_eq!(buffer.pop(UNTIMED, QUIET), Playout::Packet(packet(1)));
         assert_eq!(buffer.stats().late, 1);
         assert_eq!(buffer.stats().duplicates, 1);
     }
@@ -863,7 +909,7 @@ mod tests {
         for seq in 0..20 {
             arrive(&mut buffer, seq, 1.0);
         }
-        buffer.pop(UNTIMED);
+        buffer.pop(UNTIMED, QUIET);
         assert!(buffer.stats().dropped_for_latency > 0);
         assert!(buffer.depth() <= 2 * buffer.target_frames() + 2);
     }
@@ -876,7 +922,7 @@ mod tests {
             if seq != 10 && seq != 40 {
                 arrive(&mut buffer, seq, 1.0);
             }
-            buffer.pop(UNTIMED);
+            buffer.pop(UNTIMED, QUIET);
         }
         assert!(buffer.target_frames() >= 2, "loss raised the target");
         // The first loss found the buffer dry: it waited a frame, and the successor that
@@ -892,12 +938,12 @@ mod tests {
         for seq in 0..3 {
             arrive(&mut buffer, seq, 1.0);
         }
-        assert_eq!(buffer.pop(UNTIMED), Playout::Packet(packet(0)));
+        assert_eq!(buffer.pop(UNTIMED, QUIET), Playout::Packet(packet(0)));
         buffer.flush();
-        assert_eq!(buffer.pop(UNTIMED), Playout::Silence);
+        assert_eq!(buffer.pop(UNTIMED, QUIET), Playout::Silence);
         assert_eq!(buffer.stats().concealed, 0);
         arrive(&mut buffer, 9, 1.0);
-        assert_eq!(buffer.pop(UNTIMED), Playout::Packet(packet(9)));
+        assert_eq!(buffer.pop(UNTIMED, QUIET), Playout::Packet(packet(9)));
     }
 
     #[test]
@@ -906,7 +952,7 @@ mod tests {
         for seq in [65_534u16, 65_535, 0, 1] {
             buffer.push(seq, 0, packet(seq), 0.0);
         }
-        let played: Vec<Playout> = (0..4).map(|_| buffer.pop(UNTIMED)).collect();
+        let played: Vec<Playout> = (0..4).map(|_| buffer.pop(UNTIMED, QUIET)).collect();
         assert_eq!(
             played,
             [65_534u16, 65_535, 0, 1]
@@ -920,17 +966,17 @@ mod tests {
     fn a_sender_that_stops_is_concealed_briefly_then_silent_until_it_comes_back() {
         let mut buffer = JitterBuffer::new();
         arrive(&mut buffer, 0, 1.0);
-        assert_eq!(buffer.pop(UNTIMED), Playout::Packet(packet(0)));
+        assert_eq!(buffer.pop(UNTIMED, QUIET), Playout::Packet(packet(0)));
         for _ in 0..=buffer.packets_in(DRY_WAIT_MS) {
-            assert_eq!(buffer.pop(UNTIMED), Playout::Conceal);
+            assert_eq!(buffer.pop(UNTIMED, QUIET), Playout::Conceal);
         }
-        assert_eq!(buffer.pop(UNTIMED), Playout::Silence);
+        assert_eq!(buffer.pop(UNTIMED, QUIET), Playout::Silence);
         assert_eq!(buffer.stats().concealed, 1, "one frame counts as lost");
         // The loss raised the target to two frames: it refills to that before playing.
         arrive(&mut buffer, 30, 1.0);
-        assert_eq!(buffer.pop(UNTIMED), Playout::Silence);
+        assert_eq!(buffer.pop(UNTIMED, QUIET), Playout::Silence);
         arrive(&mut buffer, 31, 1.0);
-        assert_eq!(buffer.pop(UNTIMED), Playout::Packet(packet(30)));
+        assert_eq!(buffer.pop(UNTIMED, QUIET), Playout::Packet(packet(30)));
     }
 
     /// Threads kept waiting by another program deliver a packet two frames late, then the
@@ -953,7 +999,7 @@ mod tests {
                 }
                 arrive(&mut buffer, seq, 1.0);
             }
-            playouts.push(buffer.pop(UNTIMED));
+            playouts.push(buffer.pop(UNTIMED, QUIET));
         }
         let stats = buffer.stats();
         assert_eq!(stats.late, 0, "nothing dropped as late: {stats:?}");
@@ -991,7 +1037,7 @@ mod tests {
                 }
                 arrive(&mut buffer, seq, 1.0);
             }
-            buffer.pop(UNTIMED);
+            buffer.pop(UNTIMED, QUIET);
         }
         let stats = buffer.stats();
         assert_eq!(stats.late + stats.concealed, 0, "{stats:?}");
@@ -1009,14 +1055,14 @@ mod tests {
         for seq in 0..150u16 {
             let arrival_ms = f64::from(seq) * 10.0 + 1.0;
             buffer.push(seq, u32::from(seq) * 480, packet(seq), arrival_ms);
-            assert_eq!(buffer.pop(UNTIMED), Playout::Packet(packet(seq)));
+            assert_eq!(buffer.pop(UNTIMED, QUIET), Playout::Packet(packet(seq)));
         }
         assert_eq!(buffer.packets_in(DRY_WAIT_MS), 10);
         // Packet 150 does not come in time: ten waits, then it counts as lost.
         for _ in 0..=10 {
-            assert_eq!(buffer.pop(UNTIMED), Playout::Conceal);
+            assert_eq!(buffer.pop(UNTIMED, QUIET), Playout::Conceal);
         }
-        assert_eq!(buffer.pop(UNTIMED), Playout::Silence);
+        assert_eq!(buffer.pop(UNTIMED, QUIET), Playout::Silence);
         buffer.push(150, 150 * 480, packet(150), 1_512.0);
         assert_eq!(buffer.stats().late, 1);
         // The packet late by one, and one more for the loss the dry wait counted.
@@ -1036,11 +1082,11 @@ mod tests {
         buffer.note_delay_peak(2, 2.0 * FRAME_MS);
         assert_eq!(buffer.target_frames(), 3);
         for _ in 1..buffer.packets_in(LONE_PEAK_HOLD_MS) {
-            buffer.pop(UNTIMED);
+            buffer.pop(UNTIMED, QUIET);
         }
         assert_eq!(buffer.target_frames(), 3, "held until the end of the hold");
         assert!(buffer.guard_ms() >= 2.0 * FRAME_MS, "{}", buffer.guard_ms());
-        buffer.pop(UNTIMED);
+        buffer.pop(UNTIMED, QUIET);
         assert_eq!(buffer.target_frames(), 1);
         assert!(buffer.guard_ms() < 10.0, "{}", buffer.guard_ms());
     }
@@ -1053,20 +1099,20 @@ mod tests {
         buffer.note_delay_peak(2, 2.0 * FRAME_MS);
         // Past the lone peak's hold: it has been let go when the next stall comes.
         for _ in 0..buffer.packets_in(LONE_PEAK_HOLD_MS + 3_000.0) {
-            buffer.pop(UNTIMED);
+            buffer.pop(UNTIMED, QUIET);
         }
         assert_eq!(buffer.target_frames(), 1);
         buffer.note_delay_peak(2, 2.0 * FRAME_MS);
         for _ in 0..buffer.packets_in(3_000.0) {
-            buffer.pop(UNTIMED);
+            buffer.pop(UNTIMED, QUIET);
         }
         buffer.note_delay_peak(1, FRAME_MS);
         assert_eq!(buffer.target_frames(), 3, "the deeper of the two is held");
         for _ in 1..buffer.packets_in(PEAK_HOLD_MS) {
-            buffer.pop(UNTIMED);
+            buffer.pop(UNTIMED, QUIET);
         }
         assert_eq!(buffer.target_frames(), 3, "held until the end of the hold");
-        buffer.pop(UNTIMED);
+        buffer.pop(UNTIMED, QUIET);
         assert_eq!(buffer.target_frames(), 1);
     }
 
@@ -1081,7 +1127,7 @@ mod tests {
         for seq in 0..300u16 {
             arrive(&mut buffer, seq, 1.0);
             let now = f64::from(seq) * FRAME_MS + play_offset_ms;
-            assert!(matches!(buffer.pop(now), Playout::Packet(_)));
+            assert!(matches!(buffer.pop(now, QUIET), Playout::Packet(_)));
             if let Some(ms) = buffer.advance_ms() {
                 advances.push(ms);
                 play_offset_ms -= ms;
@@ -1104,7 +1150,7 @@ mod tests {
             if seq % 10 != 5 {
                 arrive(&mut buffer, seq, 1.0);
             }
-            buffer.pop(f64::from(seq) * FRAME_MS + play_offset_ms);
+            buffer.pop(f64::from(seq) * FRAME_MS + play_offset_ms, QUIET);
             if let Some(ms) = buffer.advance_ms() {
                 play_offset_ms -= ms.min(15.0);
                 buffer.moved_earlier();
@@ -1129,7 +1175,7 @@ mod tests {
                 if seq % every != every / 2 {
                     arrive(&mut buffer, seq, 1.0);
                 }
-                buffer.pop(UNTIMED);
+                buffer.pop(UNTIMED, QUIET);
             }
             assert!(buffer.losing(), "one in {every} lost");
             assert_eq!(buffer.frames_for_loss(), more, "one in {every} lost");
@@ -1145,10 +1191,10 @@ mod tests {
         // Two seconds in time: past the stream's start-up.
         for seq in 0..100u16 {
             arrive(&mut buffer, seq, 1.0);
-            buffer.pop(f64::from(seq) * FRAME_MS + 3.0);
+            buffer.pop(f64::from(seq) * FRAME_MS + 3.0, QUIET);
         }
         // Packet 100 is due at 2,003 ms and comes at 2,010.
-        assert_eq!(buffer.pop(100.0 * FRAME_MS + 3.0), Playout::Conceal);
+        assert_eq!(buffer.pop(100.0 * FRAME_MS + 3.0, QUIET), Playout::Conceal);
         arrive(&mut buffer, 100, 10.0);
         assert!(
             buffer.guard_ms() >= 7.0 + MIN_GUARD_MS,

@@ -621,8 +621,10 @@ mod tests {
     /// A burst queued as a call starts (here three frames at once, then a steady stream;
     /// more than twice the target and two is skipped at once) is not kept for the whole
     /// call: after one watch the buffer skips down to its target.
-    #[test]
-    fn a_backlog_that_stands_for_a_watch_is_skipped_down_to_the_target() {
+    /// Three frames at once, then a steady stream to packet 400, each played at once;
+    /// `quiet_at` says whether the stream was quiet before the pop after packet `seq`.
+    /// The buffer, and its depth after each packet from the fourth.
+    fn burst_then_steady(quiet_at: impl Fn(u16) -> bool) -> (JitterBuffer, Vec<usize>) {
         let mut buffer = JitterBuffer::new();
         for seq in 0..3 {
             arrive(&mut buffer, seq, 60.0 - f64::from(seq) * FRAME_MS);
@@ -631,8 +633,17 @@ mod tests {
         for seq in 3..400u16 {
             arrive(&mut buffer, seq, 1.0);
             depths.push(buffer.depth());
-            assert!(matches!(buffer.pop(UNTIMED, QUIET), Playout::Packet(_)));
+            assert!(matches!(
+                buffer.pop(UNTIMED, quiet_at(seq)),
+                Playout::Packet(_)
+            ));
         }
+        (buffer, depths)
+    }
+
+    #[test]
+    fn a_backlog_that_stands_for_a_watch_is_skipped_down_to_the_target() {
+        let (buffer, depths) = burst_then_steady(|_| QUIET);
         let target = buffer.target_frames();
         assert!(depths[50] >= 4, "the burst stands at first: {}", depths[50]);
         assert!(
@@ -651,17 +662,8 @@ mod tests {
     #[test]
     fn a_standing_backlog_is_skipped_in_a_pause() {
         let depths_with = |pause_from: Option<u16>| -> Vec<usize> {
-            let mut buffer = JitterBuffer::new();
-            for seq in 0..3 {
-                arrive(&mut buffer, seq, 60.0 - f64::from(seq) * FRAME_MS);
-            }
-            let mut depths = Vec::new();
-            for seq in 3..400u16 {
-                arrive(&mut buffer, seq, 1.0);
-                depths.push(buffer.depth());
-                let quiet = pause_from.is_some_and(|from| seq >= from);
-                assert!(matches!(buffer.pop(UNTIMED, quiet), Playout::Packet(_)));
-            }
+            let (buffer, depths) =
+                burst_then_steady(|seq| pause_from.is_some_and(|from| seq >= from));
             assert_eq!(buffer.stats().concealed + buffer.stats().stretched, 0);
             depths
         };

@@ -93,6 +93,25 @@ fn peer_args<'a>(url: &'a str, name: &'a str, input: &'a str, output: &'a str) -
 }
 
 /// A tone's level in each 100 ms window of a recording.
+/// A with `a_devices` (input, output) and B with `mic_b`'s monitor and `spk_b`,
+/// answering calls by itself, each with a chat channel open to the other: A, its id, B,
+/// its id.
+fn peers(
+    url: &str,
+    env: &[(&str, &str)],
+    [input, output]: [&str; 2],
+) -> (Process, String, Process, String) {
+    let a = Process::spawn_with_env(&peer_args(url, "A", input, output), env);
+    let a_id = connected_id(&a);
+    let mut b_args = peer_args(url, "B", "device:mic_b.monitor", "device:spk_b");
+    b_args.push("--auto-accept-calls");
+    let b = Process::spawn_with_env(&b_args, env);
+    let b_id = connected_id(&b);
+    chat_open(&a, &b_id);
+    chat_open(&b, &a_id);
+    (a, a_id, b, b_id)
+}
+
 fn window_levels(samples: &[f32], hz: f64) -> Vec<f32> {
     samples
         .chunks_exact(4800)
@@ -169,14 +188,7 @@ fn real_devices_carry_tones_both_ways_and_switch_mid_call() {
         write_tone(&root.join(format!("{hz}.wav")), f64::from(hz), 30.0);
     }
     let (_server, url) = server();
-    let mut a = Process::spawn_with_env(&peer_args(&url, "A", "default", "default"), &env);
-    let a_id = connected_id(&a);
-    let mut b_args = peer_args(&url, "B", "device:mic_b.monitor", "device:spk_b");
-    b_args.push("--auto-accept-calls");
-    let mut b = Process::spawn_with_env(&b_args, &env);
-    let b_id = connected_id(&b);
-    chat_open(&a, &b_id);
-    chat_open(&b, &a_id);
+    let (mut a, a_id, mut b, b_id) = peers(&url, &env, ["default", "default"]);
 
     a.send(r#"{"cmd":"devices"}"#);
     let devices = a.event(WAIT, "devices", |e| e["event"] == "devices");
@@ -338,17 +350,7 @@ fn speech_through_real_devices_keeps_its_level_under_load() {
     std::fs::create_dir_all(&root).unwrap();
     let speech = write_speech(&root);
     let (_server, url) = server();
-    let mut a = Process::spawn_with_env(
-        &peer_args(&url, "A", "device:mic_a.monitor", "device:spk_a"),
-        &env,
-    );
-    let a_id = connected_id(&a);
-    let mut b_args = peer_args(&url, "B", "device:mic_b.monitor", "device:spk_b");
-    b_args.push("--auto-accept-calls");
-    let mut b = Process::spawn_with_env(&b_args, &env);
-    let b_id = connected_id(&b);
-    chat_open(&a, &b_id);
-    chat_open(&b, &a_id);
+    let (mut a, a_id, mut b, _) = peers(&url, &env, ["device:mic_a.monitor", "device:spk_a"]);
 
     let mut player = pulse.play("mic_a", &speech);
     a.send(r#"{"cmd":"call"}"#);

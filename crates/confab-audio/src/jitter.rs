@@ -13,16 +13,16 @@
 //! network, or another program keeping the receiving threads waiting) is played, not lost,
 //! and the buffer is deeper by the wait; a lost packet is then rebuilt from its successor's
 //! FEC. It shrinks by skipping a frame when it holds more than about twice its target, and
-//! a frame per pop for whatever it held beyond the target all through a 2 s watch (a burst
-//! queued as a call starts, a delay peak let go), where the stream is quiet, so that the
-//! cut is not heard: such a backlog waits up to 2 s for a pause. The target is sized from the interarrival jitter (RFC 3550's
-//! estimator), one or two more frames during loss, and the depth the latest late packet showed was
-//! needed, held for a while as WebRTC's NetEQ holds its delay peaks: a delay met once is
-//! ridden out unheard if it comes again within 5 s instead of costing a wait each time,
-//! and delays that recur are held until 20 s pass without one; a one-off stall's delay
-//! is gone 5 s after it. Delays in a
-//! stream's first second are waited out but not held: a sender's first packets come
-//! unevenly as its track starts, and holding that cost a call 25 ms more delay for 20 s.
+//! at once whatever it held beyond the target all through a 2 s watch (a burst queued as a
+//! call starts, a delay peak let go), where the stream is quiet, so that the cut is not
+//! heard: such a backlog waits up to 2 s for a pause. The target is sized from the
+//! interarrival jitter (RFC 3550's estimator), one or two more frames during loss, and the
+//! depth the latest late packet showed was needed, held for a while as WebRTC's NetEQ
+//! holds its delay peaks: a delay met once is ridden out unheard if it comes again within
+//! 5 s instead of costing a wait each time, and delays that recur are held until 20 s pass
+//! without one; a one-off stall's delay is gone 5 s after it. Delays in a stream's first
+//! second are waited out but not held: a sender's first packets come unevenly as its track
+//! starts, and holding that cost a call 25 ms more delay for 20 s.
 //!
 //! The buffer also tells its playout clock when it could run earlier. A frame's packet
 //! arrives at some point between two packets' playouts, and without this the frame waits
@@ -173,7 +173,7 @@ pub struct JitterBuffer {
     peak_hold: u32,
     /// Frames popped in the current depth watch, and the least depth held at a pop.
     depth_watch: (u32, usize),
-    /// Frames to skip, one per pop, for a backlog that stood all through a watch.
+    /// Frames to skip, together at one pop, for a backlog that stood all through a watch.
     standing: usize,
     /// Pops since that backlog was found, while it waits for the stream to be quiet.
     standing_wait: u32,
@@ -338,7 +338,7 @@ impl JitterBuffer {
 
     /// At the end of each watch while playing: the least depth held at a pop, beyond the
     /// target, was never needed (a burst queued when a call started, a path that got
-    /// faster) and is skipped, a frame per pop. Before, such a backlog stayed until it
+    /// faster) and is skipped, all at one pop. Before, such a backlog stayed until it
     /// exceeded twice the target and two frames: up to six frames, 120 ms, for a whole call.
     fn watch_depth(&mut self) {
         if !self.playing {

@@ -618,9 +618,6 @@ mod tests {
         assert_eq!(buffer.stats().concealed, 0);
     }
 
-    /// A burst queued as a call starts (here three frames at once, then a steady stream;
-    /// more than twice the target and two is skipped at once) is not kept for the whole
-    /// call: after one watch the buffer skips down to its target.
     /// Three frames at once, then a steady stream to packet 400, each played at once;
     /// `quiet_at` says whether the stream was quiet before the pop after packet `seq`.
     /// The buffer, and its depth after each packet from the fourth.
@@ -641,6 +638,9 @@ mod tests {
         (buffer, depths)
     }
 
+    /// A burst queued as a call starts (here three frames at once, then a steady stream;
+    /// more than twice the target and two is skipped at once) is not kept for the whole
+    /// call: after one watch the buffer skips down to its target.
     #[test]
     fn a_backlog_that_stands_for_a_watch_is_skipped_down_to_the_target() {
         let (buffer, depths) = burst_then_steady(|_| QUIET);

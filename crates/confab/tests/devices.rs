@@ -92,10 +92,8 @@ fn peer_args<'a>(url: &'a str, name: &'a str, input: &'a str, output: &'a str) -
     ]
 }
 
-/// A tone's level in each 100 ms window of a recording.
-/// A with `a_devices` (input, output) and B with `mic_b`'s monitor and `spk_b`,
-/// answering calls by itself, each with a chat channel open to the other: A, its id, B,
-/// its id.
+/// A with `input` and `output`, and B with `mic_b`'s monitor and `spk_b`, answering
+/// calls by itself, each with a chat channel open to the other: A, its id, B, its id.
 fn peers(
     url: &str,
     env: &[(&str, &str)],
@@ -112,6 +110,7 @@ fn peers(
     (a, a_id, b, b_id)
 }
 
+/// A tone's level in each 100 ms window of a recording.
 fn window_levels(samples: &[f32], hz: f64) -> Vec<f32> {
     samples
         .chunks_exact(4800)

@@ -13,24 +13,21 @@ use std::time::Duration;
 use common::pulse::Pulse;
 use common::{Process, WAIT, chat_open, connected_id, server, tone_in_recording};
 use confab_audio::dsp::goertzel_dbfs;
+use confab_audio::wav::WavSink;
 use confab_testkit::cpu_hogs::CpuHogs;
 use serde_json::Value;
 
 /// A 48 kHz mono WAV of a tone at -12 dBFS.
 fn write_tone(path: &Path, hz: f64, seconds: f64) {
-    let spec = hound::WavSpec {
-        channels: 1,
-        sample_rate: 48_000,
-        bits_per_sample: 16,
-        sample_format: hound::SampleFormat::Int,
-    };
-    let mut writer = hound::WavWriter::create(path, spec).unwrap();
-    for i in 0..(48_000.0 * seconds) as usize {
-        let t = i as f64 / 48_000.0;
-        let sample = 0.25 * (std::f64::consts::TAU * hz * t).sin();
-        writer.write_sample((sample * 32_767.0) as i16).unwrap();
-    }
-    writer.finalize().unwrap();
+    let tone: Vec<f32> = (0..(48_000.0 * seconds) as usize)
+        .map(|i| {
+            let t = i as f64 / 48_000.0;
+            (0.25 * (std::f64::consts::TAU * hz * t).sin()) as f32
+        })
+        .collect();
+    let mut wav = WavSink::create(path).unwrap();
+    wav.write(&tone).unwrap();
+    wav.finish().unwrap();
 }
 
 /// The tests with a sound server take turns: each one's busy loops are meant to be the

@@ -330,21 +330,11 @@ fn a_message_typed_before_a_kill_survives_it() {
 /// A second of a tone at `hz` that pauses for its last 100 ms, as a voice pauses: a WAV
 /// source plays it over and over.
 fn write_tone_with_pauses(path: &std::path::Path, hz: f64) {
-    let spec = hound::WavSpec {
-        channels: 1,
-        sample_rate: 48_000,
-        bits_per_sample: 16,
-        sample_format: hound::SampleFormat::Int,
-    };
     let mut tone = vec![0.0f32; 48_000];
     confab_audio::dsp::Tone::new(hz).fill(&mut tone[..43_200]);
-    let mut writer = hound::WavWriter::create(path, spec).unwrap();
-    for sample in tone {
-        writer
-            .write_sample((sample * f32::from(i16::MAX)) as i16)
-            .unwrap();
-    }
-    writer.finalize().unwrap();
+    let mut wav = confab_audio::wav::WavSink::create(path).unwrap();
+    wav.write(&tone).unwrap();
+    wav.finish().unwrap();
 }
 
 /// Two headless peers in a call: each recording holds the other's tone, not its own.

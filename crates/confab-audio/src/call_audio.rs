@@ -278,8 +278,6 @@ struct Stream {
     /// The ticks played, for two quiet ones in a row: where the buffer may skip a frame
     /// unheard.
     played_quiet: QuietTicks,
-    /// Whether the last two ticks played were quiet.
-    quiet: bool,
 }
 
 /// A stream whose packets keep failing is reported at most this often.
@@ -299,7 +297,7 @@ impl Stream {
     ) -> Result<Option<String>, AudioError> {
         let mut problem = None;
         while self.pending.len() < TICK_SAMPLES {
-            let decoded = match self.jitter.pop(now_ms, self.quiet) {
+            let decoded = match self.jitter.pop(now_ms, self.played_quiet.both()) {
                 Playout::Silence => break,
                 Playout::Packet(packet) => self.decoder.decode(&packet).inspect(|samples| {
                     self.packet_samples = samples.len();
@@ -323,7 +321,7 @@ impl Stream {
         for (out, sample) in tick.iter_mut().zip(self.pending.drain(..ready)) {
             *out = sample;
         }
-        self.quiet = self.played_quiet.note(tick);
+        self.played_quiet.note(tick);
         let due = self
             .reported_ms
             .is_none_or(|last| now_ms - last >= REPORT_EVERY_MS);
@@ -390,7 +388,6 @@ impl Mixer {
                 packet_samples: FRAME_SAMPLES,
                 reported_ms: None,
                 played_quiet: QuietTicks::default(),
-                quiet: false,
             };
             self.streams.insert(peer.to_owned(), stream);
         }

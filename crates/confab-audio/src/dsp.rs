@@ -9,7 +9,8 @@ pub const FLOOR_DBFS: f32 = -120.0;
 /// dropped within them, or a change of coding at the second one's start, is not heard.
 #[derive(Debug, Default)]
 pub struct QuietTicks {
-    last_quiet: bool,
+    /// Quiet ticks in a row at the last one noted, up to two.
+    in_a_row: u8,
 }
 
 impl QuietTicks {
@@ -17,9 +18,13 @@ impl QuietTicks {
     pub fn note(&mut self, tick: &[f32]) -> bool {
         const QUIET: f32 = 0.003;
         let quiet = tick.iter().all(|s| s.abs() < QUIET);
-        let both = quiet && self.last_quiet;
-        self.last_quiet = quiet;
-        both
+        self.in_a_row = if quiet { (self.in_a_row + 1).min(2) } else { 0 };
+        self.both()
+    }
+
+    /// Whether the last two ticks noted were both quiet.
+    pub fn both(&self) -> bool {
+        self.in_a_row == 2
     }
 }
 
@@ -119,6 +124,23 @@ pub fn heard_tone_dbfs(samples: &[f32], hz: f64) -> f32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Two quiet ticks in a row, and only while they last.
+    #[test]
+    fn quiet_ticks_say_when_two_in_a_row_were_quiet() {
+        let (silence, mut tone) = ([0.0f32; 480], [0.0f32; 480]);
+        Tone::new(440.0).fill(&mut tone);
+        let mut quiet = QuietTicks::default();
+        let heard: Vec<bool> = [&silence, &silence, &silence, &tone, &silence, &silence]
+            .iter()
+            .map(|tick| {
+                let both = quiet.note(&tick[..]);
+                assert_eq!(both, quiet.both());
+                both
+            })
+            .collect();
+        assert_eq!(heard, [false, true, true, false, false, true]);
+    }
 
     #[test]
     fn levels_of_tones_and_silence() {

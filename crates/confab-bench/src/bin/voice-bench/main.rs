@@ -238,7 +238,6 @@ async fn click_latency() -> anyhow::Result<((f64, f64), f64)> {
     let mut quiet_frames = CLICK_EVERY_FRAMES;
     // Between clicks the stream is quiet, where the buffer may skip unheard.
     let mut played_quiet = confab_audio::dsp::QuietTicks::default();
-    let mut quiet = false;
     for _ in 0..frames + 10 {
         tokio::time::sleep_until(play_at).await;
         play_at += FRAME_DURATION;
@@ -252,13 +251,13 @@ async fn click_latency() -> anyhow::Result<((f64, f64), f64)> {
         }
         depth_sum += jitter.depth();
         let played_at = epoch.elapsed().as_secs_f64() * 1000.0;
-        let frame = match jitter.pop(played_at, quiet) {
+        let frame = match jitter.pop(played_at, played_quiet.both()) {
             Playout::Packet(p) => decoder.decode(&p)?,
             Playout::Recover(p) => decoder.recover(&p, FRAME_SAMPLES)?,
             Playout::Conceal => decoder.conceal(FRAME_SAMPLES)?,
             Playout::Silence => &[0.0; FRAME_SAMPLES],
         };
-        quiet = played_quiet.note(frame);
+        played_quiet.note(frame);
         quiet_frames += 1;
         if let Some(at) = frame.iter().position(|s| s.abs() > 0.3)
             && quiet_frames > CLICK_EVERY_FRAMES / 2

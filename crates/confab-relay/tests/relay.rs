@@ -207,7 +207,12 @@ async fn a_peer_holds_at_most_its_quota_of_allocations() {
 #[tokio::test]
 async fn an_allocation_made_over_tcp_ends_with_its_stream_and_frees_its_quota() {
     let relay = relay(true, 1).await;
-    let server = relay.listeners()[0];
+    // Not the UDP listener's port: where another program holds that number over TCP,
+    // the relay listens for streams on another.
+    let server = relay
+        .endpoints_for("127.0.0.1".parse().unwrap())
+        .and_then(|endpoints| endpoints.tcp)
+        .unwrap();
     let stream = TcpStream::connect(server).await.unwrap();
     let local = stream.local_addr().unwrap();
     let (reader, writer) = stream.into_split();

@@ -1,5 +1,5 @@
 //! What the tests of the `confab` binary share: processes whose JSON lines arrive on a
-//! channel, a server on a free loopback port, and reading tones out of recordings.
+//! channel, a signaling server on loopback, and reading tones out of recordings.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 pub mod cluster;
@@ -141,6 +141,33 @@ impl Process {
         )
     }
 
+    /// What `matches` takes from a line the process writes to stderr within `wait`.
+    pub fn stderr_line<T>(
+        &self,
+        wait: Duration,
+        what: &str,
+        matches: impl Fn(&str) -> Option<T>,
+    ) -> T {
+        let deadline = Instant::now() + wait;
+        loop {
+            let found = self
+                .stderr_tail
+                .lock()
+                .unwrap()
+                .iter()
+                .find_map(|line| matches(line));
+            if let Some(found) = found {
+                return found;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no {what} within {wait:?}\n{}",
+                self.state()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     fn lines_closed(&self) -> bool {
         matches!(self.lines.try_recv(), Err(mpsc::TryRecvError::Disconnected))
     }
@@ -171,12 +198,44 @@ pub fn wait_until_listening(addr: &str, what: &str, wait: Duration) {
     }
 }
 
-/// A signaling server process on a free loopback port.
+/// A signaling server process serving on a loopback port, and its URL. The server
+/// chooses the port itself: one picked for it beforehand may be taken by another process
+/// of a parallel test before the server binds it.
 pub fn server() -> (Process, String) {
-    let listen = format!("127.0.0.1:{}", free_port());
-    let process = Process::spawn(&["server", "--listen", &listen]);
-    wait_until_listening(&listen, "server", Duration::from_secs(10));
-    (process, format!("ws://{listen}/ws"))
+    const START: Duration = Duration::from_secs(10);
+    let process = Process::spawn(&["server", "--listen", "127.0.0.1:0"]);
+    let addr = process.stderr_line(START, "the server's address", |line| {
+        let (_, rest) = line.split_once("signaling server listening on ws://")?;
+        Some(rest.split_once("/ws")?.0.to_owned())
+    });
+    wait_until_healthy(&process, &addr, START);
+    (process, format!("ws://{addr}/ws"))
+}
+
+/// Waits up to `wait` for the server `process` at `addr` to answer `/healthz`: once it
+/// does, its relay has started too (a server whose relay cannot start stops).
+fn wait_until_healthy(process: &Process, addr: &str, wait: Duration) {
+    let deadline = Instant::now() + wait;
+    while !answers_health_check(addr) {
+        assert!(
+            Instant::now() < deadline,
+            "the server on {addr} did not answer /healthz\n{}",
+            process.state()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn answers_health_check(addr: &str) -> bool {
+    use std::io::Read;
+    let Ok(mut tcp) = std::net::TcpStream::connect(addr) else {
+        return false;
+    };
+    let request = "GET /healthz HTTP/1.1\r\nHost: confab\r\nConnection: close\r\n\r\n";
+    let mut answer = String::new();
+    tcp.write_all(request.as_bytes()).is_ok()
+        && tcp.read_to_string(&mut answer).is_ok()
+        && answer.starts_with("HTTP/1.1 200")
 }
 
 pub fn peer(url: &str, name: &str) -> Process {

@@ -57,6 +57,8 @@ const SHORT_FRAMES_MAX_LISTENERS: usize = 3;
 enum Control {
     /// In a call with someone: capture, encode and send.
     Sending(bool),
+    /// Our voice goes to this peer too (until it is forgotten or the call ends).
+    Listener(String),
     Muted(bool),
     /// Report the microphone's level outside calls (a settings screen's meter).
     MicTest(bool),
@@ -149,6 +151,7 @@ impl Engine {
                     events,
                     opened_tx,
                     loss_reports,
+                    listeners: HashSet::new(),
                     reported_loss: HashMap::new(),
                     redundant_peers: HashSet::new(),
                     expected_loss: None,
@@ -163,8 +166,10 @@ impl Engine {
         Self { packets, control }
     }
 
-    /// Our encoded voice, for a peer's track.
-    pub(crate) fn packets(&self) -> broadcast::Receiver<Arc<Vec<u8>>> {
+    /// Our encoded voice, for `peer`'s track: it counts among those who hear us until
+    /// it is forgotten or the call ends.
+    pub(crate) fn packets_for(&self, peer: &str) -> broadcast::Receiver<Arc<Vec<u8>>> {
+        self.send(Control::Listener(peer.to_owned()));
         self.packets.subscribe()
     }
 
@@ -259,6 +264,8 @@ struct EngineTask {
     events: mpsc::UnboundedSender<Event>,
     opened_tx: mpsc::UnboundedSender<Opened>,
     loss_reports: mpsc::UnboundedSender<(String, u8)>,
+    /// The peers our voice goes to.
+    listeners: HashSet<String>,
     /// What each peer in the call last said it lost of our voice, in percent.
     reported_loss: HashMap<String, u8>,
     /// The peers our voice goes to with copies of earlier frames (RED).
@@ -331,7 +338,14 @@ impl EngineTask {
         match command {
             Control::Sending(on) => {
                 self.sending = on;
+                if !on {
+                    self.listeners.clear();
+                }
                 self.update_input();
+            }
+            Control::Listener(peer) => {
+                self.listeners.insert(peer);
+                self.apply_frame_length();
             }
             Control::MicTest(on) => {
                 self.mic_test = on;
@@ -377,6 +391,7 @@ impl EngineTask {
                 }
                 self.reported_loss.remove(&peer);
                 self.redundant_peers.remove(&peer);
+                self.listeners.remove(&peer);
                 self.apply_expected_loss();
                 self.apply_frame_length();
             }
@@ -632,7 +647,7 @@ impl EngineTask {
     /// switch is not heard (`Capture`), and are logged then.
     fn apply_frame_length(&mut self) {
         let since_loss = self.lossy_at.map(|at| self.ticks - at);
-        let clean = short_frames_suit(&self.reported_loss, since_loss);
+        let clean = short_frames_suit(&self.reported_loss, self.listeners.len(), since_loss);
         let Some(capture) = self.capture.as_mut() else {
             return;
         };
@@ -650,10 +665,10 @@ impl EngineTask {
         // larger call it is.
         if self.reported_loss.values().any(|&percent| percent > 0) {
             self.log_info("voice in 20 ms frames: a peer is losing some of it");
-        } else if self.reported_loss.len() > SHORT_FRAMES_MAX_LISTENERS {
+        } else if self.listeners.len() > SHORT_FRAMES_MAX_LISTENERS {
             self.log_info(format!(
                 "voice in 20 ms frames: {} peers hear it, each taking a copy over the uplink",
-                self.reported_loss.len()
+                self.listeners.len()
             ));
         }
     }
@@ -735,14 +750,18 @@ impl EngineTask {
     }
 }
 
-/// Whether our voice may go in short frames, by what the peers that hear us report of
-/// their loss of it (`reported_loss`, a percentage each) and the ticks since the last
-/// report of any loss (`since_loss`): some have reported, none more than
-/// [`SHORT_FRAMES_MAX_LISTENERS`], none lost any, and no loss for
+/// Whether our voice may go in short frames, by how many peers it goes to (`listeners`),
+/// what those that reported say of their loss of it (`reported_loss`, a percentage each)
+/// and the ticks since the last report of any loss (`since_loss`): some have reported,
+/// no more than [`SHORT_FRAMES_MAX_LISTENERS`] hear us, none lost any, and no loss for
 /// [`SHORT_FRAMES_AFTER_TICKS`].
-fn short_frames_suit(reported_loss: &HashMap<String, u8>, since_loss: Option<u64>) -> bool {
+fn short_frames_suit(
+    reported_loss: &HashMap<String, u8>,
+    listeners: usize,
+    since_loss: Option<u64>,
+) -> bool {
     !reported_loss.is_empty()
-        && reported_loss.len() <= SHORT_FRAMES_MAX_LISTENERS
+        && listeners.max(reported_loss.len()) <= SHORT_FRAMES_MAX_LISTENERS
         && reported_loss.values().all(|&percent| percent == 0)
         && since_loss.is_none_or(|ticks| ticks >= SHORT_FRAMES_AFTER_TICKS)
 }
@@ -759,23 +778,30 @@ mod tests {
             .collect()
     }
 
+    /// The rule with every listener having reported.
+    fn suit(reported_loss: &HashMap<String, u8>, since_loss: Option<u64>) -> bool {
+        short_frames_suit(reported_loss, reported_loss.len(), since_loss)
+    }
+
     #[test]
     fn short_frames_suit_a_small_call_that_loses_nothing() {
-        assert!(
-            !short_frames_suit(&reports(&[]), None),
-            "no one has reported"
-        );
-        assert!(short_frames_suit(&reports(&[0]), None));
-        assert!(short_frames_suit(&reports(&[0, 0, 0]), None));
-        assert!(!short_frames_suit(&reports(&[0, 2, 0]), None));
+        assert!(!suit(&reports(&[]), None), "no one has reported");
+        assert!(suit(&reports(&[0]), None));
+        assert!(suit(&reports(&[0, 0, 0]), None));
+        assert!(!suit(&reports(&[0, 2, 0]), None));
         let after = SHORT_FRAMES_AFTER_TICKS;
-        assert!(!short_frames_suit(&reports(&[0, 0]), Some(after - 1)));
-        assert!(short_frames_suit(&reports(&[0, 0]), Some(after)));
+        assert!(!suit(&reports(&[0, 0]), Some(after - 1)));
+        assert!(suit(&reports(&[0, 0]), Some(after)));
     }
 
     #[test]
     fn a_fourth_listener_brings_20_ms_frames_back() {
-        assert!(!short_frames_suit(&reports(&[0, 0, 0, 0]), None));
-        assert!(!short_frames_suit(&reports(&[0; 7]), None));
+        assert!(!suit(&reports(&[0, 0, 0, 0]), None));
+        assert!(!suit(&reports(&[0; 7]), None));
+        // Counted by who hears us, not by who has reported: in a call of five the first
+        // report already says no, rather than asking for short frames the fourth report
+        // would take back.
+        assert!(short_frames_suit(&reports(&[0]), 3, None));
+        assert!(!short_frames_suit(&reports(&[0]), 4, None));
     }
 }

@@ -97,7 +97,7 @@ impl MeshTask {
                 }),
                 Action::StartVoice(peer) => {
                     self.engine.set_sending(true);
-                    let packets = self.engine.packets();
+                    let packets = self.engine.packets_for(&peer);
                     self.send_to(&peer, PeerInput::StartAudio { packets });
                 }
                 Action::StopVoice(peer) => {

@@ -12,19 +12,15 @@ use std::time::Duration;
 
 use common::pulse::Pulse;
 use common::{Process, WAIT, chat_open, connected_id, server, tone_in_recording};
-use confab_audio::dsp::goertzel_dbfs;
+use confab_audio::dsp::{Tone, goertzel_dbfs};
 use confab_audio::wav::WavSink;
 use confab_testkit::cpu_hogs::CpuHogs;
 use serde_json::Value;
 
-/// A 48 kHz mono WAV of a tone at -12 dBFS.
+/// A 48 kHz mono WAV of a tone at -12 dBFS, as `sine:HZ` plays it.
 fn write_tone(path: &Path, hz: f64, seconds: f64) {
-    let tone: Vec<f32> = (0..(48_000.0 * seconds) as usize)
-        .map(|i| {
-            let t = i as f64 / 48_000.0;
-            (0.25 * (std::f64::consts::TAU * hz * t).sin()) as f32
-        })
-        .collect();
+    let mut tone = vec![0.0f32; (48_000.0 * seconds) as usize];
+    Tone::new(hz).fill(&mut tone);
     let mut wav = WavSink::create(path).unwrap();
     wav.write(&tone).unwrap();
     wav.finish().unwrap();

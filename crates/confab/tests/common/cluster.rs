@@ -1,11 +1,10 @@
 //! A cluster on loopback: a real `nats-server` and real `confab server` instances, each a
 //! process of its own (so that one can be SIGKILLed), and clients on any of them.
 
-use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use super::{Process, free_port, wait_until_listening};
+use super::{Process, free_port, http_get, wait_until_listening};
 
 /// How long a process of the cluster may take to listen: an instance first learns the
 /// cluster's rooms (up to 3.6 s).
@@ -123,15 +122,7 @@ impl Instance {
 
     /// The value of one line of its `/metrics`.
     pub fn metric(&self, name: &str) -> f64 {
-        use std::io::{Read, Write};
-        let mut tcp = TcpStream::connect(&self.addr).unwrap();
-        write!(
-            tcp,
-            "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
-        )
-        .unwrap();
-        let mut body = String::new();
-        tcp.read_to_string(&mut body).unwrap();
+        let body = http_get(&self.addr, "/metrics").unwrap();
         body.lines()
             .find_map(|line| line.strip_prefix(&format!("{name} ")))
             .and_then(|v| v.trim().parse().ok())

@@ -148,24 +148,11 @@ impl Process {
         what: &str,
         matches: impl Fn(&str) -> Option<T>,
     ) -> T {
-        let deadline = Instant::now() + wait;
-        loop {
-            let found = self
-                .stderr_tail
-                .lock()
-                .unwrap()
-                .iter()
-                .find_map(|line| matches(line));
-            if let Some(found) = found {
-                return found;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "no {what} within {wait:?}\n{}",
-                self.state()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        let found = poll(wait, || {
+            let tail = self.stderr_tail.lock().unwrap();
+            tail.iter().find_map(|line| matches(line))
+        });
+        found.unwrap_or_else(|| panic!("no {what} within {wait:?}\n{}", self.state()))
     }
 
     fn lines_closed(&self) -> bool {
@@ -189,13 +176,37 @@ pub fn free_port() -> u16 {
         .port()
 }
 
-/// Waits up to `wait` for something to accept TCP connections on the loopback `addr`.
-pub fn wait_until_listening(addr: &str, what: &str, wait: Duration) {
+/// What `probe` finds, asked every 20 ms for up to `wait`; `None` if it found nothing.
+fn poll<T>(wait: Duration, mut probe: impl FnMut() -> Option<T>) -> Option<T> {
     let deadline = Instant::now() + wait;
-    while std::net::TcpStream::connect(addr).is_err() {
-        assert!(Instant::now() < deadline, "{what} did not start on {addr}");
+    loop {
+        if let Some(found) = probe() {
+            return Some(found);
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
         std::thread::sleep(Duration::from_millis(20));
     }
+}
+
+/// Waits up to `wait` for something to accept TCP connections on the loopback `addr`.
+pub fn wait_until_listening(addr: &str, what: &str, wait: Duration) {
+    let listening = poll(wait, || std::net::TcpStream::connect(addr).ok());
+    assert!(listening.is_some(), "{what} did not start on {addr}");
+}
+
+/// The whole answer (head and body) to a plain HTTP GET of `path` at `addr`.
+pub fn http_get(addr: &str, path: &str) -> std::io::Result<String> {
+    use std::io::Read;
+    let mut tcp = std::net::TcpStream::connect(addr)?;
+    write!(
+        tcp,
+        "GET {path} HTTP/1.1\r\nHost: confab\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut answer = String::new();
+    tcp.read_to_string(&mut answer)?;
+    Ok(answer)
 }
 
 /// A signaling server process serving on a loopback port, and its URL. The server
@@ -215,27 +226,15 @@ pub fn server() -> (Process, String) {
 /// Waits up to `wait` for the server `process` at `addr` to answer `/healthz`: once it
 /// does, its relay has started too (a server whose relay cannot start stops).
 fn wait_until_healthy(process: &Process, addr: &str, wait: Duration) {
-    let deadline = Instant::now() + wait;
-    while !answers_health_check(addr) {
-        assert!(
-            Instant::now() < deadline,
-            "the server on {addr} did not answer /healthz\n{}",
-            process.state()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-fn answers_health_check(addr: &str) -> bool {
-    use std::io::Read;
-    let Ok(mut tcp) = std::net::TcpStream::connect(addr) else {
-        return false;
-    };
-    let request = "GET /healthz HTTP/1.1\r\nHost: confab\r\nConnection: close\r\n\r\n";
-    let mut answer = String::new();
-    tcp.write_all(request.as_bytes()).is_ok()
-        && tcp.read_to_string(&mut answer).is_ok()
-        && answer.starts_with("HTTP/1.1 200")
+    let healthy = poll(wait, || {
+        let answer = http_get(addr, "/healthz").ok()?;
+        answer.starts_with("HTTP/1.1 200").then_some(())
+    });
+    assert!(
+        healthy.is_some(),
+        "the server on {addr} did not answer /healthz\n{}",
+        process.state()
+    );
 }
 
 pub fn peer(url: &str, name: &str) -> Process {
